@@ -1,0 +1,46 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first and are
+# idempotent: the virtual environment lives in .venv/ and is rebuilt only when pyproject.toml changes.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.anonreid-installed
+PACKAGES := events models nodes gallery proto orchestration
+TYPECHECK_ROOT := .build/typecheck
+
+.PHONY: setup system-deps demo test lint typecheck unit proto clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	# torch and torchvision install from this machine's disk; a CUDA machine gets the same API.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) system-deps
+
+# Debian packages the tests drive for real (a browser, Prometheus); installed once, only when missing.
+system-deps:
+	@./orchestration/system_deps.sh
+
+demo: setup
+	.venv/bin/anonreid demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check $(PACKAGES) tests setup.py
+
+# mypy needs a directory named `anonreid`: a tree of links maps the pipeline folders onto it.
+typecheck: $(STAMP)
+	@rm -rf $(TYPECHECK_ROOT) && mkdir -p $(TYPECHECK_ROOT)/anonreid
+	@for p in $(PACKAGES); do ln -s "$(CURDIR)/$$p" $(TYPECHECK_ROOT)/anonreid/$$p; done
+	MYPYPATH=$(TYPECHECK_ROOT) $(PY) -m mypy -p anonreid
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+test: setup lint typecheck unit
+
+proto: $(STAMP)
+	$(PY) -m anonreid.proto.codegen
+
+clean:
+	rm -rf .build build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Networks (anonymizer, ReId backbone, reconstruction and inversion attackers), training and evaluation."""

@@ -1,0 +1,1 @@
+"""Camera and adversary nodes, event sources, detection and tracking."""

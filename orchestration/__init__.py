@@ -1,0 +1,1 @@
+"""Configuration, service bootstrap (Redis, Ray), the ``anonreid`` CLI and benchmarks."""

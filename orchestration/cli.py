@@ -1,0 +1,75 @@
+"""The ``anonreid`` command line: one Typer app; each area adds its commands here.
+
+Command modules import their heavy dependencies (torch, ray, faiss) inside the command functions, so
+``anonreid --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anonreid.orchestration.bench import app as bench_app
+from anonreid.orchestration.config import Config, ConfigError, config_to_yaml, load_config
+
+app = typer.Typer(
+    name="anonreid",
+    help="Person re-identification across event cameras, without identification (event anonymization).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(bench_app, name="bench")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
+
+
+def package_version() -> str:
+    try:
+        return version("anonreid")
+    except PackageNotFoundError:  # running from a tree that was never installed
+        return "0+unknown"
+
+
+def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
+    """Load the configuration or exit with the validation message (exit code 2)."""
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the anonreid version."""
+    typer.echo(package_version())
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Print the resolved configuration (defaults + file + --set overrides) as YAML."""
+    typer.echo(config_to_yaml(resolve_config(config, set_)), nl=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

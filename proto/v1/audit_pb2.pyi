@@ -1,0 +1,72 @@
+from anonreid.proto.v1 import sighting_pb2 as _sighting_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AuditRecord(_message.Message):
+    __slots__ = ("record_id", "attack", "camera_id", "metric", "value", "chance", "ci_low", "ci_high", "window", "num_samples", "model_version", "needs_ground_truth", "created_at_us")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTACK_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_US_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    attack: str
+    camera_id: str
+    metric: str
+    value: float
+    chance: float
+    ci_low: float
+    ci_high: float
+    window: _sighting_pb2.TimeSpan
+    num_samples: int
+    model_version: str
+    needs_ground_truth: bool
+    created_at_us: int
+    def __init__(self, record_id: _Optional[str] = ..., attack: _Optional[str] = ..., camera_id: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., chance: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., window: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., num_samples: _Optional[int] = ..., model_version: _Optional[str] = ..., needs_ground_truth: _Optional[bool] = ..., created_at_us: _Optional[int] = ...) -> None: ...
+
+class PrivacyAlert(_message.Message):
+    __slots__ = ("record", "threshold", "comparison", "message")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    record: AuditRecord
+    threshold: float
+    comparison: str
+    message: str
+    def __init__(self, record: _Optional[_Union[AuditRecord, _Mapping]] = ..., threshold: _Optional[float] = ..., comparison: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AuditSample(_message.Message):
+    __slots__ = ("camera_id", "window", "bins", "height", "width", "anonymized_voxel", "reference_frame", "identity_ids", "model_version")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    ANONYMIZED_VOXEL_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FRAME_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    window: _sighting_pb2.TimeSpan
+    bins: int
+    height: int
+    width: int
+    anonymized_voxel: bytes
+    reference_frame: bytes
+    identity_ids: _containers.RepeatedScalarFieldContainer[str]
+    model_version: str
+    def __init__(self, camera_id: _Optional[str] = ..., window: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., bins: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., anonymized_voxel: _Optional[bytes] = ..., reference_frame: _Optional[bytes] = ..., identity_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
