@@ -1,0 +1,1 @@
+"""Evaluation: ReId and privacy-attack metrics (pure numpy), evaluators and the paper's tables."""
