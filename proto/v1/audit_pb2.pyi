@@ -50,7 +50,7 @@ class PrivacyAlert(_message.Message):
     def __init__(self, record: _Optional[_Union[AuditRecord, _Mapping]] = ..., threshold: _Optional[float] = ..., comparison: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AuditSample(_message.Message):
-    __slots__ = ("camera_id", "window", "bins", "height", "width", "anonymized_voxel", "reference_frame", "identity_ids", "model_version")
+    __slots__ = ("camera_id", "window", "bins", "height", "width", "anonymized_voxel", "reference_frame", "identity_ids", "model_version", "detections", "ground_truth")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     BINS_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,8 @@ class AuditSample(_message.Message):
     REFERENCE_FRAME_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_IDS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     window: _sighting_pb2.TimeSpan
     bins: int
@@ -69,4 +71,22 @@ class AuditSample(_message.Message):
     reference_frame: bytes
     identity_ids: _containers.RepeatedScalarFieldContainer[str]
     model_version: str
-    def __init__(self, camera_id: _Optional[str] = ..., window: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., bins: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., anonymized_voxel: _Optional[bytes] = ..., reference_frame: _Optional[bytes] = ..., identity_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    detections: _containers.RepeatedCompositeFieldContainer[AuditBox]
+    ground_truth: _containers.RepeatedCompositeFieldContainer[AuditBox]
+    def __init__(self, camera_id: _Optional[str] = ..., window: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., bins: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., anonymized_voxel: _Optional[bytes] = ..., reference_frame: _Optional[bytes] = ..., identity_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., detections: _Optional[_Iterable[_Union[AuditBox, _Mapping]]] = ..., ground_truth: _Optional[_Iterable[_Union[AuditBox, _Mapping]]] = ...) -> None: ...
+
+class AuditBox(_message.Message):
+    __slots__ = ("x1", "y1", "x2", "y2", "identity_id", "tracklet_id")
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    X2_FIELD_NUMBER: _ClassVar[int]
+    Y2_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACKLET_ID_FIELD_NUMBER: _ClassVar[int]
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    identity_id: str
+    tracklet_id: str
+    def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ..., identity_id: _Optional[str] = ..., tracklet_id: _Optional[str] = ...) -> None: ...
