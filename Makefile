@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up first and are
 # idempotent: the virtual environment lives in .venv/ and is rebuilt only when pyproject.toml changes.
 SHELL := /bin/bash
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PY := .venv/bin/python
 STAMP := .venv/.anonreid-installed
 PACKAGES := events models nodes gallery proto orchestration
@@ -19,8 +20,9 @@ $(STAMP): pyproject.toml setup.py
 setup: $(STAMP) system-deps
 
 # Debian packages the tests drive for real (a browser, Prometheus); installed once, only when missing.
+SYSTEM_PACKAGES := chromium prometheus
 system-deps:
-	@./orchestration/system_deps.sh
+	@ANONREID_SYSTEM_PACKAGES="$(SYSTEM_PACKAGES)" ./orchestration/system_deps.sh
 
 demo: setup
 	.venv/bin/anonreid demo

@@ -1,0 +1,240 @@
+"""The privacy auditor's report: one self-contained HTML file (images inlined) plus the same facts as JSON.
+
+Contents: a verdict per camera and per attack (the latest score against the policy), trends over time
+(plots), image grids of what the attacker reconstructs from the anonymized stream, the attack methods
+and model versions used, and what could not be checked (checks that need ground truth, such as SSIM
+against reference frames, are only possible where it exists: the simulated world or a paired RGB
+camera).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from anonreid.nodes.adversary.policy import PrivacyPolicy
+from anonreid.proto.v1 import audit_pb2
+
+ATTACK_METHODS = {
+    "reconstruction": "E2VID-style recurrent UNet trained on raw events -> reference frames, run on the "
+    "anonymized stream; SSIM/PSNR against the reference frames (needs ground truth).",
+    "retrieval": "appearance ReId model trained by the attacker on clean frames; enrollment photos as "
+    "queries against person crops of the reconstructions; rank-1 vs chance.",
+    "inversion": "network trained on (anonymized -> raw) voxel pairs, then the reconstruction attacker and "
+    "the retrieval attack on its output.",
+    "adaptive": "reconstruction network retrained on (anonymized -> reference frame) pairs collected from "
+    "the stream, refreshed periodically (needs ground truth to train).",
+    "face": "face crops of reconstructions against enrollment-photo faces with an attacker-trained face "
+    "embedding; ROC AUC.",
+}
+GROUND_TRUTH_METRICS = {"ssim", "psnr"}
+
+
+def _finite_or_none(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+@dataclass
+class Verdict:
+    camera: str
+    attack: str
+    metric: str
+    status: str  # pass | breach | not checked
+    value: float = math.nan
+    chance: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    threshold: float = math.nan
+    num_samples: int = 0
+    model_version: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["ci"] = [_finite_or_none(c) for c in self.ci]
+        return {k: _finite_or_none(v) for k, v in d.items()}
+
+
+@dataclass
+class ReportData:
+    cameras: list[str]
+    verdicts: list[Verdict]
+    records: list[audit_pb2.AuditRecord]
+    alerts: list[audit_pb2.PrivacyAlert]
+    grids: dict[str, bytes] = field(default_factory=dict)  # camera -> PNG
+    ground_truth_available: bool = True
+
+    @property
+    def overall(self) -> str:
+        if any(v.status == "breach" for v in self.verdicts):
+            return "breach"
+        if not any(v.status == "pass" for v in self.verdicts):
+            return "not checked"
+        return "pass"
+
+
+def compute_verdicts(
+    records: list[audit_pb2.AuditRecord],
+    policy: PrivacyPolicy,
+    cameras: list[str],
+    ground_truth_available: bool = True,
+) -> list[Verdict]:
+    """The latest score per (camera, attack, metric) judged by the policy; gaps become 'not checked'."""
+    latest: dict[tuple[str, str, str], audit_pb2.AuditRecord] = {}
+    for r in sorted(records, key=lambda r: r.created_at_us):
+        latest[(r.camera_id, r.attack, r.metric)] = r
+    verdicts = []
+    for camera in cameras:
+        for rule in policy.rules:
+            rec = latest.get((camera, rule.attack, rule.metric))
+            if rec is None:
+                needs_gt = rule.metric in GROUND_TRUTH_METRICS or rule.attack == "adaptive"
+                reason = (
+                    "needs ground truth (reference frames), which this camera does not have"
+                    if needs_gt and not ground_truth_available
+                    else "no score recorded in the reporting period"
+                )
+                verdicts.append(Verdict(camera, rule.attack, rule.metric, "not checked", reason=reason))
+                continue
+            threshold = rule.threshold(rec.chance)
+            verdicts.append(
+                Verdict(
+                    camera, rule.attack, rule.metric,
+                    "breach" if rec.value > threshold else "pass",
+                    rec.value, rec.chance, (rec.ci_low, rec.ci_high), threshold,
+                    rec.num_samples, rec.model_version,
+                )
+            )
+    return verdicts
+
+
+def _trend_png(records: list[audit_pb2.AuditRecord], metric: str) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for r in records:
+        if r.metric == metric:
+            series[(r.camera_id, r.attack)].append((r.created_at_us / 1e6, r.value, r.chance))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=90)
+    t0 = min(p[0] for pts in series.values() for p in pts)
+    for (camera, attack), pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] - t0 for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{camera} {attack}")
+        if metric in ("rank1", "map") and not math.isnan(pts[-1][2]):
+            ax.plot([p[0] - t0 for p in pts], [p[2] for p in pts], ls=":", color="grey")
+    ax.set_xlabel("seconds since first record")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} over time" + (" (dotted: chance)" if metric in ("rank1", "map") else ""))
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def render_html(data: ReportData, title: str = "anonreid privacy audit") -> str:
+    rows = []
+    for v in data.verdicts:
+        rows.append(
+            f'<tr class="{v.status.replace(" ", "-")}"><td>{html.escape(v.camera)}</td><td>{v.attack}</td>'
+            f"<td>{v.metric}</td><td>{_fmt(v.value)}</td><td>{_fmt(v.ci[0])} – {_fmt(v.ci[1])}</td>"
+            f"<td>{_fmt(v.chance)}</td><td>{_fmt(v.threshold)}</td><td>{v.status}</td>"
+            f"<td>{html.escape(v.reason or v.model_version)}</td></tr>"
+        )
+    trends = []
+    for metric in ("ssim", "psnr", "rank1", "map", "auc"):
+        png = _trend_png(data.records, metric)
+        if png:
+            trends.append(f"<figure>{_img(png, f'trend of {metric}')}<figcaption>{metric}</figcaption></figure>")
+    grids = "".join(
+        f"<figure>{_img(png, f'attacker reconstructions, {cam}')}<figcaption>{html.escape(cam)}: reference | "
+        "reconstruction from the anonymized stream</figcaption></figure>"
+        for cam, png in sorted(data.grids.items())
+    )
+    versions = sorted({r.model_version for r in data.records if r.model_version})
+    methods = "".join(f"<li><b>{a}</b>: {html.escape(d)}</li>" for a, d in ATTACK_METHODS.items())
+    unchecked = [v for v in data.verdicts if v.status == "not checked"]
+    unchecked_html = "".join(
+        f"<li>{html.escape(v.camera)} {v.attack}/{v.metric}: {html.escape(v.reason)}</li>" for v in unchecked
+    ) or "<li>everything in the policy was checked</li>"
+    alerts = "".join(f"<li>{html.escape(a.message)}</li>" for a in data.alerts[-50:]) or "<li>none</li>"
+    period = ""
+    if data.records:
+        t = [r.created_at_us for r in data.records]
+        period = f"{_ts(min(t))} – {_ts(max(t))}, {len(data.records)} scores"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}
+table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:3px 7px;text-align:left}}
+tr.breach{{background:#fdd}} tr.pass{{background:#dfd}} tr.not-checked{{background:#eee}}
+.verdict{{font-size:1.4em;padding:.4em .8em;display:inline-block}} .v-breach{{background:#fbb}}
+.v-pass{{background:#bfb}} .v-not-checked{{background:#ddd}} figure{{display:inline-block;margin:.5em}}
+img{{max-width:100%;border:1px solid #ccc}}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Generated {_ts(int(datetime.now(UTC).timestamp() * 1e6))}. Period: {period or "no scores"}.
+Cameras: {", ".join(html.escape(c) for c in data.cameras)}.
+Ground truth {"available (simulation or paired RGB)" if data.ground_truth_available else "not available"}.</p>
+<p class="verdict v-{data.overall.replace(" ", "-")}" id="overall">Overall: {data.overall.upper()}</p>
+<h2>Verdict per camera and attack</h2>
+<table id="verdicts"><tr><th>camera</th><th>attack</th><th>metric</th><th>value</th><th>95% CI</th>
+<th>chance</th><th>threshold</th><th>verdict</th><th>model / note</th></tr>{"".join(rows)}</table>
+<h2>Alerts</h2><ul id="alerts">{alerts}</ul>
+<h2>Trends</h2>{"".join(trends) or "<p>no scores yet</p>"}
+<h2>What the attacker reconstructs from the anonymized stream</h2>{grids or "<p>no images</p>"}
+<h2>Methods</h2><ul>{methods}</ul>
+<h2>Model versions</h2><ul>{"".join(f"<li>{html.escape(v)}</li>" for v in versions) or "<li>—</li>"}</ul>
+<h2>Not checked</h2><ul id="unchecked">{unchecked_html}</ul>
+</body></html>
+"""
+
+
+def _ts(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def report_json(data: ReportData) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    return {
+        "overall": data.overall,
+        "cameras": data.cameras,
+        "ground_truth_available": data.ground_truth_available,
+        "verdicts": [v.as_dict() for v in data.verdicts],
+        "alerts": [MessageToDict(a) for a in data.alerts],
+        "records": [MessageToDict(r) for r in data.records],
+        "methods": ATTACK_METHODS,
+        "model_versions": sorted({r.model_version for r in data.records if r.model_version}),
+        "not_checked": [v.as_dict() for v in data.verdicts if v.status == "not checked"],
+    }
+
+
+def write_report(data: ReportData, out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = out / "report.html", out / "report.json"
+    html_path.write_text(render_html(data))
+    json_path.write_text(json.dumps(report_json(data), indent=2, allow_nan=False, default=str))
+    return html_path, json_path
