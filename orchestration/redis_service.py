@@ -7,6 +7,7 @@ through :attr:`RedisService.url`, a ``unix://`` URL for the embedded server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -82,10 +83,8 @@ class RedisService:
 
 
 def _process_alive(pid: int) -> bool:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-    except ChildProcessError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
