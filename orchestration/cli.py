@@ -15,6 +15,7 @@ import typer
 
 from anonreid.orchestration.bench import app as bench_app
 from anonreid.orchestration.config import Config, ConfigError, config_to_yaml, load_config
+from anonreid.orchestration.security import cli as security_cli
 
 app = typer.Typer(
     name="anonreid",
@@ -26,6 +27,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
+app.command("certs")(security_cli.certs)
+app.add_typer(security_cli.tokens_app, name="tokens")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]

@@ -38,10 +38,87 @@ class RayConfig(Section):
     namespace: str = Field("anonreid", description="Ray namespace for the named actors")
 
 
+class CameraLink(Section):
+    """An allowed walk between two cameras and how long it takes (gallery association constraint)."""
+
+    src: str = Field(..., description="camera the person leaves")
+    dst: str = Field(..., description="camera the person reaches")
+    min_transit_s: float = Field(0.0, ge=0, description="fastest possible walk, seconds")
+    max_transit_s: float = Field(600.0, gt=0, description="slowest plausible walk, seconds")
+    bidirectional: bool = Field(True, description="the same link also holds from dst to src")
+
+
 class GalleryConfig(Section):
     host: str = Field("127.0.0.1", description="gRPC bind / connect host")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 = any free port)")
-    metrics_port: int = Field(9100, ge=0, le=65535, description="Prometheus metrics port")
+    metrics_port: int = Field(9100, ge=0, le=65535, description="Prometheus metrics port (0 = any free port)")
+    embedding_dim: int = Field(256, gt=0, description="length of every sighting embedding")
+    index_type: Literal["flat", "ivf", "hnsw"] = Field("flat", description="FAISS index: exact inner product, IVF or HNSW")
+    index_device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto = GPU when faiss has one")
+    ivf_nlist: int = Field(256, gt=0, description="IVF lists (trained once 39 x nlist vectors are stored)")
+    ivf_nprobe: int = Field(16, gt=0, description="IVF lists probed per search")
+    hnsw_m: int = Field(32, gt=1, description="HNSW neighbours per node")
+    hnsw_ef_search: int = Field(128, gt=0, description="HNSW search breadth")
+    similarity_threshold: float = Field(0.6, ge=-1, le=1, description="cosine similarity needed to join an identity")
+    association_k: int = Field(32, gt=0, description="nearest stored sightings considered per new sighting")
+    camera_ids: list[str] = Field(["cam1", "cam2", "cam3", "cam4"], min_length=1, description="known cameras")
+    camera_links: list[CameraLink] = Field([], description="allowed transitions; empty = every pair, default times")
+    min_transit_s: float = Field(1.0, ge=0, description="fastest walk between two cameras when links are not listed")
+    max_transit_s: float = Field(600.0, gt=0, description="slowest walk between two cameras when links are not listed")
+    occupancy_window_s: float = Field(10.0, gt=0, description="occupancy counts identities seen this long before 'at'")
+    query_k: int = Field(10, gt=0, description="matches returned by a query when k = 0")
+    max_query_k: int = Field(1000, gt=0, description="largest k a query may ask for")
+    list_limit: int = Field(100, gt=0, description="identities listed when limit = 0")
+    max_list_limit: int = Field(10_000, gt=0, description="largest limit a listing may ask for")
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=4096, description="largest gRPC message sent or received")
+    max_workers: int = Field(16, gt=0, description="gRPC handler threads (one per open publish stream)")
+    grace_s: float = Field(5.0, ge=0, description="graceful-stop time for in-flight RPCs")
+    redis_prefix: str = Field("anonreid:gallery", min_length=1, description="prefix of every gallery Redis key")
+
+
+
+class CameraConfig(Section):
+    """The camera node (nodes/camera.py): queues, batching, sampling of embeddings, sightings and audit."""
+
+    queue_windows: int = Field(60, gt=0, description="windows buffered before the oldest are dropped (2 s)")
+    max_batch: int = Field(8, gt=0, description="windows processed per batch (inference is batched across them)")
+    embed_every: int = Field(4, gt=0, description="embed each tracked person every N windows")
+    min_embeddings: int = Field(2, gt=0, description="embeddings a tracklet needs before its first sighting")
+    publish_every: int = Field(45, gt=0, description="windows between sighting updates of a live tracklet")
+    anonymize_region: Literal["boxes", "full"] = Field(
+        "boxes", description="boxes: run E_an on the boxes plus its receptive field (same output); full: whole frame"
+    )
+    halo_px: int = Field(12, ge=0, description="context around a box for E_an (>= its receptive-field radius)")
+    audit_every_s: float = Field(2.0, gt=0, description="stream seconds between audit-tap samples (0 < x)")
+    audit_maxlen: int = Field(500, gt=0, description="approximate length bound of each audit:<camera> stream")
+    torch_threads: int = Field(1, ge=0, description="intra-op threads per camera node (0 = torch default)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
+    model_dir: str = Field("", description="run directory with trained checkpoints; empty = shipped/random weights")
+    metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus port of the first camera (+i per camera)")
+    packet_us: int = Field(10_000, gt=0, description="event packet length of live and replayed sources, us")
+
+
+class DemoConfig(Section):
+    """``anonreid demo``: the whole system on one machine."""
+
+    cameras: list[str] = Field(["cam1", "cam2", "cam3", "cam4"], min_length=1, description="cameras to run")
+    duration_s: float = Field(0.0, ge=0, description="stop after this many seconds (0 = until Ctrl-C)")
+    actor_cpus: float = Field(0.25, ge=0, description="Ray CPUs reserved per camera actor")
+    json_path: str = Field("", description="write the summary JSON here")
+
+
+class SecurityConfig(Section):
+    """Transport security and access control for every gRPC server, client and the console."""
+
+    tls: bool = Field(False, description="serve gRPC over TLS (plain-text connections are then refused)")
+    mtls: bool = Field(False, description="also require client certificates signed by ca_cert")
+    ca_cert: str = Field("", description="CA certificate (PEM) clients verify the server with")
+    server_cert: str = Field("", description="server certificate (PEM)")
+    server_key: str = Field("", description="server private key (PEM)")
+    client_cert: str = Field("", description="client certificate (PEM), for mutual TLS")
+    client_key: str = Field("", description="client private key (PEM), for mutual TLS")
+    tokens_file: str = Field("", description="YAML of hashed bearer tokens with roles; empty = no access control")
+    token: str = Field("", description="this node's own bearer token when it calls another service")
 
 
 class Config(Section):
@@ -49,6 +126,9 @@ class Config(Section):
     redis: RedisConfig = RedisConfig()
     ray: RayConfig = RayConfig()
     gallery: GalleryConfig = GalleryConfig()
+    camera: CameraConfig = CameraConfig()
+    demo: DemoConfig = DemoConfig()
+    security: SecurityConfig = SecurityConfig()
 
 
 class ConfigError(ValueError):

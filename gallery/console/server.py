@@ -1,0 +1,251 @@
+"""The operator console's HTTP server (stdlib ``ThreadingHTTPServer``; one page + a JSON API).
+
+Everything it shows comes from three places: the gallery over gRPC (identities, trajectories, search,
+forget), Redis (the cameras' anonymized activity tiles and the adversary's audit records) and nothing
+else; it never sees raw events. Routes:
+
+    GET  /                         the single-page console (static/index.html)
+    GET  /api/cameras              cameras with their current tracks and tile timestamps
+    GET  /api/tile/<camera>.png    the camera's anonymized activity tile
+    GET  /api/identities           global identities (?limit=)
+    GET  /api/trajectory/<id>      an identity's camera visits, time-ordered
+    GET  /api/search?sighting=ID   query by example from a sighting (&k=)
+    GET  /api/occupancy            identities per camera
+    GET  /api/privacy              the adversary's latest verdicts
+    POST /api/forget               {"identity_id": ..., "confirm": <the same id>}
+    GET  /healthz                  liveness
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import grpc
+import redis
+from google.protobuf.json_format import MessageToDict
+
+from anonreid.gallery.console.tiles import read_cameras, read_tile
+from anonreid.nodes.adversary.policy import PrivacyPolicy
+from anonreid.nodes.adversary.records import AuditLog
+from anonreid.nodes.adversary.report import compute_verdicts
+from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
+_GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
+    grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED: HTTPStatus.FORBIDDEN,
+    grpc.StatusCode.UNAUTHENTICATED: HTTPStatus.UNAUTHORIZED,
+    grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConsoleBackend:
+    """The console's data access: gRPC to the gallery, Redis for tiles and audit records."""
+
+    def __init__(self, gallery_address: str, redis_client: redis.Redis, cameras: list[str],
+                 policy: PrivacyPolicy | None = None, grpc_timeout_s: float = 5.0) -> None:
+        self.channel = grpc.insecure_channel(gallery_address)
+        self.stub = gallery_pb2_grpc.GalleryStub(self.channel)
+        self.redis = redis_client
+        self.cameras = cameras
+        self.policy = policy or PrivacyPolicy.load()
+        self.timeout = grpc_timeout_s
+
+    def _call(self, method: Callable[..., Any], request: Any) -> dict[str, Any]:
+        try:
+            reply = method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            status = _GRPC_TO_HTTP.get(exc.code(), HTTPStatus.BAD_GATEWAY)
+            raise ApiError(status, f"gallery: {exc.details() or exc.code().name}") from None
+        return MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+    def cameras_view(self) -> dict[str, Any]:
+        known = {c["camera"]: c for c in read_cameras(self.redis)}
+        return {"cameras": [known.get(c, {"camera": c, "updated_at": None, "tracks": []}) for c in self.cameras]}
+
+    def tile(self, camera: str) -> bytes:
+        png = read_tile(self.redis, camera)
+        if png is None:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no live tile for camera {camera!r}")
+        return png
+
+    def identities(self, limit: int) -> dict[str, Any]:
+        return self._call(self.stub.ListIdentities, gallery_pb2.ListIdentitiesRequest(limit=limit))
+
+    def trajectory(self, identity: str) -> dict[str, Any]:
+        return self._call(self.stub.GetTrajectory, gallery_pb2.GetTrajectoryRequest(identity_id=identity))
+
+    def search(self, sighting: str, k: int) -> dict[str, Any]:
+        req = gallery_pb2.QueryByExampleRequest(sighting_id=sighting, k=k, exclude_same_camera=False)
+        return self._call(self.stub.QueryByExample, req)
+
+    def occupancy(self) -> dict[str, Any]:
+        return self._call(self.stub.Occupancy, gallery_pb2.OccupancyRequest())
+
+    def forget(self, identity: str, reason: str) -> dict[str, Any]:
+        return self._call(self.stub.Forget, gallery_pb2.ForgetRequest(identity_id=identity, reason=reason))
+
+    def privacy(self) -> dict[str, Any]:
+        records = AuditLog(self.redis).records()
+        verdicts = compute_verdicts(records, self.policy, self.cameras)
+        checked = [v for v in verdicts if v.status != "not checked"]
+        overall = "breach" if any(v.status == "breach" for v in checked) else ("pass" if checked else "not checked")
+        return {"overall": overall, "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/api/cameras$"), "cameras"),
+    ("GET", re.compile(r"^/api/tile/(?P<camera>[\w.-]+)\.png$"), "tile"),
+    ("GET", re.compile(r"^/api/identities$"), "identities"),
+    ("GET", re.compile(r"^/api/trajectory/(?P<identity>[\w.:-]+)$"), "trajectory"),
+    ("GET", re.compile(r"^/api/search$"), "search"),
+    ("GET", re.compile(r"^/api/occupancy$"), "occupancy"),
+    ("GET", re.compile(r"^/api/privacy$"), "privacy"),
+    ("POST", re.compile(r"^/api/forget$"), "forget"),
+]
+
+
+def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "anonreid-console"
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug("console %s - " + fmt, self.address_string(), *args)
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: HTTPStatus, payload: Any) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def _dispatch(self, method: str) -> None:
+            url = urlparse(self.path)
+            try:
+                if method == "GET" and (url.path in ("/", "/index.html") or url.path.startswith("/static/")):
+                    return self._static(url.path)
+                if url.path == "/healthz":
+                    return self._json(HTTPStatus.OK, {"status": "ok"})
+                for m, pattern, name in _ROUTES:
+                    match = pattern.match(url.path)
+                    if match and m == method:
+                        return self._api(name, match.groupdict(), parse_qs(url.query))
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no route {method} {url.path}")
+            except ApiError as exc:
+                self._json(exc.status, {"error": str(exc)})
+            except Exception:  # a console bug must not take the server down; log it, answer 500
+                log.exception("console error on %s %s", method, self.path)
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+        def _static(self, path: str) -> None:
+            name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
+            file = (STATIC / name).resolve()
+            if STATIC.resolve() not in file.parents or not file.is_file():
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no such file {path}")
+            self._send(HTTPStatus.OK, file.read_bytes(), _CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
+
+        def _api(self, name: str, params: dict[str, str], query: dict[str, list[str]]) -> None:
+            def q(key: str, default: str = "") -> str:
+                return query.get(key, [default])[0]
+
+            if name == "cameras":
+                return self._json(HTTPStatus.OK, backend.cameras_view())
+            if name == "tile":
+                return self._send(HTTPStatus.OK, backend.tile(params["camera"]), "image/png")
+            if name == "identities":
+                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "200"), "limit")))
+            if name == "trajectory":
+                return self._json(HTTPStatus.OK, backend.trajectory(params["identity"]))
+            if name == "search":
+                if not q("sighting"):
+                    raise ApiError(HTTPStatus.BAD_REQUEST, "query parameter 'sighting' is required")
+                return self._json(HTTPStatus.OK, backend.search(q("sighting"), _int(q("k", "10"), "k")))
+            if name == "occupancy":
+                return self._json(HTTPStatus.OK, backend.occupancy())
+            if name == "privacy":
+                return self._json(HTTPStatus.OK, backend.privacy())
+            if name == "forget":
+                body = self._body()
+                identity = str(body.get("identity_id", ""))
+                if not identity or body.get("confirm") != identity:
+                    raise ApiError(HTTPStatus.BAD_REQUEST,
+                                   "forget needs 'identity_id' and 'confirm' set to the same identity id")
+                return self._json(HTTPStatus.OK, backend.forget(identity, str(body.get("reason", "console"))))
+            raise ApiError(HTTPStatus.NOT_FOUND, name)
+
+        def _body(self) -> dict[str, Any]:
+            length = _int(self.headers.get("Content-Length", "0"), "Content-Length")
+            if length > 64 * 1024:
+                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body over 64 KiB")
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not JSON: {exc.msg}") from None
+            if not isinstance(body, dict):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "request body must be a JSON object")
+            return body
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+    return Handler
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {text!r}") from None
+
+
+class ConsoleServer:
+    """Serve the console on ``host:port`` (port 0 picks a free one) in a background thread."""
+
+    def __init__(self, backend: ConsoleBackend, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self.backend = backend
+        self.httpd = ThreadingHTTPServer((host, port), _handler(backend))
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="console", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ConsoleServer:
+        self._thread.start()
+        log.info("console at %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.backend.close()

@@ -1,0 +1,149 @@
+// anonreid operator console: polls the JSON API; shows anonymized tiles, identities, trajectories.
+"use strict";
+const state = { selected: null, cameras: [] };
+const $ = (sel) => document.querySelector(sel);
+
+async function api(path, opts) {
+  const res = await fetch(path, opts);
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+const fmtTime = (us) => (us ? new Date(Number(us) / 1000).toLocaleTimeString() : "—");
+
+async function refreshCameras() {
+  const { cameras } = await api("/api/cameras");
+  state.cameras = cameras.map((c) => c.camera);
+  const root = $("#tiles");
+  for (const cam of cameras) {
+    let tile = document.getElementById("tile-" + cam.camera);
+    if (!tile) {
+      tile = document.createElement("div");
+      tile.className = "tile";
+      tile.id = "tile-" + cam.camera;
+      tile.innerHTML = `<canvas width="240" height="180"></canvas><div class="cap"><b>${cam.camera}</b><span class="tracks"></span></div>`;
+      root.appendChild(tile);
+    }
+    tile.dataset.updated = cam.updated_at || "";
+    tile.querySelector(".tracks").textContent = `${cam.tracks.length} track(s)`;
+    if (!cam.updated_at) continue;
+    const img = new Image();
+    img.onload = () => {
+      const canvas = tile.querySelector("canvas");
+      canvas.width = img.width; canvas.height = img.height;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      const [sw, sh] = cam.sensor || [img.width, img.height];
+      ctx.strokeStyle = "#00e676"; ctx.fillStyle = "#00e676"; ctx.font = "10px sans-serif";
+      for (const t of cam.tracks) {
+        const [x1, y1, x2, y2] = t.box;
+        const sx = img.width / sw, sy = img.height / sh;
+        ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
+        ctx.fillText(t.identity_id || "t" + t.tracklet_id, x1 * sx + 2, y1 * sy + 10);
+      }
+      tile.dataset.frames = String(Number(tile.dataset.frames || 0) + 1);
+    };
+    img.src = `/api/tile/${encodeURIComponent(cam.camera)}.png?t=${cam.updated_at}`;
+  }
+}
+
+async function refreshIdentities() {
+  const { identities } = await api("/api/identities?limit=200");
+  const body = $("#identities tbody");
+  body.innerHTML = "";
+  for (const ident of identities) {
+    const tr = document.createElement("tr");
+    tr.dataset.identity = ident.identity_id;
+    if (ident.identity_id === state.selected) tr.className = "selected";
+    tr.innerHTML = `<td>${ident.identity_id}</td><td>${ident.cameras.join(" → ")}</td><td>${ident.num_sightings}</td>` +
+      `<td>${fmtTime(ident.last_seen_us)}</td><td><button class="forget">forget</button></td>`;
+    tr.addEventListener("click", () => selectIdentity(ident.identity_id));
+    tr.querySelector(".forget").addEventListener("click", (ev) => { ev.stopPropagation(); forget(ident.identity_id); });
+    body.appendChild(tr);
+  }
+  if (state.selected && !identities.some((i) => i.identity_id === state.selected)) clearSelection();
+}
+
+function clearSelection() {
+  state.selected = null;
+  $("#traj-id").textContent = "";
+  $("#timeline").innerHTML = "";
+  $("#steps").innerHTML = "";
+}
+
+async function selectIdentity(id) {
+  state.selected = id;
+  const traj = await api(`/api/trajectory/${encodeURIComponent(id)}`);
+  $("#traj-id").textContent = id;
+  drawTimeline(traj.steps);
+  const list = $("#steps");
+  list.innerHTML = "";
+  for (const step of traj.steps) {
+    const li = document.createElement("li");
+    li.className = "step";
+    li.innerHTML = `${step.camera_id} ${fmtTime(step.span.start_us)}–${fmtTime(step.span.end_us)} ` +
+      step.sighting_ids.slice(0, 3).map((s) => `<a data-sighting="${s}">${s}</a>`).join(" ");
+    li.querySelectorAll("a").forEach((a) => a.addEventListener("click", () => search(a.dataset.sighting)));
+    list.appendChild(li);
+  }
+}
+
+function drawTimeline(steps) {
+  const svg = $("#timeline");
+  const cams = Array.from(new Set([...state.cameras, ...steps.map((s) => s.camera_id)])).sort();
+  const w = svg.width.baseVal.value, h = svg.height.baseVal.value, left = 50, row = (h - 20) / Math.max(cams.length, 1);
+  if (!steps.length) { svg.innerHTML = ""; return; }
+  const t0 = Math.min(...steps.map((s) => Number(s.span.start_us)));
+  const t1 = Math.max(...steps.map((s) => Number(s.span.end_us)));
+  const x = (t) => left + ((t - t0) / Math.max(t1 - t0, 1)) * (w - left - 10);
+  let out = cams.map((c, i) => `<text x="4" y="${20 + i * row + row / 2}" font-size="11">${c}</text>`).join("");
+  let prev = null;
+  for (const s of steps) {
+    const i = cams.indexOf(s.camera_id), y = 20 + i * row + row / 4;
+    const xs = x(Number(s.span.start_us)), xe = Math.max(x(Number(s.span.end_us)), xs + 3);
+    if (prev) out += `<line x1="${prev[0]}" y1="${prev[1]}" x2="${xs}" y2="${y + row / 4}" stroke="#90a4ae" stroke-dasharray="3"/>`;
+    out += `<rect class="visit" x="${xs}" y="${y}" width="${xe - xs}" height="${row / 2}" fill="#1565c0"><title>${s.camera_id}</title></rect>`;
+    prev = [xe, y + row / 4];
+  }
+  out += `<text x="${left}" y="12" font-size="10">${fmtTime(t0)}</text><text x="${w - 70}" y="12" font-size="10">${fmtTime(t1)}</text>`;
+  svg.innerHTML = out;
+}
+
+async function search(sighting) {
+  $("#search-id").textContent = sighting;
+  const { matches } = await api(`/api/search?sighting=${encodeURIComponent(sighting)}&k=10`);
+  const body = $("#matches tbody");
+  body.innerHTML = "";
+  for (const m of matches) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td>${m.sighting_id}</td><td>${m.identity_id}</td><td>${m.camera_id}</td><td>${m.similarity.toFixed(3)}</td>`;
+    tr.addEventListener("click", () => selectIdentity(m.identity_id));
+    body.appendChild(tr);
+  }
+}
+
+async function forget(id) {
+  if (!window.confirm(`Forget identity ${id}? Its sightings and embeddings are erased everywhere.`)) return;
+  await api("/api/forget", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ identity_id: id, confirm: id, reason: "operator console" }) });
+  if (state.selected === id) clearSelection();
+  await refreshIdentities();
+}
+
+async function refreshPrivacy() {
+  const p = await api("/api/privacy");
+  const el = $("#privacy");
+  el.className = "privacy " + p.overall.replace(" ", "-");
+  el.textContent = "privacy: " + p.overall;
+}
+
+async function tick() {
+  try {
+    await Promise.all([refreshCameras(), refreshIdentities(), refreshPrivacy()]);
+    $("#status").textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (err) {
+    $("#status").textContent = "error: " + err.message;
+  }
+}
+tick();
+setInterval(tick, 1000);

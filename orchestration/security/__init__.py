@@ -1,0 +1,1 @@
+"""Access control and transport security: roles and bearer tokens, development certificates, TLS settings."""

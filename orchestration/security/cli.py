@@ -1,0 +1,38 @@
+"""``anonreid certs`` and ``anonreid tokens``: development PKI and bearer tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from anonreid.orchestration.security.roles import Role
+
+tokens_app = typer.Typer(help="Bearer tokens with roles (camera, operator, auditor, admin).", no_args_is_help=True)
+
+
+def certs(
+    out: Annotated[Path, typer.Option("--out", help="directory for ca/server/client .pem and .key")] = Path("certs"),
+    host: Annotated[list[str] | None, typer.Option("--host", help="extra server name or IP (repeatable)")] = None,
+    days: Annotated[int, typer.Option(help="validity in days")] = 365,
+) -> None:
+    """Generate a development CA plus server and client certificates (for TLS and mutual TLS)."""
+    from anonreid.orchestration.security.certs import generate_dev_pki
+
+    files = generate_dev_pki(out, tuple(host or ()), days)
+    typer.echo(f"CA {files.ca}\nserver {files.server_cert} {files.server_key}\nclient {files.client_cert} "
+               f"{files.client_key}\nset security.tls=true security.ca_cert=... security.server_cert=... "
+               "security.server_key=... (and security.mtls=true with the client pair)")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="who holds the token (shown in the access log)")],
+    role: Annotated[Role, typer.Option(help="what the token may do")],
+    file: Annotated[Path, typer.Option("--file", help="token file (security.tokens_file)")] = Path("tokens.yaml"),
+) -> None:
+    """Create a token, store its hash in FILE and print the token once."""
+    from anonreid.orchestration.security.tokens import create_token
+
+    typer.echo(create_token(file, name, role))

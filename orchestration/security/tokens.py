@@ -1,0 +1,100 @@
+"""Bearer tokens with roles, kept as SHA-256 hashes in a YAML file (the plaintext is shown once).
+
+File format::
+
+    tokens:
+      - {name: cam1, role: camera, sha256: 9f86d08...}
+      - {name: alice, role: operator, sha256: ...}
+
+``anonreid tokens create --name alice --role operator --file tokens.yaml`` appends one and prints the
+token. Services load the file at start; a request's ``authorization: Bearer <token>`` header (gRPC
+metadata or HTTP) is hashed and looked up, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from anonreid.orchestration.security.roles import Role
+
+
+class TokenError(ValueError):
+    """A malformed token file."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, entries: dict[str, Principal]) -> None:
+        self._by_hash = entries
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenStore:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise TokenError(f"cannot read token file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise TokenError(f"token file {path} is not valid YAML: {exc}") from exc
+        entries: dict[str, Principal] = {}
+        for i, item in enumerate(data.get("tokens") or []):
+            where = f"{path}, tokens[{i}]"
+            if not isinstance(item, dict) or not {"name", "role", "sha256"} <= set(item):
+                raise TokenError(f"{where}: needs name, role and sha256")
+            try:
+                role = Role(item["role"])
+            except ValueError:
+                raise TokenError(f"{where}: unknown role {item['role']!r} (one of {[r.value for r in Role]})") from None
+            digest = str(item["sha256"]).lower()
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise TokenError(f"{where}: sha256 must be 64 hex digits")
+            entries[digest] = Principal(str(item["name"]), role)
+        return cls(entries)
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        digest = hash_token(token)
+        for known, principal in self._by_hash.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` header, or None."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def create_token(path: str | Path, name: str, role: Role | str) -> str:
+    """Append a new token for ``name`` with ``role`` to the file (created if missing); return the token."""
+    path = Path(path)
+    role = Role(role)
+    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    data = data or {}
+    token = secrets.token_urlsafe(32)
+    data.setdefault("tokens", []).append({"name": name, "role": role.value, "sha256": hash_token(token)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.chmod(0o600)
+    return token
