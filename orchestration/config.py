@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Section(BaseModel):
@@ -59,6 +59,7 @@ class GalleryConfig(Section):
     ivf_nprobe: int = Field(16, gt=0, description="IVF lists probed per search")
     hnsw_m: int = Field(32, gt=1, description="HNSW neighbours per node")
     hnsw_ef_search: int = Field(128, gt=0, description="HNSW search breadth")
+    faiss_threads: int = Field(1, ge=0, description="FAISS OpenMP threads (1: fastest for one query at a time; 0 = all)")
     similarity_threshold: float = Field(0.6, ge=-1, le=1, description="cosine similarity needed to join an identity")
     association_k: int = Field(32, gt=0, description="nearest stored sightings considered per new sighting")
     camera_ids: list[str] = Field(["cam1", "cam2", "cam3", "cam4"], min_length=1, description="known cameras")
@@ -82,14 +83,16 @@ class CameraConfig(Section):
 
     queue_windows: int = Field(60, gt=0, description="windows buffered before the oldest are dropped (2 s)")
     max_batch: int = Field(8, gt=0, description="windows processed per batch (inference is batched across them)")
-    embed_every: int = Field(4, gt=0, description="embed each tracked person every N windows")
+    embed_every: int = Field(15, gt=0, description="embed each tracked person every N windows (2 per second)")
     min_embeddings: int = Field(2, gt=0, description="embeddings a tracklet needs before its first sighting")
     publish_every: int = Field(45, gt=0, description="windows between sighting updates of a live tracklet")
     anonymize_region: Literal["boxes", "full"] = Field(
         "boxes", description="boxes: run E_an on the boxes plus its receptive field (same output); full: whole frame"
     )
-    halo_px: int = Field(12, ge=0, description="context around a box for E_an (>= its receptive-field radius)")
-    audit_every_s: float = Field(2.0, gt=0, description="stream seconds between audit-tap samples (0 < x)")
+    halo_px: int = Field(8, ge=0, description="context around a box for E_an (>= its receptive-field radius)")
+    audit_every_s: float = Field(
+        10.0, gt=0, description="stream seconds between audit-tap samples (each costs a full-frame E_an pass)"
+    )
     audit_maxlen: int = Field(500, gt=0, description="approximate length bound of each audit:<camera> stream")
     torch_threads: int = Field(1, ge=0, description="intra-op threads per camera node (0 = torch default)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
@@ -121,6 +124,47 @@ class SecurityConfig(Section):
     token: str = Field("", description="this node's own bearer token when it calls another service")
 
 
+class WorldConfig(Section):
+    """The synthetic four-camera world (anonreid.events.world): people, cameras, event sensor, live mode."""
+
+    resolution: str = Field("320x240", description="sensor WIDTHxHEIGHT of every camera (640x480 like Event-ReId)")
+    identities: int = Field(33, ge=2, le=9999, description="number of people (identities 001..N)")
+    train_identities: int = Field(22, ge=1, description="the first N identities form the train split, the rest test")
+    seed: int = Field(0, ge=0, description="world seed: same seed, byte-identical dataset")
+    pass_seconds: float = Field(3.5, gt=0.2, le=60, description="length of one dataset pass (one person, one camera)")
+    passes_per_camera: int = Field(1, ge=1, le=20, description="passes of every identity through every camera")
+    window_us: int = Field(33_333, gt=0, description="ground-truth window (boxes, reference frames) in us")
+    threshold: float = Field(0.25, gt=0.01, le=2, description="mean contrast threshold (log intensity)")
+    threshold_sigma: float = Field(0.03, ge=0, description="per-pixel threshold mismatch (std)")
+    refractory_us: int = Field(500, ge=0, description="pixel refractory period in us")
+    shot_noise_hz: float = Field(0.1, ge=0, description="shot-noise events per pixel per second (mean)")
+    leak_hz: float = Field(0.05, ge=0, description="leak (ON) events per pixel per second")
+    hot_pixel_fraction: float = Field(2e-4, ge=0, lt=0.1, description="fraction of hot pixels")
+    hot_pixel_hz: float = Field(30.0, ge=0, description="event rate of a hot pixel")
+    max_log_step: float = Field(0.5, gt=0, description="bound on per-pixel log change between rendered frames")
+    min_fps: float = Field(60.0, gt=0, description="lowest internal render rate")
+    max_fps: float = Field(150.0, gt=0, description="highest internal render rate (150: a frame per voxel bin)")
+    lamp_flicker: bool = Field(False, description="the second camera's lamp flickers (9 Hz, 20 %)")
+    workers: int = Field(1, ge=1, le=64, description="processes used by `anonreid simulate`")
+    live_split: Literal["train", "test", "all"] = Field("test", description="identities walking in live mode")
+    live_arrival_s: float = Field(5.0, gt=0, description="mean seconds between people entering the live world")
+    live_route_cameras: tuple[int, int] = Field((2, 4), description="min/max cameras on a live route")
+
+    @model_validator(mode="after")
+    def _check(self) -> WorldConfig:
+        if self.train_identities >= self.identities:
+            raise ValueError(f"train_identities ({self.train_identities}) must be < identities ({self.identities})")
+        parts = self.resolution.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() and 16 <= int(p) <= 4096 for p in parts):
+            raise ValueError(f"resolution must look like 320x240 (16..4096 each), got {self.resolution!r}")
+        if self.min_fps > self.max_fps:
+            raise ValueError(f"min_fps ({self.min_fps}) must be <= max_fps ({self.max_fps})")
+        lo, hi = self.live_route_cameras
+        if not 1 <= lo <= hi:
+            raise ValueError(f"live_route_cameras must be 1 <= min <= max, got {self.live_route_cameras}")
+        return self
+
+
 class Config(Section):
     events: EventsConfig = EventsConfig()
     redis: RedisConfig = RedisConfig()
@@ -129,6 +173,7 @@ class Config(Section):
     camera: CameraConfig = CameraConfig()
     demo: DemoConfig = DemoConfig()
     security: SecurityConfig = SecurityConfig()
+    world: WorldConfig = WorldConfig()
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,117 @@
+"""Event file formats: one reader per format behind :func:`open_events`, and the writers.
+
+``open_events(path)`` picks the reader from the file's content (magic bytes) and suffix:
+
+| format | suffix | reader |
+| --- | --- | --- |
+| Event-ReId ``events.txt`` / chunk files, plain text | ``.txt`` ``.csv`` | :class:`TextReader` |
+| HDF5 ``events/{xs,ys,ts,ps}`` | ``.h5`` ``.hdf5`` | :class:`Hdf5Reader` |
+| Prophesee EVT 2.0 / 3.0 | ``.raw`` | :class:`RawReader` |
+| Prophesee DAT | ``.dat`` | :class:`DatReader` |
+| AEDAT4 | ``.aedat4`` | :class:`Aedat4Reader` |
+| numpy | ``.npz`` | :class:`NpzReader` |
+
+Every reader is an iterable of validated event chunks (``chunk_events`` at a time) with ``.path`` and
+``.sensor``; :func:`read_events` concatenates them for files that fit in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anonreid.events.io.aedat4 import MAGIC as AEDAT4_MAGIC
+from anonreid.events.io.aedat4 import Aedat4Reader
+from anonreid.events.io.base import TIME_UNITS, EventReader, time_scale_to_us
+from anonreid.events.io.event_reid import (
+    LabelBox,
+    chunk_span,
+    infer_time_unit,
+    open_event_reid,
+    open_event_reid_chunk,
+    parse_chunk_name,
+    read_labels,
+    read_list_file,
+    write_event_reid,
+)
+from anonreid.events.io.hdf5 import Hdf5Reader, write_hdf5
+from anonreid.events.io.npz import NpzReader, write_npz
+from anonreid.events.io.prophesee import DatReader, RawReader
+from anonreid.events.io.text import TextReader
+from anonreid.events.types import EventFormatError, SensorSize
+
+__all__ = [
+    "TIME_UNITS",
+    "Aedat4Reader",
+    "DatReader",
+    "EventReader",
+    "Hdf5Reader",
+    "LabelBox",
+    "NpzReader",
+    "RawReader",
+    "TextReader",
+    "chunk_span",
+    "detect_format",
+    "infer_time_unit",
+    "open_event_reid",
+    "open_event_reid_chunk",
+    "open_events",
+    "parse_chunk_name",
+    "read_events",
+    "read_labels",
+    "read_list_file",
+    "time_scale_to_us",
+    "write_event_reid",
+    "write_hdf5",
+    "write_npz",
+]
+
+READERS: dict[str, type[EventReader]] = {
+    "text": TextReader,
+    "hdf5": Hdf5Reader,
+    "raw": RawReader,
+    "dat": DatReader,
+    "aedat4": Aedat4Reader,
+    "npz": NpzReader,
+}
+_SUFFIXES = {".txt": "text", ".csv": "text", ".h5": "hdf5", ".hdf5": "hdf5", ".raw": "raw", ".dat": "dat",
+             ".aedat4": "aedat4", ".npz": "npz"}
+
+
+def detect_format(path: str | Path) -> str:
+    """Format name of ``path``: by magic bytes first (HDF5, AEDAT4, zip), then by suffix."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise EventFormatError(str(path), f"cannot open: {exc.strerror or exc}") from None
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if head.startswith(AEDAT4_MAGIC):
+        return "aedat4"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "npz"
+    suffix = path.suffix.lower()
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    raise EventFormatError(str(path), f"unknown event file format (suffix {suffix!r}); pass format=")
+
+
+def open_events(
+    path: str | Path, sensor: SensorSize | None = None, chunk_events: int = 1_000_000, format: str | None = None,
+    **kw: Any,
+) -> EventReader:
+    """Open an event file for chunked reading; ``format`` overrides detection, ``kw`` go to the reader
+    (e.g. ``time_unit`` for text/HDF5/npz, ``encoding`` for ``.raw``, ``polarity``/``header`` for text)."""
+    name = format or detect_format(path)
+    if name not in READERS:
+        raise ValueError(f"unknown format {name!r}; known: {sorted(READERS)}")
+    return READERS[name](path, sensor, chunk_events, **kw)  # type: ignore[call-arg]
+
+
+def read_events(path: str | Path, **kw: Any) -> np.ndarray:
+    """All events of a file in one validated array (see :func:`open_events` for the options)."""
+    return open_events(path, **kw).read_all()
