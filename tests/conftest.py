@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,17 @@ def redis_service(tmp_path: Path) -> Iterator:
     service.stop()
 
 
+@pytest.fixture(scope="module")
+def redis_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """One embedded Redis shared by a test module (stopping one takes seconds); tests flush what they use."""
+    from anonreid.orchestration.config import RedisConfig
+    from anonreid.orchestration.redis_service import RedisService
+
+    service = RedisService(RedisConfig(embedded_dir=str(tmp_path_factory.mktemp("redis")))).start()
+    yield service
+    service.stop()
+
+
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[dict]:
     """One local Ray instance for the whole session (starting Ray costs ~4 s)."""
@@ -32,6 +44,18 @@ def ray_local() -> Iterator[dict]:
     resources = start_ray(RayConfig(num_cpus=2))
     yield resources
     stop_ray()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for a test (two spinning OpenMP threads on the shared 2-core machine run
+    several times slower); use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,3 +77,15 @@ def browser_page() -> Iterator:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         yield page
         browser.close()
+
+
+@pytest.fixture
+def gallery_address(redis_service: Any) -> Iterator[str]:
+    """A real gRPC gallery on a free localhost port, storing in the embedded Redis; yields host:port."""
+    from anonreid.gallery.service import GalleryServer
+    from anonreid.orchestration.config import GalleryConfig
+
+    server = GalleryServer(GalleryConfig(port=0, metrics_port=0), redis_service.url, password=redis_service.password)
+    address = server.start()
+    yield address
+    server.stop()

@@ -1,0 +1,119 @@
+"""The models a camera node runs: ``load_model_bundle(run_dir=None) -> ModelBundle``.
+
+Where the weights come from, in order:
+  1. ``run_dir`` (a training run directory, or its ``checkpoints/`` folder): ``anonymizer`` and
+     ``reid`` checkpoints of stage 3 (``anonreid train``). A run_dir without them is an error, never
+     a silent fallback.
+  2. the default set shipped with the package (``anonreid/models/weights/default/``, fp16, made by
+     ``anonreid train --config cpu`` on the default world; its JSON records how to reproduce it).
+  3. random-initialised networks (seeded, so every camera node gets the *same* random models and
+     their embeddings stay comparable) with ``version == "random-init"``: the pipeline runs, the
+     numbers mean nothing.
+
+``version`` names the weights (preset, data fingerprint and a hash of the weight files); every
+Sighting carries it so the gallery never mixes embeddings of different models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from anonreid.models.checkpoint import load_checkpoint, save_checkpoint
+from anonreid.models.registry import create_model, model_cfg
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default"
+RANDOM_VERSION = "random-init"
+
+
+@dataclass
+class ModelBundle:
+    anonymizer: nn.Module  # (N, B, H, W) voxel -> anonymized voxel, eval mode
+    reid: nn.Module  # (N, B, h, w) anonymized crops -> (N, embed_dim) L2-normalised, eval mode
+    version: str
+    crop_hw: tuple[int, int]
+    num_bins: int = 5
+    embed_dim: int = 256
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _checkpoint_dir(run_dir: Path) -> Path | None:
+    for candidate in (run_dir / "checkpoints", run_dir):
+        if (candidate / "anonymizer.json").exists() and (candidate / "reid.json").exists():
+            return candidate
+    return None
+
+
+def _version(ckpt_dir: Path, metadata: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in ("anonymizer", "reid"):
+        h.update((ckpt_dir / f"{name}.safetensors").read_bytes())
+    preset = metadata.get("preset", "custom")
+    return f"{preset}-{metadata.get('data_fingerprint', 'unknown')[:8]}-{h.hexdigest()[:8]}"
+
+
+def load_model_bundle(
+    run_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    anonymizer: str = "anonymizer_paper",
+    reid: str = "reid_resnet18",
+) -> ModelBundle:
+    """Trained models from ``run_dir`` or the shipped defaults, else seeded random ones (see module doc).
+
+    ``anonymizer`` / ``reid`` name the architectures used only for the random-init fallback.
+    """
+    ckpt_dir: Path | None
+    if run_dir is not None:
+        ckpt_dir = _checkpoint_dir(Path(run_dir))
+        if ckpt_dir is None:
+            raise FileNotFoundError(
+                f"{run_dir}: no anonymizer/reid checkpoints (expected checkpoints/anonymizer.json and reid.json; "
+                "run `anonreid train` through the joint stage)"
+            )
+    else:
+        ckpt_dir = _checkpoint_dir(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else None
+    if ckpt_dir is not None:
+        an = load_checkpoint(ckpt_dir / "anonymizer", device=device)
+        re = load_checkpoint(ckpt_dir / "reid", device=device)
+        if an.cfg.in_bins != re.cfg.in_bins:
+            raise ValueError(f"{ckpt_dir}: anonymizer takes {an.cfg.in_bins} bins but reid {re.cfg.in_bins}")
+        crop_hw = re.cfg.input_hw or (128, 64)
+        return ModelBundle(
+            an.model, re.model, _version(ckpt_dir, re.metadata), (int(crop_hw[0]), int(crop_hw[1])),
+            an.cfg.in_bins, int(re.cfg.embed_dim or 256), {"anonymizer": an.metadata, "reid": re.metadata},
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        an_model = create_model(anonymizer).to(device).eval()
+        reid_model = create_model(reid).to(device).eval()
+    crop = model_cfg(reid_model).input_hw or (128, 64)
+    return ModelBundle(an_model, reid_model, RANDOM_VERSION, (int(crop[0]), int(crop[1])),
+                       model_cfg(an_model).in_bins, int(model_cfg(reid_model).embed_dim or 256))
+
+
+def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS) -> list[Path]:
+    """Copy a run's anonymizer + reid into ``dest`` as float16 (the package's default set).
+
+    The metadata keeps the run's config, data fingerprint, metrics and command, plus a ``reproduce``
+    line, so the shipped weights say how to make them again.
+    """
+    ckpt_dir = _checkpoint_dir(Path(run_dir))
+    if ckpt_dir is None:
+        raise FileNotFoundError(f"{run_dir}: no anonymizer/reid checkpoints to ship")
+    dest = Path(dest)
+    written = []
+    for name in ("anonymizer", "reid"):
+        loaded = load_checkpoint(ckpt_dir / name)
+        meta = dict(loaded.metadata)
+        meta["reproduce"] = (
+            "anonreid simulate --out WORLD && anonreid train --data WORLD --config "
+            f"{meta.get('preset', 'cpu')} --out RUN (world fingerprint {meta.get('data_fingerprint')})"
+        )
+        meta["shipped_from"] = str(Path(run_dir).resolve())
+        written.append(save_checkpoint(dest / name, loaded.model, meta, fp16=True))
+    return written

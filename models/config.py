@@ -1,0 +1,135 @@
+"""The training configuration: one commented defaults tree (this file), YAML presets in
+``models/configs/{tiny,cpu,paper}.yaml``, ``--set key.path=value`` overrides, then frozen.
+
+Constructors never see this tree: :mod:`anonreid.models.train` translates it into plain arguments
+(``create_model(name, **args)``, step counts, learning rates) at one place per stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from anonreid.orchestration.config import ConfigError, Section, _format_errors, _merge, parse_override
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+PRESETS = ("tiny", "cpu", "paper")
+STAGES = ("rec", "reid", "joint", "inv", "adaptive")
+
+
+class DataCfg(Section):
+    """How passes of the world become training samples (clips of consecutive windows)."""
+
+    num_bins: int = Field(5, gt=1, description="voxel bins B")
+    window_us: int = Field(33_333, gt=0, description="window length; frame k of a pass covers window k")
+    clip_len: int = Field(3, ge=1, description="consecutive windows per sample (recurrent E_rec unrolls over them)")
+    clip_stride: int = Field(4, ge=1, description="start a clip every N windows (window subsampling)")
+    max_clips_per_pass: int = Field(16, ge=1, description="at most this many clips per pass, evenly spaced")
+    tile_hw: tuple[int, int] | None = Field(
+        (128, 96), description="sensor-scale tile centred on the person for E_an/E_rec; null = full frame"
+    )
+    crop_hw: tuple[int, int] = Field((128, 64), description="ReId crop size (h, w), resized from the box")
+    min_box_hw: tuple[int, int] = Field((16, 8), description="skip windows whose box is smaller than this")
+    val_identities: int = Field(0, ge=0, description="train identities held out for validation (0: use the test split)")
+    val_clips: int = Field(64, ge=4, description="clips in the fixed validation set")
+
+
+class OptimCfg(Section):
+    steps: int = Field(100, ge=0, description="optimizer steps of this stage")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (Adam), cosine decay after warm-up")
+    warmup: int = Field(10, ge=0, description="linear warm-up steps")
+    weight_decay: float = Field(0.0, ge=0, description="Adam(W) weight decay")
+
+
+class RecCfg(OptimCfg):
+    model: str = Field("firenet", description="reconstruction attacker: firenet | e2vid")
+    model_args: dict[str, Any] = Field({}, description="extra builder arguments")
+    batch_size: int = Field(8, ge=1, description="clips per batch")
+    w_l1: float = Field(1.0, ge=0, description="L1 weight")
+    w_ssim: float = Field(1.0, ge=0, description="(1 - SSIM) weight")
+    w_tc: float = Field(0.5, ge=0, description="temporal-consistency weight")
+
+
+class ReidCfg(OptimCfg):
+    model: str = Field("reid_resnet18", description="reid_resnet18 | reid_resnet50")
+    pretrained: str | None = Field(None, description="local torchvision ImageNet .pth (never downloaded)")
+    embed_dim: int = Field(256, gt=0, description="BNNeck embedding size")
+    p: int = Field(8, ge=2, description="identities per batch")
+    k: int = Field(4, ge=2, description="samples per identity")
+    smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing")
+    margin: float = Field(0.3, gt=0, description="triplet margin")
+    flip: bool = Field(True, description="random horizontal flips")
+
+
+class JointCfg(OptimCfg):
+    anonymizer: str = Field("anonymizer_paper", description="anonymizer_paper | anonymizer_resunet")
+    anonymizer_args: dict[str, Any] = Field({}, description="extra builder arguments")
+    alpha: float = Field(1.0, ge=0, description="utility weight: alpha * (1 - SSIM(E_an(X), X))")
+    beta: float = Field(1.0, ge=0, description="privacy weight: beta * SSIM(E_rec(E_an(X)), I)")
+    gamma: float = Field(1.0, ge=0, description="ReId weight: gamma * L_reid")
+    reid_lr: float = Field(3.5e-4, gt=0, description="E_reid learning rate in the joint stage")
+    init_reid_from_raw: bool = Field(True, description="start E_reid from the stage-2 raw-event model")
+    privacy_windows: int = Field(2, ge=1, description="last windows of each clip scored by the frozen attacker")
+    privacy_clips: int = Field(0, ge=0, description="clips per batch scored by the attacker (0 = all; CPU: fewer)")
+
+
+class InvCfg(OptimCfg):
+    batch_size: int = Field(8, ge=1, description="clips per batch")
+
+
+class AblationCfg(Section):
+    """Loss-weight settings trained by ``--ablation`` (Table 5 of the paper), as [alpha, beta, gamma]."""
+
+    settings: list[tuple[float, float, float]] = Field(
+        [(0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 1.0)], description="(alpha, beta, gamma) per run"
+    )
+    steps: int | None = Field(None, description="joint steps per ablation run (null = joint.steps)")
+
+
+class TrainConfig(Section):
+    name: str = Field("custom", description="preset name (recorded in checkpoints)")
+    seed: int = Field(0, description="seeds torch, numpy and every sampler")
+    threads: int = Field(0, ge=0, description="torch.set_num_threads (0 = leave torch's default)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present")
+    amp: bool = Field(True, description="bfloat16 autocast on CUDA")
+    log_every: int = Field(10, ge=1, description="progress/log line every N steps")
+    eval_every: int = Field(100, ge=1, description="validation metrics every N steps (and at the end)")
+    ckpt_every: int = Field(100, ge=1, description="resumable state every N steps (and at the end)")
+    fp16_weights: bool = Field(False, description="store final weights as float16 (shipped defaults)")
+    data: DataCfg = DataCfg()
+    rec: RecCfg = RecCfg()
+    reid: ReidCfg = ReidCfg()
+    joint: JointCfg = JointCfg()
+    inv: InvCfg = InvCfg()
+    adaptive: RecCfg = RecCfg()
+    ablation: AblationCfg = AblationCfg()
+
+
+def load_train_config(preset_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """A preset name (tiny/cpu/paper) or a YAML path, then ``key=value`` overrides; validated and frozen."""
+    path = CONFIG_DIR / f"{preset_or_path}.yaml" if str(preset_or_path) in PRESETS else Path(preset_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read training config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"training config {path} must hold a mapping, got {type(data).__name__}")
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: dict[str, Any] = {keys[-1]: value}
+        for k in reversed(keys[:-1]):
+            nested = {k: nested}
+        data = _merge(data, nested)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, TrainConfig, str(path))) from None
+
+
+def config_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

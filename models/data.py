@@ -1,0 +1,247 @@
+"""Training data: passes of the synthetic world -> clips of voxel windows, reference frames and boxes.
+
+A *clip* is ``clip_len`` consecutive 33.3 ms windows of one pass in which the person is visible. Each
+window is voxelised on the **full sensor frame** with :func:`anonreid.events.voxel.voxelize_windows_torch`
+(B bins, mean/std normalisation over non-zero cells: exactly what the camera node computes), then a
+sensor-scale tile centred on the person (``data.tile_hw``; the whole frame when null) is cut from the
+voxels and from the reference frames. E_an and E_rec are fully convolutional, so training them on
+tiles at the camera's scale and normalisation transfers to the full frames they run on; E_reid sees the
+person's box cut out of the (anonymized) tile and resized to ``crop_hw`` exactly as the camera node
+crops (differentiable, so the ReId loss reaches E_an).
+
+Clips are computed once per (dataset, data config, identity set) and cached as ``.npy`` files under
+the run directory (memory-mapped; float16 voxels), so stages and resumed runs share them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from anonreid.models.config import DataCfg
+
+log = logging.getLogger(__name__)
+
+_ARRAYS = ("voxels", "frames", "boxes", "labels", "cameras", "passes")
+
+
+@dataclass
+class Batch:
+    voxels: torch.Tensor  # (N, L, B, h, w) float32, voxel range
+    frames: torch.Tensor  # (N, L, 1, h, w) float32 in [0, 1]
+    boxes: torch.Tensor  # (N, 4) float32 x1, y1, x2, y2 of the last window, tile pixels
+    labels: torch.Tensor  # (N,) int64 class index
+    cameras: torch.Tensor  # (N,) int64
+
+
+@dataclass
+class ClipSet:
+    """Clips of one identity set; arrays may be memory-mapped ``.npy`` files."""
+
+    voxels: np.ndarray  # (M, L, B, h, w) float16
+    frames: np.ndarray  # (M, L, h, w) uint8
+    boxes: np.ndarray  # (M, 4) float32, last window, tile coordinates
+    labels: np.ndarray  # (M,) int64 index into identities
+    cameras: np.ndarray  # (M,) int64 camera index (cam1 -> 0)
+    passes: np.ndarray  # (M,) int64 index of the pass in the dataset
+    identities: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.identities)
+
+    def batch(self, index: Sequence[int] | np.ndarray, device: torch.device | str = "cpu") -> Batch:
+        idx = np.asarray(index, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")  # sorted reads are friendlier to memory maps
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        vox = np.asarray(self.voxels[idx[order]])[inv]
+        frm = np.asarray(self.frames[idx[order]])[inv]
+        return Batch(
+            voxels=torch.from_numpy(vox.astype(np.float32)).to(device),
+            frames=torch.from_numpy(frm).to(device).float().div_(255.0).unsqueeze(2),
+            boxes=torch.from_numpy(self.boxes[idx]).to(device),
+            labels=torch.from_numpy(self.labels[idx]).to(device),
+            cameras=torch.from_numpy(self.cameras[idx]).to(device),
+        )
+
+
+def crop_boxes(tiles: torch.Tensor, boxes: torch.Tensor, crop_hw: tuple[int, int], flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Cut each box (x1, y1, x2, y2 in tile pixels) out of ``tiles`` (N, B, h, w), resized to ``crop_hw``.
+
+    The same crop as the camera node's (:func:`anonreid.events.voxel.crop_resize_voxel`: box clipped to
+    the grid, outward-rounded, bilinear resize), differentiable w.r.t. the tiles; ``flip`` (N,) bool
+    mirrors chosen crops left-right (ReId augmentation).
+    """
+    from anonreid.events.voxel import crop_resize_voxel
+
+    crops = torch.stack([crop_resize_voxel(t, box, crop_hw) for t, box in zip(tiles, boxes.tolist(), strict=True)])
+    if flip is not None and bool(flip.any()):
+        crops = torch.where(flip[:, None, None, None], crops.flip(-1), crops)
+    return crops
+
+
+def dataset_fingerprint(data_dir: str | Path) -> str:
+    """sha256 over world.json and the size of world.h5: identifies the dataset a model was trained on."""
+    data_dir = Path(data_dir)
+    h = hashlib.sha256()
+    for name in ("world.json", "world.h5"):
+        path = data_dir / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not a world dataset directory (run `anonreid world simulate`)")
+        h.update(path.read_bytes() if name.endswith(".json") else str(path.stat().st_size).encode())
+    return h.hexdigest()[:16]
+
+
+def _tile_origin(center: float, size: int, extent: int) -> int:
+    if size >= extent:
+        return 0
+    return int(np.clip(round(center - size / 2), 0, extent - size))
+
+
+def _select_clips(boxes: np.ndarray, cfg: DataCfg) -> list[int]:
+    n = len(boxes)
+    ok = np.isfinite(boxes).all(1)
+    ok &= (boxes[:, 3] - boxes[:, 1] >= cfg.min_box_hw[0]) & (boxes[:, 2] - boxes[:, 0] >= cfg.min_box_hw[1])
+    starts = [k for k in range(0, n - cfg.clip_len + 1, cfg.clip_stride) if ok[k : k + cfg.clip_len].all()]
+    if len(starts) > cfg.max_clips_per_pass:
+        keep = np.unique(np.linspace(0, len(starts) - 1, cfg.max_clips_per_pass).round().astype(int))
+        starts = [starts[i] for i in keep]
+    return starts
+
+
+def build_clips(
+    world: Any,
+    identities: Sequence[str],
+    cfg: DataCfg,
+    cache_dir: str | Path | None = None,
+    fingerprint: str = "",
+    max_clips_per_pass: int | None = None,
+    progress: bool = True,
+    event_transform: Any = None,
+) -> ClipSet:
+    """Clips of every pass of ``identities`` in a :class:`anonreid.events.world.WorldDataset`.
+
+    Labels index ``sorted(identities)``. With ``cache_dir`` the arrays are written there once (keyed by
+    ``fingerprint`` (see :func:`dataset_fingerprint`), the data config and the identity set) and
+    memory-mapped afterwards. ``event_transform`` (events -> events, e.g. the encryption baselines of
+    :mod:`anonreid.events.encryption`) is applied to each pass before voxelisation; its ``repr`` is part
+    of the cache key.
+    """
+    from anonreid.events.voxel import voxelize_windows_torch
+
+    identities = sorted(identities)
+    if max_clips_per_pass is not None:
+        cfg = cfg.model_copy(update={"max_clips_per_pass": max_clips_per_pass})
+    key_src = json.dumps(
+        {"data": cfg.model_dump(mode="json"), "ids": identities, "world": fingerprint,
+         **({"transform": repr(event_transform)} if event_transform is not None else {})}, sort_keys=True
+    )
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / key if cache_dir is not None else None
+    if cache is not None and (cache / "done").exists():
+        arrays = {n: np.load(cache / f"{n}.npy", mmap_mode="r") for n in _ARRAYS}
+        return ClipSet(**arrays, identities=json.loads((cache / "identities.json").read_text()))
+
+    id_index = {ident: i for i, ident in enumerate(identities)}
+    sensor = world.sensor
+    th, tw = cfg.tile_hw if cfg.tile_hw is not None else (sensor.height, sensor.width)
+    passes = [(i, p) for i, p in enumerate(world.passes) if p.identity in id_index]
+    if not passes:
+        raise ValueError(f"dataset {fingerprint}: no passes for identities {identities[:5]}...")
+    chunks: dict[str, list[np.ndarray]] = {n: [] for n in _ARRAYS}
+    iterator = _progress(passes, "clips", progress)
+    for pass_idx, info in iterator:
+        data = world.load_pass(info.pass_id)
+        boxes = np.asarray(data.boxes, dtype=np.float32)
+        starts = _select_clips(boxes, cfg)
+        if not starts:
+            continue
+        win = np.array([k + j for k in starts for j in range(cfg.clip_len)])
+        uniq = np.unique(win)  # windows shared by overlapping clips are voxelised once
+        events = data.events if event_transform is None else event_transform(data.events)
+        vox = voxelize_windows_torch(
+            events, np.asarray(data.frame_ts)[uniq], cfg.window_us, cfg.num_bins, sensor.height, sensor.width
+        ).numpy()[np.searchsorted(uniq, win)]
+        vox = vox.reshape(len(starts), cfg.clip_len, cfg.num_bins, sensor.height, sensor.width)
+        for c, k in enumerate(starts):
+            last = boxes[k + cfg.clip_len - 1]
+            y0 = _tile_origin((last[1] + last[3]) / 2, th, sensor.height)
+            x0 = _tile_origin((last[0] + last[2]) / 2, tw, sensor.width)
+            v = np.zeros((cfg.clip_len, cfg.num_bins, th, tw), np.float16)
+            f = np.zeros((cfg.clip_len, th, tw), np.uint8)
+            part_v = vox[c, :, :, y0 : y0 + th, x0 : x0 + tw]
+            part_f = np.asarray(data.frames[k : k + cfg.clip_len, y0 : y0 + th, x0 : x0 + tw])
+            v[..., : part_v.shape[-2], : part_v.shape[-1]] = part_v
+            f[..., : part_f.shape[-2], : part_f.shape[-1]] = part_f
+            chunks["voxels"].append(v[None])
+            chunks["frames"].append(f[None])
+            chunks["boxes"].append((last - np.array([x0, y0, x0, y0], np.float32))[None])
+        count = len(starts)
+        chunks["labels"].append(np.full(count, id_index[info.identity], np.int64))
+        chunks["cameras"].append(np.full(count, _camera_index(info.camera), np.int64))
+        chunks["passes"].append(np.full(count, pass_idx, np.int64))
+    if not chunks["labels"]:
+        raise ValueError(f"dataset {fingerprint}: no clip with the person visible for {len(identities)} identities")
+    arrays = {n: np.concatenate(chunks[n]) for n in _ARRAYS}
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        for n, a in arrays.items():
+            np.save(cache / f"{n}.npy", a)
+        (cache / "identities.json").write_text(json.dumps(identities))
+        (cache / "done").write_text(key_src)
+        arrays = {n: np.load(cache / f"{n}.npy", mmap_mode="r") for n in _ARRAYS}
+    log.info("built %d clips of %d identities (tile %dx%d)", len(arrays["labels"]), len(identities), th, tw)
+    return ClipSet(**arrays, identities=identities)
+
+
+def _camera_index(camera: str) -> int:
+    digits = "".join(ch for ch in str(camera) if ch.isdigit())
+    return int(digits) - 1 if digits else 0
+
+
+def _progress(items: list, what: str, enabled: bool) -> Any:
+    if not enabled:
+        return items
+    from rich.progress import track
+
+    return track(items, description=f"building {what}", transient=True)
+
+
+def split_identities(world: Any, cfg: DataCfg) -> tuple[list[str], list[str]]:
+    """(training identities, validation identities): the world's train split, and either its test split
+    or ``val_identities`` held out of the train split (for runs that must not see test identities)."""
+    train = sorted(world.identities("train"))
+    if cfg.val_identities:
+        return train[: -cfg.val_identities], train[-cfg.val_identities :]
+    return train, sorted(world.identities("test"))
+
+
+def random_clips(cfg: DataCfg, identities: int = 8, per_identity: int = 4, cameras: int = 4, seed: int = 0) -> ClipSet:
+    """A clip set of the config's shapes filled with random voxels/frames (benchmarks and smoke tests:
+    the shapes and the code path are real, the content is not)."""
+    rng = np.random.default_rng(seed)
+    th, tw = cfg.tile_hw if cfg.tile_hw is not None else (240, 320)
+    m = identities * per_identity
+    bh, bw = min(th, max(cfg.crop_hw[0], th * 3 // 4)), min(tw, max(cfg.crop_hw[1], tw // 3))
+    y0, x0 = (th - bh) / 2, (tw - bw) / 2
+    return ClipSet(
+        voxels=rng.standard_normal((m, cfg.clip_len, cfg.num_bins, th, tw)).astype(np.float16),
+        frames=rng.integers(0, 256, (m, cfg.clip_len, th, tw), dtype=np.uint8),
+        boxes=np.tile(np.array([[x0, y0, x0 + bw, y0 + bh]], np.float32), (m, 1)),
+        labels=np.repeat(np.arange(identities), per_identity),
+        cameras=np.tile(np.arange(per_identity) % cameras, identities),
+        passes=np.arange(m),
+        identities=[f"{i + 1:03d}" for i in range(identities)],
+    )

@@ -1,0 +1,120 @@
+"""Building blocks shared by the model families: conv layers, residual blocks, recurrent cells.
+
+The recurrent cells follow E2VID (Rebecq et al., TPAMI 2019, github.com/uzh-rpg/rpg_e2vid) and
+FireNet (Scheerlinck et al., WACV 2020): a ConvLSTM whose gates come from one convolution over
+``[input, hidden]``, and a ConvGRU. States are plain tensors (or tuples of them) so a caller can carry
+them across windows of a stream and detach them for truncated back-propagation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvLayer(nn.Sequential):
+    """Conv2d + optional BatchNorm + ReLU, 'same' padding for odd kernels at stride 1."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, norm: bool = False) -> None:
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=not norm)]
+        if norm:
+            layers.append(nn.BatchNorm2d(cout))
+        layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with an identity shortcut (E2VID's bottleneck residual blocks)."""
+
+    def __init__(self, channels: int, norm: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=not norm)
+        self.bn1: nn.Module = nn.BatchNorm2d(channels) if norm else nn.Identity()
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=not norm)
+        self.bn2: nn.Module = nn.BatchNorm2d(channels) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(out)))
+
+
+class UpsampleConv(nn.Module):
+    """Bilinear x2 upsampling to a target size, then a conv layer (avoids transposed-conv checkerboards)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 5) -> None:
+        super().__init__()
+        self.conv = ConvLayer(cin, cout, kernel)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.conv(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+
+
+class SmallUNet(nn.Module):
+    """A two-level U: 3x3 stem, two stride-2 conv levels (``base -> 2 base -> mid``), residual blocks at
+    1/4 scale, bilinear upsampling with sum skips back to ``base`` channels at the input resolution.
+    The shared trunk of the residual anonymizer and the inversion attacker (heads differ)."""
+
+    def __init__(self, cin: int, base: int, mid: int, num_res: int) -> None:
+        super().__init__()
+        self.inc = ConvLayer(cin, base, 3)
+        self.down1 = ConvLayer(base, 2 * base, 3, stride=2)
+        self.down2 = ConvLayer(2 * base, mid, 3, stride=2)
+        self.res = nn.Sequential(*[ResidualBlock(mid) for _ in range(num_res)])
+        self.up2 = ConvLayer(mid, 2 * base, 3)
+        self.up1 = ConvLayer(2 * base, base, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f0 = self.inc(x)
+        f1 = self.down1(f0)
+        f2 = self.res(self.down2(f1))
+        u1 = self.up2(F.interpolate(f2, size=f1.shape[-2:], mode="bilinear", align_corners=False)) + f1
+        return self.up1(F.interpolate(u1, size=f0.shape[-2:], mode="bilinear", align_corners=False)) + f0
+
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class ConvLSTM(nn.Module):
+    """Convolutional LSTM cell: gates = conv([x, h]); returns the new (h, c)."""
+
+    def __init__(self, cin: int, hidden: int, kernel: int = 3) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Conv2d(cin + hidden, 4 * hidden, kernel, 1, kernel // 2)
+
+    def forward(self, x: torch.Tensor, state: LSTMState | None) -> LSTMState:
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden, x.shape[2], x.shape[3])
+            state = (zeros, zeros)
+        h, c = state
+        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class ConvGRU(nn.Module):
+    """Convolutional GRU cell (FireNet's recurrent unit); returns the new hidden state."""
+
+    def __init__(self, cin: int, hidden: int, kernel: int = 3) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.reset_update = nn.Conv2d(cin + hidden, 2 * hidden, kernel, 1, kernel // 2)
+        self.candidate = nn.Conv2d(cin + hidden, hidden, kernel, 1, kernel // 2)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        if state is None:
+            state = x.new_zeros(x.shape[0], self.hidden, x.shape[2], x.shape[3])
+        r, z = torch.sigmoid(self.reset_update(torch.cat([x, state], dim=1))).chunk(2, dim=1)
+        n = torch.tanh(self.candidate(torch.cat([x, r * state], dim=1)))
+        return (1 - z) * state + z * n
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad H and W up to a multiple (an empty voxel is zero); returns the padded tensor and (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    return x, (h, w)

@@ -1,0 +1,619 @@
+"""``anonreid train``: the five training stages of the method, on the synthetic world.
+
+  1 ``rec``       E_rec (the attacker) on raw events -> reference frames: L1 + (1 - SSIM) + temporal
+                  consistency, unrolled over clips of consecutive windows.
+  2 ``reid``      the raw-event ReId baseline (alpha = beta = 0, no anonymizer): CE + triplet on P x K.
+  3 ``joint``     E_an + E_reid against the frozen E_rec:
+                  alpha (1 - SSIM(E_an(X), X)) + beta SSIM(E_rec(E_an(X)), I) + gamma L_reid.
+  4 ``inv``       E_inv, the inversion attacker: E_an(X) -> X with L1 + (1 - SSIM).
+  5 ``adaptive``  the adaptive attacker: a fresh E_rec trained on E_an(X) -> I.
+
+Run directory layout (what ``anonreid evaluate`` and :func:`anonreid.models.bundle.load_model_bundle`
+read)::
+
+    RUN_DIR/config.yaml  env.json  command.txt  summary.json
+    RUN_DIR/checkpoints/{e_rec, reid_raw, anonymizer, reid, e_inv, e_rec_adaptive}.{safetensors,json}
+    RUN_DIR/stages/<stage>/{log.jsonl, loss.png, state.pt}
+    RUN_DIR/ablation/a<alpha>_b<beta>_g<gamma>/checkpoints/{anonymizer, reid}.*   (``--ablation``)
+    RUN_DIR/cache/<key>/*.npy    voxel clips shared by the stages
+
+Every batch is drawn from ``np.random.default_rng([seed, stage, step])``, so runs are deterministic by
+seed and ``--resume`` continues a stage with the same batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anonreid.models.anonymizer import attacker_input, to_unit
+from anonreid.models.checkpoint import load_checkpoint, save_checkpoint
+from anonreid.models.config import STAGES, OptimCfg, RecCfg, TrainConfig, config_yaml
+from anonreid.models.data import (
+    Batch,
+    ClipSet,
+    build_clips,
+    crop_boxes,
+    dataset_fingerprint,
+    split_identities,
+)
+from anonreid.models.engine import (
+    Checkpoint,
+    CosineLR,
+    Evaluate,
+    Hook,
+    Logger,
+    LossPlot,
+    Resume,
+    Trainer,
+    seed_everything,
+)
+from anonreid.models.losses import reconstruction_loss, ssim
+from anonreid.models.reconstruction import run_sequence
+from anonreid.models.registry import create_model, model_cfg
+from anonreid.models.reid import ReidOutput, reid_loss
+
+log = logging.getLogger(__name__)
+
+#: final checkpoint names per stage
+OUTPUTS = {
+    "rec": ["e_rec"],
+    "reid": ["reid_raw"],
+    "joint": ["anonymizer", "reid"],
+    "inv": ["e_inv"],
+    "adaptive": ["e_rec_adaptive"],
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+@dataclass
+class Context:
+    """Everything a stage needs: config, data, device, run directory."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    train: ClipSet
+    val: ClipSet
+    val_index: np.ndarray
+    fingerprint: str
+    device: torch.device
+    resume: bool = False
+    progress: bool = True
+    command: str = ""
+    rank: int = 0  # data-parallel rank (Ray Train); rank 0 writes logs and checkpoints
+    world: int = 1
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def sample(self, rng: np.random.Generator, index: np.ndarray, flip: bool) -> tuple[Batch, torch.Tensor | None]:
+        """This rank's share of a global batch (and of its random flips), on the device."""
+        flips = rng.random(len(index)) < 0.5 if flip else None
+        part = slice(self.rank, None, self.world)
+        batch = self.train.batch(index[part], self.device)
+        return batch, (torch.from_numpy(flips[part]).to(self.device) if flips is not None else None)
+
+    def save(self, name: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
+        if self.is_main:
+            save_checkpoint(name, model, metadata, fp16=self.cfg.fp16_weights)
+
+    @property
+    def crop_hw(self) -> tuple[int, int]:
+        return (self.cfg.data.crop_hw[0], self.cfg.data.crop_hw[1])
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def rng(self, stage: str, step: int) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.seed, STAGES.index(stage.split("_")[0]), step])
+
+    def metadata(self, stage: str, metrics: dict[str, float], **extra: Any) -> dict[str, Any]:
+        return {
+            "stage": stage,
+            "preset": self.cfg.name,
+            "config": self.cfg.model_dump(mode="json"),
+            "seed": self.cfg.seed,
+            "data_fingerprint": self.fingerprint,
+            "metrics": metrics,
+            **({"command": self.command} if self.command else {}),
+            **extra,
+        }
+
+    def load(self, name: str, ckpt_dir: Path | None = None) -> nn.Module:
+        _barrier(self)  # rank 0 may still be writing it
+        path = (ckpt_dir or self.ckpt_dir) / name
+        if not path.with_suffix(".json").exists():
+            raise FileNotFoundError(f"{path}.json: stage output {name!r} is missing; run its stage first")
+        model = load_checkpoint(path, device=self.device).model
+        model.requires_grad_(False)
+        return model.eval()
+
+
+def _barrier(ctx: Context) -> None:
+    if ctx.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# ------------------------------------------------------------------------------------------ samplers
+
+
+def pk_index(rng: np.random.Generator, labels: np.ndarray, p: int, k: int) -> np.ndarray:
+    """P identities x K clips (with replacement when an identity has fewer than K)."""
+    ids = np.unique(labels)
+    chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
+    out = [rng.choice(np.flatnonzero(labels == i), size=k, replace=int((labels == i).sum()) < k) for i in chosen]
+    return np.concatenate(out)
+
+
+def uniform_index(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return rng.choice(n, size=size, replace=n < size)
+
+
+def flip_clips(batch: Batch, flip: torch.Tensor) -> Batch:
+    """Mirror chosen clips left-right (voxels, frames and the box)."""
+    if not bool(flip.any()):
+        return batch
+    f5 = flip[:, None, None, None, None]
+    w = batch.voxels.shape[-1]
+    boxes = batch.boxes.clone()
+    boxes[flip, 0], boxes[flip, 2] = w - batch.boxes[flip, 2], w - batch.boxes[flip, 0]
+    return Batch(
+        torch.where(f5, batch.voxels.flip(-1), batch.voxels),
+        torch.where(f5, batch.frames.flip(-1), batch.frames),
+        boxes, batch.labels, batch.cameras,
+    )
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    mse = F.mse_loss(pred.float(), target.float(), reduction="none").flatten(1).mean(1)
+    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
+
+
+def cross_camera_rank1(emb: torch.Tensor, labels: torch.Tensor, cameras: torch.Tensor) -> float:
+    """Fraction of samples whose nearest neighbour among other cameras has the same identity (a quick
+    validation proxy; the Market-1501 CMC/mAP is ``anonreid evaluate``'s job)."""
+    sim = emb @ emb.t()
+    other_cam = cameras[:, None] != cameras[None, :]
+    sim = sim.masked_fill(~other_cam, -float("inf"))
+    has_match = ((labels[:, None] == labels[None, :]) & other_cam).any(1)
+    if not has_match.any():
+        return float("nan")
+    best = sim.argmax(1)
+    return float((labels[best] == labels)[has_match].float().mean())
+
+
+def _val_batches(ctx: Context, size: int = 16) -> list[Batch]:
+    return [ctx.val.batch(ctx.val_index[i : i + size], ctx.device) for i in range(0, len(ctx.val_index), size)]
+
+
+def embed_crops(reid: nn.Module, tiles: torch.Tensor, boxes: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
+    out = reid(crop_boxes(tiles, boxes, crop_hw))
+    return out.float()
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+def _optimizer(params: list[dict[str, Any]], cfg: OptimCfg) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _run(
+    ctx: Context,
+    stage: str,
+    models: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    step_fn: Callable[[int], tuple[torch.Tensor, dict[str, float]]],
+    eval_fn: Callable[[], dict[str, float]],
+    ocfg: OptimCfg,
+    batch_size: int,
+    steps: int | None = None,
+) -> Trainer:
+    stage_dir = ctx.run_dir / "stages" / stage
+    if not ctx.resume and stage_dir.exists() and ctx.is_main:
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    _barrier(ctx)
+    evaluate = Evaluate(eval_fn, ctx.cfg.eval_every)
+    hooks: list[Hook] = [Resume(stage_dir, ctx.resume), CosineLR(), evaluate]
+    if ctx.is_main:
+        hooks += [
+            Logger(stage_dir, ctx.cfg.log_every, ctx.progress),
+            Checkpoint(stage_dir, ctx.cfg.ckpt_every),
+            LossPlot(stage_dir, f"{ctx.cfg.name}: {stage}"),
+        ]
+    trainer = Trainer(stage, models, optimizer, step_fn, ocfg.steps if steps is None else steps, hooks, ctx.device, ctx.cfg.amp)
+    trainer.warmup = ocfg.warmup  # type: ignore[attr-defined]
+    trainer.world = ctx.world
+    trainer.batch_size = batch_size
+    resumed = ctx.resume and (stage_dir / "state.pt").exists()
+    trainer.run()
+    done_here = trainer.samples
+    ctx.results[stage] = {
+        "steps": trainer.steps,
+        "batch_size": batch_size,
+        "wall_s": round(trainer.wall_s, 2),
+        "step_s": round(trainer.step_s, 2),
+        "samples_per_s": round(done_here / trainer.step_s, 3) if trainer.step_s > 0 and done_here else None,
+        "resumed": resumed,
+        "metrics": evaluate.last,
+    }
+    return trainer
+
+
+def train_reconstruction(ctx: Context, stage: str = "rec", anonymizer: nn.Module | None = None) -> nn.Module:
+    """Stage 1 (raw events) or 5 (``anonymizer`` given: the adaptive attacker on anonymized events)."""
+    rcfg: RecCfg = ctx.cfg.rec if anonymizer is None else ctx.cfg.adaptive
+    seed_everything(ctx.cfg.seed + STAGES.index(stage))
+    rec = create_model(rcfg.model, in_bins=ctx.cfg.data.num_bins, **rcfg.model_args).to(ctx.device)
+
+    def inputs(voxels: torch.Tensor) -> torch.Tensor:
+        if anonymizer is None:
+            return voxels
+        with torch.no_grad():
+            a = anonymizer(voxels.flatten(0, 1))
+            return attacker_input(a, model_cfg(anonymizer)).view_as(voxels)
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = ctx.rng(stage, i)
+        b, flip = ctx.sample(rng, uniform_index(rng, len(ctx.train), rcfg.batch_size), True)
+        b = flip_clips(b, flip) if flip is not None else b
+        pred, _ = run_sequence(rec, inputs(b.voxels))
+        return reconstruction_loss(pred, b.frames, rcfg.w_l1, rcfg.w_ssim, rcfg.w_tc)
+
+    def evaluate() -> dict[str, float]:
+        s, p, n = 0.0, 0.0, 0
+        for b in _val_batches(ctx):
+            pred, _ = run_sequence(rec, inputs(b.voxels))
+            s += float(ssim(pred.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            p += float(psnr(pred.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            n += len(b.labels)
+        return {"ssim": s / n, "psnr": p / n}
+
+    trainer = _run(ctx, stage, {"rec": rec}, _optimizer([{"params": rec.parameters()}], rcfg), step, evaluate,
+                   rcfg, rcfg.batch_size)
+    name = OUTPUTS[stage][0]
+    trained_on = "raw" if anonymizer is None else f"anonymized by {model_cfg(anonymizer).name}"
+    ctx.save(ctx.ckpt_dir / name, rec, ctx.metadata(stage, ctx.results[stage]["metrics"], trained_on=trained_on))
+    del trainer
+    return rec.eval()
+
+
+def _new_reid(ctx: Context) -> nn.Module:
+    rc = ctx.cfg.reid
+    return create_model(
+        rc.model, in_bins=ctx.cfg.data.num_bins, embed_dim=rc.embed_dim, num_classes=ctx.train.num_classes,
+        crop_hw=ctx.crop_hw, pretrained=rc.pretrained,
+    ).to(ctx.device)
+
+
+def _reid_eval(ctx: Context, reid: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    embs, labels, cams = [], [], []
+    for b in _val_batches(ctx):
+        tiles = b.voxels[:, -1] if transform is None else transform(b.voxels[:, -1])
+        embs.append(embed_crops(reid, tiles, b.boxes, ctx.crop_hw))
+        labels.append(b.labels)
+        cams.append(b.cameras)
+    return cross_camera_rank1(torch.cat(embs), torch.cat(labels), torch.cat(cams))
+
+
+def train_reid_raw(ctx: Context) -> nn.Module:
+    """Stage 2: the no-privacy ReId baseline on raw event crops."""
+    rc = ctx.cfg.reid
+    seed_everything(ctx.cfg.seed + STAGES.index("reid"))
+    reid = _new_reid(ctx)
+    crop_hw = ctx.crop_hw
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = ctx.rng("reid", i)
+        b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
+        out = reid(crop_boxes(b.voxels[:, -1], b.boxes, crop_hw, flip))
+        assert isinstance(out, ReidOutput)
+        return reid_loss(out, b.labels, rc.smoothing, rc.margin)
+
+    def evaluate() -> dict[str, float]:
+        return {"rank1": _reid_eval(ctx, reid)}
+
+    _run(ctx, "reid", {"reid": reid}, _optimizer([{"params": reid.parameters()}], rc), step, evaluate, rc, rc.p * rc.k)
+    ctx.save(ctx.ckpt_dir / "reid_raw", reid, ctx.metadata("reid", ctx.results["reid"]["metrics"], trained_on="raw"))
+    return reid.eval()
+
+
+@dataclass
+class JointModels:
+    anonymizer: nn.Module
+    reid: nn.Module
+    rec: nn.Module  # frozen
+
+
+def joint_loss(
+    m: JointModels, b: Batch, alpha: float, beta: float, gamma: float, crop_hw: tuple[int, int],
+    smoothing: float, margin: float, privacy_windows: int, flip: torch.Tensor | None = None,
+    privacy_clips: int = 0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """alpha (1 - SSIM(E_an(X), X)) + beta SSIM(E_rec(E_an(X)), I) + gamma L_reid on one batch of clips.
+
+    E_reid sees the box of the last window of every clip; the frozen attacker unrolls over the last
+    ``privacy_windows`` windows (from a zero state) of ``privacy_clips`` clips spread over the batch
+    (0 = all), and the utility term covers every window E_an ran on. Scoring a subset keeps the CPU
+    step affordable; every term still gets a gradient through E_an at each step.
+    """
+    n, length = b.voxels.shape[:2]
+    w = min(privacy_windows, length)
+    k = n if privacy_clips <= 0 else min(privacy_clips, n)
+    sel = torch.arange(0, n, max(1, n // k), device=b.voxels.device)[:k]
+    x_last = b.voxels[:, -1]
+    x_prev = b.voxels[sel, length - w : length - 1].flatten(0, 1)  # (k * (w - 1), B, h, w)
+    x = torch.cat([x_last, x_prev])
+    a = m.anonymizer(x)
+    cfg = model_cfg(m.anonymizer)
+    utility = ssim(to_unit(a, cfg.output_range), torch.sigmoid(x))
+    a_last, a_prev = a[:n], a[n:]
+    a_seq = torch.cat([a_prev.view(k, w - 1, *a.shape[1:]), a_last[sel, None]], dim=1)
+    pred, _ = run_sequence(m.rec, attacker_input(a_seq, cfg))
+    privacy = ssim(pred.flatten(0, 1), b.frames[sel, length - w :].flatten(0, 1))
+    out = m.reid(crop_boxes(a_last, b.boxes, crop_hw, flip))
+    assert isinstance(out, ReidOutput)
+    l_reid, logs = reid_loss(out, b.labels, smoothing, margin)
+    loss = alpha * (1 - utility) + beta * privacy + gamma * l_reid
+    return loss, {"utility_ssim": float(utility.detach()), "attacker_ssim": float(privacy.detach()),
+                  "reid": float(l_reid.detach()), **logs}
+
+
+def train_joint(
+    ctx: Context, rec: nn.Module, reid_raw: nn.Module | None, weights: tuple[float, float, float] | None = None,
+    stage: str = "joint", ckpt_dir: Path | None = None, steps: int | None = None,
+) -> JointModels:
+    """Stage 3: E_an + E_reid against the frozen E_rec (also each ``--ablation`` setting)."""
+    jc, rc = ctx.cfg.joint, ctx.cfg.reid
+    alpha, beta, gamma = weights if weights is not None else (jc.alpha, jc.beta, jc.gamma)
+    seed_everything(ctx.cfg.seed + STAGES.index("joint"))
+    anonymizer = create_model(jc.anonymizer, in_bins=ctx.cfg.data.num_bins, **jc.anonymizer_args).to(ctx.device)
+    reid = _new_reid(ctx)
+    if jc.init_reid_from_raw and reid_raw is not None:
+        reid.load_state_dict(reid_raw.state_dict())
+    rec.requires_grad_(False).eval()
+    m = JointModels(anonymizer, reid, rec)
+    crop_hw = ctx.crop_hw
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = ctx.rng(stage, i)
+        b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
+        return joint_loss(m, b, alpha, beta, gamma, crop_hw, rc.smoothing, rc.margin, jc.privacy_windows, flip,
+                          jc.privacy_clips)
+
+    def evaluate() -> dict[str, float]:
+        util = priv = raw = 0.0
+        n = 0
+        for b in _val_batches(ctx):
+            x = b.voxels.flatten(0, 1)
+            a = anonymizer(x)
+            util += float(ssim(to_unit(a, model_cfg(anonymizer).output_range), torch.sigmoid(x))) * len(b.labels)
+            pa, _ = run_sequence(rec, attacker_input(a.view_as(b.voxels), model_cfg(anonymizer)))
+            pr, _ = run_sequence(rec, b.voxels)
+            priv += float(ssim(pa.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            raw += float(ssim(pr.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            n += len(b.labels)
+        rank1 = _reid_eval(ctx, reid, anonymizer)
+        return {"utility_ssim": util / n, "attacker_ssim": priv / n, "attacker_ssim_raw": raw / n, "rank1": rank1}
+
+    ocfg = jc if steps is None else jc.model_copy(update={"steps": steps})
+    optimizer = _optimizer(
+        [{"params": anonymizer.parameters(), "lr": jc.lr}, {"params": reid.parameters(), "lr": jc.reid_lr}], ocfg
+    )
+    _run(ctx, stage, {"anonymizer": anonymizer, "reid": reid}, optimizer, step, evaluate, ocfg, rc.p * rc.k)
+    out_dir = ckpt_dir or ctx.ckpt_dir
+    meta = ctx.metadata(stage, ctx.results[stage]["metrics"], loss_weights={"alpha": alpha, "beta": beta, "gamma": gamma},
+                        attacker=model_cfg(rec).name)
+    ctx.save(out_dir / "anonymizer", anonymizer, meta)
+    ctx.save(out_dir / "reid", reid, {**meta, "trained_on": f"anonymized by {model_cfg(anonymizer).name}"})
+    return JointModels(anonymizer.eval(), reid.eval(), rec)
+
+
+def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Module:
+    """Stage 4: E_inv on (E_an(X), X) pairs."""
+    ic = ctx.cfg.inv
+    seed_everything(ctx.cfg.seed + STAGES.index("inv"))
+    inv = create_model("inversion", in_bins=ctx.cfg.data.num_bins).to(ctx.device)
+    anonymizer.requires_grad_(False).eval()
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = ctx.rng("inv", i)
+        b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), ic.batch_size), False)
+        x = b.voxels.flatten(0, 1)
+        with torch.no_grad():
+            a = anonymizer(x)
+        pred = inv(a)
+        l1 = F.l1_loss(pred, x)
+        s = ssim(torch.sigmoid(pred), torch.sigmoid(x))
+        return l1 + (1 - s), {"l1": float(l1.detach()), "ssim": float(s.detach())}
+
+    def evaluate() -> dict[str, float]:
+        l1 = att = 0.0
+        n = 0
+        for b in _val_batches(ctx):
+            x = b.voxels.flatten(0, 1)
+            pred = inv(anonymizer(x))
+            l1 += float(F.l1_loss(pred, x)) * len(b.labels)
+            frames, _ = run_sequence(rec, pred.view_as(b.voxels))
+            att += float(ssim(frames.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            n += len(b.labels)
+        return {"l1": l1 / n, "attacker_ssim": att / n}
+
+    _run(ctx, "inv", {"inv": inv}, _optimizer([{"params": inv.parameters()}], ic), step, evaluate, ic, ic.batch_size)
+    ctx.save(ctx.ckpt_dir / "e_inv", inv,
+             ctx.metadata("inv", ctx.results["inv"]["metrics"], trained_on=f"anonymized by {model_cfg(anonymizer).name}"))
+    return inv.eval()
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+
+def _weights_tag(w: Sequence[float]) -> str:
+    return "a{:g}_b{:g}_g{:g}".format(*w)
+
+
+def _write_run_files(run_dir: Path, cfg: TrainConfig, device: torch.device, data_dir: Path, command: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_yaml(cfg))
+    (run_dir / "command.txt").write_text(command + "\n")
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "cuda": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "data_dir": str(data_dir),
+    }
+    (run_dir / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+
+
+def prepare_context(
+    data_dir: str | Path, cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+    command: str | None = None, rank: int = 0, world: int = 1, device: torch.device | None = None,
+) -> Context:
+    """Open the world, build (or reuse) the cached clips, set threads/seed/device.
+
+    With several data-parallel ranks, rank 0 builds the clip cache and the others then map it.
+    """
+    from anonreid.events.world import WorldDataset
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = device or resolve_device(cfg.device)
+    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    fingerprint = dataset_fingerprint(data_dir)
+    world_ds = WorldDataset(data_dir)
+    train_ids, val_ids = split_identities(world_ds, cfg.data)
+    cache = run_dir / "cache"
+    n_val_passes = max(1, sum(1 for p in world_ds.passes if p.identity in set(val_ids)))
+    per_pass = max(1, math.ceil(cfg.data.val_clips / n_val_passes))
+    ctx = Context(cfg, run_dir, None, None, np.zeros(0, np.int64), fingerprint, device, resume,  # type: ignore[arg-type]
+                  progress and rank == 0, command or " ".join(sys.argv), rank, world)
+    for turn in ((0,) if world == 1 else (0, 1)):
+        if (rank == 0) == (turn == 0):
+            ctx.train = build_clips(world_ds, train_ids, cfg.data, cache, fingerprint, progress=ctx.progress)
+            ctx.val = build_clips(world_ds, val_ids, cfg.data, cache, fingerprint, max_clips_per_pass=per_pass,
+                                  progress=ctx.progress)
+        _barrier(ctx)
+    ctx.val_index = np.unique(np.linspace(0, len(ctx.val) - 1, min(cfg.data.val_clips, len(ctx.val))).round().astype(int))
+    if ctx.is_main:
+        _write_run_files(run_dir, cfg, device, data_dir, ctx.command)
+    return ctx
+
+
+def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
+    state = ctx.run_dir / "stages" / stage / "state.pt"
+    outputs = [(ckpt_dir or ctx.ckpt_dir) / f"{n}.json" for n in OUTPUTS[stage.split("_")[0]]]
+    if not (ctx.resume and all(p.exists() for p in outputs)):
+        return False
+    if state.exists():  # finished only when the state reached the configured step count
+        logged = torch.load(state, map_location="cpu", weights_only=False)["step"]
+        stage_cfg = {"rec": ctx.cfg.rec, "reid": ctx.cfg.reid, "joint": ctx.cfg.joint, "inv": ctx.cfg.inv,
+                     "adaptive": ctx.cfg.adaptive}[stage.split("_")[0]]
+        return bool(logged >= stage_cfg.steps) or stage.startswith("joint_")
+    return True
+
+
+def run_training(
+    data_dir: str | Path,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    stages: Sequence[str] | None = None,
+    resume: bool = False,
+    ablation: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device | None = None,
+) -> dict[str, Any]:
+    """Run the chosen stages (all by default) and return/write ``summary.json``.
+
+    ``command`` is recorded in the run directory and every checkpoint (default: ``sys.argv``).
+    """
+    stages = list(stages or STAGES)
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ValueError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
+    t0 = time.perf_counter()
+    ctx = prepare_context(data_dir, cfg, run_dir, resume, progress, command, rank, world, device)
+    prep_s = time.perf_counter() - t0
+    summary_path = ctx.run_dir / "summary.json"
+    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary.setdefault("stages", {})
+    summary.update({"preset": cfg.name, "data_fingerprint": ctx.fingerprint, "device": str(ctx.device),
+                    "train_clips": len(ctx.train), "val_clips": len(ctx.val_index), "prepare_s": round(prep_s, 2)})
+
+    def skip(stage: str, ckpt_dir: Path | None = None) -> bool:
+        if _done(ctx, stage, ckpt_dir):
+            log.info("stage %s already complete (--resume): skipped", stage)
+            return True
+        return False
+
+    if "rec" in stages and not skip("rec"):
+        train_reconstruction(ctx, "rec")
+    if "reid" in stages and not skip("reid"):
+        train_reid_raw(ctx)
+    if "joint" in stages and not skip("joint"):
+        reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
+        train_joint(ctx, ctx.load("e_rec"), reid_raw)
+    if ablation:
+        main = (cfg.joint.alpha, cfg.joint.beta, cfg.joint.gamma)
+        for w in cfg.ablation.settings:
+            tag = _weights_tag(w)
+            out = ctx.run_dir / "ablation" / tag / "checkpoints"
+            steps = cfg.ablation.steps
+            if tuple(w) == main and steps in (None, cfg.joint.steps) and (ctx.ckpt_dir / "anonymizer.json").exists():
+                if not ctx.is_main:
+                    continue
+                out.mkdir(parents=True, exist_ok=True)
+                for name in ("anonymizer", "reid"):
+                    for suffix in (".safetensors", ".json"):
+                        shutil.copy2(ctx.ckpt_dir / f"{name}{suffix}", out / f"{name}{suffix}")
+                continue
+            if skip(f"joint_{tag}", out):
+                continue
+            reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
+            train_joint(ctx, ctx.load("e_rec"), reid_raw, tuple(w), f"joint_{tag}", out, steps)  # type: ignore[arg-type]
+    if "inv" in stages and not skip("inv"):
+        train_inversion(ctx, ctx.load("anonymizer"), ctx.load("e_rec"))
+    if "adaptive" in stages and not skip("adaptive"):
+        train_reconstruction(ctx, "adaptive", ctx.load("anonymizer"))
+    summary["stages"].update(ctx.results)
+    summary["total_wall_s"] = round(time.perf_counter() - t0, 2)
+    summary["workers"] = world
+    if ctx.is_main:
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    _barrier(ctx)
+    return summary

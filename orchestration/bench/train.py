@@ -1,0 +1,85 @@
+"""``anonreid bench train --json FILE``: training throughput (samples/s) of every stage.
+
+Each stage of ``anonreid train`` runs for a few optimizer steps on clips of the preset's shapes
+(random content: throughput depends on shapes, not values) and reports samples per second of the
+training step alone (forward, backward, optimizer), plus the time one step takes. A sample is one clip
+(``clip_len`` windows; for the ReId stages, one P x K member).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def main(
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the results here too")] = None,
+    config: Annotated[str, typer.Option("--config", "-c", help="training preset or YAML")] = "cpu",
+    steps: Annotated[int, typer.Option("--steps", help="optimizer steps timed per stage")] = 3,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads (0 = the preset's)")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Training samples/s per stage of the given preset."""
+    import numpy as np
+    import torch
+
+    from anonreid.models.config import load_train_config
+    from anonreid.models.data import random_clips
+    from anonreid.models.train import (
+        Context,
+        resolve_device,
+        train_inversion,
+        train_joint,
+        train_reconstruction,
+        train_reid_raw,
+    )
+
+    overrides = [f"{s}.steps={steps}" for s in ("rec", "reid", "joint", "inv", "adaptive")]
+    overrides += [f"{s}.warmup=0" for s in ("rec", "reid", "joint", "inv", "adaptive")]
+    overrides += [f"device={device}", "eval_every=100000", "ckpt_every=100000"]
+    if threads:
+        overrides.append(f"threads={threads}")
+    cfg = load_train_config(config, overrides)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = resolve_device(cfg.device)
+    train = random_clips(cfg.data, identities=max(cfg.reid.p, 4), per_identity=max(cfg.reid.k, 2))
+    val = random_clips(cfg.data, identities=2, per_identity=2, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(cfg, Path(tmp), train, val, np.arange(len(val)), "bench", dev, progress=False)
+        rec = train_reconstruction(ctx, "rec")
+        reid = train_reid_raw(ctx)
+        joint = train_joint(ctx, rec, reid)
+        train_inversion(ctx, joint.anonymizer, rec)
+        train_reconstruction(ctx, "adaptive", joint.anonymizer)
+    stages = {
+        name: {
+            "samples_per_s": r["samples_per_s"],
+            "step_s": round(r["step_s"] / max(r["steps"], 1), 3),
+            "batch_size": r["batch_size"],
+        }
+        for name, r in ctx.results.items()
+    }
+    result = {
+        "bench": "train",
+        "config": cfg.name,
+        "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(0),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "steps_timed": steps,
+        "shapes": {"tile_hw": cfg.data.tile_hw, "crop_hw": cfg.data.crop_hw, "clip_len": cfg.data.clip_len},
+        "models": {"rec": cfg.rec.model, "reid": cfg.reid.model, "anonymizer": cfg.joint.anonymizer},
+        "stages": stages,
+    }
+    text = json.dumps(result, indent=2)
+    typer.echo(text)
+    if json_path is not None:
+        json_path.write_text(text + "\n")

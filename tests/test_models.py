@@ -1,0 +1,236 @@
+"""Networks, losses, registry and checkpoints of anonreid.models (parametrised over the registry)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from anonreid.models.anonymizer import attacker_input, to_unit
+from anonreid.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from anonreid.models.losses import batch_hard_triplet, label_smoothing_ce, ssim, temporal_consistency
+from anonreid.models.reconstruction import run_sequence
+from anonreid.models.registry import ModelCfg, create_model, list_models, register_model
+from anonreid.models.reid import PKSampler, ReidOutput, inflate_first_conv
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+SMALL = {"e2vid": {"base": 8}, "reid_resnet50": {"crop_hw": (32, 16), "embed_dim": 32}}
+
+
+def _build(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, **SMALL.get(name, {}))
+
+
+def _forward(model: torch.nn.Module, h: int = 37, w: int = 29) -> torch.Tensor:
+    """Run a model on a small input of its family; returns the main output."""
+    family = model.cfg.family
+    if family == "reid":
+        out = model(torch.randn(4, 5, 32, 16))
+        return out.logits if isinstance(out, ReidOutput) else out
+    x = torch.randn(2, 5, h, w)
+    if family == "reconstruction":
+        frames, _ = run_sequence(model, torch.stack([x, x * 0.5], dim=1))
+        return frames
+    return model(x)
+
+
+def test_registry_lists_the_agreed_names() -> None:
+    names = set(list_models())
+    assert {"anonymizer_paper", "anonymizer_resunet", "reid_resnet18", "reid_resnet50", "e2vid", "firenet",
+            "inversion"} <= names
+    assert list_models("anonymizer") == ["anonymizer_paper", "anonymizer_resunet"]
+
+
+def test_registry_rejects_duplicates_and_unknown_arguments() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("firenet", family="reconstruction")(lambda: torch.nn.Identity())
+    with pytest.raises(TypeError, match="no argument"):
+        create_model("firenet", channels=3)
+    with pytest.raises(KeyError, match="unknown model"):
+        create_model("nope")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_shapes(name: str) -> None:
+    model = _build(name)
+    assert isinstance(model.cfg, ModelCfg) and model.cfg.name == name
+    with pytest.raises(Exception):  # noqa: B017 - frozen dataclass
+        model.cfg.name = "x"  # type: ignore[misc]
+    model.train()
+    out = _forward(model)
+    family = model.cfg.family
+    expected = {
+        "anonymizer": (2, 5, 37, 29),
+        "inversion": (2, 5, 37, 29),
+        "reconstruction": (2, 2, 1, 37, 29),
+        "reid": (4, model.cfg.kwargs().get("num_classes")),
+    }[family]
+    assert tuple(out.shape) == expected
+    assert torch.isfinite(out).all()
+    out.float().square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", list_models("reid"))
+def test_reid_eval_embedding_is_l2_normalised(name: str) -> None:
+    model = _build(name).eval()
+    emb = model(torch.randn(3, 5, 32, 16))
+    assert emb.shape == (3, model.cfg.embed_dim)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_reid_last_stride_is_one() -> None:
+    model = create_model("reid_resnet18", crop_hw=(64, 32)).eval()
+    feats: dict[str, tuple[int, ...]] = {}
+
+    def keep(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+        feats["l4"] = tuple(output.shape)
+
+    model.backbone.layer4.register_forward_hook(keep)
+    model(torch.randn(1, 5, 64, 32))
+    assert feats["l4"][-2:] == (4, 2)  # 1/16, not 1/32
+
+
+def test_reid_pretrained_weights_inflate_the_first_conv(tmp_path: Path) -> None:
+    import torchvision
+
+    rgb = torchvision.models.resnet18(weights=None)
+    torch.save(rgb.state_dict(), tmp_path / "r18.pth")
+    model = create_model("reid_resnet18", pretrained=str(tmp_path / "r18.pth"))
+    w = model.backbone.conv1.weight
+    assert w.shape[1] == 5
+    assert torch.allclose(w, inflate_first_conv(rgb.conv1.weight, 5))
+    assert torch.equal(model.backbone.layer1[0].conv1.weight, rgb.layer1[0].conv1.weight)
+    # a uniform input gives the same response through the inflated filters
+    assert torch.allclose(w.sum(1), rgb.conv1.weight.sum(1), atol=1e-6)
+    assert "pretrained" not in model.cfg.kwargs()  # where weights came from is not the identity
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (33, 47), (240, 320)])
+def test_paper_anonymizer_keeps_height_and_width(h: int, w: int) -> None:
+    model = create_model("anonymizer_paper")
+    out = model(torch.randn(1, 5, h, w))
+    assert out.shape == (1, 5, h, w)
+    assert float(out.detach().min()) > 0 and float(out.detach().max()) < 1  # the paper's sigmoid
+    layers = [type(m).__name__ for m in model.modules() if not isinstance(m, torch.nn.Sequential)]
+    assert layers[1:] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "Conv2d",
+                          "Sigmoid"]
+
+
+def test_resunet_anonymizer_starts_near_identity_in_voxel_range() -> None:
+    model = create_model("anonymizer_resunet")
+    x = torch.randn(2, 5, 40, 24)
+    out = model(x)
+    assert model.cfg.output_range == "voxel"
+    assert torch.allclose(out, 5 * torch.tanh(x / 5), atol=1e-6)
+
+
+def test_range_adapters_invert_the_paper_sigmoid() -> None:
+    x = torch.randn(2, 5, 8, 8)
+    unit = torch.sigmoid(x)
+    assert torch.allclose(attacker_input(unit, create_model("anonymizer_paper").cfg), x, atol=1e-3)
+    assert torch.equal(to_unit(unit, "unit"), unit)
+    assert torch.allclose(to_unit(x, "voxel"), unit)
+
+
+def test_ssim_matches_scikit_image() -> None:
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.random((48, 40)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1).astype(np.float32)
+    ours = float(ssim(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None]))
+    _, full = structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    assert ours == pytest.approx(float(full[5:-5, 5:-5].mean()), abs=1e-4)
+    assert float(ssim(torch.from_numpy(a)[None, None], torch.from_numpy(a)[None, None])) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_batch_hard_triplet_and_label_smoothing_ce() -> None:
+    labels = torch.tensor([0, 0, 1, 1])
+    separated = torch.tensor([[0.0, 0], [0.0, 0.1], [5.0, 0], [5.0, 0.1]])
+    mixed = torch.tensor([[0.0, 0], [5.0, 0], [0.0, 0.1], [5.0, 0.1]])
+    assert float(batch_hard_triplet(separated, labels)) == 0.0
+    assert float(batch_hard_triplet(mixed, labels)) > 4.0
+    logits = torch.tensor([[4.0, 0.0], [0.0, 4.0]], requires_grad=True)
+    ce = label_smoothing_ce(logits, torch.tensor([0, 1]), 0.1)
+    ce.backward()
+    assert logits.grad is not None
+    assert float(ce.detach()) > float(label_smoothing_ce(logits.detach(), torch.tensor([0, 1]), 0.0))
+    with pytest.raises(ValueError, match="float logits"):
+        label_smoothing_ce(torch.tensor([0, 1]), torch.tensor([0, 1]))  # argmax indices are refused
+
+
+def test_temporal_consistency_is_zero_for_matching_changes() -> None:
+    target = torch.rand(2, 3, 1, 8, 8)
+    assert float(temporal_consistency(target + 0.2, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(temporal_consistency(target[:, :1].expand_as(target), target)) > 0
+
+
+def test_pk_sampler_is_identity_balanced_and_seeded() -> None:
+    labels = np.repeat(np.arange(6), [5, 5, 5, 5, 5, 1])
+    sampler = PKSampler(labels, p=3, k=4, seed=1)
+    batches = sampler.batches(0)
+    assert batches == PKSampler(labels, p=3, k=4, seed=1).batches(0)
+    assert batches != sampler.batches(1)
+    for batch in batches:
+        ids, counts = np.unique(labels[batch], return_counts=True)
+        assert len(ids) == 3 and (counts == 4).all()
+
+
+def test_frozen_attacker_passes_gradients_to_the_anonymizer() -> None:
+    torch.manual_seed(0)
+    an, rec = create_model("anonymizer_paper"), create_model("firenet")
+    rec.requires_grad_(False).eval()
+    before = {k: v.clone() for k, v in rec.state_dict().items()}
+    opt = torch.optim.Adam(an.parameters(), lr=1e-2)
+    x, target = torch.randn(2, 2, 5, 24, 24), torch.rand(2, 2, 1, 24, 24)
+    a = an(x.flatten(0, 1)).view_as(x)
+    frames, _ = run_sequence(rec, attacker_input(a, an.cfg))
+    ssim(frames.flatten(0, 1), target.flatten(0, 1)).backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in an.parameters())
+    assert all(p.grad is None for p in rec.parameters())
+    opt.step()
+    assert all(torch.equal(v, rec.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("fp16", [False, True])
+def test_checkpoint_round_trip(name: str, fp16: bool, tmp_path: Path) -> None:
+    model = _build(name).eval()
+    if fp16:  # make the float32 model exactly representable in float16 first
+        with torch.no_grad():
+            for p in model.state_dict().values():
+                if p.is_floating_point():
+                    p.copy_(p.half().float())
+    path = save_checkpoint(tmp_path / name, model, {"seed": 3, "metrics": {"x": 1.0}}, fp16=fp16)
+    loaded = load_checkpoint(path, expected_cfg=model.cfg)
+    assert loaded.metadata["seed"] == 3 and "code_version" in loaded.metadata and "command" in loaded.metadata
+    torch.manual_seed(1)
+    a = _forward(model)
+    torch.manual_seed(1)
+    b = _forward(loaded.model)
+    assert torch.equal(a, b)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["dtype"] == ("float16" if fp16 else "float32")
+
+
+def test_checkpoint_with_mismatched_config_fails_naming_the_field(tmp_path: Path) -> None:
+    model = create_model("reid_resnet18", embed_dim=64, crop_hw=(32, 16))
+    save_checkpoint(tmp_path / "reid", model)
+    expected = create_model("reid_resnet18", embed_dim=256, crop_hw=(32, 16)).cfg
+    with pytest.raises(CheckpointError, match=r"field 'embed_dim' is 64 in the checkpoint but 256 expected"):
+        load_checkpoint(tmp_path / "reid", expected_cfg=expected)
+    with pytest.raises(CheckpointError, match=r"'name' is 'reid_resnet18' in the checkpoint but 'firenet'"):
+        load_checkpoint(tmp_path / "reid", expected_cfg={"name": "firenet"})
+    (tmp_path / "reid.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="weights not found"):
+        load_checkpoint(tmp_path / "reid")
