@@ -8,18 +8,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PublishAck(_message.Message):
-    __slots__ = ("sighting_id", "identity_id", "duplicate", "similarity", "new_identity")
+    __slots__ = ("sighting_id", "identity_id", "duplicate", "similarity", "new_identity", "rule", "candidates")
     SIGHTING_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     NEW_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     sighting_id: str
     identity_id: str
     duplicate: bool
     similarity: float
     new_identity: bool
-    def __init__(self, sighting_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., similarity: _Optional[float] = ..., new_identity: _Optional[bool] = ...) -> None: ...
+    rule: str
+    candidates: _containers.RepeatedCompositeFieldContainer[AssociationCandidate]
+    def __init__(self, sighting_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., similarity: _Optional[float] = ..., new_identity: _Optional[bool] = ..., rule: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[AssociationCandidate, _Mapping]]] = ...) -> None: ...
+
+class AssociationCandidate(_message.Message):
+    __slots__ = ("identity_id", "similarity", "accepted", "reason", "detail")
+    IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    identity_id: str
+    similarity: float
+    accepted: bool
+    reason: str
+    detail: str
+    def __init__(self, identity_id: _Optional[str] = ..., similarity: _Optional[float] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class IdentitySummary(_message.Message):
     __slots__ = ("identity_id", "cameras", "first_seen_us", "last_seen_us", "num_sightings")

@@ -1,0 +1,178 @@
+"""Gallery commands: ``anonreid gallery serve`` and the operator CLI (identities, trajectory, search, forget).
+
+The operator commands talk gRPC to a running gallery (``--address``, default ``gallery.host:gallery.port``
+of the configuration) and print a table, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(help="The central gallery (gRPC, FAISS, Redis).", no_args_is_help=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
+AddressOption = Annotated[str, typer.Option("--address", help="gallery host:port (default: from the configuration)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _config(config: Path | None, overrides: list[str] | None) -> Any:
+    from anonreid.orchestration.cli import resolve_config  # at call time: that module imports this one
+
+    return resolve_config(config, overrides)
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    redis_url: Annotated[str, typer.Option("--redis-url", help="Redis URL (default: redis.url; empty = embedded)")] = "",
+    port: Annotated[int | None, typer.Option(help="gRPC port (default: gallery.port)")] = None,
+) -> None:
+    """Run the gallery until SIGINT / SIGTERM, then stop gracefully."""
+    from anonreid.gallery.service import GalleryServer
+    from anonreid.orchestration.redis_service import RedisService
+
+    cfg = _config(config, set_)
+    gallery_cfg = cfg.gallery if port is None else cfg.gallery.model_copy(update={"port": port})
+    redis_cfg = cfg.redis if not redis_url else cfg.redis.model_copy(update={"url": redis_url})
+    redis_service = RedisService(redis_cfg).start()
+    server = GalleryServer(gallery_cfg, redis_service.url, redis_service.password)
+    try:
+        address = server.start()
+    except Exception:
+        redis_service.stop()
+        raise
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping the gallery (grace %.1f s)", signal.Signals(signum).name, gallery_cfg.grace_s)
+        server.stop()
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    typer.echo(f"gallery serving on {address} (metrics on port {server.metrics_port}); Ctrl-C stops")
+    try:
+        while not server.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        redis_service.stop()
+
+
+def _client(address: str, config: Path | None, overrides: list[str] | None) -> Any:
+    from anonreid.gallery.client import GalleryClient
+
+    if not address:
+        cfg = _config(config, overrides).gallery
+        address = f"{cfg.host}:{cfg.port}"
+    return GalleryClient(address, retry_timeout_s=5.0)
+
+
+def _run(address: str, config: Path | None, overrides: list[str] | None, fn: Any) -> Any:
+    from anonreid.gallery.client import GalleryClientError
+
+    client = _client(address, config, overrides)
+    try:
+        return fn(client)
+    except GalleryClientError as exc:
+        typer.echo(f"error: gallery at {client.address}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+
+
+def _print(rows: list[dict[str, Any]], as_json: bool, title: str, payload: Any = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(payload if payload is not None else rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in rows[0] if rows else ["(none)"]:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+
+
+def _s(us: int) -> float:
+    return us / 1e6
+
+
+def identities(
+    address: AddressOption = "",
+    limit: Annotated[int, typer.Option(help="at most this many (0 = server default)")] = 0,
+    camera: Annotated[str, typer.Option(help="only identities seen by this camera")] = "",
+    since_us: Annotated[int, typer.Option(help="only identities seen at or after this time (us)")] = 0,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """List global identities, most recently seen first."""
+    found = _run(address, config, set_, lambda c: c.list_identities(limit, since_us, camera))
+    rows = [{"identity": i.identity_id, "cameras": " > ".join(i.cameras), "first_seen_s": _s(i.first_seen_us),
+             "last_seen_s": _s(i.last_seen_us), "sightings": i.num_sightings} for i in found]
+    _print(rows, as_json, f"{len(rows)} identities")
+
+
+def trajectory(
+    identity_id: Annotated[str, typer.Argument(help="global identity, e.g. id-000012")],
+    address: AddressOption = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """The identity's time-ordered camera visits."""
+    traj = _run(address, config, set_, lambda c: c.trajectory(identity_id))
+    rows = [{"camera": st.camera_id, "start_s": _s(st.span.start_us), "end_s": _s(st.span.end_us),
+             "sightings": ",".join(st.sighting_ids)} for st in traj.steps]
+    _print(rows, as_json, f"trajectory of {identity_id}", {"identity_id": identity_id, "steps": rows})
+
+
+def search(
+    sighting: Annotated[str, typer.Option("--sighting", help="id of a stored sighting to search with")],
+    k: Annotated[int, typer.Option("-k", help="matches to return (0 = server default)")] = 0,
+    cross_camera: Annotated[bool, typer.Option("--cross-camera", help="exclude the example's camera")] = False,
+    address: AddressOption = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Query by example: the stored sightings most similar to a given sighting."""
+    matches = _run(address, config, set_,
+                   lambda c: c.query(sighting_id=sighting, k=k, exclude_same_camera=cross_camera))
+    rows = [{"sighting": m.sighting_id, "identity": m.identity_id, "camera": m.camera_id,
+             "start_s": _s(m.span.start_us), "similarity": float(m.similarity)} for m in matches]
+    _print(rows, as_json, f"matches for {sighting}")
+
+
+def forget(
+    identity_id: Annotated[str, typer.Argument(help="global identity to erase")],
+    reason: Annotated[str, typer.Option(help="why (written to the audit log)")] = "",
+    address: AddressOption = "",
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Erase an identity from the gallery (FAISS, Redis, every query)."""
+    erased = _run(address, config, set_, lambda c: c.forget(identity_id, reason))
+    if as_json:
+        typer.echo(json.dumps({"identity_id": identity_id, "sightings_erased": erased}))
+    else:
+        typer.echo(f"forgot {identity_id}: {erased} sighting(s) erased")
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``gallery serve`` and the operator commands to the root CLI."""
+    root.add_typer(app, name="gallery")
+    for name, fn in (("identities", identities), ("trajectory", trajectory), ("search", search), ("forget", forget)):
+        root.command(name)(fn)

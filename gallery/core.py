@@ -1,0 +1,427 @@
+"""The gallery's domain logic: validate, associate, persist, index, answer operator queries.
+
+No grpc here (the servicer translates protobuf; the server maps :mod:`~anonreid.gallery.errors` to
+status codes). Order of work for a published sighting, chosen so that nothing acknowledged is ever lost
+and a failure changes nothing:
+
+1. validate (a bad sighting raises :class:`InvalidInput` with a reason; nothing is touched);
+2. a sighting id already stored (or erased by ``forget``) is acknowledged as a duplicate, unchanged;
+3. decide the identity (pure: :class:`~anonreid.gallery.association.Associator`);
+4. apply it to FAISS and the in-memory tables, and write it to Redis in one transaction (a batch of a
+   publish stream goes in one transaction); if Redis fails, :class:`Unavailable` is raised and the
+   memory changes are rolled back, so the client retries and the id keeps it idempotent;
+5. only then return the ack.
+
+On start, :meth:`Gallery.load` rebuilds the index and the identity tables from Redis.
+One lock serialises mutations and queries (association is inherently sequential; FAISS releases the
+GIL inside searches, so the gRPC threads still overlap their protobuf work).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+from anonreid.gallery.association import Associator, CameraGraph, IdentityTrack, Observation
+from anonreid.gallery.errors import InvalidInput, NotFound
+from anonreid.gallery.index import EmbeddingIndex
+from anonreid.gallery.metrics import GalleryMetrics
+from anonreid.gallery.store import GalleryStore
+from anonreid.gallery.types import (
+    Ack,
+    CameraOccupancy,
+    IdentitySummary,
+    Match,
+    Sighting,
+    StoredSighting,
+    Trajectory,
+    TrajectoryStep,
+)
+from anonreid.orchestration.config import GalleryConfig
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 256
+MIN_NORM = 1e-6
+
+
+def identity_name(n: int) -> str:
+    return f"id-{n:06d}"
+
+
+def check_embedding(values: np.ndarray | Sequence[float], dim: int, sighting_id: str = "") -> np.ndarray:
+    """A finite, non-zero ``dim``-vector, returned L2-normalised as float32; else :class:`InvalidInput`."""
+    emb = np.asarray(values, dtype=np.float32).reshape(-1)
+    where = f"sighting {sighting_id!r}: " if sighting_id else ""
+    if emb.size != dim:
+        raise InvalidInput(f"{where}embedding has {emb.size} values, expected {dim}",
+                           reason="embedding_size", sighting_id=sighting_id, field="embedding")
+    if not np.isfinite(emb).all():
+        bad = int((~np.isfinite(emb)).sum())
+        raise InvalidInput(f"{where}embedding has {bad} NaN or infinite values",
+                           reason="embedding_not_finite", sighting_id=sighting_id, field="embedding")
+    norm = float(np.linalg.norm(emb.astype(np.float64)))
+    if not norm > MIN_NORM:
+        raise InvalidInput(f"{where}embedding has norm {norm:.3g}: cannot be L2-normalised",
+                           reason="embedding_zero", sighting_id=sighting_id, field="embedding")
+    return (emb / np.float32(norm)).astype(np.float32)
+
+
+def _check_id(value: str, field: str, sighting_id: str) -> None:
+    """Ids are non-empty printable strings of bounded length (they become Redis keys)."""
+    where = f"sighting {sighting_id!r}: " if field != "sighting_id" else ""
+    if not value:
+        raise InvalidInput(f"{where}{field} is empty", reason="empty_id", sighting_id=sighting_id, field=field)
+    if len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise InvalidInput(f"{where}{field} must be at most {MAX_ID_LENGTH} printable characters",
+                           reason="bad_id", sighting_id=sighting_id, field=field)
+
+
+def validate_sighting(s: Sighting, dim: int, cameras: Sequence[str]) -> np.ndarray:
+    """Check every field of a published sighting; returns its L2-normalised embedding."""
+    _check_id(s.sighting_id, "sighting_id", s.sighting_id)  # the raw id still tells the client which one
+    sid = s.sighting_id
+    _check_id(s.camera_id, "camera_id", sid)
+    _check_id(s.tracklet_id, "tracklet_id", sid)
+    if s.camera_id not in cameras:
+        raise InvalidInput(f"sighting {sid!r}: unknown camera {s.camera_id!r} (known: {', '.join(cameras)})",
+                           reason="unknown_camera", sighting_id=sid, field="camera_id")
+    if s.start_us < 0:
+        raise InvalidInput(f"sighting {sid!r}: span.start_us {s.start_us} is negative",
+                           reason="negative_time", sighting_id=sid, field="span.start_us")
+    if s.end_us < s.start_us:
+        raise InvalidInput(f"sighting {sid!r}: span ends ({s.end_us}) before it starts ({s.start_us})",
+                           reason="end_before_start", sighting_id=sid, field="span")
+    if not (math.isfinite(s.quality) and 0.0 <= s.quality <= 1.0):
+        raise InvalidInput(f"sighting {sid!r}: quality {s.quality} is not in [0, 1]",
+                           reason="quality", sighting_id=sid, field="quality")
+    return check_embedding(s.embedding, dim, sid)
+
+
+class Gallery:
+    """Global identities over the sightings of all cameras, persisted in Redis, indexed in FAISS."""
+
+    def __init__(self, config: GalleryConfig, store: GalleryStore, metrics: GalleryMetrics | None = None,
+                 index: EmbeddingIndex | None = None) -> None:
+        self.config = config
+        self.cameras = tuple(config.camera_ids)
+        self.graph = CameraGraph.from_config(config)
+        self.associator = Associator(self.graph, config.similarity_threshold)
+        self.store = store
+        self.metrics = metrics if metrics is not None else GalleryMetrics()
+        self.index = index if index is not None else EmbeddingIndex.from_config(config)
+        self._lock = threading.RLock()
+        self._clear()
+        self.load()
+
+    # -- state ----------------------------------------------------------------------------------
+    def _clear(self) -> None:
+        self._sightings: dict[str, StoredSighting] = {}
+        self._by_fid: dict[int, StoredSighting] = {}
+        self._tracks: dict[str, IdentityTrack] = {}
+        self._tracklets: dict[tuple[str, str], str] = {}
+        self._ends: dict[str, list[tuple[int, str]]] = {c: [] for c in self.cameras}  # (end_us, id), sorted
+        self._forgotten: set[str] = set()
+        self._forgotten_identities: set[str] = set()
+        self._next_fid = 1
+        self._next_identity = 1
+        self._latest_us = 0
+
+    def _remember(self, row: StoredSighting, *, sort: bool = True) -> None:
+        """Add a row to the in-memory tables (``sort=False`` while loading: sorted once at the end)."""
+        self._sightings[row.sighting_id] = row
+        self._by_fid[row.fid] = row
+        track = self._tracks.get(row.identity_id)
+        if track is None:
+            track = self._tracks[row.identity_id] = IdentityTrack(row.identity_id)
+        track.add(row)
+        self._tracklets[(row.camera_id, row.tracklet_id)] = row.identity_id
+        ends = self._ends.setdefault(row.camera_id, [])
+        if sort:
+            bisect.insort(ends, (row.end_us, row.sighting_id))
+        else:
+            ends.append((row.end_us, row.sighting_id))
+        self._latest_us = max(self._latest_us, row.end_us)
+
+    def load(self) -> int:
+        """Rebuild the index and the identity tables from Redis; returns the sightings loaded."""
+        t0 = time.perf_counter()
+        with self._lock:
+            self._clear()
+            self.index.reset()
+            meta = self.store.load_meta()
+            max_fid, max_identity = 0, 0
+            for rows, embs in self.store.iter_sightings():
+                self.index.add(np.fromiter((r.fid for r in rows), np.int64, len(rows)), embs)
+                for r in rows:
+                    self._remember(r, sort=False)
+                    max_fid = max(max_fid, r.fid)
+                    if r.identity_id.startswith("id-") and r.identity_id[3:].isdigit():
+                        max_identity = max(max_identity, int(r.identity_id[3:]))
+            for ends in self._ends.values():
+                ends.sort()
+            self._next_fid = max(meta.next_fid, max_fid + 1)
+            self._next_identity = max(meta.next_identity, max_identity + 1)
+            self._forgotten = meta.forgotten
+            self._forgotten_identities = meta.forgotten_identities
+            self._update_sizes()
+            n = len(self._sightings)
+        log.info("gallery loaded %d sightings, %d identities from Redis in %.2f s (%s)", n, len(self._tracks),
+                 time.perf_counter() - t0, self.index.describe())
+        return n
+
+    def _update_sizes(self) -> None:
+        self.metrics.set_sizes(len(self.index), len(self._tracks))
+
+    @contextmanager
+    def _timed_search(self) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.metrics.observe_search(time.perf_counter() - t0)
+
+    def _search(self, emb: np.ndarray, k: int) -> list[tuple[StoredSighting, float]]:
+        with self._timed_search():
+            sims, fids = self.index.search(emb, k)
+        return [(self._by_fid[int(f)], float(s)) for f, s in zip(fids[0], sims[0], strict=True)
+                if f >= 0 and int(f) in self._by_fid]
+
+    # -- ingest ---------------------------------------------------------------------------------
+    def ingest(self, s: Sighting) -> Ack:
+        """Validate, associate and persist one sighting; the ack comes only after Redis has it."""
+        acks, error = self.ingest_many([s])
+        if error is not None:
+            raise error
+        return acks[0]
+
+    def ingest_many(self, sightings: Sequence[Sighting]) -> tuple[list[Ack], InvalidInput | None]:
+        """Ingest sightings in order, stopping before the first invalid one.
+
+        Returns the acks of the sightings before it (all stored, in one Redis transaction) and the
+        validation error, if any. Each sighting is associated knowing the ones before it in the batch;
+        they are applied to memory as they are decided and rolled back if the transaction fails
+        (:class:`Unavailable` is raised then, and nothing of the batch is acknowledged or kept)."""
+        checked: list[tuple[Sighting, np.ndarray]] = []
+        error: InvalidInput | None = None
+        for s in sightings:
+            try:
+                checked.append((s, validate_sighting(s, self.config.embedding_dim, self.cameras)))
+            except InvalidInput as exc:
+                self.metrics.record_rejected(exc.reason)
+                error = exc
+                break
+        acks: list[Ack] = []
+        with self._lock:
+            staged: list[tuple[StoredSighting, Sighting, np.ndarray]] = []
+            counters = (self._next_fid, self._next_identity, self._latest_us)
+            try:
+                for s, emb in checked:
+                    ack, row = self._associate_locked(s, emb)
+                    acks.append(ack)
+                    if row is not None:
+                        staged.append((row, s, emb))
+                if staged:
+                    self.store.commit(staged, next_fid=self._next_fid, next_identity=self._next_identity)
+            except BaseException:
+                self._unremember([row for row, _, _ in staged])
+                self._next_fid, self._next_identity, self._latest_us = counters
+                raise
+            self._update_sizes()
+        for (s, _), ack in zip(checked, acks, strict=True):
+            self.metrics.record_ack(s.camera_id, ack)
+        return acks, error
+
+    def _associate_locked(self, s: Sighting, emb: np.ndarray) -> tuple[Ack, StoredSighting | None]:
+        """Decide the identity and apply the row to memory (not yet stored: the caller commits)."""
+        known = self._sightings.get(s.sighting_id)
+        if known is not None:
+            if known.camera_id != s.camera_id or known.tracklet_id != s.tracklet_id:
+                log.warning("sighting id %r republished with different camera/tracklet (%s/%s, stored %s/%s); "
+                            "kept the stored one", s.sighting_id, s.camera_id, s.tracklet_id,
+                            known.camera_id, known.tracklet_id)
+            return Ack(s.sighting_id, known.identity_id, True, known.similarity, False), None
+        if s.sighting_id in self._forgotten:
+            return Ack(s.sighting_id, "", True, 0.0, False), None
+        obs = Observation(s.camera_id, s.tracklet_id, s.start_us, s.end_us)
+        neighbours = [(row.identity_id, sim) for row, sim in self._search(emb, self.config.association_k)]
+        minted: list[int] = []
+
+        def new_identity() -> str:
+            minted.append(self._next_identity)
+            return identity_name(self._next_identity)
+
+        decision = self.associator.decide(obs, neighbours, self._tracks,
+                                          self._tracklets.get((s.camera_id, s.tracklet_id)), new_identity)
+        row = StoredSighting(s.sighting_id, self._next_fid, s.camera_id, s.tracklet_id, s.start_us, s.end_us,
+                             decision.identity_id, decision.similarity)
+        self._next_fid += 1
+        self._next_identity += len(minted)
+        self.index.add(np.array([row.fid], np.int64), emb)
+        self._remember(row)
+        ack = Ack(s.sighting_id, decision.identity_id, False, decision.similarity, decision.new_identity, decision)
+        return ack, row
+
+    def _unremember(self, rows: Sequence[StoredSighting]) -> None:
+        """Remove rows from FAISS and the in-memory tables (rollback, forget)."""
+        if not rows:
+            return
+        self.index.remove(np.array([r.fid for r in rows], np.int64))
+        by_identity: dict[str, set[str]] = {}
+        for r in rows:
+            self._sightings.pop(r.sighting_id, None)
+            self._by_fid.pop(r.fid, None)
+            ends = self._ends.get(r.camera_id, [])
+            j = bisect.bisect_left(ends, (r.end_us, r.sighting_id))
+            if j < len(ends) and ends[j] == (r.end_us, r.sighting_id):
+                ends.pop(j)
+            by_identity.setdefault(r.identity_id, set()).add(r.sighting_id)
+        for identity_id, gone in by_identity.items():
+            track = self._tracks.get(identity_id)
+            if track is None:
+                continue
+            track.remove(gone)
+            if not track.sightings:
+                del self._tracks[identity_id]
+            remaining = {(x.camera_id, x.tracklet_id) for x in track.sightings}
+            for r in rows:
+                key = (r.camera_id, r.tracklet_id)
+                if r.identity_id == identity_id and key not in remaining and self._tracklets.get(key) == identity_id:
+                    del self._tracklets[key]
+
+    # -- queries --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._sightings)
+
+    def sighting(self, sighting_id: str) -> StoredSighting:
+        row = self._sightings.get(sighting_id)
+        if row is None:
+            raise NotFound(f"no sighting {sighting_id!r} in the gallery", reason="unknown_sighting",
+                           sighting_id=sighting_id, field="sighting_id")
+        return row
+
+    def _track(self, identity_id: str) -> IdentityTrack:
+        track = self._tracks.get(identity_id)
+        if track is None:
+            raise NotFound(f"no identity {identity_id!r} in the gallery", reason="unknown_identity",
+                           field="identity_id")
+        return track
+
+    def _bounded(self, value: int, default: int, maximum: int, field: str) -> int:
+        if value < 0 or value > maximum:
+            raise InvalidInput(f"{field} {value} is outside 0..{maximum}", reason="bad_limit", field=field)
+        return value or default
+
+    def list_identities(self, limit: int = 0, seen_since_us: int = 0, camera_id: str = "") -> list[IdentitySummary]:
+        """Identities, most recently seen first; optionally only those seen since a time / by a camera."""
+        limit = self._bounded(limit, self.config.list_limit, self.config.max_list_limit, "limit")
+        if camera_id and camera_id not in self.cameras:
+            raise InvalidInput(f"unknown camera {camera_id!r} (known: {', '.join(self.cameras)})",
+                               reason="unknown_camera", field="camera_id")
+        with self._lock:
+            out = [t.summary() for t in self._tracks.values()
+                   if (not camera_id or camera_id in t.cameras)]
+        out = [s for s in out if s.last_seen_us >= seen_since_us]
+        out.sort(key=lambda s: (-s.last_seen_us, s.identity_id))
+        return out[:limit]
+
+    def identity(self, identity_id: str) -> IdentitySummary:
+        with self._lock:
+            return self._track(identity_id).summary()
+
+    def trajectory(self, identity_id: str) -> Trajectory:
+        """Time-ordered camera visits: consecutive sightings on one camera merge into one step."""
+        with self._lock:
+            rows = list(self._track(identity_id).sightings)
+        steps: list[TrajectoryStep] = []
+        for r in rows:
+            last = steps[-1] if steps else None
+            if last is not None and last.camera_id == r.camera_id:
+                steps[-1] = TrajectoryStep(r.camera_id, last.start_us, max(last.end_us, r.end_us),
+                                           (*last.sighting_ids, r.sighting_id))
+            else:
+                steps.append(TrajectoryStep(r.camera_id, r.start_us, r.end_us, (r.sighting_id,)))
+        return Trajectory(identity_id, tuple(steps))
+
+    def query_by_example(self, *, sighting_id: str = "", embedding: np.ndarray | Sequence[float] | None = None,
+                         camera_id: str = "", k: int = 0, exclude_same_camera: bool = False) -> list[Match]:
+        """The ``k`` stored sightings most similar to a stored sighting or to a supplied embedding.
+
+        The example sighting itself is never returned; ``exclude_same_camera`` drops matches from the
+        example's camera (the Market-1501 convention for cross-camera search)."""
+        k = self._bounded(k, self.config.query_k, self.config.max_query_k, "k")
+        with self._lock:
+            if sighting_id:
+                row = self.sighting(sighting_id)
+                stored = self.store.get_embedding(sighting_id)
+                if stored is None:  # erased between the two reads: treat as unknown
+                    raise NotFound(f"no sighting {sighting_id!r} in the gallery", reason="unknown_sighting",
+                                   sighting_id=sighting_id, field="sighting_id")
+                emb, camera_id = stored, row.camera_id
+            elif embedding is not None:
+                try:
+                    emb = check_embedding(embedding, self.config.embedding_dim)
+                except InvalidInput as exc:
+                    self.metrics.record_rejected(exc.reason)
+                    raise
+            else:
+                raise InvalidInput("query needs a sighting_id or a sighting with an embedding",
+                                   reason="empty_query", field="example")
+            fetch = k + 1
+            while True:
+                hits = self._search(emb, min(fetch, len(self.index)))
+                matches = [Match(r.sighting_id, r.identity_id, r.camera_id, r.start_us, r.end_us, sim)
+                           for r, sim in hits
+                           if r.sighting_id != sighting_id and not (exclude_same_camera and r.camera_id == camera_id)]
+                if len(matches) >= k or fetch >= len(self.index):
+                    return matches[:k]
+                fetch *= 4
+
+    def occupancy(self, at_us: int = 0, window_us: int = 0) -> list[CameraOccupancy]:
+        """Per camera, the identities with a sighting in [at_us - window_us, at_us]; at 0 = latest seen."""
+        if at_us < 0 or window_us < 0:
+            raise InvalidInput("at_us and window_us must not be negative", reason="negative_time", field="at_us")
+        with self._lock:
+            at = at_us or self._latest_us
+            window = window_us or round(self.config.occupancy_window_s * 1_000_000)
+            out = []
+            for camera in self.cameras:
+                ends = self._ends.get(camera, [])
+                i = bisect.bisect_left(ends, (at - window, ""))
+                ids = {self._sightings[sid].identity_id for _, sid in ends[i:]
+                       if self._sightings[sid].start_us <= at}
+                out.append(CameraOccupancy(camera, tuple(sorted(ids))))
+        return out
+
+    # -- forget ---------------------------------------------------------------------------------
+    def forget(self, identity_id: str, reason: str = "", actor: str = "") -> int:
+        """Erase an identity from Redis, FAISS and every query; returns the sightings erased.
+
+        Forgetting an identity that was already forgotten returns 0 (the call is idempotent)."""
+        with self._lock:
+            if identity_id not in self._tracks and identity_id in self._forgotten_identities:
+                return 0
+            track = self._track(identity_id)
+            rows = list(track.sightings)
+            ids = [r.sighting_id for r in rows]
+            self.store.forget(identity_id, ids, reason, actor)
+            self._unremember(rows)
+            self._forgotten.update(ids)
+            self._forgotten_identities.add(identity_id)
+            if self.index.needs_compaction:
+                self.load()
+            self._update_sizes()
+        log.info("forgot identity %s (%d sightings; reason %r)", identity_id, len(ids), reason)
+        return len(ids)
+
+    def stats(self) -> dict[str, object]:
+        with self._lock:
+            return {"sightings": len(self._sightings), "identities": len(self._tracks),
+                    "index": self.index.describe(), "latest_us": self._latest_us}

@@ -1,0 +1,218 @@
+"""gRPC servicer of the gallery: protobuf <-> domain types only.
+
+Every method converts its request, calls :class:`~anonreid.gallery.core.Gallery`, and converts the
+answer. Errors are the core's domain exceptions; the server's interceptor turns them into status codes.
+The module-level converters are shared with the client (which publishes domain sightings too).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from anonreid.gallery.core import Gallery
+from anonreid.gallery.errors import InvalidInput
+from anonreid.gallery.types import (
+    Ack,
+    Box,
+    CameraOccupancy,
+    IdentitySummary,
+    Match,
+    Sighting,
+    Trajectory,
+)
+from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc, sighting_pb2
+
+T = TypeVar("T")
+
+
+def sighting_from_pb(pb: sighting_pb2.Sighting) -> Sighting:
+    b = pb.box
+    return Sighting(
+        sighting_id=pb.sighting_id,
+        camera_id=pb.camera_id,
+        tracklet_id=pb.tracklet_id,
+        start_us=pb.span.start_us,
+        end_us=pb.span.end_us,
+        embedding=np.asarray(pb.embedding, dtype=np.float32),
+        box=Box(b.x1, b.y1, b.x2, b.y2, b.num_boxes, b.mean_area, b.velocity_x, b.velocity_y),
+        quality=pb.quality,
+        model_version=pb.model_version,
+        published_at_us=pb.published_at_us,
+    )
+
+
+def sighting_to_pb(s: Sighting) -> sighting_pb2.Sighting:
+    b = s.box
+    return sighting_pb2.Sighting(
+        sighting_id=s.sighting_id,
+        camera_id=s.camera_id,
+        tracklet_id=s.tracklet_id,
+        span=sighting_pb2.TimeSpan(start_us=s.start_us, end_us=s.end_us),
+        box=sighting_pb2.BoxSummary(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, num_boxes=b.num_boxes,
+                                    mean_area=b.mean_area, velocity_x=b.velocity_x, velocity_y=b.velocity_y),
+        embedding=np.asarray(s.embedding, dtype=np.float32).tolist(),
+        quality=s.quality,
+        model_version=s.model_version,
+        published_at_us=s.published_at_us,
+    )
+
+
+def ack_to_pb(ack: Ack) -> gallery_pb2.PublishAck:
+    out = gallery_pb2.PublishAck(sighting_id=ack.sighting_id, identity_id=ack.identity_id,
+                                 duplicate=ack.duplicate, similarity=ack.similarity,
+                                 new_identity=ack.new_identity)
+    if ack.decision is not None:
+        out.rule = ack.decision.rule
+        out.candidates.extend(
+            gallery_pb2.AssociationCandidate(identity_id=c.identity_id, similarity=c.similarity,
+                                             accepted=c.accepted, reason=c.reason, detail=c.detail)
+            for c in ack.decision.candidates)
+    return out
+
+
+def summary_to_pb(s: IdentitySummary) -> gallery_pb2.IdentitySummary:
+    return gallery_pb2.IdentitySummary(identity_id=s.identity_id, cameras=list(s.cameras),
+                                       first_seen_us=s.first_seen_us, last_seen_us=s.last_seen_us,
+                                       num_sightings=s.num_sightings)
+
+
+def trajectory_to_pb(t: Trajectory) -> gallery_pb2.Trajectory:
+    return gallery_pb2.Trajectory(identity_id=t.identity_id, steps=[
+        gallery_pb2.TrajectoryStep(camera_id=st.camera_id,
+                                   span=sighting_pb2.TimeSpan(start_us=st.start_us, end_us=st.end_us),
+                                   sighting_ids=list(st.sighting_ids))
+        for st in t.steps])
+
+
+def match_to_pb(m: Match) -> gallery_pb2.Match:
+    return gallery_pb2.Match(sighting_id=m.sighting_id, identity_id=m.identity_id, camera_id=m.camera_id,
+                             span=sighting_pb2.TimeSpan(start_us=m.start_us, end_us=m.end_us),
+                             similarity=m.similarity)
+
+
+def occupancy_to_pb(cams: Iterable[CameraOccupancy]) -> gallery_pb2.OccupancyResponse:
+    return gallery_pb2.OccupancyResponse(cameras=[
+        gallery_pb2.CameraOccupancy(camera_id=c.camera_id, count=len(c.identity_ids), identity_ids=list(c.identity_ids))
+        for c in cams])
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+def read_ahead(requests: Iterator[T], max_batch: int, depth: int = 256) -> Iterator[list[T]]:
+    """Batches of whatever requests have already arrived (at least one, at most ``max_batch``).
+
+    A thread reads the stream into a bounded queue (``depth``: when the gallery falls behind, the
+    reader stops and gRPC flow control pushes back on the camera). An error while reading (a malformed
+    message, a cancelled call) is raised after the batch read before it."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for request in requests:
+                if not put(request):
+                    return
+            put(_END)
+        except BaseException as exc:
+            put(_Failed(exc))
+
+    threading.Thread(target=reader, name="publish-read-ahead", daemon=True).start()
+    try:
+        while True:
+            batch: list[T] = []
+            item = q.get()
+            while True:
+                if item is _END or isinstance(item, _Failed):
+                    if batch:
+                        yield batch
+                    if isinstance(item, _Failed):
+                        raise item.error
+                    return
+                batch.append(item)
+                if len(batch) >= max_batch:
+                    break
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+            yield batch
+    finally:
+        stop.set()
+
+
+def _peer(context: Any) -> str:
+    """Who is calling (recorded in the audit log of forget); empty outside a gRPC call."""
+    return str(context.peer()) if context is not None else ""
+
+
+class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
+    """The ``anonreid.v1.Gallery`` service over a :class:`Gallery`."""
+
+    def __init__(self, gallery: Gallery, max_batch: int = 64) -> None:
+        self.gallery = gallery
+        self.max_batch = max_batch
+
+    def Publish(self, request_iterator: Iterator[sighting_pb2.Sighting], context: Any
+                ) -> Iterator[gallery_pb2.PublishAck]:
+        """Ingest the stream in the batches that have arrived (one Redis transaction per batch);
+        acks go back in order. A refused sighting ends the stream after the acks of those before it."""
+        for batch in read_ahead(request_iterator, self.max_batch):
+            acks, error = self.gallery.ingest_many([sighting_from_pb(r) for r in batch])
+            yield from (ack_to_pb(a) for a in acks)
+            if error is not None:
+                raise error
+
+    def ListIdentities(self, request: gallery_pb2.ListIdentitiesRequest, context: Any
+                       ) -> gallery_pb2.ListIdentitiesResponse:
+        found = self.gallery.list_identities(request.limit, request.seen_since_us, request.camera_id)
+        return gallery_pb2.ListIdentitiesResponse(identities=[summary_to_pb(s) for s in found])
+
+    def GetTrajectory(self, request: gallery_pb2.GetTrajectoryRequest, context: Any) -> gallery_pb2.Trajectory:
+        if not request.identity_id:
+            raise InvalidInput("identity_id is empty", reason="empty_id", field="identity_id")
+        return trajectory_to_pb(self.gallery.trajectory(request.identity_id))
+
+    def QueryByExample(self, request: gallery_pb2.QueryByExampleRequest, context: Any
+                       ) -> gallery_pb2.QueryByExampleResponse:
+        which = request.WhichOneof("example")
+        if which == "sighting_id":
+            matches = self.gallery.query_by_example(sighting_id=request.sighting_id, k=request.k,
+                                                    exclude_same_camera=request.exclude_same_camera)
+        elif which == "sighting":
+            matches = self.gallery.query_by_example(embedding=np.asarray(request.sighting.embedding, np.float32),
+                                                    camera_id=request.sighting.camera_id, k=request.k,
+                                                    exclude_same_camera=request.exclude_same_camera)
+        else:
+            raise InvalidInput("query needs example.sighting_id or example.sighting", reason="empty_query",
+                               field="example")
+        return gallery_pb2.QueryByExampleResponse(matches=[match_to_pb(m) for m in matches])
+
+    def Occupancy(self, request: gallery_pb2.OccupancyRequest, context: Any) -> gallery_pb2.OccupancyResponse:
+        return occupancy_to_pb(self.gallery.occupancy(request.at_us, request.window_us))
+
+    def Forget(self, request: gallery_pb2.ForgetRequest, context: Any) -> gallery_pb2.ForgetResponse:
+        if not request.identity_id:
+            raise InvalidInput("identity_id is empty", reason="empty_id", field="identity_id")
+        erased = self.gallery.forget(request.identity_id, request.reason, actor=_peer(context))
+        return gallery_pb2.ForgetResponse(identity_id=request.identity_id, sightings_erased=erased)

@@ -1,0 +1,223 @@
+"""Redis persistence of the gallery: the source of truth the in-memory index is rebuilt from.
+
+Keys (``P`` = the configured prefix, ``anonreid:gallery`` by default):
+
+- ``P:s:<sighting_id>`` hash: one accepted sighting: camera, tracklet, span, the identity it was
+  assigned, its similarity, quality, model version, publish / ingest times, the box summary (8 float32)
+  and the embedding (``dim`` float32 bytes, little endian), plus its int64 FAISS id ``fid``.
+- ``P:i:<identity_id>`` sorted set: the identity's sighting ids scored by start time.
+- ``P:identities`` set: every live identity.
+- ``P:meta`` hash: ``next_fid`` and ``next_identity`` counters (never reused, even after forget).
+- ``P:forgotten`` set: sighting ids erased by ``forget``, so a camera replaying one does not bring the
+  person back (ids only; no embedding, time or place is kept).
+- ``P:forgotten_identities`` set: identity ids erased by ``forget`` (a repeated forget answers 0).
+- ``P:audit`` stream: forget operations (identity, count, reason, time), capped.
+
+A sighting, its identity membership and the counters are written in one MULTI/EXEC transaction before
+the gallery acknowledges it; a failure raises :class:`~anonreid.gallery.errors.Unavailable` and leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import redis
+
+from anonreid.gallery.errors import Unavailable
+from anonreid.gallery.types import Box, Sighting, StoredSighting
+
+log = logging.getLogger(__name__)
+
+LOAD_BATCH = 2000
+AUDIT_MAXLEN = 100_000
+
+
+@dataclass
+class StoreState:
+    """What :meth:`GalleryStore.load_meta` finds: counters and the forgotten sighting ids."""
+
+    next_fid: int = 1
+    next_identity: int = 1
+    forgotten: set[str] = field(default_factory=set)
+    forgotten_identities: set[str] = field(default_factory=set)
+
+
+class GalleryStore:
+    """Reads and writes the gallery's Redis keys (one client; redis-py pools connections)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "anonreid:gallery", dim: int = 256) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.dim = dim
+        self.corrupt_records = 0  # records skipped by iter_sightings (logged)
+        self._identities = f"{prefix}:identities"
+        self._meta = f"{prefix}:meta"
+        self._forgotten = f"{prefix}:forgotten"
+        self._forgotten_identities = f"{prefix}:forgotten_identities"
+        self.audit_stream = f"{prefix}:audit"
+
+    # -- keys -----------------------------------------------------------------------------------
+    def sighting_key(self, sighting_id: str) -> str:
+        return f"{self.prefix}:s:{sighting_id}"
+
+    def identity_key(self, identity_id: str) -> str:
+        return f"{self.prefix}:i:{identity_id}"
+
+    def _run(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis unavailable while {what}: {exc}", reason="redis") from exc
+
+    # -- writes ---------------------------------------------------------------------------------
+    def _sighting_fields(self, row: StoredSighting, s: Sighting, embedding: np.ndarray,
+                         ingested_at_us: int) -> dict[str, Any]:
+        return {
+            "fid": row.fid,
+            "camera": row.camera_id,
+            "tracklet": row.tracklet_id,
+            "start": row.start_us,
+            "end": row.end_us,
+            "identity": row.identity_id,
+            "similarity": repr(float(row.similarity)),
+            "quality": repr(float(s.quality)),
+            "model_version": s.model_version,
+            "published_at": s.published_at_us,
+            "ingested_at": ingested_at_us,
+            "box": np.asarray(s.box.as_tuple(), dtype="<f4").tobytes(),
+            "emb": np.ascontiguousarray(embedding, dtype="<f4").tobytes(),
+        }
+
+    def commit(self, rows: Iterable[tuple[StoredSighting, Sighting, np.ndarray]], next_fid: int,
+               next_identity: int) -> None:
+        """Persist accepted sightings and the counters atomically (MULTI/EXEC)."""
+        now = time.time_ns() // 1000
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            for row, s, emb in rows:
+                pipe.hset(self.sighting_key(row.sighting_id), mapping=cast(Any, self._sighting_fields(row, s, emb, now)))
+                pipe.zadd(self.identity_key(row.identity_id), {row.sighting_id: row.start_us})
+                pipe.sadd(self._identities, row.identity_id)
+            pipe.hset(self._meta, mapping={"next_fid": next_fid, "next_identity": next_identity})
+            pipe.execute()
+
+        self._run("storing a sighting", write)
+
+    def forget(self, identity_id: str, sighting_ids: list[str], reason: str, actor: str = "") -> None:
+        """Erase an identity and all its sightings; remember the ids as forgotten; audit it."""
+
+        def erase() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            for i in range(0, len(sighting_ids), 1000):
+                chunk = sighting_ids[i : i + 1000]
+                pipe.delete(*[self.sighting_key(s) for s in chunk])
+                pipe.sadd(self._forgotten, *chunk)
+            pipe.delete(self.identity_key(identity_id))
+            pipe.srem(self._identities, identity_id)
+            pipe.sadd(self._forgotten_identities, identity_id)
+            pipe.xadd(self.audit_stream, {"action": "forget", "identity": identity_id,
+                                          "sightings": len(sighting_ids), "reason": reason, "actor": actor,
+                                          "at_us": time.time_ns() // 1000},
+                      maxlen=AUDIT_MAXLEN, approximate=True)
+            pipe.execute()
+
+        self._run(f"forgetting identity {identity_id}", erase)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def load_meta(self) -> StoreState:
+        def read() -> StoreState:
+            meta = self.client.hgetall(self._meta)
+            forgotten = {m.decode() for m in self.client.sscan_iter(self._forgotten, count=1000)}
+            gone = {m.decode() for m in self.client.sscan_iter(self._forgotten_identities, count=1000)}
+            return StoreState(int(meta.get(b"next_fid", 1)), int(meta.get(b"next_identity", 1)), forgotten, gone)
+
+        return self._run("reading the gallery counters", read)
+
+    def _row(self, sighting_id: str, h: dict[bytes, bytes]) -> tuple[StoredSighting, np.ndarray]:
+        emb = np.frombuffer(h[b"emb"], dtype="<f4")
+        if emb.shape != (self.dim,):
+            raise ValueError(f"Redis key {self.sighting_key(sighting_id)}: embedding has {emb.size} values, "
+                             f"the gallery is configured for {self.dim}")
+        row = StoredSighting(
+            sighting_id=sighting_id,
+            fid=int(h[b"fid"]),
+            camera_id=h[b"camera"].decode(),
+            tracklet_id=h[b"tracklet"].decode(),
+            start_us=int(h[b"start"]),
+            end_us=int(h[b"end"]),
+            identity_id=h[b"identity"].decode(),
+            similarity=float(h[b"similarity"]),
+        )
+        return row, emb
+
+    def iter_sightings(self, batch: int = LOAD_BATCH) -> Iterator[tuple[list[StoredSighting], np.ndarray]]:
+        """Every stored sighting, in batches of (rows, embeddings (n, dim) float32)."""
+        prefix = self.sighting_key("")
+        keys: list[bytes] = []
+
+        def flush(keys: list[bytes]) -> tuple[list[StoredSighting], np.ndarray]:
+            pipe = self.client.pipeline(transaction=False)
+            for k in keys:
+                pipe.hgetall(k)
+            rows, embs = [], []
+            for k, h in zip(keys, pipe.execute(), strict=True):
+                if not h:  # erased between SCAN and HGETALL
+                    continue
+                try:
+                    row, emb = self._row(k.decode()[len(prefix):], h)
+                except (KeyError, ValueError, UnicodeDecodeError) as exc:
+                    # one damaged record must not keep the gallery down: skip it, loudly
+                    log.error("skipping corrupt gallery record %s: %s: %s", k.decode(errors="replace"),
+                              type(exc).__name__, exc)
+                    self.corrupt_records += 1
+                    continue
+                rows.append(row)
+                embs.append(emb)
+            mat = np.stack(embs) if embs else np.empty((0, self.dim), np.float32)
+            return rows, mat
+
+        try:
+            for key in self.client.scan_iter(match=_glob_escape(prefix) + "*", count=batch):
+                keys.append(key)
+                if len(keys) >= batch:
+                    yield flush(keys)
+                    keys = []
+            if keys:
+                yield flush(keys)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis unavailable while loading sightings: {exc}", reason="redis") from exc
+
+    def get_embedding(self, sighting_id: str) -> np.ndarray | None:
+        raw = self._run("reading an embedding", self.client.hget, self.sighting_key(sighting_id), "emb")
+        return None if raw is None else np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+    def get_sighting(self, sighting_id: str) -> dict[str, Any] | None:
+        """The stored fields of one sighting (decoded; box as :class:`Box`), or None."""
+        h = self._run("reading a sighting", self.client.hgetall, self.sighting_key(sighting_id))
+        if not h:
+            return None
+        row, emb = self._row(sighting_id, h)
+        return {"row": row, "embedding": emb, "quality": float(h[b"quality"]),
+                "model_version": h[b"model_version"].decode(), "published_at_us": int(h[b"published_at"]),
+                "ingested_at_us": int(h[b"ingested_at"]),
+                "box": Box.from_tuple(np.frombuffer(h[b"box"], dtype="<f4").tolist())}
+
+    def identity_sighting_ids(self, identity_id: str) -> list[str]:
+        raw = self._run("reading an identity", self.client.zrange, self.identity_key(identity_id), 0, -1)
+        return [m.decode() for m in raw]
+
+    def identity_ids(self) -> set[str]:
+        raw = self._run("listing identities", self.client.smembers, self._identities)
+        return {m.decode() for m in raw}
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so a prefix matches literally."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,139 @@
+"""Domain types of the gallery: plain frozen dataclasses, no protobuf, no grpc.
+
+The servicer converts protobuf messages to and from these; the core, the association and the store
+work on them only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Summary of a tracklet's boxes over the sighting (sensor pixels; velocities in px/s)."""
+
+    x1: float = 0.0
+    y1: float = 0.0
+    x2: float = 0.0
+    y2: float = 0.0
+    num_boxes: int = 0
+    mean_area: float = 0.0
+    velocity_x: float = 0.0
+    velocity_y: float = 0.0
+
+    def as_tuple(self) -> tuple[float, ...]:
+        return (self.x1, self.y1, self.x2, self.y2, float(self.num_boxes), self.mean_area,
+                self.velocity_x, self.velocity_y)
+
+    @classmethod
+    def from_tuple(cls, values: tuple[float, ...] | list[float]) -> Box:
+        x1, y1, x2, y2, n, area, vx, vy = values
+        return cls(x1, y1, x2, y2, int(n), area, vx, vy)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What a camera publishes about one tracklet over the half-open span [start_us, end_us)."""
+
+    sighting_id: str
+    camera_id: str
+    tracklet_id: str
+    start_us: int
+    end_us: int
+    embedding: np.ndarray
+    box: Box = field(default_factory=Box)
+    quality: float = 0.0
+    model_version: str = ""
+    published_at_us: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSighting:
+    """The in-memory row of one accepted sighting (its embedding lives in FAISS and Redis only)."""
+
+    sighting_id: str
+    fid: int  # int64 FAISS id
+    camera_id: str
+    tracklet_id: str
+    start_us: int
+    end_us: int
+    identity_id: str
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One identity the association looked at: its best similarity and why it was (not) chosen."""
+
+    identity_id: str
+    similarity: float
+    accepted: bool
+    reason: str  # "accepted", "below_threshold", "simultaneous", "no_link", "too_fast", "too_slow"
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An explainable association decision: which rule decided and every candidate considered."""
+
+    identity_id: str
+    new_identity: bool
+    similarity: float
+    rule: str  # "tracklet" (same camera + tracklet), "similarity", or "new"
+    candidates: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The gallery's answer to a published sighting, returned only after it is stored in Redis."""
+
+    sighting_id: str
+    identity_id: str
+    duplicate: bool
+    similarity: float
+    new_identity: bool
+    decision: Decision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySummary:
+    identity_id: str
+    cameras: tuple[str, ...]  # in order of first appearance
+    first_seen_us: int
+    last_seen_us: int
+    num_sightings: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrajectoryStep:
+    """One visit to a camera: consecutive sightings of the identity on the same camera merged."""
+
+    camera_id: str
+    start_us: int
+    end_us: int
+    sighting_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    identity_id: str
+    steps: tuple[TrajectoryStep, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    sighting_id: str
+    identity_id: str
+    camera_id: str
+    start_us: int
+    end_us: int
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class CameraOccupancy:
+    camera_id: str
+    identity_ids: tuple[str, ...]
