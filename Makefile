@@ -24,8 +24,9 @@ SYSTEM_PACKAGES := chromium prometheus
 system-deps:
 	@ANONREID_SYSTEM_PACKAGES="$(SYSTEM_PACKAGES)" ./orchestration/system_deps.sh
 
+# a bounded run that ends with its summary (Ctrl-C also stops it); `anonreid demo` alone runs until Ctrl-C
 demo: setup
-	.venv/bin/anonreid demo
+	.venv/bin/anonreid demo --duration 60 --json .build/demo-summary.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(PACKAGES) tests setup.py

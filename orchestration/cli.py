@@ -13,8 +13,16 @@ from typing import Annotated
 
 import typer
 
+from anonreid.events.world import cli as world_cli
+from anonreid.gallery import cli as gallery_cli
+from anonreid.models import cli as models_cli
+from anonreid.models.evaluation import cli as evaluation_cli
+from anonreid.nodes import cli as nodes_cli
+from anonreid.nodes.adversary import cli as adversary_cli
 from anonreid.orchestration.bench import app as bench_app
 from anonreid.orchestration.config import Config, ConfigError, config_to_yaml, load_config
+from anonreid.orchestration.demo import demo_cmd
+from anonreid.orchestration.placement import place_cameras_cmd
 from anonreid.orchestration.security import cli as security_cli
 
 app = typer.Typer(
@@ -27,6 +35,16 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
+gallery_cli.register(app)  # gallery serve, identities, trajectory, search, forget
+app.add_typer(nodes_cli.gateway_app, name="gateway")
+app.add_typer(nodes_cli.camera_app, name="camera")
+app.add_typer(adversary_cli.adversary_app, name="adversary")
+app.add_typer(adversary_cli.audit_app, name="audit")
+app.command("demo")(demo_cmd)
+app.command("place-cameras")(place_cameras_cmd)
+app.command("train")(models_cli.train)
+app.command("evaluate")(evaluation_cli.evaluate)
+app.command("simulate")(world_cli.simulate)
 app.command("certs")(security_cli.certs)
 app.add_typer(security_cli.tokens_app, name="tokens")
 

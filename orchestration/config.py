@@ -83,9 +83,9 @@ class CameraConfig(Section):
 
     queue_windows: int = Field(60, gt=0, description="windows buffered before the oldest are dropped (2 s)")
     max_batch: int = Field(8, gt=0, description="windows processed per batch (inference is batched across them)")
-    embed_every: int = Field(15, gt=0, description="embed each tracked person every N windows (2 per second)")
+    embed_every: int = Field(20, gt=0, description="embed each tracked person every N windows (1.5 per second)")
     min_embeddings: int = Field(2, gt=0, description="embeddings a tracklet needs before its first sighting")
-    publish_every: int = Field(45, gt=0, description="windows between sighting updates of a live tracklet")
+    publish_every: int = Field(60, gt=0, description="windows between sighting updates of a live tracklet (2 s)")
     anonymize_region: Literal["boxes", "full"] = Field(
         "boxes", description="boxes: run E_an on the boxes plus its receptive field (same output); full: whole frame"
     )
@@ -94,6 +94,8 @@ class CameraConfig(Section):
         10.0, gt=0, description="stream seconds between audit-tap samples (each costs a full-frame E_an pass)"
     )
     audit_maxlen: int = Field(500, gt=0, description="approximate length bound of each audit:<camera> stream")
+    tile_every_s: float = Field(1.0, gt=0, description="stream seconds between console tiles (anonymized activity)")
+    audit_burst: int = Field(3, gt=0, description="consecutive windows per audit sample (temporal context for E_rec)")
     torch_threads: int = Field(1, ge=0, description="intra-op threads per camera node (0 = torch default)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
     model_dir: str = Field("", description="run directory with trained checkpoints; empty = shipped/random weights")
@@ -165,6 +167,29 @@ class WorldConfig(Section):
         return self
 
 
+class AdversaryConfig(Section):
+    """The adversary node (nodes/adversary): attacks on the audit tap, policy, metrics."""
+
+    policy: str = Field("", description="privacy policy YAML; empty = the shipped default_policy.yaml")
+    cameras: list[str] = Field(["cam1", "cam2", "cam3", "cam4"], min_length=1, description="audit:<camera> streams read")
+    window_samples: int = Field(60, gt=0, description="audit samples kept per camera (the sliding window attacked)")
+    interval_s: float = Field(30.0, gt=0, description="seconds between attack rounds")
+    min_samples: int = Field(4, gt=0, description="samples a camera needs before it is attacked")
+    clip_windows: int = Field(3, gt=0, description="consecutive windows unrolled per E_rec clip (audit bursts)")
+    crop_hw: tuple[int, int] = Field((128, 64), description="person crop (h, w) on which SSIM / PSNR are computed")
+    tile_hw: tuple[int, int] = Field((160, 96), description="tile (h, w) around a person the adaptive attacker trains on")
+    metrics_port: int = Field(9120, ge=0, le=65535, description="Prometheus port (0 = any free port)")
+    model_dir: str = Field("", description="run directory with the attacker's checkpoints (e_rec, e_inv, attacker/)")
+    enrollment: str = Field("world", description="enrollment photos: 'world' (the live world's people), a "
+                            "dataset directory (world.h5), or '' for none")
+    adaptive_every_s: float = Field(120.0, gt=0, description="seconds between adaptive-attacker refreshes")
+    adaptive_steps: int = Field(10, ge=0, description="fine-tuning steps per refresh (0 = no adaptive attacker)")
+    adaptive_budget_s: float = Field(30.0, gt=0, description="wall-time bound of one refresh")
+    adaptive_pairs: int = Field(256, gt=0, description="(anonymized, reference) clips kept to train the adaptive attacker")
+    grids_kept: int = Field(5, gt=0, description="image grids kept in Redis per camera")
+    torch_threads: int = Field(1, ge=0, description="intra-op threads (0 = torch default)")
+
+
 class Config(Section):
     events: EventsConfig = EventsConfig()
     redis: RedisConfig = RedisConfig()
@@ -174,6 +199,7 @@ class Config(Section):
     demo: DemoConfig = DemoConfig()
     security: SecurityConfig = SecurityConfig()
     world: WorldConfig = WorldConfig()
+    adversary: AdversaryConfig = AdversaryConfig()
 
 
 class ConfigError(ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from anonreid.proto.v1 import audit_pb2
 
@@ -19,14 +19,14 @@ class AdversaryMetrics:
     """One gauge per metric, the chance level of rank-1, and the alert counter; recorded in :meth:`observe`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        kw = {"registry": registry} if registry is not None else {}
+        reg = registry if registry is not None else REGISTRY
         labels = ["camera", "attack"]
-        self.gauges = {m: Gauge(name, doc, labels, **kw) for m, (name, doc) in _GAUGES.items()}
+        self.gauges = {m: Gauge(name, doc, labels, registry=reg) for m, (name, doc) in _GAUGES.items()}
         self.rank1_chance = Gauge(
-            "anonreid_privacy_rank1_chance", "chance level of the attacker's rank-1", labels, **kw
+            "anonreid_privacy_rank1_chance", "chance level of the attacker's rank-1", labels, registry=reg
         )
-        self.alerts = Counter("anonreid_privacy_alerts_total", "privacy policy breaches", labels, **kw)
-        self.checks = Counter("anonreid_privacy_checks_total", "attack evaluations run", labels, **kw)
+        self.alerts = Counter("anonreid_privacy_alerts_total", "privacy policy breaches", labels, registry=reg)
+        self.checks = Counter("anonreid_privacy_checks_total", "attack evaluations run", labels, registry=reg)
 
     def observe(self, record: audit_pb2.AuditRecord, breached: bool) -> None:
         labels = {"camera": record.camera_id, "attack": record.attack}

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -77,10 +78,10 @@ class AuditLog:
     def alerts(self, since_us: int = 0) -> list[audit_pb2.PrivacyAlert]:
         return [a for a in self._read(ALERTS_STREAM, audit_pb2.PrivacyAlert) if a.record.created_at_us >= since_us]
 
-    def _read(self, stream: str, message_type: type) -> Iterator:
+    def _read(self, stream: str, message_type: Any) -> Iterator:
         last = "-"
         while True:
-            batch = self.client.xrange(stream, min=last, max="+", count=1000)
+            batch: Any = self.client.xrange(stream, min=last, max="+", count=1000)
             if last != "-":
                 batch = batch[1:]  # xrange is inclusive of the last id already read
             if not batch:

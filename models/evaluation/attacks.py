@@ -1,0 +1,527 @@
+"""The privacy attacks, as a library: ``anonreid evaluate`` runs them offline on the world's test
+identities, and the adversary node runs the same functions on samples streamed from the audit tap.
+
+Every attack takes arrays (voxel clips, frames, boxes, identity and camera labels) and trained models,
+and returns scores with their chance level (or floor) and a bootstrap confidence interval over
+identities (:func:`anonreid.models.evaluation.metrics.bootstrap_ci`):
+
+* **reconstruction** (:func:`reconstruct`, :func:`reconstruction_attack`): E_rec unrolled over voxel
+  clips (raw, or what the attacker receives from E_an), SSIM / PSNR of its frames against the
+  reference frames. The floor beside it is the score of a flat grey image at the reference's mean.
+* **retrieval** (:func:`retrieval_attack`): the attacker's appearance ReId model (trained on clean
+  reference-frame crops and enrollment photos of the *training* identities, :func:`train_attacker_net`)
+  matches queries (enrollment photos, or crops of reconstructions from raw events) against galleries of
+  crops of reconstructions; CMC rank-1/5/10 and mAP under the Market-1501 protocol, with the chance
+  level of a random ranking on the same ids.
+* **inversion** and **adaptive** attacks are reconstruction + retrieval on other views
+  (:func:`attacker_views`): E_rec(E_inv(E_an(X))) and the adaptive E_rec' (trained on E_an(X)).
+* **face verification** (:func:`face_verification_attack`): face crops (the top of the person box, its
+  height from the world's ground-truth head ratio) of reference frames or reconstructions against the
+  faces of the enrollment photos, scored by cosine similarity of a face-embedding net the attacker
+  trains on the training identities' faces (or ArcFace, when a user supplies a TorchScript export of
+  it: :func:`load_face_embedder`); ROC curve and AUC (chance 0.5).
+
+Streaming use (the adversary node, on audit-tap samples of anonymized voxels ``anon (N, T, B, H, W)``,
+reference frames ``ref (N, T, H, W)`` in [0, 1] where the world gives them, boxes and identities)::
+
+    side = load_attacker_side(run_dir)                            # E_rec, E_inv, adaptive E_rec'
+    views = anonymized_views(anon, side, anonymizer_cfg.output_range)
+    score = reconstruction_attack(views["anonymized"], ref, groups=ids)
+    app = load_attacker_net(run_dir / "attacker", AttackerCfg().appearance)
+    crops = image_crops(views["anonymized"][:, -1], boxes, AttackerCfg().appearance.crop_hw)
+    r = retrieval_attack(app, enrollment_crops, enrollment_ids, ["enrollment"] * n, crops, ids, cams)
+    r.rank1.value, r.chance["rank1"], (r.rank1.ci_low, r.rank1.ci_high)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anonreid.models.evaluation.metrics import (
+    Estimate,
+    bootstrap_ci,
+    chance_cmc_map,
+    cmc_map,
+    cosine_distance,
+    psnr,
+    ssim,
+)
+
+#: the head (face + hair) as a fraction of the person box height when the world gives none
+DEFAULT_HEAD_RATIO = 0.13
+#: enrollment photos are shot against a plain wall of this grey level (render_enrollment: 0.72 linear)
+ENROLLMENT_WALL = round(0.72 ** (1 / 2.2) * 255)
+
+Views = dict[str, np.ndarray]
+
+
+# ------------------------------------------------------------------------------------------- running models
+
+
+def _batches(x: np.ndarray | torch.Tensor, batch: int) -> Any:
+    """float32 tensors of consecutive slices (memory-mapped float16 clip arrays are read slice by slice)."""
+    for i in range(0, len(x), batch):
+        part = x[i : i + batch]
+        yield part.float() if isinstance(part, torch.Tensor) else torch.from_numpy(np.asarray(part, np.float32))
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def anonymize(anonymizer: nn.Module, voxels: np.ndarray | torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """E_an over ``(N, B, H, W)`` or ``(N, T, B, H, W)`` voxels (CPU float32 tensor out, shape kept)."""
+    device = _device(anonymizer)
+    out = []
+    for x in _batches(voxels, batch):
+        flat = x.reshape(-1, *x.shape[-3:]).to(device)
+        out.append(anonymizer(flat).float().cpu().view(*x.shape[:-3], -1, *x.shape[-2:]))
+    return torch.cat(out) if out else torch.zeros(tuple(voxels.shape))
+
+
+@torch.no_grad()
+def reconstruct(
+    rec: nn.Module, voxels: np.ndarray | torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch: int = 16,
+) -> np.ndarray:
+    """E_rec unrolled (from a zero state) over clips ``(N, T, B, H, W)`` -> frames ``(N, T, H, W)`` in [0, 1].
+
+    ``transform`` maps each window's voxels before E_rec (e.g. :func:`attacker_input` of E_an's output).
+    """
+    from anonreid.models.reconstruction import run_sequence
+
+    if len(voxels.shape) != 5:
+        raise ValueError(f"reconstruct needs (N, T, B, H, W) clips, got shape {tuple(voxels.shape)}")
+    device = _device(rec)
+    out = []
+    for part in _batches(voxels, batch):
+        part = part.to(device)
+        if transform is not None:
+            part = transform(part.flatten(0, 1)).view(*part.shape[:2], -1, *part.shape[-2:])
+        frames, _ = run_sequence(rec, part)
+        out.append(frames[:, :, 0].float().cpu().numpy())
+    _, t, _, h, w = voxels.shape
+    return np.concatenate(out) if out else np.zeros((0, t, h, w), np.float32)
+
+
+@dataclass
+class AttackerSide:
+    """The attacker's trained networks (``None`` where a run lacks one)."""
+
+    e_rec: nn.Module
+    e_inv: nn.Module | None = None
+    e_rec_adaptive: nn.Module | None = None
+
+
+def load_attacker_side(run_dir: str | Path, device: str | torch.device = "cpu") -> AttackerSide:
+    """E_rec, E_inv and the adaptive E_rec' from ``RUN_DIR/checkpoints`` (the latter two when trained)."""
+    from anonreid.models.checkpoint import load_checkpoint
+
+    ckpt = Path(run_dir) / "checkpoints"
+
+    def load(name: str) -> nn.Module | None:
+        path = ckpt / name
+        return load_checkpoint(path, device=device).model.eval() if path.with_suffix(".json").exists() else None
+
+    e_rec = load("e_rec")
+    if e_rec is None:
+        raise FileNotFoundError(f"{ckpt}/e_rec.json: the run has no reconstruction attacker (stage rec)")
+    return AttackerSide(e_rec, load("e_inv"), load("e_rec_adaptive"))
+
+
+def anonymized_views(anonymized: np.ndarray | torch.Tensor, attacker: AttackerSide, output_range: str) -> Views:
+    """What each attack reconstructs from *anonymized* clips ``(N, T, B, H, W)`` (what the audit tap
+    carries): ``anonymized`` = E_rec on E_an's output mapped into the voxel range E_rec was trained on
+    (:func:`anonreid.models.anonymizer.to_voxel_range` of the anonymizer's ``output_range``),
+    ``inversion`` = E_rec(E_inv(.)), ``adaptive`` = the E_rec' trained on anonymized events."""
+    from anonreid.models.anonymizer import to_voxel_range
+
+    views: Views = {"anonymized": reconstruct(attacker.e_rec, anonymized, lambda a: to_voxel_range(a, output_range))}
+    if attacker.e_inv is not None:
+        inv = attacker.e_inv
+        views["inversion"] = reconstruct(attacker.e_rec, anonymized, lambda a: inv(a))
+    if attacker.e_rec_adaptive is not None:
+        views["adaptive"] = reconstruct(attacker.e_rec_adaptive, anonymized, lambda a: to_voxel_range(a, output_range))
+    return views
+
+
+def attacker_views(
+    voxels: np.ndarray | torch.Tensor, attacker: AttackerSide, anonymizer: nn.Module | None, raw: bool = True,
+    batch: int = 16,
+) -> tuple[Views, np.ndarray | None]:
+    """Reconstructions of every attack from raw clips ``(N, T, B, H, W)`` (``raw``: E_rec on the raw
+    events, then :func:`anonymized_views` of E_an's output), processed ``batch`` clips at a time; also
+    returns the anonymized last window of each clip ``(N, B, H, W)`` float16 (for E_reid), or None."""
+    from anonreid.models.registry import model_cfg
+
+    views: dict[str, list[np.ndarray]] = {}
+    last: list[np.ndarray] = []
+    for x in _batches(voxels, batch):
+        part: Views = {"raw": reconstruct(attacker.e_rec, x, batch=batch)} if raw else {}
+        if anonymizer is not None:
+            anon = anonymize(anonymizer, x, batch=batch * x.shape[1])
+            part.update(anonymized_views(anon, attacker, model_cfg(anonymizer).output_range))
+            last.append(anon[:, -1].numpy().astype(np.float16))
+        for k, v in part.items():
+            views.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in views.items()}, (np.concatenate(last) if last else None)
+
+
+# ------------------------------------------------------------------------------------- reconstruction attack
+
+
+@dataclass(frozen=True)
+class ReconstructionScore:
+    ssim: Estimate
+    psnr: Estimate
+    ssim_floor: float  # a flat image at the reference's mean grey
+    psnr_floor: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ssim": self.ssim.as_dict(), "psnr": self.psnr.as_dict(), "ssim_floor": self.ssim_floor,
+                "psnr_floor": self.psnr_floor}
+
+
+def reconstruction_attack(
+    pred: np.ndarray, reference: np.ndarray, groups: Sequence | np.ndarray | None = None, seed: int = 0
+) -> ReconstructionScore:
+    """SSIM / PSNR of predicted frames vs reference frames, both ``(N, H, W)`` or ``(N, T, H, W)`` in
+    [0, 1]; a clip's score is the mean over its T frames, the CI resamples ``groups`` (identities)."""
+    pred, reference = np.asarray(pred, np.float64), np.asarray(reference, np.float64)
+    if pred.shape != reference.shape:
+        raise ValueError(f"reconstructions {pred.shape} and reference frames {reference.shape} differ in shape")
+    p = pred.reshape(len(pred), -1, *pred.shape[-2:])
+    r = reference.reshape(len(reference), -1, *reference.shape[-2:])
+    s = np.array([np.mean([ssim(a, b) for a, b in zip(pc, rc, strict=True)]) for pc, rc in zip(p, r, strict=True)])
+    q = np.array([np.mean([min(psnr(a, b), 100.0) for a, b in zip(pc, rc, strict=True)]) for pc, rc in zip(p, r, strict=True)])
+    flat = [(ssim(np.full_like(b, b.mean()), b), min(psnr(np.full_like(b, b.mean()), b), 100.0)) for b in r[:, -1]]
+    floor = np.mean(flat, axis=0) if flat else np.array([np.nan, np.nan])
+    return ReconstructionScore(bootstrap_ci(s, groups, seed=seed), bootstrap_ci(q, groups, seed=seed),
+                               float(floor[0]), float(floor[1]))
+
+
+# ------------------------------------------------------------------------------------------ crops, embedding
+
+
+def image_crops(images: np.ndarray | torch.Tensor, boxes: np.ndarray, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Grey images ``(N, H, W)`` in [0, 1] (or uint8) -> box crops ``(N, 1, h, w)`` resized to ``out_hw``."""
+    from anonreid.models.data import crop_boxes
+
+    arr = np.asarray(images)
+    t = torch.from_numpy(arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0))
+    if len(t) == 0:
+        return torch.zeros((0, 1, *out_hw))
+    return crop_boxes(t[:, None], torch.from_numpy(np.array(boxes, np.float32)), out_hw)
+
+
+def photo_person_box(photo: np.ndarray, tolerance: int = 10) -> np.ndarray:
+    """The person's box ``(x1, y1, x2, y2)`` in an enrollment photo (pixels differing from the wall)."""
+    mask = np.abs(np.asarray(photo, np.int32) - ENROLLMENT_WALL) > tolerance
+    if not mask.any():
+        return np.array([0, 0, photo.shape[1], photo.shape[0]], np.float32)
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], np.float32)
+
+
+def face_boxes(person_boxes: np.ndarray, head_ratio: np.ndarray | float = DEFAULT_HEAD_RATIO) -> np.ndarray:
+    """Face (head) boxes: the top ``1.15 * head_ratio`` of each person box, square, centred in x."""
+    b = np.asarray(person_boxes, np.float32).reshape(-1, 4)
+    side = np.maximum((b[:, 3] - b[:, 1]) * 1.15 * np.asarray(head_ratio, np.float32), 2.0)
+    cx = (b[:, 0] + b[:, 2]) / 2
+    return np.stack([cx - side / 2, b[:, 1], cx + side / 2, b[:, 1] + side], axis=1)
+
+
+def normalise_images(crops: torch.Tensor) -> torch.Tensor:
+    """[0, 1] grey crops -> the attacker nets' input scale."""
+    return (crops - 0.5) / 0.25
+
+
+@torch.no_grad()
+def embed(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], crops: torch.Tensor, batch: int = 64,
+          normalise: bool = True) -> np.ndarray:
+    """L2-normalised embeddings ``(N, D)`` of crops (``model`` in eval mode; ``normalise`` for the
+    attacker's own nets, whose input is :func:`normalise_images` of [0, 1] crops)."""
+    if isinstance(model, nn.Module):
+        model.eval()
+        device = next(model.parameters()).device
+    else:
+        device = torch.device("cpu")
+    out = []
+    for i in range(0, len(crops), batch):
+        x = crops[i : i + batch].float().to(device)
+        out.append(F.normalize(model(normalise_images(x) if normalise else x).float(), dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
+
+# ------------------------------------------------------------------------------------------ retrieval / ReId
+
+
+@dataclass(frozen=True)
+class RetrievalScore:
+    """CMC / mAP with CIs over identities and the chance level of a random ranking on the same ids."""
+
+    rank1: Estimate
+    rank5: float
+    rank10: float
+    mAP: Estimate
+    chance: dict[str, float]
+    num_queries: int
+    num_queries_without_match: int
+    num_gallery: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rank1": self.rank1.as_dict(), "rank5": self.rank5, "rank10": self.rank10, "mAP": self.mAP.as_dict(),
+                "chance": self.chance, "num_queries": self.num_queries,
+                "num_queries_without_match": self.num_queries_without_match, "num_gallery": self.num_gallery}
+
+
+def retrieval_scores(
+    q_emb: np.ndarray, q_ids: Sequence | np.ndarray, q_cams: Sequence | np.ndarray,
+    g_emb: np.ndarray, g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray,
+    seed: int = 0, chance_trials: int = 100,
+) -> RetrievalScore:
+    """Market-1501 CMC/mAP of cosine-distance rankings, with CIs over query identities and chance."""
+    q_ids, g_ids = np.asarray(q_ids), np.asarray(g_ids)
+    res = cmc_map(cosine_distance(q_emb, g_emb), q_ids, g_ids, q_cams, g_cams)
+    groups = q_ids[res.valid_query_index]
+    return RetrievalScore(
+        rank1=bootstrap_ci(res.rank1_hit, groups, seed=seed),
+        rank5=res.rank(5), rank10=res.rank(10),
+        mAP=bootstrap_ci(res.ap, groups, seed=seed),
+        chance=chance_cmc_map(q_ids, g_ids, q_cams, g_cams, trials=chance_trials, seed=seed),
+        num_queries=res.num_queries, num_queries_without_match=res.num_queries_without_match,
+        num_gallery=len(g_ids),
+    )
+
+
+def retrieval_attack(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    query_crops: torch.Tensor, q_ids: Sequence | np.ndarray, q_cams: Sequence | np.ndarray,
+    gallery_crops: torch.Tensor, g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray, seed: int = 0,
+) -> RetrievalScore:
+    """The attacker's appearance model ranks gallery crops for each query crop (both ``(N, 1, h, w)``
+    in [0, 1]); queries from another source than the gallery carry a camera label of their own."""
+    return retrieval_scores(embed(model, query_crops), q_ids, q_cams, embed(model, gallery_crops), g_ids, g_cams,
+                            seed=seed)
+
+
+def one_per_identity_camera(ids: Sequence | np.ndarray, cams: Sequence | np.ndarray) -> np.ndarray:
+    """Indices of one sample (the middle one, deterministic) per (identity, camera): the query set."""
+    ids, cams = np.asarray(ids), np.asarray(cams)
+    out = []
+    for key in sorted(set(zip(ids.tolist(), cams.tolist(), strict=True))):
+        members = np.flatnonzero((ids == key[0]) & (cams == key[1]))
+        out.append(int(members[len(members) // 2]))
+    return np.asarray(out, np.int64)
+
+
+# ------------------------------------------------------------------------------------------- face verification
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate) over every distinct threshold, from (0, 0) to (1, 1)."""
+    scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels, bool).ravel()
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        raise ValueError(f"ROC needs genuine and impostor pairs, got {pos} and {neg}")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the end of each run of tied scores
+    tps, fps = np.cumsum(y)[last], np.cumsum(~y)[last]
+    return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoidal, so tied scores count one half)."""
+    fpr, tpr = roc_curve(scores, labels)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    auc: Estimate
+    fpr: np.ndarray
+    tpr: np.ndarray
+    num_genuine: int
+    num_impostor: int
+    chance_auc: float = 0.5
+
+    def as_dict(self) -> dict[str, Any]:
+        step = max(1, len(self.fpr) // 200)  # a thinned curve is enough to plot
+        return {"auc": self.auc.as_dict(), "chance_auc": self.chance_auc, "num_genuine": self.num_genuine,
+                "num_impostor": self.num_impostor, "roc_fpr": self.fpr[::step].round(4).tolist(),
+                "roc_tpr": self.tpr[::step].round(4).tolist()}
+
+
+def face_verification_attack(
+    probe_emb: np.ndarray, probe_ids: Sequence | np.ndarray, ref_emb: np.ndarray, ref_ids: Sequence | np.ndarray,
+    seed: int = 0, n_boot: int = 300,
+) -> FaceScore:
+    """Every probe face against every enrolled face (cosine similarity): genuine pairs share the identity.
+    The AUC's CI resamples probe identities."""
+    probe_ids, ref_ids = np.asarray(probe_ids), np.asarray(ref_ids)
+    sim = 1.0 - cosine_distance(probe_emb, ref_emb)
+    genuine = probe_ids[:, None] == ref_ids[None, :]
+    fpr, tpr = roc_curve(sim, genuine)
+
+    def auc_of(rows: np.ndarray) -> float:
+        idx = rows.astype(np.int64)
+        g = genuine[idx]
+        return roc_auc(sim[idx], g) if g.any() and (~g).any() else float("nan")
+
+    est = bootstrap_ci(np.arange(len(probe_ids), dtype=np.float64), probe_ids, stat=auc_of, n_boot=n_boot, seed=seed)
+    return FaceScore(est, fpr, tpr, int(genuine.sum()), int((~genuine).sum()))
+
+
+def load_face_embedder(path: str | Path, input_hw: tuple[int, int] = (112, 112)) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A user-supplied face embedder (e.g. ArcFace) as a TorchScript file taking ``(N, 3, 112, 112)``
+    images in [-1, 1]; returns a function of [0, 1] grey crops ``(N, 1, h, w)`` (nothing is downloaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: face-embedding weights not found (a TorchScript export is expected)")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream, but it is what users export
+            warnings.simplefilter("ignore", FutureWarning)
+            net = torch.jit.load(str(path), map_location="cpu").eval()
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: not a TorchScript module ({exc})") from None
+
+    def run(crops: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(crops.float(), size=input_hw, mode="bilinear", align_corners=False)
+        return net(x.repeat(1, 3, 1, 1) * 2 - 1)
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------- attacker training
+
+
+@dataclass(frozen=True)
+class AttackerNetCfg:
+    """One attacker embedding net (appearance ReId on person crops, or face embedding)."""
+
+    name: str  # checkpoint name under RUN_DIR/attacker/
+    crop_hw: tuple[int, int]
+    steps: int = 150
+    model: str = "reid_resnet18"
+    embed_dim: int = 128
+    p: int = 8
+    k: int = 4
+    lr: float = 5e-4
+    warmup: int = 10
+    seed: int = 0
+    augment: bool = True
+
+
+@dataclass(frozen=True)
+class AttackerCfg:
+    appearance: AttackerNetCfg = field(default_factory=lambda: AttackerNetCfg("appearance", (64, 32)))
+    face: AttackerNetCfg = field(default_factory=lambda: AttackerNetCfg("face", (32, 32)))
+
+    @classmethod
+    def for_preset(cls, preset: str, steps: int | None = None) -> AttackerCfg:
+        """The attacker for a run of training preset ``preset``: ``tiny`` gets nets sized for tests
+        (numbers meaningless), every other preset the default; ``steps`` overrides the step count."""
+        if preset == "tiny":
+            small: dict[str, Any] = {"embed_dim": 32, "p": 4, "k": 2, "steps": 3, "warmup": 1}
+            app, face = AttackerNetCfg("appearance", (32, 16), **small), AttackerNetCfg("face", (16, 16), **small)
+        else:
+            app, face = cls().appearance, cls().face
+        if steps is not None:
+            app, face = replace(app, steps=steps), replace(face, steps=steps)
+        return cls(app, face)
+
+
+def augment_crops(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """What separates clean photos from reconstructions: contrast, brightness, blur; plus flips."""
+    n = len(x)
+    gain = torch.from_numpy(rng.uniform(0.6, 1.4, (n, 1, 1, 1)).astype(np.float32))
+    bias = torch.from_numpy(rng.uniform(-0.15, 0.15, (n, 1, 1, 1)).astype(np.float32))
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * gain + mean + bias).clamp(0, 1)
+    blur = torch.from_numpy(rng.random(n) < 0.5)
+    if bool(blur.any()):
+        smooth = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+        x = torch.where(blur[:, None, None, None], smooth, x)
+    flip = torch.from_numpy(rng.random(n) < 0.5)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def train_attacker_net(
+    crops: torch.Tensor, labels: np.ndarray, cfg: AttackerNetCfg, out_dir: Path, device: torch.device | None = None,
+    progress: bool = False, metadata: dict[str, Any] | None = None,
+) -> nn.Module:
+    """Train an embedding net on [0, 1] grey crops ``(M, 1, h, w)`` of the training identities with the
+    ReId losses (label-smoothing CE + batch-hard triplet, P x K batches) through the project's
+    :class:`~anonreid.models.engine.Trainer`; saves ``out_dir/<name>.{safetensors,json}``."""
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.engine import CosineLR, Logger, LossPlot, Trainer, seed_everything
+    from anonreid.models.registry import create_model
+    from anonreid.models.reid import ReidOutput, reid_loss
+    from anonreid.models.train import pk_index
+
+    device = device or torch.device("cpu")
+    labels = np.asarray(labels, np.int64)
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f"attacker net {cfg.name!r} needs at least 2 training identities, got {len(np.unique(labels))}")
+    seed_everything(cfg.seed)
+    model = create_model(cfg.model, in_bins=1, embed_dim=cfg.embed_dim, num_classes=num_classes, crop_hw=cfg.crop_hw)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    y_all = torch.from_numpy(labels)
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = np.random.default_rng([cfg.seed, 0xA77, i])
+        idx = pk_index(rng, labels, cfg.p, cfg.k)
+        x = crops[idx].float()
+        x = augment_crops(x, rng) if cfg.augment else x
+        out = model(normalise_images(x).to(device))
+        assert isinstance(out, ReidOutput)
+        return reid_loss(out, y_all[idx].to(device))
+
+    stage_dir = out_dir / "stages" / cfg.name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    (stage_dir / "log.jsonl").unlink(missing_ok=True)
+    trainer = Trainer(f"attacker {cfg.name}", {cfg.name: model}, optimizer, step, cfg.steps,
+                      [CosineLR(), Logger(stage_dir, 10, progress), LossPlot(stage_dir, f"attacker: {cfg.name}")], device)
+    trainer.warmup = cfg.warmup  # type: ignore[attr-defined]
+    trainer.batch_size = cfg.p * cfg.k
+    trainer.run()
+    model.eval()
+    final = trainer.history[-1] if trainer.history else {}
+    meta = {"stage": f"attacker_{cfg.name}", "attacker_cfg": {**cfg.__dict__, "crop_hw": list(cfg.crop_hw)},
+            "train_samples": len(labels), "identities": num_classes,
+            "final_loss": final.get("loss"), "wall_s": round(trainer.wall_s, 2), **(metadata or {})}
+    save_checkpoint(out_dir / cfg.name, model, meta)
+    return model
+
+
+def load_attacker_net(
+    out_dir: Path, cfg: AttackerNetCfg, device: torch.device | None = None, data_fingerprint: str | None = None
+) -> nn.Module | None:
+    """The checkpoint ``out_dir/<name>`` when it exists and matches ``cfg`` (crop size, embedding, steps)
+    and, when given, the dataset it was trained on; ``None`` otherwise (the caller trains a new one)."""
+    from anonreid.models.checkpoint import load_checkpoint, read_sidecar
+
+    path = out_dir / cfg.name
+    if not path.with_suffix(".json").exists():
+        return None
+    meta = read_sidecar(path)["metadata"]
+    saved = meta.get("attacker_cfg", {})
+    if saved.get("crop_hw") != list(cfg.crop_hw) or saved.get("steps") != cfg.steps or saved.get("embed_dim") != cfg.embed_dim:
+        return None
+    if data_fingerprint is not None and meta.get("data_fingerprint") != data_fingerprint:
+        return None
+    return load_checkpoint(path, device=device or "cpu").model.eval()

@@ -1,0 +1,77 @@
+"""``anonreid evaluate``: the CLI front of :mod:`anonreid.models.evaluation.evaluate` (torch imported inside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from anonreid.models.evaluation.attacks import AttackerCfg
+
+
+def evaluate(
+    run: Annotated[Path, typer.Option("--run", help="training run directory (from `anonreid train`)")],
+    out: Annotated[Path, typer.Option("--out", help="output directory for results.json, results.md and figures")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="world dataset directory (also trains the attacker's nets)")
+    ] = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="world | event-reid")] = "world",
+    root: Annotated[Path | None, typer.Option("--root", help="Event-ReId root (with --dataset event-reid)")] = None,
+    clips_per_pass: Annotated[int, typer.Option("--clips-per-pass", min=1, help="test clips per pass, evenly spaced")] = 8,
+    attacker_steps: Annotated[
+        int | None, typer.Option("--attacker-steps", min=1, help="training steps of the attacker's nets (default 150)")
+    ] = None,
+    face_weights: Annotated[
+        Path | None, typer.Option("--face-weights", help="TorchScript ArcFace-style face embedder to use instead")
+    ] = None,
+    encryption: Annotated[bool, typer.Option("--encryption/--no-encryption", help="Table 3's encryption rows")] = True,
+    detection: Annotated[bool, typer.Option("--detection/--no-detection", help="ReId on detected boxes too")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+) -> None:
+    """Reproduce the paper's tables (and the extra attacks) for a trained run."""
+    import logging
+
+    from anonreid.models.evaluation.evaluate import EvalOptions, evaluate_run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parts = ["anonreid evaluate", f"--run {run}", f"--out {out}"] + ([f"--data {data}"] if data else [])
+    if dataset != "world":
+        parts += [f"--dataset {dataset}", f"--root {root}"]
+    parts += [f"--clips-per-pass {clips_per_pass}"] + ([f"--attacker-steps {attacker_steps}"] if attacker_steps else [])
+    parts += [f"--face-weights {face_weights}"] * bool(face_weights) + ["--no-encryption"] * (not encryption)
+    parts += ["--no-detection"] * (not detection)
+    if dataset == "world" and data is None:
+        typer.echo("error: --data DIR (the world dataset) is required with --dataset world", err=True)
+        raise typer.Exit(2)
+    if dataset == "event-reid" and root is None:
+        typer.echo("error: --root PATH (the Event-ReId directory) is required with --dataset event-reid", err=True)
+        raise typer.Exit(2)
+    if dataset not in ("world", "event-reid"):
+        typer.echo(f"error: --dataset must be world or event-reid, got {dataset!r}", err=True)
+        raise typer.Exit(2)
+    if not (run / "config.yaml").exists():
+        typer.echo(f"error: --run {run}: no config.yaml (not a run directory of `anonreid train`)", err=True)
+        raise typer.Exit(2)
+    opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
+                       detection=detection, progress=progress,
+                       attacker=_attacker_cfg(run, attacker_steps))
+    try:
+        res = evaluate_run(run, out, data, dataset, root, opts, command=" ".join(parts))
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res['wall_s']} s)")
+
+
+def _attacker_cfg(run: Path, steps: int | None) -> AttackerCfg | None:
+    """The attacker for the run's preset with ``--attacker-steps`` applied (None: evaluate_run decides)."""
+    if steps is None:
+        return None
+    import yaml
+
+    from anonreid.models.evaluation.attacks import AttackerCfg
+
+    preset = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("name", "")
+    return AttackerCfg.for_preset(str(preset), steps)

@@ -1,0 +1,352 @@
+"""Event sources of a camera node: the live world, file replay, and Redis Streams ingest.
+
+Every source yields validated event packets (the one event dtype of anonreid.events.types) in time
+order and exposes ``sensor``, ``clock_anchor`` (wall time of stream time 0 when the stream is paced
+by the wall clock, for end-to-end latency; ``None`` otherwise), ``ground_truth`` (the world's
+evaluation side channel, simulation only) and ``commit(end_us)``, which the node calls once every
+window ending at ``end_us`` has been processed (the Redis source acknowledges its messages there, so
+a node that dies mid-stream resumes from its pending entries on restart).
+
+A :class:`SourceSpec` is a small picklable description, so a Ray actor can build its own source on
+the node it is placed on (a live world renders where the camera runs; a file is read where it lies).
+
+Redis stream layout (``events:<camera>``, written by ``anonreid gateway push``): one entry per packet
+with fields ``events`` (the packet's raw bytes, little-endian EVENT_DTYPE records), ``sensor``
+(``WxH``), and a last entry with ``eos=1`` at the end of a finite push. ``events:<camera>:meta`` is a
+hash holding ``sensor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from anonreid.events.types import EVENT_DTYPE, EventFormatError, SensorSize, validate_events
+
+log = logging.getLogger(__name__)
+
+BadInputFn = Callable[[str], None]
+
+
+def stream_key(camera_id: str) -> str:
+    return f"events:{camera_id}"
+
+
+def meta_key(camera_id: str) -> str:
+    return f"events:{camera_id}:meta"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a camera node reads (picklable; :func:`open_source` builds the source where it runs)."""
+
+    kind: Literal["live", "file", "redis"]
+    camera_id: str
+    path: str = ""  # file: any format anonreid.events.io reads
+    realtime: bool = True  # live / file: pace packets by the wall clock
+    speed: float = 1.0  # file: replay speed when realtime
+    packet_us: int = 10_000
+    start_us: int = 0  # live: stream time to start at
+    world: dict[str, Any] = field(default_factory=dict)  # live: WorldConfig fields (empty = defaults)
+    sensor: str = ""  # file / redis: "WxH" when the file / stream does not say
+    redis_url: str = ""
+    redis_password: str = ""
+    group: str = "camera"  # redis: consumer group
+    consumer: str = ""  # redis: consumer name (default: the camera id, so a restarted node resumes)
+    block_ms: int = 200
+
+
+class EventSource:
+    """Base class: iterate :meth:`packets`; call :meth:`commit` after processing; :meth:`close` at the end."""
+
+    camera_id: str
+    sensor: SensorSize
+    clock_anchor: float | None = None
+    ground_truth: Callable[[int, int, bool], list[Any]] | None = None
+    window_t0_us: int | None = None  # window grid anchor (None: the first event)
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.on_bad_input: BadInputFn = lambda reason: None
+
+    def packets(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def commit(self, end_us: int) -> None:
+        """Every event before ``end_us`` has been processed (or dropped by the node's policy)."""
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def split_packets(events: np.ndarray, packet_us: int) -> Iterator[np.ndarray]:
+    """Split a time-sorted event array at multiples of ``packet_us``."""
+    if len(events) == 0:
+        return
+    bucket = events["t"] // packet_us
+    cuts = np.flatnonzero(np.diff(bucket)) + 1
+    start = 0
+    for cut in [*cuts.tolist(), len(events)]:
+        yield events[start:cut]
+        start = cut
+
+
+class LiveWorldSource(EventSource):
+    """One camera of the live synthetic world (``LiveWorld.camera_stream``), real-time paced or not."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__()
+        from anonreid.events.world import LiveWorld
+        from anonreid.orchestration.config import WorldConfig
+
+        self.spec = spec
+        self.camera_id = spec.camera_id
+        self.world = LiveWorld(WorldConfig(**spec.world))
+        self.sensor = _world_sensor(self.world)
+        self.window_us = int(self.world.config.window_us)
+        self.window_t0_us = spec.start_us - spec.start_us % self.window_us
+        self._view: Any = None
+        self.ground_truth = self._ground_truth
+
+    def _ground_truth(self, t0_us: int, t1_us: int, frames: bool = False) -> list[Any]:
+        """The world's ground truth of windows starting in [t0, t1). Without ``frames`` only boxes and
+        identities are computed (cheap: no rendering), which is all that evaluation needs; reference
+        frames (a full render each) are fetched only for the sampled audit windows."""
+        if frames:
+            return list(self.world.ground_truth(self.camera_id, t0_us, t1_us))
+        from anonreid.events.world.live import GroundTruthWindow
+        from anonreid.events.world.scene import CameraView
+
+        cam = self.camera_id
+        if self._view is None:
+            self._view = CameraView(self.world.world.camera(cam), lambda a, b: self.world.walks(cam, a, b))
+        w = self.window_us
+        out = []
+        for k in range(-(-int(t0_us) // w), -(-int(t1_us) // w)):
+            s = k * w
+            walks = [x for x in self.world.walks(cam, s, s + w) if x.t_start_us <= s + w and x.t_end_us > s]
+            boxes = self._view.boxes(walks, s, s + w)
+            keep = ~np.isnan(boxes).any(axis=1)
+            identities = [x.person.identity for x, kp in zip(walks, keep.tolist(), strict=True) if kp]
+            out.append(GroundTruthWindow(s, boxes[keep], identities, None))  # type: ignore[arg-type]
+        self._view.prune(t0_us, 60e6)
+        return out
+
+    def packets(self) -> Iterator[np.ndarray]:
+        spec = self.spec
+        stream = self.world.camera_stream(
+            spec.camera_id, start_us=spec.start_us, realtime=spec.realtime, packet_us=spec.packet_us
+        )
+        if spec.realtime:
+            self.clock_anchor = time.time() - spec.start_us / 1e6
+        for packet in stream:
+            if self._stop.is_set():
+                return
+            yield packet
+
+
+def _world_sensor(world: Any) -> SensorSize:
+    sensor = getattr(world, "sensor", None)
+    if isinstance(sensor, SensorSize):
+        return sensor
+    return SensorSize.parse(str(world.config.resolution))
+
+
+class FileSource(EventSource):
+    """Replay of an event file (any format anonreid.events.io reads), paced or as fast as possible."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__()
+        from anonreid.events.io import open_events
+
+        if not spec.path:
+            raise ValueError(f"camera {spec.camera_id}: a file source needs a path")
+        if spec.speed <= 0:
+            raise ValueError(f"camera {spec.camera_id}: replay speed must be > 0, got {spec.speed}")
+        self.spec = spec
+        self.camera_id = spec.camera_id
+        self.reader = open_events(Path(spec.path), sensor=SensorSize.parse(spec.sensor) if spec.sensor else None)
+        sensor = self.reader.sensor
+        if sensor is None:
+            raise ValueError(f"{spec.path}: the file does not record its sensor size; give it (--sensor WxH)")
+        self.sensor = sensor
+
+    def packets(self) -> Iterator[np.ndarray]:
+        spec = self.spec
+        t_first: int | None = None
+        wall0 = time.time()
+        for chunk in self.reader:
+            for packet in split_packets(chunk, spec.packet_us):
+                if self._stop.is_set():
+                    return
+                if spec.realtime:
+                    if t_first is None:
+                        t_first = int(packet["t"][0])
+                        wall0 = time.time()
+                        self.clock_anchor = wall0 - t_first / 1e6 / spec.speed
+                    due = wall0 + (int(packet["t"][-1]) - t_first) / 1e6 / spec.speed
+                    delay = due - time.time()
+                    if delay > 0:
+                        self._stop.wait(delay)
+                yield packet
+
+
+class RedisStreamSource(EventSource):
+    """Ingest from the Redis stream ``events:<camera>`` through a consumer group.
+
+    On start the consumer first re-reads its own pending (delivered but unacknowledged) entries, so a
+    node restarted after a crash resumes where it was; then it reads new entries. Entries are
+    acknowledged in :meth:`commit`, once the windows holding their events have been processed.
+    A malformed entry is counted (``on_bad_input``), acknowledged so it is not redelivered forever,
+    and skipped. A finite push ends with an ``eos`` entry.
+    """
+
+    def __init__(self, spec: SourceSpec, client: Any = None) -> None:
+        super().__init__()
+        from anonreid.orchestration.redis_service import connect
+
+        self.spec = spec
+        self.camera_id = spec.camera_id
+        self.key = stream_key(spec.camera_id)
+        self.group = spec.group
+        self.consumer = spec.consumer or spec.camera_id
+        self.redis = client if client is not None else connect(spec.redis_url, spec.redis_password or None)
+        sensor = spec.sensor or _decode(self.redis.hget(meta_key(spec.camera_id), "sensor"))
+        if not sensor:
+            raise ValueError(
+                f"camera {spec.camera_id}: no sensor size for Redis stream {self.key} "
+                f"(give one, or push with `anonreid gateway push` first, which records it in {meta_key(spec.camera_id)})"
+            )
+        self.sensor = SensorSize.parse(sensor)
+        self._unacked: list[tuple[bytes, int]] = []  # (entry id, last event time) in delivery order
+        self._lock = threading.Lock()
+        self._last_t: int | None = None
+        self.acked = 0
+        try:
+            self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except Exception as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def packets(self) -> Iterator[np.ndarray]:
+        cursor = "0"  # own pending entries first (an id: the history after it), then new ones (">")
+        while not self._stop.is_set():
+            history = cursor != ">"
+            block = None if history else self.spec.block_ms
+            resp: Any = self.redis.xreadgroup(self.group, self.consumer, {self.key: cursor}, count=64, block=block)
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = resp[0][1] if resp else []
+            if history:
+                if not entries:
+                    cursor = ">"
+                    continue
+                cursor = _decode(entries[-1][0])  # continue through the pending list
+            for entry_id, fields in entries:
+                if fields.get(b"eos"):
+                    self._ack([entry_id])
+                    return
+                packet = self._decode_packet(entry_id, fields)
+                if packet is None:
+                    continue
+                with self._lock:
+                    self._unacked.append((entry_id, int(packet["t"][-1]) if len(packet) else -1))
+                yield packet
+
+    def _decode_packet(self, entry_id: bytes, fields: dict[bytes, bytes]) -> np.ndarray | None:
+        source = f"redis {self.key} entry {_decode(entry_id)}"
+        raw = fields.get(b"events")
+        try:
+            if raw is None:
+                raise EventFormatError(source, "entry has no 'events' field")
+            if len(raw) % EVENT_DTYPE.itemsize:
+                raise EventFormatError(
+                    source, f"'events' has {len(raw)} bytes, not a multiple of the {EVENT_DTYPE.itemsize}-byte event"
+                )
+            packet = np.frombuffer(raw, dtype=EVENT_DTYPE).copy()
+            validate_events(packet, self.sensor, source=source, previous_t=self._last_t)
+        except EventFormatError as exc:
+            reason = "time_backwards" if "backwards" in exc.reason else "out_of_sensor" if "outside" in exc.reason else "decode_error"
+            log.warning("%s", exc)
+            self.on_bad_input(reason)
+            self._ack([entry_id])
+            return None
+        if len(packet):
+            self._last_t = int(packet["t"][-1])
+        return packet
+
+    def commit(self, end_us: int) -> None:
+        with self._lock:
+            done = [eid for eid, t in self._unacked if t < end_us]
+            self._unacked = [(eid, t) for eid, t in self._unacked if t >= end_us]
+        self._ack(done)
+
+    def flush_acks(self) -> None:
+        """Acknowledge everything delivered (end of stream: the node processed every window)."""
+        with self._lock:
+            done = [eid for eid, _ in self._unacked]
+            self._unacked = []
+        self._ack(done)
+
+    def _ack(self, ids: list[bytes]) -> None:
+        if ids:
+            self.redis.xack(self.key, self.group, *ids)
+            self.acked += len(ids)
+
+
+def _decode(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def open_source(spec: SourceSpec) -> EventSource:
+    """Build the source a :class:`SourceSpec` describes."""
+    if spec.kind == "live":
+        return LiveWorldSource(spec)
+    if spec.kind == "file":
+        return FileSource(spec)
+    if spec.kind == "redis":
+        return RedisStreamSource(spec)
+    raise ValueError(f"unknown source kind {spec.kind!r} (expected live, file or redis)")
+
+
+def push_file(
+    client: Any,
+    path: str | Path,
+    camera_id: str,
+    packet_us: int = 10_000,
+    realtime: bool = False,
+    speed: float = 1.0,
+    maxlen: int = 100_000,
+    sensor: SensorSize | None = None,
+    end_of_stream: bool = True,
+) -> dict[str, int]:
+    """Edge-side publisher: stream an event file into ``events:<camera>`` (one entry per packet).
+
+    The stream is bounded (``MAXLEN ~ maxlen`` entries); returns counts of packets and events.
+    """
+    spec = SourceSpec(
+        kind="file", camera_id=camera_id, path=str(path), realtime=realtime, speed=speed, packet_us=packet_us,
+        sensor=str(sensor) if sensor else "",
+    )
+    source = FileSource(spec)
+    key = stream_key(camera_id)
+    client.hset(meta_key(camera_id), mapping={"sensor": str(source.sensor)})
+    packets = events = 0
+    pipe = client.pipeline(transaction=False)
+    for packet in source.packets():
+        pipe.xadd(key, {"events": packet.tobytes(), "sensor": str(source.sensor)}, maxlen=maxlen, approximate=True)
+        packets += 1
+        events += len(packet)
+        if packets % 64 == 0 or realtime:
+            pipe.execute()
+    if end_of_stream:
+        pipe.xadd(key, {"eos": b"1"}, maxlen=maxlen, approximate=True)
+    pipe.execute()
+    return {"packets": packets, "events": events}

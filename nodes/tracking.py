@@ -1,0 +1,195 @@
+"""Per-camera tracklets from per-window detections: IoU matching with constant-velocity prediction.
+
+Each window the tracker predicts every live track one step ahead (constant velocity in box-centre
+coordinates), matches predictions to detections by IoU with the Hungarian algorithm
+(``scipy.optimize.linear_sum_assignment``), and applies hysteresis: a new track is *tentative* until it
+has been matched ``min_hits`` times (one-off noise blobs never become tracklets), and a confirmed track
+survives ``max_misses`` unmatched windows on its prediction (a person briefly producing few events, or
+occluded, keeps their tracklet) before it ends.
+
+Tracklet ids are derived from the stream time of the track's birth (``<birth_us>.<k>``), not from a
+process-local counter, so a node that restarts and replays the same stream gives the same ids, and the
+camera's sighting ids (``<camera>-<tracklet>-<seq>``) stay valid idempotency keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from anonreid.nodes.detection import Detection, box_iou
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Parameters of :class:`Tracker`."""
+
+    iou_threshold: float = 0.15  # minimum IoU between a prediction and a detection to match
+    min_hits: int = 3  # matched windows before a tentative track is confirmed
+    max_misses: int = 8  # unmatched windows a confirmed track survives on its prediction
+    velocity_smoothing: float = 0.5  # EMA weight of the newest velocity measurement
+    max_tracks: int = 64  # hard cap on live tracks (memory stays bounded on pathological input)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.iou_threshold < 1.0:
+            raise ValueError(f"tracker iou_threshold must be in (0, 1), got {self.iou_threshold}")
+        if self.min_hits < 1 or self.max_misses < 0:
+            raise ValueError("tracker min_hits must be >= 1 and max_misses >= 0")
+
+
+@dataclass
+class Track:
+    """One tracklet: its current box, motion and the statistics a sighting summarises."""
+
+    track_id: str
+    box: Box
+    start_us: int
+    last_us: int  # end of the last window in which the track was matched
+    score: float
+    velocity: tuple[float, float] = (0.0, 0.0)  # box-centre velocity, px per window
+    hits: int = 1
+    misses: int = 0
+    confirmed: bool = False
+    matched: bool = True  # matched in the latest window
+    num_boxes: int = 1
+    area_sum: float = 0.0
+    score_sum: float = 0.0
+    first_centre: tuple[float, float] = (0.0, 0.0)
+    last_centre: tuple[float, float] = (0.0, 0.0)
+    first_seen_us: int = 0  # start of the first matched window (for the mean velocity)
+    extra: dict = field(default_factory=dict)  # owner's per-track state (the camera node's embeddings)
+
+    @property
+    def mean_area(self) -> float:
+        return self.area_sum / max(self.num_boxes, 1)
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / max(self.num_boxes, 1)
+
+    def mean_velocity_px_s(self) -> tuple[float, float]:
+        """Mean centre velocity over the tracklet's life, px/s."""
+        dt = (self.last_us - self.first_seen_us) / 1e6
+        if dt <= 0:
+            return 0.0, 0.0
+        return (
+            (self.last_centre[0] - self.first_centre[0]) / dt,
+            (self.last_centre[1] - self.first_centre[1]) / dt,
+        )
+
+
+@dataclass(frozen=True)
+class TrackerUpdate:
+    """Result of one window: confirmed live tracks (``matched`` tells which were seen) and ended ones."""
+
+    active: list[Track]
+    ended: list[Track]
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+
+
+def _shift(box: Box, dx: float, dy: float) -> Box:
+    return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
+
+
+class Tracker:
+    """Stateful per-camera tracker: call :meth:`update` once per window, in time order."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.tracks: list[Track] = []
+
+    def predicted_boxes(self) -> np.ndarray:
+        return np.array(
+            [_shift(t.box, *t.velocity) for t in self.tracks], np.float64
+        ).reshape(-1, 4)
+
+    def update(self, detections: list[Detection], window_start_us: int, window_end_us: int) -> TrackerUpdate:
+        cfg = self.config
+        predicted = self.predicted_boxes()
+        det_boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
+        matches: list[tuple[int, int]] = []
+        if len(self.tracks) and len(detections):
+            iou = box_iou(predicted, det_boxes)
+            # confirmed tracks win ties against tentative ones
+            bonus = np.array([0.01 if t.confirmed else 0.0 for t in self.tracks])[:, None]
+            rows, cols = linear_sum_assignment(-(iou + bonus * (iou > 0)))
+            matches = [(r, c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= cfg.iou_threshold]
+        matched_tracks = {r for r, _ in matches}
+        matched_dets = {c for _, c in matches}
+        for r, c in matches:
+            self._observe(self.tracks[r], detections[c], window_end_us)
+        ended: list[Track] = []
+        survivors: list[Track] = []
+        for i, track in enumerate(self.tracks):
+            if i not in matched_tracks:
+                track.matched = False
+                track.misses += 1
+                track.box = tuple(predicted[i])  # type: ignore[assignment]
+                limit = cfg.max_misses if track.confirmed else 0
+                if track.misses > limit:
+                    if track.confirmed:
+                        ended.append(track)
+                    continue
+            survivors.append(track)
+        k = 0
+        for c, det in enumerate(detections):
+            if c in matched_dets or len(survivors) >= cfg.max_tracks:
+                continue
+            survivors.append(self._birth(det, window_start_us, window_end_us, k))
+            k += 1
+        self.tracks = survivors
+        return TrackerUpdate([t for t in self.tracks if t.confirmed], ended)
+
+    def flush(self) -> list[Track]:
+        """End every confirmed track (end of stream); returns them."""
+        ended = [t for t in self.tracks if t.confirmed]
+        self.tracks = []
+        return ended
+
+    def _birth(self, det: Detection, start_us: int, end_us: int, k: int) -> Track:
+        centre = _centre(det.box)
+        track = Track(
+            track_id=f"{start_us}.{k}",
+            box=det.box,
+            start_us=start_us,
+            last_us=end_us,
+            score=det.score,
+            area_sum=det.area,
+            score_sum=det.score,
+            first_centre=centre,
+            last_centre=centre,
+            first_seen_us=end_us,
+        )
+        track.confirmed = track.hits >= self.config.min_hits
+        return track
+
+    def _observe(self, track: Track, det: Detection, end_us: int) -> None:
+        a = self.config.velocity_smoothing
+        cx, cy = _centre(det.box)
+        px, py = track.last_centre  # the last observed centre (track.box may be a prediction)
+        # misses in between: the displacement spans several windows
+        steps = track.misses + 1
+        vx, vy = (cx - px) / steps, (cy - py) / steps
+        if track.hits == 1:
+            track.velocity = (vx, vy)
+        else:
+            track.velocity = (a * vx + (1 - a) * track.velocity[0], a * vy + (1 - a) * track.velocity[1])
+        track.box = det.box
+        track.score = det.score
+        track.hits += 1
+        track.misses = 0
+        track.matched = True
+        track.last_us = end_us
+        track.num_boxes += 1
+        track.area_sum += det.area
+        track.score_sum += det.score
+        track.last_centre = (cx, cy)
+        if track.hits >= self.config.min_hits:
+            track.confirmed = True

@@ -1,0 +1,348 @@
+"""The camera node end to end: live world -> pipeline -> real gRPC gallery + real Redis audit tap.
+
+The same scenario runs on the plain :class:`CameraService` and on its Ray actor. Streams are short
+(a few seconds of the live world, rendered as fast as possible) to keep this file under a minute.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from anonreid.orchestration.config import CameraConfig, EventsConfig, WorldConfig
+
+STREAM_S = 4.0
+CAMERA = "cam3"  # person 032 walks through it from 0.5 s
+
+
+def _live_spec(camera: str = CAMERA, start_us: int = 0) -> Any:
+    from anonreid.nodes.sources import SourceSpec
+
+    return SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=start_us, world=WorldConfig().model_dump())
+
+
+class _Bounded:
+    """Stops a source after ``seconds`` of stream time (the live world never ends by itself)."""
+
+    def __init__(self, service: Any, seconds: float) -> None:
+        self.service = service
+        src = service.source
+        inner = src.packets
+        end_us = src.spec.start_us + int(seconds * 1e6)
+
+        def packets() -> Iterator[np.ndarray]:
+            for p in inner():
+                if len(p) and p["t"][0] >= end_us:
+                    return
+                yield p
+
+        src.packets = packets
+
+
+def _camera_config(**kw: Any) -> CameraConfig:
+    # frequent audit samples and sightings so a short stream exercises every path
+    base = {"audit_every_s": 1.0, "publish_every": 30, "metrics_port": 0, "torch_threads": 1}
+    return CameraConfig(**{**base, **kw})
+
+
+def _check_run(stats: dict[str, Any], redis_client: Any, address: str) -> None:
+    from anonreid.gallery.client import GalleryClient
+    from anonreid.proto.v1 import audit_pb2
+
+    assert stats["error"] is None
+    assert stats["windows"] >= int(STREAM_S * 29)
+    assert stats["windows_dropped"] == 0
+    assert stats["sightings_acked"] > 0 and stats["sightings_pending"] == 0
+    assert stats["realtime_factor"] > 0
+    entries = redis_client.xrange(f"audit:{CAMERA}")
+    assert len(entries) == stats["audit_samples"] >= int(STREAM_S) - 1
+    sample = audit_pb2.AuditSample.FromString(entries[0][1][b"sample"])
+    assert (sample.bins, sample.height, sample.width) == (5, 240, 320)
+    voxel = np.frombuffer(sample.anonymized_voxel, np.float16).reshape(5, 240, 320)
+    assert np.isfinite(voxel).all()
+    assert len(sample.reference_frame) == 240 * 320  # simulation: the world's reference frame
+    client = GalleryClient(address)
+    try:
+        identities = client.list_identities()
+        assert len(getattr(identities, "identities", identities)) > 0
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+def test_camera_service_live_world(redis_service: Any, gallery_address: str) -> None:
+    from anonreid.nodes.actors import CameraService
+
+    service = CameraService(
+        _live_spec(), gallery_address, redis_service.url, redis_service.password, _camera_config(), EventsConfig(), metrics_port=0
+    )
+    _Bounded(service, STREAM_S)
+    stats = service.run()
+    stats = service.stats()
+    _check_run(stats, redis_service.client(), gallery_address)
+    det = stats["detection"]
+    assert det["gt_boxes"] > 0 and det["recall"] > 0.3 and det["precision"] > 0.3, det
+    ev = service.evaluation()
+    assert ev["observations"] and ev["assignments"]
+    # the metrics endpoint serves the contract's names
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{service.port}/metrics", timeout=5).read().decode()
+    for name in (
+        "anonreid_camera_events_total", "anonreid_camera_windows_total", "anonreid_camera_windows_dropped_total",
+        "anonreid_camera_stage_latency_seconds_bucket", "anonreid_camera_queue_depth",
+        "anonreid_camera_sightings_published_total", "anonreid_camera_realtime_factor",
+        "anonreid_camera_active_tracks", "anonreid_camera_bad_input_total",
+    ):
+        assert f'{name}{{camera="{CAMERA}"' in text, name
+    for stage in ("window", "voxelize", "anonymize", "detect", "track", "embed", "publish"):
+        assert f'stage="{stage}"' in text
+    service.close()
+
+
+@pytest.mark.slow
+def test_camera_actor_live_world(redis_service: Any, gallery_address: str, ray_local: dict) -> None:
+    """The same scenario through the Ray actor (started, polled and stopped like the demo does)."""
+    import ray
+
+    from anonreid.nodes.actors import camera_actor_class
+
+    cls = camera_actor_class(num_cpus=0.5)
+    handle = cls.remote(
+        _live_spec(), gallery_address, redis_service.url, redis_service.password, _camera_config(), EventsConfig(), 0
+    )
+    ray.get(handle.ping.remote())
+    ray.get(handle.start.remote(None))
+    # stream time runs faster than wall time here (not paced): stop once STREAM_S of it is processed
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        s = ray.get(handle.stats.remote())
+        if s["stream_s"] >= STREAM_S:
+            break
+        time.sleep(0.2)
+    stats = ray.get(handle.stop.remote())
+    _check_run(stats, redis_service.client(), gallery_address)
+    ray.get(handle.close.remote())
+    ray.kill(handle)
+
+
+def test_region_anonymization_equals_full_frame() -> None:
+    """E_an on box + halo (what the node runs) gives the crop of E_an on the full frame."""
+    import torch
+
+    from anonreid.events.voxel import events_to_voxel
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.camera import CameraNode
+
+    bundle = load_model_bundle()
+    sensor = _world_sensor()
+    node = CameraNode(CAMERA, sensor, CameraConfig(), models=bundle)
+    rng = np.random.default_rng(0)
+    from anonreid.events.types import make_events
+
+    n = 20_000
+    t = np.sort(rng.integers(0, 33_333, n))
+    ev = make_events(t, rng.integers(0, sensor.width, n), rng.integers(0, sensor.height, n), rng.choice([-1, 1], n))
+    voxel = events_to_voxel(ev, 5, sensor.height, sensor.width, normalize=True, t_range=(0, 33_333))
+    with torch.inference_mode():
+        full = bundle.anonymizer(torch.from_numpy(voxel)[None])[0]
+        for box in [(100.0, 60.0, 141.0, 163.0), (0.0, 0.0, 30.0, 90.0), (290.0, 150.0, 320.0, 240.0)]:
+            x1, y1, x2, y2 = node._region([box])
+            region = bundle.anonymizer(torch.from_numpy(np.ascontiguousarray(voxel[:, y1:y2, x1:x2]))[None])[0]
+            bx1, by1, bx2, by2 = (int(v) for v in box)
+            got = region[:, by1 - y1 : by2 - y1, bx1 - x1 : bx2 - x1]
+            torch.testing.assert_close(got, full[:, by1:by2, bx1:bx2], atol=1e-5, rtol=1e-5)
+
+
+def _world_sensor() -> Any:
+    from anonreid.events.types import SensorSize
+
+    return SensorSize.parse(WorldConfig().resolution)
+
+
+def test_queue_drops_oldest_and_counts() -> None:
+    """An overloaded node drops the oldest windows, counts them, and memory stays bounded."""
+    from anonreid.events.types import make_events
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.camera import CameraNode
+
+    sensor = _world_sensor()
+    node = CameraNode(CAMERA, sensor, CameraConfig(queue_windows=5), models=load_model_bundle())
+    rng = np.random.default_rng(1)
+    for k in range(40):  # 40 windows pushed, none processed
+        t = np.sort(rng.integers(k * 33_333, (k + 1) * 33_333, 100))
+        node.push(make_events(t, rng.integers(0, 320, 100), rng.integers(0, 240, 100), rng.choice([-1, 1], 100)))
+    assert len(node.queue) == 5
+    assert node.queue.dropped == 40 - 1 - 5  # the last window is still open in the windower
+    assert node.process_pending() == 5
+    assert node._last_window_end_us > 38 * 33_333 - 1000  # the newest windows were kept
+    assert node.stats()["windows_dropped"] == 34
+    # a bad packet is rejected whole and counted; the node keeps running
+    before = node.stats()["events"]
+    bad = make_events([10], [5], [5], [1])  # time goes backwards
+    node.push(bad)
+    assert node.stats()["events"] == before
+
+
+def test_redis_stream_ingest_resumes_after_restart(redis_service: Any, gallery_address: str, tmp_path: Path) -> None:
+    """gateway push -> events:<camera> -> camera node; a node stopped mid-stream resumes from its pending entries."""
+    from anonreid.events.io import read_events, write_hdf5
+    from anonreid.events.types import concat_events
+    from anonreid.events.world import LiveWorld
+    from anonreid.nodes.actors import CameraService
+    from anonreid.nodes.sources import SourceSpec, push_file
+
+    world = LiveWorld(WorldConfig())
+    sensor = _world_sensor()
+    packets = []
+    for p in world.camera_stream(CAMERA, start_us=0, realtime=False, packet_us=10_000):
+        if len(p) and p["t"][0] >= 3_000_000:
+            break
+        packets.append(p)
+    events = concat_events(packets)
+    path = tmp_path / "cam1.h5"
+    write_hdf5(path, events, sensor)
+    assert len(read_events(path)) == len(events)
+    client = redis_service.client()
+    counts = push_file(client, path, CAMERA, packet_us=10_000, end_of_stream=False)
+    assert counts["events"] == len(events)
+    # a malformed entry before the end of the stream is counted, acknowledged and skipped
+    client.xadd(f"events:{CAMERA}", {"events": b"\x00" * 7, "sensor": str(sensor)})
+    client.xadd(f"events:{CAMERA}", {"eos": b"1"})
+    from prometheus_client import REGISTRY
+
+    labels = {"camera": CAMERA, "reason": "decode_error"}
+    bad_before = REGISTRY.get_sample_value("anonreid_camera_bad_input_total", labels) or 0.0
+
+    spec = SourceSpec(kind="redis", camera_id=CAMERA, redis_url=redis_service.url, block_ms=50)
+    first = CameraService(spec, gallery_address, redis_service.url, None, _camera_config(), EventsConfig())
+    # stop the first node after it has taken some packets: stream processing stops, nothing is acked past it
+    orig = first.source.packets
+
+    def some_packets() -> Iterator[np.ndarray]:
+        for i, p in enumerate(orig()):
+            if i == 120:
+                return
+            yield p
+
+    first.source.packets = some_packets
+    s1 = first.run()
+    first.close()
+    pending = client.xpending(f"events:{CAMERA}", "camera")["pending"]
+    assert 0 < pending < counts["packets"]
+
+    second = CameraService(spec, gallery_address, redis_service.url, None, _camera_config(), EventsConfig())
+    s2 = second.run()  # ends at the eos entry
+    second.close()
+    assert client.xpending(f"events:{CAMERA}", "camera")["pending"] == 0
+    # every event was processed at least once; re-delivered pending entries are the only overlap
+    assert s1["events"] + s2["events"] >= len(events)
+    assert s2["events"] <= len(events)
+    assert s2["sightings_acked"] > 0
+    assert REGISTRY.get_sample_value("anonreid_camera_bad_input_total", labels) == bad_before + 1
+
+
+def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, tmp_path: Path) -> None:
+    """Capture every Redis command (MONITOR) and every gRPC message the node sends; none carries raw data.
+
+    The camera's audit tap gets a Redis of its own here, so MONITOR sees the camera's commands only
+    (the gallery writes its store to ``redis_service``).
+    """
+    import torch
+
+    from anonreid.events.voxel import events_to_voxel
+    from anonreid.events.world import LiveWorld
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.actors import CameraService
+    from anonreid.orchestration.config import RedisConfig
+    from anonreid.orchestration.redis_service import RedisService
+    from anonreid.proto.v1 import audit_pb2
+
+    audit_redis = RedisService(RedisConfig(embedded_dir=str(tmp_path / "audit-redis"))).start()
+    commands: list[str] = []
+    ready = threading.Event()
+
+    def monitor() -> None:
+        try:
+            with audit_redis.client(socket_timeout=3600).monitor() as m:  # idle while models load
+                ready.set()
+                for cmd in m.listen():
+                    commands.append(cmd["command"])
+        except Exception:  # the server stops at the end of the test
+            return
+
+    threading.Thread(target=monitor, daemon=True).start()
+    assert ready.wait(5)
+    service = CameraService(_live_spec(), gallery_address, audit_redis.url, None, _camera_config(), EventsConfig())
+    sent: list[bytes] = []
+    inner = service.node.publisher.client  # type: ignore[union-attr]
+
+    class Recording:
+        """Records each sighting exactly as serialised onto the wire, then publishes it for real."""
+
+        def publish(self, sightings: list[Any]) -> list[Any]:
+            sent.extend(s.SerializeToString() for s in sightings)
+            return inner.publish(sightings)
+
+        def close(self) -> None:
+            inner.close()
+
+    service.node.publisher.client = Recording()  # type: ignore[union-attr]
+    _Bounded(service, 3.0)
+    stats = service.run()
+    service.close()
+    audit_client = audit_redis.client()
+    audit_client.ping()  # the last command through MONITOR
+    deadline = time.monotonic() + 5
+    while not any(c.startswith("PING") for c in commands[-3:]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stats["sightings_acked"] > 0 and sent
+    writes = [c for c in commands if not c.upper().startswith(("HELLO", "PING", "MONITOR", "CLIENT", "INFO"))]
+    # the audit tap, and the console's tile (a PNG of anonymized activity + track boxes) in a transaction
+    allowed = (
+        f"XADD audit:{CAMERA} MAXLEN ~ ", f"SET console:tile:{CAMERA} ", f"SET console:tracks:{CAMERA} ",
+        f"SADD console:cameras {CAMERA}", "MULTI", "EXEC",
+    )
+    assert writes and all(c.startswith(allowed) for c in writes), [c[:60] for c in writes if not c.startswith(allowed)]
+    entries = audit_client.xrange(f"audit:{CAMERA}")
+    assert len(entries) == sum(c.startswith("XADD") for c in writes) == stats["audit_samples"] >= 2
+    assert audit_client.get(f"console:tile:{CAMERA}").startswith(b"\x89PNG")
+
+    # the audit voxels are the anonymizer's output, not the raw voxel
+    world = LiveWorld(WorldConfig())
+    packets = list(_until(world.camera_stream(CAMERA, start_us=0, realtime=False, packet_us=10_000), 3_100_000))
+    from anonreid.events.types import concat_events
+
+    events = concat_events(packets)
+    bundle = load_model_bundle()
+    raw_bytes = events.tobytes()
+    for _eid, fields in entries:
+        sample = audit_pb2.AuditSample.FromString(fields[b"sample"])
+        t0, t1 = sample.window.start_us, sample.window.end_us
+        win = events[(events["t"] >= t0) & (events["t"] < t1)]
+        raw = events_to_voxel(win, 5, 240, 320, normalize=True, t_range=(t0, t1))
+        with torch.inference_mode():
+            expected = bundle.anonymizer(torch.from_numpy(raw)[None])[0].numpy()
+        got = np.frombuffer(sample.anonymized_voxel, np.float16).reshape(raw.shape).astype(np.float32)
+        np.testing.assert_allclose(got, expected, atol=2e-3, rtol=2e-3)
+        assert not np.allclose(got, raw, atol=1e-2)
+        payload = fields[b"sample"]
+        assert raw.astype(np.float16).tobytes()[:4096] not in payload
+        assert win.tobytes()[:130] not in payload
+    for msg in sent:  # sightings: ids, spans, a box summary, a 256-d embedding; no event bytes
+        assert len(msg) < 2000
+        assert raw_bytes[:130] not in msg
+    audit_redis.stop()
+
+
+def _until(stream: Any, end_us: int) -> Iterator[np.ndarray]:
+    for p in stream:
+        if len(p) and p["t"][0] >= end_us:
+            return
+        yield p

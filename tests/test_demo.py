@@ -1,0 +1,41 @@
+"""A short run of the whole demo (Redis, Ray, gallery, four live camera actors) and its summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+
+@pytest.mark.slow
+def test_demo_short_run(tmp_path: Path, ray_local: dict) -> None:
+    from anonreid.orchestration.cli import app
+
+    out = tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "demo", "--duration", "15", "--json", str(out),
+            "--set", f"redis.embedded_dir={tmp_path / 'redis'}",
+            "--set", "gallery.port=0", "--set", "gallery.metrics_port=0", "--set", "camera.metrics_port=0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(out.read_text())
+    assert set(summary["cameras"]) == {"cam1", "cam2", "cam3", "cam4"}
+    for cam, c in summary["cameras"].items():
+        assert c["error"] is None, cam
+        assert c["events_per_s"] > 0 and c["windows_per_s"] > 0, (cam, c)  # rates: see docs/BENCHMARKS.md
+        assert c["realtime_factor"] > 0 and c["windows_dropped"] >= 0
+        assert c["sightings"] >= 0 and c["sightings_pending"] == 0
+    assert summary["sightings"] > 0
+    assert summary["global_identities"] >= 1
+    a = summary["association"]
+    assert a["observations"] > 0 and a["num_gt_identities"] >= 1
+    for key in ("idf1", "idp", "idr", "purity", "inverse_purity"):
+        assert 0.0 <= a[key] <= 1.0
+    assert summary["latency_s"]["count"] > 0 and 0 < summary["latency_s"]["p50"] <= summary["latency_s"]["p95"]
+    assert "IDF1" in result.output

@@ -1,0 +1,111 @@
+"""Event sources: file replay (paced and fast), Redis Streams ingest and the ``gateway push`` CLI."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from anonreid.events.types import SensorSize, concat_events, make_events
+from anonreid.nodes.sources import FileSource, RedisStreamSource, SourceSpec, split_packets
+
+SENSOR = SensorSize(320, 240)
+
+
+def _events(seconds: float, rate_hz: float = 20_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate_hz)
+    t = np.sort(rng.integers(0, int(seconds * 1e6), n))
+    return make_events(t, rng.integers(0, 320, n), rng.integers(0, 240, n), rng.choice([-1, 1], n), sensor=SENSOR)
+
+
+def test_split_packets_cuts_at_packet_boundaries() -> None:
+    ev = _events(0.1)
+    packets = list(split_packets(ev, 10_000))
+    assert len(packets) == 10
+    assert all(len(np.unique(p["t"] // 10_000)) == 1 for p in packets)
+    assert len(concat_events(packets)) == len(ev)
+
+
+@pytest.mark.parametrize("suffix", ["h5", "npz"])
+def test_file_replay_fast_and_paced(tmp_path: Path, suffix: str) -> None:
+    from anonreid.events import io
+
+    ev = _events(1.0)
+    path = tmp_path / f"cam.{suffix}"
+    if suffix == "h5":
+        io.write_hdf5(path, ev, SENSOR)
+    else:
+        io.write_npz(path, ev, SENSOR)
+    fast = FileSource(SourceSpec(kind="file", camera_id="c", path=str(path), realtime=False, sensor="320x240"))
+    t0 = time.monotonic()
+    got = concat_events(fast.packets())
+    assert time.monotonic() - t0 < 0.5
+    np.testing.assert_array_equal(got, ev)
+    assert fast.clock_anchor is None
+    paced = FileSource(SourceSpec(kind="file", camera_id="c", path=str(path), realtime=True, speed=4.0, sensor="320x240"))
+    t0 = time.monotonic()
+    got = concat_events(paced.packets())
+    elapsed = time.monotonic() - t0
+    assert 0.2 <= elapsed <= 0.6, elapsed  # one second of events at 4x
+    assert paced.clock_anchor is not None
+    np.testing.assert_array_equal(got, ev)
+
+
+def test_gateway_push_and_stream_ingest(tmp_path: Path, redis_service: Any) -> None:
+    from anonreid.events import io
+    from anonreid.orchestration.cli import app
+
+    ev = _events(0.5)
+    path = tmp_path / "cam.h5"
+    io.write_hdf5(path, ev, SENSOR)
+    result = CliRunner().invoke(app, ["gateway", "push", str(path), "--camera", "edge1", "--redis-url", redis_service.url])
+    assert result.exit_code == 0, result.output
+    assert f'"events": {len(ev)}' in result.output
+    client = redis_service.client()
+    assert client.xlen("events:edge1") == 50 + 1  # 10 ms packets + end of stream
+
+    # a corrupt entry and a packet going back in time, between the good ones: counted, acked, skipped
+    client.xadd("events:edge2", {"events": b"\x01" * 5})
+    source = RedisStreamSource(SourceSpec(kind="redis", camera_id="edge1", redis_url=redis_service.url, block_ms=20))
+    bad: list[str] = []
+    source.on_bad_input = bad.append
+    packets = list(source.packets())
+    np.testing.assert_array_equal(concat_events(packets), ev)
+    assert client.xpending("events:edge1", "camera")["pending"] == len(packets)
+    source.commit(int(ev["t"][len(ev) // 2]))  # first half processed
+    half = client.xpending("events:edge1", "camera")["pending"]
+    assert 0 < half < len(packets)
+    source.flush_acks()
+    assert client.xpending("events:edge1", "camera")["pending"] == 0
+    assert bad == []
+
+    client.hset("events:edge2:meta", "sensor", "320x240")
+    client.xadd("events:edge2", {"events": ev[:10].tobytes()})
+    client.xadd("events:edge2", {"events": ev[:5].tobytes()})  # time goes backwards
+    client.xadd("events:edge2", {"eos": b"1"})
+    src2 = RedisStreamSource(SourceSpec(kind="redis", camera_id="edge2", redis_url=redis_service.url, block_ms=20))
+    src2.on_bad_input = bad.append
+    got = list(src2.packets())
+    assert len(got) == 1 and len(got[0]) == 10
+    assert bad == ["decode_error", "time_backwards"]
+
+
+def test_redis_source_needs_a_sensor(redis_service: Any) -> None:
+    with pytest.raises(ValueError, match="no sensor size"):
+        RedisStreamSource(SourceSpec(kind="redis", camera_id="nobody", redis_url=redis_service.url))
+
+
+def test_gateway_push_reports_bad_files(tmp_path: Path, redis_service: Any) -> None:
+    from anonreid.orchestration.cli import app
+
+    missing = CliRunner().invoke(app, ["gateway", "push", str(tmp_path / "nope.h5"), "--camera", "x", "--redis-url", redis_service.url])
+    assert missing.exit_code == 2 and "no such file" in missing.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("320 240\n1 2 3\n")
+    result = CliRunner().invoke(app, ["gateway", "push", str(bad), "--camera", "x", "--redis-url", redis_service.url])
+    assert result.exit_code != 0 and "bad.txt" in result.output
