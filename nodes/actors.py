@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from anonreid.nodes.sources import RedisStreamSource, SourceSpec, open_source
-from anonreid.orchestration.config import CameraConfig, EventsConfig
+from anonreid.orchestration.config import CameraConfig, EventsConfig, SecurityConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ class CameraService:
         camera: CameraConfig | None = None,
         events: EventsConfig | None = None,
         metrics_port: int | None = None,
+        security: SecurityConfig | None = None,
     ) -> None:
+        """``security``: TLS / mutual TLS to the gallery and the camera's bearer token (``security.token``)."""
         from anonreid.nodes.camera import CameraNode
         from anonreid.nodes.metrics import serve_metrics
 
@@ -45,7 +47,7 @@ class CameraService:
         if gallery_address:
             from anonreid.gallery.client import GalleryClient
 
-            gallery = GalleryClient(gallery_address)
+            gallery = GalleryClient(gallery_address, security=security)
         redis_client = None
         if redis_url:
             from anonreid.orchestration.redis_service import connect
@@ -125,6 +127,7 @@ class CameraService:
         out["metrics_port"] = self.port
         out["error"] = self._error
         out["running"] = self._thread is not None and self._thread.is_alive()
+        out["node_id"] = _ray_node_id()
         return out
 
     def evaluation(self) -> dict[str, Any]:
@@ -140,6 +143,13 @@ class CameraService:
         self._stop.set()
         self.wait(10)
         self.node.close()
+
+
+def _ray_node_id() -> str | None:
+    """The Ray node this service runs on (None outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def camera_actor_class(

@@ -75,6 +75,9 @@ class GalleryConfig(Section):
     max_workers: int = Field(16, gt=0, description="gRPC handler threads (one per open publish stream)")
     grace_s: float = Field(5.0, ge=0, description="graceful-stop time for in-flight RPCs")
     redis_prefix: str = Field("anonreid:gallery", min_length=1, description="prefix of every gallery Redis key")
+    retention_s: float = Field(0.0, ge=0, description="erase sightings this long after ingest (Redis TTL + sweeper); 0 = keep")
+    retention_sweep_s: float = Field(60.0, gt=0, description="how often the sweeper erases expired sightings from FAISS")
+    access_log_maxlen: int = Field(100_000, gt=0, description="approximate length bound of the access audit stream")
 
 
 
@@ -101,6 +104,9 @@ class CameraConfig(Section):
     model_dir: str = Field("", description="run directory with trained checkpoints; empty = shipped/random weights")
     metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus port of the first camera (+i per camera)")
     packet_us: int = Field(10_000, gt=0, description="event packet length of live and replayed sources, us")
+    placement: dict[str, str] = Field(
+        {}, description="camera id -> Ray custom resource its actor must run on (a node label, e.g. zone-a)"
+    )
 
 
 class DemoConfig(Section):

@@ -64,6 +64,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
     from anonreid.gallery.service import GalleryServer
     from anonreid.nodes.actors import camera_actor_class
     from anonreid.nodes.sources import SourceSpec
+    from anonreid.orchestration.placement import placement_resources
     from anonreid.orchestration.ray_cluster import start_ray, stop_ray
     from anonreid.orchestration.redis_service import RedisService
 
@@ -77,7 +78,8 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
             redis_service.client().flushdb()
         owns_ray = not ray.is_initialized()
         start_ray(cfg.ray)
-        server = GalleryServer(world_gallery_config(cfg), redis_service.url, password=redis_service.password)
+        server = GalleryServer(world_gallery_config(cfg), redis_service.url, password=redis_service.password,
+                               security=cfg.security)
         address = server.start()
         log.info("gallery at %s", address)
         gpu = float(ray.cluster_resources().get("GPU", 0))
@@ -88,8 +90,8 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
         for i, cam in enumerate(cfg.demo.cameras):
             spec = SourceSpec(kind="live", camera_id=cam, world=world, packet_us=cfg.camera.packet_us)
             port = cfg.camera.metrics_port + i if cfg.camera.metrics_port else 0
-            actors[cam] = actor_cls.options(name=f"camera-{cam}").remote(
-                spec, address, redis_service.url, redis_service.password, cfg.camera, cfg.events, port
+            actors[cam] = actor_cls.options(name=f"camera-{cam}", resources=placement_resources(cfg, cam)).remote(
+                spec, address, redis_service.url, redis_service.password, cfg.camera, cfg.events, port, cfg.security
             )
         ray.get([a.ping.remote() for a in actors.values()])  # models loaded, sources built
         t_start = time.time()
@@ -108,7 +110,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
             log.info("Ctrl-C: stopping the cameras (they publish their final sightings first)")
         stats = ray.get([a.stop.remote() for a in actors.values()])
         evaluations = ray.get([a.evaluation.remote() for a in actors.values()])
-        client = GalleryClient(address)
+        client = GalleryClient(address, security=cfg.security)
         try:
             final_ids = gallery_assignments(client)
         finally:

@@ -73,12 +73,20 @@ def place_cameras(cfg: Config, source: str = "live", max_restarts: int = -1) -> 
     actors = {}
     for i, cam in enumerate(cameras):
         port = cfg.camera.metrics_port + i if cfg.camera.metrics_port else 0
-        actors[cam] = actor_cls.options(name=actor_name(cam), lifetime="detached", get_if_exists=True).remote(
+        actors[cam] = actor_cls.options(
+            name=actor_name(cam), lifetime="detached", get_if_exists=True, resources=placement_resources(cfg, cam)
+        ).remote(
             specs[cam], gallery, cfg.redis.url, cfg.redis.password or None, cfg.camera, cfg.events, port
         )
     ray.get([a.ping.remote() for a in actors.values()])
     log.info("placed %d camera actors (%s) publishing to %s", len(actors), ", ".join(cameras), gallery)
     return actors
+
+
+def placement_resources(cfg: Config, camera_id: str) -> dict[str, float]:
+    """The Ray custom resource that pins a camera's actor to labelled nodes (``camera.placement``)."""
+    label = cfg.camera.placement.get(camera_id)
+    return {label: 0.001} if label else {}
 
 
 def _stats(actor: Any, timeout_s: float) -> dict[str, Any] | None:
