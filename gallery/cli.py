@@ -45,7 +45,7 @@ def serve(
     gallery_cfg = cfg.gallery if port is None else cfg.gallery.model_copy(update={"port": port})
     redis_cfg = cfg.redis if not redis_url else cfg.redis.model_copy(update={"url": redis_url})
     redis_service = RedisService(redis_cfg).start()
-    server = GalleryServer(gallery_cfg, redis_service.url, redis_service.password)
+    server = GalleryServer(gallery_cfg, redis_service.url, redis_service.password, security=cfg.security)
     try:
         address = server.start()
     except Exception:
@@ -70,10 +70,10 @@ def serve(
 def _client(address: str, config: Path | None, overrides: list[str] | None) -> Any:
     from anonreid.gallery.client import GalleryClient
 
+    cfg = _config(config, overrides)
     if not address:
-        cfg = _config(config, overrides).gallery
-        address = f"{cfg.host}:{cfg.port}"
-    return GalleryClient(address, retry_timeout_s=5.0)
+        address = f"{cfg.gallery.host}:{cfg.gallery.port}"
+    return GalleryClient(address, retry_timeout_s=5.0, security=cfg.security)
 
 
 def _run(address: str, config: Path | None, overrides: list[str] | None, fn: Any) -> Any:

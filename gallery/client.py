@@ -23,6 +23,7 @@ import grpc
 
 from anonreid.gallery.servicer import sighting_to_pb
 from anonreid.gallery.types import Sighting
+from anonreid.orchestration.config import SecurityConfig
 from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc, sighting_pb2
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,16 @@ class GalleryClient:
     def __init__(self, address: str, *, timeout_s: float = 10.0, retry_timeout_s: float = 30.0,
                  backoff_initial_s: float = 0.05, backoff_max_s: float = 2.0,
                  max_message_bytes: int = 4 * 1024 * 1024, metadata: Iterable[tuple[str, str]] = (),
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
+                 credentials: grpc.ChannelCredentials | None = None, security: SecurityConfig | None = None) -> None:
         """``metadata`` goes with every call (e.g. ``("authorization", "Bearer ...")``);
-        ``credentials`` opens a TLS channel instead of plain text."""
+        ``credentials`` opens a TLS channel instead of plain text; ``security`` supplies both from the
+        configuration (TLS / mutual TLS certificates and ``security.token``)."""
+        if security is not None:
+            from anonreid.orchestration.security.auth import client_auth
+
+            auth = client_auth(security)
+            credentials = credentials if credentials is not None else auth.credentials
+            metadata = (*tuple(metadata), *auth.metadata)
         self.address = address
         self.timeout_s = timeout_s
         self.retry_timeout_s = retry_timeout_s

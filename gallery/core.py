@@ -171,6 +171,9 @@ class Gallery:
             self._next_identity = max(meta.next_identity, max_identity + 1)
             self._forgotten = meta.forgotten
             self._forgotten_identities = meta.forgotten_identities
+            stale = self.store.identity_ids() - set(self._tracks)
+            if stale:  # every sighting expired in Redis (retention TTL) while no gallery ran
+                self.store.expire([], sorted(stale))
             self._update_sizes()
             n = len(self._sightings)
         log.info("gallery loaded %d sightings, %d identities from Redis in %.2f s (%s)", n, len(self._tracks),
@@ -261,7 +264,7 @@ class Gallery:
         decision = self.associator.decide(obs, neighbours, self._tracks,
                                           self._tracklets.get((s.camera_id, s.tracklet_id)), new_identity)
         row = StoredSighting(s.sighting_id, self._next_fid, s.camera_id, s.tracklet_id, s.start_us, s.end_us,
-                             decision.identity_id, decision.similarity)
+                             decision.identity_id, decision.similarity, time.time_ns() // 1000)
         self._next_fid += 1
         self._next_identity += len(minted)
         self.index.add(np.array([row.fid], np.int64), emb)
@@ -420,6 +423,33 @@ class Gallery:
             self._update_sizes()
         log.info("forgot identity %s (%d sightings; reason %r)", identity_id, len(ids), reason)
         return len(ids)
+
+    # -- retention ------------------------------------------------------------------------------
+    def expire(self, now_us: int | None = None) -> int:
+        """Erase every sighting ingested more than ``retention_s`` before ``now_us`` (default: now) from
+        FAISS, the identity tables and Redis; an identity left without sightings disappears. Returns the
+        sightings erased (0 when retention is off)."""
+        retention_us = round(self.config.retention_s * 1_000_000)
+        if retention_us <= 0:
+            return 0
+        cutoff = (time.time_ns() // 1000 if now_us is None else now_us) - retention_us
+        with self._lock:
+            rows = [r for r in self._sightings.values() if r.ingested_at_us <= cutoff]
+            if not rows:
+                return 0
+            per_identity: dict[str, int] = {}
+            for r in rows:
+                per_identity[r.identity_id] = per_identity.get(r.identity_id, 0) + 1
+            emptied = sorted(i for i, n in per_identity.items() if n >= len(self._tracks[i].sightings))
+            # Redis first: if it fails nothing changes here and the next sweep tries again
+            self.store.expire([(r.identity_id, r.sighting_id) for r in rows], emptied)
+            self._unremember(rows)
+            if self.index.needs_compaction:
+                self.load()
+            self._update_sizes()
+        log.info("retention: erased %d sighting(s) older than %.0f s (%d identities gone)", len(rows),
+                 self.config.retention_s, len(emptied))
+        return len(rows)
 
     def stats(self) -> dict[str, object]:
         with self._lock:

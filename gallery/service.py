@@ -3,6 +3,12 @@
 ``GalleryServer(config, redis_url, password).start()`` returns the gRPC address; ``stop()`` stops
 gracefully (health NOT_SERVING, in-flight RPCs get ``config.grace_s``) and closes Redis. Restarting a
 server on the same Redis restores every identity and sighting.
+
+Security (``security``, a :class:`SecurityConfig`): TLS or mutual TLS on the port, bearer tokens with
+roles checked on every RPC, and the access log of operator queries (:mod:`anonreid.gallery.access`,
+written with or without tokens). Retention (``gallery.retention_s`` > 0): Redis expires the keys and a
+sweeper thread erases expired sightings from FAISS and the tables every ``retention_sweep_s`` (or a
+quarter of the retention period, when shorter).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from anonreid.gallery.access import AccessLog
 from anonreid.gallery.core import Gallery
 from anonreid.gallery.metrics import GalleryMetrics
 from anonreid.gallery.server import GrpcServer
 from anonreid.gallery.servicer import GalleryServicer
 from anonreid.gallery.store import GalleryStore
-from anonreid.orchestration.config import GalleryConfig
+from anonreid.orchestration.config import GalleryConfig, SecurityConfig
 from anonreid.orchestration.redis_service import connect
 
 log = logging.getLogger(__name__)
@@ -39,10 +46,19 @@ class GalleryServer:
 
     def __init__(self, config: GalleryConfig, redis_url: str, password: str | None = None, *,
                  serve_metrics: bool = True, interceptors: Sequence[grpc.ServerInterceptor] = (),
-                 credentials: grpc.ServerCredentials | None = None) -> None:
+                 credentials: grpc.ServerCredentials | None = None, security: SecurityConfig | None = None) -> None:
+        """``security`` sets TLS (unless ``credentials`` are given) and the token file; ``interceptors``
+        run after access control."""
+        from anonreid.orchestration.security.auth import load_tokens
+        from anonreid.orchestration.security.tls import server_credentials
+
         self.config = config
         self.interceptors = tuple(interceptors)
-        self.credentials = credentials
+        self.security = security or SecurityConfig()
+        self.credentials = credentials if credentials is not None else server_credentials(self.security)
+        self.tokens = load_tokens(self.security)
+        self.access_log: AccessLog | None = None
+        self._sweeper: threading.Thread | None = None
         self.redis_url = redis_url
         self.password = password
         self.serve_metrics = serve_metrics
@@ -63,23 +79,47 @@ class GalleryServer:
         except redis.RedisError as exc:
             raise ConnectionError(f"gallery cannot reach Redis at {self.redis_url}: {exc}") from exc
         try:
-            store = GalleryStore(self._redis, cfg.redis_prefix, cfg.embedding_dim)
+            from anonreid.orchestration.security.auth import AuthInterceptor
+
+            store = GalleryStore(self._redis, cfg.redis_prefix, cfg.embedding_dim, cfg.retention_s)
             self.gallery = Gallery(cfg, store, self.metrics)
+            self.gallery.expire()
+            self.access_log = AccessLog(self._redis, cfg.redis_prefix, cfg.access_log_maxlen)
+            auth = AuthInterceptor(self.tokens, self.access_log.record)
             self.grpc = GrpcServer(GalleryServicer(self.gallery), self.metrics, host=cfg.host, port=cfg.port,
                                    max_message_bytes=cfg.max_message_bytes, max_workers=cfg.max_workers,
-                                   grace_s=cfg.grace_s, interceptors=self.interceptors,
+                                   grace_s=cfg.grace_s, interceptors=(auth, *self.interceptors),
                                    credentials=self.credentials)
             self.address = self.grpc.start()
+            self._stopped.clear()
+            if cfg.retention_s > 0:
+                self._sweeper = threading.Thread(target=self._sweep, name="gallery-retention", daemon=True)
+                self._sweeper.start()
             if self.serve_metrics:
                 self.metrics_port = self.metrics.serve(cfg.metrics_port, addr=cfg.host)
                 log.info("gallery metrics on http://%s:%d/metrics", cfg.host, self.metrics_port)
         except BaseException:
             self.stop(0)
             raise
-        self._stopped.clear()
         return self.address
 
+    def _sweep(self) -> None:
+        """Erase expired sightings until :meth:`stop` (a Redis outage is logged; the next sweep retries)."""
+        interval = max(0.05, min(self.config.retention_sweep_s, self.config.retention_s / 4))
+        while not self._stopped.wait(interval):
+            gallery = self.gallery
+            if gallery is None:
+                return
+            try:
+                gallery.expire()
+            except Exception:
+                log.exception("retention sweep failed; retrying in %.1f s", interval)
+
     def stop(self, grace_s: float | None = None) -> None:
+        self._stopped.set()
+        if self._sweeper is not None:
+            self._sweeper.join(10)
+            self._sweeper = None
         if self.grpc is not None:
             self.grpc.stop(grace_s)
             self.grpc = None

@@ -12,6 +12,12 @@ Keys (``P`` = the configured prefix, ``anonreid:gallery`` by default):
   person back (ids only; no embedding, time or place is kept).
 - ``P:forgotten_identities`` set: identity ids erased by ``forget`` (a repeated forget answers 0).
 - ``P:audit`` stream: forget operations (identity, count, reason, time), capped.
+- ``P:access`` stream: who queried which identity and when (:mod:`anonreid.gallery.access`), capped.
+
+With a retention period (``retention_s`` > 0), every sighting hash expires in Redis ``retention_s``
+after it was ingested and an identity's sorted set ``retention_s`` after its newest sighting, so the
+data goes even when no gallery runs; the gallery's sweeper (:meth:`GalleryStore.expire`) removes the
+same sightings from the sorted sets, the identity set, FAISS and its tables.
 
 A sighting, its identity membership and the counters are written in one MULTI/EXEC transaction before
 the gallery acknowledges it; a failure raises :class:`~anonreid.gallery.errors.Unavailable` and leaves
@@ -51,10 +57,12 @@ class StoreState:
 class GalleryStore:
     """Reads and writes the gallery's Redis keys (one client; redis-py pools connections)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "anonreid:gallery", dim: int = 256) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "anonreid:gallery", dim: int = 256,
+                 retention_s: float = 0.0) -> None:
         self.client = client
         self.prefix = prefix
         self.dim = dim
+        self.retention_ms = round(retention_s * 1000)  # 0 = keep forever
         self.corrupt_records = 0  # records skipped by iter_sightings (logged)
         self._identities = f"{prefix}:identities"
         self._meta = f"{prefix}:meta"
@@ -96,15 +104,21 @@ class GalleryStore:
 
     def commit(self, rows: Iterable[tuple[StoredSighting, Sighting, np.ndarray]], next_fid: int,
                next_identity: int) -> None:
-        """Persist accepted sightings and the counters atomically (MULTI/EXEC)."""
+        """Persist accepted sightings and the counters atomically (MULTI/EXEC); with a retention period
+        the keys expire ``retention_s`` after the row's ingest time."""
         now = time.time_ns() // 1000
 
         def write() -> None:
             pipe = self.client.pipeline(transaction=True)
             for row, s, emb in rows:
-                pipe.hset(self.sighting_key(row.sighting_id), mapping=cast(Any, self._sighting_fields(row, s, emb, now)))
+                key = self.sighting_key(row.sighting_id)
+                pipe.hset(key, mapping=cast(Any, self._sighting_fields(row, s, emb, row.ingested_at_us or now)))
                 pipe.zadd(self.identity_key(row.identity_id), {row.sighting_id: row.start_us})
                 pipe.sadd(self._identities, row.identity_id)
+                if self.retention_ms:
+                    expires_ms = (row.ingested_at_us or now) // 1000 + self.retention_ms
+                    pipe.pexpireat(key, expires_ms)
+                    pipe.pexpireat(self.identity_key(row.identity_id), expires_ms)
             pipe.hset(self._meta, mapping={"next_fid": next_fid, "next_identity": next_identity})
             pipe.execute()
 
@@ -130,6 +144,24 @@ class GalleryStore:
 
         self._run(f"forgetting identity {identity_id}", erase)
 
+    def expire(self, rows: Iterable[tuple[str, str]], emptied_identities: Iterable[str]) -> None:
+        """Erase sightings past the retention period: ``rows`` are (identity id, sighting id) pairs;
+        ``emptied_identities`` have no sighting left. Unlike forget, the ids are not remembered."""
+        rows, emptied = list(rows), list(emptied_identities)
+
+        def erase() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            for identity_id, sighting_id in rows:
+                pipe.delete(self.sighting_key(sighting_id))
+                pipe.zrem(self.identity_key(identity_id), sighting_id)
+            for identity_id in emptied:
+                pipe.delete(self.identity_key(identity_id))
+            if emptied:
+                pipe.srem(self._identities, *emptied)
+            pipe.execute()
+
+        self._run("expiring sightings past the retention period", erase)
+
     # -- reads ----------------------------------------------------------------------------------
     def load_meta(self) -> StoreState:
         def read() -> StoreState:
@@ -154,6 +186,7 @@ class GalleryStore:
             end_us=int(h[b"end"]),
             identity_id=h[b"identity"].decode(),
             similarity=float(h[b"similarity"]),
+            ingested_at_us=int(h.get(b"ingested_at", 0)),
         )
         return row, emb
 

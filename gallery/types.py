@@ -62,6 +62,7 @@ class StoredSighting:
     end_us: int
     identity_id: str
     similarity: float
+    ingested_at_us: int = 0  # wall clock when the gallery accepted it (retention counts from here)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,7 @@ def camera_run(
     address = gallery or f"{cfg.gallery.host}:{cfg.gallery.port}"
     service = CameraService(
         spec, address, url or None, cfg.redis.password or None, cfg.camera, cfg.events,
-        metrics_port=cfg.camera.metrics_port if metrics_port < 0 else metrics_port,
+        metrics_port=cfg.camera.metrics_port if metrics_port < 0 else metrics_port, security=cfg.security,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

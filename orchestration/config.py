@@ -118,6 +118,14 @@ class DemoConfig(Section):
     json_path: str = Field("", description="write the summary JSON here")
 
 
+class ConsoleConfig(Section):
+    """The operator web console (served beside the gallery by `gallery serve` and by the demo)."""
+
+    enabled: bool = Field(True, description="serve the console")
+    host: str = Field("127.0.0.1", description="bind address of the console")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port of the console (0 = any free port)")
+
+
 class SecurityConfig(Section):
     """Transport security and access control for every gRPC server, client and the console."""
 
@@ -204,6 +212,7 @@ class Config(Section):
     camera: CameraConfig = CameraConfig()
     demo: DemoConfig = DemoConfig()
     security: SecurityConfig = SecurityConfig()
+    console: ConsoleConfig = ConsoleConfig()
     world: WorldConfig = WorldConfig()
     adversary: AdversaryConfig = AdversaryConfig()
 

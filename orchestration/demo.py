@@ -61,6 +61,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
     import ray
 
     from anonreid.gallery.client import GalleryClient
+    from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
     from anonreid.nodes.actors import camera_actor_class
     from anonreid.nodes.sources import SourceSpec
@@ -71,6 +72,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
     started = time.time()
     redis_service = RedisService(cfg.redis).start()
     server = None
+    console = None
     owns_ray = False
     actors: dict[str, Any] = {}
     try:
@@ -82,6 +84,9 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
                                security=cfg.security)
         address = server.start()
         log.info("gallery at %s", address)
+        console = start_console(cfg, address, redis_service.url, redis_service.password)
+        if console is not None:
+            typer.echo(f"operator console: {console.url}")
         gpu = float(ray.cluster_resources().get("GPU", 0))
         actor_cls = camera_actor_class(
             num_cpus=cfg.demo.actor_cpus, num_gpus=min(1.0, gpu / len(cfg.demo.cameras)) if gpu else 0.0
@@ -120,12 +125,15 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
         summary = build_summary(stats, evaluations, final_ids, wall_s=time.time() - t_start)
         summary["setup_s"] = t_start - started
         summary["gallery_address"] = address
+        summary["console_url"] = console.url if console is not None else None
         return summary
     finally:
         for a in actors.values():
             with contextlib.suppress(Exception):  # the actor may be gone already; it is killed below anyway
                 ray.get(a.close.remote(), timeout=15)
             ray.kill(a)
+        if console is not None:
+            console.stop()
         if server is not None:
             server.stop()
         if owns_ray:

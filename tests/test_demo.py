@@ -21,6 +21,7 @@ def test_demo_short_run(tmp_path: Path, ray_local: dict) -> None:
             "demo", "--duration", "15", "--json", str(out),
             "--set", f"redis.embedded_dir={tmp_path / 'redis'}",
             "--set", "gallery.port=0", "--set", "gallery.metrics_port=0", "--set", "camera.metrics_port=0",
+            "--set", "console.port=0",
         ],
     )
     assert result.exit_code == 0, result.output

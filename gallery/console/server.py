@@ -14,6 +14,15 @@ else; it never sees raw events. Routes:
     GET  /api/privacy              the adversary's latest verdicts
     POST /api/forget               {"identity_id": ..., "confirm": <the same id>}
     GET  /healthz                  liveness
+
+Access control (``security.tokens_file`` set): every ``/api/`` route needs a bearer token, from an
+``Authorization: Bearer`` header or the ``anonreid_token`` cookie, whose role may use the route
+(:data:`~anonreid.orchestration.security.roles.CONSOLE_ROUTE_ROLES`): 401 without a valid token, 403
+outside the role. Opening any page with ``?token=...`` once sets the cookie (HttpOnly, SameSite=Strict)
+and redirects to the same page without the token in its address. The console forwards the caller's
+token to the gallery, so the gallery's access log names the operator, not the console. The page, its
+static files and ``/healthz`` are public (they hold no data). The gallery channel uses TLS / mutual TLS
+from the same ``security`` section.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import grpc
 import redis
@@ -37,6 +46,9 @@ from anonreid.gallery.console.tiles import read_cameras, read_tile
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog
 from anonreid.nodes.adversary.report import compute_verdicts
+from anonreid.orchestration.config import Config, SecurityConfig
+from anonreid.orchestration.security.roles import CONSOLE_ROUTE_ROLES, allowed
+from anonreid.orchestration.security.tokens import Principal, TokenStore, bearer_token
 from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -61,17 +73,27 @@ class ConsoleBackend:
     """The console's data access: gRPC to the gallery, Redis for tiles and audit records."""
 
     def __init__(self, gallery_address: str, redis_client: redis.Redis, cameras: list[str],
-                 policy: PrivacyPolicy | None = None, grpc_timeout_s: float = 5.0) -> None:
-        self.channel = grpc.insecure_channel(gallery_address)
+                 policy: PrivacyPolicy | None = None, grpc_timeout_s: float = 5.0,
+                 security: SecurityConfig | None = None) -> None:
+        """``security``: TLS to the gallery, the token file the console checks callers against, and
+        ``security.token``, presented to the gallery when a call comes without a caller token."""
+        from anonreid.orchestration.security.auth import client_auth, load_tokens
+        from anonreid.orchestration.security.tls import open_channel
+
+        self.security = security or SecurityConfig()
+        self.tokens: TokenStore | None = load_tokens(self.security)
+        self._own_metadata = client_auth(self.security).metadata
+        self.channel = open_channel(gallery_address, self.security)
         self.stub = gallery_pb2_grpc.GalleryStub(self.channel)
         self.redis = redis_client
         self.cameras = cameras
         self.policy = policy or PrivacyPolicy.load()
         self.timeout = grpc_timeout_s
 
-    def _call(self, method: Callable[..., Any], request: Any) -> dict[str, Any]:
+    def _call(self, method: Callable[..., Any], request: Any, token: str | None = None) -> dict[str, Any]:
+        metadata = (("authorization", f"Bearer {token}"),) if token else self._own_metadata
         try:
-            reply = method(request, timeout=self.timeout)
+            reply = method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             status = _GRPC_TO_HTTP.get(exc.code(), HTTPStatus.BAD_GATEWAY)
             raise ApiError(status, f"gallery: {exc.details() or exc.code().name}") from None
@@ -87,21 +109,32 @@ class ConsoleBackend:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no live tile for camera {camera!r}")
         return png
 
-    def identities(self, limit: int) -> dict[str, Any]:
-        return self._call(self.stub.ListIdentities, gallery_pb2.ListIdentitiesRequest(limit=limit))
+    def identities(self, limit: int, token: str | None = None) -> dict[str, Any]:
+        return self._call(self.stub.ListIdentities, gallery_pb2.ListIdentitiesRequest(limit=limit), token)
 
-    def trajectory(self, identity: str) -> dict[str, Any]:
-        return self._call(self.stub.GetTrajectory, gallery_pb2.GetTrajectoryRequest(identity_id=identity))
+    def trajectory(self, identity: str, token: str | None = None) -> dict[str, Any]:
+        return self._call(self.stub.GetTrajectory, gallery_pb2.GetTrajectoryRequest(identity_id=identity), token)
 
-    def search(self, sighting: str, k: int) -> dict[str, Any]:
+    def search(self, sighting: str, k: int, token: str | None = None) -> dict[str, Any]:
         req = gallery_pb2.QueryByExampleRequest(sighting_id=sighting, k=k, exclude_same_camera=False)
-        return self._call(self.stub.QueryByExample, req)
+        return self._call(self.stub.QueryByExample, req, token)
 
-    def occupancy(self) -> dict[str, Any]:
-        return self._call(self.stub.Occupancy, gallery_pb2.OccupancyRequest())
+    def occupancy(self, token: str | None = None) -> dict[str, Any]:
+        return self._call(self.stub.Occupancy, gallery_pb2.OccupancyRequest(), token)
 
-    def forget(self, identity: str, reason: str) -> dict[str, Any]:
-        return self._call(self.stub.Forget, gallery_pb2.ForgetRequest(identity_id=identity, reason=reason))
+    def forget(self, identity: str, reason: str, token: str | None = None) -> dict[str, Any]:
+        return self._call(self.stub.Forget, gallery_pb2.ForgetRequest(identity_id=identity, reason=reason), token)
+
+    def authorize(self, route: str, token: str | None) -> Principal | None:
+        """The caller of ``route`` (None when access control is off); :class:`ApiError` 401 / 403 else."""
+        if self.tokens is None:
+            return None
+        principal = self.tokens.authenticate(token)
+        if principal is None:
+            raise ApiError(HTTPStatus.UNAUTHORIZED, "a valid bearer token is required (header, cookie or ?token=)")
+        if not allowed(principal.role, CONSOLE_ROUTE_ROLES.get(route, frozenset())):
+            raise ApiError(HTTPStatus.FORBIDDEN, f"role {principal.role.value} ({principal.name}) may not use {route}")
+        return principal
 
     def privacy(self) -> dict[str, Any]:
         records = AuditLog(self.redis).records()
@@ -113,6 +146,8 @@ class ConsoleBackend:
     def close(self) -> None:
         self.channel.close()
 
+
+TOKEN_COOKIE = "anonreid_token"
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/api/cameras$"), "cameras"),
@@ -144,9 +179,37 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: HTTPStatus, payload: Any) -> None:
             self._send(status, json.dumps(payload).encode(), "application/json")
 
+        def _token(self) -> str | None:
+            token = bearer_token(self.headers.get("Authorization"))
+            if token:
+                return token
+            for part in (self.headers.get("Cookie") or "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == TOKEN_COOKIE and value:
+                    return value
+            return None
+
+        def _set_cookie_from_query(self, url: Any) -> bool:
+            """``?token=`` on a GET: store it in the cookie and redirect without it (True when done)."""
+            query = parse_qs(url.query)
+            token = query.pop("token", [""])[0]
+            if not token:
+                return False
+            if backend.tokens is not None and backend.tokens.authenticate(token) is None:
+                raise ApiError(HTTPStatus.UNAUTHORIZED, "the token in ?token= is not valid")
+            self.send_response(HTTPStatus.SEE_OTHER)
+            self.send_header("Set-Cookie", f"{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+            rest = urlencode(query, doseq=True)
+            self.send_header("Location", url.path + (f"?{rest}" if rest else ""))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def _dispatch(self, method: str) -> None:
             url = urlparse(self.path)
             try:
+                if method == "GET" and self._set_cookie_from_query(url):
+                    return None
                 if method == "GET" and (url.path in ("/", "/index.html") or url.path.startswith("/static/")):
                     return self._static(url.path)
                 if url.path == "/healthz":
@@ -173,20 +236,23 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
             def q(key: str, default: str = "") -> str:
                 return query.get(key, [default])[0]
 
+            token = self._token()
+            backend.authorize(name, token)
+
             if name == "cameras":
                 return self._json(HTTPStatus.OK, backend.cameras_view())
             if name == "tile":
                 return self._send(HTTPStatus.OK, backend.tile(params["camera"]), "image/png")
             if name == "identities":
-                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "200"), "limit")))
+                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "200"), "limit"), token))
             if name == "trajectory":
-                return self._json(HTTPStatus.OK, backend.trajectory(params["identity"]))
+                return self._json(HTTPStatus.OK, backend.trajectory(params["identity"], token))
             if name == "search":
                 if not q("sighting"):
                     raise ApiError(HTTPStatus.BAD_REQUEST, "query parameter 'sighting' is required")
-                return self._json(HTTPStatus.OK, backend.search(q("sighting"), _int(q("k", "10"), "k")))
+                return self._json(HTTPStatus.OK, backend.search(q("sighting"), _int(q("k", "10"), "k"), token))
             if name == "occupancy":
-                return self._json(HTTPStatus.OK, backend.occupancy())
+                return self._json(HTTPStatus.OK, backend.occupancy(token))
             if name == "privacy":
                 return self._json(HTTPStatus.OK, backend.privacy())
             if name == "forget":
@@ -195,7 +261,7 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
                 if not identity or body.get("confirm") != identity:
                     raise ApiError(HTTPStatus.BAD_REQUEST,
                                    "forget needs 'identity_id' and 'confirm' set to the same identity id")
-                return self._json(HTTPStatus.OK, backend.forget(identity, str(body.get("reason", "console"))))
+                return self._json(HTTPStatus.OK, backend.forget(identity, str(body.get("reason", "console")), token))
             raise ApiError(HTTPStatus.NOT_FOUND, name)
 
         def _body(self) -> dict[str, Any]:
@@ -238,7 +304,7 @@ class ConsoleServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> ConsoleServer:
         self._thread.start()
@@ -249,3 +315,14 @@ class ConsoleServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.backend.close()
+
+
+def start_console(cfg: Config, gallery_address: str, redis_url: str, redis_password: str | None = None
+                  ) -> ConsoleServer | None:
+    """Start the console described by ``cfg.console`` (None when disabled)."""
+    if not cfg.console.enabled:
+        return None
+    from anonreid.orchestration.redis_service import connect
+
+    backend = ConsoleBackend(gallery_address, connect(redis_url, redis_password), list(cfg.gallery.camera_ids))
+    return ConsoleServer(backend, cfg.console.host, cfg.console.port).start()

@@ -68,12 +68,14 @@ def publish_tile(
 
 def read_tile(client: redis.Redis, camera: str) -> bytes | None:
     data = client.get(tile_key(camera))
-    return bytes(data) if data is not None else None
+    if data is None:
+        return None
+    return data if isinstance(data, bytes) else str(data).encode()
 
 
 def read_cameras(client: redis.Redis) -> list[dict]:
     out = []
-    for cam in sorted(c.decode() for c in client.smembers(CAMERAS_KEY)):
+    for cam in sorted(c.decode() if isinstance(c, bytes) else str(c) for c in client.smembers(CAMERAS_KEY)):
         meta = client.get(tracks_key(cam))
         out.append(json.loads(meta) if meta else {"camera": cam, "updated_at": None, "tracks": []})
     return out

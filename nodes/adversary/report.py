@@ -26,8 +26,8 @@ from anonreid.proto.v1 import audit_pb2
 ATTACK_METHODS = {
     "reconstruction": "E2VID-style recurrent UNet trained on raw events -> reference frames, run on the "
     "anonymized stream; SSIM/PSNR against the reference frames (needs ground truth).",
-    "retrieval": "appearance ReId model trained by the attacker on clean frames; enrollment photos as "
-    "queries against person crops of the reconstructions; rank-1 vs chance.",
+    "retrieval": "appearance ReId model trained by the attacker on clean frames; each person crop of the "
+    "reconstructions ranks the enrollment photos of every enrolled identity; rank-1 vs chance.",
     "inversion": "network trained on (anonymized -> raw) voxel pairs, then the reconstruction attacker and "
     "the retrieval attack on its output.",
     "adaptive": "reconstruction network retrained on (anonymized -> reference frame) pairs collected from "

@@ -23,3 +23,7 @@ app.command("simulate")(simulate.main)
 from anonreid.orchestration.bench import gallery as gallery_bench  # noqa: E402
 
 app.command("gallery")(gallery_bench.main)
+
+from anonreid.orchestration.bench import load  # noqa: E402
+
+app.command("load")(load.main)
