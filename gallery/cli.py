@@ -38,6 +38,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="gRPC port (default: gallery.port)")] = None,
 ) -> None:
     """Run the gallery until SIGINT / SIGTERM, then stop gracefully."""
+    from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
     from anonreid.orchestration.redis_service import RedisService
 
@@ -46,9 +47,14 @@ def serve(
     redis_cfg = cfg.redis if not redis_url else cfg.redis.model_copy(update={"url": redis_url})
     redis_service = RedisService(redis_cfg).start()
     server = GalleryServer(gallery_cfg, redis_service.url, redis_service.password, security=cfg.security)
+    console = None
     try:
         address = server.start()
+        host, _, grpc_port = address.rpartition(":")
+        local = f"localhost:{grpc_port}" if host in ("0.0.0.0", "[::]", "::") else address
+        console = start_console(cfg, local, redis_service.url, redis_service.password)
     except Exception:
+        server.stop()
         redis_service.stop()
         raise
 
@@ -58,11 +64,14 @@ def serve(
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
-    typer.echo(f"gallery serving on {address} (metrics on port {server.metrics_port}); Ctrl-C stops")
+    console_note = f", console on {console.url}" if console is not None else ""
+    typer.echo(f"gallery serving on {address} (metrics on port {server.metrics_port}{console_note}); Ctrl-C stops")
     try:
         while not server.wait(0.5):
             pass
     finally:
+        if console is not None:
+            console.stop()
         server.stop()
         redis_service.stop()
 

@@ -29,7 +29,8 @@ def _free_port() -> int:
 def test_serve_then_operator_commands(tmp_path):
     port = _free_port()
     cmd = [sys.executable, "-m", "anonreid.orchestration.cli", "gallery", "serve", "--port", str(port),
-           "--set", "gallery.metrics_port=0", "--set", f"redis.embedded_dir={tmp_path / 'redis'}"]
+           "--set", "gallery.metrics_port=0", "--set", "console.port=0",
+           "--set", f"redis.embedded_dir={tmp_path / 'redis'}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1"})
     try:

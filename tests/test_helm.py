@@ -512,8 +512,13 @@ def test_gallery_container_command_runs(tmp_path: Path, redis_service: Any) -> N
     grpc_port, metrics_port = _free_port(), _free_port()
     args = [str(config) if a == "/etc/anonreid/config.yaml" else expand_env(a, {"ANONREID_REDIS_PASSWORD": password})
             for a in gallery["args"]]
+    from anonreid.orchestration.security.tokens import create_token
+
+    tokens = tmp_path / "tokens.yaml"  # the chart mounts the tokens Secret's hashes at security.tokens_file
+    create_token(tokens, "operator", "operator")
     local = ["--set", f"redis.url={redis_service.url}", "--set", f"gallery.port={grpc_port}",
-             "--set", f"gallery.metrics_port={metrics_port}"]
+             "--set", f"gallery.metrics_port={metrics_port}", "--set", f"security.tokens_file={tokens}",
+             "--set", f"console.port={_free_port()}"]
     log = tmp_path / "gallery.log"
     out = log.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "anonreid.orchestration.cli", *args, *local],

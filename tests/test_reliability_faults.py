@@ -119,7 +119,7 @@ def test_redis_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
 def _serve(port: int, redis_url: str, password: str, security: list[str], log: Path) -> subprocess.Popen:
     anonreid = Path(sys.executable).with_name("anonreid")
     args = [str(anonreid), "gallery", "serve", "--redis-url", redis_url, "--port", str(port),
-            "--set", "gallery.metrics_port=0", "--set", f"redis.password={password}"]
+            "--set", "gallery.metrics_port=0", "--set", "console.port=0", "--set", f"redis.password={password}"]
     for s in security:
         args += ["--set", s]
     return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT)

@@ -324,5 +324,6 @@ def start_console(cfg: Config, gallery_address: str, redis_url: str, redis_passw
         return None
     from anonreid.orchestration.redis_service import connect
 
-    backend = ConsoleBackend(gallery_address, connect(redis_url, redis_password), list(cfg.gallery.camera_ids))
+    backend = ConsoleBackend(gallery_address, connect(redis_url, redis_password), list(cfg.gallery.camera_ids),
+                             security=cfg.security)
     return ConsoleServer(backend, cfg.console.host, cfg.console.port).start()
