@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from anonreid.orchestration.config import ConfigError, Section, _format_errors, _merge, parse_override
+from anonreid.orchestration.config import Section, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRESETS = ("tiny", "cpu", "paper")
@@ -111,24 +111,7 @@ class TrainConfig(Section):
 def load_train_config(preset_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """A preset name (tiny/cpu/paper) or a YAML path, then ``key=value`` overrides; validated and frozen."""
     path = CONFIG_DIR / f"{preset_or_path}.yaml" if str(preset_or_path) in PRESETS else Path(preset_or_path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read training config {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"training config {path} must hold a mapping, got {type(data).__name__}")
-    for text in overrides:
-        keys, value = parse_override(text)
-        nested: dict[str, Any] = {keys[-1]: value}
-        for k in reversed(keys[:-1]):
-            nested = {k: nested}
-        data = _merge(data, nested)
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, TrainConfig, str(path))) from None
+    return load_config(path, overrides, TrainConfig, what="training config")
 
 
 def config_yaml(cfg: TrainConfig) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -280,8 +280,20 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then the YAML file at ``path``, then ``key=value`` overrides; validated and frozen."""
+S = TypeVar("S", bound=Section)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    model: type[S] = Config,  # type: ignore[assignment]
+    what: str = "config file",
+) -> S:
+    """Defaults, then the YAML file at ``path``, then ``key=value`` overrides; validated and frozen.
+
+    ``model`` is the section tree to validate against (the service :class:`Config` by default; the
+    training presets use the same loader with their own model), ``what`` names the file in errors.
+    """
     data: dict[str, Any] = {}
     origin = "defaults"
     if path is not None:
@@ -289,11 +301,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         try:
             loaded = yaml.safe_load(path.read_text())
         except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping, got {type(loaded).__name__}")
+            raise ConfigError(f"{what} {path} must hold a mapping, got {type(loaded).__name__}")
         data = loaded or {}
         origin = str(path)
     for text in overrides:
@@ -305,9 +317,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if overrides:
         origin += " + --set " + " ".join(overrides)
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, Config, origin)) from None
+        raise ConfigError(_format_errors(exc, model, origin)) from None
 
 
 def config_to_yaml(config: BaseModel) -> str:
