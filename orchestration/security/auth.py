@@ -80,33 +80,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def _as(self, principal: Principal, method: str, handler: Any) -> Any:
         """The handler with the principal set while it runs (and the call audited once it answered)."""
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
-
-            def unary(request: Any, context: Any) -> Any:
-                token = _PRINCIPAL.set(principal)
-                try:
-                    response = inner(request, context)
-                finally:
-                    _PRINCIPAL.reset(token)
-                self._record(principal, method, request, response)
-                return response
-
-            return handler._replace(unary_unary=unary)
-        kind = next(k for k in ("unary_stream", "stream_unary", "stream_stream") if getattr(handler, k) is not None)
+        kind = next(k for k in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+                    if getattr(handler, k) is not None)
         inner_any = getattr(handler, kind)
 
-        if kind == "stream_unary":
-            def stream_unary(requests: Any, context: Any) -> Any:
+        if kind in ("unary_unary", "stream_unary"):  # one response: audit it with the (unary) request
+            def single(request: Any, context: Any) -> Any:
                 token = _PRINCIPAL.set(principal)
                 try:
-                    response = inner_any(requests, context)
+                    response = inner_any(request, context)
                 finally:
                     _PRINCIPAL.reset(token)
-                self._record(principal, method, None, response)
+                self._record(principal, method, request if kind == "unary_unary" else None, response)
                 return response
 
-            return handler._replace(stream_unary=stream_unary)
+            return handler._replace(**{kind: single})
 
         def streaming(request: Any, context: Any) -> Iterator[Any]:
             token = _PRINCIPAL.set(principal)
