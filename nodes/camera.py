@@ -20,8 +20,10 @@ Design choices that keep four cameras in real time on two CPU cores:
 - Sightings are published by a background thread, so a slow or restarting gallery stalls neither the
   pipeline nor the source (unacknowledged sightings are kept and retried; the client replays them).
 
-Sighting ids are ``<camera>-<tracklet>-<seq>`` with tracklet ids derived from stream time, so they
-are idempotency keys: replaying the same stream publishes the same ids.
+Sighting ids are ``<camera>-<tracklet>-<seq>`` with tracklet ids derived from stream time, and a
+tracklet's segments are cut at the window where they fall due, never at a batch boundary (batches
+follow timing), so they are idempotency keys: replaying the same stream publishes the same ids, spans
+and contents, however its windows are batched.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ class TrackState:
     """Camera-node state of one tracklet (kept in ``Track.extra``)."""
 
     emb_sum: np.ndarray = field(default_factory=lambda: np.zeros(EMBED_DIM, np.float64))
-    emb_count: int = 0
+    emb_count: int = 0  # embeddings scheduled (those of the batch in flight are added to emb_sum after it)
     seg_emb_count: int = 0
     seq: int = 0
     seg_start_us: int = -1
@@ -125,6 +127,24 @@ class TrackState:
     last_embed_index: int = -(10**9)
     published: int = 0
     last_event_wall: float = 0.0
+
+
+@dataclass
+class _Segment:
+    """A sighting segment closed at one window: all of its sighting but the embedding, which is the
+    track's running mean once the batch's first ``jobs_before`` embedding jobs are added."""
+
+    track: Track
+    seq: int
+    start_us: int
+    end_us: int
+    box: Box
+    num_boxes: int
+    mean_area: float
+    velocity: tuple[float, float]
+    quality: float
+    event_wall: float
+    jobs_before: int
 
 
 @dataclass
@@ -280,8 +300,14 @@ class CameraNode:
             self.process_batch(batch)
             done += len(batch)
 
-    def process_batch(self, batch: list[WindowItem]) -> None:
-        """Run the pipeline on a batch of consecutive windows (inference batched across them)."""
+    def process_batch(self, batch: list[WindowItem]) -> list[Any]:
+        """Run the pipeline on a batch of consecutive windows (inference batched across them).
+
+        Returns the sightings it published. They are a function of the windows alone, whatever the
+        batching: a sighting segment closes at the window where it falls due (decided while tracking,
+        which already knows the windows that will give each track an embedding), takes the embeddings
+        of the windows up to it, and the batch's sightings go out in window order.
+        """
         import torch
 
         from anonreid.events.voxel import events_to_voxel
@@ -294,7 +320,7 @@ class CameraNode:
         w, h = self.sensor.width, self.sensor.height
 
         jobs: list[tuple[int, Track, Box]] = []  # (position in batch, track, its box in that window) to embed
-        ended: list[Track] = []
+        closed: list[_Segment] = []  # sighting segments closed in this batch, in window order
         audit_pos: list[int] = []
         audit_boxes: dict[int, list[tuple[tuple[float, float, float, float], str]]] = {}
         detect_s = track_s = 0.0
@@ -320,10 +346,12 @@ class CameraNode:
                 st.last_event_wall = event_wall
                 if item.index - st.last_embed_index >= cfg.embed_every:
                     st.last_embed_index = item.index
+                    st.emb_count += 1  # its embedding is computed below, with the whole batch's
+                    st.seg_emb_count += 1
                     jobs.append((pos, tr, tr.box))  # the box of *this* window (later windows move it)
-            ended.extend(update.ended)
-            if gts is not None:
+            if gts is not None:  # (before the segments close: this window's boxes belong to them)
                 self._evaluate_window(item, detections, update.active, gts.get(item.start_us))
+            closed += self._close_segments(update.active, update.ended, len(jobs))
             if self._next_audit_us is None:
                 self._next_audit_us = item.start_us
             if self.redis is not None and (item.start_us >= self._next_audit_us or self._audit_burst_left > 0):
@@ -355,19 +383,15 @@ class CameraNode:
         m.observe_stage("anonymize", time.perf_counter() - t0, len(batch))
 
         t0 = time.perf_counter()
+        emb = np.zeros((0, EMBED_DIM), np.float32)
         if crops is not None:
             with torch.inference_mode():
-                emb = self.reid(crops.contiguous(memory_format=torch.channels_last))
-            emb = torch.nn.functional.normalize(emb.float(), dim=1).cpu().numpy()
-            for (_pos, tr, _box), e in zip(jobs, emb, strict=True):
-                st = _state(tr)
-                st.emb_sum += e
-                st.emb_count += 1
-                st.seg_emb_count += 1
+                feats = self.reid(crops.contiguous(memory_format=torch.channels_last))
+            emb = torch.nn.functional.normalize(feats.float(), dim=1).cpu().numpy()
         m.observe_stage("embed", time.perf_counter() - t0, len(batch))
 
         t0 = time.perf_counter()
-        sightings = self._sightings(ended)
+        sightings = self._emit(closed, jobs, emb)
         if sightings and self.publisher is not None:
             self.publisher.submit(sightings)
         for pos, anon in full_frames.items():
@@ -390,6 +414,7 @@ class CameraNode:
         m.queue_depth.set(len(self.queue))
         rtf = sum(s for s, _ in self._rtf_window) / max(sum(b for _, b in self._rtf_window), 1e-9)
         m.realtime_factor.set(rtf)
+        return sightings
 
     def _event_wall(self, item: WindowItem) -> float:
         """Wall time at which the window's last event happened (live sources) or arrived (others)."""
@@ -453,52 +478,78 @@ class CameraNode:
 
     # ------------------------------------------------------------------------------- sightings
 
-    def _sightings(self, ended: list[Track]) -> list[Any]:
-        """Sightings due at the end of this batch: first / periodic updates of live tracks, final ones."""
+    def _close_segments(self, active: list[Track], ended: list[Track], jobs_before: int) -> list[_Segment]:
+        """Close the sighting segments due at this window: a live tracklet's first sighting (once it
+        has ``min_embeddings`` embeddings scheduled) or its update (every ``publish_every`` seen
+        windows), and the final sighting of every tracklet that ended here. O(tracks) per window.
+        """
         cfg = self.config
         out = []
-        for tr in self.tracker.tracks:
-            if not tr.confirmed:
-                continue
+        for tr in active:
             st = _state(tr)
             first_due = st.published == 0 and st.emb_count >= cfg.min_embeddings
             update_due = st.published > 0 and st.seg_windows >= cfg.publish_every and st.seg_emb_count > 0
             if first_due or update_due:
-                out.append(self._make_sighting(tr, st))
+                out.append(self._close(tr, st, jobs_before))
         for tr in ended:
             st = _state(tr)
             if st.emb_count > 0 and st.seg_windows > 0:
-                out.append(self._make_sighting(tr, st))
+                out.append(self._close(tr, st, jobs_before))
         return out
 
-    def _make_sighting(self, tr: Track, st: TrackState) -> Any:
-        from anonreid.proto.v1 import sighting_pb2
-
-        emb = st.emb_sum / max(np.linalg.norm(st.emb_sum), 1e-12)
+    def _close(self, tr: Track, st: TrackState, jobs_before: int) -> _Segment:
+        """Snapshot the track's segment as of this window and start its next one."""
         vx, vy = tr.mean_velocity_px_s()
-        x1, y1, x2, y2 = tr.box
-        sid = f"{self.camera_id}-{tr.track_id}-{st.seq}"
-        msg = sighting_pb2.Sighting(
-            sighting_id=sid,
-            camera_id=self.camera_id,
-            tracklet_id=tr.track_id,
-            span=sighting_pb2.TimeSpan(start_us=st.seg_start_us, end_us=tr.last_us),
-            box=sighting_pb2.BoxSummary(
-                x1=x1, y1=y1, x2=x2, y2=y2, num_boxes=st.seg_boxes, mean_area=st.seg_area / max(st.seg_boxes, 1),
-                velocity_x=vx, velocity_y=vy,
-            ),
-            embedding=emb.astype(np.float32).tolist(),
+        seg = _Segment(
+            track=tr, seq=st.seq, start_us=st.seg_start_us, end_us=tr.last_us, box=tr.box,
+            num_boxes=st.seg_boxes, mean_area=st.seg_area / max(st.seg_boxes, 1), velocity=(vx, vy),
             quality=float(np.clip(st.seg_score / max(st.seg_boxes, 1) * min(1.0, st.emb_count / 4), 0, 1)),
-            model_version=self.model_version,
-            published_at_us=int(time.time() * 1e6),
+            event_wall=st.last_event_wall, jobs_before=jobs_before,
         )
-        if self.publisher is not None:
-            self.publisher.event_wall[sid] = st.last_event_wall
         st.seq += 1
         st.published += 1
         st.seg_start_us = -1
         st.seg_windows = st.seg_boxes = st.seg_emb_count = 0
         st.seg_area = st.seg_score = 0.0
+        return seg
+
+    def _emit(self, closed: list[_Segment], jobs: list[tuple[int, Track, Box]], emb: np.ndarray) -> list[Any]:
+        """Add the batch's embeddings to their tracks in window order, and turn each closed segment
+        into its sighting when the embeddings of the windows up to its own are in."""
+        out = []
+        done = 0
+        for seg in [*closed, None]:  # in window order, so jobs_before never decreases
+            upto = len(jobs) if seg is None else seg.jobs_before
+            for (_pos, tr, _box), e in zip(jobs[done:upto], emb[done:upto], strict=True):
+                _state(tr).emb_sum += e
+            done = upto
+            if seg is not None:
+                out.append(self._make_sighting(seg))
+        return out
+
+    def _make_sighting(self, seg: _Segment) -> Any:
+        from anonreid.proto.v1 import sighting_pb2
+
+        emb_sum = _state(seg.track).emb_sum
+        emb = emb_sum / max(np.linalg.norm(emb_sum), 1e-12)
+        x1, y1, x2, y2 = seg.box
+        sid = f"{self.camera_id}-{seg.track.track_id}-{seg.seq}"
+        msg = sighting_pb2.Sighting(
+            sighting_id=sid,
+            camera_id=self.camera_id,
+            tracklet_id=seg.track.track_id,
+            span=sighting_pb2.TimeSpan(start_us=seg.start_us, end_us=seg.end_us),
+            box=sighting_pb2.BoxSummary(
+                x1=x1, y1=y1, x2=x2, y2=y2, num_boxes=seg.num_boxes, mean_area=seg.mean_area,
+                velocity_x=seg.velocity[0], velocity_y=seg.velocity[1],
+            ),
+            embedding=emb.astype(np.float32).tolist(),
+            quality=seg.quality,
+            model_version=self.model_version,
+            published_at_us=int(time.time() * 1e6),
+        )
+        if self.publisher is not None:
+            self.publisher.event_wall[sid] = seg.event_wall
         return msg
 
     def current_sighting_id(self, tr: Track) -> str:
@@ -694,14 +745,15 @@ class CameraNode:
         self.finish()
         return self.stats()
 
-    def finish(self, timeout: float = 10.0) -> None:
+    def finish(self, timeout: float = 10.0) -> list[Any]:
         """End every live tracklet (publishing its final sighting) and wait for the acks."""
-        ended = self.tracker.flush()
-        sightings = self._sightings(ended)
+        # every batch's embeddings are in: the final segments take all of them
+        sightings = [self._make_sighting(seg) for seg in self._close_segments([], self.tracker.flush(), 0)]
         if sightings and self.publisher is not None:
             self.publisher.submit(sightings)
         if self.publisher is not None:
             self.publisher.drain(timeout)
+        return sightings
 
     def close(self) -> None:
         if self.publisher is not None:

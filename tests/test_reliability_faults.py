@@ -200,10 +200,7 @@ def _recording(path: Path) -> None:
 def _camera_config() -> Any:
     from anonreid.orchestration.config import CameraConfig
 
-    # max_batch=1: a tracklet's sighting segments are cut at batch boundaries, and batches depend on
-    # timing; one window per batch makes the ids a pure function of the stream, so an exact expectation
-    return CameraConfig(publish_every=15, embed_every=5, metrics_port=0, torch_threads=1, audit_every_s=100,
-                        max_batch=1)
+    return CameraConfig(publish_every=15, embed_every=5, metrics_port=0, torch_threads=1, audit_every_s=100)
 
 
 @pytest.mark.slow
