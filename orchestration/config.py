@@ -115,6 +115,8 @@ class DemoConfig(Section):
     cameras: list[str] = Field(["cam1", "cam2", "cam3", "cam4"], min_length=1, description="cameras to run")
     duration_s: float = Field(0.0, ge=0, description="stop after this many seconds (0 = until Ctrl-C)")
     actor_cpus: float = Field(0.25, ge=0, description="Ray CPUs reserved per camera actor")
+    adversary: bool = Field(True, description="run the adversary node (section `adversary`) on the cameras' audit tap")
+    adversary_cpus: float = Field(0.25, ge=0, description="Ray CPUs reserved for the adversary actor")
     json_path: str = Field("", description="write the summary JSON here")
 
 
@@ -193,7 +195,8 @@ class AdversaryConfig(Section):
     crop_hw: tuple[int, int] = Field((128, 64), description="person crop (h, w) on which SSIM / PSNR are computed")
     tile_hw: tuple[int, int] = Field((160, 96), description="tile (h, w) around a person the adaptive attacker trains on")
     metrics_port: int = Field(9120, ge=0, le=65535, description="Prometheus port (0 = any free port)")
-    model_dir: str = Field("", description="run directory with the attacker's checkpoints (e_rec, e_inv, attacker/)")
+    model_dir: str = Field("", description="run directory with the attacker's checkpoints (e_rec, e_inv, attacker/); "
+                           "empty = the shipped weights (models/weights/default)")
     enrollment: str = Field("world", description="enrollment photos: 'world' (the live world's people), a "
                             "dataset directory (world.h5), or '' for none")
     adaptive_every_s: float = Field(120.0, gt=0, description="seconds between adaptive-attacker refreshes")

@@ -1,8 +1,9 @@
 """``anonreid demo``: the whole system on one machine, then a summary measured against ground truth.
 
-Starts an embedded Redis, a local Ray instance, the gallery (gRPC, in this process), and one camera
-actor per camera of the live synthetic world; each actor renders its own camera of the
-deterministic world in real time and runs the full pipeline. Every node serves Prometheus metrics
+Starts an embedded Redis, a local Ray instance, the gallery (gRPC, in this process), one camera
+actor per camera of the live synthetic world and the adversary actor; each camera actor renders its
+own camera of the deterministic world in real time and runs the full pipeline, and the adversary
+attacks what the cameras emit on their audit tap (``demo.adversary``). Every node serves Prometheus metrics
 (the gallery on ``gallery.metrics_port``, camera *i* on ``camera.metrics_port + i``). Ctrl-C (or
 ``--duration``) stops the cameras (each publishes its final sightings and waits for the acks), then
 the gallery, Ray and Redis, in that order, and prints / writes the summary:
@@ -14,7 +15,8 @@ the gallery, Ray and Redis, in that order, and prints / writes the summary:
 - cross-camera association quality against the world's ground truth: IDF1 over the camera network
   (every ground-truth box of every window of every camera is an observation; its predicted identity
   is the gallery identity of the sighting that covers it) and identity purity;
-- end-to-end latency from event time to identity assignment (gallery ack), p50 / p95.
+- end-to-end latency from event time to identity assignment (gallery ack), p50 / p95;
+- the adversary's privacy verdicts (the latest score per camera, attack and metric against the policy).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
     from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
     from anonreid.nodes.actors import camera_actor_class
+    from anonreid.nodes.adversary.node import adversary_actor_class
     from anonreid.nodes.sources import SourceSpec
     from anonreid.orchestration.placement import placement_resources
     from anonreid.orchestration.ray_cluster import start_ray, stop_ray
@@ -75,6 +78,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
     console = None
     owns_ray = False
     actors: dict[str, Any] = {}
+    adversary = None
     try:
         if fresh and redis_service.embedded:
             redis_service.client().flushdb()
@@ -98,9 +102,18 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
             actors[cam] = actor_cls.options(name=f"camera-{cam}", resources=placement_resources(cfg, cam)).remote(
                 spec, address, redis_service.url, redis_service.password, cfg.camera, cfg.events, port, cfg.security
             )
+        if cfg.demo.adversary:
+            adversary_cfg = cfg.adversary.model_copy(update={"cameras": list(cfg.demo.cameras)})
+            adversary = adversary_actor_class(num_cpus=cfg.demo.adversary_cpus).options(name="adversary").remote(
+                adversary_cfg, redis_service.url, redis_service.password, cfg.world
+            )
         ray.get([a.ping.remote() for a in actors.values()])  # models loaded, sources built
+        if adversary is not None:
+            ray.get(adversary.ping.remote())  # attackers loaded, enrollment rendered
         t_start = time.time()
         ray.get([a.start.remote(duration_s) for a in actors.values()])
+        if adversary is not None:
+            adversary.start.remote(None)
         log.info("%d cameras running%s", len(actors), f" for {duration_s:.0f} s" if duration_s else " (Ctrl-C stops)")
         try:
             next_report = time.monotonic() + progress_every_s
@@ -115,6 +128,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
             log.info("Ctrl-C: stopping the cameras (they publish their final sightings first)")
         stats = ray.get([a.stop.remote() for a in actors.values()])
         evaluations = ray.get([a.evaluation.remote() for a in actors.values()])
+        adversary_stats = ray.get(adversary.stop.remote()) if adversary is not None else None
         client = GalleryClient(address, security=cfg.security)
         try:
             final_ids = gallery_assignments(client)
@@ -124,6 +138,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
                 close()
         summary = build_summary(stats, evaluations, final_ids, wall_s=time.time() - t_start)
         summary["setup_s"] = t_start - started
+        summary["privacy"] = privacy_summary(cfg, redis_service.client(), adversary_stats)
         summary["gallery_address"] = address
         summary["console_url"] = console.url if console is not None else None
         return summary
@@ -132,6 +147,8 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
             with contextlib.suppress(Exception):  # the actor may be gone already; it is killed below anyway
                 ray.get(a.close.remote(), timeout=15)
             ray.kill(a)
+        if adversary is not None:
+            ray.kill(adversary)
         if console is not None:
             console.stop()
         if server is not None:
@@ -139,6 +156,21 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
         if owns_ray:
             stop_ray()
         redis_service.stop()
+
+
+def privacy_summary(cfg: Any, redis_client: Any, adversary_stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The adversary's verdicts at the end of the demo (the console's privacy panel), with its own
+    stats (attack rounds, samples per camera, missing attackers); None when the demo ran without it."""
+    if adversary_stats is None:
+        return None
+    from anonreid.nodes.adversary.policy import PrivacyPolicy
+    from anonreid.nodes.adversary.records import AuditLog
+    from anonreid.nodes.adversary.report import privacy_status
+
+    status = privacy_status(
+        AuditLog(redis_client).records(), PrivacyPolicy.load(cfg.adversary.policy or None), list(cfg.demo.cameras)
+    )
+    return {**status, "adversary": adversary_stats}
 
 
 def world_gallery_config(cfg: Any) -> Any:
@@ -269,3 +301,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
     if lat["count"]:
         console.print(f"event time -> identity latency: p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s ({lat['count']} sightings)")
+    privacy = summary.get("privacy")
+    if privacy is not None:
+        adv = privacy["adversary"]
+        console.print(f"privacy: {privacy['overall']} ({privacy['num_records']} audit records, "
+                      f"{adv['rounds']} attack rounds)")
+        for v in privacy["verdicts"]:
+            if v["status"] != "not checked":
+                console.print(f"  {v['camera']} {v['attack']} {v['metric']}: {_num(v['value'])} "
+                              f"(threshold {_num(v['threshold'])}, chance {_num(v['chance'])}) {v['status']}")
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"

@@ -1,4 +1,5 @@
-"""A short run of the whole demo (Redis, Ray, gallery, four live camera actors) and its summary."""
+"""A short run of the whole demo (Redis, Ray, gallery, four live camera actors, the adversary) and its
+summary."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def test_demo_short_run(tmp_path: Path, ray_local: dict) -> None:
             "demo", "--duration", "15", "--json", str(out),
             "--set", f"redis.embedded_dir={tmp_path / 'redis'}",
             "--set", "gallery.port=0", "--set", "gallery.metrics_port=0", "--set", "camera.metrics_port=0",
-            "--set", "console.port=0",
+            "--set", "console.port=0", "--set", "adversary.metrics_port=0",
+            # the adversary attacks within the short run: audit samples every 2 stream seconds, rounds every 4 s
+            "--set", "camera.audit_every_s=2", "--set", "adversary.interval_s=4", "--set", "adversary.min_samples=2",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -40,3 +43,17 @@ def test_demo_short_run(tmp_path: Path, ray_local: dict) -> None:
         assert 0.0 <= a[key] <= 1.0
     assert summary["latency_s"]["count"] > 0 and 0 < summary["latency_s"]["p50"] <= summary["latency_s"]["p95"]
     assert "IDF1" in result.output
+    privacy = summary["privacy"]
+    adversary = privacy["adversary"]
+    assert adversary["error"] is None and adversary["rounds"] >= 1, adversary
+    assert sum(adversary["samples"].values()) > 0 and adversary["attacker"] != "none", adversary
+    # a verdict per camera and policy rule: scored (the shipped reconstruction attacker on sampled windows
+    # with people in them; tests/test_console_observability.py waits for those) or "not checked" with why
+    assert {v["camera"] for v in privacy["verdicts"]} == {"cam1", "cam2", "cam3", "cam4"}
+    for v in privacy["verdicts"]:
+        if v["status"] == "not checked":
+            assert v["reason"], v
+        else:
+            assert v["num_samples"] > 0 and v["value"] is not None and v["threshold"] is not None, v
+            assert v["status"] == ("breach" if v["value"] > v["threshold"] else "pass"), v
+    assert f"privacy: {privacy['overall']}" in result.output

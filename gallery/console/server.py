@@ -45,7 +45,7 @@ from google.protobuf.json_format import MessageToDict
 from anonreid.gallery.console.tiles import read_cameras, read_tile
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog
-from anonreid.nodes.adversary.report import compute_verdicts
+from anonreid.nodes.adversary.report import privacy_status
 from anonreid.orchestration.config import Config, SecurityConfig
 from anonreid.orchestration.security.roles import CONSOLE_ROUTE_ROLES, allowed
 from anonreid.orchestration.security.tokens import Principal, TokenStore, bearer_token
@@ -137,11 +137,7 @@ class ConsoleBackend:
         return principal
 
     def privacy(self) -> dict[str, Any]:
-        records = AuditLog(self.redis).records()
-        verdicts = compute_verdicts(records, self.policy, self.cameras)
-        checked = [v for v in verdicts if v.status != "not checked"]
-        overall = "breach" if any(v.status == "breach" for v in checked) else ("pass" if checked else "not checked")
-        return {"overall": overall, "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
+        return privacy_status(AuditLog(self.redis).records(), self.policy, self.cameras)
 
     def close(self) -> None:
         self.channel.close()
@@ -325,5 +321,5 @@ def start_console(cfg: Config, gallery_address: str, redis_url: str, redis_passw
     from anonreid.orchestration.redis_service import connect
 
     backend = ConsoleBackend(gallery_address, connect(redis_url, redis_password), list(cfg.gallery.camera_ids),
-                             security=cfg.security)
+                             policy=PrivacyPolicy.load(cfg.adversary.policy or None), security=cfg.security)
     return ConsoleServer(backend, cfg.console.host, cfg.console.port).start()

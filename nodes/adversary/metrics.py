@@ -28,6 +28,14 @@ class AdversaryMetrics:
         self.alerts = Counter("anonreid_privacy_alerts_total", "privacy policy breaches", labels, registry=reg)
         self.checks = Counter("anonreid_privacy_checks_total", "attack evaluations run", labels, registry=reg)
 
+    def start_counting(self, cameras: list[str], attacks: list[str]) -> None:
+        """Export the counters at 0 for every (camera, attack) before the first score, so that
+        ``increase()`` sees the first alert and a quiet policy reads as 0 alerts, not as no data."""
+        for camera in cameras:
+            for attack in attacks:
+                self.alerts.labels(camera=camera, attack=attack)
+                self.checks.labels(camera=camera, attack=attack)
+
     def observe(self, record: audit_pb2.AuditRecord, breached: bool) -> None:
         labels = {"camera": record.camera_id, "attack": record.attack}
         gauge = self.gauges.get(record.metric)

@@ -90,13 +90,13 @@ class Attackers:
 
 
 def load_attackers(model_dir: str | Path | None) -> Attackers:
-    """The attacker side of a training run directory (``checkpoints/e_rec`` etc. and ``attacker/``)."""
-    if not model_dir:
-        return Attackers(missing=["no attacker run directory configured (adversary.model_dir)"])
+    """The attacker side of a training run directory (``checkpoints/e_rec`` etc. and ``attacker/``);
+    empty: the package's shipped weight set (``models/weights/default``, the same layout flat)."""
+    from anonreid.models.bundle import DEFAULT_WEIGHTS
     from anonreid.models.checkpoint import CheckpointError, load_checkpoint, read_sidecar
     from anonreid.models.evaluation.attacks import AttackerSide
 
-    run = Path(model_dir)
+    run = Path(model_dir) if model_dir else DEFAULT_WEIGHTS
     ckpt = run / "checkpoints" if (run / "checkpoints").is_dir() else run  # a run directory or a flat weights set
     out = Attackers(version=run.name)
     nets: dict[str, Any] = {}
@@ -224,6 +224,7 @@ class AdversaryNode:
         self.log = AuditLog(redis)
         self.policy = policy or PrivacyPolicy.load(cfg.policy or None)
         self.metrics = metrics or AdversaryMetrics()
+        self.metrics.start_counting(list(cfg.cameras), sorted({r.attack for r in self.policy.rules}))
         self.attackers = attackers if attackers is not None else load_attackers(cfg.model_dir)
         for why in self.attackers.missing:
             log.warning("adversary: %s", why)

@@ -115,6 +115,14 @@ def compute_verdicts(
     return verdicts
 
 
+def privacy_status(records: list[audit_pb2.AuditRecord], policy: PrivacyPolicy, cameras: list[str]) -> dict[str, Any]:
+    """The latest verdicts and the overall status (breach > pass > not checked), as JSON-ready data:
+    what the console's privacy panel and the demo's summary show."""
+    verdicts = compute_verdicts(records, policy, cameras)
+    data = ReportData(cameras, verdicts, records, [])
+    return {"overall": data.overall, "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
+
+
 def _trend_png(records: list[audit_pb2.AuditRecord], metric: str) -> bytes | None:
     import matplotlib
 
