@@ -433,7 +433,6 @@ class CameraNode:
         from anonreid.events.voxel import crop_resize_voxel
 
         full_frames: dict[int, Any] = {}  # position in batch -> anonymized full frame (tensor)
-        self._tile_regions = []  # the console tile shows the newest batch's anonymized regions
         crops: list[Any] = []
         full_needed = set(audit_pos)
         if self.config.anonymize_region == "full":
@@ -455,7 +454,8 @@ class CameraNode:
                 with torch.inference_mode():
                     region = self.anonymizer(x)[0]
                 ox, oy = x1, y1
-                self._tile_regions.append((x1, y1, region))
+                if self.redis is not None:  # the console tile shows the regions since the last one
+                    self._tile_regions.append((x1, y1, region))
             bx1, by1, bx2, by2 = box
             crops.append(crop_resize_voxel(region, (bx1 - ox, by1 - oy, bx2 - ox, by2 - oy), self.crop_hw))
         audit_frames = {p: full_frames[p].float().cpu().numpy() for p in audit_pos}
@@ -648,22 +648,23 @@ class CameraNode:
         """The console's live tile: anonymized activity only, with the current tracks.
 
         The picture is the last full anonymized frame (audit windows) or, in between, E_an's output
-        for an empty frame with the anonymized regions computed for the embeddings pasted in; raw
-        events or voxels never go into it.
+        for an empty frame with the anonymized regions computed for the embeddings since the last
+        tile pasted in, drawn as the departure from E_an's empty-frame output (so a scene without
+        activity is black); raw events or voxels never go into it.
         """
         import torch
 
         from anonreid.gallery.console.tiles import TrackView, activity_png, publish_tile
 
         try:
+            if self._tile_blank is None:
+                zero = _to_device(np.zeros((1, self.events_config.num_bins, self.sensor.height, self.sensor.width)),
+                                  self.device)
+                with torch.inference_mode():
+                    self._tile_blank = self.anonymizer(zero)[0].float().cpu().numpy()
             if self._tile_full is not None:
                 canvas = self._tile_full
             else:
-                if self._tile_blank is None:
-                    zero = _to_device(np.zeros((1, self.events_config.num_bins, self.sensor.height, self.sensor.width)),
-                                      self.device)
-                    with torch.inference_mode():
-                        self._tile_blank = self.anonymizer(zero)[0].float().cpu().numpy()
                 canvas = self._tile_blank.copy()
                 for x1, y1, region in self._tile_regions:
                     r = region.float().cpu().numpy()
@@ -674,7 +675,8 @@ class CameraNode:
                           assignments.get(f"{self.camera_id}-{t.track_id}-{_state(t).seq - 1}", ""))
                 for t in self.tracker.tracks if t.confirmed
             ]
-            publish_tile(self.redis, self.camera_id, activity_png(canvas), tracks, (self.sensor.width, self.sensor.height))
+            publish_tile(self.redis, self.camera_id, activity_png(canvas, self._tile_blank), tracks,
+                         (self.sensor.width, self.sensor.height))
         except Exception as exc:  # the console must never stop the camera
             log.warning("camera %s: console tile not published: %s", self.camera_id, exc)
         finally:

@@ -416,3 +416,36 @@ def test_sightings_do_not_depend_on_batching() -> None:
         assert [_sighting_fields(s) for s in got] == [_sighting_fields(s) for s in reference], name
         for a, b in zip(got, reference, strict=True):
             np.testing.assert_allclose(np.asarray(a.embedding), np.asarray(b.embedding), atol=1e-5, err_msg=name)
+
+
+def test_console_tile_shows_anonymized_activity_where_the_person_is(redis_service: Any) -> None:
+    """The console tile between audit frames: E_an's empty-frame output with the regions anonymized for
+    the embeddings since the last tile pasted in, drawn as the departure from the empty-frame output.
+    With a person in view it is black but for a patch of activity (not a uniform wash, not blank)."""
+    import io
+
+    from PIL import Image
+
+    from anonreid.events.world import LiveWorld
+    from anonreid.gallery.console.tiles import read_tile
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.camera import CameraNode
+
+    client = redis_service.client()
+    client.flushdb()
+    sensor = _world_sensor()
+    # no audit frames (the tile is built from the embedding regions alone), a tile every 0.5 s
+    cfg = _camera_config(audit_every_s=1000.0, tile_every_s=0.5, embed_every=5)
+    node = CameraNode(CAMERA, sensor, cfg, models=load_model_bundle(), redis=client, window_t0_us=0)
+    world = LiveWorld(WorldConfig())
+    for p in _until(world.camera_stream(CAMERA, start_us=0, realtime=False, packet_us=10_000), 2_500_000):
+        node.push(p)
+    node.end_of_stream()
+    node.process_pending(timeout=0)  # batches of up to max_batch windows; most hold no embedding job
+    png = read_tile(client, CAMERA)
+    assert png is not None
+    tile = np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.float32)
+    active = tile > 0
+    assert 0.002 < active.mean() < 0.25, active.mean()  # a person-sized patch of a 320x240 view
+    _ys, xs = np.nonzero(active)
+    assert xs.max() - xs.min() < 0.6 * tile.shape[1]  # one place, not spread over the frame

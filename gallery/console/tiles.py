@@ -33,8 +33,14 @@ class TrackView:
     identity_id: str = ""
 
 
-def activity_png(anonymized_voxel: np.ndarray, max_side: int = 240) -> bytes:
-    """Render an anonymized voxel (B, H, W) as a grey PNG: the per-pixel sum over bins, scaled to 0..255."""
+#: departures from the baseline below this (summed over bins) are drawn black: float noise, not activity
+MIN_ACTIVITY = 1e-3
+
+
+def activity_png(anonymized_voxel: np.ndarray, baseline: np.ndarray, max_side: int = 240) -> bytes:
+    """Render an anonymized voxel (B, H, W) as a grey PNG: the per-pixel departure from ``baseline``
+    (the anonymizer's output for an empty frame: what "no activity" looks like after anonymization),
+    summed over bins and scaled so its 99.5th percentile is white; where nothing departs, black."""
     import io
 
     from PIL import Image
@@ -42,8 +48,11 @@ def activity_png(anonymized_voxel: np.ndarray, max_side: int = 240) -> bytes:
     v = np.asarray(anonymized_voxel, dtype=np.float32)
     if v.ndim != 3:
         raise ValueError(f"expected a (bins, height, width) voxel, got shape {v.shape}")
-    img = np.abs(v - np.median(v)).sum(axis=0)
-    hi = float(np.percentile(img, 99.5)) or 1.0
+    if np.shape(baseline) != v.shape:
+        raise ValueError(f"baseline shape {np.shape(baseline)} differs from the voxel's {v.shape}")
+    img = np.abs(v - np.asarray(baseline, np.float32)).sum(axis=0)
+    img[img < MIN_ACTIVITY] = 0.0
+    hi = max(float(np.percentile(img, 99.5)), MIN_ACTIVITY)
     arr = (np.clip(img / hi, 0, 1) * 255).astype(np.uint8)
     pil = Image.fromarray(arr)
     if max(pil.size) > max_side:
