@@ -96,24 +96,37 @@ def load_model_bundle(
                        model_cfg(an_model).in_bins, int(model_cfg(reid_model).embed_dim or 256))
 
 
+#: the adversary's networks shipped beside the cameras' models when the run has them (relative to the
+#: run's checkpoint directory, or to the run directory for ``attacker/``): the reconstruction attacker,
+#: the inversion net, the adaptive attacker and the retrieval attacker's appearance net
+ATTACKER_WEIGHTS = ("e_rec", "e_inv", "e_rec_adaptive", "attacker/appearance")
+
+
 def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS) -> list[Path]:
-    """Copy a run's anonymizer + reid into ``dest`` as float16 (the package's default set).
+    """Copy a run's anonymizer + reid, and the attacker networks it has, into ``dest`` as float16 (the
+    package's default set, read by the cameras and by the adversary node).
 
     The metadata keeps the run's config, data fingerprint, metrics and command, plus a ``reproduce``
     line, so the shipped weights say how to make them again.
     """
-    ckpt_dir = _checkpoint_dir(Path(run_dir))
+    run = Path(run_dir)
+    ckpt_dir = _checkpoint_dir(run)
     if ckpt_dir is None:
         raise FileNotFoundError(f"{run_dir}: no anonymizer/reid checkpoints to ship")
     dest = Path(dest)
     written = []
-    for name in ("anonymizer", "reid"):
-        loaded = load_checkpoint(ckpt_dir / name)
+    sources = {name: ckpt_dir / name for name in ("anonymizer", "reid")}
+    for name in ATTACKER_WEIGHTS:
+        src = (run if name.startswith("attacker/") else ckpt_dir) / name
+        if src.with_suffix(".json").exists():
+            sources[name] = src
+    for name, src in sources.items():
+        loaded = load_checkpoint(src)
         meta = dict(loaded.metadata)
         meta["reproduce"] = (
             "anonreid simulate --out WORLD && anonreid train --data WORLD --config "
             f"{meta.get('preset', 'cpu')} --out RUN (world fingerprint {meta.get('data_fingerprint')})"
         )
-        meta["shipped_from"] = str(Path(run_dir).resolve())
+        meta["shipped_from"] = str(run.resolve())
         written.append(save_checkpoint(dest / name, loaded.model, meta, fp16=True))
     return written

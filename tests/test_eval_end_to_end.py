@@ -75,6 +75,36 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
 
 
 @pytest.mark.slow
+def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """``ship_default_weights`` copies the cameras' models and every attacker net the run has (the
+    retrieval attacker's appearance net included) as float16; both loaders read the shipped set."""
+    import torch
+
+    from anonreid.models.bundle import ATTACKER_WEIGHTS, load_model_bundle, ship_default_weights
+    from anonreid.models.checkpoint import read_sidecar
+    from anonreid.models.config import load_train_config
+    from anonreid.models.evaluation.attacks import AttackerCfg
+    from anonreid.models.evaluation.evaluate import attacker_networks
+    from anonreid.nodes.adversary.node import load_attackers
+
+    world, run = tiny_run
+    attacker_networks(run, world, load_train_config(run / "config.yaml"), AttackerCfg.for_preset("tiny"),
+                      torch.device("cpu"), progress=False)  # trained once per run (reused if there)
+    dest = tmp_path / "weights"
+    written = ship_default_weights(run, dest)
+    names = ["anonymizer", "reid", *ATTACKER_WEIGHTS]
+    assert sorted(written) == sorted(dest / f"{n}.safetensors" for n in names)
+    for n in names:
+        sidecar = read_sidecar(dest / n)
+        assert sidecar["dtype"] == "float16" and "reproduce" in sidecar["metadata"], n
+    bundle = load_model_bundle(dest)
+    assert bundle.version.startswith("tiny-") and bundle.crop_hw == (32, 16)
+    attackers = load_attackers(dest)
+    assert attackers.missing == [] and attackers.appearance is not None and attackers.appearance_hw == (32, 16)
+    assert attackers.side.e_inv is not None and attackers.side.e_rec_adaptive is not None
+
+
+@pytest.mark.slow
 def test_evaluate_event_reid_layout(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
     """The world's test passes written in Event-ReId's layout under two official test ids."""
     from anonreid.events.io import write_event_reid
