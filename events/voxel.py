@@ -12,17 +12,24 @@ The formula (Rebecq et al., E2VID, TPAMI 2019; Ahmad et al., ICCV 2023):
   that are exactly zero stay zero (if all non-zero voxels are equal the standard deviation is 0 and
   they are only centred, i.e. become 0, instead of dividing by zero as E2VID does).
 
-The numpy kernel uses that events are sorted: each time bin is a contiguous run of events (found
-with exact integer arithmetic), scattered with ``np.bincount`` into one ``H*W`` plane at a time (no
-``np.add.at``). The torch kernels use ``index_add_`` on flattened ``(window, bin, y, x)`` indices and
-batch many windows into one call, on CPU or CUDA; for an event array on CPU the events are converted
-and scattered in cache-sized blocks. All write the ``floor(ts)+1`` contribution of the last bin into a
-spare bin ``B`` that is dropped, so no masking is needed: only events with ``dt == 0`` reach it.
+The CPU kernels (numpy, and torch for an event array) use that events are sorted: each time bin is
+a contiguous run of events, found by bisection with exact integer arithmetic, so no per-event
+``floor`` is needed and ``t - t_k`` has no cancellation error even for Unix-epoch microseconds (an
+exact integer difference plus the bin start's fraction, rounded once to float32). The runs are cut into blocks
+of :data:`_BLOCK` events whose temporaries stay in the CPU cache; ``x`` and ``y`` are read together as
+one 32-bit word of the packed event record. Each block is scattered in place into one float32 grid
+(``np.add.at``, or ``Tensor.scatter_add_`` for torch), so nothing grid-sized is allocated per block.
+Weights and sums are float32, as in E2VID's own implementation: the relative error of a voxel grows
+like (events in it) x 6e-8. The last bin's right-hand weights are all zero (only events at the
+window's end fall in it) and are not scattered. The batched torch kernel (CPU or CUDA) uses
+``index_add_`` on flattened ``(window, bin, y, x)`` indices, with a spare bin ``B`` per window that
+takes the last bin's right-hand weights and is dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,17 +67,86 @@ def _time_scale(t_first: int, t_last: int, num_bins: int) -> float:
     return (num_bins - 1) / (span if span > 0 else 1)
 
 
-def _bin_bounds(t: np.ndarray, t_first: int, span: int, num_bins: int) -> np.ndarray:
-    """Start index of each time bin in sorted ``t`` (plus the end), by exact integer arithmetic.
+# x and y are adjacent little-endian uint16 fields, so one '<u4' read at x's offset gives x | y << 16
+_FIELDS = EVENT_DTYPE.fields
+assert _FIELDS is not None and _FIELDS["y"][1] == _FIELDS["x"][1] + 2
+assert EVENT_DTYPE["x"] == EVENT_DTYPE["y"] == np.dtype("<u2")
+_XY_OFFSET: int = _FIELDS["x"][1]
+
+_BLOCK = 1 << 15  # events per block: its temporaries (about 20 bytes an event) stay in the L2 cache
+
+
+def _bin_runs(t: np.ndarray, t_first: int, t_last: int, num_bins: int) -> list[tuple[int, int, int, float]]:
+    """Per time bin ``k``: ``(start, end, a_k, off_k)`` with the bin's events ``t[start:end]``.
 
     Event ``i`` is in bin ``k = floor((B-1) * (t_i - t_first) / span)``, i.e. bin ``k`` starts at the
-    first ``t >= t_first + ceil(k * span / (B-1))``. A zero span puts everything in bin 0.
+    first ``t >= a_k = t_first + ceil(k * span / (B-1))`` (exact integers, found by bisection on the
+    sorted, possibly strided ``t``). ``off_k = a_k - t_k`` in ``[0, 1)`` is the distance from that
+    integer to the bin's exact start ``t_k = t_first + k * span / (B-1)``, so that
+    ``t - t_k = (t - a_k) + off_k`` with an exact first term. A zero span counts as 1 (all in bin 0).
     """
-    span = max(span, 1)
-    k = np.arange(1, num_bins, dtype=np.int64)
-    thresholds = t_first + (-(-k * span // max(num_bins - 1, 1)))
-    inner = np.searchsorted(t, thresholds, side="left") if num_bins > 1 else np.zeros(0, np.int64)
-    return np.concatenate([[0], inner, [len(t)]]).astype(np.int64)
+    span = max(t_last - t_first, 1)
+    div = max(num_bins - 1, 1)
+    runs = []
+    start = 0
+    for k in range(num_bins):
+        a_k = t_first + (-(-k * span // div))
+        end = bisect.bisect_left(t, t_first + (-(-(k + 1) * span // div)), lo=start) if k + 1 < num_bins else len(t)
+        runs.append((start, end, a_k, (-(k * span) % div) / div))
+        start = end
+    return runs
+
+
+def _voxel_blocks(
+    events: np.ndarray, num_bins: int, height: int, width: int, t_range: tuple[int, int] | None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """The bilinear weights of a sorted event array, block by block (see the module docstring).
+
+    Yields ``(k, index, left, right)`` per block of events of time bin ``k``: ``index`` (intp) is the
+    flat position ``(k * H + y) * W + x`` in the ``(B, H, W)`` grid, ``left = p * (1 - dt)`` belongs
+    there and ``right = p * dt`` (float32) one plane further. The arrays are reused buffers, valid until
+    the next iteration; the consumer may modify them. Raises ValueError for events off the grid or
+    outside ``t_range``.
+    """
+    n = len(events)
+    t = events["t"]
+    t_first, t_last = (int(t[0]), int(t[-1])) if t_range is None else (int(t_range[0]), int(t_range[1]))
+    if t_range is not None and (t[0] < t_first or t[-1] > t_last):
+        raise ValueError(f"events span {t[0]}..{t[-1]} us, outside t_range {t_first}..{t_last} us")
+    scale = np.float32(_time_scale(t_first, t_last, num_bins))
+    if not events.flags.c_contiguous:  # the packed (x, y) view below needs the records back to back
+        events = np.ascontiguousarray(events)
+        t = events["t"]
+    stride = events.strides[0]
+    xy_all = np.ndarray((n,), dtype="<u4", buffer=events, offset=_XY_OFFSET, strides=(stride,))
+    p_all = events["p"]
+    size = min(n, _BLOCK)
+    xy_buf, index_buf = np.empty(size, np.uint32), np.empty(size, np.intp)
+    left_buf, right_buf = np.empty(size, np.float32), np.empty(size, np.float32)
+    for k, (run_start, run_end, a_k, off_k) in enumerate(_bin_runs(t, t_first, t_last, num_bins)):
+        for a in range(run_start, run_end, _BLOCK):
+            b = min(run_end, a + _BLOCK)
+            m = b - a
+            xy, index, left, right = xy_buf[:m], index_buf[:m], left_buf[:m], right_buf[:m]
+            np.copyto(xy, xy_all[a:b])
+            if int(xy.max()) >> 16 >= height:
+                raise ValueError(f"events outside the {width}x{height} voxel grid (max y {int(xy.max()) >> 16})")
+            np.right_shift(xy, 16, out=index, casting="unsafe")  # y
+            np.bitwise_and(xy, 0xFFFF, out=xy)  # x
+            if int(xy.max()) >= width:
+                raise ValueError(f"events outside the {width}x{height} voxel grid (max x {int(xy.max())})")
+            if k:
+                index += k * height
+            index *= width
+            index += xy
+            np.copyto(left, p_all[a:b])  # p
+            np.subtract(t[a:b], float(a_k), out=right, dtype=np.float64, casting="same_kind")  # t - a_k, exact in f64
+            if off_k:
+                right += np.float32(off_k)
+            right *= left
+            right *= scale  # p * dt
+            left -= right  # p * (1 - dt)
+            yield k, index, left, right
 
 
 def events_to_voxel(
@@ -89,66 +165,52 @@ def events_to_voxel(
     _check_events(events)
     _check_grid(num_bins, height, width)
     plane = height * width
-    if len(events) == 0:
-        return np.zeros((num_bins, height, width), dtype=np.float32)
-    t = events["t"]
-    t_first, t_last = (int(t[0]), int(t[-1])) if t_range is None else (int(t_range[0]), int(t_range[1]))
-    if t_range is not None and (t[0] < t_first or t[-1] > t_last):
-        raise ValueError(f"events span {t[0]}..{t[-1]} us, outside t_range {t_first}..{t_last} us")
-    x = events["x"]
-    pix = np.multiply(events["y"], width, dtype=np.intp)
-    pix += x
-    # x < width and y * width + x < H * W together mean the pixel is on the grid
-    if int(x.max()) >= width or int(pix.max()) >= plane:
-        raise ValueError(f"events outside the {width}x{height} voxel grid (max x {x.max()}, max y {events['y'].max()})")
-    # Events are sorted, so each time bin is a contiguous run (exact integer boundaries): scatter one
-    # bin at a time into an (H*W) plane that stays in cache. For bin k, with t_k = t_first + k / scale,
-    # ts - k = scale * (t - t_k): the right weights are p * (t - t_k), scaled per event or per plane
-    # (whichever is smaller).
-    bounds = _bin_bounds(t, t_first, t_last - t_first, num_bins)
-    scale = _time_scale(t_first, t_last, num_bins)
-    p = events["p"].astype(np.float64)
-    voxel: np.ndarray = np.empty((num_bins, plane), dtype=np.float32)
-    carry = None  # right weights of the previous bin (they belong to this one)
-    for k in range(num_bins):
-        a, b = int(bounds[k]), int(bounds[k + 1])
-        if a == b:  # no event in this bin (np.bincount of nothing would even change dtype)
-            voxel[k] = 0.0 if carry is None else carry
-            carry = None
-            continue
-        pk, wk = pix[a:b], p[a:b]
-        right = np.subtract(t[a:b], t_first + (k / scale if k else 0.0), dtype=np.float64)
-        right *= wk
-        per_event = b - a < plane
-        if per_event:
-            right *= scale
-        left_sum = np.bincount(pk, weights=wk, minlength=plane)  # sum of p ...
-        right_sum: np.ndarray = np.bincount(pk, weights=right, minlength=plane).astype(np.float64, copy=False)
-        if not per_event:
-            right_sum *= scale  # ... and of p * dt
-        np.subtract(left_sum, right_sum, out=voxel[k], casting="same_kind")  # p * (1 - dt)
-        if carry is not None:
-            voxel[k] += carry
-        carry = right_sum  # the last bin's right weights (all zero: dt = 0 there) are dropped
-    voxel = voxel.reshape(num_bins, height, width)
+    grid = np.zeros(num_bins * plane, dtype=np.float32)
+    if len(events):
+        for k, index, left, right in _voxel_blocks(events, num_bins, height, width, t_range):
+            np.add.at(grid, index, left)
+            if k + 1 < num_bins:  # the last bin's right weights are zero (dt = 0 there)
+                index += plane
+                np.add.at(grid, index, right)
+    voxel = grid.reshape(num_bins, height, width)
     return normalize_voxel(voxel) if normalize else voxel
+
+
+_NORM_CHUNK = 1 << 16  # voxels per chunk of the numpy normalisation (float64 copies stay in cache)
+
+
+def _normalize_numpy(voxel: np.ndarray) -> np.ndarray:
+    """:func:`normalize_voxel` for a numpy array: float64 sums over cache-sized chunks, then one pass."""
+    flat = voxel.reshape(-1)
+    count = int(np.count_nonzero(flat))
+    out = voxel.copy()
+    if count == 0:
+        return out
+    total = total_sq = 0.0
+    for i in range(0, flat.size, _NORM_CHUNK):
+        chunk = flat[i : i + _NORM_CHUNK].astype(np.float64)
+        total += float(chunk.sum())
+        total_sq += float(np.dot(chunk, chunk))
+    mean = total / count
+    var = max(total_sq / count - mean * mean, 0.0)
+    inv_std = 1.0 / np.sqrt(var) if var > 0 else 1.0
+    out_flat = out.reshape(-1)
+    for i in range(0, flat.size, _NORM_CHUNK):
+        src, dst = flat[i : i + _NORM_CHUNK], out_flat[i : i + _NORM_CHUNK]
+        np.subtract(src, mean, out=dst, casting="same_kind")
+        dst *= inv_std
+        dst[src == 0] = 0
+    return out
 
 
 def normalize_voxel(voxel: Any) -> Any:
     """Normalise the non-zero voxels to mean 0, population std 1 (zeros stay zero); numpy or torch.
 
-    Statistics are computed in float64. A torch input of shape ``(N, B, H, W)`` is normalised per window.
-    The input is not modified.
+    Statistics are computed in float64 (sum and sum of squares of the non-zero voxels). A torch input of
+    shape ``(N, B, H, W)`` is normalised per window. The input is not modified.
     """
     if isinstance(voxel, np.ndarray):
-        out = voxel.copy()
-        mask = out != 0
-        if mask.any():
-            vals = out[mask].astype(np.float64)
-            mean = vals.mean()
-            std = vals.std()
-            out[mask] = ((vals - mean) / (std if std > 0 else 1.0)).astype(out.dtype)
-        return out
+        return _normalize_numpy(voxel)
     import torch
 
     if not isinstance(voxel, torch.Tensor):
@@ -229,40 +291,24 @@ def events_to_voxel_torch(
     return normalize_voxel(grid) if normalize else grid
 
 
-_CPU_BLOCK = 1 << 16  # events per block: the block's temporaries stay in the CPU cache
-
-
 def _voxel_torch_cpu(
     events: np.ndarray, num_bins: int, height: int, width: int, t_range: tuple[int, int] | None
 ) -> torch.Tensor:
-    """CPU path of :func:`events_to_voxel_torch` for an event array: blocks of events, each converted
-    from the structured array and scattered with ``index_add_`` into one preallocated grid."""
+    """CPU path of :func:`events_to_voxel_torch` for an event array: the numpy kernel's blocks,
+    scattered in place with ``Tensor.scatter_add_`` (zero-copy views of the block buffers)."""
     import torch
 
     _check_events(events)
-    if len(events) == 0:
-        return torch.zeros((num_bins, height, width), dtype=torch.float32)
-    t = events["t"]
-    t_first, t_last = (int(t[0]), int(t[-1])) if t_range is None else (int(t_range[0]), int(t_range[1]))
-    if t_range is not None and (t[0] < t_first or t[-1] > t_last):
-        raise ValueError(f"events span {t[0]}..{t[-1]} us, outside t_range {t_first}..{t_last} us")
-    if int(events["x"].max()) >= width or int(events["y"].max()) >= height:
-        raise ValueError(f"events outside the {width}x{height} voxel grid")
-    scale = _time_scale(t_first, t_last, num_bins)
     plane = height * width
-    grid = torch.zeros((num_bins + 1) * plane, dtype=torch.float32)  # spare bin B, as in the numpy kernel
-    for start in range(0, len(events), _CPU_BLOCK):
-        block = events[start : start + _CPU_BLOCK]
-        ts = torch.from_numpy(np.subtract(block["t"], t_first, dtype=np.float64)).mul_(scale)
-        tis = ts.to(torch.int64)
-        right = ts.sub_(tis).to(torch.float32)  # dt
-        p = torch.from_numpy(block["p"].astype(np.float32))
-        right.mul_(p)  # p * dt
-        idx = torch.from_numpy(np.multiply(block["y"], width, dtype=np.int64))
-        idx.add_(torch.from_numpy(block["x"].astype(np.int64))).add_(tis.mul_(plane))
-        grid.index_add_(0, idx, p.sub_(right))  # p * (1 - dt)
-        grid.index_add_(0, idx.add_(plane), right)
-    return grid[: num_bins * plane].view(num_bins, height, width)
+    grid = torch.zeros(num_bins * plane, dtype=torch.float32)
+    if len(events):
+        for k, index, left, right in _voxel_blocks(events, num_bins, height, width, t_range):
+            index_t = torch.from_numpy(index)
+            grid.scatter_add_(0, index_t, torch.from_numpy(left))
+            if k + 1 < num_bins:
+                index_t += plane
+                grid.scatter_add_(0, index_t, torch.from_numpy(right))
+    return grid.view(num_bins, height, width)
 
 
 def _accumulate(

@@ -118,6 +118,38 @@ def test_polarity_cancellation_counts_as_zero():
     assert normed[0, 1, 1] == 0
 
 
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_blocked_kernel_matches_reference(monkeypatch, block):
+    """Bin runs cut into many blocks (a block boundary inside every bin) give the same grid."""
+    import anonreid.events.voxel as voxel_mod
+
+    monkeypatch.setattr(voxel_mod, "_BLOCK", block)
+    rng = np.random.default_rng(11)
+    ev = random_events(rng, 150, t_max=997)
+    check(ev, normalize=False)
+    check(ev, t_range=(0, 998))  # span not divisible by B-1: bin starts between integer microseconds
+    check(random_events(rng, 150), t_range=(-3, 50_002))
+
+
+def test_absolute_timestamps_and_dense_voxels():
+    """Unix-epoch microseconds (t - t_k must be exact) and many events per voxel (float32 sums)."""
+    rng = np.random.default_rng(12)
+    ev = random_events(rng, 3000, t_max=33_333)
+    shifted = make_events(ev["t"] + 1_732_000_000_000_000, ev["x"], ev["y"], ev["p"])
+    raw = check(shifted, normalize=False)
+    np.testing.assert_allclose(raw, events_to_voxel(ev, B, H, W, normalize=False), atol=1e-5)
+    check(shifted)
+
+
+def test_strided_event_view():
+    rng = np.random.default_rng(13)
+    ev = random_events(rng, 400)
+    check(ev[::3])
+    readonly = ev.copy()
+    readonly.setflags(write=False)
+    np.testing.assert_array_equal(events_to_voxel(readonly, B, H, W), events_to_voxel(ev, B, H, W))
+
+
 def test_normalisation_statistics_on_random_grid():
     rng = np.random.default_rng(3)
     ev = random_events(rng, 1000)
@@ -135,6 +167,8 @@ def test_rejects_bad_input():
         events_to_voxel(np.zeros(3), B, H, W)
     with pytest.raises(ValueError, match="outside"):
         events_to_voxel(make_events([0], [W], [0], [1]), B, H, W)
+    with pytest.raises(ValueError, match="outside"):
+        events_to_voxel(make_events([0, 1, 2], [0, 0, 0], [0, 0, H], [1, 1, 1]), B, H, W)
     with pytest.raises(ValueError, match="num_bins"):
         events_to_voxel(make_events([0], [0], [0], [1]), 0, H, W)
 

@@ -26,15 +26,19 @@ from anonreid.events.io.aedat4 import MAGIC as AEDAT4_MAGIC
 from anonreid.events.io.aedat4 import Aedat4Reader
 from anonreid.events.io.base import TIME_UNITS, EventReader, time_scale_to_us
 from anonreid.events.io.event_reid import (
+    ChunkGapWarning,
+    ChunkSequence,
     LabelBox,
     chunk_span,
     infer_time_unit,
     open_event_reid,
     open_event_reid_chunk,
+    open_event_reid_list,
     parse_chunk_name,
     read_labels,
     read_list_file,
     write_event_reid,
+    write_event_reid_chunks,
 )
 from anonreid.events.io.hdf5 import Hdf5Reader, write_hdf5
 from anonreid.events.io.npz import NpzReader, write_npz
@@ -45,6 +49,8 @@ from anonreid.events.types import EventFormatError, SensorSize
 __all__ = [
     "TIME_UNITS",
     "Aedat4Reader",
+    "ChunkGapWarning",
+    "ChunkSequence",
     "DatReader",
     "EventReader",
     "Hdf5Reader",
@@ -57,6 +63,7 @@ __all__ = [
     "infer_time_unit",
     "open_event_reid",
     "open_event_reid_chunk",
+    "open_event_reid_list",
     "open_events",
     "parse_chunk_name",
     "read_events",
@@ -64,6 +71,7 @@ __all__ = [
     "read_list_file",
     "time_scale_to_us",
     "write_event_reid",
+    "write_event_reid_chunks",
     "write_hdf5",
     "write_npz",
 ]

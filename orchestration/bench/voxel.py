@@ -4,8 +4,10 @@ All implementations run in the same process on the same random events (uniform p
 sensor, sorted timestamps over 33.3 ms windows' worth of time, polarity +-1), single-threaded
 (``torch.set_num_threads(1)``, and the BLAS/OpenMP thread variables set before numpy is used), B = 5,
 without normalisation so that only the accumulation formula is compared. Each measurement is the best
-of ``--repeats`` runs; ``events_per_s`` and the ratios use process CPU time (steady on a shared machine),
-``wall_events_per_s`` the wall clock. Prints JSON (and writes it to ``--json FILE``).
+of ``--repeats`` runs, taken round-robin over the implementations (so that a change of load on a shared
+machine hits all of them alike); ``events_per_s`` and the ratios use process CPU time (steadier on a
+shared machine), ``wall_events_per_s`` the wall clock. The load average before and after is recorded.
+Prints JSON (and writes it to ``--json FILE``).
 """
 
 from __future__ import annotations
@@ -44,16 +46,18 @@ def np_add_at_voxel(events: Any, num_bins: int, height: int, width: int) -> Any:
     return grid.reshape(num_bins, height, width).astype(np.float32)
 
 
-def _best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Best wall-clock and best process-CPU seconds over ``repeats`` runs. On a shared machine the CPU
-    time is the steadier number (it leaves out the time other processes held the core)."""
-    wall = cpu = float("inf")
+def _best_times(impls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Best wall-clock and best process-CPU seconds of each implementation over ``repeats`` rounds, one
+    run of each per round. On a shared machine the CPU time is the steadier number (it leaves out the
+    time other processes held the core), and the rounds spread load changes over all implementations."""
+    best = {name: (float("inf"), float("inf")) for name in impls}
     for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall = min(wall, time.perf_counter() - w0)
-        cpu = min(cpu, time.process_time() - c0)
-    return wall, cpu
+        for name, fn in impls.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return best
 
 
 def _machine() -> dict[str, Any]:
@@ -94,6 +98,7 @@ def main(
         except ImportError:
             typer.echo("tonic is not installed (pip install 'anonreid[bench]'); skipping it", err=True)
     rng = np.random.default_rng(seed)
+    load_before = os.getloadavg()
     results = []
     for n in (int(s) for s in sizes.split(",") if s.strip()):
         ev = make_events(
@@ -111,8 +116,7 @@ def main(
             tonic_ev = ev.copy()
             impls["tonic"] = partial(tonic_fn, tonic_ev, (WIDTH, HEIGHT, 2), n_time_bins=BINS)
         row: dict[str, Any] = {"events": n}
-        for name, fn in impls.items():
-            wall, cpu = _best_time(fn, repeats)
+        for name, (wall, cpu) in _best_times(impls, repeats).items():
             row[name] = {"cpu_seconds": round(cpu, 4), "events_per_s": round(n / cpu),
                          "wall_seconds": round(wall, 4), "wall_events_per_s": round(n / wall)}
         for base in ("tonic", "np_add_at"):
@@ -129,6 +133,7 @@ def main(
         "threads": 1,
         "repeats": repeats,
         "machine": _machine(),
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "versions": {"numpy": np.__version__, "torch": torch.__version__},
         "results": results,
     }
