@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 STREAM_S = 3.0
 CAMERA = "cam3"  # person 032 walks through it from 0.5 s
 NO_GT_CAMERA = "cam9"  # the same anonymized windows without reference frames / identities (a real camera)
-FLOOR_POLICY = REPO / "nodes" / "adversary" / "floor_policy.yaml"
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
@@ -75,7 +74,7 @@ def _adversary(client: Any, attackers: Any, cameras: list[str], **kw: Any) -> An
 
     cfg = AdversaryConfig(cameras=cameras, min_samples=3, enrollment="world", **kw)
     registry = CollectorRegistry()
-    node = AdversaryNode(cfg, client, attackers=attackers, policy=PrivacyPolicy.load(FLOOR_POLICY),
+    node = AdversaryNode(cfg, client, attackers=attackers, policy=PrivacyPolicy.load(),
                          metrics=AdversaryMetrics(registry))
     return node, registry
 
@@ -152,6 +151,12 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     assert [r.record_id for r in AuditLog(identity_tap).records()] == [r.record_id for r in records]
     # grids: reference | reconstructions for cam3, reconstructions only for the camera without ground truth
     assert identity_tap.llen(grids_key(CAMERA)) == 1 and identity_tap.llen(grids_key(NO_GT_CAMERA)) == 1
+    # a round without new samples re-scores the cached reconstructions: same scores, no E_rec pass
+    calls = []
+    hook = rec.register_forward_hook(lambda *_: calls.append(1))
+    repeat = {(r.camera_id, r.attack, r.metric): r.value for r in node.attack_round()}
+    hook.remove()
+    assert calls == [] and repeat == pytest.approx({k: r.value for k, r in by.items()})
 
     # the adaptive attacker trains on the collected pairs and is then scored only on samples it has not seen
     info = node.refresh_adaptive()
@@ -162,7 +167,6 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
 
     out = tmp_path / "report"
     res = CliRunner().invoke(app, ["audit", "report", "--out", str(out), "--redis-url", url, "--since", "1h",
-                                   "--set", f"adversary.policy={FLOOR_POLICY}",
                                    "--set", f'adversary.cameras=["{CAMERA}","{NO_GT_CAMERA}"]'])
     assert res.exit_code == 0, res.output
     browser_page.goto((out / "report.html").as_uri())

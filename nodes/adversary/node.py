@@ -241,6 +241,9 @@ class AdversaryNode:
         self._adaptive_cutoff = -1  # samples with seq <= this were (possibly) trained on
         self._enrolled: tuple[list[str], Any] | None = None
         self._collected_upto = -1  # samples with seq <= this were collected as adaptive training pairs
+        # (attack, input range, first sample seq, clip length) -> that clip's reconstructions: the attackers are fixed
+        # between rounds (the adaptive one until its refresh), so a round reconstructs only new clips
+        self._views: dict[tuple[str, str, int, int], np.ndarray] = {}
         self._adaptive_refreshes = 0
         self._last_refresh = time.monotonic()
         self._seq = 0
@@ -306,13 +309,20 @@ class AdversaryNode:
             models["inversion"] = (side.e_rec, side.e_inv)
         if self.adaptive is not None:
             models["adaptive"] = (self.adaptive, to_rec)
-        # reconstructions per attack and clip: (T, H, W) in [0, 1]
+        # reconstructions per attack and clip: (T, H, W) in [0, 1], cached per clip
         views: dict[str, list[np.ndarray]] = {a: [] for a in models}
         with torch.inference_mode():
             for clip in clips:
-                x = np.stack([s.anonymized for s in clip.samples])[None]
+                x = None
                 for attack, (rec, transform) in models.items():
-                    views[attack].append(attacks.reconstruct(rec, x, transform)[0])
+                    key = (attack, output_range, clip.samples[0].seq, len(clip.samples))
+                    if key not in self._views:
+                        if x is None:
+                            x = np.stack([s.anonymized for s in clip.samples])[None]
+                        self._views[key] = attacks.reconstruct(rec, x, transform)[0]
+                    views[attack].append(self._views[key])
+        live = {s.seq for w in self.windows.values() for s in w}
+        self._views = {k: v for k, v in self._views.items() if k[2] in live}  # clips still in some window
         window_us = (min(s.start_us for s in samples), max(s.end_us for s in samples))
         an_version = samples[-1].model_version or "unknown"
         records = []
@@ -443,6 +453,7 @@ class AdversaryNode:
             steps += 1
             loss_value = float(loss.detach())
         model.eval()
+        self._views = {k: v for k, v in self._views.items() if k[0] != "adaptive"}  # a new attacker
         self._adaptive_cutoff = self._seq - 1
         self._adaptive_refreshes += 1
         info = {"steps": steps, "loss": loss_value, "seconds": time.monotonic() - t0, "pairs": len(group)}

@@ -1,0 +1,1 @@
+"""Package data (found by setup.py through this file)."""
