@@ -3,7 +3,12 @@
 Rules, applied in this order to each new sighting:
 
 1. Same camera and same tracklet as an earlier sighting -> the tracklet's identity (the tracker already
-   says it is the same person).
+   says it is the same person). Cameras run at different speeds, so sightings arrive out of stream-time
+   order across cameras: another tracklet may have joined the identity by similarity while this one was
+   only published up to an earlier time, and this update now overlaps it (``simultaneous``). One of the
+   two was a wrong merge: the one that joined the identity later (its first sighting stored later) is
+   split off into a new identity with all its sightings (:class:`~anonreid.gallery.types.Split`); when
+   that is this tracklet, the new sighting goes with it.
 2. Otherwise the nearest stored sightings (FAISS) are grouped by identity, each identity scored by its
    best cosine similarity, and the identities at or above the similarity threshold are tried best
    first. A candidate is rejected when joining it would break a physical constraint:
@@ -20,10 +25,11 @@ an operator can see why two sightings were (not) linked. Nothing here touches FA
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from anonreid.gallery.types import Candidate, Decision, IdentitySummary, StoredSighting
+from anonreid.gallery.types import Candidate, Decision, IdentitySummary, Split, StoredSighting
 
 US = 1_000_000
 MAX_REJECTED_LISTED = 8  # below-threshold candidates kept in a decision (the rest are not informative)
@@ -100,6 +106,7 @@ class IdentityTrack:
         self.sightings: list[StoredSighting] = []
         self._starts: list[int] = []
         self._longest_us = 0
+        self._first: dict[str, int] = {}  # camera -> start of its earliest sighting
         self.cameras: list[str] = []  # in order of first appearance (by time)
 
     def add(self, s: StoredSighting) -> None:
@@ -107,9 +114,10 @@ class IdentityTrack:
         self._starts.insert(i, s.start_us)
         self.sightings.insert(i, s)
         self._longest_us = max(self._longest_us, s.end_us - s.start_us, 1)
-        if s.camera_id not in self.cameras:
-            first = {c: min(x.start_us for x in self.sightings if x.camera_id == c) for c in {*self.cameras, s.camera_id}}
-            self.cameras = sorted(first, key=lambda c: (first[c], c))
+        # sightings arrive out of time order: an earlier one can move a known camera forward too
+        if s.start_us < self._first.get(s.camera_id, s.start_us + 1):
+            self._first[s.camera_id] = s.start_us
+            self.cameras = sorted(self._first, key=lambda c: (self._first[c], c))
 
     def remove(self, sighting_ids: set[str]) -> None:
         """Drop sightings (rollback of an unstored batch, retention); O(n) per call."""
@@ -117,10 +125,10 @@ class IdentityTrack:
         self.sightings = keep
         self._starts = [s.start_us for s in keep]
         self._longest_us = max((max(s.end_us - s.start_us, 1) for s in keep), default=0)
-        first: dict[str, int] = {}
+        self._first = {}
         for s in keep:  # sorted by start: the first time a camera appears is its first sighting
-            first.setdefault(s.camera_id, s.start_us)
-        self.cameras = sorted(first, key=lambda c: (first[c], c))
+            self._first.setdefault(s.camera_id, s.start_us)
+        self.cameras = sorted(self._first, key=lambda c: (self._first[c], c))
 
     def __len__(self) -> int:
         return len(self.sightings)
@@ -134,6 +142,23 @@ class IdentityTrack:
         for s in self.sightings[lo:hi]:
             if max(s.end_us, s.start_us + 1) > start_us:
                 yield s
+
+    def simultaneous(self, obs: Observation) -> Iterator[StoredSighting]:
+        """Sightings overlapping ``obs`` in time on another tracklet (another camera, or another tracklet
+        of the same camera): with ``obs``, the identity would be in two places at once."""
+        for s in self.overlapping(obs.start_us, obs.end_us):
+            if s.camera_id != obs.camera_id or s.tracklet_id != obs.tracklet_id:
+                yield s
+
+    def tracklets(self) -> dict[tuple[str, str], list[StoredSighting]]:
+        """The identity's sightings by (camera, tracklet), each list in storage order (by FAISS id, which
+        grows with every sighting stored): its first row is when the tracklet joined the identity."""
+        out: dict[tuple[str, str], list[StoredSighting]] = {}
+        for s in self.sightings:
+            out.setdefault((s.camera_id, s.tracklet_id), []).append(s)
+        for rows in out.values():
+            rows.sort(key=lambda s: s.fid)
+        return out
 
     def neighbours(self, start_us: int) -> tuple[StoredSighting | None, StoredSighting | None]:
         """The sighting that started last before ``start_us`` and the first one starting at/after it."""
@@ -171,11 +196,8 @@ class Associator:
 
     def violation(self, track: IdentityTrack, obs: Observation) -> tuple[str, str] | None:
         """Why ``obs`` cannot belong to ``track`` (reason, detail), or None when it can."""
-        for s in track.overlapping(obs.start_us, obs.end_us):
-            if s.camera_id == obs.camera_id and s.tracklet_id == obs.tracklet_id:
-                continue  # an update of the same tracklet
-            where = "another tracklet on " + s.camera_id if s.camera_id == obs.camera_id else s.camera_id
-            return "simultaneous", f"already on {where} at the same time (sighting {s.sighting_id})"
+        for s in track.simultaneous(obs):  # updates of the same tracklet overlap it: they do not count
+            return "simultaneous", _simultaneous_detail(s, obs)
         prev, nxt = track.neighbours(obs.start_us)
         if prev is not None and prev.camera_id != obs.camera_id:
             why = self.graph.check_transit(prev.camera_id, prev.end_us, obs.camera_id, obs.start_us)
@@ -201,9 +223,8 @@ class Associator:
             if identity_id in tracks and sim > best.get(identity_id, -2.0):
                 best[identity_id] = sim
         if tracklet_identity is not None and tracklet_identity in tracks:
-            sim = best.get(tracklet_identity, 0.0)
-            cand = Candidate(tracklet_identity, sim, True, "accepted", f"same tracklet {obs.tracklet_id} on {obs.camera_id}")
-            return Decision(tracklet_identity, False, sim, "tracklet", (cand,))
+            return self._same_tracklet(obs, tracks[tracklet_identity], best.get(tracklet_identity, 0.0),
+                                       new_identity)
         considered: list[Candidate] = []
         below = 0
         for identity_id, sim in sorted(best.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -219,3 +240,47 @@ class Associator:
                 return Decision(identity_id, False, sim, "similarity", tuple(considered))
             considered.append(Candidate(identity_id, sim, False, why[0], why[1]))
         return Decision(new_identity(), True, 0.0, "new", tuple(considered))
+
+    def _same_tracklet(self, obs: Observation, track: IdentityTrack, sim: float,
+                       new_identity: Callable[[], str]) -> Decision:
+        """Rule 1, splitting the identity when the update reveals a wrong merge (see the module doc)."""
+        here = f"tracklet {obs.tracklet_id} on {obs.camera_id}"
+        accepted = Candidate(track.identity_id, sim, True, "accepted", f"same {here}")
+        clashes = list(track.simultaneous(obs))
+        if not clashes:
+            return Decision(track.identity_id, False, sim, "tracklet", (accepted,))
+        members = track.tracklets()
+        own = (obs.camera_id, obs.tracklet_id)
+
+        def joined(key: tuple[str, str]) -> float:
+            rows = members.get(key)
+            return rows[0].fid if rows else math.inf  # not stored yet: joins now, after everyone
+
+        first = min(clashes, key=lambda s: (joined((s.camera_id, s.tracklet_id)), s.start_us, s.sighting_id))
+        if joined((first.camera_id, first.tracklet_id)) < joined(own):
+            # this tracklet joined after one it overlaps: it was the wrong merge and leaves, with the sighting
+            new_id = new_identity()
+            moved = tuple(s.sighting_id for s in members.get(own, []))
+            split = Split(track.identity_id, obs.camera_id, obs.tracklet_id, new_id, moved)
+            detail = (f"split: {here} overlaps in time tracklet {first.tracklet_id} on {first.camera_id} "
+                      f"(sighting {first.sighting_id}), which joined {track.identity_id} first: moved out of "
+                      f"{track.identity_id} with its {len(moved)} earlier sighting(s)")
+            left = Candidate(track.identity_id, sim, False, "simultaneous", _simultaneous_detail(first, obs))
+            return Decision(new_id, True, 0.0, "tracklet", (Candidate(new_id, 0.0, True, "split", detail), left),
+                            (split,))
+        # every tracklet this update overlaps joined after this one: they were the wrong merges and leave
+        later = sorted({(s.camera_id, s.tracklet_id) for s in clashes}, key=lambda k: (joined(k), k))
+        splits = tuple(Split(track.identity_id, cam, trk, new_identity(),
+                             tuple(s.sighting_id for s in members[(cam, trk)])) for cam, trk in later)
+        moved_out = tuple(
+            Candidate(sp.new_identity_id, 0.0, False, "split",
+                      f"split: tracklet {sp.tracklet_id} on {sp.camera_id} overlaps {here} in time and joined "
+                      f"{track.identity_id} later: moved out with its {len(sp.sighting_ids)} sighting(s) "
+                      f"to {sp.new_identity_id}")
+            for sp in splits)
+        return Decision(track.identity_id, False, sim, "tracklet", (accepted, *moved_out), splits)
+
+
+def _simultaneous_detail(s: StoredSighting, obs: Observation) -> str:
+    where = "another tracklet on " + s.camera_id if s.camera_id == obs.camera_id else s.camera_id
+    return f"already on {where} at the same time (sighting {s.sighting_id})"

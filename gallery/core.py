@@ -8,8 +8,10 @@ and a failure changes nothing:
 2. a sighting id already stored (or erased by ``forget``) is acknowledged as a duplicate, unchanged;
 3. decide the identity (pure: :class:`~anonreid.gallery.association.Associator`);
 4. apply it to FAISS and the in-memory tables, and write it to Redis in one transaction (a batch of a
-   publish stream goes in one transaction); if Redis fails, :class:`Unavailable` is raised and the
-   memory changes are rolled back, so the client retries and the id keeps it idempotent;
+   publish stream goes in one transaction); a decision that splits an identity (a tracklet update that
+   reveals a wrong merge, see :mod:`~anonreid.gallery.association`) relabels the moved sightings in the
+   same transaction. If Redis fails, :class:`Unavailable` is raised and the memory changes (new rows and
+   relabels) are rolled back, so the client retries and the id keeps it idempotent;
 5. only then return the ack.
 
 On start, :meth:`Gallery.load` rebuilds the index and the identity tables from Redis.
@@ -20,11 +22,12 @@ GIL inside searches, so the gRPC threads still overlap their protobuf work).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -37,9 +40,11 @@ from anonreid.gallery.store import GalleryStore
 from anonreid.gallery.types import (
     Ack,
     CameraOccupancy,
+    Decision,
     IdentitySummary,
     Match,
     Sighting,
+    Split,
     StoredSighting,
     Trajectory,
     TrajectoryStep,
@@ -138,10 +143,7 @@ class Gallery:
         """Add a row to the in-memory tables (``sort=False`` while loading: sorted once at the end)."""
         self._sightings[row.sighting_id] = row
         self._by_fid[row.fid] = row
-        track = self._tracks.get(row.identity_id)
-        if track is None:
-            track = self._tracks[row.identity_id] = IdentityTrack(row.identity_id)
-        track.add(row)
+        self._open_track(row.identity_id).add(row)
         self._tracklets[(row.camera_id, row.tracklet_id)] = row.identity_id
         ends = self._ends.setdefault(row.camera_id, [])
         if sort:
@@ -149,6 +151,33 @@ class Gallery:
         else:
             ends.append((row.end_us, row.sighting_id))
         self._latest_us = max(self._latest_us, row.end_us)
+
+    def _open_track(self, identity_id: str) -> IdentityTrack:
+        track = self._tracks.get(identity_id)
+        if track is None:
+            track = self._tracks[identity_id] = IdentityTrack(identity_id)
+        return track
+
+    def _relabel(self, sighting_ids: Sequence[str], identity_id: str) -> None:
+        """Move stored rows (whole tracklets) to ``identity_id`` in the in-memory tables: a split, or the
+        rollback of one. An identity left without rows disappears; FAISS ids and spans do not change."""
+        rows = [self._sightings[sid] for sid in sighting_ids if sid in self._sightings]
+        if not rows:
+            return
+        leaving: dict[str, set[str]] = {}
+        for r in rows:
+            leaving.setdefault(r.identity_id, set()).add(r.sighting_id)
+        for old, gone in leaving.items():
+            track = self._tracks[old]
+            track.remove(gone)
+            if not track.sightings:
+                del self._tracks[old]
+        track = self._open_track(identity_id)
+        for r in rows:
+            moved = dataclasses.replace(r, identity_id=identity_id)
+            self._sightings[r.sighting_id] = self._by_fid[r.fid] = moved
+            track.add(moved)
+            self._tracklets[(r.camera_id, r.tracklet_id)] = identity_id
 
     def load(self) -> int:
         """Rebuild the index and the identity tables from Redis; returns the sightings loaded."""
@@ -223,18 +252,24 @@ class Gallery:
                 break
         acks: list[Ack] = []
         with self._lock:
-            staged: list[tuple[StoredSighting, Sighting, np.ndarray]] = []
+            staged: dict[str, tuple[Sighting, np.ndarray]] = {}  # new rows of the batch, by sighting id
+            splits: list[Split] = []  # as applied to memory, in order
             counters = (self._next_fid, self._next_identity, self._latest_us)
             try:
                 for s, emb in checked:
-                    ack, row = self._associate_locked(s, emb)
+                    ack, row = self._associate_locked(s, emb, splits)
                     acks.append(ack)
                     if row is not None:
-                        staged.append((row, s, emb))
+                        staged[row.sighting_id] = (s, emb)
                 if staged:
-                    self.store.commit(staged, next_fid=self._next_fid, next_identity=self._next_identity)
+                    # rows as they are now: a split later in the batch may have moved one of them
+                    rows = [(self._sightings[sid], s, emb) for sid, (s, emb) in staged.items()]
+                    self.store.commit(rows, next_fid=self._next_fid, next_identity=self._next_identity,
+                                      moves=self._stored_moves(splits, staged))
             except BaseException:
-                self._unremember([row for row, _, _ in staged])
+                self._unremember([self._sightings[sid] for sid in staged if sid in self._sightings])
+                for sp in reversed(splits):
+                    self._relabel(sp.sighting_ids, sp.identity_id)
                 self._next_fid, self._next_identity, self._latest_us = counters
                 raise
             self._update_sizes()
@@ -242,8 +277,32 @@ class Gallery:
             self.metrics.record_ack(s.camera_id, ack)
         return acks, error
 
-    def _associate_locked(self, s: Sighting, emb: np.ndarray) -> tuple[Ack, StoredSighting | None]:
-        """Decide the identity and apply the row to memory (not yet stored: the caller commits)."""
+    def _stored_moves(self, splits: Sequence[Split],
+                      staged: Mapping[str, object]) -> list[tuple[str, StoredSighting]]:
+        """The relabels Redis needs for ``splits``: (identity in Redis, row now) of every sighting already
+        stored that now has another identity (rows of the batch itself are written as they are now)."""
+        stored_as: dict[str, str] = {}
+        for sp in splits:
+            for sid in sp.sighting_ids:
+                if sid not in staged:
+                    stored_as.setdefault(sid, sp.identity_id)
+        return [(old, self._sightings[sid]) for sid, old in stored_as.items()
+                if self._sightings[sid].identity_id != old]
+
+    def _apply_splits(self, decision: Decision, applied: list[Split]) -> None:
+        """Move the tracklets the decision splits off to their new identities; each is logged in
+        ``applied`` before it is made, for the rollback."""
+        for sp in decision.splits:
+            applied.append(sp)
+            self._relabel(sp.sighting_ids, sp.new_identity_id)
+            log.info("split identity %s: tracklet %s on %s (%d sighting(s)) moved to %s: it overlapped another "
+                     "tracklet of %s in time and joined it later", sp.identity_id, sp.tracklet_id, sp.camera_id,
+                     len(sp.sighting_ids), sp.new_identity_id, sp.identity_id)
+
+    def _associate_locked(self, s: Sighting, emb: np.ndarray, splits: list[Split]
+                          ) -> tuple[Ack, StoredSighting | None]:
+        """Decide the identity and apply the row, and any split the decision makes (logged in ``splits``),
+        to memory (not yet stored: the caller commits)."""
         known = self._sightings.get(s.sighting_id)
         if known is not None:
             if known.camera_id != s.camera_id or known.tracklet_id != s.tracklet_id:
@@ -257,12 +316,13 @@ class Gallery:
         neighbours = [(row.identity_id, sim) for row, sim in self._search(emb, self.config.association_k)]
         minted: list[int] = []
 
-        def new_identity() -> str:
-            minted.append(self._next_identity)
-            return identity_name(self._next_identity)
+        def new_identity() -> str:  # a decision may mint several (one per tracklet split off)
+            minted.append(self._next_identity + len(minted))
+            return identity_name(minted[-1])
 
         decision = self.associator.decide(obs, neighbours, self._tracks,
                                           self._tracklets.get((s.camera_id, s.tracklet_id)), new_identity)
+        self._apply_splits(decision, splits)
         row = StoredSighting(s.sighting_id, self._next_fid, s.camera_id, s.tracklet_id, s.start_us, s.end_us,
                              decision.identity_id, decision.similarity, time.time_ns() // 1000)
         self._next_fid += 1

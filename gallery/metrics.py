@@ -35,6 +35,9 @@ class GalleryMetrics:
                                         buckets=SEARCH_BUCKETS, registry=r)
         self.decisions = Counter("anonreid_gallery_association_decisions_total",
                                  "Association decisions for new sightings", ["decision"], registry=r)
+        self.splits = Counter("anonreid_gallery_identity_splits_total",
+                              "Tracklets moved out of an identity into a new one: an update showed them "
+                              "overlapping another of its tracklets in time (a wrong merge undone)", registry=r)
         self.rejected = Counter("anonreid_gallery_rejected_total", "Requests rejected as bad input",
                                 ["reason"], registry=r)
         self.rpc_requests = Counter("anonreid_grpc_requests_total", "gRPC requests by method and status code",
@@ -49,6 +52,8 @@ class GalleryMetrics:
             return
         self.sightings.labels(camera=camera_id).inc()
         self.decisions.labels(decision="new" if ack.new_identity else "join").inc()
+        if ack.decision is not None and ack.decision.splits:
+            self.splits.inc(len(ack.decision.splits))
 
     def record_rejected(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()

@@ -20,15 +20,16 @@ data goes even when no gallery runs; the gallery's sweeper (:meth:`GalleryStore.
 same sightings from the sorted sets, the identity set, FAISS and its tables.
 
 A sighting, its identity membership and the counters are written in one MULTI/EXEC transaction before
-the gallery acknowledges it; a failure raises :class:`~anonreid.gallery.errors.Unavailable` and leaves
-nothing half-written.
+the gallery acknowledges it, together with the relabels of any identity split that the batch made
+(the moved sightings' ``identity`` field and their sorted-set membership); a failure raises
+:class:`~anonreid.gallery.errors.Unavailable` and leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -103,13 +104,30 @@ class GalleryStore:
         }
 
     def commit(self, rows: Iterable[tuple[StoredSighting, Sighting, np.ndarray]], next_fid: int,
-               next_identity: int) -> None:
+               next_identity: int, moves: Sequence[tuple[str, StoredSighting]] = ()) -> None:
         """Persist accepted sightings and the counters atomically (MULTI/EXEC); with a retention period
-        the keys expire ``retention_s`` after the row's ingest time."""
+        the keys expire ``retention_s`` after the row's ingest time.
+
+        ``moves``: (identity it is stored under, row now) of stored sightings an identity split moved to
+        another identity, relabelled in the same transaction (the identity they leave keeps the tracklet
+        they clashed with, so it never empties)."""
         now = time.time_ns() // 1000
 
         def write() -> None:
             pipe = self.client.pipeline(transaction=True)
+            expires: dict[str, int] = {}  # identity moved to -> when its newest moved sighting expires
+            for old, row in moves:
+                key = self.sighting_key(row.sighting_id)
+                pipe.hset(key, "identity", row.identity_id)
+                pipe.zrem(self.identity_key(old), row.sighting_id)
+                pipe.zadd(self.identity_key(row.identity_id), {row.sighting_id: row.start_us})
+                pipe.sadd(self._identities, row.identity_id)
+                if self.retention_ms:
+                    expires_ms = (row.ingested_at_us or now) // 1000 + self.retention_ms
+                    pipe.pexpireat(key, expires_ms)  # unchanged; deletes the hash at once if it had expired
+                    expires[row.identity_id] = max(expires.get(row.identity_id, 0), expires_ms)
+            for identity_id, expires_ms in expires.items():
+                pipe.pexpireat(self.identity_key(identity_id), expires_ms)
             for row, s, emb in rows:
                 key = self.sighting_key(row.sighting_id)
                 pipe.hset(key, mapping=cast(Any, self._sighting_fields(row, s, emb, row.ingested_at_us or now)))

@@ -72,8 +72,25 @@ class Candidate:
     identity_id: str
     similarity: float
     accepted: bool
-    reason: str  # "accepted", "below_threshold", "simultaneous", "no_link", "too_fast", "too_slow"
+    # "accepted", "below_threshold", "simultaneous", "no_link", "too_fast", "too_slow", or "split" (the
+    # identity a tracklet was moved out to, see :class:`Split`)
+    reason: str
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A tracklet moved out of an identity into a new one, with all its sightings there.
+
+    Cameras publish out of stream-time order, so a tracklet can join an identity by similarity and a
+    later update of another of its tracklets then turn out to overlap it in time; of the two, the one
+    that joined the identity later was the wrong merge and leaves."""
+
+    identity_id: str  # the identity the tracklet leaves
+    camera_id: str
+    tracklet_id: str
+    new_identity_id: str  # the freshly minted identity it goes to
+    sighting_ids: tuple[str, ...]  # its stored sightings that move (a sighting being decided is not one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,7 @@ class Decision:
     similarity: float
     rule: str  # "tracklet" (same camera + tracklet), "similarity", or "new"
     candidates: tuple[Candidate, ...] = ()
+    splits: tuple[Split, ...] = ()  # tracklets the decision moves out of an identity (rule "tracklet" only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ RELEASE, NAMESPACE = "demo", "surveillance"
 PREFIX = f"{RELEASE}-anonreid"
 KUBE_VERSIONS = ("1.27", "1.37")  # the chart's kubeVersion floor, and the newest schemas bundled
 
-# The metric names agreed in .build/CONTRACTS.md; the dashboard uses exactly these.
+# The metric names the nodes export for the dashboard; the dashboard uses exactly these.
 CONTRACT_METRICS = {
     "anonreid_camera_events_total", "anonreid_camera_windows_total", "anonreid_camera_windows_dropped_total",
     "anonreid_camera_stage_latency_seconds", "anonreid_camera_queue_depth",
@@ -57,6 +57,7 @@ CONTRACT_METRICS = {
     "anonreid_gallery_sightings_total", "anonreid_gallery_duplicates_total", "anonreid_gallery_entries",
     "anonreid_gallery_identities", "anonreid_gallery_search_latency_seconds",
     "anonreid_gallery_association_decisions_total", "anonreid_gallery_rejected_total",
+    "anonreid_gallery_identity_splits_total",
     "anonreid_grpc_requests_total", "anonreid_grpc_request_latency_seconds",
     "anonreid_privacy_ssim", "anonreid_privacy_psnr_db", "anonreid_privacy_rank1",
     "anonreid_privacy_rank1_chance", "anonreid_privacy_alerts_total",
