@@ -131,7 +131,7 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     _fresh(identity_tap)
     rec = create_model("firenet").eval()
     app_net = create_model("reid_resnet18", in_bins=1, embed_dim=32, num_classes=4, crop_hw=(64, 32)).eval()
-    attackers = Attackers(AttackerSide(rec), app_net, (64, 32), "untrained")
+    attackers = Attackers(AttackerSide(rec, None, create_model("firenet").eval()), app_net, (64, 32), "untrained")
     node, registry = _adversary(identity_tap, attackers, [CAMERA, NO_GT_CAMERA], adaptive_steps=2,
                                 adaptive_budget_s=20)
     assert node.poll() >= 12
@@ -173,6 +173,35 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     images = browser_page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
     assert len(images) >= 4 and all(ok and w > 0 for ok, w in images)
     assert browser_page.locator("#verdicts tr.not-checked").filter(has_text=NO_GT_CAMERA).count() >= 5
+
+
+def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: Any) -> None:
+    """The CPU bound of a round: ``max_new_clips`` new clips per camera, the newest first; older ones
+    follow in later rounds; an unrefreshed adaptive attacker (a copy of E_rec) is not run twice."""
+    from anonreid.models.evaluation.attacks import AttackerSide
+    from anonreid.models.registry import create_model
+    from anonreid.nodes.adversary.node import Attackers
+
+    identity_tap, _url = identity_tap
+    _fresh(identity_tap)
+    rec = create_model("firenet").eval()
+    node, _registry = _adversary(identity_tap, Attackers(AttackerSide(rec)), [CAMERA], max_new_clips=1,
+                                 adaptive_steps=2)
+    assert node.poll() >= 9  # bursts of 3 windows: three clips or more
+    windows = []
+    hook = rec.register_forward_hook(lambda _m, args, _o: windows.append(args[0].shape[0]))
+    counts, scored = [], []
+    for _ in range(3):
+        before = len(windows)
+        records = node.attack_round()
+        counts.append(len(windows) - before)
+        assert not any(r.attack == "adaptive" for r in records)
+        scored.append(len({k[2] for k in node._views}))
+    hook.remove()
+    assert counts == [3, 3, 3]  # one 3-window clip per round, not the whole window at once
+    assert scored == [1, 2, 3]  # each round scores every clip reconstructed so far
+    newest = max(s.seq for s in node.windows[CAMERA])
+    assert max(k[2] for k in node._views) > newest - 3  # the newest clip came first
 
 
 def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -3,7 +3,8 @@
 - the operator console in Debian's chromium: it loads, camera tiles update, an identity's trajectory
   over two cameras appears, forget (confirmed) removes it; screenshots go to docs/ when
   ANONREID_WRITE_SCREENSHOTS=1;
-- every metric the Grafana dashboard uses is exported by the running nodes;
+- every metric the Grafana dashboard uses is exported by the running nodes, the adversary's privacy
+  gauges included once it has scored the audit tap, and the console's privacy status is live;
 - a real Prometheus (Debian's package) scrapes the cameras and answers a per-camera rate.
 """
 
@@ -23,7 +24,7 @@ from prometheus_server import PrometheusServer, free_port
 
 pytestmark = pytest.mark.slow
 CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
-DEMO_S = 110  # the Prometheus and metrics checks run first, the browser walk-through last
+DEMO_S = 140  # the Prometheus, metrics and privacy checks run first, the browser walk-through last
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,14 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, ray_local: dict) -> A
     from anonreid.orchestration.demo import run_demo
 
     tmp = tmp_path_factory.mktemp("demo")
-    ports = {"console": free_port(), "gallery_metrics": free_port(), "camera": free_port() + 100}
+    ports = {"console": free_port(), "gallery_metrics": free_port(), "camera": free_port() + 100,
+             "adversary": free_port()}
     cfg = load_config(None, [
         f"redis.embedded_dir={tmp / 'redis'}", "gallery.port=0", f"gallery.metrics_port={ports['gallery_metrics']}",
         f"camera.metrics_port={ports['camera']}", f"console.port={ports['console']}", "world.live_arrival_s=3",
+        # the adversary scores the audit tap within the first minute: samples every 3 stream seconds
+        f"adversary.metrics_port={ports['adversary']}", "camera.audit_every_s=3", "adversary.interval_s=5",
+        "adversary.min_samples=2",
     ])
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(run_demo(cfg, DEMO_S)), daemon=True)
@@ -50,7 +55,7 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, ray_local: dict) -> A
             time.sleep(0.5)
     else:
         pytest.fail("the demo's console never came up")
-    for port in [ports["gallery_metrics"]] + [ports["camera"] + i for i in range(len(CAMERAS))]:
+    for port in [ports["gallery_metrics"], ports["adversary"]] + [ports["camera"] + i for i in range(len(CAMERAS))]:
         while True:  # the cameras serve metrics once their models are loaded
             try:
                 _scrape(port)
@@ -76,12 +81,44 @@ def test_every_dashboard_metric_is_exported(running_demo: Any) -> None:
     with urllib.request.urlopen(f"{running_demo['console']}/api/identities", timeout=10) as r:
         assert r.status == 200
     pages = _scrape(ports["gallery_metrics"]) + "".join(_scrape(ports["camera"] + i) for i in range(len(CAMERAS)))
-    if "adversary" in ports:
-        pages += _scrape(ports["adversary"])
-    exported = {line.split("{")[0].split(" ")[0] for line in pages.splitlines() if line and not line.startswith("#")}
-    exported |= {line.split()[2] for line in pages.splitlines() if line.startswith("# TYPE")}
+    exported = _metric_names(pages)
+    # the privacy gauges carry (camera, attack) labels: they appear with the adversary's first scores
     missing = sorted(n for n in dashboard_metric_names() if n not in exported and not n.startswith("anonreid_privacy"))
     assert not missing, f"dashboard metrics not exported by the demo: {missing}"
+
+
+def _metric_names(pages: str, samples_only: bool = False) -> set[str]:
+    """Metric names on scraped pages: those with samples, plus (unless ``samples_only``) every declared
+    family (a labelled family without samples yet is declared by its ``# TYPE`` line alone)."""
+    names = {line.split("{")[0].split(" ")[0] for line in pages.splitlines() if line and not line.startswith("#")}
+    if samples_only:
+        return names
+    return names | {line.split()[2] for line in pages.splitlines() if line.startswith("# TYPE")}
+
+
+def test_privacy_gauges_and_console_status_are_live(running_demo: Any) -> None:
+    """The adversary attacks what the cameras emit: its privacy gauges (every one the dashboard uses)
+    are exported per camera and attack, and the console's privacy status is a verdict, not "not checked"."""
+    import json
+
+    from anonreid.orchestration.observability import dashboard_metric_names
+
+    wanted = {n for n in dashboard_metric_names() if n.startswith("anonreid_privacy")}
+    assert wanted, "the dashboard shows no privacy panel"
+    deadline = time.monotonic() + 90
+    while True:
+        page = _scrape(running_demo["ports"]["adversary"])
+        with urllib.request.urlopen(f"{running_demo['console']}/api/privacy", timeout=10) as r:
+            privacy = json.loads(r.read())
+        missing = {n for n in wanted if not _metric_names(page, samples_only=True) & {n, n + "_total"}}
+        if (not missing and privacy["overall"] != "not checked") or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not missing, f"privacy metrics not exported by the demo's adversary: {sorted(missing)}"
+    assert 'attack="reconstruction"' in page and 'camera="cam' in page
+    assert privacy["overall"] in ("pass", "breach") and privacy["num_records"] > 0, privacy
+    scored = [v for v in privacy["verdicts"] if v["status"] != "not checked"]
+    assert all(v["status"] == ("breach" if v["value"] > v["threshold"] else "pass") for v in scored), scored
 
 
 def test_prometheus_reads_a_per_camera_rate(running_demo: Any, tmp_path: Path) -> None:

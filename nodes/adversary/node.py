@@ -307,31 +307,33 @@ class AdversaryNode:
         models: dict[str, tuple[Any, Any]] = {"reconstruction": (side.e_rec, to_rec)}
         if side.e_inv is not None:
             models["inversion"] = (side.e_rec, side.e_inv)
-        if self.adaptive is not None:
-            models["adaptive"] = (self.adaptive, to_rec)
-        # reconstructions per attack and clip: (T, H, W) in [0, 1], cached per clip
-        views: dict[str, list[np.ndarray]] = {a: [] for a in models}
+        if self.adaptive is not None and (side.e_rec_adaptive is not None or self._adaptive_refreshes):
+            models["adaptive"] = (self.adaptive, to_rec)  # (an unrefreshed copy of E_rec would only repeat it)
+        # reconstructions per attack and clip: (T, H, W) in [0, 1], cached per clip; a round reconstructs
+        # at most `max_new_clips` new clips (the newest), the rest of the window is scored from the cache
+        def key(attack: str, clip: _Clip) -> tuple[str, str, int, int]:
+            return attack, output_range, clip.samples[0].seq, len(clip.samples)
+
+        new = [c for c in clips if any(key(a, c) not in self._views for a in models)]
         with torch.inference_mode():
-            for clip in clips:
-                x = None
+            for clip in new[-self.config.max_new_clips:]:
+                x = np.stack([s.anonymized for s in clip.samples])[None]
                 for attack, (rec, transform) in models.items():
-                    key = (attack, output_range, clip.samples[0].seq, len(clip.samples))
-                    if key not in self._views:
-                        if x is None:
-                            x = np.stack([s.anonymized for s in clip.samples])[None]
-                        self._views[key] = attacks.reconstruct(rec, x, transform)[0]
-                    views[attack].append(self._views[key])
+                    if key(attack, clip) not in self._views:
+                        self._views[key(attack, clip)] = attacks.reconstruct(rec, x, transform)[0]
         live = {s.seq for w in self.windows.values() for s in w}
         self._views = {k: v for k, v in self._views.items() if k[2] in live}  # clips still in some window
+        scored = [c for c in clips if all(key(a, c) in self._views for a in models)]
         window_us = (min(s.start_us for s in samples), max(s.end_us for s in samples))
         an_version = samples[-1].model_version or "unknown"
         records = []
         for attack in models:
-            use = [i for i, c in enumerate(clips) if attack != "adaptive" or c.samples[0].seq > self._adaptive_cutoff]
-            records += self._score(camera, attack, [clips[i] for i in use], [views[attack][i] for i in use],
+            use = [c for c in scored if attack != "adaptive" or c.samples[0].seq > self._adaptive_cutoff]
+            records += self._score(camera, attack, use, [self._views[key(attack, c)] for c in use],
                                    window_us, f"anonymizer {an_version} / attacker {self.attackers.version}")
         self._collect_pairs(clips)
-        self._keep_grid(camera, clips[-1], {a: v[-1][-1] for a, v in views.items()})
+        if scored:
+            self._keep_grid(camera, scored[-1], {a: self._views[key(a, scored[-1])][-1] for a in models})
         return records
 
     def _score(
