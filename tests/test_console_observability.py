@@ -24,7 +24,7 @@ from prometheus_server import PrometheusServer, free_port
 
 pytestmark = pytest.mark.slow
 CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
-DEMO_S = 140  # the Prometheus, metrics and privacy checks run first, the browser walk-through last
+DEMO_S = 170  # the Prometheus, metrics and privacy checks run first, the browser walk-through last
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, ray_local: dict) -> A
         f"camera.metrics_port={ports['camera']}", f"console.port={ports['console']}", "world.live_arrival_s=3",
         # the adversary scores the audit tap within the first minute: samples every 3 stream seconds
         f"adversary.metrics_port={ports['adversary']}", "camera.audit_every_s=3", "adversary.interval_s=5",
-        "adversary.min_samples=2",
+        "adversary.min_samples=2", "adversary.max_new_clips=1",
     ])
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(run_demo(cfg, DEMO_S)), daemon=True)
@@ -105,7 +105,7 @@ def test_privacy_gauges_and_console_status_are_live(running_demo: Any) -> None:
 
     wanted = {n for n in dashboard_metric_names() if n.startswith("anonreid_privacy")}
     assert wanted, "the dashboard shows no privacy panel"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while True:
         page = _scrape(running_demo["ports"]["adversary"])
         with urllib.request.urlopen(f"{running_demo['console']}/api/privacy", timeout=10) as r:
