@@ -84,3 +84,40 @@ def test_realtime_pacing_and_ground_truth_side_channel() -> None:
     inside = (sel["x"] >= b[0]) & (sel["x"] < b[2]) & (sel["y"] >= b[1]) & (sel["y"] < b[3])
     frac_area = (b[2] - b[0]) * (b[3] - b[1]) / (96 * 72)
     assert inside.mean() > 2 * frac_area
+
+
+def test_ground_truth_of_a_batch_equals_window_by_window() -> None:
+    """A batch of windows gets its boxes from one pose evaluation per person; it must give what
+    asking for each window alone gives (same people, same boxes), with people entering and leaving."""
+    world = LiveWorld(CFG)
+    visit = world.visits(0, 60_000_000, "cam3")[0]
+    start = visit.t_enter_us // 33_333 * 33_333 - 10 * 33_333
+    end = visit.t_exit_us + 10 * 33_333
+    batch = world.ground_truth("cam3", start, end, with_frames=False)
+    single = [g for s in range(start, end, 33_333) for g in LiveWorld(CFG).ground_truth("cam3", s, s + 1, False)]
+    assert [g.start_us for g in batch] == [g.start_us for g in single]
+    assert [g.identities for g in batch] == [g.identities for g in single]
+    assert any(not g.identities for g in batch) and any(visit.identity in g.identities for g in batch)
+    for a, b in zip(batch, single, strict=True):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+
+
+def test_schedule_is_the_same_when_two_threads_extend_it() -> None:
+    """A camera actor renders on one thread and reads ground truth on another; both extend the
+    schedule on demand, and it must come out as if one thread had built it."""
+    import threading
+
+    world = LiveWorld(CFG)
+    barrier = threading.Barrier(4)
+
+    def read(cam: str) -> None:
+        barrier.wait()
+        for t in range(0, 400_000_000, 7_000_000):
+            world.walks(cam, t, t + 1)
+
+    threads = [threading.Thread(target=read, args=(c,)) for c in ("cam1", "cam2", "cam3", "cam4")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert world.visits(0, 400_000_000) == LiveWorld(CFG).visits(0, 400_000_000)

@@ -16,8 +16,9 @@ the side channel for evaluation, never inside the packets.
 from __future__ import annotations
 
 import bisect
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,17 @@ from anonreid.orchestration.config import WorldConfig
 _EDGES = (("cam1", "cam2", 4.0, 8.0), ("cam2", "cam3", 5.0, 10.0), ("cam3", "cam4", 3.0, 7.0),
           ("cam4", "cam1", 6.0, 12.0))
 _BLOCK_US = 20_000_000  # schedule generated ahead in 20 s blocks
+
+
+def pace(packets: Iterable[np.ndarray], packet_us: int) -> Iterator[np.ndarray]:
+    """Release consecutive ``packet_us`` packets when the wall clock reaches each one's end time
+    (relative to the first); a consumer that falls behind gets them without waiting."""
+    wall0 = time.monotonic()
+    for k, packet in enumerate(packets):
+        delay = wall0 + (k + 1) * packet_us * 1e-6 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield packet
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class LiveWorld:
         self._routes = 0
         self._max_visit_us = 0
         self._views: dict[str, CameraView] = {}
+        self._lock = threading.Lock()
 
     # ---- schedule --------------------------------------------------------------------------------
     def camera_graph(self) -> list[CameraTransition]:
@@ -94,12 +107,21 @@ class LiveWorld:
         return [e for e in self._graph if e.src == cam]
 
     def _extend(self, until_us: int) -> None:
-        """Generate arrivals (in time order, one random stream) until ``until_us``."""
+        """Generate arrivals (in time order, one random stream) until ``until_us``.
+
+        Thread-safe: a camera source renders on one thread while the node reads ground truth on another.
+        """
+        if self._horizon >= until_us:
+            return
+        with self._lock:
+            self._extend_locked(until_us)
+
+    def _extend_locked(self, until_us: int) -> None:
         rng = self._rng
         names = [c.name for c in self.world.cameras]
         while self._horizon < until_us:
-            self._horizon += _BLOCK_US
-            while self._next_arrival < self._horizon:
+            horizon = self._horizon + _BLOCK_US  # published once the block's walks are in
+            while self._next_arrival < horizon:
                 t = self._next_arrival
                 self._next_arrival += int(rng.exponential(self.config.live_arrival_s) * 1e6) + 1
                 free = [p for p in self.pool if self._free_at[p.index] <= t]
@@ -137,6 +159,7 @@ class LiveWorld:
                         t += int(rng.uniform(edge.min_transit_s, edge.max_transit_s) * 1e6)
                         prev, cam = cam, edge.dst
                 self._free_at[person.index] = t + int(5e6)
+            self._horizon = horizon
 
     def walks(self, camera_id: str, t0_us: float, t1_us: float) -> list[Walk]:
         """Walks through ``camera_id`` overlapping [t0, t1)."""
@@ -168,17 +191,14 @@ class LiveWorld:
         seed = np.random.SeedSequence([self.config.seed, 0x57EA, index, int(start_us)])
         sim = CameraSimulation(camera, lambda a, b: self.walks(camera_id, a, b), seed=seed, t0_us=start_us,
                                slot_us=self.config.window_us)
-        wall0 = time.monotonic()
-        t = int(start_us)
-        while True:
-            t_end = t + packet_us
-            packet = sim.advance_to(t_end)
-            if realtime:
-                delay = wall0 + (t_end - start_us) * 1e-6 - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            yield packet
-            t = t_end
+
+        def rendered() -> Iterator[np.ndarray]:
+            t = int(start_us)
+            while True:
+                t += packet_us
+                yield sim.advance_to(t)
+
+        return pace(rendered(), packet_us) if realtime else rendered()
 
     def ground_truth(self, camera_id: str, t0_us: int, t1_us: int,
                      with_frames: bool = True) -> list[GroundTruthWindow]:
@@ -190,15 +210,19 @@ class LiveWorld:
         if view is None:
             cam = self.world.camera(camera_id)
             view = self._views[camera_id] = CameraView(cam, lambda a, b: self.walks(camera_id, a, b))
+        starts = np.arange(-(-int(t0_us) // w), -(-int(t1_us) // w), dtype=np.int64) * w
+        if len(starts) == 0:
+            return []
+        walks = self.walks(camera_id, int(starts[0]), int(starts[-1]) + w)
+        boxes = view.boxes_over(walks, starts, starts + w)  # NaN where a walk is not in that window
+        t_start = np.array([x.t_start_us for x in walks], np.int64)
+        t_end = np.array([x.t_end_us for x in walks], np.int64)
         out = []
-        for k in range(-(-int(t0_us) // w), -(-int(t1_us) // w)):
-            s = k * w
-            walks = [x for x in self.walks(camera_id, s, s + w) if x.t_start_us <= s + w and x.t_end_us > s]
-            boxes = view.boxes(walks, s, s + w)
-            keep = ~np.isnan(boxes).any(axis=1)
+        for s, window_boxes in zip(starts.tolist(), boxes, strict=True):
+            # the walks of this window alone (as ``walks(camera_id, s, s + w)`` lists them), in view
+            keep = (t_start < s + w) & (t_end > s) & ~np.isnan(window_boxes).any(axis=1)
             frame = to_uint8(view.render_full(s + w)) if with_frames else None
-            out.append(GroundTruthWindow(s, boxes[keep], [x.person.identity for x, kp in zip(walks, keep,
-                                                                                              strict=True) if kp],
-                                         frame))
+            out.append(GroundTruthWindow(s, window_boxes[keep],
+                                         [x.person.identity for x, kp in zip(walks, keep, strict=True) if kp], frame))
         view.prune(t0_us, 60e6)
         return out

@@ -16,8 +16,9 @@ Rendering is restricted to regions around the people; the background is the came
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -61,17 +62,22 @@ class Geometry:
         return np.concatenate([lo, hi], axis=1)
 
 
-def _basis(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    f = direction / max(np.linalg.norm(direction), 1e-9)
+@functools.lru_cache(maxsize=4096)
+def _basis(direction: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward, up and left unit vectors of a walk direction (cached: every frame of a walk asks)."""
+    d = np.asarray(direction, np.float64)
+    f = d / max(float(np.linalg.norm(d)), 1e-9)
     up = np.array([0.0, 1.0, 0.0])
     left = np.cross(up, f)
+    for v in (f, up, left):
+        v.setflags(write=False)
     return f, up, left
 
 
 def body_points(person: Person, walk: Walk, t_us: np.ndarray) -> dict[str, np.ndarray]:
     """3D points (F, 3) of the skeleton at times ``t_us`` (world metres)."""
     t_us = np.asarray(t_us, dtype=np.float64)
-    f, up, left = _basis(np.asarray(walk.direction))
+    f, up, left = _basis(tuple(walk.direction))
     amp = 0.0 if walk.still else 1.0
     phi = walk.phase0 + 2 * np.pi * person.stride_hz * walk.speed_scale * (t_us - walk.t_start_us) * 1e-6
     phi = phi[:, None]
@@ -127,8 +133,10 @@ class PersonInstance:
     shade: np.ndarray  # (P,) part brightness factor
     present: np.ndarray  # (P,) bool
     max_speed_px: float = 0.0  # fastest projected part endpoint over the walk (px / s)
+    atlas_range: tuple[float, float] = field(default=(0.0, 0.0), init=False)  # darkest, brightest texel
 
     def __post_init__(self) -> None:
+        self.atlas_range = (float(self.atlas.min()), float(self.atlas.max()))
         if self.max_speed_px == 0.0 and not self.walk.still:
             # sample the walk densely enough to see every gait phase (period ~1 s): 1/50 s steps
             t0, t1 = self.walk.t_start_us, self.walk.t_end_us
@@ -141,8 +149,8 @@ class PersonInstance:
     def log_contrast(self, background: tuple[float, float]) -> float:
         """Largest log contrast between this person's reflectances and the background range, capped
         at 2.5 (the lin-log floor of the sensor bounds darker contrasts anyway)."""
-        lo = min(float(self.atlas.min()), background[0])
-        hi = max(float(self.atlas.max()), background[1])
+        lo = min(self.atlas_range[0], background[0])
+        hi = max(self.atlas_range[1], background[1])
         return min(math.log((hi + 0.05) / (lo + 0.05)), 2.5)
 
     @classmethod
@@ -152,7 +160,7 @@ class PersonInstance:
         view = camera.view_direction(pos)
         vh = np.array([view[0], 0.0, view[2]])
         vh /= max(np.linalg.norm(vh), 1e-9)
-        f, _, left = _basis(np.asarray(walk.direction))
+        f, _, left = _basis(tuple(walk.direction))
         facing = float(-(f @ vh))
         # which image side the person faces: sign of the forward vector's image-x motion
         u0, _, _ = camera.project(pos[None])
@@ -196,7 +204,7 @@ class PersonInstance:
     def geometry(self, t_us: np.ndarray) -> Geometry:
         p = self.person
         pts = body_points(p, self.walk, t_us)
-        f, up, left = _basis(np.asarray(self.walk.direction))
+        f, up, left = _basis(tuple(self.walk.direction))
         cam_pos = np.array([0.0, self.camera.mount_height, 0.0])
         vh = pts["pelvis"] - cam_pos
         vh[:, 1] = 0

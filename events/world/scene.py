@@ -123,22 +123,32 @@ class CameraView:
         A person counts as in view when at least 30 % of the box lies inside the image and the
         visible part is at least 4 x 8 pixels.
         """
-        out = np.full((len(walks), 4), np.nan, np.float32)
-        ts = np.linspace(t0_us, t1_us, 4)
-        size = [self.camera.width, self.camera.height]
+        return self.boxes_over(walks, np.array([t0_us]), np.array([t1_us]))[0]
+
+    def boxes_over(self, walks: list[Walk], t0_us: np.ndarray, t1_us: np.ndarray) -> np.ndarray:
+        """(N, K, 4): :meth:`boxes` for N intervals at once (one pose evaluation per walk for all of
+        them, which is what makes per-window ground truth cheap for a batch of windows)."""
+        t0 = np.asarray(t0_us, np.float64).reshape(-1)
+        t1 = np.asarray(t1_us, np.float64).reshape(-1)
+        out = np.full((len(t0), len(walks), 4), np.nan, np.float32)
+        ts = np.linspace(t0, t1, 4, axis=1)  # (N, 4) sample times per interval
+        size = np.array([self.camera.width, self.camera.height], np.float64)
         for k, w in enumerate(walks):
-            ts_k = ts[(ts >= w.t_start_us) & (ts < w.t_end_us)]
-            if len(ts_k) == 0:
+            on = (ts >= w.t_start_us) & (ts < w.t_end_us)
+            rows = np.flatnonzero(on.any(axis=1))
+            if len(rows) == 0:
                 continue
-            b = self.instance(w).geometry(ts_k).boxes()
-            x1, y1 = b[:, 0].min(), b[:, 1].min()
-            x2, y2 = b[:, 2].max(), b[:, 3].max()
-            area = max(x2 - x1, 1e-6) * max(y2 - y1, 1e-6)
-            cx1, cy1 = np.clip([x1, y1], 0, size)
-            cx2, cy2 = np.clip([x2, y2], 0, size)
-            inside = max(cx2 - cx1, 0) * max(cy2 - cy1, 0)
-            if inside >= 0.3 * area and (cx2 - cx1) >= 4 and (cy2 - cy1) >= 8:
-                out[k] = (cx1, cy1, cx2, cy2)
+            b = self.instance(w).geometry(ts[on]).boxes()  # (M, 4), row-major over ``on``
+            lo = np.full((*ts.shape, 2), np.inf)
+            hi = np.full((*ts.shape, 2), -np.inf)
+            lo[on], hi[on] = b[:, :2], b[:, 2:]
+            p1, p2 = lo.min(axis=1)[rows], hi.max(axis=1)[rows]  # (R, 2) union over the samples
+            area = np.maximum(p2[:, 0] - p1[:, 0], 1e-6) * np.maximum(p2[:, 1] - p1[:, 1], 1e-6)
+            c1, c2 = np.clip(p1, 0, size), np.clip(p2, 0, size)
+            wh = c2 - c1
+            inside = np.maximum(wh[:, 0], 0) * np.maximum(wh[:, 1], 0)
+            ok = (inside >= 0.3 * area) & (wh[:, 0] >= 4) & (wh[:, 1] >= 8)
+            out[rows[ok], k] = np.concatenate([c1, c2], axis=1)[ok]
         return out
 
 
