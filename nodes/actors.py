@@ -128,6 +128,8 @@ class CameraService:
         out["error"] = self._error
         out["running"] = self._thread is not None and self._thread.is_alive()
         out["node_id"] = _ray_node_id()
+        # a live source rendered ahead of the clock: its CPU, set-up included (None: rendered in step)
+        out["world_render_cpu_s"] = getattr(self.source, "render_cpu_s", None)
         return out
 
     def evaluation(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ hash holding ``sensor``.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -54,6 +55,8 @@ class SourceSpec:
     speed: float = 1.0  # file: replay speed when realtime
     packet_us: int = 10_000
     start_us: int = 0  # live: stream time to start at
+    end_us: int = 0  # live: stream time to end at (0 = endless)
+    render_ahead_s: float = 0.0  # live, realtime: render the world up to this far ahead of the clock
     world: dict[str, Any] = field(default_factory=dict)  # live: WorldConfig fields (empty = defaults)
     sensor: str = ""  # file / redis: "WxH" when the file / stream does not say
     redis_url: str = ""
@@ -99,57 +102,135 @@ def split_packets(events: np.ndarray, packet_us: int) -> Iterator[np.ndarray]:
 
 
 class LiveWorldSource(EventSource):
-    """One camera of the live synthetic world (``LiveWorld.camera_stream``), real-time paced or not."""
+    """One camera of the live synthetic world (``LiveWorld.camera_stream``), real-time paced or not.
+
+    With ``render_ahead_s`` (real time only) the world is rendered on a background thread up to that
+    far ahead of the clock, and that much is rendered before the source is ready; the packets still
+    come out paced by the wall clock. The simulated sensor is the stimulus, not the system under test:
+    rendered ahead, it does not compete with the camera pipeline for the CPU while the clock runs.
+    """
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__()
         from anonreid.events.world import LiveWorld
         from anonreid.orchestration.config import WorldConfig
 
+        if spec.end_us and spec.end_us <= spec.start_us:
+            raise ValueError(f"camera {spec.camera_id}: end_us {spec.end_us} is not after start_us {spec.start_us}")
         self.spec = spec
         self.camera_id = spec.camera_id
         self.world = LiveWorld(WorldConfig(**spec.world))
         self.sensor = _world_sensor(self.world)
         self.window_us = int(self.world.config.window_us)
         self.window_t0_us = spec.start_us - spec.start_us % self.window_us
-        self._view: Any = None
         self.ground_truth = self._ground_truth
+        self._ahead: RenderedAhead | None = None
+        if spec.realtime and spec.render_ahead_s > 0:
+            self._ahead = RenderedAhead(self._rendered(), spec.packet_us, spec.render_ahead_s, spec.camera_id)
+            self._ahead.wait_filled()
+
+    @property
+    def render_cpu_s(self) -> float | None:
+        """CPU seconds spent rendering ahead (None when rendering in step with the clock)."""
+        return self._ahead.cpu_s if self._ahead is not None else None
 
     def _ground_truth(self, t0_us: int, t1_us: int, frames: bool = False) -> list[Any]:
         """The world's ground truth of windows starting in [t0, t1). Without ``frames`` only boxes and
-        identities are computed (cheap: no rendering), which is all that evaluation needs; reference
-        frames (a full render each) are fetched only for the sampled audit windows."""
-        if frames:
-            return list(self.world.ground_truth(self.camera_id, t0_us, t1_us))
-        from anonreid.events.world.live import GroundTruthWindow
-        from anonreid.events.world.scene import CameraView
+        identities are computed (cheap: no rendering, one pose evaluation per person for the whole
+        range), which is all that evaluation needs; reference frames (a full render each) are
+        fetched only for the sampled audit windows."""
+        return list(self.world.ground_truth(self.camera_id, t0_us, t1_us, with_frames=frames))
 
-        cam = self.camera_id
-        if self._view is None:
-            self._view = CameraView(self.world.world.camera(cam), lambda a, b: self.world.walks(cam, a, b))
-        w = self.window_us
-        out = []
-        for k in range(-(-int(t0_us) // w), -(-int(t1_us) // w)):
-            s = k * w
-            walks = [x for x in self.world.walks(cam, s, s + w) if x.t_start_us <= s + w and x.t_end_us > s]
-            boxes = self._view.boxes(walks, s, s + w)
-            keep = ~np.isnan(boxes).any(axis=1)
-            identities = [x.person.identity for x, kp in zip(walks, keep.tolist(), strict=True) if kp]
-            out.append(GroundTruthWindow(s, boxes[keep], identities, None))  # type: ignore[arg-type]
-        self._view.prune(t0_us, 60e6)
-        return out
+    def _rendered(self) -> Iterator[np.ndarray]:
+        """The stream, unpaced, up to ``end_us``."""
+        spec = self.spec
+        stream = self.world.camera_stream(spec.camera_id, start_us=spec.start_us, realtime=False,
+                                          packet_us=spec.packet_us)
+        t = spec.start_us
+        for packet in stream:
+            yield packet
+            t += spec.packet_us
+            if spec.end_us and t >= spec.end_us:
+                return
 
     def packets(self) -> Iterator[np.ndarray]:
+        from anonreid.events.world.live import pace
+
         spec = self.spec
-        stream = self.world.camera_stream(
-            spec.camera_id, start_us=spec.start_us, realtime=spec.realtime, packet_us=spec.packet_us
-        )
+        stream: Iterator[np.ndarray] = iter(self._ahead) if self._ahead is not None else self._rendered()
         if spec.realtime:
             self.clock_anchor = time.time() - spec.start_us / 1e6
+            stream = pace(stream, spec.packet_us)
         for packet in stream:
             if self._stop.is_set():
                 return
             yield packet
+
+    def close(self) -> None:
+        super().close()
+        if self._ahead is not None:
+            self._ahead.close()
+
+
+class RenderedAhead:
+    """Iterate packets that a background thread pulls from ``packets`` and keeps up to ``ahead_s``
+    (of ``packet_us`` packets) ahead of the consumer; the buffer, and so memory, is bounded by it."""
+
+    def __init__(self, packets: Iterator[np.ndarray], packet_us: int, ahead_s: float, name: str) -> None:
+        self._source = packets
+        self._capacity = max(1, int(ahead_s * 1e6 // packet_us))
+        self._buffer: collections.deque[np.ndarray] = collections.deque()
+        self._cond = threading.Condition()
+        self._done = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self.cpu_s = 0.0
+        self._thread = threading.Thread(target=self._fill, name=f"render-{name}", daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        cpu0 = time.thread_time()
+        try:
+            for packet in self._source:
+                self.cpu_s = time.thread_time() - cpu0
+                with self._cond:
+                    while len(self._buffer) >= self._capacity and not self._closed:
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    self._buffer.append(packet)
+                    self._cond.notify_all()
+        except BaseException as exc:  # surfaced to the consumer
+            self._error = exc
+        finally:
+            self.cpu_s = time.thread_time() - cpu0
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def wait_filled(self, timeout: float | None = None) -> bool:
+        """Block until the buffer is full or the stream has ended; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._buffer) >= self._capacity or self._done, timeout)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._buffer) or self._done or self._closed)
+                if self._buffer:
+                    packet = self._buffer.popleft()
+                    self._cond.notify_all()
+                elif self._error is not None:
+                    raise self._error
+                else:
+                    return
+            yield packet
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
 
 
 def _world_sensor(world: Any) -> SensorSize:

@@ -96,6 +96,10 @@ class CameraConfig(Section):
     audit_every_s: float = Field(
         10.0, gt=0, description="stream seconds between audit-tap samples (each costs a full-frame E_an pass)"
     )
+    audit_offset_s: float = Field(
+        0.0, ge=0, description="stream seconds the audit schedule shifts by after the first sample (the demo "
+        "spreads its cameras over audit_every_s so their full-frame E_an passes do not coincide)"
+    )
     audit_maxlen: int = Field(500, gt=0, description="approximate length bound of each audit:<camera> stream")
     tile_every_s: float = Field(1.0, gt=0, description="stream seconds between console tiles (anonymized activity)")
     audit_burst: int = Field(3, gt=0, description="consecutive windows per audit sample (temporal context for E_rec)")
@@ -117,6 +121,11 @@ class DemoConfig(Section):
     actor_cpus: float = Field(0.25, ge=0, description="Ray CPUs reserved per camera actor")
     adversary: bool = Field(True, description="run the adversary node (section `adversary`) on the cameras' audit tap")
     adversary_cpus: float = Field(0.25, ge=0, description="Ray CPUs reserved for the adversary actor")
+    render_ahead_s: float = Field(
+        90.0, ge=0, description="most seconds of each camera's world rendered ahead of the clock (a run no longer "
+        "than this is rendered in full before the clock starts): the simulated sensors are the stimulus, not the "
+        "system under test, so they do not compete with it for the CPU; 0 = render in step with the clock"
+    )
     json_path: str = Field("", description="write the summary JSON here")
 
 
@@ -207,6 +216,8 @@ class AdversaryConfig(Section):
     adaptive_pairs: int = Field(256, gt=0, description="(anonymized, reference) clips kept to train the adaptive attacker")
     grids_kept: int = Field(5, gt=0, description="image grids kept in Redis per camera")
     torch_threads: int = Field(1, ge=0, description="intra-op threads (0 = torch default)")
+    background: bool = Field(True, description="run the attack loop as a background task (Linux SCHED_IDLE, else "
+                             "nice 19): on a shared host it gets only the CPU the cameras' real-time work leaves")
 
 
 class Config(Section):

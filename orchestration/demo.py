@@ -2,8 +2,12 @@
 
 Starts an embedded Redis, a local Ray instance, the gallery (gRPC, in this process), one camera
 actor per camera of the live synthetic world and the adversary actor; each camera actor renders its
-own camera of the deterministic world in real time and runs the full pipeline, and the adversary
-attacks what the cameras emit on their audit tap (``demo.adversary``). Every node serves Prometheus metrics
+own camera of the deterministic world, releases it paced by the wall clock and runs the full
+pipeline on it, and the adversary attacks what the cameras emit on their audit tap
+(``demo.adversary``). The simulated sensors are the stimulus, not the system under test: each is
+rendered ``demo.render_ahead_s`` ahead of the clock (during set-up, the whole run when it is
+shorter), so it does not take CPU from the pipeline it feeds; the adversary's attack loop runs as a
+background task (``adversary.background``), so it takes only what the cameras leave. Every node serves Prometheus metrics
 (the gallery on ``gallery.metrics_port``, camera *i* on ``camera.metrics_port + i``). Ctrl-C (or
 ``--duration``) stops the cameras (each publishes its final sightings and waits for the acks), then
 the gallery, Ray and Redis, in that order, and prints / writes the summary:
@@ -97,10 +101,17 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
         )
         world = cfg.world.model_dump()
         for i, cam in enumerate(cfg.demo.cameras):
-            spec = SourceSpec(kind="live", camera_id=cam, world=world, packet_us=cfg.camera.packet_us)
+            spec = SourceSpec(
+                kind="live", camera_id=cam, world=world, packet_us=cfg.camera.packet_us,
+                render_ahead_s=cfg.demo.render_ahead_s, end_us=int((duration_s + 1) * 1e6) if duration_s else 0,
+            )
             port = cfg.camera.metrics_port + i if cfg.camera.metrics_port else 0
+            # the cameras' audit bursts (a full-frame E_an pass each) spread evenly over the interval
+            camera_cfg = cfg.camera.model_copy(
+                update={"audit_offset_s": cfg.camera.audit_offset_s + i * cfg.camera.audit_every_s / len(cfg.demo.cameras)}
+            )
             actors[cam] = actor_cls.options(name=f"camera-{cam}", resources=placement_resources(cfg, cam)).remote(
-                spec, address, redis_service.url, redis_service.password, cfg.camera, cfg.events, port, cfg.security
+                spec, address, redis_service.url, redis_service.password, camera_cfg, cfg.events, port, cfg.security
             )
         if cfg.demo.adversary:
             adversary_cfg = cfg.adversary.model_copy(update={"cameras": list(cfg.demo.cameras)})
@@ -223,6 +234,7 @@ def build_summary(
             "cpu_realtime_factor": s["cpu_realtime_factor"],
             "pipeline_cpu_s": s["pipeline_cpu_s"],
             "source_cpu_s": s["source_cpu_s"],
+            "world_render_cpu_s": s.get("world_render_cpu_s"),
             "process_cpu_s": s["process_cpu_s"],
             "stream_rate": s["stream_rate"],
             "windows": s["windows"],

@@ -72,7 +72,7 @@ def _adversary(client: Any, attackers: Any, cameras: list[str], **kw: Any) -> An
     from anonreid.nodes.adversary.node import AdversaryNode
     from anonreid.nodes.adversary.policy import PrivacyPolicy
 
-    cfg = AdversaryConfig(cameras=cameras, min_samples=3, enrollment="world", **kw)
+    cfg = AdversaryConfig(**{"cameras": cameras, "min_samples": 3, "enrollment": "world", **kw})
     registry = CollectorRegistry()
     node = AdversaryNode(cfg, client, attackers=attackers, policy=PrivacyPolicy.load(),
                          metrics=AdversaryMetrics(registry))
@@ -300,3 +300,27 @@ def test_adversary_run_cli(identity_tap: Any, tmp_path: Path) -> None:
     assert stats["missing"] == [] and stats["attacker"].startswith("cpu-")  # every shipped attacker loaded
     bad = CliRunner().invoke(app, ["audit", "report", "--out", str(tmp_path), "--redis-url", url, "--since", "yesterday"])
     assert bad.exit_code == 2 and "30m" in bad.output
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_attack_loop_runs_as_a_background_task(identity_tap: Any) -> None:
+    """With ``background`` (the default) the attack loop is a SCHED_IDLE thread, so on a shared host
+    it only gets the CPU the cameras leave; without it, the loop keeps the normal policy."""
+    from anonreid.nodes.adversary.node import Attackers
+
+    client, _url = identity_tap
+    for background, policy in ((True, os.SCHED_IDLE), (False, os.SCHED_OTHER)):
+        node, _registry = _adversary(client, Attackers(), [CAMERA], background=background, enrollment="",
+                                     interval_s=60)
+        seen: list[int] = []
+        poll = node.poll
+
+        def recording_poll(*args: Any, _poll: Any = poll, _seen: list[int] = seen, **kw: Any) -> Any:
+            _seen.append(os.sched_getscheduler(0))  # Linux: the calling thread's policy
+            return _poll(*args, **kw)
+
+        node.poll = recording_poll
+        node.start(duration_s=0.5)
+        stats = node.stop(10)
+        assert stats["error"] is None and seen and set(seen) == {policy}, (background, seen)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's own thread is untouched

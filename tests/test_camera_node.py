@@ -21,28 +21,12 @@ STREAM_S = 4.0
 CAMERA = "cam3"  # person 032 walks through it from 0.5 s
 
 
-def _live_spec(camera: str = CAMERA, start_us: int = 0) -> Any:
+def _live_spec(camera: str = CAMERA, start_us: int = 0, seconds: float = 0.0) -> Any:
+    """The live world's ``camera`` from ``start_us``, as fast as it renders, ``seconds`` long (0: endless)."""
     from anonreid.nodes.sources import SourceSpec
 
-    return SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=start_us, world=WorldConfig().model_dump())
-
-
-class _Bounded:
-    """Stops a source after ``seconds`` of stream time (the live world never ends by itself)."""
-
-    def __init__(self, service: Any, seconds: float) -> None:
-        self.service = service
-        src = service.source
-        inner = src.packets
-        end_us = src.spec.start_us + int(seconds * 1e6)
-
-        def packets() -> Iterator[np.ndarray]:
-            for p in inner():
-                if len(p) and p["t"][0] >= end_us:
-                    return
-                yield p
-
-        src.packets = packets
+    return SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=start_us, world=WorldConfig().model_dump(),
+                      end_us=start_us + int(seconds * 1e6) if seconds else 0)
 
 
 def _camera_config(**kw: Any) -> CameraConfig:
@@ -80,9 +64,9 @@ def test_camera_service_live_world(redis_service: Any, gallery_address: str) -> 
     from anonreid.nodes.actors import CameraService
 
     service = CameraService(
-        _live_spec(), gallery_address, redis_service.url, redis_service.password, _camera_config(), EventsConfig(), metrics_port=0
+        _live_spec(seconds=STREAM_S), gallery_address, redis_service.url, redis_service.password, _camera_config(),
+        EventsConfig(), metrics_port=0,
     )
-    _Bounded(service, STREAM_S)
     stats = service.run()
     stats = service.stats()
     _check_run(stats, redis_service.client(), gallery_address)
@@ -279,7 +263,8 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
 
     threading.Thread(target=monitor, daemon=True).start()
     assert ready.wait(5)
-    service = CameraService(_live_spec(), gallery_address, audit_redis.url, None, _camera_config(), EventsConfig())
+    service = CameraService(_live_spec(seconds=3.0), gallery_address, audit_redis.url, None, _camera_config(),
+                            EventsConfig())
     sent: list[bytes] = []
     inner = service.node.publisher.client  # type: ignore[union-attr]
 
@@ -294,7 +279,6 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
             inner.close()
 
     service.node.publisher.client = Recording()  # type: ignore[union-attr]
-    _Bounded(service, 3.0)
     stats = service.run()
     service.close()
     audit_client = audit_redis.client()
@@ -449,3 +433,26 @@ def test_console_tile_shows_anonymized_activity_where_the_person_is(redis_servic
     assert 0.002 < active.mean() < 0.25, active.mean()  # a person-sized patch of a 320x240 view
     _ys, xs = np.nonzero(active)
     assert xs.max() - xs.min() < 0.6 * tile.shape[1]  # one place, not spread over the frame
+
+
+def test_audit_offset_shifts_the_schedule_after_the_first_sample(redis_service: Any) -> None:
+    """The demo spreads its cameras' audit bursts over the interval (``audit_offset_s``): the first
+    burst comes at once, every later one ``audit_offset_s`` later than without the offset."""
+    from anonreid.nodes.camera import CameraNode
+    from anonreid.nodes.sources import open_source
+    from anonreid.proto.v1 import audit_pb2
+
+    starts: dict[float, list[int]] = {}
+    client = redis_service.client()
+    for offset in (0.0, 0.5):
+        client.delete(f"audit:{CAMERA}")
+        src = open_source(_live_spec(seconds=2.2))
+        node = CameraNode(CAMERA, src.sensor, _camera_config(audit_offset_s=offset, audit_burst=1), redis=client,
+                          ground_truth=src.ground_truth, window_t0_us=src.window_t0_us)
+        node.run(src.packets(), backpressure=True)
+        node.close()
+        starts[offset] = [audit_pb2.AuditSample.FromString(f[b"sample"]).window.start_us
+                          for _id, f in client.xrange(f"audit:{CAMERA}")]
+    w = 33_333  # a sample starts at the first window starting at least audit_every_s after the last one
+    assert [s // w for s in starts[0.0]] == [0, 31, 62]  # every 1 s of stream
+    assert [s // w for s in starts[0.5]] == [0, 46]  # at once, then 1.5 s later (the next is past the end)

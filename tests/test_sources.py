@@ -109,3 +109,60 @@ def test_gateway_push_reports_bad_files(tmp_path: Path, redis_service: Any) -> N
     bad.write_text("320 240\n1 2 3\n")
     result = CliRunner().invoke(app, ["gateway", "push", str(bad), "--camera", "x", "--redis-url", redis_service.url])
     assert result.exit_code != 0 and "bad.txt" in result.output
+
+
+def test_rendered_ahead_keeps_a_bounded_lead_and_passes_errors_on() -> None:
+    from anonreid.nodes.sources import RenderedAhead
+
+    made: list[int] = []
+
+    def gen(n: int, fail_at: int = -1) -> Any:
+        for k in range(n):
+            if k == fail_at:
+                raise RuntimeError("renderer broke")
+            made.append(k)
+            yield np.full(3, k)
+
+    ahead = RenderedAhead(gen(100), packet_us=10_000, ahead_s=0.2, name="t")  # 20 packets ahead at most
+    assert ahead.wait_filled(5)
+    time.sleep(0.1)
+    assert len(made) in (20, 21)  # the producer waits once 20 are buffered (it may hold one more)
+    it = iter(ahead)
+    assert [int(next(it)[0]) for _ in range(30)] == list(range(30))
+    assert [int(p[0]) for p in it] == list(range(30, 100))  # then the end of the stream ends it
+    assert ahead.cpu_s >= 0
+    failing = RenderedAhead(gen(10, fail_at=5), packet_us=10_000, ahead_s=1.0, name="f")
+    assert failing.wait_filled(5)  # the stream ended (by its error) before the buffer was full
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        list(failing)
+    endless = RenderedAhead(gen(10**9), packet_us=10_000, ahead_s=0.05, name="e")
+    endless.wait_filled(5)
+    endless.close()  # stops the producer thread
+    assert not endless._thread.is_alive()
+
+
+def test_live_source_rendered_ahead_is_the_same_stream_paced_by_the_clock() -> None:
+    """Rendered ahead of the clock, the live world gives the same packets, released in real time,
+    and stops at ``end_us``; the rendering happened before the source was ready."""
+    from anonreid.nodes.sources import open_source
+    from anonreid.orchestration.config import WorldConfig
+
+    world = WorldConfig(resolution="96x72").model_dump()
+    start, end = 1_000_000, 1_600_000
+    fast = open_source(SourceSpec(kind="live", camera_id="cam3", realtime=False, world=world, start_us=start,
+                                  end_us=end))
+    expected = list(fast.packets())
+    assert len(expected) == 60 and fast.render_cpu_s is None  # type: ignore[attr-defined]
+    ahead = open_source(SourceSpec(kind="live", camera_id="cam3", world=world, start_us=start, end_us=end,
+                                   render_ahead_s=10.0))
+    rendered_cpu = ahead.render_cpu_s  # type: ignore[attr-defined]
+    assert rendered_cpu is not None and rendered_cpu > 0
+    t0 = time.monotonic()
+    got = list(ahead.packets())
+    wall = time.monotonic() - t0
+    assert len(got) == len(expected) and all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert 0.58 <= wall < 2.0  # 0.6 s of stream, paced by the wall clock
+    assert ahead.clock_anchor is not None
+    ahead.close()
+    with pytest.raises(ValueError, match="end_us"):
+        open_source(SourceSpec(kind="live", camera_id="cam3", world=world, start_us=start, end_us=start))

@@ -27,6 +27,8 @@ import collections
 import copy
 import io
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -475,7 +477,13 @@ class AdversaryNode:
     # -------------------------------------------------------------------------------- running
 
     def run(self, duration_s: float | None = None) -> dict[str, Any]:
-        """Poll continuously and attack every ``interval_s`` until :meth:`stop` or ``duration_s``."""
+        """Poll continuously and attack every ``interval_s`` until :meth:`stop` or ``duration_s``.
+
+        With ``background`` the loop is a background task (:func:`run_in_background`): where the
+        adversary shares CPUs with cameras, their real-time work comes first and rounds take longer.
+        """
+        if self.config.background:
+            run_in_background()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_round = time.monotonic() + self.config.interval_s
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -517,6 +525,18 @@ class AdversaryNode:
             "error": self._error,
             "running": self._thread is not None and self._thread.is_alive(),
         }
+
+
+def run_in_background() -> None:
+    """Make the calling thread, and the threads it starts, a background task: Linux's SCHED_IDLE policy
+    (it runs when nothing else on the CPU wants to), or nice 19 where that policy does not exist."""
+    try:
+        if hasattr(os, "SCHED_IDLE") and sys.platform.startswith("linux"):
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))  # Linux: per thread
+        elif hasattr(os, "setpriority"):
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
+    except OSError as exc:  # a sandbox may forbid it; the audit still runs, only at normal priority
+        log.warning("adversary: cannot run the attack loop in the background: %s", exc)
 
 
 class AdversaryService:
