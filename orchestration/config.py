@@ -216,8 +216,8 @@ class AdversaryConfig(Section):
     adaptive_pairs: int = Field(256, gt=0, description="(anonymized, reference) clips kept to train the adaptive attacker")
     grids_kept: int = Field(5, gt=0, description="image grids kept in Redis per camera")
     torch_threads: int = Field(1, ge=0, description="intra-op threads (0 = torch default)")
-    background: bool = Field(True, description="run the attack loop as a background task (Linux SCHED_IDLE, else "
-                             "nice 19): on a shared host it gets only the CPU the cameras' real-time work leaves")
+    background: bool = Field(True, description="run the attack loop at the lowest CPU priority (nice 19): on a "
+                             "shared host the cameras' real-time work comes first, and the audit still progresses")
 
 
 class Config(Section):

@@ -6,8 +6,8 @@ own camera of the deterministic world, releases it paced by the wall clock and r
 pipeline on it, and the adversary attacks what the cameras emit on their audit tap
 (``demo.adversary``). The simulated sensors are the stimulus, not the system under test: each is
 rendered ``demo.render_ahead_s`` ahead of the clock (during set-up, the whole run when it is
-shorter), so it does not take CPU from the pipeline it feeds; the adversary's attack loop runs as a
-background task (``adversary.background``), so it takes only what the cameras leave. Every node serves Prometheus metrics
+shorter), so it does not take CPU from the pipeline it feeds; the adversary's attack loop runs at
+the lowest CPU priority (``adversary.background``), so the cameras come first. Every node serves Prometheus metrics
 (the gallery on ``gallery.metrics_port``, camera *i* on ``camera.metrics_port + i``). Ctrl-C (or
 ``--duration``) stops the cameras (each publishes its final sightings and waits for the acks), then
 the gallery, Ray and Redis, in that order, and prints / writes the summary:

@@ -34,10 +34,11 @@ def test_demo_short_run(tmp_path: Path, ray_local: dict) -> None:
         assert c["error"] is None, cam
         assert c["events_per_s"] > 0 and c["windows_per_s"] > 0, (cam, c)  # rates: see docs/BENCHMARKS.md
         assert c["realtime_factor"] > 1, (cam, c)  # the pipeline is faster than the stream
-        # the world was rendered ahead during set-up, so the cameras keep the clock with nothing dropped
-        # (docs/BENCHMARKS.md: a minute on this 2-core machine, stream rate 1.00, none dropped)
+        # the world was rendered ahead during set-up, so the cameras keep the clock (docs/BENCHMARKS.md: the
+        # default minute on this 2-core machine, stream rate 1.00, none dropped); this run samples the audit
+        # tap five times as often (a full-frame E_an burst every 2 s per camera), so a few drops may happen
         assert c["world_render_cpu_s"] > 0 and c["stream_rate"] > 0.9, (cam, c)
-        assert c["windows_dropped"] <= 0.02 * c["windows"], (cam, c)
+        assert c["windows_dropped"] <= 0.05 * c["windows"], (cam, c)
         assert c["sightings"] >= 0 and c["sightings_pending"] == 0
     assert summary["sightings"] > 0
     assert summary["global_identities"] >= 1
