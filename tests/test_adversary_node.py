@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +47,13 @@ def _stream(client: Any, anonymizer: Any, version: str) -> dict[str, Any]:
     from anonreid.nodes.camera import CameraNode
     from anonreid.nodes.sources import SourceSpec, open_source
 
-    src = open_source(SourceSpec(kind="live", camera_id=CAMERA, realtime=False, world=WorldConfig().model_dump()))
+    src = open_source(SourceSpec(kind="live", camera_id=CAMERA, realtime=False, world=WorldConfig().model_dump(),
+                                 end_us=int(STREAM_S * 1e6)))
     base = load_model_bundle(None)
     node = CameraNode(CAMERA, src.sensor, CameraConfig(audit_every_s=1.0, audit_burst=3, torch_threads=1, metrics_port=0),
                       redis=client, models=ModelBundle(anonymizer, base.reid, version, base.crop_hw),
                       ground_truth=src.ground_truth, window_t0_us=src.window_t0_us)
-    end_us = int(STREAM_S * 1e6)
-
-    def packets() -> Iterator[np.ndarray]:
-        for p in src.packets():
-            if len(p) and p["t"][0] >= end_us:
-                return
-            yield p
-
-    return node.run(packets(), backpressure=True)
+    return node.run(src.packets(), backpressure=True)
 
 
 def _fresh(client: Any) -> None:

@@ -241,7 +241,6 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
     import torch
 
     from anonreid.events.voxel import events_to_voxel
-    from anonreid.events.world import LiveWorld
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.actors import CameraService
     from anonreid.orchestration.config import RedisConfig
@@ -299,8 +298,7 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
     assert audit_client.get(f"console:tile:{CAMERA}").startswith(b"\x89PNG")
 
     # the audit voxels are the anonymizer's output, not the raw voxel
-    world = LiveWorld(WorldConfig())
-    packets = list(_until(world.camera_stream(CAMERA, start_us=0, realtime=False, packet_us=10_000), 3_100_000))
+    packets = list(_packets(3.1))
     from anonreid.events.types import concat_events
 
     events = concat_events(packets)
@@ -325,11 +323,11 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
     audit_redis.stop()
 
 
-def _until(stream: Any, end_us: int) -> Iterator[np.ndarray]:
-    for p in stream:
-        if len(p) and p["t"][0] >= end_us:
-            return
-        yield p
+def _packets(seconds: float) -> Iterator[np.ndarray]:
+    """The first ``seconds`` of the live world's ``CAMERA``, as fast as it renders."""
+    from anonreid.nodes.sources import open_source
+
+    return open_source(_live_spec(seconds=seconds)).packets()
 
 
 def _sighting_fields(s: Any) -> tuple[Any, ...]:
@@ -352,7 +350,6 @@ def test_sightings_do_not_depend_on_batching() -> None:
     import dataclasses
 
     from anonreid.events.types import empty_events
-    from anonreid.events.world import LiveWorld
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.camera import CameraNode
 
@@ -360,9 +357,8 @@ def test_sightings_do_not_depend_on_batching() -> None:
     bundle = load_model_bundle()
     # updates every 15 windows and an embedding every 5: a few seconds give several segments per tracklet
     cfg = _camera_config(publish_every=15, embed_every=5, queue_windows=100_000)
-    world = LiveWorld(WorldConfig())
     windower = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0)
-    for p in _until(world.camera_stream(CAMERA, start_us=0, realtime=False, packet_us=10_000), int(STREAM_S * 1e6)):
+    for p in _packets(STREAM_S):
         windower.push(p)
     windower.end_of_stream()
     windows = windower.queue.get_batch(len(windower.queue), 0)
@@ -410,7 +406,6 @@ def test_console_tile_shows_anonymized_activity_where_the_person_is(redis_servic
 
     from PIL import Image
 
-    from anonreid.events.world import LiveWorld
     from anonreid.gallery.console.tiles import read_tile
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.camera import CameraNode
@@ -421,8 +416,7 @@ def test_console_tile_shows_anonymized_activity_where_the_person_is(redis_servic
     # no audit frames (the tile is built from the embedding regions alone), a tile every 0.5 s
     cfg = _camera_config(audit_every_s=1000.0, tile_every_s=0.5, embed_every=5)
     node = CameraNode(CAMERA, sensor, cfg, models=load_model_bundle(), redis=client, window_t0_us=0)
-    world = LiveWorld(WorldConfig())
-    for p in _until(world.camera_stream(CAMERA, start_us=0, realtime=False, packet_us=10_000), 2_500_000):
+    for p in _packets(2.5):
         node.push(p)
     node.end_of_stream()
     node.process_pending(timeout=0)  # batches of up to max_batch windows; most hold no embedding job
