@@ -33,18 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def stream(client, camera: str, bundle: ModelBundle, t0_s: float, seconds: float) -> None:
     src = open_source(SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=int(t0_s * 1e6),
-                                 world=WorldConfig().model_dump()))
+                                 end_us=int((t0_s + seconds) * 1e6), world=WorldConfig().model_dump()))
     node = CameraNode(camera, src.sensor, CameraConfig(audit_every_s=1.0, torch_threads=1, metrics_port=0),
                       redis=client, models=bundle, ground_truth=src.ground_truth, window_t0_us=src.window_t0_us)
-    end = int((t0_s + seconds) * 1e6)
-    node.run(_until(src.packets(), end), backpressure=True)
-
-
-def _until(packets, end_us: int):
-    for p in packets:
-        if len(p) and p["t"][0] >= end_us:
-            return
-        yield p
+    node.run(src.packets(), backpressure=True)
+    node.close()
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ Design choices that keep four cameras in real time on two CPU cores:
   runs only where it is needed: on the union of the boxes to embed plus a halo at least as wide as
   its receptive field (``anonymize_region="boxes"``), which gives the same values as cropping a
   full-frame anonymization (tested in tests/test_camera_node.py), and on the full frame only for the
-  sampled audit windows.
+  sampled audit windows, on the audit tap's own low-priority thread (nodes/audit_tap.py), which skips
+  a burst rather than make a live camera wait.
 - A tracked person is embedded every ``embed_every`` windows, not every window, and all crops of a
   batch of windows go through the ReId network in one forward pass.
 - Sightings are published by a background thread, so a slow or restarting gallery stalls neither the
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from anonreid.events.types import EventFormatError, SensorSize, validate_events
+from anonreid.nodes.audit_tap import AuditTap, AuditWindow
 from anonreid.nodes.detection import ActivityDetector, Detection, DetectorConfig, box_iou
 from anonreid.nodes.metrics import CameraMetrics
 from anonreid.nodes.tracking import Box, Track, Tracker, TrackerConfig
@@ -215,7 +217,15 @@ class CameraNode:
         self.ground_truth = ground_truth
         self.clock_anchor = clock_anchor  # wall time of stream time 0 (live sources), for latency
         self.redis = redis
-        self.audit_key = f"audit:{camera_id}"
+        self.audit: AuditTap | None = None
+        if redis is not None:
+            self.audit = AuditTap(
+                camera_id, redis, self._anonymize_full, self.model_version, self.metrics,
+                maxlen=cfg.audit_maxlen, pending_bursts=cfg.audit_pending_bursts, burst=cfg.audit_burst,
+                reference=self._reference if ground_truth is not None else None, on_frame=self._set_tile_frame,
+            )
+        #: a live source must not wait for the audit tap (a full tap skips the burst); ``run`` sets it
+        self.audit_waits = True
         self._next_audit_us: int | None = None
         self._audit_offset_s = cfg.audit_offset_s  # applied once, after the first sample
         self._audit_burst_left = 0
@@ -228,11 +238,11 @@ class CameraNode:
         self._source_cpu_s = 0.0  # CPU time of the reader thread (the source: a live world renders here)
         self._stream_s_done = 0.0
         self._started_wall: float | None = None
+        self._ended_wall: float | None = None  # when ``run`` stopped processing (rates exclude the final drain)
         self._last_window_end_us = 0
         self.eval = EvalCounts()
         #: (ground-truth identity or None, sighting id or None) per box per window (simulation only)
         self.observations: collections.deque[tuple[str | None, str | None]] = collections.deque(maxlen=500_000)
-        self.audit_samples = 0
         self.failed_batches = 0
         self._next_tile_us = 0
         self._tile_full: np.ndarray | None = None
@@ -355,17 +365,20 @@ class CameraNode:
             closed += self._close_segments(update.active, update.ended, len(jobs))
             if self._next_audit_us is None:
                 self._next_audit_us = item.start_us
-            if self.redis is not None and (item.start_us >= self._next_audit_us or self._audit_burst_left > 0):
-                # a burst of ``audit_burst`` consecutive windows: the recurrent attacker needs temporal context
-                if item.start_us >= self._next_audit_us:
-                    self._audit_burst_left = cfg.audit_burst
+            if self.audit is not None:
+                # a burst of ``audit_burst`` consecutive windows: the recurrent attacker needs temporal context;
+                # the next one starts when it falls due and the last one is complete
+                if item.start_us >= self._next_audit_us and self._audit_burst_left == 0:
+                    taken = self.audit.begin_burst(cfg.audit_burst, wait=self.audit_waits)
+                    self._audit_burst_left = cfg.audit_burst if taken else 0
                     # the first sample comes at once; the offset then shifts the whole schedule
                     offset, self._audit_offset_s = self._audit_offset_s, 0.0
                     self._next_audit_us = item.start_us + int((cfg.audit_every_s + offset) * 1e6)
-                self._audit_burst_left -= 1
-                audit_pos.append(pos)
-                by_box = {tr.box: tr.track_id for tr in update.active if tr.matched}
-                audit_boxes[pos] = [(d.box, by_box.get(d.box, "")) for d in detections]
+                if self._audit_burst_left > 0:
+                    self._audit_burst_left -= 1
+                    audit_pos.append(pos)
+                    by_box = {tr.box: tr.track_id for tr in update.active if tr.matched}
+                    audit_boxes[pos] = [(d.box, by_box.get(d.box, "")) for d in detections]
         m.observe_stage("detect", detect_s, len(batch))
         m.observe_stage("track", track_s, len(batch))
 
@@ -397,8 +410,11 @@ class CameraNode:
         sightings = self._emit(closed, jobs, emb)
         if sightings and self.publisher is not None:
             self.publisher.submit(sightings)
-        for pos, anon in full_frames.items():
-            self._audit(batch[pos], anon, audit_boxes[pos], self._reference(batch[pos]))
+        if self.audit is not None:
+            for pos in audit_pos:  # E_an on the full frame runs on the tap's thread (unless it ran above)
+                anon = full_frames.get(pos)
+                self.audit.put(AuditWindow(batch[pos].start_us, batch[pos].end_us, audit_boxes[pos],
+                                           voxel=voxels[pos] if anon is None else None, anonymized=anon))
         if self.redis is not None and batch[-1].end_us >= self._next_tile_us:
             self._next_tile_us = batch[-1].end_us + int(cfg.tile_every_s * 1e6)
             self._publish_tile()
@@ -437,13 +453,11 @@ class CameraNode:
 
         full_frames: dict[int, Any] = {}  # position in batch -> anonymized full frame (tensor)
         crops: list[Any] = []
-        full_needed = set(audit_pos)
         if self.config.anonymize_region == "full":
-            full_needed |= {pos for pos, _tr, _box in jobs}
-        with torch.inference_mode():
-            for p in sorted(full_needed):  # one frame at a time: a batch of full frames thrashes the
-                # CPU caches (3 audit frames: 0.47 s batched, 0.36 s one by one, measured)
-                full_frames[p] = self.anonymizer(_to_device(voxels[p][None], self.device))[0]
+            with torch.inference_mode():
+                for p in sorted({pos for pos, _tr, _box in jobs}):  # one frame at a time: a batch of full
+                    # frames thrashes the CPU caches (3 frames: 0.47 s batched, 0.36 s one by one, measured)
+                    full_frames[p] = self.anonymizer(_to_device(voxels[p][None], self.device))[0]
         for pos, _tr, box in jobs:  # crops in job order (the embeddings are matched back by position)
             if pos in full_frames:
                 region, (ox, oy) = full_frames[pos], (0, 0)
@@ -458,10 +472,18 @@ class CameraNode:
                     self._tile_regions.append((x1, y1, region))
             bx1, by1, bx2, by2 = box
             crops.append(crop_resize_voxel(region, (bx1 - ox, by1 - oy, bx2 - ox, by2 - oy), self.crop_hw))
-        audit_frames = {p: full_frames[p].float().cpu().numpy() for p in audit_pos}
-        if audit_frames:
-            self._tile_full = audit_frames[max(audit_frames)]
+        audit_frames = {p: full_frames[p].float().cpu().numpy() for p in audit_pos if p in full_frames}
         return (torch.stack(crops) if crops else None), audit_frames
+
+    def _anonymize_full(self, voxel: np.ndarray) -> np.ndarray:
+        """E_an on one full (B, H, W) voxel grid (the audit tap's thread calls it)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.anonymizer(_to_device(voxel[None], self.device))[0].float().cpu().numpy()
+
+    def _set_tile_frame(self, anon: np.ndarray) -> None:
+        self._tile_full = anon
 
     def _region(self, boxes: list[tuple[float, float, float, float]]) -> tuple[int, int, int, int]:
         """Union of boxes plus the halo, aligned to 8 px (strided anonymizers stay shift-equivariant)."""
@@ -567,12 +589,12 @@ class CameraNode:
             return None
         return {int(g.start_us): g for g in windows}
 
-    def _reference(self, item: WindowItem) -> Any:
+    def _reference(self, start_us: int) -> Any:
         """Ground truth with the reference frame of one window (audit samples in simulation)."""
         if self.ground_truth is None:
             return None
         try:
-            windows = self.ground_truth(item.start_us, item.start_us + 1, True)
+            windows = self.ground_truth(start_us, start_us + 1, True)
         except Exception:
             log.exception("camera %s: reference frame unavailable", self.camera_id)
             return None
@@ -601,46 +623,6 @@ class CameraNode:
         for t, tr in enumerate(tracks):
             if t not in matched_tracks:
                 self.observations.append((None, self.current_sighting_id(tr)))
-
-    # --------------------------------------------------------------------------------- audit tap
-
-    def _audit(
-        self, item: WindowItem, anon: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str]], gt: Any
-    ) -> None:
-        """XADD one anonymized window (+ reference frame in simulation) to ``audit:<camera>``.
-
-        It carries the node's own detections (with tracklet ids) and, in simulation only, the world's
-        ground-truth boxes and reference frame, so the adversary can score crops and reconstructions.
-        """
-        from anonreid.proto.v1 import audit_pb2, sighting_pb2
-
-        sample = audit_pb2.AuditSample(
-            camera_id=self.camera_id,
-            window=sighting_pb2.TimeSpan(start_us=item.start_us, end_us=item.end_us),
-            bins=anon.shape[0],
-            height=anon.shape[1],
-            width=anon.shape[2],
-            anonymized_voxel=np.ascontiguousarray(anon, dtype=np.float16).tobytes(),
-            model_version=self.model_version,
-        )
-        for (x1, y1, x2, y2), tracklet in boxes:
-            sample.detections.add(x1=x1, y1=y1, x2=x2, y2=y2, tracklet_id=tracklet)
-        if gt is not None:
-            frame = getattr(gt, "reference_frame", None)
-            if frame is not None:
-                sample.reference_frame = np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
-            identities = [str(i) for i in getattr(gt, "identities", [])]
-            sample.identity_ids.extend(identities)
-            for box, identity in zip(np.asarray(gt.boxes, np.float64).reshape(-1, 4), identities, strict=False):
-                if np.isfinite(box).all():
-                    sample.ground_truth.add(x1=box[0], y1=box[1], x2=box[2], y2=box[3], identity_id=identity)
-        try:
-            self.redis.xadd(
-                self.audit_key, {"sample": sample.SerializeToString()}, maxlen=self.config.audit_maxlen, approximate=True
-            )
-            self.audit_samples += 1
-        except Exception as exc:  # the audit tap must not stop the camera; the adversary sees the gap
-            log.warning("camera %s: audit tap write failed: %s", self.camera_id, exc)
 
     # ------------------------------------------------------------------------------ console tile
 
@@ -698,9 +680,11 @@ class CameraNode:
         ``on_processed(end_us)`` is called after each batch with the end time of the last processed
         window (a Redis source acknowledges its messages there). With ``backpressure`` a full queue
         makes the reader wait instead of dropping the oldest windows (for sources that buffer
-        durably: files, Redis streams); a live source must not wait, so it drops.
+        durably: files, Redis streams), and a full audit tap makes the pipeline wait instead of
+        skipping a burst; a live source must not wait, so it drops windows and skips bursts.
         """
         stop = stop or threading.Event()
+        self.audit_waits = backpressure
         reader_done = threading.Event()
         errors: list[BaseException] = []
 
@@ -740,6 +724,7 @@ class CameraNode:
                 elif reader_done.is_set() and not len(self.queue):
                     break
         finally:
+            self._ended_wall = time.time()
             stop.set()
             thread.join(timeout=5)
         if errors:
@@ -755,15 +740,19 @@ class CameraNode:
             self.publisher.submit(sightings)
         if self.publisher is not None:
             self.publisher.drain(timeout)
+        if self.audit is not None:
+            self.audit.drain(timeout)
         return sightings
 
     def close(self) -> None:
         if self.publisher is not None:
             self.publisher.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for the demo summary (plain Python types, cheap to send from an actor)."""
-        wall = time.time() - self._started_wall if self._started_wall else 0.0
+        wall = (self._ended_wall or time.time()) - self._started_wall if self._started_wall else 0.0
         stream_s = self._stream_s_done
         pub = self.publisher
         return {
@@ -788,7 +777,9 @@ class CameraNode:
             "sightings_acked": pub.acked if pub else 0,
             "sightings_rejected": pub.rejected if pub else 0,
             "sightings_pending": pub.pending() if pub else 0,
-            "audit_samples": self.audit_samples,
+            "audit_samples": self.audit.samples if self.audit else 0,
+            "audit_skipped_bursts": self.audit.skipped_bursts if self.audit else 0,
+            "audit_cpu_s": self.audit.cpu_s if self.audit else 0.0,
             "failed_batches": self.failed_batches,
             "active_tracks": sum(1 for t in self.tracker.tracks if t.confirmed),
             "model_version": self.model_version,

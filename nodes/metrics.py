@@ -15,7 +15,8 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
-STAGES = ("window", "voxelize", "anonymize", "detect", "track", "embed", "publish")
+#: pipeline stages, and "audit": the audit tap's full-frame E_an + write, on its own thread
+STAGES = ("window", "voxelize", "anonymize", "detect", "track", "embed", "publish", "audit")
 BAD_INPUT_REASONS = ("malformed", "time_backwards", "out_of_sensor", "unknown_camera", "decode_error")
 
 # 50 us .. 5 s: a window's stage costs from well under a millisecond (track) to tens of ms (embed)
@@ -44,6 +45,12 @@ REALTIME_FACTOR = Gauge(
     ["camera"],
 )
 ACTIVE_TRACKS = Gauge("anonreid_camera_active_tracks", "Confirmed tracklets currently live", ["camera"])
+AUDIT_SAMPLES = Counter("anonreid_camera_audit_samples", "Anonymized windows written to the audit tap", ["camera"])
+AUDIT_SKIPPED = Counter(
+    "anonreid_camera_audit_skipped_bursts",
+    "Audit bursts skipped because the audit tap was still busy with earlier ones (the camera never waits for it)",
+    ["camera"],
+)
 BAD_INPUT = Counter(
     "anonreid_camera_bad_input", "Rejected input (packets, messages) by reason", ["camera", "reason"]
 )
@@ -62,6 +69,8 @@ class CameraMetrics:
         self.sightings = SIGHTINGS_PUBLISHED.labels(camera=camera)
         self.realtime_factor = REALTIME_FACTOR.labels(camera=camera)
         self.active_tracks = ACTIVE_TRACKS.labels(camera=camera)
+        self.audit_samples = AUDIT_SAMPLES.labels(camera=camera)
+        self.audit_skipped = AUDIT_SKIPPED.labels(camera=camera)
         for reason in BAD_INPUT_REASONS:  # export zeros so dashboards and alerts see the series
             BAD_INPUT.labels(camera=camera, reason=reason)
 

@@ -103,6 +103,10 @@ class CameraConfig(Section):
     audit_maxlen: int = Field(500, gt=0, description="approximate length bound of each audit:<camera> stream")
     tile_every_s: float = Field(1.0, gt=0, description="stream seconds between console tiles (anonymized activity)")
     audit_burst: int = Field(3, gt=0, description="consecutive windows per audit sample (temporal context for E_rec)")
+    audit_pending_bursts: int = Field(
+        2, gt=0, description="audit bursts waiting for the tap's background thread (full-frame E_an, lowest CPU "
+        "priority); on a live stream a burst beyond them is skipped and counted, so the camera never waits for it"
+    )
     torch_threads: int = Field(1, ge=0, description="intra-op threads per camera node (0 = torch default)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
     model_dir: str = Field("", description="run directory with trained checkpoints; empty = shipped/random weights")

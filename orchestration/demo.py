@@ -242,6 +242,8 @@ def build_summary(
             "sightings": s["sightings_acked"],
             "sightings_pending": s["sightings_pending"],
             "audit_samples": s["audit_samples"],
+            "audit_skipped_bursts": s["audit_skipped_bursts"],
+            "audit_cpu_s": s["audit_cpu_s"],
             "detection": s["detection"],
             "error": s.get("error"),
         }

@@ -35,10 +35,12 @@ def test_demo_short_run(tmp_path: Path, ray_local: dict) -> None:
         assert c["events_per_s"] > 0 and c["windows_per_s"] > 0, (cam, c)  # rates: see docs/BENCHMARKS.md
         assert c["realtime_factor"] > 1, (cam, c)  # the pipeline is faster than the stream
         # the world was rendered ahead during set-up, so the cameras keep the clock (docs/BENCHMARKS.md: the
-        # default minute on this 2-core machine, stream rate 1.00, none dropped); this run samples the audit
-        # tap five times as often (a full-frame E_an burst every 2 s per camera), so a few drops may happen
+        # default minute on this 2-core machine, stream rate 1.00, none dropped); this run asks the audit tap
+        # for five times as many samples (a full-frame E_an burst every 2 s per camera): the tap takes them
+        # on its own low-priority thread and skips what it cannot, so the pipeline does not pay for them
         assert c["world_render_cpu_s"] > 0 and c["stream_rate"] > 0.9, (cam, c)
-        assert c["windows_dropped"] <= 0.05 * c["windows"], (cam, c)
+        assert c["windows_dropped"] <= 0.05 * c["windows"], (cam, c)  # (a busy shared host may cost a few)
+        assert c["audit_samples"] >= 3 and c["audit_cpu_s"] > 0 and c["audit_skipped_bursts"] >= 0, (cam, c)
         assert c["sightings"] >= 0 and c["sightings_pending"] == 0
     assert summary["sightings"] > 0
     assert summary["global_identities"] >= 1

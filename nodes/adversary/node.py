@@ -27,8 +27,6 @@ import collections
 import copy
 import io
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -41,6 +39,7 @@ import numpy as np
 from anonreid.nodes.adversary.metrics import AdversaryMetrics
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog, make_record
+from anonreid.nodes.priority import lower_cpu_priority
 from anonreid.orchestration.config import AdversaryConfig, WorldConfig
 from anonreid.proto.v1 import audit_pb2
 
@@ -483,7 +482,7 @@ class AdversaryNode:
         the adversary shares CPUs with cameras, their real-time work comes first and rounds take longer.
         """
         if self.config.background:
-            lower_cpu_priority()
+            lower_cpu_priority("adversary: attack loop")
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_round = time.monotonic() + self.config.interval_s
         while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -525,19 +524,6 @@ class AdversaryNode:
             "error": self._error,
             "running": self._thread is not None and self._thread.is_alive(),
         }
-
-
-def lower_cpu_priority() -> None:
-    """Give the calling thread, and the threads it starts, the lowest CPU priority (nice 19; on Linux
-    per thread). Ray runs its workers at nice 15, so the camera actors outweigh it about 2.4 to 1 each
-    when the CPUs are contended, and it still gets a share: the audit slows down but never stops."""
-    if not hasattr(os, "setpriority"):
-        return
-    tid = threading.get_native_id() if sys.platform.startswith("linux") else 0
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, 19)
-    except OSError as exc:  # a sandbox may forbid it; the audit still runs, only at normal priority
-        log.warning("adversary: cannot lower the attack loop's CPU priority: %s", exc)
 
 
 class AdversaryService:
