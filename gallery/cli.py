@@ -14,20 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+
 log = logging.getLogger(__name__)
 
 app = typer.Typer(help="The central gallery (gRPC, FAISS, Redis).", no_args_is_help=True)
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
 AddressOption = Annotated[str, typer.Option("--address", help="gallery host:port (default: from the configuration)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-
-
-def _config(config: Path | None, overrides: list[str] | None) -> Any:
-    from anonreid.orchestration.cli import resolve_config  # at call time: that module imports this one
-
-    return resolve_config(config, overrides)
 
 
 @app.command("serve")
@@ -42,7 +36,7 @@ def serve(
     from anonreid.gallery.service import GalleryServer
     from anonreid.orchestration.redis_service import RedisService
 
-    cfg = _config(config, set_)
+    cfg = resolve_config(config, set_)
     gallery_cfg = cfg.gallery if port is None else cfg.gallery.model_copy(update={"port": port})
     redis_cfg = cfg.redis if not redis_url else cfg.redis.model_copy(update={"url": redis_url})
     redis_service = RedisService(redis_cfg).start()
@@ -79,7 +73,7 @@ def serve(
 def _client(address: str, config: Path | None, overrides: list[str] | None) -> Any:
     from anonreid.gallery.client import GalleryClient
 
-    cfg = _config(config, overrides)
+    cfg = resolve_config(config, overrides)
     if not address:
         address = f"{cfg.gallery.host}:{cfg.gallery.port}"
     return GalleryClient(address, retry_timeout_s=5.0, security=cfg.security)

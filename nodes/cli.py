@@ -6,24 +6,15 @@ Heavy imports (torch, ray, grpc) happen inside the commands so ``anonreid --help
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config, serve_until_stopped
+
 gateway_app = typer.Typer(help="Edge-side publishers: events into Redis Streams.", no_args_is_help=True)
 camera_app = typer.Typer(help="Run a single camera node against an existing gallery and Redis.", no_args_is_help=True)
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
-
-
-def _config(config: Path | None, overrides: list[str] | None):  # type: ignore[no-untyped-def]
-    from anonreid.orchestration.cli import resolve_config
-
-    return resolve_config(config, overrides)
 
 
 @gateway_app.command("push")
@@ -45,7 +36,7 @@ def gateway_push(
     from anonreid.nodes.sources import push_file
     from anonreid.orchestration.redis_service import connect
 
-    cfg = _config(config, set_)
+    cfg = resolve_config(config, set_)
     url = redis_url or cfg.redis.url
     if not url:
         typer.echo("error: no Redis to push to: give --redis-url or set redis.url", err=True)
@@ -82,7 +73,7 @@ def camera_run(
     from anonreid.nodes.actors import CameraService
     from anonreid.nodes.sources import SourceSpec
 
-    cfg = _config(config, set_)
+    cfg = resolve_config(config, set_)
     url = redis_url or cfg.redis.url
     common = {"camera_id": camera, "packet_us": cfg.camera.packet_us, "realtime": realtime}
     if source == "live":
@@ -102,19 +93,4 @@ def camera_run(
         spec, address, url or None, cfg.redis.password or None, cfg.camera, cfg.events,
         metrics_port=cfg.camera.metrics_port if metrics_port < 0 else metrics_port, security=cfg.security,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    service.start(duration or None)
-    try:
-        while not service.wait(0.5) and not stop.is_set():
-            pass
-    except KeyboardInterrupt:
-        typer.echo("stopping (Ctrl-C again to abort)", err=True)
-    stats = service.stop()
-    service.close()
-    text = json.dumps(stats, indent=2, default=str)
-    typer.echo(text)
-    if json_out is not None:
-        json_out.write_text(text)
-    if stats.get("error"):
-        raise typer.Exit(1)
+    serve_until_stopped(service, duration, json_out)

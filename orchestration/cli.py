@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +19,8 @@ from anonreid.models.evaluation import cli as evaluation_cli
 from anonreid.nodes import cli as nodes_cli
 from anonreid.nodes.adversary import cli as adversary_cli
 from anonreid.orchestration.bench import app as bench_app
-from anonreid.orchestration.config import Config, ConfigError, config_to_yaml, load_config
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+from anonreid.orchestration.config import config_to_yaml
 from anonreid.orchestration.demo import demo_cmd
 from anonreid.orchestration.placement import place_cameras_cmd
 from anonreid.orchestration.security import cli as security_cli
@@ -48,24 +48,11 @@ app.command("simulate")(world_cli.simulate)
 app.command("certs")(security_cli.certs)
 app.add_typer(security_cli.tokens_app, name="tokens")
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
-
-
 def package_version() -> str:
     try:
         return version("anonreid")
     except PackageNotFoundError:  # running from a tree that was never installed
         return "0+unknown"
-
-
-def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
-    """Load the configuration or exit with the validation message (exit code 2)."""
-    try:
-        return load_config(config, overrides or [])
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.callback()

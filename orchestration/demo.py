@@ -35,6 +35,8 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+
 log = logging.getLogger(__name__)
 
 
@@ -42,11 +44,10 @@ def demo_cmd(
     duration: Annotated[float, typer.Option(help="stop after this many seconds (0 = demo.duration_s; 0 there = until Ctrl-C)")] = 0.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the summary JSON here")] = None,
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="start from an empty embedded Redis (gallery)")] = True,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Run Redis, Ray, the gallery and four live cameras; print the summary at the end (Ctrl-C stops)."""
-    from anonreid.orchestration.cli import resolve_config
 
     cfg = resolve_config(config, set_)
     try:

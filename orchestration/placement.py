@@ -17,11 +17,11 @@ import logging
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
 from anonreid.orchestration.config import Config
 
 log = logging.getLogger(__name__)
@@ -168,14 +168,13 @@ def place_cameras_cmd(
     source: Annotated[str, typer.Option(help="live (the synthetic world) | redis (streams events:<camera>)")] = "live",
     duration: Annotated[float, typer.Option(help="run this many seconds, then stop the cameras (0 = keep running)")] = 0.0,
     poll: Annotated[float, typer.Option(help="seconds between health checks of the cameras")] = 5.0,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Place one camera actor per gallery.camera_ids on a Ray cluster and keep them running."""
     import json
     import signal
 
-    from anonreid.orchestration.cli import resolve_config
     from anonreid.orchestration.ray_cluster import start_ray
 
     cfg = resolve_config(config, set_)

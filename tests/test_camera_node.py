@@ -6,6 +6,7 @@ The same scenario runs on the plain :class:`CameraService` and on its Ray actor.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -481,3 +482,29 @@ def test_a_live_camera_never_waits_for_its_audit_tap(redis_service: Any) -> None
     for i in range(0, len(starts), 3):  # whole bursts of consecutive windows (the stream's end may cut the last)
         burst = [s // w - starts[i] // w for s in starts[i : i + 3]]
         assert burst == [0, 1, 2] or (i + 3 > len(starts) and starts[-1] // w == stats["windows"] - 1), starts
+
+
+@pytest.mark.slow
+def test_camera_run_command(redis_service: Any, gallery_address: str, tmp_path: Path) -> None:
+    """`anonreid camera run` (one node in the foreground, as a deployment runs it): the live world for
+    --duration against a real gallery and Redis; its final stats as JSON; a bad --source exits 2 naming it."""
+    from typer.testing import CliRunner
+
+    from anonreid.orchestration.cli import app
+
+    out = tmp_path / "stats.json"
+    res = CliRunner().invoke(app, [
+        "camera", "run", "--camera", CAMERA, "--fast", "--duration", "5", "--gallery", gallery_address,
+        "--redis-url", str(redis_service.url), "--metrics-port", "0", "--json", str(out),
+        "--set", "camera.publish_every=30", "--set", "camera.audit_every_s=1", "--set", "camera.torch_threads=1",
+    ])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(out.read_text())
+    assert stats["error"] is None and not stats["running"] and stats["windows"] > 30, stats
+    assert stats["sightings_acked"] > 0 and stats["sightings_pending"] == 0, stats
+    assert stats["audit_samples"] > 0 and stats["metrics_port"] > 0, stats
+    assert redis_service.client().xlen(f"audit:{CAMERA}") == stats["audit_samples"]
+
+    missing = tmp_path / "no-such-recording.h5"
+    bad = CliRunner().invoke(app, ["camera", "run", "--camera", CAMERA, "--source", str(missing)])
+    assert bad.exit_code == 2 and str(missing) in bad.output, bad.output

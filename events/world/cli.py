@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+
 
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="output directory (world.json + world.h5)")],
@@ -19,11 +21,10 @@ def simulate(
     workers: Annotated[int | None, typer.Option("--workers", help="simulation processes")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="write PNG grids into OUT/preview")] = False,
     export: Annotated[str | None, typer.Option("--export", help="also export: event-reid")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Simulate the four-camera world: every identity walks through every camera (3-4 s passes)."""
-    from anonreid.orchestration.cli import resolve_config
 
     cfg = resolve_config(config, set_).world
     updates: dict[str, object] = {}

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +14,11 @@ from typing import Annotated
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config, serve_until_stopped
+
 adversary_app = typer.Typer(help="The adversary node: attacks the audit tap continuously.", no_args_is_help=True)
 audit_app = typer.Typer(help="The privacy auditor's report.", no_args_is_help=True)
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
 RedisOption = Annotated[str, typer.Option("--redis-url", help="Redis holding the audit streams (default: redis.url)")]
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -74,7 +72,6 @@ def adversary_run(
     from anonreid.nodes.adversary.node import AdversaryNode
     from anonreid.nodes.adversary.policy import PolicyError
     from anonreid.nodes.metrics import serve_metrics
-    from anonreid.orchestration.cli import resolve_config
 
     cfg = resolve_config(config, set_)
     client = _redis(redis_url, cfg)
@@ -85,21 +82,7 @@ def adversary_run(
         raise typer.Exit(2) from None
     port = serve_metrics(cfg.adversary.metrics_port if metrics_port < 0 else metrics_port)
     typer.echo(f"adversary: metrics on :{port}, cameras {', '.join(cfg.adversary.cameras)}", err=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    node.start(duration or None)
-    try:
-        while not stop.is_set() and node.stats()["running"]:
-            stop.wait(0.5)
-    except KeyboardInterrupt:
-        typer.echo("stopping", err=True)
-    stats = node.stop()
-    text = json.dumps(stats, indent=2, default=str)
-    typer.echo(text)
-    if json_out is not None:
-        json_out.write_text(text)
-    if stats.get("error"):
-        raise typer.Exit(1)
+    serve_until_stopped(node, duration, json_out)
 
 
 @audit_app.command("report")
@@ -114,7 +97,6 @@ def audit_report(
     from anonreid.nodes.adversary.node import report_data
     from anonreid.nodes.adversary.policy import PolicyError, PrivacyPolicy
     from anonreid.nodes.adversary.report import write_report
-    from anonreid.orchestration.cli import resolve_config
 
     cfg = resolve_config(config, set_)
     since_us = parse_since(since)

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+
 
 def main(
     seconds: Annotated[float, typer.Option(help="stream seconds to process")] = 20.0,
@@ -24,11 +26,10 @@ def main(
     start_s: Annotated[float, typer.Option(help="stream time to start at (people arrive over time)")] = 5.0,
     threads: Annotated[int, typer.Option(help="torch intra-op threads (the demo uses 1 per camera)")] = 1,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Windows/s of one camera node per stage, plus detection and tracking quality vs ground truth."""
-    from anonreid.orchestration.cli import resolve_config
 
     cfg = resolve_config(config, set_)
     result = bench_camera(cfg, seconds, camera, start_s, threads)

@@ -40,6 +40,8 @@ from typing import Annotated, Any
 
 import typer
 
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+
 log = logging.getLogger(__name__)
 WORLD_CAMERAS = ("cam1", "cam2", "cam3", "cam4")
 MIB = 1024 * 1024
@@ -203,13 +205,12 @@ def main(
     paced_seconds: Annotated[float, typer.Option(help="length of each real-time run (0 skips it)")] = 30.0,
     record_s: Annotated[float, typer.Option(help="seconds of each world camera recorded for the replay")] = 6.0,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the JSON result here")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """N replayed cameras at maximum speed: sustained throughput, backpressure onset, memory over a soak."""
 
     from anonreid.gallery.service import GalleryServer
-    from anonreid.orchestration.cli import resolve_config
     from anonreid.orchestration.ray_cluster import start_ray, stop_ray
     from anonreid.orchestration.redis_service import RedisService
 

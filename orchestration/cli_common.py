@@ -1,0 +1,63 @@
+"""What every ``anonreid`` command that runs on the deployment configuration shares: the
+``--config`` / ``--set`` options, resolving them (a bad value exits with code 2 and the validation
+message), and serving a node in the foreground until it ends, ``--duration`` passes, SIGTERM or Ctrl-C.
+
+Light on purpose (typer and the configuration only): the command modules import it at module level,
+and ``anonreid --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import typer
+
+from anonreid.orchestration.config import Config, ConfigError, load_config
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
+
+
+def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
+    """Load the configuration or exit with the validation message (exit code 2)."""
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+class Node(Protocol):
+    """A node service run in the background of this process (CameraService, AdversaryNode)."""
+
+    def start(self, duration_s: float | None = None) -> None: ...
+    def stop(self, timeout: float = 30.0) -> dict[str, Any]: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+def serve_until_stopped(node: Node, duration_s: float, json_out: Path | None) -> None:
+    """Run ``node`` until it ends by itself, ``duration_s`` passes (0: no limit), SIGTERM or Ctrl-C;
+    stop it (it finishes its work in hand), print its final stats as JSON (and write them to
+    ``json_out``) and exit with code 1 when it failed."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    node.start(duration_s or None)
+    try:
+        while not stop.is_set() and node.stats()["running"]:
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        typer.echo("stopping", err=True)
+    stats = node.stop()
+    close = getattr(node, "close", None)
+    if close is not None:
+        close()
+    text = json.dumps(stats, indent=2, default=str)
+    typer.echo(text)
+    if json_out is not None:
+        json_out.write_text(text)
+    if stats.get("error"):
+        raise typer.Exit(1)
