@@ -53,8 +53,8 @@ CONTRACT_METRICS = {
     "anonreid_camera_events_total", "anonreid_camera_windows_total", "anonreid_camera_windows_dropped_total",
     "anonreid_camera_stage_latency_seconds", "anonreid_camera_queue_depth",
     "anonreid_camera_sightings_published_total", "anonreid_camera_realtime_factor",
-    "anonreid_camera_active_tracks", "anonreid_camera_bad_input_total",
-    "anonreid_gallery_sightings_total", "anonreid_gallery_duplicates_total", "anonreid_gallery_entries",
+    "anonreid_camera_active_tracks", "anonreid_camera_bad_input_total", "anonreid_camera_audit_samples_total",
+    "anonreid_camera_audit_skipped_bursts_total", "anonreid_gallery_sightings_total", "anonreid_gallery_duplicates_total", "anonreid_gallery_entries",
     "anonreid_gallery_identities", "anonreid_gallery_search_latency_seconds",
     "anonreid_gallery_association_decisions_total", "anonreid_gallery_rejected_total",
     "anonreid_gallery_identity_splits_total",
@@ -749,7 +749,8 @@ def test_dashboard_panels_have_datasource_and_queries() -> None:
     titles = " ".join(p["title"].lower() for p in panels)
     for topic in ("events per second", "windows per second", "real-time factor", "latency p50", "latency p95",
                   "queue depth", "dropped", "sightings published", "entries and identities", "search latency",
-                  "association decisions", "grpc errors by code", "ssim", "psnr", "rank-1 vs chance", "alerts"):
+                  "association decisions", "grpc errors by code", "ssim", "psnr", "rank-1 vs chance", "alerts",
+                  "audit tap"):
         assert topic in titles, topic
 
 
