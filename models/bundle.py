@@ -87,12 +87,26 @@ def load_model_bundle(
             an.model, re.model, _version(ckpt_dir, re.metadata), (int(crop_hw[0]), int(crop_hw[1])),
             an.cfg.in_bins, int(re.cfg.embed_dim or 256), {"anonymizer": an.metadata, "reid": re.metadata},
         )
+    return random_model_bundle(anonymizer, reid, device)
+
+
+def random_model_bundle(
+    anonymizer: str = "anonymizer_paper", reid: str = "reid_resnet18", device: str | torch.device = "cpu"
+) -> ModelBundle:
+    """Seeded random-initialised networks of the named architectures (the same on every call).
+
+    The fallback of :func:`load_model_bundle`, and what ``anonreid bench camera --architectures`` times:
+    throughput depends on the architectures' shapes, not on the weights' values. The version names the
+    architectures unless they are the default pair (``random-init``).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         an_model = create_model(anonymizer).to(device).eval()
         reid_model = create_model(reid).to(device).eval()
     crop = model_cfg(reid_model).input_hw or (128, 64)
-    return ModelBundle(an_model, reid_model, RANDOM_VERSION, (int(crop[0]), int(crop[1])),
+    default = (anonymizer, reid) == ("anonymizer_paper", "reid_resnet18")
+    version = RANDOM_VERSION if default else f"{RANDOM_VERSION}-{anonymizer}-{reid}"
+    return ModelBundle(an_model, reid_model, version, (int(crop[0]), int(crop[1])),
                        model_cfg(an_model).in_bins, int(model_cfg(reid_model).embed_dim or 256))
 
 

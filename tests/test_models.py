@@ -234,3 +234,20 @@ def test_checkpoint_with_mismatched_config_fails_naming_the_field(tmp_path: Path
     (tmp_path / "reid.safetensors").unlink()
     with pytest.raises(CheckpointError, match="weights not found"):
         load_checkpoint(tmp_path / "reid")
+
+
+def test_random_model_bundle_is_seeded_and_named_by_its_architectures() -> None:
+    """Every camera node that falls back to random weights gets the same networks (comparable
+    embeddings), whatever the global RNG did before; other architectures are named in the version."""
+    from anonreid.models.bundle import RANDOM_VERSION, random_model_bundle
+
+    torch.manual_seed(123)
+    a = random_model_bundle()
+    torch.rand(10)
+    b = random_model_bundle()
+    assert a.version == b.version == RANDOM_VERSION and a.crop_hw == (128, 64)
+    for x, y in ((a.anonymizer, b.anonymizer), (a.reid, b.reid)):
+        assert all(torch.equal(p, q) for p, q in zip(x.state_dict().values(), y.state_dict().values(), strict=True))
+    big = random_model_bundle("anonymizer_paper", "reid_resnet50")
+    assert big.version == f"{RANDOM_VERSION}-anonymizer_paper-reid_resnet50" and big.crop_hw == (384, 192)
+    assert big.embed_dim == 256 and not big.reid.training

@@ -1,0 +1,117 @@
+"""Every ``anonreid bench`` command, run as a user runs it (its own process, ``--json FILE``) at sizes
+of seconds: the benchmark commands that docs/BENCHMARKS.md quotes keep working, and what they report
+is consistent with itself and with the world's ground truth."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+STAGES = ("window", "voxelize", "anonymize", "detect", "track", "embed", "publish", "audit")
+
+
+def bench(tmp_path: Path, name: str, *args: str, timeout: float = 300) -> dict[str, Any]:
+    """Run ``anonreid bench NAME ARGS --json FILE`` in a fresh interpreter; its JSON result."""
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "anonreid.orchestration.cli", "bench", name, *args, "--json", str(out)],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert json.loads(proc.stdout[proc.stdout.index("{"):]) == result  # printed and written alike
+    return result
+
+
+@pytest.mark.slow
+def test_bench_camera_reports_every_stage_and_quality_against_ground_truth(tmp_path: Path) -> None:
+    r = bench(tmp_path, "camera", "--camera", "cam3", "--start-s", "0", "--seconds", "4", "--set", "camera.device=cpu")
+    assert r["device"] == "cpu" and r["cuda"] is None and r["resolution"] == "320x240"
+    assert r["windows"] == round(r["stream_s"] * 1e6 / 33_333), r  # every window of the 4 s, none dropped
+    assert math.isclose(r["realtime_factor"] / r["windows_per_s"], r["stream_s"] / r["windows"], rel_tol=1e-6)
+    stages = r["stage_ms_per_window"]
+    assert set(stages) == set(STAGES) and stages["audit"] == 0.0  # no Redis: no audit tap
+    assert all(stages[s] > 0 for s in ("window", "voxelize", "anonymize", "detect", "track", "embed")), stages
+    # two people cross cam3 from the start: the detector finds them and the tracker keeps them apart
+    det = r["detection"]
+    assert det["gt_boxes"] > 50 and det["precision"] > 0.9 and det["recall"] > 0.9, det
+    assert r["tracking"]["num_gt_identities"] >= 1 and r["tracking"]["idf1"] > 0.8, r["tracking"]
+
+
+@pytest.mark.slow
+def test_bench_camera_times_other_architectures_and_names_a_bad_one(tmp_path: Path) -> None:
+    r = bench(tmp_path, "camera", "--camera", "cam3", "--start-s", "0", "--seconds", "1",
+              "--architectures", "anonymizer_paper,reid_resnet50")
+    assert r["model_version"] == "random-init-anonymizer_paper-reid_resnet50"
+    assert r["windows"] == round(r["stream_s"] * 1e6 / 33_333) and r["stage_ms_per_window"]["embed"] > 0
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "anonreid.orchestration.cli", "bench", "camera", "--architectures", "reid_resnet50,e2vid"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "--architectures" in proc.stderr and "reid_resnet50,e2vid" in proc.stderr, proc.stderr
+
+
+def test_bench_voxel_without_tonic(tmp_path: Path) -> None:
+    r = bench(tmp_path, "voxel", "--sizes", "200000", "--repeats", "1", "--no-tonic")
+    (row,) = r["results"]
+    assert row["events"] == 200_000 and "tonic" not in row
+    for impl in ("anonreid_numpy", "anonreid_torch_cpu", "np_add_at"):
+        assert row[impl]["events_per_s"] > 0 and row[impl]["cpu_seconds"] > 0, row
+    assert row["anonreid_numpy_vs_np_add_at"] == pytest.approx(
+        row["anonreid_numpy"]["events_per_s"] / row["np_add_at"]["events_per_s"], rel=0.01)
+
+
+@pytest.mark.slow
+def test_bench_gallery_beside_faiss(tmp_path: Path) -> None:
+    r = bench(tmp_path, "gallery", "--sizes", "2000", "--seconds", "1")
+    (size,) = r["sizes"]
+    assert size["entries"] == 2000 and "2000 vectors" in size["index"], size  # rebuilt from Redis in full
+    pub, search = size["publish"], size["search"]
+    assert pub["count"] > 0 and 0 <= pub["joined_existing"] <= pub["count"], pub
+    assert pub["overhead_ratio"] == pytest.approx(pub["faiss_per_s"] / pub["per_s"], rel=1e-6)
+    gallery, faiss = search["gallery"], search["faiss"]
+    assert gallery["n"] == faiss["n"] > 0  # the same queries on both sides
+    assert 0 < gallery["p50_ms"] <= gallery["p99_ms"] and 0 < faiss["p50_ms"] <= faiss["p99_ms"]
+    assert search["ratio_p50"] == pytest.approx(gallery["p50_ms"] / faiss["p50_ms"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_bench_simulate_offline_and_live(tmp_path: Path) -> None:
+    r = bench(tmp_path, "simulate", "--seconds", "1", "--live-seconds", "2", "--resolutions", "160x120",
+              "--live-resolution", "160x120", "--start-s", "2")
+    assert [row["camera"] for row in r["offline"]] == ["cam1", "cam2", "cam3", "cam4"]
+    assert all(row["resolution"] == "160x120" and row["single_pass"]["events_per_s"] > 0 for row in r["offline"])
+    live = r["live"]
+    assert [c["camera"] for c in live["cameras"]] == ["cam1", "cam2", "cam3", "cam4"]
+    assert all(c["events_per_s"] > 0 and c["wall_s"] >= 2.0 for c in live["cameras"]), live
+    assert isinstance(live["keeps_up_with_real_time"], bool)
+
+
+@pytest.mark.slow
+def test_bench_load_max_speed_and_paced(tmp_path: Path) -> None:
+    r = bench(tmp_path, "load", "--cameras", "2", "--seconds", "3", "--paced-seconds", "2", "--record-s", "2")
+    fast, paced = r["runs"]
+    assert (fast["mode"], paced["mode"]) == ("max_speed", "realtime") and fast["cameras"] == paced["cameras"] == 2
+    for run in (fast, paced):
+        assert run["errors"] == [] and run["windows_per_s"] > 0 and run["sightings_pending"] == 0, run
+        assert len(run["per_camera_stream_rate"]) == 2
+    assert fast["gallery_sightings"] == fast["sightings_acked"]  # every acknowledged sighting is stored
+    # replay as fast as it goes outruns the paced replay, which follows the clock
+    assert min(fast["per_camera_stream_rate"]) > max(paced["per_camera_stream_rate"])
+    assert all(0.5 < rate <= 1.05 for rate in paced["per_camera_stream_rate"]), paced
+
+
+@pytest.mark.slow
+def test_bench_train_every_stage(tmp_path: Path) -> None:
+    r = bench(tmp_path, "train", "--config", "tiny", "--device", "cpu", "--steps", "1", "--threads", "1")
+    assert r["device"] == "cpu" and r["steps_timed"] == 1 and r["threads"] == 1
+    assert set(r["stages"]) == {"rec", "reid", "joint", "inv", "adaptive"}
+    for name, stage in r["stages"].items():
+        assert stage["samples_per_s"] > 0 and stage["step_s"] > 0 and stage["batch_size"] >= 1, (name, stage)
