@@ -115,3 +115,22 @@ def test_bench_train_every_stage(tmp_path: Path) -> None:
     assert set(r["stages"]) == {"rec", "reid", "joint", "inv", "adaptive"}
     for name, stage in r["stages"].items():
         assert stage["samples_per_s"] > 0 and stage["step_s"] > 0 and stage["batch_size"] >= 1, (name, stage)
+
+
+@pytest.mark.slow
+def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path) -> None:
+    r = bench(tmp_path, "association", "--seconds", "12", "--thresholds", "1.0,0.6,-1")
+    assert r["sightings"] > 0 and r["tracklets"] > 0 and 0 < r["covered_by_a_sighting"] <= 1, r
+    assert [row["threshold"] for row in r["thresholds"]] == [1.0, 0.6, -1.0] and r["configured_threshold"] == 0.6
+    oracle = r["oracle"]
+    for row in (*r["thresholds"], r["hindsight"], r["separate"]):  # per-sighting majority identities
+        scores = row.get("scores", row)  # maximise IDTP: no partition of the sightings beats them
+        assert scores["idf1"] <= oracle["idf1"] + 1e-9, row
+    # nothing reaches similarity 1 across tracklets: every tracklet keeps its own identity
+    never = r["thresholds"][0]
+    assert never["identities"] == r["tracklets"] and never["scores"] == r["separate"]
+    assert r["best_threshold"] in (1.0, 0.6, -1.0)
+
+    proc = subprocess.run([sys.executable, "-m", "anonreid.orchestration.cli", "bench", "association",
+                           "--thresholds", "0.5,high"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--thresholds" in proc.stderr and "0.5,high" in proc.stderr, proc.stderr

@@ -27,3 +27,7 @@ app.command("gallery")(gallery_bench.main)
 from anonreid.orchestration.bench import load  # noqa: E402
 
 app.command("load")(load.main)
+
+from anonreid.orchestration.bench import association  # noqa: E402
+
+app.command("association")(association.main)
