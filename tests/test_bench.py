@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from anonreid.orchestration.config import GalleryConfig
+
 STAGES = ("window", "voxelize", "anonymize", "detect", "track", "embed", "publish", "audit")
 
 
@@ -121,7 +123,8 @@ def test_bench_train_every_stage(tmp_path: Path) -> None:
 def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path) -> None:
     r = bench(tmp_path, "association", "--seconds", "12", "--thresholds", "1.0,0.6,-1")
     assert r["sightings"] > 0 and r["tracklets"] > 0 and 0 < r["covered_by_a_sighting"] <= 1, r
-    assert [row["threshold"] for row in r["thresholds"]] == [1.0, 0.6, -1.0] and r["configured_threshold"] == 0.6
+    assert [row["threshold"] for row in r["thresholds"]] == [1.0, 0.6, -1.0]
+    assert r["configured_threshold"] == GalleryConfig().similarity_threshold
     oracle = r["oracle"]
     for row in (*r["thresholds"], r["hindsight"], r["separate"]):  # per-sighting majority identities
         scores = row.get("scores", row)  # maximise IDTP: no partition of the sightings beats them
