@@ -82,7 +82,7 @@ def _live_worker(cam: str, resolution: str, seconds: float, start_s: float, out:
     for k in range(n):
         pkt = next(stream)
         events += len(pkt)
-        due = wall0 + (k + 1) * packet_us * 1e-6 + 0 * len(pkt)
+        due = wall0 + (k + 1) * packet_us * 1e-6
         lags.append(time.monotonic() - due)
     cpu = time.process_time() - cpu0
     wall = time.monotonic() - wall0
