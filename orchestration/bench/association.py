@@ -82,20 +82,18 @@ def record(cfg: Any, seconds: float) -> dict[str, Any]:
     from anonreid.nodes.camera import CameraNode
     from anonreid.nodes.sources import LiveWorldSource, SourceSpec
 
-    end_us = int(seconds * 1e6)
     sightings: list[Any] = []
     observations: list[tuple[str | None, str | None]] = []
     version = ""
     for camera in cfg.demo.cameras:
         source = LiveWorldSource(SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=0,
-                                            world=cfg.world.model_dump(), packet_us=cfg.camera.packet_us))
+                                            end_us=int(seconds * 1e6), world=cfg.world.model_dump(),
+                                            packet_us=cfg.camera.packet_us))
         recorder = _Recorder()
         node = CameraNode(camera, source.sensor, cfg.camera, cfg.events, gallery=recorder,
                           ground_truth=source.ground_truth, window_t0_us=source.window_t0_us)
         try:
             for packet in source.packets():
-                if len(packet) and packet["t"][0] >= end_us:
-                    break
                 node.push(packet)
                 node.process_pending()
             node.end_of_stream()

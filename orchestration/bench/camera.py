@@ -66,17 +66,12 @@ def bench_camera(
                 f"{', '.join(choices[1])}; got {architectures!r}", param_hint="--architectures")
         models = random_model_bundle(*names)
     start_us = int(start_s * 1e6)
-    end_us = start_us + int(seconds * 1e6)
     source = LiveWorldSource(
-        SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=start_us, world=cfg.world.model_dump(),
-                   packet_us=cfg.camera.packet_us)
+        SourceSpec(kind="live", camera_id=camera, realtime=False, start_us=start_us,
+                   end_us=start_us + int(seconds * 1e6), world=cfg.world.model_dump(), packet_us=cfg.camera.packet_us)
     )
     t0 = time.perf_counter()
-    packets = []
-    for p in source.packets():
-        if len(p) and p["t"][0] >= end_us:
-            break
-        packets.append(p)
+    packets = list(source.packets())
     render_s = time.perf_counter() - t0
     camera_cfg = cfg.camera.model_copy(update={"torch_threads": threads})
     node = CameraNode(
