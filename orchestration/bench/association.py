@@ -131,12 +131,13 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
         pred = [None if sid is None else identity_of.get(sid) for _, sid in observations]
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in identity_scores(gt, pred).as_dict().items()}
 
+    truth = sum(g is not None for g in gt)
     covered = sum(g is not None and sid is not None for g, sid in observations)
     out: dict[str, Any] = {
         "sightings": len(sightings),
         "tracklets": len(set(tracklet.values())),
-        "ground_truth_observations": sum(g is not None for g in gt),
-        "covered_by_a_sighting": round(covered / max(sum(g is not None for g in gt), 1), 4),
+        "ground_truth_observations": truth,
+        "covered_by_a_sighting": round(covered / max(truth, 1), 4),
         # a sighting no ground-truth box votes for is a false detection's: its own identity
         "oracle": scores({sid: person.get(sid, f"false:{sid}") for sid in tracklet}),
         "separate": scores(tracklet),
