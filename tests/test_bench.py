@@ -139,3 +139,37 @@ def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path
     proc = subprocess.run([sys.executable, "-m", "anonreid.orchestration.cli", "bench", "association",
                            "--thresholds", "0.5,high"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--thresholds" in proc.stderr and "0.5,high" in proc.stderr, proc.stderr
+
+
+def _redis_servers() -> list[str]:
+    """Command lines of the redis-server processes running now."""
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "redis-server" in text:
+            out.append(text)
+    return out
+
+
+def test_bench_load_stops_what_it_started_when_ray_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service that fails to start (Ray here) leaves no Redis server running and no files behind."""
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from anonreid.orchestration import ray_cluster
+    from anonreid.orchestration.cli import app
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Ray refused to start (test)")
+
+    monkeypatch.setattr(ray_cluster, "start_ray", refuse)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the bench's work folder lands here
+    res = CliRunner().invoke(app, ["bench", "load", "--cameras", "1", "--seconds", "1", "--paced-seconds", "0",
+                                   "--record-s", "0.5"])
+    assert isinstance(res.exception, RuntimeError) and "Ray refused" in str(res.exception), res.output
+    assert list(tmp_path.glob("anonreid-load-*")) == []
+    assert not [c for c in _redis_servers() if str(tmp_path) in c]

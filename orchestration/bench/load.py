@@ -199,6 +199,38 @@ def _phase(n: int, files: dict[str, Path], address: str, redis_pid: int | None, 
             ray.kill(a)
 
 
+def _runs_with(n: int, files: Any, work: Path, seconds: float, paced_seconds: float, cfg: Any) -> list[dict[str, Any]]:
+    """The max-speed (and paced) runs of ``n`` cameras against a fresh Redis (append-only, as in
+    production) and gallery, the world's cameras as ids; every service started here is stopped here."""
+    from anonreid.gallery.service import GalleryServer
+    from anonreid.orchestration.ray_cluster import start_ray, stop_ray
+    from anonreid.orchestration.redis_service import RedisService
+
+    redis_service = RedisService(cfg.redis.model_copy(update={"url": "", "embedded_dir": str(work / f"redis-{n}")}))
+    redis_service.start()
+    gallery: GalleryServer | None = None
+    try:
+        ids = [f"load-{i + 1}" for i in range(n)]
+        gallery = GalleryServer(cfg.gallery.model_copy(update={"port": 0, "metrics_port": 0, "camera_ids": ids,
+                                                               "camera_links": []}),
+                                redis_service.url, redis_service.password, serve_metrics=False, security=cfg.security)
+        address = gallery.start()
+        start_ray(cfg.ray)
+        embedded = getattr(redis_service, "_embedded", None)
+        pid = embedded.pid if embedded else None
+        runs = [_phase(n, files, address, pid, seconds, False, cfg)]
+        if paced_seconds > 0:
+            runs.append(_phase(n, files, address, pid, paced_seconds, True, cfg))
+        runs[0]["gallery_sightings"] = len(gallery.gallery or [])
+        typer.echo(json.dumps(runs), err=True)
+        return runs
+    finally:
+        if gallery is not None:
+            gallery.stop(0)
+        redis_service.stop()
+        stop_ray()
+
+
 def main(
     cameras: Annotated[list[int] | None, typer.Option("--cameras", help="cameras per run (repeatable: 4, 8, 16)")] = None,
     seconds: Annotated[float, typer.Option(help="soak length of each max-speed run")] = 600.0,
@@ -210,10 +242,6 @@ def main(
 ) -> None:
     """N replayed cameras at maximum speed: sustained throughput, backpressure onset, memory over a soak."""
 
-    from anonreid.gallery.service import GalleryServer
-    from anonreid.orchestration.ray_cluster import start_ray, stop_ray
-    from anonreid.orchestration.redis_service import RedisService
-
     logging.basicConfig(level=logging.WARNING)
     cfg = resolve_config(config, set_)
     counts = sorted(set(cameras or [4, 8, 16]))
@@ -222,34 +250,16 @@ def main(
         "benchmark": "load", "machine": _machine(),
         "seconds": seconds, "paced_seconds": paced_seconds, "record_s": record_s, "runs": [],
     }
-    t0 = time.monotonic()
-    files = _record(work, record_s)
-    result["record_wall_s"] = round(time.monotonic() - t0, 1)
-    for n in counts:
-        # a fresh Redis (append-only, as in production) and gallery per N; the world's cameras as ids
-        redis_service = RedisService(cfg.redis.model_copy(update={"url": "", "embedded_dir": str(work / f"redis-{n}")}))
-        redis_service.start()
-        ids = [f"load-{i + 1}" for i in range(n)]
-        gallery = GalleryServer(cfg.gallery.model_copy(update={"port": 0, "metrics_port": 0, "camera_ids": ids,
-                                                               "camera_links": []}),
-                                redis_service.url, redis_service.password, serve_metrics=False, security=cfg.security)
-        address = gallery.start()
-        start_ray(cfg.ray)
-        embedded = getattr(redis_service, "_embedded", None)
-        try:
-            runs = [_phase(n, files, address, embedded.pid if embedded else None, seconds, False, cfg)]
-            if paced_seconds > 0:
-                runs.append(_phase(n, files, address, embedded.pid if embedded else None, paced_seconds, True, cfg))
-            runs[0]["gallery_sightings"] = len(gallery.gallery or [])
-            result["runs"].extend(runs)
-            typer.echo(json.dumps(runs), err=True)
-        finally:
-            gallery.stop(0)
-            redis_service.stop()
-            stop_ray()
+    try:
+        t0 = time.monotonic()
+        files = _record(work, record_s)
+        result["record_wall_s"] = round(time.monotonic() - t0, 1)
+        for n in counts:
+            result["runs"].extend(_runs_with(n, files, work, seconds, paced_seconds, cfg))
+    finally:  # also when a service fails to start: nothing left running, nothing left on disk
+        shutil.rmtree(work, ignore_errors=True)
     paced = [r for r in result["runs"] if r["mode"] == "realtime"]
     result["backpressure_starts_at"] = next((r["cameras"] for r in paced if r["windows_dropped"] > 0), None)
-    shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(result, indent=2)
     typer.echo(text)
     if json_out is not None:
