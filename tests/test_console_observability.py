@@ -153,7 +153,8 @@ def test_console_tiles_trajectory_and_forget(running_demo: Any, browser_page: An
     # an identity seen on two cameras appears; its trajectory spans both
     row = page.wait_for_selector("#identities tbody tr:has(td:nth-child(2):has-text('→'))", timeout=120_000)
     identity = row.get_attribute("data-identity")
-    row.click()
+    # the table is redrawn every refresh: click by selector (re-resolved, retried), not the handle found above
+    page.click(f"#identities tbody tr[data-identity='{identity}']")
     page.wait_for_function("() => document.querySelectorAll('#timeline rect.visit').length >= 2")
     cams = page.eval_on_selector_all("#steps li", "els => els.map(e => e.textContent.split(' ')[0])")
     assert len(set(cams)) >= 2, cams
