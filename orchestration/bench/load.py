@@ -199,7 +199,7 @@ def _phase(n: int, files: dict[str, Path], address: str, redis_pid: int | None, 
             ray.kill(a)
 
 
-def _runs_with(n: int, files: Any, work: Path, seconds: float, paced_seconds: float, cfg: Any) -> list[dict[str, Any]]:
+def _runs_with(n: int, files: dict[str, Path], work: Path, seconds: float, paced_seconds: float, cfg: Any) -> list[dict[str, Any]]:
     """The max-speed (and paced) runs of ``n`` cameras against a fresh Redis (append-only, as in
     production) and gallery, the world's cameras as ids; every service started here is stopped here."""
     from anonreid.gallery.service import GalleryServer
