@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from anonreid.infra.version import package_version
 from anonreid.models.registry import ModelCfg, create_model, model_cfg
 
 FORMAT_VERSION = 1
@@ -53,8 +54,6 @@ def _stem(path: str | Path) -> Path:
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """``anonreid <version>`` plus the git commit (``+dirty`` when the tree has changes) when available."""
-    from anonreid.orchestration.cli import package_version
-
     out = f"anonreid {package_version()}"
     repo = Path(__file__).resolve().parents[1]
     try:

@@ -7,13 +7,13 @@ Command modules import their heavy dependencies (torch, ray, faiss) inside the c
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
 
 from anonreid.events.world import cli as world_cli
 from anonreid.gallery import cli as gallery_cli
+from anonreid.infra.version import package_version
 from anonreid.models import cli as models_cli
 from anonreid.models.evaluation import cli as evaluation_cli
 from anonreid.nodes import cli as nodes_cli
@@ -47,13 +47,6 @@ app.command("evaluate")(evaluation_cli.evaluate)
 app.command("simulate")(world_cli.simulate)
 app.command("certs")(security_cli.certs)
 app.add_typer(security_cli.tokens_app, name="tokens")
-
-def package_version() -> str:
-    try:
-        return version("anonreid")
-    except PackageNotFoundError:  # running from a tree that was never installed
-        return "0+unknown"
-
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
