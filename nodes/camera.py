@@ -636,7 +636,7 @@ class CameraNode:
         """
         import torch
 
-        from anonreid.gallery.console.tiles import TrackView, activity_png, publish_tile
+        from anonreid.nodes.console_tiles import TrackView, activity_png, publish_tile
 
         try:
             if self._tile_blank is None:
