@@ -224,7 +224,7 @@ def build_summary(
     stats: list[dict[str, Any]], evaluations: list[dict[str, Any]], final_ids: dict[str, str], wall_s: float
 ) -> dict[str, Any]:
     """The demo's summary: per-camera throughput, global association quality, latency."""
-    from anonreid.nodes.association_metrics import identity_scores
+    from anonreid.models.evaluation.association_metrics import identity_scores
 
     cameras = {}
     for s in stats:

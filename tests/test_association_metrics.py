@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from anonreid.nodes.association_metrics import contingency, identity_scores
+from anonreid.models.evaluation.association_metrics import contingency, identity_scores
 
 
 def test_perfect_assignment_scores_one() -> None:

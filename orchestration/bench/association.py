@@ -112,7 +112,7 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
     from anonreid.gallery.core import Gallery
     from anonreid.gallery.servicer import sighting_from_pb
     from anonreid.gallery.store import GalleryStore
-    from anonreid.nodes.association_metrics import identity_scores
+    from anonreid.models.evaluation.association_metrics import identity_scores
     from anonreid.orchestration.config import RedisConfig
     from anonreid.orchestration.demo import world_gallery_config
     from anonreid.orchestration.redis_service import RedisService

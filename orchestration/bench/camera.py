@@ -50,8 +50,8 @@ def bench_camera(
     import torch
 
     from anonreid.models.bundle import random_model_bundle
+    from anonreid.models.evaluation.association_metrics import identity_scores
     from anonreid.models.registry import list_models
-    from anonreid.nodes.association_metrics import identity_scores
     from anonreid.nodes.camera import CameraNode
     from anonreid.nodes.metrics import STAGE_LATENCY, STAGES
     from anonreid.nodes.sources import LiveWorldSource, SourceSpec
