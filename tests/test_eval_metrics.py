@@ -6,14 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from anonreid.models.evaluation.intervals import bootstrap_ci
 from anonreid.models.evaluation.metrics import (
-    bootstrap_ci,
     chance_cmc_map,
     cmc_map,
     cosine_distance,
-    exact_chance_rank1,
+    person_region,
+    person_region_scores,
     psnr,
+    silhouette_floor,
     ssim,
+    ssim_map,
 )
 
 
@@ -101,12 +104,89 @@ def test_ssim_rejects_bad_shapes():
         ssim(np.zeros((5, 5)), np.zeros((5, 5)))
 
 
-def test_chance_matches_exact_rank1():
-    q = np.repeat(np.arange(10), 1)
-    g = np.repeat(np.arange(10), 3)
-    chance = chance_cmc_map(q, g, trials=400)
-    assert chance["rank1"] == pytest.approx(exact_chance_rank1(q, g), abs=0.02)  # = 0.1
-    assert chance["rank1"] < chance["rank5"] < chance["rank10"]
+def monte_carlo_chance(q, g, qc, gc, trials, seed=0):
+    """The oracle: the mean CMC / mAP of ``trials`` uniformly random distance matrices through cmc_map."""
+    rng = np.random.default_rng(seed)
+    totals = {"rank1": 0.0, "rank5": 0.0, "rank10": 0.0, "mAP": 0.0}
+    for _ in range(trials):
+        res = cmc_map(rng.random((len(q), len(g))), q, g, qc, gc)
+        for k in (1, 5, 10):
+            totals[f"rank{k}"] += res.rank(k)
+        totals["mAP"] += res.mAP
+    return {k: v / trials for k, v in totals.items()}
+
+
+def enumerated_chance(q, g, qc, gc):
+    """Exact expectation by enumerating every ordering of the gallery (small galleries only)."""
+    import itertools
+
+    totals = {"rank1": 0.0, "rank5": 0.0, "rank10": 0.0, "mAP": 0.0}
+    perms = list(itertools.permutations(range(len(g))))
+    for perm in perms:
+        dist = np.empty((len(q), len(g)))
+        dist[:] = np.argsort(perm)  # gallery entry j at position perm.index(j)
+        res = cmc_map(dist, q, g, qc, gc)
+        for k in (1, 5, 10):
+            totals[f"rank{k}"] += res.rank(k)
+        totals["mAP"] += res.mAP
+    return {k: v / len(perms) for k, v in totals.items()}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_chance_equals_enumeration_over_every_ordering(seed):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, 3, 7)
+    gc = rng.integers(0, 2, 7)
+    q, qc = np.array([0, 1, 2, 0]), np.array([0, 1, 0, 1])
+    exact = chance_cmc_map(q, g, qc, gc)
+    oracle = enumerated_chance(q, g, qc, gc)
+    if np.isnan(oracle["mAP"]):
+        assert np.isnan(exact["mAP"])
+        return
+    assert exact == pytest.approx(oracle, abs=1e-12)
+
+
+def test_exact_chance_agrees_with_monte_carlo_on_the_reid_protocol():
+    # 11 identities x 4 cameras x 8 clips, one query per identity and camera, Market-1501 exclusions
+    ids = np.repeat(np.arange(11), 32)
+    cams = np.tile(np.repeat(np.arange(4), 8), 11)
+    q = np.arange(4, len(ids), 8)
+    exact = chance_cmc_map(ids[q], ids, cams[q], cams)
+    oracle = monte_carlo_chance(ids[q], ids, cams[q], cams, trials=2000)
+    assert exact["rank1"] == pytest.approx(24 / (352 - 8))  # 24 matches among the 344 entries left
+    for k, v in oracle.items():
+        assert exact[k] == pytest.approx(v, abs=0.004), k
+    # enrollment queries (a camera of their own) against one gallery entry per identity: 1 / 11 exactly
+    enroll = chance_cmc_map(np.arange(11), np.arange(11), np.full(11, -1), np.zeros(11))
+    assert enroll["rank1"] == pytest.approx(1 / 11) and enroll["rank10"] == pytest.approx(10 / 11)
+    assert enroll["mAP"] == pytest.approx(np.mean(1 / np.arange(1, 12)))
+    assert np.isnan(chance_cmc_map([5], [1, 2])["rank1"])  # no query with a match: nothing to expect
+
+
+def test_person_region_scores_and_floors():
+    rng = np.random.default_rng(0)
+    ref = np.full((96, 64), 0.4) + rng.normal(0, 0.01, (96, 64))
+    box = np.array([20.0, 16.0, 44.0, 80.0])
+    yy, xx = np.mgrid[0:96, 0:64] + 0.5
+    body = ((xx - 32) / 12) ** 2 + ((yy - 48) / 32) ** 2 <= 1  # a textured person (the box's ellipse) on a wall
+    ref[body] = 0.8 + 0.15 * rng.random(body.sum())
+    mask = person_region(ref.shape, box)
+    assert mask[9:87, 17:47].all() and mask.sum() == 78 * 30  # padded by 10% of height / width each side
+    floor = silhouette_floor(ref, box)
+    assert floor[48, 32] > 0.75 and abs(floor[5, 5] - 0.4) < 0.01  # the person's level inside, wall outside
+    pred = np.stack([ref, np.full_like(ref, ref.mean()), floor])
+    s = person_region_scores(pred, np.stack([ref] * 3), np.stack([box] * 3))
+    assert s["ssim"][0] == pytest.approx(1.0) and s["psnr"][0] == 100.0
+    # the region SSIM is the mean of the whole-frame SSIM map over the region
+    assert s["ssim"][1] == pytest.approx(ssim_map(pred[1], ref)[mask].mean())
+    assert s["silhouette_ssim"][2] == pytest.approx(s["ssim"][2])  # the floor scores what the floor image scores
+    assert s["silhouette_psnr"][0] > s["flat_psnr"][0]  # knowing where the person is beats a flat grey
+    err = np.mean((pred[1][mask] - ref[mask]) ** 2)
+    assert s["psnr"][1] == pytest.approx(10 * np.log10(1 / err))
+    nan = person_region_scores(pred[:1], ref[None], np.full((1, 4), np.nan))
+    assert np.isnan(nan["ssim"]).all()
+    with pytest.raises(ValueError, match="outside"):
+        person_region(ref.shape, [200, 200, 210, 220])
 
 
 def test_bootstrap_groups_and_coverage():

@@ -2,8 +2,9 @@
 identities, and the adversary node runs the same functions on samples streamed from the audit tap.
 
 Every attack takes arrays (voxel clips, frames, boxes, identity and camera labels) and trained models,
-and returns scores with their chance level (or floor) and a bootstrap confidence interval over
-identities (:func:`anonreid.models.evaluation.metrics.bootstrap_ci`):
+and returns scores with their chance level (or floor) and a 95% interval that accounts for identities
+(:mod:`anonreid.models.evaluation.intervals`: Clopper–Pearson for rank-1, clustered DeLong for AUC, the
+identity bootstrap for means such as mAP and SSIM):
 
 * **reconstruction** (:func:`reconstruct`, :func:`reconstruction_attack`): E_rec unrolled over voxel
   clips (raw, or what the attacker receives from E_an), SSIM / PSNR of its frames against the
@@ -45,12 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anonreid.models.evaluation.intervals import Estimate, auc_ci, bootstrap_ci, proportion_ci
 from anonreid.models.evaluation.metrics import (
-    Estimate,
-    bootstrap_ci,
     chance_cmc_map,
     cmc_map,
     cosine_distance,
+    person_region_scores,
     psnr,
     ssim,
 )
@@ -120,10 +121,16 @@ class AttackerSide:
     e_rec: nn.Module
     e_inv: nn.Module | None = None
     e_rec_adaptive: nn.Module | None = None
+    e_rec_finetuned: nn.Module | None = None  # the raw E_rec fine-tuned on anonymized events
+    e_lin: nn.Module | None = None  # the closed-form linear inverse (the floor)
+
+
+#: reconstruction views of the attacks on anonymized events -> the checkpoints they need
+ATTACK_VIEWS = {"inversion": "e_inv", "adaptive": "e_rec_adaptive", "finetuned": "e_rec_finetuned", "linear": "e_lin"}
 
 
 def load_attacker_side(run_dir: str | Path, device: str | torch.device = "cpu") -> AttackerSide:
-    """E_rec, E_inv and the adaptive E_rec' from ``RUN_DIR/checkpoints`` (the latter two when trained)."""
+    """E_rec and every attack network from ``RUN_DIR/checkpoints`` (those the run trained)."""
     from anonreid.models.checkpoint import load_checkpoint
 
     ckpt = Path(run_dir) / "checkpoints"
@@ -135,22 +142,29 @@ def load_attacker_side(run_dir: str | Path, device: str | torch.device = "cpu") 
     e_rec = load("e_rec")
     if e_rec is None:
         raise FileNotFoundError(f"{ckpt}/e_rec.json: the run has no reconstruction attacker (stage rec)")
-    return AttackerSide(e_rec, load("e_inv"), load("e_rec_adaptive"))
+    return AttackerSide(e_rec, load("e_inv"), load("e_rec_adaptive"), load("e_rec_finetuned"), load("e_lin"))
 
 
 def anonymized_views(anonymized: np.ndarray | torch.Tensor, attacker: AttackerSide, output_range: str) -> Views:
     """What each attack reconstructs from *anonymized* clips ``(N, T, B, H, W)`` (what the audit tap
     carries): ``anonymized`` = E_rec on E_an's output mapped into the voxel range E_rec was trained on
     (:func:`anonreid.models.anonymizer.to_voxel_range` of the anonymizer's ``output_range``),
-    ``inversion`` = E_rec(E_inv(.)), ``adaptive`` = the E_rec' trained on anonymized events."""
+    ``inversion`` = E_rec(E_inv(.)), ``linear`` = E_rec(linear inverse(.)), ``adaptive`` = the E_rec'
+    trained on anonymized events from scratch, ``finetuned`` = the raw E_rec fine-tuned on them."""
     from anonreid.models.anonymizer import to_voxel_range
 
-    views: Views = {"anonymized": reconstruct(attacker.e_rec, anonymized, lambda a: to_voxel_range(a, output_range))}
-    if attacker.e_inv is not None:
-        inv = attacker.e_inv
-        views["inversion"] = reconstruct(attacker.e_rec, anonymized, lambda a: inv(a))
-    if attacker.e_rec_adaptive is not None:
-        views["adaptive"] = reconstruct(attacker.e_rec_adaptive, anonymized, lambda a: to_voxel_range(a, output_range))
+    def voxel_range(a: torch.Tensor) -> torch.Tensor:
+        return to_voxel_range(a, output_range)
+
+    views: Views = {"anonymized": reconstruct(attacker.e_rec, anonymized, voxel_range)}
+    for view, (rec, transform) in {
+        "inversion": (attacker.e_rec, attacker.e_inv),
+        "linear": (attacker.e_rec, attacker.e_lin),
+        "adaptive": (attacker.e_rec_adaptive, voxel_range),
+        "finetuned": (attacker.e_rec_finetuned, voxel_range),
+    }.items():
+        if rec is not None and transform is not None:
+            views[view] = reconstruct(rec, anonymized, transform)
     return views
 
 
@@ -181,21 +195,36 @@ def attacker_views(
 
 @dataclass(frozen=True)
 class ReconstructionScore:
+    """Full-frame SSIM / PSNR (dominated by the static background) with the flat-grey floor; with boxes,
+    the same on the person region beside its flat-grey and blurred-silhouette floors
+    (:func:`~anonreid.models.evaluation.metrics.person_region_scores`)."""
+
     ssim: Estimate
     psnr: Estimate
     ssim_floor: float  # a flat image at the reference's mean grey
     psnr_floor: float
+    person: dict[str, Estimate] = field(default_factory=dict)  # ssim, psnr on the person region
+    person_floors: dict[str, dict[str, float]] = field(default_factory=dict)  # flat / silhouette -> ssim, psnr
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ssim": self.ssim.as_dict(), "psnr": self.psnr.as_dict(), "ssim_floor": self.ssim_floor,
-                "psnr_floor": self.psnr_floor}
+        out: dict[str, Any] = {"ssim": self.ssim.as_dict(), "psnr": self.psnr.as_dict(), "ssim_floor": self.ssim_floor,
+                               "psnr_floor": self.psnr_floor}
+        if self.person:
+            out["person"] = {k: e.as_dict() for k, e in self.person.items()} | {"floors": self.person_floors}
+        return out
+
+
+#: the range of each reconstruction score (the bound an interval is widened to when it cannot vary)
+SSIM_RANGE, PSNR_RANGE = (-1.0, 1.0), (0.0, 100.0)
 
 
 def reconstruction_attack(
-    pred: np.ndarray, reference: np.ndarray, groups: Sequence | np.ndarray | None = None, seed: int = 0
+    pred: np.ndarray, reference: np.ndarray, groups: Sequence | np.ndarray | None = None, seed: int = 0,
+    boxes: np.ndarray | None = None,
 ) -> ReconstructionScore:
     """SSIM / PSNR of predicted frames vs reference frames, both ``(N, H, W)`` or ``(N, T, H, W)`` in
-    [0, 1]; a clip's score is the mean over its T frames, the CI resamples ``groups`` (identities)."""
+    [0, 1]; a clip's score is the mean over its T frames, the CI resamples ``groups`` (identities).
+    With ``boxes`` (``(N, 4)``, the person in each clip's last frame) also the person-region scores."""
     pred, reference = np.asarray(pred, np.float64), np.asarray(reference, np.float64)
     if pred.shape != reference.shape:
         raise ValueError(f"reconstructions {pred.shape} and reference frames {reference.shape} differ in shape")
@@ -205,8 +234,18 @@ def reconstruction_attack(
     q = np.array([np.mean([min(psnr(a, b), 100.0) for a, b in zip(pc, rc, strict=True)]) for pc, rc in zip(p, r, strict=True)])
     flat = [(ssim(np.full_like(b, b.mean()), b), min(psnr(np.full_like(b, b.mean()), b), 100.0)) for b in r[:, -1]]
     floor = np.mean(flat, axis=0) if flat else np.array([np.nan, np.nan])
-    return ReconstructionScore(bootstrap_ci(s, groups, seed=seed), bootstrap_ci(q, groups, seed=seed),
-                               float(floor[0]), float(floor[1]))
+    person: dict[str, Estimate] = {}
+    floors: dict[str, dict[str, float]] = {}
+    if boxes is not None and len(p):
+        region = person_region_scores(p[:, -1], r[:, -1], boxes)
+        ok = np.isfinite(region["ssim"])
+        g = None if groups is None else np.asarray(groups)[ok]
+        person = {m: bootstrap_ci(region[m][ok], g, seed=seed, bounds=rng)
+                  for m, rng in (("ssim", SSIM_RANGE), ("psnr", PSNR_RANGE))}
+        floors = {f: {m: float(np.mean(region[f"{f}_{m}"][ok])) for m in ("ssim", "psnr")} for f in ("flat", "silhouette")}
+    return ReconstructionScore(bootstrap_ci(s, groups, seed=seed, bounds=SSIM_RANGE),
+                               bootstrap_ci(q, groups, seed=seed, bounds=PSNR_RANGE),
+                               float(floor[0]), float(floor[1]), person, floors)
 
 
 # ------------------------------------------------------------------------------------------ crops, embedding
@@ -267,7 +306,7 @@ def embed(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], crops: torc
 
 @dataclass(frozen=True)
 class RetrievalScore:
-    """CMC / mAP with CIs over identities and the chance level of a random ranking on the same ids."""
+    """CMC / mAP with intervals over identities and the exact chance level of a random ranking on the same ids."""
 
     rank1: Estimate
     rank5: float
@@ -287,17 +326,18 @@ class RetrievalScore:
 def retrieval_scores(
     q_emb: np.ndarray, q_ids: Sequence | np.ndarray, q_cams: Sequence | np.ndarray,
     g_emb: np.ndarray, g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray,
-    seed: int = 0, chance_trials: int = 100,
+    seed: int = 0,
 ) -> RetrievalScore:
-    """Market-1501 CMC/mAP of cosine-distance rankings, with CIs over query identities and chance."""
+    """Market-1501 CMC/mAP of cosine-distance rankings: rank-1 with its Clopper–Pearson interval (design
+    effect over query identities), mAP with the identity bootstrap, and the exact chance levels."""
     q_ids, g_ids = np.asarray(q_ids), np.asarray(g_ids)
     res = cmc_map(cosine_distance(q_emb, g_emb), q_ids, g_ids, q_cams, g_cams)
     groups = q_ids[res.valid_query_index]
     return RetrievalScore(
-        rank1=bootstrap_ci(res.rank1_hit, groups, seed=seed),
+        rank1=proportion_ci(res.rank1_hit, groups),
         rank5=res.rank(5), rank10=res.rank(10),
-        mAP=bootstrap_ci(res.ap, groups, seed=seed),
-        chance=chance_cmc_map(q_ids, g_ids, q_cams, g_cams, trials=chance_trials, seed=seed),
+        mAP=bootstrap_ci(res.ap, groups, seed=seed, bounds=(0.0, 1.0)),
+        chance=chance_cmc_map(q_ids, g_ids, q_cams, g_cams),
         num_queries=res.num_queries, num_queries_without_match=res.num_queries_without_match,
         num_gallery=len(g_ids),
     )
@@ -364,21 +404,16 @@ class FaceScore:
 
 def face_verification_attack(
     probe_emb: np.ndarray, probe_ids: Sequence | np.ndarray, ref_emb: np.ndarray, ref_ids: Sequence | np.ndarray,
-    seed: int = 0, n_boot: int = 300,
+    seed: int = 0,
 ) -> FaceScore:
     """Every probe face against every enrolled face (cosine similarity): genuine pairs share the identity.
-    The AUC's CI resamples probe identities."""
+    The AUC's interval is the clustered DeLong one over probe identities
+    (:func:`~anonreid.models.evaluation.intervals.auc_ci`)."""
     probe_ids, ref_ids = np.asarray(probe_ids), np.asarray(ref_ids)
     sim = 1.0 - cosine_distance(probe_emb, ref_emb)
     genuine = probe_ids[:, None] == ref_ids[None, :]
     fpr, tpr = roc_curve(sim, genuine)
-
-    def auc_of(rows: np.ndarray) -> float:
-        idx = rows.astype(np.int64)
-        g = genuine[idx]
-        return roc_auc(sim[idx], g) if g.any() and (~g).any() else float("nan")
-
-    est = bootstrap_ci(np.arange(len(probe_ids), dtype=np.float64), probe_ids, stat=auc_of, n_boot=n_boot, seed=seed)
+    est = auc_ci(sim, genuine, np.broadcast_to(probe_ids[:, None], sim.shape))
     return FaceScore(est, fpr, tpr, int(genuine.sum()), int((~genuine).sum()))
 
 

@@ -7,19 +7,23 @@
   sigma 1.5, K1 = 0.01, K2 = 0.03, population covariances, border cropped), matching
   ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=...)``.
-- :func:`bootstrap_ci`: percentile bootstrap over *groups* (identities), so correlated queries of one
-  person do not shrink the interval.
-- :func:`chance_cmc_map`: what a random ranking scores on the same query/gallery ids, printed beside
-  every attacker number.
+- :func:`chance_cmc_map`: the exact expected rank-k and mAP of a uniformly random ranking over the same
+  query/gallery ids after the Market-1501 exclusions, printed beside every attacker number.
+- :func:`person_region_scores`: SSIM / PSNR on the person (the ground-truth box, padded), beside two
+  floors an attacker reaches without any appearance: a flat grey and a blurred silhouette.
+
+Confidence intervals and verdicts are in :mod:`anonreid.models.evaluation.intervals`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
+
+SSIM_TRUNCATE = 3.5  # the Gaussian window reaches 3.5 sigma: 11x11 at sigma 1.5
 
 
 @dataclass(frozen=True)
@@ -117,30 +121,42 @@ def chance_cmc_map(
     g_ids: Sequence | np.ndarray,
     q_cams: Sequence | np.ndarray | None = None,
     g_cams: Sequence | np.ndarray | None = None,
-    trials: int = 200,
-    seed: int = 0,
+    max_rank: int = 50,
+    ranks: Sequence[int] = (1, 5, 10),
 ) -> dict[str, float]:
-    """Expected rank-1/5/10 and mAP of a uniformly random ranking (Monte Carlo, fixed seed).
+    """Exact expected rank-k and mAP of a uniformly random ranking, as :func:`cmc_map` scores it.
 
-    Rank-k is also available exactly (1 - C(N-m, k) / C(N, k) per query); the Monte Carlo estimate is
-    used for all four so they come from one procedure, and a test checks it against the exact rank-1.
+    Per query: the gallery left after the exclusions (same identity *and* camera, when cameras are
+    given) has ``N`` entries, ``m`` of them true matches; queries with ``m = 0`` are left out, as
+    :func:`cmc_map` leaves them out. A random order puts a match in the first ``k`` with probability
+    ``1 - C(N - m, k) / C(N, k)`` (``k`` capped at ``min(max_rank, len(gallery))`` as the CMC is), and
+    its expected average precision is ``(H_N + (m - 1) / (N - 1) * (N - H_N)) / N`` (``H_N`` the N-th
+    harmonic number: the match at position n is relevant with probability m / N and is preceded by
+    (n - 1)(m - 1) / (N - 1) other matches on average). The values are averaged over queries.
     """
-    rng = np.random.default_rng(seed)
-    nq, ng = len(q_ids), len(g_ids)
-    totals = {"rank1": 0.0, "rank5": 0.0, "rank10": 0.0, "mAP": 0.0}
-    for _ in range(trials):
-        res = cmc_map(rng.random((nq, ng)), q_ids, g_ids, q_cams, g_cams)
-        for k in (1, 5, 10):
-            totals[f"rank{k}"] += res.rank(k)
-        totals["mAP"] += res.mAP
-    return {k: v / trials for k, v in totals.items()}
-
-
-def exact_chance_rank1(q_ids: Sequence | np.ndarray, g_ids: Sequence | np.ndarray) -> float:
-    """Exact expected rank-1 of a random ranking (no camera exclusion): mean fraction of true matches."""
-    q_ids, g_ids = np.asarray(q_ids), np.asarray(g_ids)
-    frac = (g_ids[None, :] == q_ids[:, None]).mean(axis=1)
-    return float(frac[frac > 0].mean())
+    q, g = np.asarray(q_ids), np.asarray(g_ids)
+    same = g[None, :] == q[:, None]
+    if q_cams is not None and g_cams is not None:
+        excluded = same & (np.asarray(g_cams)[None, :] == np.asarray(q_cams)[:, None])
+    else:
+        excluded = np.zeros_like(same)
+    n = (len(g) - excluded.sum(1)).astype(np.float64)
+    m = (same & ~excluded).sum(1).astype(np.float64)
+    valid = m > 0
+    n, m = n[valid], m[valid]
+    if not len(n):
+        return {**{f"rank{k}": float("nan") for k in ranks}, "mAP": float("nan")}
+    out: dict[str, float] = {}
+    cap = min(max_rank, len(g))
+    for k in ranks:
+        miss = np.ones_like(n)  # C(N - m, k) / C(N, k) = prod_j (N - m - j) / (N - j), 0 once N - m < k
+        for j in range(min(k, cap)):
+            miss *= np.clip((n - m - j) / np.maximum(n - j, 1.0), 0.0, None)
+        out[f"rank{k}"] = float(np.mean(1.0 - miss))
+    harmonic = np.array([np.sum(1.0 / np.arange(1, int(x) + 1)) for x in n])
+    ap = (harmonic + np.where(n > 1, (m - 1) / np.maximum(n - 1, 1.0), 0.0) * (n - harmonic)) / n
+    out["mAP"] = float(np.mean(ap))
+    return out
 
 
 def _as_image(x: np.ndarray) -> np.ndarray:
@@ -150,25 +166,30 @@ def _as_image(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def ssim(img: np.ndarray, ref: np.ndarray, data_range: float = 1.0, sigma: float = 1.5) -> float:
-    """Mean structural similarity of two grey images (see the module docstring for the definition)."""
+def ssim_map(img: np.ndarray, ref: np.ndarray, data_range: float = 1.0, sigma: float = 1.5) -> np.ndarray:
+    """The local SSIM of every pixel (Gaussian windows, reflected at the frame's border)."""
     x, y = _as_image(img), _as_image(ref)
     if x.shape != y.shape:
         raise ValueError(f"image shapes differ: {x.shape} vs {y.shape}")
-    truncate = 3.5
-    radius = int(truncate * sigma + 0.5)
-    if min(x.shape) < 2 * radius + 1:
-        raise ValueError(f"images of shape {x.shape} are smaller than the {2 * radius + 1}px SSIM window")
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
 
     def filt(a: np.ndarray) -> np.ndarray:
-        return gaussian_filter(a, sigma=sigma, truncate=truncate, mode="reflect")
+        return gaussian_filter(a, sigma=sigma, truncate=SSIM_TRUNCATE, mode="reflect")
 
     mx, my = filt(x), filt(y)
     vx = filt(x * x) - mx * mx
     vy = filt(y * y) - my * my
     cxy = filt(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def ssim(img: np.ndarray, ref: np.ndarray, data_range: float = 1.0, sigma: float = 1.5) -> float:
+    """Mean structural similarity of two grey images (see the module docstring for the definition)."""
+    x = _as_image(img)
+    radius = int(SSIM_TRUNCATE * sigma + 0.5)
+    if min(x.shape) < 2 * radius + 1:
+        raise ValueError(f"images of shape {x.shape} are smaller than the {2 * radius + 1}px SSIM window")
+    s = ssim_map(x, ref, data_range, sigma)
     return float(s[radius:-radius, radius:-radius].mean())
 
 
@@ -179,43 +200,76 @@ def psnr(img: np.ndarray, ref: np.ndarray, data_range: float = 1.0) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its bootstrap confidence interval."""
+# --------------------------------------------------------------------------------------------- person region
 
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"
+#: the person region: the ground-truth box padded by this fraction of its size on every side (>= 2 px)
+REGION_PAD = 0.1
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    groups: Sequence | np.ndarray | None = None,
-    stat: Callable[[np.ndarray], float] = np.mean,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> Estimate:
-    """Percentile bootstrap CI of ``stat(values)``, resampling whole groups (identities) with replacement."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    groups_arr = np.arange(len(values)) if groups is None else np.asarray(groups)
-    if len(groups_arr) != len(values):
-        raise ValueError(f"{len(values)} values but {len(groups_arr)} group labels")
-    uniq, inverse = np.unique(groups_arr, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot)
-    for b in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        stats[b] = stat(values[np.concatenate([members[g] for g in pick])])
-    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return Estimate(float(stat(values)), float(lo), float(hi), len(values))
+def person_region(shape: tuple[int, int], box: Sequence[float] | np.ndarray, pad: float = REGION_PAD) -> np.ndarray:
+    """Boolean mask of the box ``(x1, y1, x2, y2)`` padded by ``pad`` of its width / height (at least
+    2 px) on each side, clipped to the frame ``shape`` (h, w)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    px, py = max(2.0, pad * (x2 - x1)), max(2.0, pad * (y2 - y1))
+    h, w = shape
+    c0, c1 = int(np.clip(np.floor(x1 - px), 0, w)), int(np.clip(np.ceil(x2 + px), 0, w))
+    r0, r1 = int(np.clip(np.floor(y1 - py), 0, h)), int(np.clip(np.ceil(y2 + py), 0, h))
+    mask = np.zeros(shape, bool)
+    mask[r0:r1, c0:c1] = True
+    if not mask.any():
+        raise ValueError(f"person box {tuple(box)} lies outside the {w}x{h} frame")
+    return mask
+
+
+def silhouette_floor(reference: np.ndarray, box: Sequence[float] | np.ndarray, pad: float = REGION_PAD) -> np.ndarray:
+    """What an attacker draws who knows where the person is and nothing of how they look: a heavily
+    blurred binary silhouette.
+
+    The silhouette is the ellipse inscribed in the ground-truth box, blurred by a Gaussian of sigma a
+    quarter of the box width (no limb, clothing or face edge survives), then scaled between two grey
+    levels taken from the reference: its mean inside the ellipse (the person) and its mean in the rest
+    of the padded region (the background around them). Outside the blob the image is that background.
+    """
+    ref = _as_image(reference)
+    h, w = ref.shape
+    x1, y1, x2, y2 = (float(v) for v in box)
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, max((x2 - x1) / 2, 0.5), max((y2 - y1) / 2, 0.5)
+    inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+    region = person_region(ref.shape, box, pad)
+    around = region & ~inside
+    person_level = float(ref[inside].mean()) if inside.any() else float(ref[region].mean())
+    background = float(ref[around].mean()) if around.any() else float(ref[~inside].mean()) if (~inside).any() else person_level
+    blob = gaussian_filter(inside.astype(np.float64), sigma=max(1.0, (x2 - x1) / 4), mode="constant")
+    if blob.max() > 0:
+        blob /= blob.max()
+    return background + (person_level - background) * blob
+
+
+def person_region_scores(
+    pred: np.ndarray, reference: np.ndarray, boxes: np.ndarray, pad: float = REGION_PAD
+) -> dict[str, np.ndarray]:
+    """Per frame (``(N, H, W)`` in [0, 1], one box each): SSIM and PSNR over the person region (the SSIM
+    map is computed on the whole frame, so the windows at the region's edge see the real surroundings,
+    then averaged over the region; PSNR from the region's mean squared error, capped at 100 dB) of the
+    prediction and of the two floors: ``flat`` (a flat grey at the region's mean reference level) and
+    ``silhouette`` (:func:`silhouette_floor`). Keys: ``ssim``, ``psnr``, ``flat_ssim``, ``flat_psnr``,
+    ``silhouette_ssim``, ``silhouette_psnr``; frames whose box is not finite give NaN."""
+    pred, reference = np.asarray(pred, np.float64), np.asarray(reference, np.float64)
+    if pred.shape != reference.shape or pred.ndim != 3:
+        raise ValueError(f"person-region scores need (N, H, W) frames of one shape, got {pred.shape} and {reference.shape}")
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) != len(pred):
+        raise ValueError(f"{len(pred)} frames but {len(boxes)} boxes")
+    keys = ("ssim", "psnr", "flat_ssim", "flat_psnr", "silhouette_ssim", "silhouette_psnr")
+    out = {k: np.full(len(pred), np.nan) for k in keys}
+    for i, (p, r, box) in enumerate(zip(pred, reference, boxes, strict=True)):
+        if not np.isfinite(box).all():
+            continue
+        region = person_region(r.shape, box, pad)
+        flat = np.full_like(r, r[region].mean())
+        for name, img in (("", p), ("flat_", flat), ("silhouette_", silhouette_floor(r, box, pad))):
+            out[f"{name}ssim"][i] = float(ssim_map(img, r)[region].mean())
+            mse = float(np.mean((img[region] - r[region]) ** 2))
+            out[f"{name}psnr"][i] = 100.0 if mse <= 1e-10 else min(100.0, float(10 * np.log10(1.0 / mse)))
+    return out
