@@ -88,13 +88,20 @@ def make_events(
                 raise EventFormatError(source, f"{name}={col[i]} is not an integer", f"event {i + index_offset}")
         elif col.dtype.kind not in "iub":
             raise EventFormatError(source, f"column {name!r} has non-numeric dtype {col.dtype}")
+        if name == "t" and col.dtype.kind in "fu" and n:  # int64 microseconds: refuse, never wrap around
+            past = np.abs(col) >= 2.0**63 if col.dtype.kind == "f" else col > np.iinfo(np.int64).max
+            if past.any():
+                i = int(np.argmax(past))
+                raise EventFormatError(source, f"t={col[i]} us is outside the int64 range",
+                                       f"event {i + index_offset}")
     ev = empty_events(n)
     t_col = cols["t"]
     ev["t"] = np.rint(t_col).astype(np.int64) if t_col.dtype.kind == "f" else t_col.astype(np.int64)
     for name in "xyp":
         col = cols[name]
         lo, hi = (-1, 1) if name == "p" else (0, 65535)
-        out_of_range = (col < lo) | (col > hi)
+        wide = col.astype(np.float64) if col.dtype.kind == "f" else col  # float16 cannot hold 65535
+        out_of_range = (wide < lo) | (wide > hi)
         if out_of_range.any():
             i = int(np.argmax(out_of_range))
             raise EventFormatError(source, f"{name}={col[i]} outside {lo}..{hi}", f"event {i + index_offset}")

@@ -36,6 +36,7 @@ def time_scale_to_us(time_unit: str | float) -> float:
 
 
 _EVENT_WHERE = re.compile(r"^event (\d+)$")
+NUMERIC_KINDS = "iufb"  # numpy dtype kinds a column of event values may have
 
 
 class EventReader:
@@ -70,6 +71,10 @@ class EventReader:
         self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, index_offset: int, time_scale: float = 1.0
     ) -> np.ndarray:
         """Events from file columns: ``p`` as 0/1, bool or -1/+1; ``t`` times ``time_scale`` (to us)."""
+        for name, col in zip("txyp", (t, x, y, p), strict=True):  # before any arithmetic on them
+            if col.dtype.kind not in NUMERIC_KINDS or col.ndim != 1:
+                raise self.error(f"column {name!r} has dtype {col.dtype} and shape {col.shape}, expected a 1-d "
+                                 "column of integers, floats or booleans")
         if len(p) and p.min() >= 0 and p.max() <= 1:  # 0/1 (or bool) polarity
             p = np.where(p.astype(np.int64) > 0, 1, -1)
         if t.dtype.kind == "f" or time_scale != 1.0:

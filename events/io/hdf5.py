@@ -77,7 +77,7 @@ class Hdf5Reader(EventReader):
             if "sensor_resolution" in f.attrs:
                 h, w = (int(v) for v in f.attrs["sensor_resolution"][:2])
                 return SensorSize(w, h)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError, IndexError) as exc:  # inf, strings, a scalar resolution
             raise self.error(f"bad sensor size attributes: {exc}") from None
         return None
 

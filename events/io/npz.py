@@ -93,7 +93,7 @@ class NpzReader(EventReader):
                     raise self.error(f"corrupt 'sensor' member: {exc}") from None
                 try:
                     self.sensor = SensorSize(int(values[0]), int(values[1]))
-                except (ValueError, IndexError) as exc:
+                except (ValueError, IndexError, OverflowError, TypeError) as exc:  # inf, short, non-numeric
                     raise self.error(f"bad 'sensor' member: {exc}") from None
 
     def _zip(self) -> zipfile.ZipFile:
