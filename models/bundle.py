@@ -12,6 +12,10 @@ Where the weights come from, in order:
 
 ``version`` names the weights (preset, data fingerprint and a hash of the weight files); every
 Sighting carries it so the gallery never mixes embeddings of different models.
+
+The shipped set also carries the raw-event ReId baseline (``reid_raw``, stage 2) when the run had it,
+so ``anonreid evaluate --run models/weights/default`` (or no ``--run``) compares raw and anonymized
+ReId on a user's data: :func:`run_view` presents a shipped set as the run directory the evaluator reads.
 """
 
 from __future__ import annotations
@@ -114,11 +118,14 @@ def random_model_bundle(
 #: run's checkpoint directory, or to the run directory for ``attacker/``): the reconstruction attacker,
 #: the inversion net, the adaptive attacker and the retrieval attacker's appearance net
 ATTACKER_WEIGHTS = ("e_rec", "e_inv", "e_rec_adaptive", "attacker/appearance")
+#: shipped beside them when the run has it: the raw-event ReId baseline, for raw vs anonymized ReId
+BASELINE_WEIGHTS = ("reid_raw",)
 
 
 def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS) -> list[Path]:
-    """Copy a run's anonymizer + reid, and the attacker networks it has, into ``dest`` as float16 (the
-    package's default set, read by the cameras and by the adversary node).
+    """Copy a run's anonymizer + reid, the raw-event ReId baseline and the attacker networks it has,
+    into ``dest`` as float16 (the package's default set, read by the cameras, the adversary node and
+    ``anonreid evaluate``).
 
     The metadata keeps the run's config, data fingerprint, metrics and command, plus a ``reproduce``
     line, so the shipped weights say how to make them again.
@@ -130,7 +137,7 @@ def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS
     dest = Path(dest)
     written = []
     sources = {name: ckpt_dir / name for name in ("anonymizer", "reid")}
-    for name in ATTACKER_WEIGHTS:
+    for name in (*BASELINE_WEIGHTS, *ATTACKER_WEIGHTS):
         src = (run if name.startswith("attacker/") else ckpt_dir) / name
         if src.with_suffix(".json").exists():
             sources[name] = src
@@ -144,3 +151,39 @@ def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS
         meta["shipped_from"] = str(run.resolve())
         written.append(save_checkpoint(dest / name, loaded.model, meta, fp16=True))
     return written
+
+
+def run_view(path: str | Path | None, work: str | Path) -> Path:
+    """The training run directory ``anonreid evaluate`` reads for ``path``: ``path`` itself when it is
+    one (it has ``config.yaml``); for a shipped set (``None``: the package's default) a view of it
+    made under ``work``: ``config.yaml`` from the checkpoints' metadata (the run's resolved config)
+    and ``checkpoints/`` + ``attacker/`` linking to the shipped files (whatever the evaluator trains
+    or caches goes into the view, never into the shipped set)."""
+    import yaml
+
+    src = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if (src / "config.yaml").is_file():
+        return src
+    ckpt = _checkpoint_dir(src)
+    if ckpt is None:
+        raise FileNotFoundError(
+            f"{src}: neither a training run (no config.yaml) nor a shipped model set (no anonymizer.json and "
+            "reid.json); give a run directory of `anonreid train` or models/weights/default"
+        )
+    from anonreid.models.checkpoint import read_sidecar
+
+    config = read_sidecar(ckpt / "reid")["metadata"].get("config")
+    if not isinstance(config, dict):
+        raise FileNotFoundError(f"{ckpt}/reid.json: records no training config to evaluate it with")
+    view = Path(work) / "shipped-run"
+    for sub in ("checkpoints", "attacker"):
+        (view / sub).mkdir(parents=True, exist_ok=True)
+    (view / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (view / "source.txt").write_text(f"{src.resolve()}\n")
+    for sub, folder in (("checkpoints", ckpt), ("attacker", ckpt / "attacker")):
+        for file in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+            link = view / sub / file.name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(file.resolve())
+    return view

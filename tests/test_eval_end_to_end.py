@@ -80,7 +80,12 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Pat
     retrieval attacker's appearance net included) as float16; both loaders read the shipped set."""
     import torch
 
-    from anonreid.models.bundle import ATTACKER_WEIGHTS, load_model_bundle, ship_default_weights
+    from anonreid.models.bundle import (
+        ATTACKER_WEIGHTS,
+        BASELINE_WEIGHTS,
+        load_model_bundle,
+        ship_default_weights,
+    )
     from anonreid.models.checkpoint import read_sidecar
     from anonreid.models.config import load_train_config
     from anonreid.models.evaluation.attacks import AttackerCfg
@@ -92,7 +97,7 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Pat
                       torch.device("cpu"), progress=False)  # trained once per run (reused if there)
     dest = tmp_path / "weights"
     written = ship_default_weights(run, dest)
-    names = ["anonymizer", "reid", *ATTACKER_WEIGHTS]
+    names = ["anonymizer", "reid", *BASELINE_WEIGHTS, *ATTACKER_WEIGHTS]
     assert sorted(written) == sorted(dest / f"{n}.safetensors" for n in names)
     for n in names:
         sidecar = read_sidecar(dest / n)
@@ -129,6 +134,58 @@ def test_evaluate_event_reid_layout(tiny_run: tuple[Path, Path], tmp_path: Path)
     assert res["reid"]["gt"]["raw"]["num_queries"] == 8 and res["reid"]["gt"]["anonymized"]["num_queries"] == 8
     assert res["retrieval"]["enrollment->raw"] is None  # Event-ReId has no enrollment photos
     assert "Not available: no reference frames" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_evaluate_event_reid_chunk_lists_with_a_shipped_model_set(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """The authors' chunk-and-list layout, written by the project's own exporter (ticks of 100 us, every 5th
+    chunk of a test sequence listed): the unit is inferred with a warning, the query and gallery are the
+    list files' (a line taken out of the query list is one query less), every clip is one window, and a
+    shipped model set (no config.yaml) evaluates raw against anonymized ReId with its raw baseline."""
+    from anonreid.events.io import TimeUnitWarning, read_list_file
+    from anonreid.events.world.export import export_event_reid_chunks
+    from anonreid.models.bundle import ship_default_weights
+
+    world, run = tiny_run
+    root = export_event_reid_chunks(world, tmp_path / "chunks")
+    query = read_list_file(root / "query_list.txt")
+    (root / "query_list.txt").write_text("".join(f"{rel} {ident}\n" for rel, ident in query[1:]))
+    gallery = read_list_file(root / "gallery_list.txt")
+    shipped = tmp_path / "weights"
+    ship_default_weights(run, shipped)
+    out = tmp_path / "out"
+    args = ["evaluate", "--dataset", "event-reid", "--root", str(root), "--run", str(shipped), "--sensor", "128x96",
+            "--out", str(out), "--no-encryption", "--no-progress"]
+    with pytest.warns(TimeUnitWarning, match=r"query_list\.txt: time unit not given; inferred 100us"):
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["test"]["clip_len"] == 1 and res["test"]["clips"] == len(query) - 1 + len(gallery)
+    assert res["test"]["reid_protocol"].startswith("query and gallery = the official")
+    for view in ("raw", "anonymized"):  # the shipped raw baseline beside the anonymized model
+        r = res["reid"]["gt"][view]
+        assert r["num_queries"] == len(query) - 1 and r["num_gallery"] == len(gallery), view
+    assert "raw_missing" not in res["reid"] and "query and gallery = the official" in (out / "results.md").read_text()
+    # a unit the chunks contradict: refused, naming the fix
+    result = CliRunner().invoke(app, [*args, "--time-unit", "ms"])
+    assert result.exit_code == 2 and "the time unit is wrong; give the unit with --time-unit" in result.output
+
+
+def test_evaluate_reads_a_shipped_set_as_a_run(tmp_path: Path) -> None:
+    """``--run models/weights/default`` (or no --run): a view with the checkpoints' config and links to
+    the shipped files, so nothing is written into the package."""
+    from anonreid.models.bundle import DEFAULT_WEIGHTS, run_view
+    from anonreid.models.config import load_train_config
+
+    view = run_view(None, tmp_path)
+    assert run_view(DEFAULT_WEIGHTS, tmp_path) == view and run_view(view, tmp_path) == view  # a run is itself
+    assert load_train_config(view / "config.yaml").name == "cpu"
+    for name in ("anonymizer", "reid", "e_rec"):
+        link = view / "checkpoints" / f"{name}.safetensors"
+        assert link.is_symlink() and link.resolve() == (DEFAULT_WEIGHTS / f"{name}.safetensors").resolve()
+    assert (view / "attacker" / "appearance.json").is_symlink()
+    with pytest.raises(FileNotFoundError, match="neither a training run"):
+        run_view(tmp_path / "nothing", tmp_path)
 
 
 def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:

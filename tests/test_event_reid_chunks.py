@@ -112,7 +112,7 @@ def test_gap_in_chunk_numbers_warns_or_raises(tmp_path):
         open_event_reid_list(lst, gaps="error")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        open_event_reid_list(write_list(tmp_path / "full.txt", [(r, "3") for r in rels]))  # no gap, no warning
+        open_event_reid_list(write_list(tmp_path / "full.txt", [(r, "3") for r in rels]), time_unit="s")  # no gap: no warning
 
 
 def test_bad_chunk_content_and_uninferable_unit(tmp_path):

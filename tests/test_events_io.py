@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from anonreid.events import EventFormatError, SensorSize, make_events
 from anonreid.events.io import (
+    TimeUnitWarning,
     chunk_span,
     detect_format,
     infer_time_unit,
@@ -66,14 +67,15 @@ def test_hdf5_round_trip_streams_chunks_and_frames(tmp_path):
 
 
 def test_event_reid_round_trip_with_labels(tmp_path):
-    ev = random_events(500)
+    ev = random_events(500, t_max=66_000)  # the two labelled windows
     path = write_event_reid(tmp_path, "007", 2, ev, SENSOR, boxes=[((10, 20, 110, 300), 0), ((12, 21, 112, 301), 1)])
     assert path == tmp_path / "007" / "cam02" / "events.txt"
     assert path.read_text().splitlines()[0] == "640 480"
-    reader = open_event_reid(path, chunk_events=128)
+    reader = open_event_reid(path, chunk_events=128, time_unit="us")
     assert reader.sensor == SENSOR
     assert np.array_equal(reader.read_all(), ev)
-    assert np.array_equal(read_events(path), ev)  # dispatch by suffix + header sniffing
+    with pytest.warns(TimeUnitWarning, match=r"events\.txt: time unit not given; inferred us from its span .* 2 labelled"):
+        assert np.array_equal(read_events(path), ev)  # dispatch by suffix + header sniffing; unit from the labels
     labels = sorted((path.parent / "labels").glob("*.json"))
     assert [read_labels(p)[0].frame for p in labels] == [0, 1]
     assert read_labels(labels[0])[0].box == (10.0, 20.0, 110.0, 300.0)

@@ -13,6 +13,11 @@
 
 Every reader is an iterable of validated event chunks (``chunk_events`` at a time) with ``.path`` and
 ``.sensor``; :func:`read_events` concatenates them for files that fit in memory.
+
+Time units (:mod:`anonreid.events.io.time_units`): the binary formats record microseconds; HDF5 and
+``.npz`` are read as us unless ``time_unit`` says otherwise; a text file records no unit, so without
+``time_unit`` it is decided by :func:`text_time_unit` (an Event-ReId chunk's from its span, an
+``events.txt``'s from its labels, else us), always with a :class:`TimeUnitWarning`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from anonreid.events.io.event_reid import (
     parse_chunk_name,
     read_labels,
     read_list_file,
+    text_time_unit,
     write_event_reid,
     write_event_reid_chunks,
 )
@@ -44,6 +50,7 @@ from anonreid.events.io.hdf5 import Hdf5Reader, write_hdf5
 from anonreid.events.io.npz import NpzReader, write_npz
 from anonreid.events.io.prophesee import DatReader, RawReader
 from anonreid.events.io.text import TextReader
+from anonreid.events.io.time_units import TimeUnitWarning, unit_name
 from anonreid.events.types import EventFormatError, SensorSize
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "NpzReader",
     "RawReader",
     "TextReader",
+    "TimeUnitWarning",
     "chunk_span",
     "detect_format",
     "infer_time_unit",
@@ -69,7 +77,9 @@ __all__ = [
     "read_events",
     "read_labels",
     "read_list_file",
+    "text_time_unit",
     "time_scale_to_us",
+    "unit_name",
     "write_event_reid",
     "write_event_reid_chunks",
     "write_hdf5",
@@ -113,10 +123,15 @@ def open_events(
     **kw: Any,
 ) -> EventReader:
     """Open an event file for chunked reading; ``format`` overrides detection, ``kw`` go to the reader
-    (e.g. ``time_unit`` for text/HDF5/npz, ``encoding`` for ``.raw``, ``polarity``/``header`` for text)."""
+    (e.g. ``time_unit`` for text/HDF5/npz, ``encoding`` for ``.raw``, ``polarity``/``header`` for text).
+    ``time_unit=None`` is the format's own (see the module docstring)."""
     name = format or detect_format(path)
     if name not in READERS:
         raise ValueError(f"unknown format {name!r}; known: {sorted(READERS)}")
+    if name == "text":
+        kw["time_unit"] = text_time_unit(path, kw.get("time_unit"))
+    elif kw.get("time_unit", "") is None:
+        del kw["time_unit"]
     return READERS[name](path, sensor, chunk_events, **kw)  # type: ignore[call-arg]
 
 

@@ -15,24 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from anonreid.events.io.time_units import TIME_UNITS, time_scale_to_us
 from anonreid.events.types import EventFormatError, SensorSize, concat_events, make_events, validate_events
 
-__all__ = ["TIME_UNITS", "EventReader", "time_scale_to_us"]
-
-# multiplier from a file's time unit to microseconds
-TIME_UNITS: dict[str, float] = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
-
-
-def time_scale_to_us(time_unit: str | float) -> float:
-    """Multiplier that converts timestamps in ``time_unit`` ("s", "ms", "us", "ns" or a number) to us."""
-    if isinstance(time_unit, str):
-        if time_unit not in TIME_UNITS:
-            raise ValueError(f"unknown time unit {time_unit!r}; use one of {sorted(TIME_UNITS)} or a number")
-        return TIME_UNITS[time_unit]
-    scale = float(time_unit)
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"time unit multiplier must be a positive number, got {time_unit!r}")
-    return scale
+__all__ = ["TIME_UNITS", "EventReader", "time_scale_to_us"]  # the time units: anonreid.events.io.time_units
 
 
 _EVENT_WHERE = re.compile(r"^event (\d+)$")

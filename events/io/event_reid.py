@@ -3,8 +3,16 @@
 * ``<ID>/<camNN>/events.txt``: first line ``width height``, then ``t x y p`` rows (us, polarity 0/1);
 * ``labels/*.json`` boxes ``[[x1, y1, x2, y2], frame]`` (one pair per file, or a list of pairs);
 * 33.3 ms chunk files ``<ID>_c<cam>_<NNN>.txt``: ``t x y p`` rows without header, float timestamps in a
-  unit other than us (``time_unit``; :func:`infer_time_unit` finds it from the known window length);
-* list files: lines ``<relative path> <id>``.
+  unit other than us (the authors' files count ticks of 100 us; ``time_unit``, else inferred from the
+  known window length by :func:`~anonreid.events.io.time_units.infer_time_unit`);
+* list files: lines ``<relative path> <id>`` (the authors' ``train_list.txt``, ``query_list.txt``,
+  ``gallery_list.txt``; a list may take every Nth chunk of a sequence).
+
+Neither layout records its time unit. :func:`text_time_unit` decides it for a text file that was not
+given one: a chunk file's from its span (no chunk is longer than the window), an ``events.txt``'s
+from its labelled windows; any other text file is read as us. Each of these says so with a
+:class:`~anonreid.events.io.time_units.TimeUnitWarning`, and a given unit that the spans contradict is
+an error naming ``--time-unit``.
 
 :func:`open_event_reid_list` is the way to consume the chunk files: it groups a list file's chunk files
 by (identity, camera), orders them by chunk number ``NNN`` and returns one :class:`ChunkSequence` per
@@ -34,8 +42,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from anonreid.events.io.base import TIME_UNITS, time_scale_to_us
 from anonreid.events.io.text import TextReader, format_text_rows
+from anonreid.events.io.time_units import (
+    TIME_UNITS,
+    check_chunk_spans,
+    check_recording_span,
+    infer_time_unit,
+    nearest_time_unit,
+    time_scale_to_us,
+    warn_inferred,
+)
 from anonreid.events.types import EventFormatError, SensorSize, concat_events, validate_events
 
 __all__ = [
@@ -51,6 +67,7 @@ __all__ = [
     "parse_chunk_name",
     "read_labels",
     "read_list_file",
+    "text_time_unit",
     "write_event_reid",
     "write_event_reid_chunks",
 ]
@@ -83,27 +100,80 @@ def parse_chunk_name(name: str | Path) -> ChunkName:
     return ChunkName(match["identity"], int(match["camera"]), int(match["index"]))
 
 
-def open_event_reid(path: str | Path, sensor: SensorSize | None = None, chunk_events: int = 1_000_000) -> TextReader:
-    """Reader of an ``events.txt`` (header required, us timestamps, polarity 0/1)."""
-    return TextReader(path, sensor, chunk_events, time_unit="us", polarity="01", header="required")
+def open_event_reid(
+    path: str | Path, sensor: SensorSize | None = None, chunk_events: int = 1_000_000,
+    time_unit: str | float | None = None, window_us: int = 33_333,
+) -> TextReader:
+    """Reader of an ``events.txt`` (header required, polarity 0/1); ``time_unit`` None: see
+    :func:`text_time_unit` (inferred from the labelled windows, with a warning)."""
+    unit = text_time_unit(path, time_unit, window_us)
+    return TextReader(path, sensor, chunk_events, time_unit=unit, polarity="01", header="required")
 
 
 def open_event_reid_chunk(
-    path: str | Path, time_unit: str | float, sensor: SensorSize | None = None, chunk_events: int = 1_000_000
+    path: str | Path, time_unit: str | float | None = None, sensor: SensorSize | None = None,
+    chunk_events: int = 1_000_000, window_us: int = 33_333,
 ) -> TextReader:
-    """Reader of a 33.3 ms chunk file (no header, float timestamps in ``time_unit``, polarity 0/1)."""
+    """Reader of a 33.3 ms chunk file (no header, float timestamps in ``time_unit``, polarity 0/1);
+    ``time_unit`` None: inferred from the chunk's span, with a warning (see :func:`text_time_unit`)."""
+    return _chunk_reader(path, text_time_unit(path, time_unit, window_us, chunk=True), sensor, chunk_events)
+
+
+def _chunk_reader(path: str | Path, time_unit: str | float, sensor: SensorSize | None, chunk_events: int) -> TextReader:
     return TextReader(path, sensor, chunk_events, time_unit=time_unit, polarity="01", header="none")
 
 
-def infer_time_unit(spans: Iterable[float], window_us: float = 33_333) -> str:
-    """The unit ("s", "ms", "us", "ns") in which chunk time spans (last - first timestamp, raw numbers)
-    best match the known window length: the one whose median span in us is closest to ``window_us`` on
-    a log scale. Give the spans of several chunks; empty or zero spans are ignored."""
-    values = np.asarray([s for s in spans if s > 0 and math.isfinite(s)], dtype=np.float64)
-    if not len(values):
-        raise ValueError("cannot infer the time unit: no chunk with a positive time span")
-    median = float(np.median(values))
-    return min(TIME_UNITS, key=lambda unit: abs(math.log(median * TIME_UNITS[unit] / window_us)))
+def _labelled_windows(events_txt: Path) -> int:
+    """Windows covered by an ``events.txt``'s labels (last labelled frame + 1; 0 without labels)."""
+    frames = [b.frame for f in sorted((events_txt.parent / "labels").glob("*.json")) for b in read_labels(f)]
+    return max(frames) + 1 if frames else 0
+
+
+def text_time_unit(
+    path: str | Path, time_unit: str | float | None = None, window_us: int = 33_333, chunk: bool | None = None,
+) -> str | float:
+    """The time unit to read text file ``path`` in, checked against what is known about it.
+
+    ``chunk`` (default: the name is ``<ID>_c<cam>_<NNN>.txt``): the file is one window of at most
+    ``window_us``; otherwise, when it is an ``events.txt`` with ``labels/`` beside it, it covers its
+    labelled windows. A given ``time_unit`` that contradicts this is an :class:`EventFormatError`
+    naming ``--time-unit``; without one the unit is inferred from it, with a
+    :class:`~anonreid.events.io.time_units.TimeUnitWarning`; a text file with neither is read as us,
+    with the warning too.
+    """
+    path = Path(path)
+    source = str(path)
+    if chunk is None:
+        chunk = _CHUNK_NAME.match(path.name) is not None
+    if chunk:
+        span = chunk_span(path)
+        if time_unit is not None:
+            check_chunk_spans([span], time_unit, window_us, source)
+            return time_unit
+        try:
+            unit = infer_time_unit([span], window_us)
+        except ValueError as exc:
+            raise EventFormatError(source, f"{exc}; give the unit with --time-unit (config events.time_unit)") from None
+        warn_inferred(source, unit, f"its span ({span:g} units; a chunk is at most {window_us / 1e3:.4g} ms)")
+        return unit
+    windows = _labelled_windows(path) if path.name == "events.txt" else 0
+    if windows:
+        span = chunk_span(path, header=True)
+        what, expected = f"its {windows} labelled windows", windows * window_us
+        if time_unit is not None:
+            check_recording_span(span, time_unit, expected, source, what)
+            return time_unit
+        try:
+            unit = nearest_time_unit(span, expected)
+        except ValueError as exc:
+            raise EventFormatError(source, f"{exc}; give the unit with --time-unit (config events.time_unit)") from None
+        check_recording_span(span, unit, expected, source, what, inferred=True)
+        warn_inferred(source, unit, f"its span ({span:g} units) against {what} ({expected / 1e3:.4g} ms)")
+        return unit
+    if time_unit is not None:
+        return time_unit
+    warn_inferred(source, "us", "nothing (a text file does not record its unit; read as us)")
+    return "us"
 
 
 def _raw_timestamps(path: str | Path) -> Iterator[float]:
@@ -112,19 +182,39 @@ def _raw_timestamps(path: str | Path) -> Iterator[float]:
         for line in f:
             fields = line.split()
             if len(fields) == 4:
-                try:
-                    yield float(fields[0])
-                except ValueError:
-                    raise EventFormatError(str(path), f"bad timestamp {fields[0][:20]!r}") from None
+                yield _timestamp(fields[0], path)
 
 
-def chunk_span(path: str | Path) -> float:
-    """Raw ``last - first`` timestamp of a chunk file (its own unit), for :func:`infer_time_unit`."""
+def chunk_span(path: str | Path, header: bool = False) -> float:
+    """Raw ``last - first`` timestamp of a ``t x y p`` text file (its own unit; with ``header`` the
+    first line is skipped when it is ``width height``): for the time-unit checks. Reads only the
+    first and the last lines."""
     first = last = None
-    for value in _raw_timestamps(path):
-        first = value if first is None else first
-        last = value
-    return 0.0 if first is None or last is None else last - first
+    with open(path, "rb") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) == 4:
+                first = _timestamp(fields[0], path)
+                break
+            if fields and not (header and len(fields) == 2) and not line.lstrip().startswith(b"#"):
+                break
+        if first is None:
+            return 0.0
+        size = f.seek(0, 2)
+        f.seek(max(0, size - 4096))
+        for line in reversed(f.read().splitlines()):
+            fields = line.split()
+            if len(fields) == 4:
+                last = _timestamp(fields[0], path)
+                break
+    return 0.0 if last is None else last - first
+
+
+def _timestamp(field: bytes, path: str | Path) -> float:
+    try:
+        return float(field)
+    except ValueError:
+        raise EventFormatError(str(path), f"bad timestamp {field[:20]!r}") from None
 
 
 def _box_entry(item: Any, source: str, where: str) -> LabelBox:
@@ -210,7 +300,7 @@ class ChunkSequence:
         last_t: int | None = None
         last_path: Path | None = None
         for entry in self.chunks:
-            reader = open_event_reid_chunk(entry.path, self.time_unit, self.sensor, self.chunk_events)
+            reader = _chunk_reader(entry.path, self.time_unit, self.sensor, self.chunk_events)
             offset = entry.name.index * self.window_us if self.clock == "restart" else 0
             first = True
             for chunk in reader:
@@ -254,23 +344,27 @@ def open_event_reid_list(
     clock: Clock = "auto",
     sensor: SensorSize | None = None,
     chunk_events: int = 1_000_000,
-    gaps: Literal["warn", "error"] = "warn",
+    gaps: Literal["warn", "error", "ignore"] = "warn",
     sample: int = 16,
 ) -> list[ChunkSequence]:
     """The chunk-file sequences of an Event-ReId list file, sorted by (identity, camera).
 
     ``root`` (default: the list file's folder) is what the relative paths start from. ``time_unit``
     defaults to the unit inferred from the spans of up to ``sample`` chunk files spread over the list
-    (:func:`infer_time_unit` with ``window_us``). The list is checked before any event is read: a line
-    naming a missing file or a file that is not ``<ID>_c<cam>_<NNN>.txt``, a chunk number listed twice
-    and one (identity, camera) under two ids are :class:`EventFormatError` naming the list file and
-    line. A gap in the chunk numbers warns (:class:`ChunkGapWarning`) or, with ``gaps="error"``, raises.
+    (:func:`~anonreid.events.io.time_units.infer_time_unit` with ``window_us``), with a
+    :class:`~anonreid.events.io.time_units.TimeUnitWarning`; a given unit is checked against the same
+    spans (an :class:`EventFormatError` naming ``--time-unit`` when they contradict it). The list is
+    checked before any event is read: a line naming a missing file or a file that is not
+    ``<ID>_c<cam>_<NNN>.txt``, a chunk number listed twice and one (identity, camera) under two ids are
+    :class:`EventFormatError` naming the list file and line. A gap in the chunk numbers warns
+    (:class:`ChunkGapWarning`), raises (``gaps="error"``) or, for lists that take every Nth chunk on
+    purpose (the official query and gallery lists), is expected (``gaps="ignore"``).
     """
     source = str(list_file)
     if clock not in ("auto", "continuous", "restart"):
         raise ValueError(f"clock must be 'auto', 'continuous' or 'restart', got {clock!r}")
-    if gaps not in ("warn", "error"):
-        raise ValueError(f"gaps must be 'warn' or 'error', got {gaps!r}")
+    if gaps not in ("warn", "error", "ignore"):
+        raise ValueError(f"gaps must be 'warn', 'error' or 'ignore', got {gaps!r}")
     base = Path(root) if root is not None else Path(list_file).parent
     groups: dict[tuple[str, int], list[ChunkEntry]] = {}
     labels: dict[tuple[str, int], tuple[str, int]] = {}
@@ -299,19 +393,24 @@ def open_event_reid_list(
                 raise EventFormatError(
                     source, f"chunk {cur.name.index} of {ident_name} camera {camera} is listed twice "
                     f"(also on line {prev.line})", f"line {cur.line}")
-            if cur.name.index != prev.name.index + 1:
+            if cur.name.index != prev.name.index + 1 and gaps != "ignore":
                 message = (f"chunks {prev.name.index + 1}..{cur.name.index - 1} of {ident_name} camera {camera} "
                            f"are missing (between lines {prev.line} and {cur.line})")
                 if gaps == "error":
                     raise EventFormatError(source, message, f"line {cur.line}")
                 warnings.warn(f"{source}: {message}", ChunkGapWarning, stacklevel=2)
+    every = [e for key in sorted(groups) for e in groups[key]]
+    picks = np.unique(np.linspace(0, len(every) - 1, min(sample, len(every))).round().astype(int))
+    spans = [chunk_span(every[i].path) for i in picks]
     if time_unit is None:
-        every = [e for key in sorted(groups) for e in groups[key]]
-        picks = sorted({round(i * (len(every) - 1) / max(sample - 1, 1)) for i in range(min(sample, len(every)))})
         try:
-            time_unit = infer_time_unit([chunk_span(every[i].path) for i in picks], window_us)
+            time_unit = infer_time_unit(spans, window_us)
         except ValueError as exc:
-            raise EventFormatError(source, f"{exc}; pass time_unit=") from None
+            raise EventFormatError(source, f"{exc}; pass time_unit= (--time-unit)") from None
+        warn_inferred(source, time_unit, f"the spans of {len(spans)} of its chunk files (median "
+                                         f"{float(np.median(spans)):g} units; a chunk is at most {window_us / 1e3:.4g} ms)")
+    else:
+        check_chunk_spans(spans, time_unit, window_us, f"{source} (chunk files)")
     scale = time_scale_to_us(time_unit)
     resolved = clock if clock != "auto" else _detect_clock(groups.values(), scale, window_us)
     return [
@@ -367,39 +466,52 @@ def write_event_reid_chunks(
     window_us: int = 33_333,
     time_unit: str = "s",
     clock: Literal["continuous", "restart"] = "continuous",
+    *,
+    folder: str | None = None,
+    windows: Iterable[int] | None = None,
+    t_offset_us: int = 0,
 ) -> list[str]:
-    """Write ``events`` as chunk files ``root/<identity>/<identity>_c<camera>_<NNN>.txt``; return their
-    paths relative to ``root`` (for a list file), in chunk order.
+    """Write ``events`` as chunk files ``root/<folder>/<identity>_c<camera>_<NNN>.txt`` (``folder``
+    defaults to ``identity``; the authors' sample puts them all in ``train/`` and ``test/``); return
+    their paths relative to ``root`` (for a list file), in chunk order.
 
     Chunk ``NNN`` holds the events with ``NNN * window_us <= t < (NNN + 1) * window_us`` (windows from
-    t = 0; empty windows between the first and last event give empty files). Timestamps are written as
-    floats in ``time_unit`` ("s", "ms", "us" or "ns"), polarity as 0/1; with ``clock="restart"`` every
-    file's timestamps start from its window's start, as :func:`open_event_reid_list` reads them.
+    t = 0). Every window from the first event's to the last one's gets a file (an empty one when it
+    has no events), or, with ``windows``, only those of the given indices that have events (a list
+    that takes every Nth chunk). Timestamps are written as floats in ``time_unit`` (a power of ten from
+    "ns" to "s", e.g. "100us" as in the authors' files) after adding ``t_offset_us`` (a sensor clock
+    that does not start at 0), polarity as 0/1; with ``clock="restart"`` every file's timestamps start
+    from its window's start, as :func:`open_event_reid_list` reads them.
     """
     if not re.fullmatch(r"[A-Za-z0-9-]+", identity):
         raise ValueError(f"bad identity {identity!r} (letters, digits and '-' only: '_' separates the name's parts)")
     if time_unit not in TIME_UNITS:
-        raise ValueError(f"unknown time unit {time_unit!r}; use one of {sorted(TIME_UNITS)}")
+        raise ValueError(f"unknown time unit {time_unit!r}; use one of {', '.join(TIME_UNITS)}")
     if clock not in ("continuous", "restart"):
         raise ValueError(f"clock must be 'continuous' or 'restart', got {clock!r}")
+    if folder is not None and not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", folder):
+        raise ValueError(f"bad folder {folder!r}")
     validate_events(events, source=f"events for {identity} camera {camera}")
-    folder = Path(root) / identity
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = identity if folder is None else folder
+    (Path(root) / folder).mkdir(parents=True, exist_ok=True)
     if not len(events):
         return []
     t = events["t"]
     if int(t[0]) < 0:
         raise ValueError("chunk windows start at t = 0; events before it cannot be written")
     per_us = 1.0 / TIME_UNITS[time_unit]
-    decimals = max(0, round(math.log10(TIME_UNITS[time_unit])))
+    decimals = max(0, math.ceil(math.log10(TIME_UNITS[time_unit]) - 1e-9))
     first, last = int(t[0]) // window_us, int(t[-1]) // window_us
     bounds = np.searchsorted(t, np.arange(first, last + 2, dtype=np.int64) * window_us)
+    wanted = range(first, last + 1) if windows is None else sorted({int(k) for k in windows if first <= k <= last})
     out = []
-    for k in range(first, last + 1):
+    for k in wanted:
         part = events[bounds[k - first] : bounds[k - first + 1]]
-        rel = f"{identity}/{identity}_c{camera}_{k:03d}.txt"
-        stamps = (part["t"] - (k * window_us if clock == "restart" else 0)) * per_us
-        rows = np.column_stack([stamps, part["x"], part["y"], (part["p"] > 0).astype(np.int64)])
+        if windows is not None and not len(part):
+            continue
+        rel = f"{folder}/{identity}_c{camera}_{k:03d}.txt"
+        origin = k * window_us if clock == "restart" else -t_offset_us
+        rows = np.column_stack([(part["t"] - origin) * per_us, part["x"], part["y"], (part["p"] > 0).astype(np.int64)])
         with open(Path(root) / rel, "w") as f:
             np.savetxt(f, rows, fmt=[f"%.{decimals}f", "%d", "%d", "%d"])
         out.append(rel)

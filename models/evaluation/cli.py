@@ -12,13 +12,22 @@ if TYPE_CHECKING:
 
 
 def evaluate(
-    run: Annotated[Path, typer.Option("--run", help="training run directory (from `anonreid train`)")],
     out: Annotated[Path, typer.Option("--out", help="output directory for results.json, results.md and figures")],
+    run: Annotated[Path | None, typer.Option(
+        "--run", help="training run directory (from `anonreid train`) or a shipped model set; default: the shipped "
+                      "models (models/weights/default)")] = None,
     data: Annotated[
         Path | None, typer.Option("--data", help="world dataset directory (also trains the attacker's nets)")
     ] = None,
     dataset: Annotated[str, typer.Option("--dataset", help="world | event-reid")] = "world",
-    root: Annotated[Path | None, typer.Option("--root", help="Event-ReId root (with --dataset event-reid)")] = None,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Event-ReId root (with --dataset event-reid): <ID>/camNN/events.txt, or chunk files with "
+                       "query_list.txt + gallery_list.txt")] = None,
+    time_unit: Annotated[str | None, typer.Option(
+        "--time-unit", help="Event-ReId files: timestamp unit, a power of ten from ns to s (e.g. 100us) or seconds "
+                            "per tick (1e-4); default: inferred, with a warning")] = None,
+    sensor: Annotated[str, typer.Option(
+        "--sensor", help="Event-ReId chunk files: sensor WxH (they do not record it; Event-ReId: 640x480)")] = "",
     clips_per_pass: Annotated[int, typer.Option("--clips-per-pass", min=1, help="test clips per pass, evenly spaced")] = 8,
     attacker_steps: Annotated[
         int | None, typer.Option("--attacker-steps", min=1, help="training steps of the attacker's nets (default 150)")
@@ -33,12 +42,17 @@ def evaluate(
     """Reproduce the paper's tables (and the extra attacks) for a trained run."""
     import logging
 
+    from anonreid.events.io.time_units import time_scale_to_us
+    from anonreid.events.types import SensorSize
+    from anonreid.models.bundle import run_view
     from anonreid.models.evaluation.evaluate import EvalOptions, evaluate_run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parts = ["anonreid evaluate", f"--run {run}", f"--out {out}"] + ([f"--data {data}"] if data else [])
+    logging.captureWarnings(True)  # e.g. an inferred time unit: on stderr through the log
+    parts = ["anonreid evaluate"] + [f"--run {run}"] * bool(run) + [f"--out {out}"] + ([f"--data {data}"] if data else [])
     if dataset != "world":
         parts += [f"--dataset {dataset}", f"--root {root}"]
+    parts += [f"--time-unit {time_unit}"] * bool(time_unit) + [f"--sensor {sensor}"] * bool(sensor)
     parts += [f"--clips-per-pass {clips_per_pass}"] + ([f"--attacker-steps {attacker_steps}"] if attacker_steps else [])
     parts += [f"--face-weights {face_weights}"] * bool(face_weights) + ["--no-encryption"] * (not encryption)
     parts += ["--no-detection"] * (not detection)
@@ -51,14 +65,16 @@ def evaluate(
     if dataset not in ("world", "event-reid"):
         typer.echo(f"error: --dataset must be world or event-reid, got {dataset!r}", err=True)
         raise typer.Exit(2)
-    if not (run / "config.yaml").exists():
-        typer.echo(f"error: --run {run}: no config.yaml (not a run directory of `anonreid train`)", err=True)
-        raise typer.Exit(2)
-    opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
-                       detection=detection, progress=progress,
-                       attacker=_attacker_cfg(run, attacker_steps))
     try:
-        res = evaluate_run(run, out, data, dataset, root, opts, command=" ".join(parts))
+        if time_unit:
+            time_scale_to_us(time_unit)  # a bad value fails here, before any model is loaded
+        if sensor:
+            SensorSize.parse(sensor)
+        run_dir = run_view(run, out)
+        opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
+                           detection=detection, progress=progress, attacker=_attacker_cfg(run_dir, attacker_steps),
+                           time_unit=time_unit, sensor=sensor)
+        res = evaluate_run(run_dir, out, data, dataset, root, opts, command=" ".join(parts))
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -71,8 +71,6 @@ PAPER = {
     "inversion_rank1": 9.1,
     "face_auc": {"anonymized": 0.53},
 }
-#: Event-ReId's official test identities
-EVENT_REID_TEST_IDS = ("002", "005", "008", "011", "014", "017", "020", "023", "026", "029", "032")
 RUN_MODELS = ("reid_raw", "anonymizer", "reid")  # the attacker side: attacks.load_attacker_side
 ENROLLMENT_CAMERA = "enrollment"
 
@@ -86,6 +84,8 @@ class EvalOptions:
     detection: bool = True
     seed: int = 0
     progress: bool = True
+    time_unit: str | None = None  # Event-ReId files: their time unit (None: inferred, with a warning)
+    sensor: str = ""  # Event-ReId chunk files: WxH
 
 
 @dataclass
@@ -104,64 +104,11 @@ class TestSet:
     fingerprint: str
     cache: Path
     clips_per_pass: int
+    query: np.ndarray | None = None  # per clip: an official query (Event-ReId lists); None: one per id+camera
+    gallery: np.ndarray | None = None  # per clip: in the official gallery; None: every clip
 
 
 # ---------------------------------------------------------------------------------------------- datasets
-
-
-class EventReidDataset:
-    """Event-ReId (``<ID>/<camNN>/events.txt`` + ``labels/<frame>.json``) behind the world dataset's
-    interface (``sensor``, ``passes``, ``load_pass``), so the training clip builder reads it.
-
-    Frame ``k`` of a sequence covers the window ``[t0 + k * window_us, t0 + (k + 1) * window_us)``, t0
-    being the first event's timestamp. The layout has no reference frames: ``frames`` are zeros and
-    every check that needs them is reported as not available.
-    """
-
-    def __init__(self, root: str | Path, identities: Sequence[str] = EVENT_REID_TEST_IDS, window_us: int = 33_333) -> None:
-        from anonreid.events.world.dataset import PassInfo
-
-        self.root, self.window_us = Path(root), window_us
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: Event-ReId root directory not found")
-        self._files: dict[str, Path] = {}
-        self.passes = []
-        for ident in identities:
-            for cam_dir in sorted((self.root / ident).glob("cam*")):
-                path = cam_dir / "events.txt"
-                if path.is_file():
-                    pass_id = f"{ident}_{cam_dir.name}"
-                    self._files[pass_id] = path
-                    self.passes.append(PassInfo(pass_id, ident, cam_dir.name, "test", 0))
-        if not self.passes:
-            raise FileNotFoundError(f"{self.root}: no <ID>/cam*/events.txt for the test identities {', '.join(identities)}")
-        self.sensor = self._open(self.passes[0].pass_id).sensor
-
-    def _open(self, pass_id: str) -> Any:
-        from anonreid.events.io import open_event_reid
-
-        return open_event_reid(self._files[pass_id])
-
-    def identities(self, split: str | None = None) -> list[str]:
-        return sorted({p.identity for p in self.passes}) if split in (None, "test") else []
-
-    def load_pass(self, pass_id: str) -> Any:
-        from anonreid.events.io import read_labels
-        from anonreid.events.types import concat_events
-        from anonreid.events.world.dataset import PassData
-
-        reader = self._open(pass_id)
-        events = concat_events(list(reader))
-        info = next(p for p in self.passes if p.pass_id == pass_id)
-        labels = [b for f in sorted((self._files[pass_id].parent / "labels").glob("*.json")) for b in read_labels(f)]
-        n = max([b.frame + 1 for b in labels] + [1])
-        boxes = np.full((n, 4), np.nan, np.float32)
-        for b in labels:
-            boxes[b.frame] = b.box
-        t0 = int(events["t"][0]) if len(events) else 0
-        frame_ts = t0 + np.arange(n, dtype=np.int64) * self.window_us
-        frames = np.zeros((n, reader.sensor.height, reader.sensor.width), np.uint8)
-        return PassData(events, frames, frame_ts, boxes, reader.sensor, info.identity, info.camera)
 
 
 def _camera_names(dataset: Any, clips: Any) -> np.ndarray:
@@ -170,10 +117,14 @@ def _camera_names(dataset: Any, clips: Any) -> np.ndarray:
 
 def open_test_set(
     dataset: str, data_dir: Path | None, root: Path | None, data_cfg: Any, cache: Path, clips_per_pass: int,
-    progress: bool,
+    progress: bool, time_unit: str | None = None, sensor: str = "",
 ) -> TestSet:
-    """The test clips of the world (``dataset="world"``, ``data_dir``) or of Event-ReId (``root``)."""
+    """The test clips of the world (``dataset="world"``, ``data_dir``) or of Event-ReId (``root``, either
+    layout of :mod:`anonreid.events.event_reid_dataset`: single-window clips, as the authors evaluate;
+    the official query and gallery lists when the root has them)."""
     from anonreid.models.data import build_clips, dataset_fingerprint
+
+    query = gallery = None
 
     if dataset == "world":
         from anonreid.events.world import WorldDataset
@@ -189,14 +140,23 @@ def open_test_set(
     elif dataset == "event-reid":
         if root is None:
             raise ValueError("--root is required for --dataset event-reid")
-        ds = EventReidDataset(root, window_us=data_cfg.window_us)
-        fingerprint, ids, enrollment, head, has_reference = f"event-reid:{root}", ds.identities(), {}, {}, False
+        from anonreid.events.event_reid_dataset import OFFICIAL_EVERY, open_event_reid_dataset
+        from anonreid.events.types import SensorSize
+
+        ds = open_event_reid_dataset(root, "test", time_unit, SensorSize.parse(sensor) if sensor else None,
+                                     data_cfg.window_us)
+        fingerprint = f"event-reid:{root.resolve()}:{ds.layout}:{ds.time_unit}:{ds.sensor}"
+        ids, enrollment, head, has_reference = ds.identities(), {}, {}, False
+        data_cfg = data_cfg.model_copy(update={"clip_len": 1, "clip_stride": 1 if ds.layout == "lists" else OFFICIAL_EVERY})
     else:
         raise ValueError(f"--dataset must be 'world' or 'event-reid', got {dataset!r}")
     clips = build_clips(ds, ids, data_cfg, cache, fingerprint, max_clips_per_pass=clips_per_pass, progress=progress)
     clip_ids = np.asarray([clips.identities[int(i)] for i in clips.labels])
+    if dataset == "event-reid" and ds.layout == "lists":
+        roles = np.asarray([ds.passes[int(i)].split for i in clips.passes])
+        query, gallery = roles == "query", roles == "gallery"
     return TestSet(dataset, clips, clip_ids, _camera_names(ds, clips), has_reference, enrollment, head, ds, data_cfg,
-                   fingerprint, cache, clips_per_pass)
+                   fingerprint, cache, clips_per_pass, query, gallery)
 
 
 def detected_boxes(test: TestSet, min_iou: float = 0.3) -> np.ndarray:
@@ -277,11 +237,19 @@ def reid_embeddings(reid: nn.Module, tiles: np.ndarray, boxes: np.ndarray, crop_
     return out
 
 
-def reid_table(emb: np.ndarray, ids: np.ndarray, cams: np.ndarray, seed: int) -> RetrievalScore:
-    """Market-1501: one query per (identity, camera), the gallery every clip (same id+camera excluded)."""
-    ok = np.flatnonzero(np.isfinite(emb).all(1))
-    q = ok[one_per_identity_camera(ids[ok], cams[ok])]
-    return retrieval_scores(emb[q], ids[q], cams[q], emb[ok], ids[ok], cams[ok], seed=seed)
+def reid_table(
+    emb: np.ndarray, ids: np.ndarray, cams: np.ndarray, seed: int,
+    query: np.ndarray | None = None, gallery: np.ndarray | None = None,
+) -> RetrievalScore:
+    """Market-1501: one query per (identity, camera), the gallery every clip (same id+camera excluded);
+    or the official ``query`` and ``gallery`` clips (boolean masks) where the dataset lists them."""
+    found = np.isfinite(emb).all(1)
+    if query is not None and gallery is not None:
+        q, g = np.flatnonzero(found & query), np.flatnonzero(found & gallery)
+    else:
+        g = np.flatnonzero(found)
+        q = g[one_per_identity_camera(ids[g], cams[g])]
+    return retrieval_scores(emb[q], ids[q], cams[q], emb[g], ids[g], cams[g], seed=seed)
 
 
 # --------------------------------------------------------------------------------------- attacker networks
@@ -419,7 +387,7 @@ def encryption_rows(
             row["reconstruction"] = reconstruction_attack(frames, _reference(test), test.ids, seed).as_dict()
         if reid_raw is not None:
             emb = reid_embeddings(reid_raw, clips.voxels[:, -1], np.asarray(clips.boxes), crop_hw)
-            row["reid"] = reid_table(emb, test.ids, test.cams, seed).as_dict()
+            row["reid"] = reid_table(emb, test.ids, test.cams, seed, test.query, test.gallery).as_dict()
         row["retrieval"] = _as(attacks.retrieval(frames))
         rows[name] = row
     return rows
@@ -448,7 +416,7 @@ def ablation_rows(
         if test.has_reference:
             row["reconstruction"] = reconstruction_attack(views["anonymized"], _reference(test), test.ids, seed).as_dict()
         row["reid"] = reid_table(reid_embeddings(reid, anon_last, np.asarray(test.clips.boxes), crop_hw),
-                                 test.ids, test.cams, seed).as_dict()
+                                 test.ids, test.cams, seed, test.query, test.gallery).as_dict()
         row["retrieval"] = _as(attacks.retrieval(views["anonymized"]))
         rows[tag] = row
     return rows
@@ -458,19 +426,21 @@ def ablation_rows(
 
 
 def evaluate_run(
-    run_dir: str | Path, out_dir: str | Path, data_dir: str | Path | None = None, dataset: str = "world",
+    run_dir: str | Path | None, out_dir: str | Path, data_dir: str | Path | None = None, dataset: str = "world",
     root: str | Path | None = None, opts: EvalOptions | None = None, command: str = "",
 ) -> dict[str, Any]:
-    """Evaluate a training run; writes ``results.json``, ``results.md`` and figures to ``out_dir``."""
+    """Evaluate a training run, or a shipped model set (``None``: the package's default); writes
+    ``results.json``, ``results.md`` and figures to ``out_dir``."""
     from anonreid.models.config import load_train_config
     from anonreid.models.train import resolve_device
 
     opts = opts or EvalOptions()
     t_start = time.perf_counter()
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    from anonreid.models.bundle import run_view
+
+    out_dir = Path(out_dir)
+    run_dir = run_view(run_dir, out_dir)  # a run directory, or a view of a shipped model set (the default's)
     data_path = Path(data_dir) if data_dir is not None else None
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir}/config.yaml: not a training run directory (make one with `anonreid train`)")
     run_cfg = load_train_config(run_dir / "config.yaml")
     if run_cfg.threads:
         torch.set_num_threads(run_cfg.threads)
@@ -484,7 +454,7 @@ def evaluate_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     crop_hw = (run_cfg.data.crop_hw[0], run_cfg.data.crop_hw[1])
     test = open_test_set(dataset, data_path, Path(root) if root else None, run_cfg.data, run_dir / "cache" / "eval",
-                         opts.clips_per_pass, opts.progress)
+                         opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor)
     log.info("evaluating %d clips of %d identities", len(test.clips), len(set(test.ids.tolist())))
 
     views, anon_last = attacker_views(test.clips.voxels, attacker, models["anonymizer"])
@@ -498,8 +468,10 @@ def evaluate_run(
         "preset": run_cfg.name, "device": str(device), "models": _model_versions(run_dir),
         "test": {"clips": len(test.clips), "identities": len(set(test.ids.tolist())),
                  "cameras": sorted(set(test.cams.tolist())), "clips_per_pass": opts.clips_per_pass,
-                 "clip_len": run_cfg.data.clip_len, "tile_hw": list(run_cfg.data.tile_hw or []),
-                 "reference_frames": test.has_reference},
+                 "clip_len": test.data_cfg.clip_len, "tile_hw": list(run_cfg.data.tile_hw or []),
+                 "reference_frames": test.has_reference,
+                 "reid_protocol": "query and gallery = the official query_list.txt and gallery_list.txt"
+                 if test.query is not None else "query = one clip per identity and camera"},
         "attacker": {"appearance": opts.attacker.appearance.__dict__, "face": opts.attacker.face.__dict__,
                      "face_embedder": str(opts.face_weights) if opts.face_weights else "attacker's own face net"},
         "paper": PAPER,
@@ -520,11 +492,14 @@ def evaluate_run(
             continue
         part: dict[str, Any] = {}
         if models["reid_raw"] is not None:
-            part["raw"] = reid_table(reid_embeddings(models["reid_raw"], last_raw, bx, crop_hw), test.ids, test.cams, seed).as_dict()
+            part["raw"] = reid_table(reid_embeddings(models["reid_raw"], last_raw, bx, crop_hw), test.ids, test.cams, seed,
+                                     test.query, test.gallery).as_dict()
         if models["reid"] is not None and anon_last is not None:
             part["anonymized"] = reid_table(reid_embeddings(models["reid"], anon_last, bx, crop_hw), test.ids, test.cams,
-                                            seed).as_dict()
+                                            seed, test.query, test.gallery).as_dict()
         reid[tag] = part
+    if models["reid_raw"] is None:
+        reid["raw_missing"] = f"{run_dir} has no raw-event ReId baseline (checkpoints/reid_raw, stage reid)"
     if det is not None:
         reid["detection_recall"] = float(np.isfinite(det).all(1).mean())
     res["reid"] = reid

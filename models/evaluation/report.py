@@ -93,7 +93,8 @@ def write_markdown(res: dict[str, Any]) -> str:
                 "ReId model; retrieval queries are enrollment photos against E_rec reconstructions of each stream.", ""]
     else:
         out += ["Encryption baselines not run (--no-encryption).", ""]
-    out += ["## Table 4: person ReId (Market-1501; query = one clip per identity and camera)", ""]
+    protocol = res["test"].get("reid_protocol", "query = one clip per identity and camera")
+    out += [f"## Table 4: person ReId (Market-1501; {protocol})", ""]
     rows = []
     for boxes in ("gt", "detected"):
         for v in ("raw", "anonymized"):
@@ -104,6 +105,8 @@ def write_markdown(res: dict[str, Any]) -> str:
                              str(r["num_queries"]), str(r["num_queries_without_match"]), paper])
     out += [table(["input", "rank-1", "rank-5", "rank-10", "mAP", "chance R1 / mAP", "queries", "no match",
                    "paper R1 / mAP"], rows), ""]
+    if "raw_missing" in res["reid"]:
+        out += [f"No raw row: {res['reid']['raw_missing']}.", ""]
     if "detection_recall" in res["reid"]:
         out += [f"Detected boxes: the event-activity detector (anonreid.nodes.detection), matched to the ground truth "
                 f"at IoU >= 0.3; found in {pct(res['reid']['detection_recall'])}% of the clips' last windows.", ""]
