@@ -35,8 +35,14 @@ def serve(
     from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
     from anonreid.orchestration.redis_service import RedisService
+    from anonreid.orchestration.security.tls import CredentialsError, check_files
 
     cfg = resolve_config(config, set_)
+    try:  # before anything starts: the gallery serves with them, its console is a client
+        check_files(cfg.security, server=True, client=cfg.console.enabled)
+    except CredentialsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     gallery_cfg = cfg.gallery if port is None else cfg.gallery.model_copy(update={"port": port})
     redis_cfg = cfg.redis if not redis_url else cfg.redis.model_copy(update={"url": redis_url})
     redis_service = RedisService(redis_cfg).start()

@@ -23,7 +23,8 @@ def certs(
     files = generate_dev_pki(out, tuple(host or ()), days)
     typer.echo(f"CA {files.ca}\nserver {files.server_cert} {files.server_key}\nclient {files.client_cert} "
                f"{files.client_key}\nset security.tls=true security.ca_cert=... security.server_cert=... "
-               "security.server_key=... (and security.mtls=true with the client pair)")
+               "security.server_key=... (security.mtls=true also needs security.client_cert=... "
+               "security.client_key=... for every client, the console of `gallery serve` included)")
 
 
 @tokens_app.command("create")

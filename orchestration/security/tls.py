@@ -1,5 +1,9 @@
 """gRPC credentials from the ``security`` configuration: TLS on the server (mutual TLS as an option) and
-the matching channel credentials for clients. Plain-text is used only when TLS is off."""
+the matching channel credentials for clients. Plain-text is used only when TLS is off.
+
+A certificate or key that is needed but not set, or cannot be read, raises :class:`CredentialsError`
+naming the key, what needs it and where ``anonreid certs`` put it; :func:`check_files` reads them all
+up front, so that a command can say so before it starts anything."""
 
 from __future__ import annotations
 
@@ -9,12 +13,40 @@ import grpc
 
 from anonreid.orchestration.config import SecurityConfig
 
+_CLIENT_PAIR = ("with security.mtls=true every gRPC client presents a client certificate, the console that "
+                "`anonreid gallery serve` starts included: set security.client_cert and security.client_key "
+                "(client.pem and client.key from `anonreid certs`), or turn the console off with "
+                "console.enabled=false")
+_NEEDED_FOR = {
+    "ca_cert": "with security.tls=true clients verify the server, and with security.mtls=true the server "
+               "verifies clients, against the CA certificate (ca.pem from `anonreid certs`)",
+    "server_cert": "a server with security.tls=true needs its certificate (server.pem from `anonreid certs`)",
+    "server_key": "a server with security.tls=true needs its private key (server.key from `anonreid certs`)",
+    "client_cert": _CLIENT_PAIR,
+    "client_key": _CLIENT_PAIR,
+}
+
+
+class CredentialsError(FileNotFoundError):
+    """A certificate or key the ``security`` section needs is not set or cannot be read."""
+
 
 def _read(path: str, what: str) -> bytes:
+    if not path:
+        raise CredentialsError(f"security.{what} is not set: {_NEEDED_FOR[what]}")
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise FileNotFoundError(f"security.{what}: cannot read {path}: {exc.strerror}") from exc
+        raise CredentialsError(f"security.{what}: cannot read {path}: {exc.strerror}") from exc
+
+
+def check_files(cfg: SecurityConfig, *, server: bool = False, client: bool = False) -> None:
+    """Read every certificate and key a server and/or a client of ``cfg`` needs (nothing when TLS is
+    off); raises :class:`CredentialsError` for the first one missing."""
+    if server:
+        server_credentials(cfg)
+    if client:
+        channel_credentials(cfg)
 
 
 def server_credentials(cfg: SecurityConfig) -> grpc.ServerCredentials | None:
