@@ -159,7 +159,10 @@ def test_the_access_log_records_operator_queries_and_forget(redis_url: str, pki:
 
 def _http(url: str, token: str | None = None, data: bytes | None = None,
           opener: urllib.request.OpenerDirector | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, headers={"Authorization": f"Bearer {token}"} if token else {})
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if data is not None:  # the console takes JSON writes only
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=headers)
     try:
         with (opener or urllib.request.build_opener()).open(req, timeout=10) as resp:
             status, body, kind = resp.status, resp.read(), resp.headers.get("Content-Type", "")

@@ -23,6 +23,12 @@ and redirects to the same page without the token in its address. The console for
 token to the gallery, so the gallery's access log names the operator, not the console. The page, its
 static files and ``/healthz`` are public (they hold no data). The gallery channel uses TLS / mutual TLS
 from the same ``security`` section.
+
+Before any route, :class:`~anonreid.gallery.console.guard.RequestGuard` checks the ``Host`` of every
+request and the ``Origin`` / content type of every write, and refuses writes without access control
+off loopback unless ``console.allow_unauthenticated`` (DNS rebinding, cross-site requests). Malformed
+input gets 400 with a message, never 500; every connection has a socket timeout
+(``console.request_timeout_s``), so a stalled request line, header or body is dropped (408).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +48,7 @@ import grpc
 import redis
 from google.protobuf.json_format import MessageToDict
 
+from anonreid.gallery.console.guard import ApiError, RequestGuard, shown, valid_token
 from anonreid.gallery.console.tiles import read_cameras, read_tile
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog
@@ -61,12 +68,6 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.UNAUTHENTICATED: HTTPStatus.UNAUTHORIZED,
     grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
-
-
-class ApiError(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ConsoleBackend:
@@ -144,6 +145,8 @@ class ConsoleBackend:
 
 
 TOKEN_COOKIE = "anonreid_token"
+MAX_BODY = 64 * 1024
+UINT32_MAX = 2**32 - 1  # the gallery's limit / k fields
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/api/cameras$"), "cameras"),
@@ -157,9 +160,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
-def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
+def _handler(backend: ConsoleBackend, guard: RequestGuard, timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "anonreid-console"
+        timeout = timeout_s  # socket timeout: a stalled request line, header or body is dropped
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("console %s - " + fmt, self.address_string(), *args)
@@ -191,6 +195,8 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
             token = query.pop("token", [""])[0]
             if not token:
                 return False
+            if not valid_token(token):  # never echo request data into a header
+                raise ApiError(HTTPStatus.BAD_REQUEST, "the token in ?token= holds characters no token has")
             if backend.tokens is not None and backend.tokens.authenticate(token) is None:
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "the token in ?token= is not valid")
             self.send_response(HTTPStatus.SEE_OTHER)
@@ -204,6 +210,11 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self, method: str) -> None:
             url = urlparse(self.path)
             try:
+                headers = self.headers
+                guard.check_host(headers.get("Host"))
+                if method == "POST":
+                    guard.check_write(headers.get("Host"), headers.get("Origin"), headers.get("Sec-Fetch-Site"),
+                                      headers.get("Content-Type"))
                 if method == "GET" and self._set_cookie_from_query(url):
                     return None
                 if method == "GET" and (url.path in ("/", "/index.html") or url.path.startswith("/static/")):
@@ -240,34 +251,53 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
             if name == "tile":
                 return self._send(HTTPStatus.OK, backend.tile(params["camera"]), "image/png")
             if name == "identities":
-                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "200"), "limit"), token))
+                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "200"), "limit", UINT32_MAX),
+                                                                    token))
             if name == "trajectory":
                 return self._json(HTTPStatus.OK, backend.trajectory(params["identity"], token))
             if name == "search":
                 if not q("sighting"):
                     raise ApiError(HTTPStatus.BAD_REQUEST, "query parameter 'sighting' is required")
-                return self._json(HTTPStatus.OK, backend.search(q("sighting"), _int(q("k", "10"), "k"), token))
+                k = _int(q("k", "10"), "k", UINT32_MAX)
+                return self._json(HTTPStatus.OK, backend.search(q("sighting"), k, token))
             if name == "occupancy":
                 return self._json(HTTPStatus.OK, backend.occupancy(token))
             if name == "privacy":
                 return self._json(HTTPStatus.OK, backend.privacy())
             if name == "forget":
                 body = self._body()
-                identity = str(body.get("identity_id", ""))
+                identity, reason = _text(body, "identity_id", ""), _text(body, "reason", "console")
                 if not identity or body.get("confirm") != identity:
                     raise ApiError(HTTPStatus.BAD_REQUEST,
                                    "forget needs 'identity_id' and 'confirm' set to the same identity id")
-                return self._json(HTTPStatus.OK, backend.forget(identity, str(body.get("reason", "console")), token))
+                return self._json(HTTPStatus.OK, backend.forget(identity, reason, token))
             raise ApiError(HTTPStatus.NOT_FOUND, name)
 
         def _body(self) -> dict[str, Any]:
-            length = _int(self.headers.get("Content-Length", "0"), "Content-Length")
-            if length > 64 * 1024:
-                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request body over 64 KiB")
+            text = self.headers.get("Content-Length", "0").strip()
+            if not text.isdigit() or not text.isascii():
+                self.close_connection = True
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"Content-Length must be a byte count, got {shown(text)}")
+            length = int(text) if len(text) <= 12 else MAX_BODY + 1
+            if length > MAX_BODY:
+                self.close_connection = True
+                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body over {MAX_BODY // 1024} KiB")
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
-            except json.JSONDecodeError as exc:
-                raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not JSON: {exc.msg}") from None
+                data = self.rfile.read(length)
+            except TimeoutError:
+                self.close_connection = True
+                raise ApiError(HTTPStatus.REQUEST_TIMEOUT,
+                               f"request body not received within {self.timeout:g} s") from None
+            if len(data) < length:
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"request body ended after {len(data)} of {length} bytes")
+            try:
+                body = json.loads(data.decode("utf-8") or "{}")
+            except UnicodeDecodeError as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not UTF-8 (byte {exc.start})") from None
+            except RecursionError:
+                raise ApiError(HTTPStatus.BAD_REQUEST, "request body is JSON nested too deeply") from None
+            except ValueError as exc:  # JSONDecodeError, and integers over Python's digit limit
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"request body is not JSON: {exc}") from None
             if not isinstance(body, dict):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "request body must be a JSON object")
             return body
@@ -281,20 +311,39 @@ def _handler(backend: ConsoleBackend) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _int(text: str, name: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {text!r}") from None
+def _int(text: str, name: str, maximum: int) -> int:
+    """Query parameter ``name``: a decimal integer in 0..maximum (400 otherwise)."""
+    value = int(text) if text.isdigit() and text.isascii() and len(text) <= 20 else -1
+    if not 0 <= value <= maximum:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer in 0..{maximum}, got {shown(text)}")
+    return value
+
+
+def _text(body: dict[str, Any], key: str, default: str, max_len: int = 1024) -> str:
+    """String field ``key`` of a JSON body (400 when it is another type or longer than ``max_len``)."""
+    value = body.get(key, default)
+    if not isinstance(value, str) or len(value) > max_len:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"'{key}' must be a string of at most {max_len} characters")
+    return value
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # listen backlog (5 by default: a burst of browser connections waited for SYN retries)
 
 
 class ConsoleServer:
-    """Serve the console on ``host:port`` (port 0 picks a free one) in a background thread."""
+    """Serve the console on ``host:port`` (port 0 picks a free one) in a background thread.
 
-    def __init__(self, backend: ConsoleBackend, host: str = "127.0.0.1", port: int = 8080) -> None:
+    ``allowed_hosts``, ``allow_unauthenticated``: see :class:`~anonreid.gallery.console.guard.RequestGuard`;
+    ``request_timeout_s``: the socket timeout of every connection."""
+
+    def __init__(self, backend: ConsoleBackend, host: str = "127.0.0.1", port: int = 8080, *,
+                 allowed_hosts: Iterable[str] = (), allow_unauthenticated: bool = False,
+                 request_timeout_s: float = 10.0) -> None:
         self.backend = backend
-        self.httpd = ThreadingHTTPServer((host, port), _handler(backend))
-        self.httpd.daemon_threads = True
+        guard = RequestGuard(host, allowed_hosts, allow_unauthenticated, access_control=backend.tokens is not None)
+        self.httpd = _HTTPServer((host, port), _handler(backend, guard, request_timeout_s))
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="console", daemon=True)
 
     @property
@@ -322,4 +371,6 @@ def start_console(cfg: Config, gallery_address: str, redis_url: str, redis_passw
 
     backend = ConsoleBackend(gallery_address, connect(redis_url, redis_password), list(cfg.gallery.camera_ids),
                              policy=PrivacyPolicy.load(cfg.adversary.policy or None), security=cfg.security)
-    return ConsoleServer(backend, cfg.console.host, cfg.console.port).start()
+    c = cfg.console
+    return ConsoleServer(backend, c.host, c.port, allowed_hosts=c.allowed_hosts,
+                         allow_unauthenticated=c.allow_unauthenticated, request_timeout_s=c.request_timeout_s).start()
