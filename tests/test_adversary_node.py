@@ -136,6 +136,9 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     ssim = by[("cam3", "reconstruction", "ssim")]
     assert 0 < ssim.chance < 1 and ssim.ci_low <= ssim.value <= ssim.ci_high and ssim.needs_ground_truth
     assert ssim.num_samples >= 2 and "identity-mapping" in ssim.model_version
+    # one person in view: the interval is over that person's clips, which can show a breach, never a pass
+    assert ssim.num_identities == 1 and ssim.interval_method
+    assert _gauge(registry, "anonreid_privacy_state", "reconstruction") in (1.0, 2.0)
     assert _gauge(registry, "anonreid_privacy_ssim", "reconstruction") == pytest.approx(ssim.value)
     r1 = by[("cam3", "retrieval", "rank1")]  # person crops rank the 33 enrolled identities
     assert r1.chance == pytest.approx(1 / 33, abs=0.02) and 0 <= r1.value <= 1
@@ -166,6 +169,8 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     images = browser_page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
     assert len(images) >= 4 and all(ok and w > 0 for ok, w in images)
     assert browser_page.locator("#verdicts tr.not-checked").filter(has_text=NO_GT_CAMERA).count() >= 5
+    attackers = browser_page.inner_text("#attackers")  # the live adaptive attacker, with what it trained on
+    assert "adaptive (live)" in attackers and "2 steps x batch 4" in attackers
 
 
 def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: Any) -> None:

@@ -1,36 +1,89 @@
 import math
 
+import numpy as np
 import pytest
 
 from anonreid.nodes.adversary.policy import PolicyError, PrivacyPolicy
+
+NARROW = 0.01  # half-width of a decisive interval in the rule tests
+
+
+def _states(policy, attack, metric, value, chance=math.nan, n=1000, people=50):  # type: ignore[no-untyped-def]
+    ci = (value - NARROW, value + NARROW)
+    return [(j.state, j.threshold) for j in policy.judge("cam1", attack, metric, value, ci, chance, n, people)]
 
 
 def test_default_policy_is_relative_to_an_attacker_that_learned_nothing():
     policy = PrivacyPolicy.load()
     # SSIM / PSNR against the flat-grey floor recorded as their chance level
-    assert policy.check("cam1", "reconstruction", "ssim", 0.43, chance=0.53) == []
-    [breach] = policy.check("cam2", "reconstruction", "ssim", 0.64, chance=0.53)
-    assert breach.threshold == pytest.approx(0.58)
+    assert _states(policy, "reconstruction", "ssim", 0.43, chance=0.53) == [("pass", pytest.approx(0.58))]
+    assert _states(policy, "reconstruction", "ssim", 0.64, chance=0.53) == [("breach", pytest.approx(0.58))]
+    [breach] = policy.judge("cam2", "reconstruction", "ssim", 0.64, (0.62, 0.66), 0.53, 100, 20)
     assert "cam2" in breach.message and "reconstruction" in breach.message and "ssim" in breach.message
-    assert policy.check("cam1", "retrieval", "rank1", 0.12, chance=0.09) == []
-    [rel] = policy.check("cam1", "retrieval", "rank1", 0.20, chance=0.09)
-    assert rel.threshold == pytest.approx(0.14)
-    assert policy.check("cam1", "retrieval", "unknown-metric", 1.0) == []  # type: ignore[arg-type]
+    assert "[95% 0.6200, 0.6600]" in breach.message
+    assert _states(policy, "retrieval", "rank1", 0.12, chance=0.09) == [("pass", pytest.approx(0.14))]
+    assert _states(policy, "retrieval", "rank1", 0.20, chance=0.09) == [("breach", pytest.approx(0.14))]
+    assert policy.judge("cam1", "retrieval", "unknown-metric", 1.0, (1.0, 1.0)) == []  # type: ignore[arg-type]
     assert {(r.attack, r.metric) for r in policy.rules if r.max is not None} == set()
+    assert policy.min_identities == 5
+
+
+def test_the_upper_bound_decides_not_the_point_estimate():
+    policy = PrivacyPolicy.load()
+    # a point estimate under the threshold whose interval reaches over it is no pass
+    [(state, _)] = [(j.state, j.why) for j in policy.judge("cam1", "retrieval", "rank1", 0.12, (0.10, 0.145), 0.09,
+                                                          2000, 50)]
+    assert state == "breach"  # narrower than the 5-point margin: at the threshold, privacy not shown
+    [wide] = policy.judge("cam1", "retrieval", "rank1", 0.12, (0.02, 0.30), 0.09, 2000, 50)
+    assert wide.state == "insufficient evidence" and "wider than 0.05" in wide.why
+    [few] = policy.judge("cam1", "reconstruction", "ssim", 0.40, (0.38, 0.42), 0.53, 40, 3)
+    assert few.state == "insufficient evidence" and "3 identities, a pass needs 5" in few.why
+    [one] = policy.judge("cam1", "reconstruction", "ssim", 0.70, (0.66, 0.74), 0.53, 40, 1)
+    assert one.state == "breach"  # one person exposed beyond doubt is a breach, however few people
 
 
 def test_paper_policy_has_the_papers_absolute_limits():
     from anonreid.nodes.adversary.policy import DEFAULT_POLICY
 
     paper = PrivacyPolicy.load(DEFAULT_POLICY.with_name("paper_policy.yaml"))
-    assert paper.check("cam1", "reconstruction", "ssim", 0.35) == []
-    [breach] = paper.check("cam1", "reconstruction", "ssim", 0.43)
-    assert breach.threshold == pytest.approx(0.40)
+    assert _states(paper, "reconstruction", "ssim", 0.35) == [("pass", pytest.approx(0.40))]
+    assert _states(paper, "reconstruction", "ssim", 0.43) == [("breach", pytest.approx(0.40))]
+    [wide] = paper.judge("cam1", "reconstruction", "ssim", 0.38, (0.30, 0.46), math.nan, 40, 10)
+    assert wide.state == "insufficient evidence"  # wider than the default 0.05 resolution of a `max` rule
 
 
 def test_relative_rule_without_chance_fails_loudly():
     with pytest.raises(ValueError, match="relative to chance"):
-        PrivacyPolicy.load().check("cam1", "retrieval", "rank1", 0.5, chance=math.nan)
+        PrivacyPolicy.load().judge("cam1", "retrieval", "rank1", 0.5, (0.4, 0.6), chance=math.nan)
+
+
+def _retrieval(identities: int, per_identity: int, leak: float, seed: int):  # type: ignore[no-untyped-def]
+    """The retrieval attack's real statistics on synthetic embeddings: ``identities`` enrolled people,
+    ``per_identity`` query crops each, embeddings = leak * identity direction + noise."""
+    from anonreid.models.evaluation.attacks import retrieval_scores
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(identities, 16))
+    q_ids = np.repeat(np.arange(identities), per_identity)
+    q = leak * centres[q_ids] + rng.normal(size=(len(q_ids), 16))
+    return retrieval_scores(q, q_ids, ["cam1"] * len(q_ids), centres, np.arange(identities),
+                            ["enrollment"] * identities, seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("identities", "per_identity", "leak", "state"),
+    [
+        (3, 2, 0.0, "insufficient evidence"),  # a handful of samples at chance: nothing can be said yet
+        (30, 20, 0.0, "pass"),  # 600 queries of 30 people at chance: bounded under chance + 5 points
+        (30, 20, 3.0, "breach"),  # the same sample from an attacker that recognises people
+        (6, 2, 3.0, "breach"),  # a leak so strong that even 12 queries prove it
+    ],
+)
+def test_retrieval_verdict_from_few_good_and_bad_samples(identities, per_identity, leak, state):
+    r = _retrieval(identities, per_identity, leak, seed=identities * 7 + per_identity)
+    [j] = PrivacyPolicy.load().judge("cam1", "retrieval", "rank1", r.rank1.value, (r.rank1.ci_low, r.rank1.ci_high),
+                                     r.chance["rank1"], r.num_queries, identities)
+    assert j.state == state, (r.rank1, r.chance, j.why)
 
 
 def test_bad_policy_files_are_named(tmp_path):

@@ -1,10 +1,20 @@
-"""Prometheus collectors of the adversary node (labels ``camera`` and ``attack`` only)."""
+"""Prometheus collectors of the adversary node (labels ``camera`` and ``attack``, plus ``metric`` on the
+interval bound: all three from fixed small sets).
+
+``anonreid_privacy_state`` is the verdict of the latest scores of a camera's attack: 0 pass,
+1 insufficient evidence, 2 breach (the worst over the attack's metrics); ``anonreid_privacy_upper_bound``
+the 95% upper bound each verdict was judged by.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from anonreid.models.evaluation.intervals import STATES
 from anonreid.proto.v1 import audit_pb2
+
+#: the value of anonreid_privacy_state per verdict (pass, insufficient evidence, breach)
+STATE_VALUES = {state: float(i) for i, state in enumerate(STATES)}
 
 _GAUGES = {
     "ssim": ("anonreid_privacy_ssim", "SSIM of the attacker's reconstructions vs reference frames"),
@@ -27,6 +37,11 @@ class AdversaryMetrics:
         )
         self.alerts = Counter("anonreid_privacy_alerts_total", "privacy policy breaches", labels, registry=reg)
         self.checks = Counter("anonreid_privacy_checks_total", "attack evaluations run", labels, registry=reg)
+        self.state = Gauge("anonreid_privacy_state", "privacy verdict of the latest scores: 0 pass, "
+                           "1 insufficient evidence, 2 breach (worst over the attack's metrics)", labels, registry=reg)
+        self.upper = Gauge("anonreid_privacy_upper_bound", "95% upper bound of the latest score (what the verdict "
+                           "compares with the threshold)", [*labels, "metric"], registry=reg)
+        self._states: dict[tuple[str, str], dict[str, float]] = {}
 
     def start_counting(self, cameras: list[str], attacks: list[str]) -> None:
         """Export the counters at 0 for every (camera, attack) before the first score, so that
@@ -36,13 +51,20 @@ class AdversaryMetrics:
                 self.alerts.labels(camera=camera, attack=attack)
                 self.checks.labels(camera=camera, attack=attack)
 
-    def observe(self, record: audit_pb2.AuditRecord, breached: bool) -> None:
+    def observe(self, record: audit_pb2.AuditRecord, states: list[str]) -> None:
+        """Export one score and its verdicts (one per policy rule covering it; none: no state)."""
         labels = {"camera": record.camera_id, "attack": record.attack}
         gauge = self.gauges.get(record.metric)
         if gauge is not None:
             gauge.labels(**labels).set(record.value)
+        if record.metric in _GAUGES:
+            self.upper.labels(**labels, metric=record.metric).set(record.ci_high)
         if record.metric == "rank1":
             self.rank1_chance.labels(**labels).set(record.chance)
+        if states:
+            per_metric = self._states.setdefault((record.camera_id, record.attack), {})
+            per_metric[record.metric] = max(STATE_VALUES[s] for s in states)
+            self.state.labels(**labels).set(max(per_metric.values()))
         self.checks.labels(**labels).inc()
-        if breached:
+        if any(s == STATES[-1] for s in states):
             self.alerts.labels(**labels).inc()

@@ -14,10 +14,15 @@ the evaluation suite's attacks (:mod:`anonreid.models.evaluation.attacks`) on it
   the (anonymized, reference) pairs collected from the stream, a few steps in bounded time, and scored
   only on samples read after its last refresh (held out).
 
-Each score becomes an :class:`AuditRecord` (chance level, bootstrap CI over identities) appended to
-``audit:records``, sets the ``anonreid_privacy_*`` gauges, and is checked against the
-:class:`PrivacyPolicy`: a breach is a :class:`PrivacyAlert` on ``audit:alerts`` plus a WARNING log line
-naming camera, attack, metric, value and threshold. The latest image grids (reference | what the
+Each score becomes an :class:`AuditRecord` (chance level, 95% interval and its method, samples and
+distinct identities) appended to ``audit:records``, sets the ``anonreid_privacy_*`` gauges, and is
+judged by the :class:`PrivacyPolicy` on its interval: ``pass`` (upper bound under the threshold, over
+enough people), ``insufficient evidence`` (the sample cannot decide yet) or ``breach`` (a
+:class:`PrivacyAlert` on ``audit:alerts`` plus a WARNING log line naming camera, attack, metric, value,
+interval and threshold); the state is exported per camera and attack (``anonreid_privacy_state``).
+Intervals resample identities; with one person in the window they resample that person's clips, which
+can show a breach for that person but never a pass (the policy's ``min_identities``). The attackers and
+their training budgets are published in ``audit:attackers`` for the report. The latest image grids (reference | what the
 attacker reconstructs from the anonymized stream) are kept per camera in ``audit:grids:<camera>``.
 """
 
@@ -30,12 +35,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from anonreid.models.evaluation.intervals import BREACH
+from anonreid.nodes.adversary.attackers import Attackers, load_attackers, load_enrollment
 from anonreid.nodes.adversary.metrics import AdversaryMetrics
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog, make_record
@@ -77,66 +83,6 @@ class Sample:
             raise ValueError(f"{stream} entry {entry_id}: not a valid AuditSample ({exc})") from None
         truth = [((b.x1, b.y1, b.x2, b.y2), b.identity_id) for b in s.ground_truth if b.identity_id]
         return cls(seq, s.camera_id, s.window.start_us, s.window.end_us, anon, ref, truth, s.model_version)
-
-
-@dataclass
-class Attackers:
-    """The attacker's trained networks: E_rec (+ E_inv, E_rec') and the appearance model."""
-
-    side: Any = None  # attacks.AttackerSide
-    appearance: Any = None  # nn.Module on (N, 1, h, w) grey crops
-    appearance_hw: tuple[int, int] = (64, 32)
-    version: str = "none"
-    missing: list[str] = field(default_factory=list)  # what could not be loaded, and why
-
-
-def load_attackers(model_dir: str | Path | None) -> Attackers:
-    """The attacker side of a training run directory (``checkpoints/e_rec`` etc. and ``attacker/``);
-    empty: the package's shipped weight set (``models/weights/default``, the same layout flat)."""
-    from anonreid.models.bundle import DEFAULT_WEIGHTS
-    from anonreid.models.checkpoint import CheckpointError, load_checkpoint, read_sidecar
-    from anonreid.models.evaluation.attacks import AttackerSide
-
-    run = Path(model_dir) if model_dir else DEFAULT_WEIGHTS
-    ckpt = run / "checkpoints" if (run / "checkpoints").is_dir() else run  # a run directory or a flat weights set
-    out = Attackers(version=run.name)
-    nets: dict[str, Any] = {}
-    for name in ("e_rec", "e_inv", "e_rec_adaptive"):  # each one optional: an attack without its net is not run
-        path = ckpt / name
-        if not path.with_suffix(".json").exists():
-            out.missing.append(f"{path}.json: not trained in this run")
-            continue
-        try:
-            nets[name] = load_checkpoint(path).model.eval()
-        except (CheckpointError, OSError, ValueError) as exc:
-            out.missing.append(f"{path}: cannot be loaded ({exc})")
-    if "e_rec" in nets:
-        out.side = AttackerSide(nets["e_rec"], nets.get("e_inv"), nets.get("e_rec_adaptive"))
-        meta = read_sidecar(ckpt / "e_rec")["metadata"]
-        out.version = f"{meta.get('preset', run.name)}-{str(meta.get('data_fingerprint', ''))[:8]}"
-    app = run / "attacker" / "appearance"
-    if app.with_suffix(".json").exists():
-        out.appearance = load_checkpoint(app).model.eval()
-        hw = read_sidecar(app)["metadata"].get("attacker_cfg", {}).get("crop_hw", [64, 32])
-        out.appearance_hw = (int(hw[0]), int(hw[1]))
-    else:
-        out.missing.append(f"{app}.json: no attacker appearance model (retrieval attacks need it)")
-    return out
-
-
-def load_enrollment(source: str, world: WorldConfig | None = None) -> dict[str, np.ndarray]:
-    """Enrollment photos by identity: ``world`` renders the live world's people, a path reads a dataset."""
-    if not source:
-        return {}
-    if source == "world":
-        from anonreid.events.world.build import build_world
-        from anonreid.events.world.render import render_enrollment
-
-        return {p.identity: render_enrollment(p) for p in build_world(world or WorldConfig()).people}
-    from anonreid.events.world.dataset import WorldDataset
-
-    ds = WorldDataset(source)
-    return {i: ds.enrollment(i) for i in ds.identities()}
 
 
 @dataclass
@@ -253,6 +199,9 @@ class AdversaryNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: str | None = None
+        self._adaptive_trained = 0  # optimizer steps and (anonymized, reference) pairs seen by the live attacker
+        self._adaptive_pairs_seen = 0
+        self._publish_attackers()
 
     # -------------------------------------------------------------------------------- reading
 
@@ -357,9 +306,10 @@ class AdversaryNode:
                 ref.append(attacks.image_crops(reference[None], np.asarray([box], np.float32), cfg.crop_hw)[0, 0].numpy())
                 ids.append(identity)
         if pred:
-            r = attacks.reconstruction_attack(np.stack(pred), np.stack(ref), groups=ids)
-            out.append(self._emit(camera, attack, "ssim", r.ssim, r.ssim_floor, window_us, len(pred), version, True))
-            out.append(self._emit(camera, attack, "psnr", r.psnr, r.psnr_floor, window_us, len(pred), version, True))
+            people = len(set(ids))
+            r = attacks.reconstruction_attack(np.stack(pred), np.stack(ref), groups=ids if people > 1 else None)
+            out.append(self._emit(camera, attack, "ssim", r.ssim, r.ssim_floor, window_us, len(pred), version, people))
+            out.append(self._emit(camera, attack, "psnr", r.psnr, r.psnr_floor, window_us, len(pred), version, people))
         # retrieval against the enrollment photos: each person crop of the reconstructed (last) frame
         # ranks every enrolled identity (chance ~ 1 / enrolled); the CI resamples identities
         app = self.attackers.appearance
@@ -375,9 +325,9 @@ class AdversaryNode:
             q = attacks.image_crops(np.stack(q_img), np.asarray(q_box, np.float32), self.attackers.appearance_hw)
             r2 = attacks.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [ENROLLMENT_CAMERA] * len(g_ids))
             name = "retrieval" if attack == "reconstruction" else attack  # retrieval on the plain reconstructions
-            n = r2.num_queries
-            out.append(self._emit(camera, name, "rank1", r2.rank1, r2.chance["rank1"], window_us, n, version, True))
-            out.append(self._emit(camera, name, "map", r2.mAP, r2.chance["mAP"], window_us, n, version, True))
+            n, people = r2.num_queries, len(set(q_ids))
+            out.append(self._emit(camera, name, "rank1", r2.rank1, r2.chance["rank1"], window_us, n, version, people))
+            out.append(self._emit(camera, name, "map", r2.mAP, r2.chance["mAP"], window_us, n, version, people))
         return out
 
     def _enrollment_crops(self) -> tuple[list[str], Any]:
@@ -393,19 +343,35 @@ class AdversaryNode:
 
     def _emit(
         self, camera: str, attack: str, metric: str, est: Any, chance: float, window_us: tuple[int, int], n: int,
-        version: str, needs_gt: bool,
+        version: str, people: int,
     ) -> audit_pb2.AuditRecord:
-        """One score -> audit record, gauges, policy check (-> alert + WARNING log line)."""
+        """One score -> audit record, policy judgement on its interval, gauges (the state included); a
+        breach -> alert + WARNING log line. Every score the node makes needs ground truth (identities)."""
         record = make_record(attack, camera, metric, est.value, chance, (est.ci_low, est.ci_high), window_us, n,
-                             version, needs_gt)
+                             version, True, people, est.method)
         self.log.append(record)
-        breaches = self.policy.check(camera, attack, metric, record.value, record.chance)
-        self.metrics.observe(record, bool(breaches))
-        for b in breaches:
+        judgements = self.policy.judge(camera, attack, metric, record.value, (record.ci_low, record.ci_high),
+                                       record.chance, n, people)
+        self.metrics.observe(record, [j.state for j in judgements])
+        for b in (j for j in judgements if j.state == BREACH):
             self.log.alert(audit_pb2.PrivacyAlert(record=record, threshold=b.threshold, comparison="<=", message=b.message))
-            log.warning("%s (camera=%s attack=%s metric=%s value=%.4f threshold=%.4f)", b.message, camera, attack,
-                        metric, b.value, b.threshold)
+            log.warning("%s (camera=%s attack=%s metric=%s value=%.4f interval=[%.4f, %.4f] threshold=%.4f)", b.message,
+                        camera, attack, metric, b.value, b.ci[0], b.ci[1], b.threshold)
         return record
+
+    def _publish_attackers(self) -> None:
+        """The attackers this node runs, with their training budgets, in ``audit:attackers`` (the report's)."""
+        described = list(self.attackers.described)
+        if self.adaptive is not None:
+            base = "e_rec_adaptive" if self.attackers.side.e_rec_adaptive is not None else "e_rec"
+            described.append({
+                "name": "adaptive (live)", "role": f"adaptive reconstruction fine-tuned on this stream from {base}",
+                "checkpoint": "in memory", "trained_on": "(anonymized, reference) pairs collected from the audit tap",
+                "budget": {"steps": self._adaptive_trained, "batch_size": 4, "samples": self._adaptive_pairs_seen,
+                           "unit": "clips", "refreshes": self._adaptive_refreshes, "init_from": base,
+                           "source": "this adversary node"},
+            })
+        self.log.set_attackers(described)
 
     # -------------------------------------------------------------------------------- adaptive attacker
 
@@ -454,11 +420,14 @@ class AdversaryNode:
             loss.backward()
             opt.step()
             steps += 1
+            self._adaptive_pairs_seen += len(pick)
             loss_value = float(loss.detach())
         model.eval()
         self._views = {k: v for k, v in self._views.items() if k[0] != "adaptive"}  # a new attacker
         self._adaptive_cutoff = self._seq - 1
         self._adaptive_refreshes += 1
+        self._adaptive_trained += steps
+        self._publish_attackers()
         info = {"steps": steps, "loss": loss_value, "seconds": time.monotonic() - t0, "pairs": len(group)}
         log.info("adversary: adaptive attacker refreshed (%s)", info)
         return info
@@ -583,4 +552,5 @@ def report_data(
         if latest:
             grids[camera] = bytes(latest)
     gt = any(r.needs_ground_truth for r in records)
-    return ReportData(names, compute_verdicts(records, policy, names, gt), records, alerts, grids, gt)
+    return ReportData(names, compute_verdicts(records, policy, names, gt), records, alerts, grids, gt,
+                      log_.attackers(), policy.min_identities)

@@ -1,8 +1,17 @@
-"""The privacy policy: thresholds per (attack, metric), loaded from YAML, and the breach check.
+"""The privacy policy: thresholds per (attack, metric), loaded from YAML, and the three-state check.
 
 A rule caps a score either absolutely (``max``: e.g. reconstruction SSIM <= 0.40) or relative to the
 chance level that comes with the score (``max_above_chance``: e.g. retrieval rank-1 <= chance + 5
 points). A rule that needs a chance level fails loudly when a record has none, rather than passing.
+
+A score is judged by its 95% interval, never by its point value
+(:func:`anonreid.models.evaluation.intervals.privacy_state`): ``breach`` when the lower bound is over
+the threshold; ``pass`` only when the upper bound is at or under it *and* the sample can show privacy
+at all; ``insufficient evidence`` otherwise while the interval is wider than the rule's ``resolution``
+(default: its ``max_above_chance``, else :data:`DEFAULT_RESOLUTION` of the metric). The sample can show
+privacy when it covers at least the policy's ``min_identities`` distinct people (one person's clips say
+nothing about everyone else) and, for rank-1, when 0 hits in its ``n`` queries would bring the
+Clopper–Pearson upper bound under the threshold.
 """
 
 from __future__ import annotations
@@ -13,11 +22,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from anonreid.models.evaluation.intervals import BREACH, best_rank1_upper, privacy_state
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 Attack = Literal["reconstruction", "retrieval", "inversion", "adaptive", "face"]
 Metric = Literal["ssim", "psnr", "rank1", "map", "auc"]
+#: the interval width a check must reach to decide, per metric, for rules without max_above_chance
+DEFAULT_RESOLUTION = {"ssim": 0.05, "psnr": 1.0, "rank1": 0.05, "map": 0.05, "auc": 0.05}
 
 
 class PolicyError(ValueError):
@@ -31,6 +44,7 @@ class Rule(BaseModel):
     metric: Metric
     max: float | None = None
     max_above_chance: float | None = None
+    resolution: float | None = Field(None, gt=0, description="interval width that decides (default: the margin)")
 
     @model_validator(mode="after")
     def _one_threshold(self) -> Rule:
@@ -46,22 +60,35 @@ class Rule(BaseModel):
             raise ValueError(f"rule {self.attack}/{self.metric} is relative to chance, but the score has none")
         return chance + self.max_above_chance
 
+    @property
+    def decisive_width(self) -> float:
+        if self.resolution is not None:
+            return self.resolution
+        return self.max_above_chance if self.max_above_chance is not None else DEFAULT_RESOLUTION[self.metric]
+
 
 @dataclass(frozen=True)
-class Breach:
+class Judgement:
+    """One rule applied to one score: its state (pass | insufficient evidence | breach) and why."""
+
     camera: str
     attack: str
     metric: str
+    state: str
     value: float
+    ci: tuple[float, float]
     threshold: float
     rule: Rule
+    why: str = ""
 
     @property
     def message(self) -> str:
         rel = f" (chance + {self.rule.max_above_chance:.3f})" if self.rule.max_above_chance is not None else ""
+        what = "privacy breach" if self.state == BREACH else f"privacy {self.state}"
         return (
-            f"privacy breach on camera {self.camera}: {self.attack} attack {self.metric} = {self.value:.4f} "
-            f"> threshold {self.threshold:.4f}{rel}"
+            f"{what} on camera {self.camera}: {self.attack} attack {self.metric} = {self.value:.4f} "
+            f"[95% {self.ci[0]:.4f}, {self.ci[1]:.4f}] vs threshold {self.threshold:.4f}{rel}"
+            + (f"; {self.why}" if self.why else "")
         )
 
 
@@ -69,6 +96,7 @@ class PrivacyPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: tuple[Rule, ...]
+    min_identities: int = Field(5, ge=1, description="distinct people a score must cover before it can pass")
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PrivacyPolicy:
@@ -90,11 +118,24 @@ class PrivacyPolicy(BaseModel):
     def rules_for(self, attack: str, metric: str) -> list[Rule]:
         return [r for r in self.rules if r.attack == attack and r.metric == metric]
 
-    def check(self, camera: str, attack: str, metric: str, value: float, chance: float = math.nan) -> list[Breach]:
-        """Every rule the score breaks (empty when it complies or no rule covers it)."""
-        breaches = []
+    def judge(
+        self, camera: str, attack: str, metric: str, value: float, ci: tuple[float, float],
+        chance: float = math.nan, num_samples: int = 0, num_identities: int = 0,
+    ) -> list[Judgement]:
+        """The state of the score under every rule that covers it (empty when none does); see the module
+        docstring for the rule. ``ci`` is the score's 95% interval, ``num_samples`` its sample size (queries
+        for rank-1), ``num_identities`` the distinct people it covers."""
+        out = []
         for rule in self.rules_for(attack, metric):
             threshold = rule.threshold(chance)
-            if value > threshold:
-                breaches.append(Breach(camera, attack, metric, float(value), float(threshold), rule))
-        return breaches
+            why = ""
+            if num_identities < self.min_identities:
+                why = f"{num_identities} identities, a pass needs {self.min_identities}"
+            elif metric == "rank1" and best_rank1_upper(num_samples) > threshold:
+                why = f"{num_samples} queries cannot bound rank-1 under {threshold:.3f} even with no hit"
+            state = privacy_state(ci[0], ci[1], threshold, rule.decisive_width, can_pass=not why)
+            if state != BREACH and not why and ci[1] > threshold:
+                why = f"interval wider than {rule.decisive_width:g} straddles the threshold"
+            out.append(Judgement(camera, attack, metric, state, float(value), (float(ci[0]), float(ci[1])),
+                                 float(threshold), rule, why if state != BREACH else ""))
+        return out

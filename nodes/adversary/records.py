@@ -1,12 +1,14 @@
 """Audit records and alerts in Redis: two bounded streams of serialized protobufs.
 
 ``audit:records`` holds one :class:`AuditRecord` per score the adversary node computes (attack, camera,
-metric, value, chance, confidence interval, window, model versions); ``audit:alerts`` one
-:class:`PrivacyAlert` per policy breach. The report and the console read them back in time order.
+metric, value, chance, 95% interval and its method, samples and distinct identities, window, model
+versions); ``audit:alerts`` one :class:`PrivacyAlert` per policy breach; ``audit:attackers`` (JSON)
+names the attackers the node runs and their training budgets. The report and the console read them back in time order.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from anonreid.proto.v1 import audit_pb2, sighting_pb2
 
 RECORDS_STREAM = "audit:records"
 ALERTS_STREAM = "audit:alerts"
+ATTACKERS_KEY = "audit:attackers"
 DEFAULT_MAXLEN = 200_000
 
 
@@ -37,6 +40,8 @@ def make_record(
     num_samples: int,
     model_version: str,
     needs_ground_truth: bool,
+    num_identities: int = 0,
+    interval_method: str = "",
 ) -> audit_pb2.AuditRecord:
     return audit_pb2.AuditRecord(
         record_id=uuid.uuid4().hex,
@@ -52,6 +57,8 @@ def make_record(
         model_version=model_version,
         needs_ground_truth=needs_ground_truth,
         created_at_us=now_us(),
+        num_identities=int(num_identities),
+        interval_method=interval_method,
     )
 
 
@@ -71,6 +78,14 @@ class AuditLog:
     def _add(self, stream: str, payload: bytes) -> str:
         entry = self.client.xadd(stream, {"pb": payload}, maxlen=self.maxlen, approximate=True)
         return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+    def set_attackers(self, described: list[dict[str, Any]]) -> None:
+        """Name the attackers the adversary runs and their training budgets (replaces the previous list)."""
+        self.client.set(ATTACKERS_KEY, json.dumps(described, default=str))
+
+    def attackers(self) -> list[dict[str, Any]]:
+        raw = self.client.get(ATTACKERS_KEY)
+        return json.loads(raw) if raw else []
 
     def records(self, since_us: int = 0) -> list[audit_pb2.AuditRecord]:
         return [r for r in self._read(RECORDS_STREAM, audit_pb2.AuditRecord) if r.created_at_us >= since_us]

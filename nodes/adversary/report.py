@@ -1,10 +1,11 @@
 """The privacy auditor's report: one self-contained HTML file (images inlined) plus the same facts as JSON.
 
-Contents: a verdict per camera and per attack (the latest score against the policy), trends over time
-(plots), image grids of what the attacker reconstructs from the anonymized stream, the attack methods
-and model versions used, and what could not be checked (checks that need ground truth, such as SSIM
-against reference frames, are only possible where it exists: the simulated world or a paired RGB
-camera).
+Contents: a verdict per camera and per attack (the latest score's 95% interval against the policy:
+pass, insufficient evidence or breach, with the reason when it is not a pass), trends over time
+(plots), image grids of what the attacker reconstructs from the anonymized stream, the attack methods,
+every attacker network with its training budget, the model versions used, and what could not be
+checked (checks that need ground truth, such as SSIM against reference frames, are only possible where
+it exists: the simulated world or a paired RGB camera).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.proto.v1 import audit_pb2
 
@@ -47,12 +49,14 @@ class Verdict:
     camera: str
     attack: str
     metric: str
-    status: str  # pass | breach | not checked
+    status: str  # pass | insufficient evidence | breach | not checked
     value: float = math.nan
     chance: float = math.nan
     ci: tuple[float, float] = (math.nan, math.nan)
     threshold: float = math.nan
     num_samples: int = 0
+    num_identities: int = 0
+    interval_method: str = ""
     model_version: str = ""
     reason: str = ""
 
@@ -70,14 +74,21 @@ class ReportData:
     alerts: list[audit_pb2.PrivacyAlert]
     grids: dict[str, bytes] = field(default_factory=dict)  # camera -> PNG
     ground_truth_available: bool = True
+    attackers: list[dict[str, Any]] = field(default_factory=list)  # the adversary's networks and budgets
+    min_identities: int = 5  # the policy's: distinct people a score must cover before it can pass
 
     @property
     def overall(self) -> str:
-        if any(v.status == "breach" for v in self.verdicts):
-            return "breach"
-        if not any(v.status == "pass" for v in self.verdicts):
-            return "not checked"
-        return "pass"
+        return overall_status(self.verdicts)
+
+
+def overall_status(verdicts: list[Verdict]) -> str:
+    """breach > insufficient evidence > pass > not checked: any breach is one; a pass needs every scored
+    check to pass."""
+    for state in (BREACH, INSUFFICIENT, PASS):
+        if any(v.status == state for v in verdicts):
+            return state
+    return "not checked"
 
 
 def compute_verdicts(
@@ -103,24 +114,22 @@ def compute_verdicts(
                 )
                 verdicts.append(Verdict(camera, rule.attack, rule.metric, "not checked", reason=reason))
                 continue
-            threshold = rule.threshold(rec.chance)
+            [j] = [j for j in policy.judge(camera, rule.attack, rule.metric, rec.value, (rec.ci_low, rec.ci_high),
+                                           rec.chance, rec.num_samples, rec.num_identities) if j.rule == rule]
             verdicts.append(
                 Verdict(
-                    camera, rule.attack, rule.metric,
-                    "breach" if rec.value > threshold else "pass",
-                    rec.value, rec.chance, (rec.ci_low, rec.ci_high), threshold,
-                    rec.num_samples, rec.model_version,
+                    camera, rule.attack, rule.metric, j.state, rec.value, rec.chance, (rec.ci_low, rec.ci_high),
+                    j.threshold, rec.num_samples, rec.num_identities, rec.interval_method, rec.model_version, j.why,
                 )
             )
     return verdicts
 
 
 def privacy_status(records: list[audit_pb2.AuditRecord], policy: PrivacyPolicy, cameras: list[str]) -> dict[str, Any]:
-    """The latest verdicts and the overall status (breach > pass > not checked), as JSON-ready data:
-    what the console's privacy panel and the demo's summary show."""
+    """The latest verdicts and the overall status (breach > insufficient evidence > pass > not checked),
+    as JSON-ready data: what the console's privacy panel and the demo's summary show."""
     verdicts = compute_verdicts(records, policy, cameras)
-    data = ReportData(cameras, verdicts, records, [])
-    return {"overall": data.overall, "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
+    return {"overall": overall_status(verdicts), "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
 
 
 def _trend_png(records: list[audit_pb2.AuditRecord], metric: str) -> bytes | None:
@@ -129,22 +138,24 @@ def _trend_png(records: list[audit_pb2.AuditRecord], metric: str) -> bytes | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    series: dict[tuple[str, str], list[tuple[float, float, float, float, float]]] = defaultdict(list)
     for r in records:
         if r.metric == metric:
-            series[(r.camera_id, r.attack)].append((r.created_at_us / 1e6, r.value, r.chance))
+            series[(r.camera_id, r.attack)].append((r.created_at_us / 1e6, r.value, r.chance, r.ci_low, r.ci_high))
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=90)
     t0 = min(p[0] for pts in series.values() for p in pts)
     for (camera, attack), pts in sorted(series.items()):
         pts.sort()
-        ax.plot([p[0] - t0 for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{camera} {attack}")
+        (line,) = ax.plot([p[0] - t0 for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{camera} {attack}")
+        ax.fill_between([p[0] - t0 for p in pts], [p[3] for p in pts], [p[4] for p in pts], color=line.get_color(),
+                        alpha=0.15, lw=0)
         if metric in ("rank1", "map") and not math.isnan(pts[-1][2]):
             ax.plot([p[0] - t0 for p in pts], [p[2] for p in pts], ls=":", color="grey")
     ax.set_xlabel("seconds since first record")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} over time" + (" (dotted: chance)" if metric in ("rank1", "map") else ""))
+    ax.set_title(f"{metric} over time, shaded: 95% interval" + (" (dotted: chance)" if metric in ("rank1", "map") else ""))
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -161,14 +172,35 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _budget(b: dict[str, Any]) -> str:
+    if "steps" not in b:
+        return html.escape(str(b.get("source", "not recorded")))
+    seen = f"{b.get('samples')} {b.get('unit', 'samples')}"
+    extra = f", from {b['init_from']}" if b.get("init_from") else ""
+    return html.escape(f"{b['steps']} steps x batch {b['batch_size']} = {seen}{extra} ({b.get('source')})")
+
+
+def attackers_html(attackers: list[dict[str, Any]]) -> str:
+    if not attackers:
+        return "<p>not published by the adversary node</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(str(a.get('name')))}</td><td>{html.escape(str(a.get('role', '')))}</td>"
+        f"<td>{_budget(a.get('budget', {}))}</td><td>{html.escape(str(a.get('trained_on', '')))}</td>"
+        f"<td>{html.escape(str(a.get('checkpoint', '')))}</td></tr>"
+        for a in attackers
+    )
+    return ('<table id="attackers"><tr><th>attacker</th><th>what it does</th><th>training budget</th>'
+            f"<th>trained on</th><th>checkpoint</th></tr>{rows}</table>")
+
+
 def render_html(data: ReportData, title: str = "anonreid privacy audit") -> str:
     rows = []
     for v in data.verdicts:
         rows.append(
             f'<tr class="{v.status.replace(" ", "-")}"><td>{html.escape(v.camera)}</td><td>{v.attack}</td>'
             f"<td>{v.metric}</td><td>{_fmt(v.value)}</td><td>{_fmt(v.ci[0])} – {_fmt(v.ci[1])}</td>"
-            f"<td>{_fmt(v.chance)}</td><td>{_fmt(v.threshold)}</td><td>{v.status}</td>"
-            f"<td>{html.escape(v.reason or v.model_version)}</td></tr>"
+            f"<td>{_fmt(v.chance)}</td><td>{_fmt(v.threshold)}</td><td>{v.num_samples} / {v.num_identities}</td>"
+            f"<td>{v.status}</td><td>{html.escape(v.reason or v.model_version)}</td></tr>"
         )
     trends = []
     for metric in ("ssim", "psnr", "rank1", "map", "auc"):
@@ -197,8 +229,10 @@ def render_html(data: ReportData, title: str = "anonreid privacy audit") -> str:
 body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}}
 table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:3px 7px;text-align:left}}
 tr.breach{{background:#fdd}} tr.pass{{background:#dfd}} tr.not-checked{{background:#eee}}
+tr.insufficient-evidence{{background:#fff3cd}}
 .verdict{{font-size:1.4em;padding:.4em .8em;display:inline-block}} .v-breach{{background:#fbb}}
-.v-pass{{background:#bfb}} .v-not-checked{{background:#ddd}} figure{{display:inline-block;margin:.5em}}
+.v-pass{{background:#bfb}} .v-not-checked{{background:#ddd}} .v-insufficient-evidence{{background:#ffe08a}}
+figure{{display:inline-block;margin:.5em}}
 img{{max-width:100%;border:1px solid #ccc}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -207,12 +241,17 @@ Cameras: {", ".join(html.escape(c) for c in data.cameras)}.
 Ground truth {"available (simulation or paired RGB)" if data.ground_truth_available else "not available"}.</p>
 <p class="verdict v-{data.overall.replace(" ", "-")}" id="overall">Overall: {data.overall.upper()}</p>
 <h2>Verdict per camera and attack</h2>
-<table id="verdicts"><tr><th>camera</th><th>attack</th><th>metric</th><th>value</th><th>95% CI</th>
-<th>chance</th><th>threshold</th><th>verdict</th><th>model / note</th></tr>{"".join(rows)}</table>
+<p>Each verdict judges the 95% interval, not the value: <b>pass</b> when its upper bound is at or under the
+threshold over at least {html.escape(str(data.min_identities))} people; <b>breach</b> when its lower bound is over
+the threshold (or an interval narrower than the rule's margin still reaches over it); <b>insufficient evidence</b>
+while the sample cannot decide (the note says why).</p>
+<table id="verdicts"><tr><th>camera</th><th>attack</th><th>metric</th><th>value</th><th>95% interval</th>
+<th>chance</th><th>threshold</th><th>samples / people</th><th>verdict</th><th>model / note</th></tr>{"".join(rows)}</table>
 <h2>Alerts</h2><ul id="alerts">{alerts}</ul>
 <h2>Trends</h2>{"".join(trends) or "<p>no scores yet</p>"}
 <h2>What the attacker reconstructs from the anonymized stream</h2>{grids or "<p>no images</p>"}
 <h2>Methods</h2><ul>{methods}</ul>
+<h2>Attackers and their training budgets</h2>{attackers_html(data.attackers)}
 <h2>Model versions</h2><ul>{"".join(f"<li>{html.escape(v)}</li>" for v in versions) or "<li>—</li>"}</ul>
 <h2>Not checked</h2><ul id="unchecked">{unchecked_html}</ul>
 </body></html>
@@ -234,6 +273,7 @@ def report_json(data: ReportData) -> dict[str, Any]:
         "alerts": [MessageToDict(a) for a in data.alerts],
         "records": [MessageToDict(r) for r in data.records],
         "methods": ATTACK_METHODS,
+        "attackers": data.attackers,
         "model_versions": sorted({r.model_version for r in data.records if r.model_version}),
         "not_checked": [v.as_dict() for v in data.verdicts if v.status == "not checked"],
     }

@@ -130,11 +130,23 @@ async function forget(id) {
   await refreshIdentities();
 }
 
+// The adversary's verdicts: pass, insufficient evidence or breach, each judged by its 95% interval.
+const fmtNum = (x) => (x === null || x === undefined ? "—" : Number(x).toFixed(3));
+function verdictLine(v) {
+  const [lo, hi] = v.ci || [null, null];
+  return `${v.camera} ${v.attack} ${v.metric}: ${fmtNum(v.value)} [${fmtNum(lo)}, ${fmtNum(hi)}] ` +
+    `vs ${fmtNum(v.threshold)} → ${v.status}` + (v.reason ? ` (${v.reason})` : "");
+}
+
 async function refreshPrivacy() {
   const p = await api("/api/privacy");
   const el = $("#privacy");
-  el.className = "privacy " + p.overall.replace(" ", "-");
-  el.textContent = "privacy: " + p.overall;
+  el.className = "privacy " + p.overall.replaceAll(" ", "-");
+  const scored = p.verdicts.filter((v) => v.status !== "not checked");
+  const counts = ["pass", "insufficient evidence", "breach"].map((s) => `${scored.filter((v) => v.status === s).length} ${s}`);
+  el.textContent = `privacy: ${p.overall}` + (scored.length ? ` (${counts.join(" · ")})` : "");
+  el.dataset.overall = p.overall;
+  el.title = `${counts.join(", ")} (95% upper bound vs threshold)\n` + scored.map(verdictLine).join("\n");
 }
 
 async function tick() {
