@@ -4,7 +4,8 @@ No grpc here (the servicer translates protobuf; the server maps :mod:`~anonreid.
 status codes). Order of work for a published sighting, chosen so that nothing acknowledged is ever lost
 and a failure changes nothing:
 
-1. validate (a bad sighting raises :class:`InvalidInput` with a reason; nothing is touched);
+1. validate (:mod:`~anonreid.gallery.validation`: a bad sighting raises :class:`InvalidInput` naming
+   the field; nothing is touched);
 2. a sighting id already stored (or erased by ``forget``) is acknowledged as a duplicate, unchanged;
 3. decide the identity (pure: :class:`~anonreid.gallery.association.Associator`);
 4. apply it to FAISS and the in-memory tables, and write it to Redis in one transaction (a batch of a
@@ -24,7 +25,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,65 +49,14 @@ from anonreid.gallery.types import (
     Trajectory,
     TrajectoryStep,
 )
+from anonreid.gallery.validation import check_embedding, validate_sighting
 from anonreid.orchestration.config import GalleryConfig
 
 log = logging.getLogger(__name__)
 
-MAX_ID_LENGTH = 256
-MIN_NORM = 1e-6
-
 
 def identity_name(n: int) -> str:
     return f"id-{n:06d}"
-
-
-def check_embedding(values: np.ndarray | Sequence[float], dim: int, sighting_id: str = "") -> np.ndarray:
-    """A finite, non-zero ``dim``-vector, returned L2-normalised as float32; else :class:`InvalidInput`."""
-    emb = np.asarray(values, dtype=np.float32).reshape(-1)
-    where = f"sighting {sighting_id!r}: " if sighting_id else ""
-    if emb.size != dim:
-        raise InvalidInput(f"{where}embedding has {emb.size} values, expected {dim}",
-                           reason="embedding_size", sighting_id=sighting_id, field="embedding")
-    if not np.isfinite(emb).all():
-        bad = int((~np.isfinite(emb)).sum())
-        raise InvalidInput(f"{where}embedding has {bad} NaN or infinite values",
-                           reason="embedding_not_finite", sighting_id=sighting_id, field="embedding")
-    norm = float(np.linalg.norm(emb.astype(np.float64)))
-    if not norm > MIN_NORM:
-        raise InvalidInput(f"{where}embedding has norm {norm:.3g}: cannot be L2-normalised",
-                           reason="embedding_zero", sighting_id=sighting_id, field="embedding")
-    return (emb / np.float32(norm)).astype(np.float32)
-
-
-def _check_id(value: str, field: str, sighting_id: str) -> None:
-    """Ids are non-empty printable strings of bounded length (they become Redis keys)."""
-    where = f"sighting {sighting_id!r}: " if field != "sighting_id" else ""
-    if not value:
-        raise InvalidInput(f"{where}{field} is empty", reason="empty_id", sighting_id=sighting_id, field=field)
-    if len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise InvalidInput(f"{where}{field} must be at most {MAX_ID_LENGTH} printable characters",
-                           reason="bad_id", sighting_id=sighting_id, field=field)
-
-
-def validate_sighting(s: Sighting, dim: int, cameras: Sequence[str]) -> np.ndarray:
-    """Check every field of a published sighting; returns its L2-normalised embedding."""
-    _check_id(s.sighting_id, "sighting_id", s.sighting_id)  # the raw id still tells the client which one
-    sid = s.sighting_id
-    _check_id(s.camera_id, "camera_id", sid)
-    _check_id(s.tracklet_id, "tracklet_id", sid)
-    if s.camera_id not in cameras:
-        raise InvalidInput(f"sighting {sid!r}: unknown camera {s.camera_id!r} (known: {', '.join(cameras)})",
-                           reason="unknown_camera", sighting_id=sid, field="camera_id")
-    if s.start_us < 0:
-        raise InvalidInput(f"sighting {sid!r}: span.start_us {s.start_us} is negative",
-                           reason="negative_time", sighting_id=sid, field="span.start_us")
-    if s.end_us < s.start_us:
-        raise InvalidInput(f"sighting {sid!r}: span ends ({s.end_us}) before it starts ({s.start_us})",
-                           reason="end_before_start", sighting_id=sid, field="span")
-    if not (math.isfinite(s.quality) and 0.0 <= s.quality <= 1.0):
-        raise InvalidInput(f"sighting {sid!r}: quality {s.quality} is not in [0, 1]",
-                           reason="quality", sighting_id=sid, field="quality")
-    return check_embedding(s.embedding, dim, sid)
 
 
 class Gallery:
@@ -245,7 +194,7 @@ class Gallery:
         error: InvalidInput | None = None
         for s in sightings:
             try:
-                checked.append((s, validate_sighting(s, self.config.embedding_dim, self.cameras)))
+                checked.append((s, validate_sighting(s, self.config)))
             except InvalidInput as exc:
                 self.metrics.record_rejected(exc.reason)
                 error = exc

@@ -554,7 +554,7 @@ class CameraNode:
 
         emb_sum = _state(seg.track).emb_sum
         emb = emb_sum / max(np.linalg.norm(emb_sum), 1e-12)
-        x1, y1, x2, y2 = seg.box
+        x1, y1, x2, y2 = map(float, np.clip(seg.box, 0, [self.sensor.width, self.sensor.height] * 2))  # in frame
         sid = f"{self.camera_id}-{seg.track.track_id}-{seg.seq}"
         msg = sighting_pb2.Sighting(
             sighting_id=sid,

@@ -74,6 +74,10 @@ class GalleryConfig(Section):
     max_list_limit: int = Field(10_000, gt=0, description="largest limit a listing may ask for")
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=4096, description="largest gRPC message sent or received")
     max_workers: int = Field(16, gt=0, description="gRPC handler threads (one per open publish stream)")
+    max_clock_skew_s: float = Field(300.0, ge=0, description="how far past the gallery clock a published "
+                                    "span.end_us or published_at_us may be")
+    max_sensor_width: int = Field(1280, gt=0, description="widest camera sensor, px: published boxes lie inside")
+    max_sensor_height: int = Field(800, gt=0, description="tallest camera sensor, px: published boxes lie inside")
     grace_s: float = Field(5.0, ge=0, description="graceful-stop time for in-flight RPCs")
     redis_prefix: str = Field("anonreid:gallery", min_length=1, description="prefix of every gallery Redis key")
     retention_s: float = Field(0.0, ge=0, description="erase sightings this long after ingest (Redis TTL + sweeper); 0 = keep")
@@ -140,15 +144,6 @@ class ConsoleConfig(Section):
     enabled: bool = Field(True, description="serve the console")
     host: str = Field("127.0.0.1", description="bind address of the console")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of the console (0 = any free port)")
-    allowed_hosts: list[str] = Field([], description="host names the console answers to besides its bind address "
-                                     "(and localhost / loopback addresses on a loopback bind, any IP literal on a "
-                                     "wildcard bind): the Host of every request, and the Origin of every write, must "
-                                     "name one (refuses DNS rebinding and cross-site writes)")
-    allow_unauthenticated: bool = Field(False, description="serve write routes (forget) without access control "
-                                        "(security.tokens_file empty) on a non-loopback bind; on a loopback bind "
-                                        "they are served when Host and Origin are the console's own")
-    request_timeout_s: float = Field(10.0, gt=0, le=300, description="socket timeout of a console connection: a "
-                                     "request whose line, headers or body stall longer is dropped")
 
 
 class SecurityConfig(Section):

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 
 import grpc
 import numpy as np
@@ -19,7 +20,7 @@ from anonreid.gallery.service import GalleryServer
 from anonreid.gallery.servicer import GalleryServicer, sighting_from_pb, sighting_to_pb
 from anonreid.gallery.store import GalleryStore
 from anonreid.gallery.synthetic import noisy, prototypes, sighting, unit
-from anonreid.gallery.types import Sighting
+from anonreid.gallery.types import Box, Sighting
 from anonreid.orchestration.config import CameraLink, GalleryConfig
 from anonreid.proto.v1 import gallery_pb2, sighting_pb2
 
@@ -193,25 +194,58 @@ def test_four_cameras_restart_and_republish(redis_url):
 def test_bad_input_gets_the_right_status_and_nothing_is_lost(server):
     rng = np.random.default_rng(3)
     address = server.address
+    now_us = time.time_ns() // 1000
     good = [sighting(f"g{i}", "cam1", f"t{i}", i * 100 * S, i * 100 * S + S, prototypes(1, DIM, rng)[0])
             for i in range(3)]
+    # at the bounds: published now, the box on the sensor's edge, a model version of the longest length
+    good[2] = replace(good[2], published_at_us=now_us, box=Box(0, 0, 1280, 800, 3, 1280 * 800, -5, 5),
+                      model_version="v" * 256)
     with GalleryClient(address, retry_timeout_s=1.0) as client:
         client.publish(good[:1])
+
+        def bad_one(sid: str, **change: object) -> Sighting:
+            return replace(sighting(sid, "cam2", "t", 0, S, prototypes(1, DIM, rng)[0]), **change)
+
         bad = [
             sighting("bad-size", "cam2", "t", 0, S, np.ones(DIM - 1, np.float32)),
             sighting("bad-nan", "cam2", "t", 0, S, np.full(DIM, np.nan, np.float32)),
             sighting("bad-cam", "cam9", "t", 0, S, prototypes(1, DIM, rng)[0]),
             sighting("bad-span", "cam2", "t", 5 * S, S, prototypes(1, DIM, rng)[0]),
             sighting("", "cam2", "t", 0, S, prototypes(1, DIM, rng)[0]),
+            # a camera skewing the time views, the boxes or the stored strings (issue 17, item 8)
+            bad_one("bad-end", end_us=2**63 - 1),
+            bad_one("bad-start", start_us=now_us + 3600 * S, end_us=now_us + 3601 * S),
+            bad_one("bad-published", published_at_us=-(2**63)),
+            bad_one("bad-published-future", published_at_us=now_us + 3600 * S),
+            bad_one("bad-box-nan", box=Box(float("nan"), 0, 10, 10)),
+            bad_one("bad-box-inf", box=Box(0, 0, 10, 10, 1, 100.0, float("inf"), 0)),
+            bad_one("bad-box-outside", box=Box(10, 20, 1e9, 120)),
+            bad_one("bad-box-negative", box=Box(-3, 20, 40, 120)),
+            bad_one("bad-box-area", box=Box(10, 20, 40, 120, 1, 1e12)),
+            bad_one("bad-model", model_version="v" * 3_900_000),
+            bad_one("bad-model-escape", model_version="v1\x1b[2J"),
         ]
         # bad sightings in the middle of a stream: each is refused by name, the good ones still go in
         with pytest.raises(PublishRejected) as err:
             client.publish([good[1], *bad, good[2]])
         assert {r.sighting_id: r.reason for r in err.value.rejected} == {
             "bad-size": "embedding_size", "bad-nan": "embedding_not_finite", "bad-cam": "unknown_camera",
-            "bad-span": "end_before_start", "": "empty_id"}
+            "bad-span": "end_before_start", "": "empty_id", "bad-end": "future_time", "bad-start": "future_time",
+            "bad-published": "negative_time", "bad-published-future": "future_time",
+            "bad-box-nan": "box_not_finite", "bad-box-inf": "box_not_finite", "bad-box-outside": "box_outside",
+            "bad-box-negative": "box_outside", "bad-box-area": "box_outside", "bad-model": "bad_text",
+            "bad-model-escape": "bad_text"}
+        named = {r.sighting_id: r.details for r in err.value.rejected}
+        for sid, field in {"bad-end": "span.end_us", "bad-start": "span.end_us", "bad-published": "published_at_us",
+                           "bad-published-future": "published_at_us", "bad-box-nan": "box.x1",
+                           "bad-box-inf": "box.velocity_x", "bad-box-outside": "box x1..x2",
+                           "bad-box-negative": "box x1..x2", "bad-box-area": "box.mean_area",
+                           "bad-model": "model_version", "bad-model-escape": "model_version"}.items():
+            assert field in named[sid], (sid, named[sid])
+        assert "gallery.max_clock_skew_s" in named["bad-end"] and "gallery.max_sensor_width" in named["bad-box-outside"]
         assert [a.sighting_id for a in err.value.acks] == ["g1", "g2"]
         assert "cam9" in next(r.details for r in err.value.rejected if r.sighting_id == "bad-cam")
+        assert set(server.gallery._sightings) == {"g0", "g1", "g2"}  # nothing of a refused sighting is stored
         codes = {}
         for name, call in {
             "unknown identity": lambda: client.trajectory("id-424242"),

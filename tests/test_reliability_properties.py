@@ -9,6 +9,7 @@ cases tried is printed and added to the terminal summary ("hypothesis cases trie
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import grpc
@@ -90,19 +91,39 @@ any_float = st.floats(width=32)  # NaN, +-inf, subnormals, huge
 ids = st.text(max_size=300)
 
 
+NOW_US = time.time_ns() // 1000
+SKEW_US = round(GalleryConfig().max_clock_skew_s * 1e6)
+SENSOR = (GalleryConfig().max_sensor_width, GalleryConfig().max_sensor_height)
+coordinate = st.one_of(st.floats(0, 1280, width=32), st.floats(0, 800, width=32), any_float)
+timestamp = st.one_of(st.just(0), st.integers(0, NOW_US), st.integers(NOW_US, NOW_US + 2 * SKEW_US),
+                      st.integers(-(2**63), 2**63 - 1))
+
+
+@st.composite
+def boxes(draw: Any) -> sighting_pb2.BoxSummary:
+    if draw(st.booleans()):
+        return sighting_pb2.BoxSummary()  # no box summary: all zeros
+    x1, x2, y1, y2 = (draw(coordinate) for _ in range(4))
+    return sighting_pb2.BoxSummary(x1=x1, y1=y1, x2=x2, y2=y2, num_boxes=draw(st.integers(0, 2**32 - 1)),
+                                   mean_area=draw(st.one_of(st.floats(0, 1e4, width=32), any_float)),
+                                   velocity_x=draw(st.one_of(finite, any_float)), velocity_y=draw(finite))
+
+
 @st.composite
 def sightings(draw: Any) -> sighting_pb2.Sighting:
     size = draw(st.sampled_from([DIM, DIM, DIM, 0, DIM - 1, DIM + 1]))
     emb = draw(st.lists(st.one_of(finite, finite, any_float), min_size=size, max_size=size))
-    start = draw(st.integers(-(2**40), 2**50))
+    start = draw(st.one_of(st.integers(-(2**40), 2**50), st.integers(NOW_US - 10**8, NOW_US + SKEW_US)))
     return sighting_pb2.Sighting(
         sighting_id=draw(st.one_of(st.uuids().map(str), ids)),
         camera_id=draw(st.one_of(st.sampled_from(CAMERAS), ids)),
         tracklet_id=draw(st.one_of(st.just("t1"), ids)),
         span=sighting_pb2.TimeSpan(start_us=start, end_us=start + draw(st.integers(-(10**6), 10**8))),
+        box=draw(boxes()),
         embedding=emb,
         quality=draw(st.one_of(st.floats(0, 1), any_float)),
-        model_version=draw(st.text(max_size=20)),
+        model_version=draw(st.one_of(st.text(max_size=20), st.text(min_size=250, max_size=300))),
+        published_at_us=draw(timestamp),
     )
 
 
@@ -110,8 +131,14 @@ def _valid(s: sighting_pb2.Sighting) -> bool:
     emb = np.asarray(s.embedding, np.float64)
     def ok_id(x: str) -> bool:
         return 0 < len(x) <= 256 and x.isprintable()
+    b, (width, height) = s.box, SENSOR
+    latest = time.time_ns() // 1000 + SKEW_US
+    box_ok = (all(math.isfinite(v) for v in (b.x1, b.y1, b.x2, b.y2, b.mean_area, b.velocity_x, b.velocity_y))
+              and 0 <= b.x1 <= b.x2 <= width and 0 <= b.y1 <= b.y2 <= height and 0 <= b.mean_area <= width * height)
     return (ok_id(s.sighting_id) and ok_id(s.camera_id) and ok_id(s.tracklet_id) and s.camera_id in CAMERAS
+            and (s.model_version == "" or ok_id(s.model_version))
             and 0 <= s.span.start_us <= s.span.end_us and math.isfinite(s.quality) and 0 <= s.quality <= 1
+            and s.span.end_us <= latest and 0 <= s.published_at_us <= latest and box_ok
             and emb.size == DIM and bool(np.isfinite(emb).all()) and float(np.linalg.norm(emb)) > 1e-6)
 
 
