@@ -144,6 +144,15 @@ class ConsoleConfig(Section):
     enabled: bool = Field(True, description="serve the console")
     host: str = Field("127.0.0.1", description="bind address of the console")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of the console (0 = any free port)")
+    allowed_hosts: list[str] = Field([], description="host names the console answers to besides its bind address "
+                                     "(and localhost / loopback addresses on a loopback bind, any IP literal on a "
+                                     "wildcard bind): the Host of every request, and the Origin of every write, must "
+                                     "name one (refuses DNS rebinding and cross-site writes)")
+    allow_unauthenticated: bool = Field(False, description="serve write routes (forget) without access control "
+                                        "(security.tokens_file empty) on a non-loopback bind; on a loopback bind "
+                                        "they are served when Host and Origin are the console's own")
+    request_timeout_s: float = Field(10.0, gt=0, le=300, description="socket timeout of a console connection: a "
+                                     "request whose line, headers or body stall longer is dropped")
 
 
 class SecurityConfig(Section):
