@@ -324,7 +324,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         for v in privacy["verdicts"]:
             if v["status"] != "not checked":
                 console.print(f"  {v['camera']} {v['attack']} {v['metric']}: {_num(v['value'])} "
-                              f"(threshold {_num(v['threshold'])}, chance {_num(v['chance'])}) {v['status']}")
+                              f"[{_num(v['ci'][0])}, {_num(v['ci'][1])}] (threshold {_num(v['threshold'])}, "
+                              f"chance {_num(v['chance'])}) {v['status']}" + (f": {v['reason']}" if v["reason"] else ""))
 
 
 def _num(v: float | None) -> str:

@@ -118,9 +118,11 @@ def test_privacy_gauges_and_console_status_are_live(running_demo: Any) -> None:
         time.sleep(2)
     assert not missing, f"privacy metrics not exported by the demo's adversary: {sorted(missing)}"
     assert 'attack="reconstruction"' in page and 'camera="cam' in page
-    assert privacy["overall"] in ("pass", "breach") and privacy["num_records"] > 0, privacy
+    assert privacy["overall"] in ("pass", "insufficient evidence", "breach") and privacy["num_records"] > 0, privacy
     scored = [v for v in privacy["verdicts"] if v["status"] != "not checked"]
-    assert all(v["status"] == ("breach" if v["value"] > v["threshold"] else "pass") for v in scored), scored
+    # judged by the 95% interval: a pass has its upper bound under the threshold, a breach over it
+    assert all(v["status"] != "pass" or v["ci"][1] <= v["threshold"] for v in scored), scored
+    assert all(v["status"] != "breach" or v["ci"][1] > v["threshold"] for v in scored), scored
 
 
 def test_prometheus_reads_a_per_camera_rate(running_demo: Any, tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(world dir, run dir): 5 identities (3 train, 2 test), every stage and the ablation, tiny preset."""
+    """(world dir, run dir): 5 identities (2 train, 1 held out for validation, 2 test), every stage and the
+    ablation, tiny preset."""
     from anonreid.events.world.dataset import simulate_dataset
     from anonreid.orchestration.config import WorldConfig
 
@@ -26,7 +27,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     world = simulate_dataset(base / "world", cfg, progress=False)
     run = base / "run"
     result = CliRunner().invoke(app, ["train", "--data", str(world), "--config", "tiny", "--out", str(run),
-                                      "--ablation", "--no-progress", "--set", "threads=1"])
+                                      "--ablation", "--no-progress", "--set", "threads=1", "--set", "data.val_identities=1"])
     assert result.exit_code == 0, result.output
     return world, run
 
@@ -64,7 +65,17 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
     md = (out / "results.md").read_text()
     assert "anonreid evaluate --run" in md and "0.548" in md and "Table 5" in md and "chance" in md
     story = md.split("## Against the paper's story")[1].split("##")[0]
-    assert story.count("holds") + story.count("DOES NOT HOLD") >= 7  # every claim gets a verdict
+    assert story.count("holds") + story.count("DOES NOT HOLD") + story.count("not shown") >= 7  # every claim gets one
+    # the protocol: validated on a held-out training identity, so the verdict is given; sizes recorded
+    proto = res["protocol"]
+    assert proto["verdict"] and proto["seen_test_identities"] == [] and proto["test_identities"] == 2
+    assert (proto["train_identities"], proto["val_identities"], proto["reid_queries"]) == (2, 1, 8)
+    assert "## Protocol" in md and "NO VERDICT" not in md
+    # privacy checks are judged on the interval's upper bound; the person region sits beside its floors
+    person = res["reconstruction"]["anonymized"]["person"]
+    assert person["ssim"]["ci_low"] <= person["ssim"]["value"] <= person["ssim"]["ci_high"]
+    assert set(person["floors"]) == {"flat", "silhouette"} and "silhouette floor" in md
+    assert "upper bound at most" in story and "background-dominated" in md
     # the attacker's nets were trained once, into the run directory, and are reused
     stamp = (run / "attacker" / "appearance.safetensors").stat().st_mtime_ns
     assert (run / "attacker" / "face.safetensors").exists()

@@ -38,6 +38,11 @@ def evaluate(
     encryption: Annotated[bool, typer.Option("--encryption/--no-encryption", help="Table 3's encryption rows")] = True,
     detection: Annotated[bool, typer.Option("--detection/--no-detection", help="ReId on detected boxes too")] = True,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+    verdict: Annotated[bool, typer.Option(
+        "--verdict/--no-verdict", help="give the privacy verdicts (refused, with an error, when the run trained or "
+                                       "validated on a test identity); --no-verdict: only the numbers")] = True,
+    train_data: Annotated[Path | None, typer.Option(
+        "--train-data", help="the world the run was trained on, when it is not --data (to check its identities)")] = None,
 ) -> None:
     """Reproduce the paper's tables (and the extra attacks) for a trained run."""
     import logging
@@ -55,7 +60,8 @@ def evaluate(
     parts += [f"--time-unit {time_unit}"] * bool(time_unit) + [f"--sensor {sensor}"] * bool(sensor)
     parts += [f"--clips-per-pass {clips_per_pass}"] + ([f"--attacker-steps {attacker_steps}"] if attacker_steps else [])
     parts += [f"--face-weights {face_weights}"] * bool(face_weights) + ["--no-encryption"] * (not encryption)
-    parts += ["--no-detection"] * (not detection)
+    parts += ["--no-detection"] * (not detection) + ["--no-verdict"] * (not verdict)
+    parts += [f"--train-data {train_data}"] * bool(train_data)
     if dataset == "world" and data is None:
         typer.echo("error: --data DIR (the world dataset) is required with --dataset world", err=True)
         raise typer.Exit(2)
@@ -73,6 +79,7 @@ def evaluate(
         run_dir = run_view(run, out)
         opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
                            detection=detection, progress=progress, attacker=_attacker_cfg(run_dir, attacker_steps),
+                           verdict=verdict, train_data=train_data,
                            time_unit=time_unit, sensor=sensor)
         res = evaluate_run(run_dir, out, data, dataset, root, opts, command=" ".join(parts))
     except (FileNotFoundError, ValueError) as exc:

@@ -58,6 +58,7 @@ from anonreid.models.evaluation.attacks import (
     retrieval_scores,
     train_attacker_net,
 )
+from anonreid.models.evaluation.protocol import evaluation_protocol
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class EvalOptions:
     progress: bool = True
     time_unit: str | None = None  # Event-ReId files: their time unit (None: inferred, with a warning)
     sensor: str = ""  # Event-ReId chunk files: WxH
+    verdict: bool = True  # False (--no-verdict): the numbers without privacy verdicts, even on seen identities
+    train_data: Path | None = None  # the world the run trained on, when it is not the evaluated one
 
 
 @dataclass
@@ -442,6 +445,7 @@ def evaluate_run(
     run_dir = run_view(run_dir, out_dir)  # a run directory, or a view of a shipped model set (the default's)
     data_path = Path(data_dir) if data_dir is not None else None
     run_cfg = load_train_config(run_dir / "config.yaml")
+    protocol = evaluation_protocol(run_dir, run_cfg, dataset, data_path, opts.verdict, opts.train_data)  # first
     if run_cfg.threads:
         torch.set_num_threads(run_cfg.threads)
     device = resolve_device(run_cfg.device)
@@ -479,7 +483,8 @@ def evaluate_run(
     reference = _reference(test) if test.has_reference else None
     # Table 2 (+ the inversion / adaptive reconstructions)
     res["reconstruction"] = (
-        {v: reconstruction_attack(f, reference, test.ids, seed).as_dict() for v, f in views.items()}
+        {v: reconstruction_attack(f, reference, test.ids, seed, boxes=np.asarray(test.clips.boxes)).as_dict()
+         for v, f in views.items()}
         if reference is not None else {"missing": "no reference frames in this dataset"}
     )
     # Table 4
@@ -514,6 +519,9 @@ def evaluate_run(
             retrieval[f"raw->{v}"] = _as(attacks.retrieval(views[v], views["raw"]))
             retrieval[f"enrollment->{v}"] = _as(attacks.retrieval(views[v]))
     res["retrieval"] = retrieval
+    res["protocol"] = protocol.with_queries(res)
+    log.info("protocol: %s ReId queries (one per identity and camera), %s enrollment queries",
+             protocol.reid_queries, protocol.enrollment_queries)
     # face verification
     face_src: dict[str, np.ndarray] = ({"reference": reference} if reference is not None else {}) | views
     res["face"] = {k: _as(attacks.face_verification(f)) for k, f in face_src.items()}

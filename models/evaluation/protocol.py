@@ -1,0 +1,183 @@
+"""The evaluation protocol: which people the models saw, and whether a privacy verdict may be given.
+
+A privacy claim is about people the models never met. Every checkpoint of a run records the
+fingerprint of the world it was trained on (``data_fingerprint``) and its config the identity split
+(``data.val_identities``: training identities held out for validation; 0 = the run validated on the
+world's *test* split). :func:`check_protocol` finds that world (the evaluated one when the fingerprints
+agree, else ``--train-data``, else the ``--data`` path in the checkpoints' ``command``), takes the
+identities the run trained on and validated on (:func:`anonreid.models.data.split_identities`), and
+compares them with the evaluated test identities *as people*: a world's identity is its generated
+person (``world.json`` ``identities``, every attribute but the split), and since identity ``i`` of a
+seed does not depend on the world's size, a small world's test person can be a large world's
+training person under the same name.
+
+The verdict is refused (:class:`ProtocolError`, a clear message naming the overlap and the fix) when
+a tested person was seen in training or validation, or when that cannot be checked (the training
+world is not found). ``anonreid evaluate --no-verdict`` still writes every number, without verdicts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: what an evaluation needs before its privacy verdict can show anything (issue #16)
+MIN_TEST_IDENTITIES, MIN_REID_QUERIES = 40, 160
+
+
+class ProtocolError(ValueError):
+    """The test identities were seen (or may have been seen) by the run: no privacy verdict."""
+
+
+@dataclass
+class Protocol:
+    """Split sizes and the verdict permission; ``reid_queries`` / ``enrollment_queries`` are filled in
+    once the ReId and retrieval tables are computed."""
+
+    test_identities: int
+    train_identities: int | None = None
+    val_identities: int | None = None
+    validation: str = ""  # where the run selected / validated its models
+    training_worlds: list[str] = field(default_factory=list)  # fingerprints of the checkpoints' worlds
+    seen_test_identities: list[str] = field(default_factory=list)
+    verdict: bool = True
+    reason: str = ""
+    reid_queries: int | None = None
+    enrollment_queries: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_queries(self, res: dict[str, Any]) -> dict[str, Any]:
+        """Record the number of ReId queries (one per identity and camera) and enrollment queries of the
+        results ``res`` of ``anonreid evaluate``; returns :meth:`as_dict`."""
+        reid = res["reid"].get("gt", {})
+        row = reid.get("anonymized") or reid.get("raw")
+        enrollment = res["retrieval"].get("enrollment->raw")
+        self.reid_queries = row["num_queries"] if row else None
+        self.enrollment_queries = enrollment["num_queries"] if enrollment else None
+        return self.as_dict()
+
+
+def person_keys(world_dir: Path, identities: list[str]) -> dict[str, str]:
+    """identity -> its person as canonical JSON (every attribute of ``world.json`` but the split)."""
+    meta = json.loads((Path(world_dir) / "world.json").read_text())
+    people = {p["identity"]: p for p in meta["identities"]}
+    return {i: json.dumps({k: v for k, v in people[i].items() if k != "split"}, sort_keys=True) for i in identities}
+
+
+def _checkpoint_meta(run_dir: Path) -> dict[str, dict[str, Any]]:
+    from anonreid.models.checkpoint import read_sidecar
+
+    out = {}
+    for path in sorted((run_dir / "checkpoints").glob("*.json")):
+        out[path.stem] = read_sidecar(path)["metadata"]
+    return out
+
+
+def _data_args(meta: dict[str, dict[str, Any]], run_dir: Path) -> list[Path]:
+    """World directories named by the run: ``env.json``'s ``data_dir`` and ``--data`` in the commands."""
+    found: list[Path] = []
+    env = run_dir / "env.json"
+    if env.is_file():
+        data_dir = json.loads(env.read_text()).get("data_dir")
+        if data_dir:
+            found.append(Path(data_dir))
+    for m in meta.values():
+        try:
+            words = shlex.split(str(m.get("command", "")))
+        except ValueError:
+            continue
+        found += [Path(b) for a, b in itertools.pairwise(words) if a == "--data"]
+        found += [Path(w.split("=", 1)[1]) for w in words if w.startswith("--data=")]
+    return found
+
+
+def _world_of(fingerprint: str, candidates: list[Path]) -> Path | None:
+    from anonreid.models.data import dataset_fingerprint
+
+    for c in candidates:
+        try:
+            if dataset_fingerprint(c) == fingerprint:
+                return c
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def check_protocol(
+    run_dir: Path, run_cfg: Any, dataset: str, test_dir: Path | None, test_ids: list[str],
+    train_data: Path | None = None,
+) -> Protocol:
+    """Split sizes and whether the run saw any evaluated test identity (module docstring)."""
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.data import dataset_fingerprint, split_identities
+
+    meta = _checkpoint_meta(run_dir)
+    fingerprints = sorted({str(m["data_fingerprint"]) for m in meta.values() if m.get("data_fingerprint")})
+    val_n = int(run_cfg.data.val_identities)
+    proto = Protocol(len(test_ids), training_worlds=fingerprints,
+                     validation=f"{val_n} held-out training identities (data.val_identities)" if val_n
+                     else "the training world's test split (data.val_identities = 0)")
+    if not fingerprints:
+        proto.verdict, proto.reason = False, f"{run_dir}/checkpoints: no checkpoint records the world it was trained on"
+        return proto
+    if dataset != "world" or test_dir is None:
+        if any(f.startswith("event-reid") for f in fingerprints):
+            proto.verdict, proto.reason = False, "the run was trained on Event-ReId: its identity split cannot be checked"
+        return proto  # trained on the synthetic world, tested on real people
+    test_fp = dataset_fingerprint(test_dir)
+    candidates = [test_dir] + ([train_data] if train_data else []) + _data_args(meta, run_dir)
+    test_people = person_keys(test_dir, test_ids)
+    seen: set[str] = set()
+    for fp in fingerprints:
+        world_dir = test_dir if fp == test_fp else _world_of(fp, candidates)
+        if world_dir is None:
+            proto.verdict = False
+            proto.reason = (f"the run was trained on a world with fingerprint {fp} that is not found (looked at "
+                            f"{', '.join(sorted({str(c) for c in candidates}))}): give it with --train-data DIR so that "
+                            "its training and validation identities can be compared with the test identities")
+            return proto
+        world = WorldDataset(world_dir)
+        train, val = split_identities(world, run_cfg.data)
+        if fp == fingerprints[0] or fp == test_fp:
+            proto.train_identities, proto.val_identities = len(train), len(val)
+        used = set(person_keys(world_dir, train + val).values())
+        seen |= {i for i, key in test_people.items() if key in used}
+    proto.seen_test_identities = sorted(seen)
+    if seen:
+        proto.verdict = False
+        fix = ("retrain with --set data.val_identities=N so that validation uses held-out training identities"
+               if not val_n else "evaluate on test identities the run's world did not train on")
+        proto.reason = (f"{len(seen)} of the {len(test_ids)} test identities were seen by the run in training or "
+                        f"validation ({', '.join(sorted(seen)[:8])}{', ...' if len(seen) > 8 else ''}; validation: "
+                        f"{proto.validation}): {fix}")
+    return proto
+
+
+def evaluation_protocol(
+    run_dir: Path, run_cfg: Any, dataset: str, data_path: Path | None, verdict: bool = True,
+    train_data: Path | None = None,
+) -> Protocol:
+    """:func:`check_protocol` on the evaluated world's test identities, logged; raises
+    :class:`ProtocolError` when the verdict is refused, unless ``verdict`` is off (``--no-verdict``)."""
+    from anonreid.events.world import WorldDataset
+
+    test_ids = WorldDataset(data_path).identities("test") if dataset == "world" and data_path is not None else []
+    protocol = check_protocol(run_dir, run_cfg, dataset, data_path, test_ids, train_data)
+    if not verdict:
+        protocol.verdict, protocol.reason = False, protocol.reason or "not asked for (--no-verdict)"
+    elif not protocol.verdict:
+        raise ProtocolError(f"no privacy verdict for {run_dir} on {data_path}: {protocol.reason}. "
+                            "(--no-verdict writes the numbers without one)")
+    log.info("protocol: %d test identities; the run trained on %s, validated on %s; privacy verdict: %s",
+             protocol.test_identities, protocol.train_identities, protocol.validation,
+             "given" if protocol.verdict else f"refused ({protocol.reason})")
+    return protocol

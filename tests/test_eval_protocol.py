@@ -1,0 +1,90 @@
+"""The evaluation protocol: no privacy verdict on people the run trained or validated on.
+
+Runs are made without training (a resolved config and checkpoints whose metadata name the world they
+came from), so each case costs a world simulation of a few seconds, not a training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from anonreid.orchestration.cli import app
+
+
+def _world(path: Path, identities: int, train: int, seed: int = 0) -> Path:
+    from anonreid.events.world.dataset import simulate_dataset
+    from anonreid.orchestration.config import WorldConfig
+
+    cfg = WorldConfig(identities=identities, train_identities=train, pass_seconds=0.3, resolution="128x96", seed=seed)
+    return simulate_dataset(path, cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """small: 5 people (001-003 train, 004-005 test); large: the same seed's 7 people with 001-002 train,
+    so the large world's test people 003-005 are the small world's people of the same names."""
+    base = tmp_path_factory.mktemp("protocol")
+    return {"small": _world(base / "small", 5, 3), "large": _world(base / "large", 7, 2),
+            "other": _world(base / "other", 7, 2, seed=9)}
+
+
+def _run(path: Path, world: Path, val_identities: int, command: str | None = None) -> Path:
+    """A run directory as `anonreid train` leaves it, minus the training: config + checkpoint metadata."""
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.config import config_yaml, load_train_config
+    from anonreid.models.data import dataset_fingerprint
+    from anonreid.models.registry import create_model
+
+    cfg = load_train_config("tiny", [f"data.val_identities={val_identities}"])
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(config_yaml(cfg))
+    meta = {"stage": "rec", "data_fingerprint": dataset_fingerprint(world),
+            "command": command if command is not None else f"anonreid train --data {world} --config tiny --out {path}"}
+    save_checkpoint(path / "checkpoints" / "e_rec", create_model("firenet"), meta)
+    return path
+
+
+def _check(run: Path, world: Path, train_data: Path | None = None):  # type: ignore[no-untyped-def]
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.config import load_train_config
+    from anonreid.models.evaluation.protocol import check_protocol
+
+    test_ids = WorldDataset(world).identities("test")
+    return check_protocol(run, load_train_config(run / "config.yaml"), "world", world, test_ids, train_data)
+
+
+def test_validating_on_the_test_split_refuses_the_verdict(worlds: dict[str, Path], tmp_path: Path) -> None:
+    small = worlds["small"]
+    seen = _check(_run(tmp_path / "val0", small, 0), small)
+    assert not seen.verdict and seen.seen_test_identities == ["004", "005"]
+    assert "data.val_identities=N" in seen.reason and "test split" in seen.validation
+    held_out = _check(_run(tmp_path / "val1", small, 1), small)
+    assert held_out.verdict and held_out.seen_test_identities == [] and held_out.reason == ""
+    assert (held_out.train_identities, held_out.val_identities, held_out.test_identities) == (2, 1, 2)
+
+
+def test_the_same_person_in_a_larger_world_is_recognised(worlds: dict[str, Path], tmp_path: Path) -> None:
+    """A run trained on the small world (validated on its held-out 003) is evaluated on the large world,
+    whose test people 003-007 include the small world's 001-003 under the same names."""
+    small, large, other = worlds["small"], worlds["large"], worlds["other"]
+    run = _run(tmp_path / "run", small, 1)
+    overlap = _check(run, large)  # the training world is found through the checkpoints' --data
+    assert not overlap.verdict and overlap.seen_test_identities == ["003"]
+    assert _check(run, other).verdict  # another seed: other people under the same names
+    hidden = _run(tmp_path / "moved", small, 1, command="anonreid train --config tiny")
+    lost = _check(hidden, large)
+    assert not lost.verdict and "--train-data" in lost.reason and "not found" in lost.reason
+    assert _check(hidden, large, train_data=small).seen_test_identities == ["003"]
+
+
+def test_evaluate_refuses_before_any_work_and_no_verdict_is_explicit(worlds: dict[str, Path], tmp_path: Path) -> None:
+    small = worlds["small"]
+    run = _run(tmp_path / "run", small, 0)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(small), "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 2
+    assert "no privacy verdict" in result.output and "004, 005" in result.output and "--no-verdict" in result.output
+    assert not (out / "results.json").exists()
