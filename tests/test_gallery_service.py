@@ -332,7 +332,10 @@ def test_client_reconnects_and_replays_across_a_gallery_restart(redis_url):
     second: list[GalleryServer] = []
 
     def restart():
-        time.sleep(0.5)
+        # down until the client has retried against it: its first reconnect attempt failed too
+        deadline = time.monotonic() + 10
+        while client.reconnects < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         srv = GalleryServer(config(port), redis_url)
         srv.start()
         second.append(srv)

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 import numpy as np
 import pytest
+import redis
 
 from anonreid.gallery.client import GalleryClient, GalleryClientError
 from anonreid.gallery.service import GalleryServer
@@ -88,38 +90,74 @@ def test_forget_erases_everywhere_and_survives_replay_and_restart(redis_url: str
         srv.stop(0)
 
 
+def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s:.0f} s: {what}")
+        time.sleep(0.02)
+
+
 def test_retention_expires_sightings_from_redis_faiss_and_queries(redis_url: str) -> None:
+    """On the gallery's clock seam (``expire(now_us)``): what was ingested more than the retention period
+    before ``now_us`` goes from FAISS, Redis and every query; what is newer stays whole."""
     rng = np.random.default_rng(1)
     protos = prototypes(2, DIM, rng)
     old, new = _person("old", protos[0], rng, 0), _person("new", protos[1], rng, 30)
-    retention = 1.5
-    srv = GalleryServer(_config(retention_s=retention, retention_sweep_s=0.1), redis_url)
+    retention_s = 3600.0  # nothing expires on the wall clock while the test runs; the sweeper keeps running
+    srv = GalleryServer(_config(retention_s=retention_s, retention_sweep_s=0.05), redis_url)
     address = srv.start()
     try:
+        gallery = srv.gallery
+        assert gallery is not None
         with GalleryClient(address) as client:
+            before_us = time.time_ns() // 1000
             old_identity = client.publish(old)[0].identity_id
-            store = srv.gallery.store  # type: ignore[union-attr]
+            store = gallery.store
             ttl = store.client.pttl(store.sighting_key(old[0].sighting_id))
-            assert 0 < ttl <= retention * 1000  # Redis expires it even with no gallery running
-            time.sleep(retention * 0.6)
+            assert retention_s * 1000 - 60_000 < ttl <= retention_s * 1000  # Redis expires it with no gallery running
+            between_us = time.time_ns() // 1000  # after "old" was ingested, before "new" is
             new_identity = client.publish(new)[0].identity_id
-            deadline = time.monotonic() + 5
-            while old_identity in {i.identity_id for i in client.list_identities()} and time.monotonic() < deadline:
-                time.sleep(0.05)
+            retention_us = round(retention_s * 1e6)
+            assert gallery.expire(now_us=before_us + retention_us) == 0  # nothing is that old yet
+            assert gallery.expire(now_us=between_us + retention_us) == 3
             assert_absent(srv, client, old_identity, old)
             # the newer person is still there, whole
             assert [i.identity_id for i in client.list_identities()] == [new_identity]
-            assert len(srv.gallery.index) == 3  # type: ignore[union-attr]
+            assert len(gallery.index) == 3
             assert {s for st in client.trajectory(new_identity).steps for s in st.sighting_ids} == \
                 {s.sighting_id for s in new}
+            assert gallery.expire(now_us=between_us + retention_us) == 0  # done once
+    finally:
         srv.stop(0)
-        # stopped gallery: Redis's own TTL removes the rest; a restarted gallery finds nothing
-        time.sleep(retention * 0.6)
+
+
+def test_retention_sweeper_and_redis_ttl_on_the_wall_clock(redis_url: str) -> None:
+    """The real clock: the gallery's sweeper thread erases an expired person; with the gallery stopped,
+    Redis's own TTL removes the rest, and a restarted gallery finds nothing."""
+    rng = np.random.default_rng(3)
+    protos = prototypes(2, DIM, rng)
+    first, second = _person("first", protos[0], rng, 0), _person("second", protos[1], rng, 30)
+    retention = 1.0
+    srv = GalleryServer(_config(retention_s=retention, retention_sweep_s=0.05), redis_url)
+    address = srv.start()
+    try:
+        with GalleryClient(address) as client:
+            identity = client.publish(first)[0].identity_id
+            _wait_until(lambda: client.list_identities() == [], "the sweeper erases the expired identity")
+            assert_absent(srv, client, identity, first)
+            second_identity = client.publish(second)[0].identity_id
+        srv.stop(0)  # before "second" expires: from here on only Redis's TTL can remove it
+        r, key = redis.Redis.from_url(redis_url), f"{srv.config.redis_prefix}:s:*"
+        try:
+            assert len(r.keys(key)) == len(second)
+            _wait_until(lambda: r.keys(key) == [], "Redis expires the stopped gallery's sightings")
+        finally:
+            r.close()
         srv = GalleryServer(_config(retention_s=retention), redis_url)
         with GalleryClient(srv.start()) as client:
             assert client.list_identities() == [] and len(srv.gallery.index) == 0  # type: ignore[union-attr]
-            assert_absent(srv, client, new_identity, new)
-            assert srv.gallery.store.client.keys(f"{srv.config.redis_prefix}:s:*") == []  # type: ignore[union-attr]
+            assert_absent(srv, client, second_identity, second)
     finally:
         srv.stop(0)
 

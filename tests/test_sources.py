@@ -115,22 +115,36 @@ def test_rendered_ahead_keeps_a_bounded_lead_and_passes_errors_on() -> None:
     from anonreid.nodes.sources import RenderedAhead
 
     made: list[int] = []
+    asked = [0]  # packets the consumer has started to ask for
+    overrun: list[tuple[int, int]] = []  # (packet rendered, packets asked for) beyond the lead
 
-    def gen(n: int, fail_at: int = -1) -> Any:
+    def gen(n: int, fail_at: int = -1, lead: int | None = None) -> Any:
         for k in range(n):
             if k == fail_at:
                 raise RuntimeError("renderer broke")
+            if lead is not None and k > lead + asked[0]:
+                overrun.append((k, asked[0]))
+            np.linalg.svd(np.ones((40, 40)))  # a little rendering work, for cpu_s
             made.append(k)
             yield np.full(3, k)
 
-    ahead = RenderedAhead(gen(100), packet_us=10_000, ahead_s=0.2, name="t")  # 20 packets ahead at most
+    started = time.monotonic()
+    # 20 packets ahead at most: the 21st is rendered, then the producer waits until one is taken
+    ahead = RenderedAhead(gen(100, lead=20), packet_us=10_000, ahead_s=0.2, name="t")
     assert ahead.wait_filled(5)
-    time.sleep(0.1)
-    assert len(made) in (20, 21)  # the producer waits once 20 are buffered (it may hold one more)
+    deadline = time.monotonic() + 5
+    while len(made) < 21 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(made) == 21  # and no more while nobody takes one
     it = iter(ahead)
-    assert [int(next(it)[0]) for _ in range(30)] == list(range(30))
-    assert [int(p[0]) for p in it] == list(range(30, 100))  # then the end of the stream ends it
-    assert ahead.cpu_s >= 0
+    taken = []
+    for _ in range(100):
+        asked[0] += 1
+        taken.append(int(next(it)[0]))
+    assert taken == list(range(100))
+    assert list(it) == []  # then the end of the stream ends it
+    assert not overrun, f"rendered beyond the 20-packet lead: {overrun[:5]}"
+    assert 0 < ahead.cpu_s <= time.monotonic() - started  # the producer thread's own CPU time
     failing = RenderedAhead(gen(10, fail_at=5), packet_us=10_000, ahead_s=1.0, name="f")
     assert failing.wait_filled(5)  # the stream ended (by its error) before the buffer was full
     with pytest.raises(RuntimeError, match="renderer broke"):
