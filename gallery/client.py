@@ -5,7 +5,10 @@
 unacknowledged sightings; the gallery is idempotent by sighting id, so a sighting that was stored but
 whose ack was lost comes back as ``duplicate=True`` with the same identity: nothing is lost and nothing
 is stored twice. A sighting the gallery refuses (INVALID_ARGUMENT naming it in trailing metadata) is
-dropped from the replay set and reported, and the rest of the stream goes on.
+dropped from the replay set and reported, and the rest of the stream goes on. A stream the gallery
+refuses for its stream limits (RESOURCE_EXHAUSTED, reason ``too_many_streams``) is retried with backoff
+like an outage; one it closed for idleness (reason ``idle_stream``) is reopened at once. The channel
+pings the gallery every :data:`KEEPALIVE_S` during a call, so a gallery that vanished is noticed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ T = TypeVar("T")
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED})
+KEEPALIVE_S = 30  # >= the gallery's grpc.http2.min_ping_interval_without_data_ms (10 s)
 
 
 class GalleryClientError(Exception):
@@ -158,6 +162,9 @@ class GalleryClient:
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            ("grpc.keepalive_time_ms", KEEPALIVE_S * 1000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.ping_timeout_ms", 10_000),
         ]
         self.channel = (grpc.secure_channel(address, credentials, options=options) if credentials is not None
                         else grpc.insecure_channel(address, options=options))
@@ -203,16 +210,20 @@ class GalleryClient:
                             len(outbox.pending))
             except grpc.RpcError as err:
                 code, details = err.code(), err.details() or ""
-                refused = _trailer(err, "anonreid-sighting-id-bin")
+                refused, reason = _trailer(err, "anonreid-sighting-id-bin"), _trailer(err, "anonreid-reason")
+                if reason == "idle_stream":  # closed because the source gave nothing for a while: reopen
+                    last_progress = time.monotonic()
+                    continue
                 if code == grpc.StatusCode.INVALID_ARGUMENT and refused in outbox.pending:
                     outbox.settle(refused)
-                    rejected.append(Rejection(refused, _trailer(err, "anonreid-reason"), details))
+                    rejected.append(Rejection(refused, reason, details))
                     last_progress = time.monotonic()
                     if outbox.done:
                         break
                     continue
-                if code not in RETRYABLE or time.monotonic() - last_progress > self.retry_timeout_s:
-                    raise GalleryClientError("Publish", code, details, _trailer(err, "anonreid-reason")) from err
+                retryable = code in RETRYABLE or reason == "too_many_streams"
+                if not retryable or time.monotonic() - last_progress > self.retry_timeout_s:
+                    raise GalleryClientError("Publish", code, details, reason) from err
                 delay = backoff.sleep_time()
                 log.info("publish stream to %s failed (%s); retrying in %.2f s with %d unacknowledged",
                          self.address, code.name, delay, len(outbox.pending))

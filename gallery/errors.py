@@ -31,3 +31,11 @@ class PermissionDenied(GalleryError):
 
 class Unavailable(GalleryError):
     """A dependency (Redis) is down; nothing was changed and the caller may retry: UNAVAILABLE."""
+
+
+class ResourceExhausted(GalleryError):
+    """A bounded resource is full (publish streams per peer, per token, in all); retry later: RESOURCE_EXHAUSTED."""
+
+
+class IdleTimeout(GalleryError):
+    """A stream sent nothing for longer than the configured idle timeout and was closed: DEADLINE_EXCEEDED."""

@@ -12,7 +12,14 @@ The interceptor is the single place where
 - every RPC is counted and timed (``anonreid_grpc_requests_total``, ``..._request_latency_seconds``).
 
 The server is grpc's thread-pool server: the gallery core is synchronous and serialised by one lock,
-so an asyncio server would only add a hop to an executor.
+so an asyncio server would only add a hop to an executor. Each open Publish stream holds a pool thread,
+so the pool has ``max_workers + publish_streams`` threads and the servicer admits at most
+``publish_streams`` streams (:mod:`anonreid.gallery.streams`): ``max_workers`` threads are always left
+for health checks, reflection and operator queries, however many cameras publish or hold streams open.
+(The asyncio server would need every interceptor, the servicer and the extra-interceptor API rewritten
+for ``grpc.aio``; reserving threads is the smaller change with the same guarantee.) HTTP/2 keepalive
+pings every connection (``keepalive_time_s``) and drops one that does not answer, which ends the
+streams of a vanished camera.
 """
 
 from __future__ import annotations
@@ -29,7 +36,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from anonreid.gallery.errors import GalleryError, InvalidInput, NotFound, PermissionDenied, Unavailable
+from anonreid.gallery.errors import (
+    GalleryError,
+    IdleTimeout,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from anonreid.gallery.metrics import GalleryMetrics
 from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc
 
@@ -41,6 +56,8 @@ STATUS_FOR: dict[type[GalleryError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    IdleTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 INTERNAL_MESSAGE = "internal error in the gallery (see its log)"
 
@@ -169,21 +186,31 @@ class GrpcServer:
 
     def __init__(self, servicer: gallery_pb2_grpc.GalleryServicer, metrics: GalleryMetrics, *,
                  host: str = "127.0.0.1", port: int = 0, max_message_bytes: int = 4 * 1024 * 1024,
-                 max_workers: int = 16, grace_s: float = 5.0,
+                 max_workers: int = 16, publish_streams: int = 0, grace_s: float = 5.0,
+                 keepalive_time_s: float = 60.0, keepalive_timeout_s: float = 20.0,
                  interceptors: Sequence[grpc.ServerInterceptor] = (),
                  credentials: grpc.ServerCredentials | None = None) -> None:
-        """``interceptors`` run inside the error/metrics one (e.g. access control raising
+        """``publish_streams``: threads added for the streams the servicer admits (module docstring);
+        ``interceptors`` run inside the error/metrics one (e.g. access control raising
         PermissionDenied); ``credentials`` serve TLS instead of plain text."""
         self.grace_s = grace_s
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gallery-grpc"),
+            futures.ThreadPoolExecutor(max_workers=max_workers + publish_streams, thread_name_prefix="gallery-grpc"),
             interceptors=[ErrorAndMetricsInterceptor(metrics), *interceptors],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.so_reuseport", 0),  # a second gallery on the same port must fail, not share it
+                ("grpc.keepalive_time_ms", round(keepalive_time_s * 1000)),
+                ("grpc.keepalive_timeout_ms", round(keepalive_timeout_s * 1000)),
+                ("grpc.http2.ping_timeout_ms", round(keepalive_timeout_s * 1000)),  # else 60 s (grpc >= 1.6x)
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.max_pings_without_data", 0),  # keep pinging a connection whose streams are idle
+                # clients may ping this often (GalleryClient pings every CLIENT_KEEPALIVE_S during calls)
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],
-            maximum_concurrent_rpcs=max_workers * 4,
+            # beyond this many RPCs in flight or queued, grpc answers RESOURCE_EXHAUSTED at once
+            maximum_concurrent_rpcs=publish_streams + max_workers * 4,
         )
         gallery_pb2_grpc.add_GalleryServicer_to_server(servicer, self.server)
         self.health = health.HealthServicer()

@@ -5,8 +5,10 @@ gracefully (health NOT_SERVING, in-flight RPCs get ``config.grace_s``) and close
 server on the same Redis restores every identity and sighting.
 
 Security (``security``, a :class:`SecurityConfig`): TLS or mutual TLS on the port, bearer tokens with
-roles checked on every RPC, and the access log of operator queries (:mod:`anonreid.gallery.access`,
-written with or without tokens). Retention (``gallery.retention_s`` > 0): Redis expires the keys and a
+roles checked on every RPC (a camera token publishes only as its bound cameras), and the access log
+of operator queries and refused calls (:mod:`anonreid.gallery.access`, written with or without tokens).
+Publish streams are bounded in all, per client address and per token, and closed when idle
+(:mod:`anonreid.gallery.streams`). Retention (``gallery.retention_s`` > 0): Redis expires the keys and a
 sweeper thread erases expired sightings from FAISS and the tables every ``retention_sweep_s`` (or a
 quarter of the retention period, when shorter).
 """
@@ -28,6 +30,7 @@ from anonreid.gallery.metrics import GalleryMetrics
 from anonreid.gallery.server import GrpcServer
 from anonreid.gallery.servicer import GalleryServicer
 from anonreid.gallery.store import GalleryStore
+from anonreid.gallery.streams import StreamLimiter
 from anonreid.orchestration.config import GalleryConfig, SecurityConfig
 from anonreid.orchestration.redis_service import connect
 
@@ -50,6 +53,7 @@ class GalleryServer:
         """``security`` sets TLS (unless ``credentials`` are given) and the token file; ``interceptors``
         run after access control."""
         from anonreid.orchestration.security.auth import load_tokens
+        from anonreid.orchestration.security.roles import Role
         from anonreid.orchestration.security.tls import server_credentials
 
         self.config = config
@@ -57,6 +61,11 @@ class GalleryServer:
         self.security = security or SecurityConfig()
         self.credentials = credentials if credentials is not None else server_credentials(self.security)
         self.tokens = load_tokens(self.security)
+        for p in self.tokens.principals() if self.tokens is not None else ():
+            if p.role is Role.CAMERA and not p.cameras:
+                log.warning("%s: its publishes will be refused: %s", self.security.tokens_file, p.camera_refusal(""))
+        self.streams = StreamLimiter(config.max_publish_streams, config.max_streams_per_peer,
+                                     config.max_streams_per_token)
         self.access_log: AccessLog | None = None
         self._sweeper: threading.Thread | None = None
         self.redis_url = redis_url
@@ -85,11 +94,14 @@ class GalleryServer:
             self.gallery = Gallery(cfg, store, self.metrics)
             self.gallery.expire()
             self.access_log = AccessLog(self._redis, cfg.redis_prefix, cfg.access_log_maxlen)
-            auth = AuthInterceptor(self.tokens, self.access_log.record)
-            self.grpc = GrpcServer(GalleryServicer(self.gallery), self.metrics, host=cfg.host, port=cfg.port,
+            auth = AuthInterceptor(self.tokens, self.access_log.record, self.access_log.denied)
+            servicer = GalleryServicer(self.gallery, streams=self.streams, idle_timeout_s=cfg.publish_idle_timeout_s,
+                                       on_denied=self.access_log.denied)
+            self.grpc = GrpcServer(servicer, self.metrics, host=cfg.host, port=cfg.port,
                                    max_message_bytes=cfg.max_message_bytes, max_workers=cfg.max_workers,
-                                   grace_s=cfg.grace_s, interceptors=(auth, *self.interceptors),
-                                   credentials=self.credentials)
+                                   publish_streams=cfg.max_publish_streams, grace_s=cfg.grace_s,
+                                   keepalive_time_s=cfg.keepalive_time_s, keepalive_timeout_s=cfg.keepalive_timeout_s,
+                                   interceptors=(auth, *self.interceptors), credentials=self.credentials)
             self.address = self.grpc.start()
             self._stopped.clear()
             if cfg.retention_s > 0:

@@ -3,6 +3,11 @@
 Every method converts its request, calls :class:`~anonreid.gallery.core.Gallery`, and converts the
 answer. Errors are the core's domain exceptions; the server's interceptor turns them into status codes.
 The module-level converters are shared with the client (which publishes domain sightings too).
+
+Publish streams are admitted by a :class:`~anonreid.gallery.streams.StreamLimiter` (RESOURCE_EXHAUSTED
+beyond a cap), closed after ``idle_timeout_s`` without a message (DEADLINE_EXCEEDED), and a camera
+token may publish only as the cameras it is bound to (PERMISSION_DENIED naming the camera, recorded
+through ``on_denied`` in the access log).
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
 from anonreid.gallery.core import Gallery
-from anonreid.gallery.errors import InvalidInput
+from anonreid.gallery.errors import IdleTimeout, InvalidInput, PermissionDenied
+from anonreid.gallery.streams import StreamLimiter, peer_host
 from anonreid.gallery.types import (
     Ack,
     Box,
@@ -26,6 +33,9 @@ from anonreid.gallery.types import (
     Sighting,
     Trajectory,
 )
+from anonreid.orchestration.security.auth import ANONYMOUS, DeniedHook, current_principal
+from anonreid.orchestration.security.roles import GALLERY_SERVICE
+from anonreid.orchestration.security.tokens import Principal
 from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc, sighting_pb2
 
 T = TypeVar("T")
@@ -110,12 +120,14 @@ class _Failed:
 _END = object()
 
 
-def read_ahead(requests: Iterator[T], max_batch: int, depth: int = 256) -> Iterator[list[T]]:
+def read_ahead(requests: Iterator[T], max_batch: int, depth: int = 256,
+               idle_timeout_s: float | None = None) -> Iterator[list[T]]:
     """Batches of whatever requests have already arrived (at least one, at most ``max_batch``).
 
     A thread reads the stream into a bounded queue (``depth``: when the gallery falls behind, the
     reader stops and gRPC flow control pushes back on the camera). An error while reading (a malformed
-    message, a cancelled call) is raised after the batch read before it."""
+    message, a cancelled call) is raised after the batch read before it. When nothing arrives for
+    ``idle_timeout_s`` while waiting for a batch, :class:`IdleTimeout` is raised."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -141,7 +153,12 @@ def read_ahead(requests: Iterator[T], max_batch: int, depth: int = 256) -> Itera
     try:
         while True:
             batch: list[T] = []
-            item = q.get()
+            try:
+                item = q.get(timeout=idle_timeout_s)
+            except queue.Empty:
+                raise IdleTimeout(f"publish stream sent nothing for {idle_timeout_s:g} s "
+                                  "(gallery.publish_idle_timeout_s): closed; open a new one to publish",
+                                  reason="idle_stream", field="gallery.publish_idle_timeout_s") from None
             while True:
                 if item is _END or isinstance(item, _Failed):
                     if batch:
@@ -162,26 +179,61 @@ def read_ahead(requests: Iterator[T], max_batch: int, depth: int = 256) -> Itera
 
 
 def _peer(context: Any) -> str:
-    """Who is calling (recorded in the audit log of forget); empty outside a gRPC call."""
+    """The caller's gRPC peer address; empty outside a gRPC call."""
     return str(context.peer()) if context is not None else ""
+
+
+def _authenticated() -> Principal | None:
+    """The caller's token principal; None when access control is off (or outside a gRPC call)."""
+    principal = current_principal()
+    return principal if principal is not None and principal is not ANONYMOUS else None
+
+
+def _refused_camera(batch: list[sighting_pb2.Sighting], principal: Principal | None
+                    ) -> tuple[int, PermissionDenied | None]:
+    """The position of the first sighting ``principal`` may not publish (its camera is not one its
+    token is bound to), with the error; ``(len(batch), None)`` when it may publish them all."""
+    if principal is not None:
+        for i, r in enumerate(batch):
+            why = principal.camera_refusal(r.camera_id)
+            if why:
+                return i, PermissionDenied(f"sighting {r.sighting_id!r}: {why}", reason="camera_not_bound",
+                                           sighting_id=r.sighting_id, field="camera_id")
+    return len(batch), None
 
 
 class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
     """The ``anonreid.v1.Gallery`` service over a :class:`Gallery`."""
 
-    def __init__(self, gallery: Gallery, max_batch: int = 64) -> None:
+    def __init__(self, gallery: Gallery, max_batch: int = 64, *, streams: StreamLimiter | None = None,
+                 idle_timeout_s: float | None = None, on_denied: DeniedHook | None = None) -> None:
+        """``streams`` admits Publish streams (unbounded when None); ``on_denied`` records a publish
+        refused because its token is not bound to the camera (the access log)."""
         self.gallery = gallery
         self.max_batch = max_batch
+        self.streams = streams
+        self.idle_timeout_s = idle_timeout_s
+        self.on_denied = on_denied
 
     def Publish(self, request_iterator: Iterator[sighting_pb2.Sighting], context: Any
                 ) -> Iterator[gallery_pb2.PublishAck]:
         """Ingest the stream in the batches that have arrived (one Redis transaction per batch);
         acks go back in order. A refused sighting ends the stream after the acks of those before it."""
-        for batch in read_ahead(request_iterator, self.max_batch):
-            acks, error = self.gallery.ingest_many([sighting_from_pb(r) for r in batch])
-            yield from (ack_to_pb(a) for a in acks)
-            if error is not None:
-                raise error
+        principal = _authenticated()
+        admitted = (nullcontext() if self.streams is None
+                    else self.streams.admit(peer_host(_peer(context)), principal.name if principal is not None else ""))
+        with admitted:
+            for batch in read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s):
+                n, denied = _refused_camera(batch, principal)
+                acks, error = self.gallery.ingest_many([sighting_from_pb(r) for r in batch[:n]])
+                yield from (ack_to_pb(a) for a in acks)
+                if error is not None:
+                    raise error
+                if denied is not None:
+                    if self.on_denied is not None and principal is not None:
+                        self.on_denied(principal, GALLERY_SERVICE + "Publish", "PERMISSION_DENIED", denied.message,
+                                       _peer(context))
+                    raise denied
 
     def ListIdentities(self, request: gallery_pb2.ListIdentitiesRequest, context: Any
                        ) -> gallery_pb2.ListIdentitiesResponse:
@@ -214,5 +266,7 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
     def Forget(self, request: gallery_pb2.ForgetRequest, context: Any) -> gallery_pb2.ForgetResponse:
         if not request.identity_id:
             raise InvalidInput("identity_id is empty", reason="empty_id", field="identity_id")
-        erased = self.gallery.forget(request.identity_id, request.reason, actor=_peer(context))
+        principal = _authenticated()  # the audit names the token's holder; the address when auth is off
+        erased = self.gallery.forget(request.identity_id, request.reason,
+                                     actor=principal.name if principal is not None else _peer(context))
         return gallery_pb2.ForgetResponse(identity_id=request.identity_id, sightings_erased=erased)

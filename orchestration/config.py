@@ -73,7 +73,19 @@ class GalleryConfig(Section):
     list_limit: int = Field(100, gt=0, description="identities listed when limit = 0")
     max_list_limit: int = Field(10_000, gt=0, description="largest limit a listing may ask for")
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=4096, description="largest gRPC message sent or received")
-    max_workers: int = Field(16, gt=0, description="gRPC handler threads (one per open publish stream)")
+    max_workers: int = Field(16, gt=0, description="gRPC threads for unary RPCs and health checks (publish streams "
+                             "get max_publish_streams threads more, so operators and probes are answered meanwhile)")
+    max_publish_streams: int = Field(64, gt=0, description="Publish streams open at once (each holds a thread); "
+                                     "more get RESOURCE_EXHAUSTED")
+    max_streams_per_peer: int = Field(32, gt=0, description="Publish streams open at once from one client address")
+    max_streams_per_token: int = Field(16, gt=0, description="Publish streams open at once per bearer token "
+                                       "(with security.tokens_file)")
+    publish_idle_timeout_s: float = Field(120.0, gt=0, description="close a Publish stream that sends nothing this "
+                                          "long (DEADLINE_EXCEEDED; the client reopens it when it has a sighting)")
+    keepalive_time_s: float = Field(60.0, gt=0, description="HTTP/2 ping of each connection this often, so the "
+                                    "streams of a vanished peer are closed")
+    keepalive_timeout_s: float = Field(20.0, gt=0, description="close a connection whose ping is not answered "
+                                       "within this")
     max_clock_skew_s: float = Field(300.0, ge=0, description="how far past the gallery clock a published "
                                     "span.end_us or published_at_us may be")
     max_sensor_width: int = Field(1280, gt=0, description="widest camera sensor, px: published boxes lie inside")

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+import yaml
 
 from anonreid.gallery.access import AccessLog
 from anonreid.gallery.client import GalleryClient, GalleryClientError
@@ -35,7 +36,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[Role, str]]:
     f = tmp_path_factory.mktemp("tokens") / "tokens.yaml"
-    return f, {role: create_token(f, f"{role.value}-1", role) for role in Role}
+    return f, {role: create_token(f, f"{role.value}-1", role, cameras=("cam1", "cam2") if role is Role.CAMERA else ())
+               for role in Role}
 
 
 def _security(pki: Any, tokens_file: Path | str = "", tls: bool = False, mtls: bool = False, token: str = "",
@@ -123,7 +125,7 @@ def test_tls_refuses_plain_text_and_mtls_refuses_clients_without_a_certificate(
         srv.stop(0)
 
 
-def test_the_access_log_records_operator_queries_and_forget(redis_url: str, pki: Any, tokens: Any) -> None:
+def test_the_access_log_records_operator_queries_forget_and_refusals(redis_url: str, pki: Any, tokens: Any) -> None:
     tokens_file, by_role = tokens
     srv = _server(redis_url, _security(pki, tokens_file))
     rng = np.random.default_rng(1)
@@ -140,19 +142,63 @@ def test_the_access_log_records_operator_queries_and_forget(redis_url: str, pki:
             op.query(sighting_id="a1", k=5)
             op.occupancy()
             assert _code(lambda: op.forget(idb)) == CODE.PERMISSION_DENIED
+        with _client(srv.address, _security(pki, token="stolen?")) as nobody:
+            assert _code(nobody.list_identities) == CODE.UNAUTHENTICATED
         with _client(srv.address, _security(pki, token=by_role[Role.ADMIN])) as admin:
             assert admin.forget(idb, reason="subject request") == 1
         records = AccessLog(srv.gallery.store.client).records()  # type: ignore[union-attr]
-        got = [(r.principal, r.role, r.method) for r in records]
-        assert got == [("operator-1", "operator", "ListIdentities"), ("operator-1", "operator", "GetTrajectory"),
-                       ("operator-1", "operator", "QueryByExample"), ("operator-1", "operator", "Occupancy"),
-                       ("admin-1", "admin", "Forget")]  # refused calls and publishes are not query records
-        listing, traj, query, _occ, forget = records
+        got = [(r.principal, r.role, r.method, r.outcome) for r in records]
+        assert got == [("operator-1", "operator", "ListIdentities", "OK"),
+                       ("operator-1", "operator", "GetTrajectory", "OK"),
+                       ("operator-1", "operator", "QueryByExample", "OK"), ("operator-1", "operator", "Occupancy", "OK"),
+                       ("operator-1", "operator", "Forget", "PERMISSION_DENIED"),
+                       ("unauthenticated", "", "ListIdentities", "UNAUTHENTICATED"),
+                       ("admin-1", "admin", "Forget", "OK")]  # accepted publishes are not access records
+        listing, traj, query, _occ, refused, unknown, forget = records
         assert set(listing.identity_ids) == {ida, idb} and listing.num_identities == 2
         assert traj.identity_ids == (ida,) and traj.sighting_ids == ("a1",)
         assert query.sighting_ids[0] == "a1" and set(query.identity_ids) <= {ida, idb}
         assert forget.identity_ids == (idb,) and "subject request" in forget.detail
+        assert "may not call it" in refused.detail and "127.0.0.1" in refused.detail  # why, and from where
+        assert "unknown or malformed bearer token" in unknown.detail
         assert all(0 < r.at_us <= records[-1].at_us for r in records)
+        # the forget record of the store's audit stream names the token's holder, not the peer address
+        audit = srv.gallery.store.client.xrange(srv.gallery.store.audit_stream)  # type: ignore[union-attr]
+        assert [f[b"actor"] for _, f in audit] == [b"admin-1"]
+    finally:
+        srv.stop(0)
+
+
+def test_a_camera_token_publishes_only_as_its_cameras(redis_url: str, pki: Any, tokens: Any) -> None:
+    tokens_file, by_role = tokens  # the camera token is bound to cam1 and cam2
+    old = Path(tokens_file).with_name("old-tokens.yaml")  # a camera token made before the binding existed
+    entries = yaml.safe_load(Path(tokens_file).read_text())["tokens"]
+    old.write_text(yaml.safe_dump({"tokens": [{k: v for k, v in e.items() if k != "cameras"} for e in entries]}))
+    protos = prototypes(4, 256, np.random.default_rng(2))
+    srv = _server(redis_url, _security(pki, tokens_file))
+    try:
+        with _client(srv.address, _security(pki, token=by_role[Role.CAMERA])) as cam:
+            acks = cam.publish([sighting("c1", "cam1", "t1", 0, S, protos[0]), sighting("c2", "cam2", "t2", 0, S, protos[1])])
+            assert [a.sighting_id for a in acks] == ["c1", "c2"]
+            with pytest.raises(GalleryClientError) as err:
+                cam.publish([sighting("c3", "cam3", "t3", 0, S, protos[2])])
+        assert err.value.code == CODE.PERMISSION_DENIED and "'cam3'" in err.value.details
+        assert "cam1, cam2" in err.value.details and err.value.reason == "camera_not_bound"
+        with _client(srv.address, _security(pki, token=by_role[Role.ADMIN])) as admin:  # admin is not bound
+            assert admin.publish([sighting("a4", "cam4", "t4", 0, S, protos[3])])[0].sighting_id == "a4"
+        assert sorted(srv.gallery._sightings) == ["a4", "c1", "c2"]  # type: ignore[union-attr]  # no c3
+        refused = [r for r in AccessLog(srv.gallery.store.client).records() if r.outcome != "OK"]  # type: ignore[union-attr]
+        assert [(r.principal, r.method, r.outcome) for r in refused] == [("camera-1", "Publish", "PERMISSION_DENIED")]
+        assert "'cam3'" in refused[0].detail
+    finally:
+        srv.stop(0)
+    srv = _server(redis_url, _security(pki, old))
+    try:
+        with _client(srv.address, _security(pki, token=by_role[Role.CAMERA])) as cam, \
+                pytest.raises(GalleryClientError) as err:
+            cam.publish([sighting("c5", "cam1", "t5", 0, S, protos[0])])
+        assert err.value.code == CODE.PERMISSION_DENIED
+        assert "bound to no camera" in err.value.details and "--camera" in err.value.details
     finally:
         srv.stop(0)
 

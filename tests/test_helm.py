@@ -411,7 +411,13 @@ def test_role_tokens_and_tls_secrets(tmp_path: Path) -> None:
         principal = store.authenticate(tokens[role])
         assert principal is not None and principal.role == role
         assert tokens[role] not in tokens["tokens.yaml"]
+        # the camera token is bound to the chart's cameras (a camera token publishes as those only)
+        assert principal.cameras == (("cam1", "cam2", "cam3", "cam4") if role == "camera" else ())
     assert store.authenticate("op-token-x") is None
+    named = secret_data(one(render({"cameras": {"ids": ["gate", "lobby"]}}), "Secret", f"{PREFIX}-tokens"))
+    (tmp_path / "named.yaml").write_text(named["tokens.yaml"])
+    camera = TokenStore.load(tmp_path / "named.yaml").authenticate(named["camera"])
+    assert camera is not None and camera.cameras == ("gate", "lobby")
     # pods mount only the hashes; a node gets its own role's token and no other
     for owner, template in pod_templates(docs):
         for volume in template["spec"].get("volumes", []):

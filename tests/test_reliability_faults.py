@@ -133,7 +133,7 @@ def test_gallery_process_killed_and_restarted_mid_stream(tmp_path: Path) -> None
 
     pki = generate_dev_pki(tmp_path / "pki")
     tokens = tmp_path / "tokens.yaml"
-    token = create_token(tokens, "cam1", "camera")
+    token = create_token(tokens, "cam1", "camera", cameras=("cam1",))
     create_token(tokens, "ops", "operator")
     server_sec = ["security.tls=true", f"security.ca_cert={pki.ca}", f"security.server_cert={pki.server_cert}",
                   f"security.server_key={pki.server_key}", f"security.tokens_file={tokens}"]

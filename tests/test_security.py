@@ -23,10 +23,15 @@ def test_roles_are_least_privilege():
 def test_token_file_round_trip(tmp_path):
     f = tmp_path / "tokens.yaml"
     op = create_token(f, "alice", "operator")
-    cam = create_token(f, "cam1", Role.CAMERA)
+    cam = create_token(f, "cam1", Role.CAMERA, cameras=["cam1, cam2", "cam1"])
     store = TokenStore.load(f)
     assert store.authenticate(op).role is Role.OPERATOR
     assert store.authenticate(cam).name == "cam1"
+    assert store.authenticate(cam).cameras == ("cam1", "cam2") and store.authenticate(op).cameras == ()
+    with pytest.raises(TokenError, match="must name the cameras"):
+        create_token(f, "cam9", Role.CAMERA)
+    with pytest.raises(TokenError, match="camera tokens only"):
+        create_token(f, "bob", Role.OPERATOR, cameras=["cam1"])
     assert store.authenticate("nope") is None and store.authenticate(None) is None
     assert op not in f.read_text()  # only hashes are stored
     assert oct(f.stat().st_mode)[-3:] == "600"
@@ -40,6 +45,14 @@ def test_bad_token_files_are_named(tmp_path):
     f.write_text("tokens:\n  - {name: x, role: admin, sha256: abc}\n")
     with pytest.raises(TokenError, match="64 hex digits"):
         TokenStore.load(f)
+    f.write_text("tokens:\n  - {name: x, role: camera, cameras: cam1, sha256: " + "a" * 64 + "}\n")
+    with pytest.raises(TokenError, match=r"tokens\[0\]: cameras must be a list of camera ids"):
+        TokenStore.load(f)
+    f.write_text("tokens:\n  - {name: x, role: operator, cameras: [cam1], sha256: " + "a" * 64 + "}\n")
+    with pytest.raises(TokenError, match="binds camera tokens only"):
+        TokenStore.load(f)
+    f.write_text("tokens:\n  - {name: old, role: camera, sha256: " + "a" * 64 + "}\n")  # before the binding
+    assert TokenStore.load(f).principals()[0].camera_refusal("cam1").startswith("camera token 'old' is bound to no")
 
 
 def test_bearer_header_parsing():
@@ -70,9 +83,14 @@ def test_cli_certs_and_tokens(tmp_path):
     res = runner.invoke(app, ["certs", "--out", str(tmp_path / "pki"), "--host", "gallery"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "pki" / "server.key").exists()
-    res = runner.invoke(app, ["tokens", "create", "--name", "cam1", "--role", "camera", "--file",
-                              str(tmp_path / "t.yaml")])
+    res = runner.invoke(app, ["tokens", "create", "--name", "cam1", "--role", "camera", "--camera", "cam1,cam2",
+                              "--file", str(tmp_path / "t.yaml")])
     assert res.exit_code == 0, res.output
-    assert TokenStore.load(tmp_path / "t.yaml").authenticate(res.output.strip()).role is Role.CAMERA
+    principal = TokenStore.load(tmp_path / "t.yaml").authenticate(res.output.strip())
+    assert principal is not None and principal.role is Role.CAMERA and principal.cameras == ("cam1", "cam2")
+    unbound = runner.invoke(app, ["tokens", "create", "--name", "cam3", "--role", "camera", "--file",
+                                  str(tmp_path / "t.yaml")])
+    assert unbound.exit_code == 2 and "--camera" in unbound.output
+    assert len(TokenStore.load(tmp_path / "t.yaml").principals()) == 1  # nothing written
     bad = runner.invoke(app, ["tokens", "create", "--name", "x", "--role", "root", "--file", str(tmp_path / "u.yaml")])
     assert bad.exit_code != 0

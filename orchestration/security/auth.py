@@ -5,8 +5,9 @@ other method needs an ``authorization: Bearer <token>`` metadata entry whose tok
 :class:`~anonreid.orchestration.security.tokens.TokenStore` (else UNAUTHENTICATED) and whose role may
 call the method (:func:`~anonreid.orchestration.security.roles.method_allowed`, deny by default; else
 PERMISSION_DENIED). The caller's :class:`Principal` is available to the handler through
-:func:`current_principal`, and an optional ``audit`` hook sees each allowed call with its request and
-response (the gallery records operator queries there).
+:func:`current_principal`, an optional ``audit`` hook sees each allowed call with its request and
+response (the gallery records operator queries there), and an optional ``denied`` hook each refused
+one (the gallery records those too).
 
 Client side, :func:`client_auth` turns a :class:`SecurityConfig` into the TLS channel credentials and
 the bearer metadata every client of this project passes to its stub.
@@ -38,6 +39,10 @@ ANONYMOUS = Principal("anonymous", Role.ADMIN)
 
 AuditHook = Callable[[Principal, str, Any, Any], None]
 
+#: what the denial hook receives: the principal (None when unauthenticated), full method name, status
+#: code name (UNAUTHENTICATED, PERMISSION_DENIED), why, and the caller's peer address
+DeniedHook = Callable[[Principal | None, str, str, str, str], None]
+
 
 def current_principal() -> Principal | None:
     """Who is calling, inside a handler served behind :class:`AuthInterceptor`."""
@@ -47,11 +52,13 @@ def current_principal() -> Principal | None:
 class AuthInterceptor(grpc.ServerInterceptor):
     """Authenticate by bearer token, authorise by role, expose the principal, audit (module docstring)."""
 
-    def __init__(self, tokens: TokenStore | None, audit: AuditHook | None = None) -> None:
+    def __init__(self, tokens: TokenStore | None, audit: AuditHook | None = None,
+                 denied: DeniedHook | None = None) -> None:
         """``tokens`` None turns access control off (every caller is :data:`ANONYMOUS`, an admin) but
         keeps the principal and the audit hook, so the access log is written either way."""
         self.tokens = tokens
         self.audit = audit
+        self.denied = denied
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         method = handler_call_details.method
@@ -64,11 +71,30 @@ class AuthInterceptor(grpc.ServerInterceptor):
         principal = self.tokens.authenticate(bearer_token(header if isinstance(header, str) else None))
         if principal is None:
             why = "no bearer token" if header is None else "unknown or malformed bearer token"
-            return _refuse(handler, grpc.StatusCode.UNAUTHENTICATED, f"{method}: {why}")
+            return self._refuse(handler, None, method, grpc.StatusCode.UNAUTHENTICATED, f"{method}: {why}")
         if not method_allowed(principal.role, method):
-            return _refuse(handler, grpc.StatusCode.PERMISSION_DENIED,
-                           f"{method}: role {principal.role.value} ({principal.name}) may not call it")
+            return self._refuse(handler, principal, method, grpc.StatusCode.PERMISSION_DENIED,
+                                f"{method}: role {principal.role.value} ({principal.name}) may not call it")
         return self._as(principal, method, handler)
+
+    def _refuse(self, handler: Any, principal: Principal | None, method: str, code: grpc.StatusCode,
+                message: str) -> Any:
+        """The handler, its behaviour replaced by one ending the call with ``code`` (same RPC shape),
+        after telling the ``denied`` hook."""
+
+        def deny(request: Any, context: grpc.ServicerContext) -> Any:
+            log.info("refused %s from %s", message, context.peer())
+            if self.denied is not None:
+                try:
+                    self.denied(principal, method, code.name, message, context.peer())
+                except Exception:  # the refusal stands even when it cannot be recorded
+                    log.exception("recording the refusal of %s failed", method)
+            context.abort(code, message)
+
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            if getattr(handler, kind) is not None:
+                return handler._replace(**{kind: deny})
+        return handler
 
     def _record(self, principal: Principal, method: str, request: Any, response: Any) -> None:
         if self.audit is None:
@@ -105,19 +131,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
             self._record(principal, method, request if kind == "unary_stream" else None, None)
 
         return handler._replace(**{kind: streaming})
-
-
-def _refuse(handler: Any, code: grpc.StatusCode, message: str) -> Any:
-    """The handler, its behaviour replaced by one ending the call with ``code`` (same RPC shape)."""
-
-    def deny(request: Any, context: grpc.ServicerContext) -> Any:
-        log.info("refused %s from %s", message, context.peer())
-        context.abort(code, message)
-
-    for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
-        if getattr(handler, kind) is not None:
-            return handler._replace(**{kind: deny})
-    return handler
 
 
 def load_tokens(cfg: SecurityConfig) -> TokenStore | None:

@@ -32,8 +32,14 @@ def tokens_create(
     name: Annotated[str, typer.Option(help="who holds the token (shown in the access log)")],
     role: Annotated[Role, typer.Option(help="what the token may do")],
     file: Annotated[Path, typer.Option("--file", help="token file (security.tokens_file)")] = Path("tokens.yaml"),
+    camera: Annotated[list[str] | None, typer.Option(
+        "--camera", help="camera ids a camera token may publish as: cam1,cam2 (repeatable; required for "
+        "--role camera)")] = None,
 ) -> None:
     """Create a token, store its hash in FILE and print the token once."""
-    from anonreid.orchestration.security.tokens import create_token
+    from anonreid.orchestration.security.tokens import TokenError, create_token
 
-    typer.echo(create_token(file, name, role))
+    try:
+        typer.echo(create_token(file, name, role, tuple(camera or ())))
+    except TokenError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--camera") from None

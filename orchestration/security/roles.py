@@ -1,6 +1,7 @@
 """Roles and what each may do, for every gRPC method and console route.
 
-- ``camera``: publish sightings, nothing else;
+- ``camera``: publish sightings, as the camera ids its token is bound to only
+  (:meth:`~anonreid.orchestration.security.tokens.Principal.camera_refusal`), nothing else;
 - ``operator``: queries (identities, trajectories, search, occupancy) and the live console;
 - ``auditor``: audit reports and the privacy status;
 - ``admin``: everything, including forget and configuration.
