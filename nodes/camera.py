@@ -338,9 +338,9 @@ class CameraNode:
         gts = self._ground_truth_for(batch)
         for pos, item in enumerate(batch):
             t0 = time.perf_counter()
-            detections = self.detector.update(item.events)
+            detections = self.detector.update(item.events) if len(item.events) else []  # empty: no data (a gap)
             t1 = time.perf_counter()
-            update = self.tracker.update(detections, item.start_us, item.end_us)
+            update = self.tracker.update(detections, item.start_us, item.end_us, observed=len(item.events) > 0)
             track_s += time.perf_counter() - t1
             detect_s += t1 - t0
             event_wall = self._event_wall(item)

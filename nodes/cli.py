@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config, serve_until_stopped
+from anonreid.orchestration.cli_common import (
+    ConfigOption,
+    SensorOption,
+    SetOption,
+    TimeUnitOption,
+    event_file_options,
+    resolve_config,
+    serve_until_stopped,
+)
 
 gateway_app = typer.Typer(help="Edge-side publishers: events into Redis Streams.", no_args_is_help=True)
 camera_app = typer.Typer(help="Run a single camera node against an existing gallery and Redis.", no_args_is_help=True)
@@ -26,7 +34,8 @@ def gateway_push(
     speed: Annotated[float, typer.Option(help="replay speed when --realtime")] = 1.0,
     packet_ms: Annotated[float, typer.Option(help="packet length in milliseconds")] = 10.0,
     maxlen: Annotated[int, typer.Option(help="approximate bound of the stream length, entries")] = 100_000,
-    sensor: Annotated[str, typer.Option(help="WxH when the file does not record it")] = "",
+    sensor: SensorOption = "",
+    time_unit: TimeUnitOption = "",
     eos: Annotated[bool, typer.Option("--eos/--no-eos", help="end with an end-of-stream entry")] = True,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -37,6 +46,7 @@ def gateway_push(
     from anonreid.orchestration.redis_service import connect
 
     cfg = resolve_config(config, set_)
+    time_unit, sensor = event_file_options(cfg, time_unit, sensor)
     url = redis_url or cfg.redis.url
     if not url:
         typer.echo("error: no Redis to push to: give --redis-url or set redis.url", err=True)
@@ -48,7 +58,7 @@ def gateway_push(
     try:
         counts = push_file(
             client, file, camera, packet_us=int(packet_ms * 1000), realtime=realtime, speed=speed, maxlen=maxlen,
-            sensor=SensorSize.parse(sensor) if sensor else None, end_of_stream=eos,
+            sensor=SensorSize.parse(sensor) if sensor else None, end_of_stream=eos, time_unit=time_unit,
         )
     except (EventFormatError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -66,10 +76,16 @@ def camera_run(
     realtime: Annotated[bool, typer.Option("--realtime/--fast", help="file / live: pace by the wall clock")] = True,
     metrics_port: Annotated[int, typer.Option(help="Prometheus port (default: camera.metrics_port)")] = -1,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the final stats here")] = None,
+    sensor: SensorOption = "",
+    time_unit: TimeUnitOption = "",
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Run one camera node in this process until its source ends, --duration passes, or Ctrl-C."""
+    """Run one camera node in this process until its source ends, --duration passes, or Ctrl-C.
+
+    A file source is replayed at the rate of its own clock (--realtime, the default; --fast: as fast as
+    the node goes): EVT 2.0/3.0 .raw, .dat, AEDAT4, HDF5, .npz or Event-ReId text."""
+    from anonreid.events.types import EventFormatError
     from anonreid.nodes.actors import CameraService
     from anonreid.nodes.sources import SourceSpec
 
@@ -87,10 +103,15 @@ def camera_run(
         if not Path(source).exists():
             typer.echo(f"error: --source {source}: no such file (expected live, redis or a file)", err=True)
             raise typer.Exit(2)
-        spec = SourceSpec(kind="file", path=source, **common)  # type: ignore[arg-type]
+        time_unit, sensor = event_file_options(cfg, time_unit, sensor)
+        spec = SourceSpec(kind="file", path=source, sensor=sensor, time_unit=time_unit, **common)  # type: ignore[arg-type]
     address = gallery or f"{cfg.gallery.host}:{cfg.gallery.port}"
-    service = CameraService(
-        spec, address, url or None, cfg.redis.password or None, cfg.camera, cfg.events,
-        metrics_port=cfg.camera.metrics_port if metrics_port < 0 else metrics_port, security=cfg.security,
-    )
+    try:
+        service = CameraService(
+            spec, address, url or None, cfg.redis.password or None, cfg.camera, cfg.events,
+            metrics_port=cfg.camera.metrics_port if metrics_port < 0 else metrics_port, security=cfg.security,
+        )
+    except (EventFormatError, ValueError) as exc:  # the recording: its format, time unit or sensor size
+        typer.echo(f"error: --source {source}: {exc}", err=True)
+        raise typer.Exit(2) from None
     serve_until_stopped(service, duration, json_out)

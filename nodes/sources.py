@@ -59,6 +59,7 @@ class SourceSpec:
     render_ahead_s: float = 0.0  # live, realtime: render the world up to this far ahead of the clock
     world: dict[str, Any] = field(default_factory=dict)  # live: WorldConfig fields (empty = defaults)
     sensor: str = ""  # file / redis: "WxH" when the file / stream does not say
+    time_unit: str = ""  # file: timestamp unit when the file does not say ("100us", "1e-4"; "" = the format's)
     redis_url: str = ""
     redis_password: str = ""
     group: str = "camera"  # redis: consumer group
@@ -253,7 +254,8 @@ class FileSource(EventSource):
             raise ValueError(f"camera {spec.camera_id}: replay speed must be > 0, got {spec.speed}")
         self.spec = spec
         self.camera_id = spec.camera_id
-        self.reader = open_events(Path(spec.path), sensor=SensorSize.parse(spec.sensor) if spec.sensor else None)
+        self.reader = open_events(Path(spec.path), sensor=SensorSize.parse(spec.sensor) if spec.sensor else None,
+                                  time_unit=spec.time_unit or None)
         sensor = self.reader.sensor
         if sensor is None:
             raise ValueError(f"{spec.path}: the file does not record its sensor size; give it (--sensor WxH)")
@@ -407,6 +409,7 @@ def push_file(
     maxlen: int = 100_000,
     sensor: SensorSize | None = None,
     end_of_stream: bool = True,
+    time_unit: str = "",
 ) -> dict[str, int]:
     """Edge-side publisher: stream an event file into ``events:<camera>`` (one entry per packet).
 
@@ -414,7 +417,7 @@ def push_file(
     """
     spec = SourceSpec(
         kind="file", camera_id=camera_id, path=str(path), realtime=realtime, speed=speed, packet_us=packet_us,
-        sensor=str(sensor) if sensor else "",
+        sensor=str(sensor) if sensor else "", time_unit=time_unit,
     )
     source = FileSource(spec)
     key = stream_key(camera_id)

@@ -7,6 +7,12 @@ has been matched ``min_hits`` times (one-off noise blobs never become tracklets)
 survives ``max_misses`` unmatched windows on its prediction (a person briefly producing few events, or
 occluded, keeps their tracklet) before it ends.
 
+A window in which the sensor reported nothing at all is a gap in the recording, not an absence: a real
+sensor always fires some noise, so an empty window means no data (a recording with missing chunks, or
+a list that takes every Nth window). :meth:`Tracker.update` with ``observed=False`` leaves the tracks as
+they are (no prediction step, no miss), so a person seen every few windows keeps one tracklet; a gap
+longer than ``max_gap_windows`` ends every track, as a long absence would.
+
 Tracklet ids are derived from the stream time of the track's birth (``<birth_us>.<k>``), not from a
 process-local counter, so a node that restarts and replays the same stream gives the same ids, and the
 camera's sighting ids (``<camera>-<tracklet>-<seq>``) stay valid idempotency keys.
@@ -33,12 +39,13 @@ class TrackerConfig:
     max_misses: int = 8  # unmatched windows a confirmed track survives on its prediction
     velocity_smoothing: float = 0.5  # EMA weight of the newest velocity measurement
     max_tracks: int = 64  # hard cap on live tracks (memory stays bounded on pathological input)
+    max_gap_windows: int = 30  # windows without any event that are bridged; a longer gap ends every track
 
     def __post_init__(self) -> None:
         if not 0.0 < self.iou_threshold < 1.0:
             raise ValueError(f"tracker iou_threshold must be in (0, 1), got {self.iou_threshold}")
-        if self.min_hits < 1 or self.max_misses < 0:
-            raise ValueError("tracker min_hits must be >= 1 and max_misses >= 0")
+        if self.min_hits < 1 or self.max_misses < 0 or self.max_gap_windows < 0:
+            raise ValueError("tracker min_hits must be >= 1, max_misses and max_gap_windows >= 0")
 
 
 @dataclass
@@ -104,14 +111,26 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.tracks: list[Track] = []
+        self.gap_windows = 0  # consecutive windows without data so far
 
     def predicted_boxes(self) -> np.ndarray:
         return np.array(
             [_shift(t.box, *t.velocity) for t in self.tracks], np.float64
         ).reshape(-1, 4)
 
-    def update(self, detections: list[Detection], window_start_us: int, window_end_us: int) -> TrackerUpdate:
+    def update(
+        self, detections: list[Detection], window_start_us: int, window_end_us: int, observed: bool = True
+    ) -> TrackerUpdate:
+        """Track one window's detections; ``observed=False``: the window had no data (module docstring)."""
         cfg = self.config
+        if not observed:
+            self.gap_windows += 1
+            if self.gap_windows > cfg.max_gap_windows:
+                return TrackerUpdate([], self.flush())
+            for track in self.tracks:
+                track.matched = False
+            return TrackerUpdate([t for t in self.tracks if t.confirmed], [])
+        self.gap_windows = 0
         predicted = self.predicted_boxes()
         det_boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
         matches: list[tuple[int, int]] = []

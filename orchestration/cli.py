@@ -54,6 +54,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.captureWarnings(True)  # warnings (e.g. an inferred time unit) go to the log on stderr
 
 
 @app.command("version")

@@ -20,6 +20,12 @@ from anonreid.orchestration.config import Config, ConfigError, load_config
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")]
+TimeUnitOption = Annotated[str, typer.Option(
+    "--time-unit", help="timestamp unit of event files that do not record it: a power of ten from ns to s (ns, us, "
+                        "100us, ms, s) or seconds per tick (1e-4); default: events.time_unit, else the format's "
+                        "own (text: inferred, with a warning)")]
+SensorOption = Annotated[str, typer.Option(
+    "--sensor", help="sensor WIDTHxHEIGHT of event files that do not record it (default: events.sensor)")]
 
 
 def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
@@ -29,6 +35,28 @@ def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def event_file_options(cfg: Config, time_unit: str, sensor: str) -> tuple[str, str]:
+    """``(time_unit, sensor)`` for reading event files: ``--time-unit`` / ``--sensor`` over the config's
+    ``events.time_unit`` / ``events.sensor``; a bad value exits with code 2 naming the option."""
+    from anonreid.events.io.time_units import time_scale_to_us
+    from anonreid.events.types import SensorSize
+
+    time_unit, sensor = time_unit or cfg.events.time_unit, sensor or cfg.events.sensor
+    try:
+        if time_unit:
+            time_scale_to_us(time_unit)
+    except ValueError as exc:
+        typer.echo(f"error: --time-unit: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        if sensor:
+            SensorSize.parse(sensor)
+    except ValueError as exc:
+        typer.echo(f"error: --sensor: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return time_unit, sensor
 
 
 class Node(Protocol):

@@ -24,6 +24,14 @@ class Section(BaseModel):
 class EventsConfig(Section):
     window_us: int = Field(33_333, gt=0, description="fixed window length in microseconds (33.3 ms)")
     num_bins: int = Field(5, gt=1, description="temporal bins of the voxel grid (B)")
+    time_unit: str = Field(
+        "", pattern=r"^$|^((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)?\s*(ns|us|µs|ms|s)?$",
+        description="timestamp unit of replayed event files that do not record it: a power of ten from ns to s "
+                    "(ns, 10us, 100us, ms, s), a scaled unit (2.5us) or seconds per tick (1e-4); empty = the "
+                    "format's own (text files: inferred, with a warning)",
+    )
+    sensor: str = Field("", pattern=r"^$|^\d+x\d+$", description="WIDTHxHEIGHT of replayed event files that do not "
+                        "record it (e.g. Event-ReId chunk files: 640x480); empty = the file's own")
 
 
 class RedisConfig(Section):

@@ -35,7 +35,13 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+from anonreid.orchestration.cli_common import (
+    ConfigOption,
+    SensorOption,
+    SetOption,
+    TimeUnitOption,
+    resolve_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +50,30 @@ def demo_cmd(
     duration: Annotated[float, typer.Option(help="stop after this many seconds (0 = demo.duration_s; 0 there = until Ctrl-C)")] = 0.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the summary JSON here")] = None,
     fresh: Annotated[bool, typer.Option("--fresh/--keep", help="start from an empty embedded Redis (gallery)")] = True,
+    source: Annotated[str, typer.Option(
+        "--source", help="replay recordings instead of the live world, in real time: cam1=FILE,cam2=FILE (up to four; "
+                         ".raw, .dat, .aedat4, .h5, .npz, Event-ReId .txt)")] = "",
+    time_unit: TimeUnitOption = "",
+    sensor: SensorOption = "",
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Run Redis, Ray, the gallery and four live cameras; print the summary at the end (Ctrl-C stops)."""
+    """Run Redis, Ray, the gallery and four live cameras (or up to four recordings replayed in real time,
+    --source; see anonreid.nodes.replay); print the summary at the end (Ctrl-C stops)."""
+    from anonreid.nodes.replay import parse_sources, replay_config, replay_specs
+    from anonreid.orchestration.cli_common import event_file_options
 
     cfg = resolve_config(config, set_)
+    replays = None
+    if source:
+        try:
+            replays = replay_specs(parse_sources(source), cfg.camera.packet_us, *event_file_options(cfg, time_unit, sensor))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        cfg = replay_config(cfg, list(replays))
     try:
-        summary = run_demo(cfg, duration or cfg.demo.duration_s or None, fresh=fresh)
+        summary = run_demo(cfg, duration or cfg.demo.duration_s or None, fresh=fresh, replays=replays)
     except KeyboardInterrupt:  # Ctrl-C before the cameras ran: everything started is already stopped
         typer.echo("interrupted during start-up; everything stopped", err=True)
         raise typer.Exit(130) from None
@@ -63,7 +85,10 @@ def demo_cmd(
         typer.echo(f"summary written to {out}")
 
 
-def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_every_s: float = 5.0) -> dict[str, Any]:
+def run_demo(
+    cfg: Any, duration_s: float | None, fresh: bool = True, progress_every_s: float = 5.0,
+    replays: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Start everything, run until ``duration_s`` (or Ctrl-C), stop everything; returns the summary."""
     import ray
 
@@ -89,7 +114,9 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
             redis_service.client().flushdb()
         owns_ray = not ray.is_initialized()
         start_ray(cfg.ray)
-        server = GalleryServer(world_gallery_config(cfg), redis_service.url, password=redis_service.password,
+        gallery_cfg = world_gallery_config(cfg) if not replays else cfg.gallery.model_copy(
+            update={"camera_ids": list(cfg.demo.cameras)})  # recordings: no world camera graph
+        server = GalleryServer(gallery_cfg, redis_service.url, password=redis_service.password,
                                security=cfg.security)
         address = server.start()
         log.info("gallery at %s", address)
@@ -102,7 +129,7 @@ def run_demo(cfg: Any, duration_s: float | None, fresh: bool = True, progress_ev
         )
         world = cfg.world.model_dump()
         for i, cam in enumerate(cfg.demo.cameras):
-            spec = SourceSpec(
+            spec = replays[cam] if replays else SourceSpec(
                 kind="live", camera_id=cam, world=world, packet_us=cfg.camera.packet_us,
                 render_ahead_s=cfg.demo.render_ahead_s, end_us=int((duration_s + 1) * 1e6) if duration_s else 0,
             )

@@ -346,14 +346,16 @@ def test_sightings_do_not_depend_on_batching() -> None:
     after a crash batches differently; sighting ids are idempotency keys only if ids, spans and contents
     are a pure function of the windows. The stream is processed one window at a time (the reference),
     in batches of 8, in batches of 5 after an odd first one, and in random batch sizes. Half a second
-    without events in the middle ends the person's tracklet (its final sighting falls inside a batch)
-    and a new tracklet starts after it.
+    without any event in the middle (a gap in the recording, longer than the 8 windows this tracker
+    bridges) ends the person's tracklet (its final sighting falls inside a batch) and a new tracklet
+    starts after it.
     """
     import dataclasses
 
     from anonreid.events.types import empty_events
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.camera import CameraNode
+    from anonreid.nodes.tracking import TrackerConfig
 
     sensor = _world_sensor()
     bundle = load_model_bundle()
@@ -365,11 +367,11 @@ def test_sightings_do_not_depend_on_batching() -> None:
     windower.end_of_stream()
     windows = windower.queue.get_batch(len(windower.queue), 0)
     assert len(windows) >= int(STREAM_S * 29)
-    gap = range(61, 76)  # ~2.0 .. 2.5 s: longer than the tracker's max_misses
+    gap = range(61, 76)  # ~2.0 .. 2.5 s: longer than the gap the tracker bridges
     windows = [dataclasses.replace(w, events=empty_events()) if k in gap else w for k, w in enumerate(windows)]
 
     def run(sizes: list[int]) -> list[Any]:
-        node = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0)
+        node = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0, tracker=TrackerConfig(max_gap_windows=8))
         out: list[Any] = []
         start = 0
         for n in sizes:

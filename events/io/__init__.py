@@ -14,7 +14,8 @@
 Every reader is an iterable of validated event chunks (``chunk_events`` at a time) with ``.path`` and
 ``.sensor``; :func:`read_events` concatenates them for files that fit in memory.
 
-Time units (:mod:`anonreid.events.io.time_units`): the binary formats record microseconds; HDF5 and
+Time units (:mod:`anonreid.events.io.time_units`): the binary formats record microseconds (a unit given
+for them is not used, with a warning); HDF5 and
 ``.npz`` are read as us unless ``time_unit`` says otherwise; a text file records no unit, so without
 ``time_unit`` it is decided by :func:`text_time_unit` (an Event-ReId chunk's from its span, an
 ``events.txt``'s from its labels, else us), always with a :class:`TimeUnitWarning`.
@@ -22,6 +23,7 @@ Time units (:mod:`anonreid.events.io.time_units`): the binary formats record mic
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,7 @@ READERS: dict[str, type[EventReader]] = {
     "aedat4": Aedat4Reader,
     "npz": NpzReader,
 }
+_MICROSECOND_FORMATS = ("raw", "dat", "aedat4")  # formats whose timestamps are us by definition
 _SUFFIXES = {".txt": "text", ".csv": "text", ".h5": "hdf5", ".hdf5": "hdf5", ".raw": "raw", ".dat": "dat",
              ".aedat4": "aedat4", ".npz": "npz"}
 
@@ -132,6 +135,9 @@ def open_events(
         kw["time_unit"] = text_time_unit(path, kw.get("time_unit"))
     elif kw.get("time_unit", "") is None:
         del kw["time_unit"]
+    elif "time_unit" in kw and name in _MICROSECOND_FORMATS and unit_name(kw.pop("time_unit")) != "us":
+        warnings.warn(f"{path}: a {name} file records its timestamps in us; the time unit given (--time-unit) is "
+                      "for files that do not record theirs, and is not used for it", TimeUnitWarning, stacklevel=2)
     return READERS[name](path, sensor, chunk_events, **kw)  # type: ignore[call-arg]
 
 
