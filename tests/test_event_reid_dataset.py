@@ -141,3 +141,18 @@ def test_full_layout_split_files_official_split_and_labelled_unit(world: Path, t
         shutil.rmtree(root / ident)
     with pytest.raises(FileNotFoundError, match=r"the official Event-ReId split .* found 001, 003, 004"):
         open_event_reid_dataset(root, time_unit="us")
+
+
+def test_simulate_exports_the_chunk_layout(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from anonreid.orchestration.cli import app
+
+    res = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "w"), "--identities", "3", "--seconds", "0.4",
+                                   "--resolution", "96x72", "--export", "event-reid-chunks"])
+    assert res.exit_code == 0, res.output
+    root = tmp_path / "w" / "event-reid-chunks"
+    assert "sensor 96x72, time unit 100us" in res.output
+    assert all((root / f"{name}_list.txt").stat().st_size > 0 for name in ("train", "query", "gallery"))
+    res = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "w"), "--export", "chunks"])
+    assert res.exit_code == 2 and "event-reid-chunks" in res.output

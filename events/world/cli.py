@@ -20,7 +20,9 @@ def simulate(
                                                          help="train split size (default: 2/3 of identities)")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="simulation processes")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="write PNG grids into OUT/preview")] = False,
-    export: Annotated[str | None, typer.Option("--export", help="also export: event-reid")] = None,
+    export: Annotated[str | None, typer.Option(
+        "--export", help="also export in an Event-ReId layout: event-reid (<ID>/camNN/events.txt + labels) or "
+                         "event-reid-chunks (100 us chunk files + train/query/gallery lists)")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
@@ -36,8 +38,8 @@ def simulate(
     for key, val in (("pass_seconds", seconds), ("seed", seed), ("resolution", resolution), ("workers", workers)):
         if val is not None:
             updates[key] = val
-    if export not in (None, "event-reid"):
-        typer.echo(f"error: --export must be 'event-reid', got {export!r}", err=True)
+    if export not in (None, "event-reid", "event-reid-chunks"):
+        typer.echo(f"error: --export must be 'event-reid' or 'event-reid-chunks', got {export!r}", err=True)
         raise typer.Exit(2)
     from pydantic import ValidationError
 
@@ -62,3 +64,8 @@ def simulate(
 
         dest = export_event_reid(root, root / "event-reid")
         typer.echo(f"exported Event-ReId layout to {dest}")
+    elif export == "event-reid-chunks":
+        from anonreid.events.world.export import export_event_reid_chunks
+
+        dest = export_event_reid_chunks(root, root / "event-reid-chunks")
+        typer.echo(f"exported Event-ReId chunks and lists to {dest} (sensor {cfg.resolution}, time unit 100us)")
