@@ -5,6 +5,7 @@ given, or refused when the spans contradict them."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -156,3 +157,44 @@ def test_simulate_exports_the_chunk_layout(tmp_path: Path) -> None:
     assert all((root / f"{name}_list.txt").stat().st_size > 0 for name in ("train", "query", "gallery"))
     res = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "w"), "--export", "chunks"])
     assert res.exit_code == 2 and "event-reid-chunks" in res.output
+
+
+def test_event_statistics_count_events_pixels_and_polarity_in_person_boxes() -> None:
+    from anonreid.events.stats import EventStats, window_person_stats
+
+    ev = make_events([1, 2, 3, 4, 5], [1, 1, 1, 2, 10], [1, 1, 1, 3, 10], [1, 1, -1, -1, 1])
+    box = np.array([[0.0, 0.0, 4.0, 4.0]])
+    assert window_person_stats(ev, box).tolist() == [[4, 2, 2, 16]]  # the 5th event is outside the box
+    stats = EventStats().extend([(ev, box), (ev[:0], np.zeros((0, 4))), (ev, np.array([[np.nan] * 4]))])
+    assert stats.summary() == {"events_per_person_window": 4.0, "events_per_active_pixel": 2.0, "on_share": 0.5,
+                               "active_pixel_fraction": 2 / 16, "events_per_window": 10 / 3, "windows": 3,
+                               "person_windows": 1}
+
+
+def test_bench_event_stats_side_by_side(world: Path, chunks: Path, tmp_path: Path) -> None:
+    """A chunk export (events already cleaned to the person: every event of a window is in its box), a
+    recording with the detector's boxes, and the live world with its ground truth, in one table."""
+    from typer.testing import CliRunner
+
+    from anonreid.events.io import write_hdf5
+    from anonreid.orchestration.cli import app
+
+    ds = WorldDataset(world)
+    h5 = tmp_path / "rec.h5"
+    write_hdf5(h5, ds.load_pass(ds.passes[0].pass_id).events, ds.sensor)
+    out = tmp_path / "stats.json"
+    res = CliRunner().invoke(app, ["bench", "event-stats", str(chunks), str(h5), "--world", "--seconds", "1.5",
+                                   "--sensor", "96x72", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())["sources"]
+    assert set(got) == {str(chunks), str(h5), "world"}
+    c = got[str(chunks)]
+    assert c["person_windows"] == c["windows"] > 0 and c["events_per_person_window"] == c["events_per_window"]
+    for name, s in got.items():
+        assert s["windows"] > 0 and 0 < s["on_share"] < 1 and 0 < s["active_pixel_fraction"] <= 1, name
+        assert s["events_per_active_pixel"] >= 1, name
+    assert got["world"]["people"] == "ground truth" and got["world"]["windows"] >= 4 * 45
+    res = CliRunner().invoke(app, ["bench", "event-stats", str(chunks)])
+    assert res.exit_code == 2 and "--sensor WxH" in res.output
+    res = CliRunner().invoke(app, ["bench", "event-stats"])
+    assert res.exit_code == 2 and "--world" in res.output

@@ -31,3 +31,7 @@ app.command("load")(load.main)
 from anonreid.orchestration.bench import association  # noqa: E402
 
 app.command("association")(association.main)
+
+from anonreid.orchestration.bench import event_stats  # noqa: E402
+
+app.command("event-stats")(event_stats.main)
