@@ -50,7 +50,9 @@ def _stream(client: Any, anonymizer: Any, version: str) -> dict[str, Any]:
     src = open_source(SourceSpec(kind="live", camera_id=CAMERA, realtime=False, world=WorldConfig().model_dump(),
                                  end_us=int(STREAM_S * 1e6)))
     base = load_model_bundle(None)
-    node = CameraNode(CAMERA, src.sensor, CameraConfig(audit_every_s=1.0, audit_burst=3, torch_threads=1, metrics_port=0),
+    # a burst of 3 windows every 0.4 s: enough clips of the one person in view for an interval over them (a
+    # bootstrap needs 5; fewer give the exact bound, too wide to show anything)
+    node = CameraNode(CAMERA, src.sensor, CameraConfig(audit_every_s=0.4, audit_burst=3, torch_threads=1, metrics_port=0),
                       redis=client, models=ModelBundle(anonymizer, base.reid, version, base.crop_hw),
                       ground_truth=src.ground_truth, window_t0_us=src.window_t0_us)
     return node.run(src.packets(), backpressure=True)
@@ -213,7 +215,7 @@ def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pyte
         pytest.fail("no trained reconstruction attacker: e_rec.json in $ANONREID_ATTACKER_RUN, "
                     "models/weights/default or .build/models/runs/cpu/checkpoints (anonreid train --config cpu)")
     _fresh(identity_tap)
-    node, registry = _adversary(identity_tap, load_attackers(run), [CAMERA], adaptive_steps=0)
+    node, registry = _adversary(identity_tap, load_attackers(run), [CAMERA], adaptive_steps=0, max_new_clips=100)
     node.poll()
     with caplog.at_level(logging.WARNING, logger="anonreid.nodes.adversary.node"):
         records = node.attack_round()
@@ -222,6 +224,7 @@ def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pyte
     assert ("reconstruction", "ssim") in breached, [(r.attack, r.metric, r.value, r.chance) for r in records]
     alert = next(a for a in alerts if (a.record.attack, a.record.metric) == ("reconstruction", "ssim"))
     assert alert.record.value > alert.threshold == pytest.approx(alert.record.chance + 0.05)
+    assert alert.record.ci_low > alert.threshold and alert.record.num_samples >= 5  # beyond doubt, over >= 5 clips
     line = next(r.getMessage() for r in caplog.records if "reconstruction attack ssim" in r.getMessage())
     assert CAMERA in line and f"{alert.record.value:.4f}" in line and f"{alert.threshold:.4f}" in line
     assert (_gauge(registry, "anonreid_privacy_alerts_total", "reconstruction") or 0) >= 1

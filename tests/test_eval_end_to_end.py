@@ -17,13 +17,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(world dir, run dir): 5 identities (2 train, 1 held out for validation, 2 test), every stage and the
+    """(world dir, run dir): 6 identities (3 train, 1 held out for validation, 2 test), every stage and the
     ablation, tiny preset."""
     from anonreid.events.world.dataset import simulate_dataset
     from anonreid.orchestration.config import WorldConfig
 
     base = tmp_path_factory.mktemp("eval")
-    cfg = WorldConfig(identities=5, train_identities=3, pass_seconds=1.0, resolution="128x96", seed=0)
+    cfg = WorldConfig(identities=6, train_identities=4, pass_seconds=1.0, resolution="128x96", seed=0)
     world = simulate_dataset(base / "world", cfg, progress=False)
     run = base / "run"
     result = CliRunner().invoke(app, ["train", "--data", str(world), "--config", "tiny", "--out", str(run),
@@ -69,7 +69,7 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
     # the protocol: validated on a held-out training identity, so the verdict is given; sizes recorded
     proto = res["protocol"]
     assert proto["verdict"] and proto["seen_test_identities"] == [] and proto["test_identities"] == 2
-    assert (proto["train_identities"], proto["val_identities"], proto["reid_queries"]) == (2, 1, 8)
+    assert (proto["train_identities"], proto["val_identities"], proto["reid_queries"]) == (3, 1, 8)
     assert "## Protocol" in md and "NO VERDICT" not in md
     # privacy checks are judged on the interval's upper bound; the person region sits beside its floors
     person = res["reconstruction"]["anonymized"]["person"]

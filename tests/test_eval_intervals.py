@@ -146,6 +146,8 @@ def test_bootstrap_widens_a_constant_sample_by_the_exact_bound() -> None:
     assert ones.method == "exact bound on identities"
     one_person = bootstrap_ci([0.5, 0.6, 0.55], ["a", "a", "a"], bounds=(-1.0, 1.0))  # one identity: no spread
     assert one_person.ci_low < -0.8 and one_person.ci_high > 0.9
+    two_people = bootstrap_ci([0.3, 0.35, 0.6, 0.62], ["a", "a", "b", "b"], bounds=(0.0, 1.0))
+    assert two_people.method == "exact bound on identities" and two_people.ci_low < 0.1 and two_people.ci_high > 0.9
     flagged = bootstrap_ci(np.ones(5))
     assert flagged.ci_low == flagged.ci_high == 1.0 and flagged.method.startswith("degenerate")
 

@@ -24,7 +24,9 @@ made the interval. No method here returns a degenerate interval ``[x, x]``.
   acceleration from the leave-one-identity-out jackknife), falling back to the percentile interval
   where BCa is undefined. When the bootstrap cannot vary (every value equal, or one identity) the
   interval is the exact bound of ``bounds``: the Clopper–Pearson interval of the mean scaled to [0, 1]
-  with the number of identities as trials (a [0, 1] variable's mean varies at most like a Bernoulli's).
+  with the number of identities as trials (a [0, 1] variable's mean varies at most like a Bernoulli's);
+  the same bound replaces a bootstrap over fewer than five identities, which has too few distinct
+  resamples to be an interval at all.
 * **Verdicts**: :func:`privacy_state` judges an interval against a threshold: ``pass`` only when the
   upper bound is at or below it, ``breach`` when the lower bound is above it, and ``insufficient
   evidence`` while the sample cannot decide (see the function for the exact rule).
@@ -174,6 +176,11 @@ def auc_ci(scores: np.ndarray, labels: np.ndarray, groups: Sequence | np.ndarray
 # ------------------------------------------------------------------------------------------------ bootstrap
 
 
+#: below this many identities a bootstrap has too few distinct resamples (3 for two identities) to be an
+#: interval: the exact bound of the values' range is used instead
+MIN_BOOTSTRAP_CLUSTERS = 5
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     groups: Sequence | np.ndarray | None = None,
@@ -183,8 +190,9 @@ def bootstrap_ci(
     bounds: tuple[float, float] | None = None,
 ) -> Estimate:
     """BCa bootstrap interval of the mean of ``values``, resampling whole ``groups`` (identities) with
-    replacement; the exact bound of ``bounds`` (the values' possible range) when it cannot vary (without
-    ``bounds`` such an interval is returned as it is, its ``method`` saying so)."""
+    replacement; the exact bound of ``bounds`` (the values' possible range) when it cannot vary or rests on
+    fewer than :data:`MIN_BOOTSTRAP_CLUSTERS` identities (without ``bounds`` such an interval is returned as
+    it is, its ``method`` saying so)."""
     v = np.asarray(values, np.float64).ravel()
     if len(v) == 0:
         return _nan(0, "cluster bootstrap")
@@ -199,7 +207,7 @@ def bootstrap_ci(
         boot = (w @ sums) / (w @ sizes)
     if k >= 2 and np.ptp(boot) > 1e-12 * max(1.0, abs(theta)):
         lo, hi, method = _bca(boot, theta, sums, sizes, alpha)
-        if hi - lo > 1e-12 * max(1.0, abs(theta)):
+        if hi - lo > 1e-12 * max(1.0, abs(theta)) and (k >= MIN_BOOTSTRAP_CLUSTERS or bounds is None):
             return Estimate(theta, lo, hi, len(v), method, clustered)
     if bounds is None:  # callers pass the range of every score they report; this is flagged, not hidden
         return Estimate(theta, theta, theta, len(v), "degenerate: no bounds to widen by", clustered)
