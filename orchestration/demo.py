@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -87,9 +88,10 @@ def demo_cmd(
 
 def run_demo(
     cfg: Any, duration_s: float | None, fresh: bool = True, progress_every_s: float = 5.0,
-    replays: dict[str, Any] | None = None,
+    stop: threading.Event | None = None, replays: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Start everything, run until ``duration_s`` (or Ctrl-C), stop everything; returns the summary."""
+    """Start everything, run until ``duration_s``, Ctrl-C or ``stop`` is set, stop everything (the cameras
+    publish their final sightings first, as at the end of the duration); returns the summary."""
     import ray
 
     from anonreid.gallery.client import GalleryClient
@@ -159,6 +161,9 @@ def run_demo(
             while True:
                 done = ray.get([a.wait.remote(0.5) for a in actors.values()])
                 if all(done):
+                    break
+                if stop is not None and stop.is_set():
+                    log.info("stop requested: stopping the cameras (they publish their final sightings first)")
                     break
                 if time.monotonic() >= next_report:
                     next_report += progress_every_s
