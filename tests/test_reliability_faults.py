@@ -96,7 +96,10 @@ def test_redis_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
             first.stop()
 
     def restart() -> None:
-        time.sleep(0.5)  # sightings keep coming while Redis is down
+        # sightings keep coming while Redis is down: restart once the gallery has refused a stream for it
+        deadline = time.monotonic() + 30
+        while client.reconnects < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         restarted.append(RedisService(rcfg).start())
 
     items = _sightings(60, seed=1)
