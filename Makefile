@@ -7,7 +7,7 @@ STAMP := .venv/.anonreid-installed
 PACKAGES := infra events models nodes gallery proto orchestration
 TYPECHECK_ROOT := .build/typecheck
 
-.PHONY: setup system-deps demo test lint typecheck unit proto clean
+.PHONY: setup system-deps demo test lint typecheck unit unit-fast proto clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv .venv
@@ -39,6 +39,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest
+
+# the tests not marked slow (a slow one takes more than ~20 s here: full demo, Ray actors, training, browser)
+unit-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 test: setup lint typecheck unit
 
