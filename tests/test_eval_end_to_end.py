@@ -76,6 +76,11 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
     assert person["ssim"]["ci_low"] <= person["ssim"]["value"] <= person["ssim"]["ci_high"]
     assert set(person["floors"]) == {"flat", "silhouette"} and "silhouette floor" in md
     assert "upper bound at most" in story and "background-dominated" in md
+    checks = res["verdicts"]["privacy_checks"]
+    assert res["verdicts"]["privacy_verdict_given"] and checks and res["verdicts"]["lines"]
+    for c in checks:  # the state follows from the upper bound: a pass never has it over the limit
+        assert c["state"] in ("pass", "insufficient evidence", "breach") and c["ci"][0] <= c["value"] <= c["ci"][1]
+        assert c["state"] != "pass" or c["ci"][1] <= c["limit"], c
     # the attacker's nets were trained once, into the run directory, and are reused
     stamp = (run / "attacker" / "appearance.safetensors").stat().st_mtime_ns
     assert (run / "attacker" / "face.safetensors").exists()

@@ -88,3 +88,39 @@ def test_evaluate_refuses_before_any_work_and_no_verdict_is_explicit(worlds: dic
     assert result.exit_code == 2
     assert "no privacy verdict" in result.output and "004, 005" in result.output and "--no-verdict" in result.output
     assert not (out / "results.json").exists()
+
+
+def _est(value: float, lo: float, hi: float, method: str = "clopper-pearson") -> dict:
+    return {"value": value, "ci_low": lo, "ci_high": hi, "n": 160, "method": method, "clusters": 40}
+
+
+def _results(protocol: dict) -> dict:
+    """The parts of anonreid evaluate's results the checks read: one attack under, one straddling, one over."""
+    chance = {"rank1": 0.025, "mAP": 0.1}
+    row = {"rank5": 0.1, "rank10": 0.2, "mAP": _est(0.1, 0.08, 0.12), "chance": chance, "num_queries": 40}
+    return {
+        "protocol": protocol, "reconstruction": {"missing": "no reference frames"}, "reid": {"gt": {}},
+        "face": {"anonymized": {"auc": _est(0.55, 0.50, 0.59, "clustered delong, logit")}},
+        "retrieval": {
+            "enrollment->raw": {**row, "rank1": _est(0.6, 0.44, 0.75)},
+            "enrollment->anonymized": {**row, "rank1": _est(0.025, 0.001, 0.074)},  # upper bound 7.4 <= 7.5: holds
+            "enrollment->linear": {**row, "rank1": _est(0.05, 0.006, 0.169)},  # straddles, wide: not shown
+            "enrollment->adaptive": {**row, "rank1": _est(0.30, 0.166, 0.465)},  # lower bound over: does not hold
+        },
+    }
+
+
+def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None:
+    from anonreid.models.evaluation.report import strongest_attacks, verdicts_json
+
+    given = {"test_identities": 40, "reid_queries": 160, "verdict": True, "reason": ""}
+    v = verdicts_json(_results(given))
+    states = {c["what"]: c["state"] for c in v["privacy_checks"]}
+    assert states == {"enrollment queries → E_rec(anonymized)": "pass", "enrollment queries → linear": "insufficient evidence",
+                      "enrollment queries → adaptive attacker": "breach", "face verification on E_rec(anonymized)": "pass"}
+    assert any("power issue #16 asks for" in line and line.endswith("holds") for line in v["lines"])
+    strongest = "\n".join(strongest_attacks(_results(given)))
+    assert "adaptive attacker" in strongest and "DOES NOT HOLD" in strongest
+    refused = verdicts_json(_results({**given, "verdict": False, "reason": "2 of the 40 test identities were seen"}))
+    assert not refused["privacy_verdict_given"] and refused["privacy_checks"] == []
+    assert refused["lines"][-1] == "privacy: NO VERDICT: 2 of the 40 test identities were seen"

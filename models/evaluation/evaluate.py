@@ -531,9 +531,10 @@ def evaluate_run(
     res["ablation"] = ablation_rows(run_dir, run_cfg, test, attacker, attacks, crop_hw, seed)
     res["wall_s"] = round(time.perf_counter() - t_start, 1)
 
-    from anonreid.models.evaluation.report import write_figures, write_markdown
+    from anonreid.models.evaluation.report import verdicts_json, write_figures, write_markdown
 
     res["figures"] = write_figures(res, views, reference, test, out_dir)
+    res["verdicts"] = verdicts_json(res)  # the checks of results.md, each judged on its interval's upper bound
     (out_dir / "results.json").write_text(json.dumps(_jsonable(res), indent=1) + "\n")
     (out_dir / "results.md").write_text(write_markdown(res))
     return res

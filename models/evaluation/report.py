@@ -258,6 +258,18 @@ def story_checks(res: dict[str, Any], margin: float = MARGIN) -> list[str]:
     return lines or ["nothing to check (no anonymizer or no reference frames in this run)"]
 
 
+def verdicts_json(res: dict[str, Any]) -> dict[str, Any]:
+    """The automatic checks for results.json: every privacy check with its interval, limit and state
+    (judged on the upper bound), the story lines as results.md prints them, and the protocol's permission."""
+    proto = res.get("protocol") or {}
+    given = proto.get("verdict", True) is not False
+    checks = [{"what": what, "metric": metric, "value": e["value"], "ci": [e["ci_low"], e["ci_high"]],
+               "interval_method": e.get("method", ""), "limit": limit, "compared": "upper bound <= limit",
+               "state": check_state(metric, e, limit)} for what, metric, e, limit in privacy_checks(res)] if given else []
+    return {"privacy_verdict_given": given, "reason": "" if given else proto.get("reason", ""),
+            "privacy_checks": checks, "lines": story_checks(res)}
+
+
 def strongest_attacks(res: dict[str, Any]) -> list[str]:
     """The strongest attack per privacy metric (the highest upper bound), with its verdict."""
     if (res.get("protocol") or {}).get("verdict", True) is False:
