@@ -155,6 +155,11 @@ def test_console_tiles_trajectory_and_forget(running_demo: Any, browser_page: An
         "() => [...document.querySelectorAll('.tile')].filter(t => Number(t.dataset.frames || 0) >= 2).length >= 4",
         timeout=90_000,
     )
+    # the privacy badge shows the adversary's overall verdict (one of the three states) and the count of each
+    page.wait_for_function("() => ['pass', 'insufficient evidence', 'breach']"
+                           ".includes(document.querySelector('#privacy').dataset.overall)", timeout=90_000)
+    badge = page.inner_text("#privacy")
+    assert badge.startswith("privacy: ") and " pass · " in badge and " breach)" in badge, badge
     # an identity seen on two cameras appears; its trajectory spans both
     row = page.wait_for_selector("#identities tbody tr:has(td:nth-child(2):has-text('→'))", timeout=120_000)
     identity = row.get_attribute("data-identity")
