@@ -3,12 +3,22 @@
 Ray 2.60 turns token authentication on by default; we keep it on. A local instance generates its
 token (``~/.ray/auth_token``); to join a cluster, provide the cluster's token through
 ``RAY_AUTH_TOKEN`` or that file, as Ray documents.
+
+A local instance (no address: the demo, tests, embedded use) listens on 127.0.0.1 only. Ray takes the
+node's address from the network (``ray.init(_node_ip_address="127.0.0.1")`` is replaced by it) and its
+gRPC servers, agents and the autoscaler's metrics endpoint then listen on all interfaces; Ray's own
+switch for a single-machine instance, the one it uses on macOS and Windows
+(``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``), makes the node address 127.0.0.1, and each of those servers
+binds to loopback. Nothing outside the machine can reach it, and no other node can join it: a cluster
+is started with ``ray start`` and joined with ``ray.address``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -16,6 +26,8 @@ import ray
 from anonreid.orchestration.config import RayConfig
 
 log = logging.getLogger(__name__)
+
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def start_ray(config: RayConfig, **kwargs: Any) -> dict[str, Any]:
@@ -30,13 +42,32 @@ def start_ray(config: RayConfig, **kwargs: Any) -> dict[str, Any]:
         **kwargs,
     }
     if config.address:
-        init_kwargs["address"] = config.address
+        ray.init(address=config.address, **init_kwargs)
     else:
-        init_kwargs["num_cpus"] = config.num_cpus or os.cpu_count()
-    ray.init(**init_kwargs)
+        with _single_machine():
+            ray.init(num_cpus=config.num_cpus or os.cpu_count(), **init_kwargs)
     resources = dict(ray.cluster_resources())
     log.info("Ray %s: %s", "joined " + config.address if config.address else "started locally", resources)
     return resources
+
+
+@contextlib.contextmanager
+def _single_machine() -> Iterator[None]:
+    """Ray's single-machine switch (see the module docstring), on while a local instance starts: this
+    process reads it from ``ray_constants``, the Ray processes it starts from the environment."""
+    from ray._private import ray_constants
+
+    before_env, before = os.environ.get(SINGLE_MACHINE_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:  # joining a cluster later in this process works as before
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = before_env
 
 
 def stop_ray() -> None:
