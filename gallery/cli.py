@@ -34,6 +34,7 @@ def serve(
     """Run the gallery until SIGINT / SIGTERM, then stop gracefully."""
     from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
+    from anonreid.infra.redis_process import DataDirInUse
     from anonreid.orchestration.redis_service import RedisService
     from anonreid.orchestration.security.tls import CredentialsError, check_files
 
@@ -45,7 +46,11 @@ def serve(
         raise typer.Exit(2) from None
     gallery_cfg = cfg.gallery if port is None else cfg.gallery.model_copy(update={"port": port})
     redis_cfg = cfg.redis if not redis_url else cfg.redis.model_copy(update={"url": redis_url})
-    redis_service = RedisService(redis_cfg).start()
+    try:
+        redis_service = RedisService(redis_cfg).start()
+    except DataDirInUse as exc:  # another gallery runs on redis.embedded_dir
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     server = GalleryServer(gallery_cfg, redis_service.url, redis_service.password, security=cfg.security)
     console = None
     try:

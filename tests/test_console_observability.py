@@ -49,24 +49,29 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, ray_local: dict) -> A
     thread = threading.Thread(target=lambda: result.update(run_demo(cfg, DEMO_S, stop=stop)), daemon=True)
     thread.start()
     console = f"http://127.0.0.1:{ports['console']}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(console + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        pytest.fail("the demo's console never came up")
-    for port in [ports["gallery_metrics"], ports["adversary"]] + [ports["camera"] + i for i in range(len(CAMERAS))]:
-        while True:  # the cameras serve metrics once their models are loaded
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             try:
-                _scrape(port)
+                urllib.request.urlopen(console + "/healthz", timeout=1)
                 break
             except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no metrics endpoint on port {port}")
                 time.sleep(0.5)
+        else:
+            pytest.fail("the demo's console never came up")
+        for port in [ports["gallery_metrics"], ports["adversary"]] + [ports["camera"] + i for i in range(len(CAMERAS))]:
+            while True:  # the cameras serve metrics once their models are loaded
+                try:
+                    _scrape(port)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"no metrics endpoint on port {port}")
+                    time.sleep(0.5)
+    except BaseException:  # set-up failed: stop the demo first, or its thread (and Redis) outlive the session
+        stop.set()
+        thread.join(120)
+        raise
     yield {"console": console, "ports": ports, "result": result, "thread": thread}
     stop.set()  # the checks are done: stop the demo now rather than wait out DEMO_S
     thread.join(120)
