@@ -36,7 +36,7 @@ from anonreid.gallery.association import Associator, CameraGraph, IdentityTrack,
 from anonreid.gallery.errors import InvalidInput, NotFound
 from anonreid.gallery.index import EmbeddingIndex
 from anonreid.gallery.metrics import GalleryMetrics
-from anonreid.gallery.store import GalleryStore
+from anonreid.gallery.store import GalleryStore, forgotten_digest
 from anonreid.gallery.types import (
     Ack,
     CameraOccupancy,
@@ -82,7 +82,7 @@ class Gallery:
         self._tracks: dict[str, IdentityTrack] = {}
         self._tracklets: dict[tuple[str, str], str] = {}
         self._ends: dict[str, list[tuple[int, str]]] = {c: [] for c in self.cameras}  # (end_us, id), sorted
-        self._forgotten: set[str] = set()
+        self._forgotten: set[str] = set()  # forgotten_digest of each erased sighting id
         self._forgotten_identities: set[str] = set()
         self._next_fid = 1
         self._next_identity = 1
@@ -259,7 +259,7 @@ class Gallery:
                             "kept the stored one", s.sighting_id, s.camera_id, s.tracklet_id,
                             known.camera_id, known.tracklet_id)
             return Ack(s.sighting_id, known.identity_id, True, known.similarity, False), None
-        if s.sighting_id in self._forgotten:
+        if forgotten_digest(s.sighting_id) in self._forgotten:
             return Ack(s.sighting_id, "", True, 0.0, False), None
         obs = Observation(s.camera_id, s.tracklet_id, s.start_us, s.end_us)
         neighbours = [(row.identity_id, sim) for row, sim in self._search(emb, self.config.association_k)]
@@ -414,9 +414,11 @@ class Gallery:
 
     # -- forget ---------------------------------------------------------------------------------
     def forget(self, identity_id: str, reason: str = "", actor: str = "") -> int:
-        """Erase an identity from Redis, FAISS and every query; returns the sightings erased.
+        """Erase an identity from Redis (its files on disk included), FAISS and every query; returns the
+        sightings erased.
 
-        Forgetting an identity that was already forgotten returns 0 (the call is idempotent)."""
+        Forgetting an identity that was already forgotten returns 0 (the call is idempotent). The files are
+        rewritten after the lock is released: publishing goes on meanwhile."""
         with self._lock:
             if identity_id not in self._tracks and identity_id in self._forgotten_identities:
                 return 0
@@ -425,12 +427,14 @@ class Gallery:
             ids = [r.sighting_id for r in rows]
             self.store.forget(identity_id, ids, reason, actor)
             self._unremember(rows)
-            self._forgotten.update(ids)
+            self._forgotten.update(forgotten_digest(i) for i in ids)
             self._forgotten_identities.add(identity_id)
             if self.index.needs_compaction:
                 self.load()
             self._update_sizes()
-        log.info("forgot identity %s (%d sightings; reason %r)", identity_id, len(ids), reason)
+        rewritten = self.store.erase_from_disk()
+        log.info("forgot identity %s (%d sightings; reason %r; rewritten on disk: %s)", identity_id, len(ids),
+                 reason, ", ".join(rewritten) or "nothing")
         return len(ids)
 
     # -- retention ------------------------------------------------------------------------------

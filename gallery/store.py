@@ -8,8 +8,8 @@ Keys (``P`` = the configured prefix, ``anonreid:gallery`` by default):
 - ``P:i:<identity_id>`` sorted set: the identity's sighting ids scored by start time.
 - ``P:identities`` set: every live identity.
 - ``P:meta`` hash: ``next_fid`` and ``next_identity`` counters (never reused, even after forget).
-- ``P:forgotten`` set: sighting ids erased by ``forget``, so a camera replaying one does not bring the
-  person back (ids only; no embedding, time or place is kept).
+- ``P:forgotten`` set: digests (:func:`forgotten_digest`) of the sighting ids erased by ``forget``, so a
+  camera replaying one does not bring the person back (no id, embedding, time or place is kept).
 - ``P:forgotten_identities`` set: identity ids erased by ``forget`` (a repeated forget answers 0).
 - ``P:audit`` stream: forget operations (identity, count, reason, time), capped.
 - ``P:access`` stream: who queried which identity and when (:mod:`anonreid.gallery.access`), capped.
@@ -19,6 +19,10 @@ after it was ingested and an identity's sorted set ``retention_s`` after its new
 data goes even when no gallery runs; the gallery's sweeper (:meth:`GalleryStore.expire`) removes the
 same sightings from the sorted sets, the identity set, FAISS and its tables.
 
+A forget also reaches the disk: :meth:`GalleryStore.erase_from_disk` has Redis rewrite its append-only
+file and RDB snapshot (:mod:`anonreid.infra.redis_persistence`), which otherwise keep the erased
+values until their next rewrite.
+
 A sighting, its identity membership and the counters are written in one MULTI/EXEC transaction before
 the gallery acknowledges it, together with the relabels of any identity split that the batch made
 (the moved sightings' ``identity`` field and their sorted-set membership); a failure raises
@@ -27,7 +31,9 @@ the gallery acknowledges it, together with the relabels of any identity split th
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,16 +44,24 @@ import redis
 
 from anonreid.gallery.errors import Unavailable
 from anonreid.gallery.types import Box, Sighting, StoredSighting
+from anonreid.infra.redis_persistence import PersistenceRewriteError, rewrite_persistence
 
 log = logging.getLogger(__name__)
 
 LOAD_BATCH = 2000
 AUDIT_MAXLEN = 100_000
+DIGEST_PREFIX = "h:"
+
+
+def forgotten_digest(sighting_id: str) -> str:
+    """What ``P:forgotten`` keeps of an erased sighting id: enough to recognise a replay, not the id."""
+    return DIGEST_PREFIX + hashlib.sha256(sighting_id.encode()).hexdigest()[:32]
 
 
 @dataclass
 class StoreState:
-    """What :meth:`GalleryStore.load_meta` finds: counters and the forgotten sighting ids."""
+    """What :meth:`GalleryStore.load_meta` finds: counters, the forgotten sighting ids (as
+    :func:`forgotten_digest`) and the forgotten identity ids."""
 
     next_fid: int = 1
     next_identity: int = 1
@@ -70,6 +84,7 @@ class GalleryStore:
         self._forgotten = f"{prefix}:forgotten"
         self._forgotten_identities = f"{prefix}:forgotten_identities"
         self.audit_stream = f"{prefix}:audit"
+        self._disk_lock = threading.Lock()
 
     # -- keys -----------------------------------------------------------------------------------
     def sighting_key(self, sighting_id: str) -> str:
@@ -150,7 +165,7 @@ class GalleryStore:
             for i in range(0, len(sighting_ids), 1000):
                 chunk = sighting_ids[i : i + 1000]
                 pipe.delete(*[self.sighting_key(s) for s in chunk])
-                pipe.sadd(self._forgotten, *chunk)
+                pipe.sadd(self._forgotten, *[forgotten_digest(s) for s in chunk])
             pipe.delete(self.identity_key(identity_id))
             pipe.srem(self._identities, identity_id)
             pipe.sadd(self._forgotten_identities, identity_id)
@@ -161,6 +176,19 @@ class GalleryStore:
             pipe.execute()
 
         self._run(f"forgetting identity {identity_id}", erase)
+
+    def erase_from_disk(self) -> list[str]:
+        """Have Redis rewrite its persistence files so that what was erased before this call is in none of
+        them; returns what was rewritten ("aof", "rdb"). A Redis that refuses (a managed service that
+        disables the commands) is logged as an error: its operator must rewrite them (docs/SECURITY.md)."""
+        with self._disk_lock:  # one rewrite at a time; a forget that waited here gets its own
+            try:
+                return rewrite_persistence(self.client)
+            except PersistenceRewriteError as exc:
+                log.error("forget: erased from Redis's memory, but its files on disk may still hold the "
+                          "erased sightings: %s. Rewrite the append-only file and the RDB snapshot of this "
+                          "Redis and of its replicas (docs/SECURITY.md, 'Erasure on disk').", exc)
+                return []
 
     def expire(self, rows: Iterable[tuple[str, str]], emptied_identities: Iterable[str]) -> None:
         """Erase sightings past the retention period: ``rows`` are (identity id, sighting id) pairs;
@@ -188,7 +216,23 @@ class GalleryStore:
             gone = {m.decode() for m in self.client.sscan_iter(self._forgotten_identities, count=1000)}
             return StoreState(int(meta.get(b"next_fid", 1)), int(meta.get(b"next_identity", 1)), forgotten, gone)
 
-        return self._run("reading the gallery counters", read)
+        state = self._run("reading the gallery counters", read)
+        plain = sorted(m for m in state.forgotten if not m.startswith(DIGEST_PREFIX))
+        if plain:  # written by a version that kept the ids themselves
+            digests = [forgotten_digest(m) for m in plain]
+
+            def migrate() -> None:
+                pipe = self.client.pipeline(transaction=True)
+                for i in range(0, len(plain), 1000):
+                    pipe.sadd(self._forgotten, *digests[i : i + 1000])
+                    pipe.srem(self._forgotten, *plain[i : i + 1000])
+                pipe.execute()
+
+            self._run("replacing forgotten sighting ids by their digests", migrate)
+            state.forgotten = (state.forgotten - set(plain)) | set(digests)
+            log.info("replaced %d forgotten sighting ids by their digests", len(plain))
+            self.erase_from_disk()
+        return state
 
     def _row(self, sighting_id: str, h: dict[bytes, bytes]) -> tuple[StoredSighting, np.ndarray]:
         emb = np.frombuffer(h[b"emb"], dtype="<f4")
