@@ -170,10 +170,13 @@ def _make_private(data_dir: Path) -> None:
         log.warning("redis.embedded_dir %s is a shared directory: its files stay readable as the umask allows",
                     data_dir)
         return
-    data_dir.chmod(0o700)
-    for path in data_dir.iterdir():
-        if path.suffix in PRIVATE_SUFFIXES and stat.S_ISREG(path.lstat().st_mode):
-            path.chmod(0o600)
+    try:
+        data_dir.chmod(0o700)
+        for path in data_dir.iterdir():
+            if path.suffix in PRIVATE_SUFFIXES and stat.S_ISREG(path.lstat().st_mode):
+                path.chmod(0o600)
+    except PermissionError as exc:  # another user's directory: Redis may still write there
+        log.warning("redis.embedded_dir %s: cannot make it private: %s", data_dir, exc)
 
 
 def _detach(server: Any) -> None:
