@@ -99,19 +99,21 @@ class CameraGraph:
 
 
 class IdentityTrack:
-    """The sightings of one identity, kept sorted by start time for the constraint checks."""
+    """The sightings of one identity, kept sorted by (start, end, FAISS id) for the constraint checks: a
+    canonical order, so a gallery rebuilt from Redis (rows in any order) decides as it did before."""
 
     def __init__(self, identity_id: str) -> None:
         self.identity_id = identity_id
         self.sightings: list[StoredSighting] = []
-        self._starts: list[int] = []
+        self._keys: list[tuple[int, int, int]] = []  # (start_us, end_us, fid) of each sighting, sorted
         self._longest_us = 0
         self._first: dict[str, int] = {}  # camera -> start of its earliest sighting
         self.cameras: list[str] = []  # in order of first appearance (by time)
 
     def add(self, s: StoredSighting) -> None:
-        i = bisect.bisect_right(self._starts, s.start_us)
-        self._starts.insert(i, s.start_us)
+        key = (s.start_us, s.end_us, s.fid)
+        i = bisect.bisect_right(self._keys, key)
+        self._keys.insert(i, key)
         self.sightings.insert(i, s)
         self._longest_us = max(self._longest_us, s.end_us - s.start_us, 1)
         # sightings arrive out of time order: an earlier one can move a known camera forward too
@@ -121,12 +123,19 @@ class IdentityTrack:
 
     def remove(self, sighting_ids: set[str]) -> None:
         """Drop sightings (rollback of an unstored batch, retention); O(n) per call."""
-        keep = [s for s in self.sightings if s.sighting_id not in sighting_ids]
-        self.sightings = keep
-        self._starts = [s.start_us for s in keep]
-        self._longest_us = max((max(s.end_us - s.start_us, 1) for s in keep), default=0)
+        self._reindex([s for s in self.sightings if s.sighting_id not in sighting_ids])
+
+    def extend(self, rows: Iterable[StoredSighting]) -> None:
+        """Add many sightings at once (a gallery loading): one sort instead of an insert each."""
+        self._reindex(sorted([*self.sightings, *rows], key=lambda s: (s.start_us, s.end_us, s.fid)))
+
+    def _reindex(self, ordered: list[StoredSighting]) -> None:
+        """Hold exactly ``ordered`` (sorted by key) and recompute what derives from it."""
+        self.sightings = ordered
+        self._keys = [(s.start_us, s.end_us, s.fid) for s in ordered]
+        self._longest_us = max((max(s.end_us - s.start_us, 1) for s in ordered), default=0)
         self._first = {}
-        for s in keep:  # sorted by start: the first time a camera appears is its first sighting
+        for s in ordered:  # sorted by start: the first time a camera appears is its first sighting
             self._first.setdefault(s.camera_id, s.start_us)
         self.cameras = sorted(self._first, key=lambda c: (self._first[c], c))
 
@@ -137,8 +146,8 @@ class IdentityTrack:
         """Sightings whose half-open span intersects [start_us, end_us); a zero-length span counts as
         the single microsecond [start_us, start_us + 1)."""
         end_us = max(end_us, start_us + 1)
-        lo = bisect.bisect_left(self._starts, start_us - self._longest_us)
-        hi = bisect.bisect_left(self._starts, end_us)
+        lo = bisect.bisect_left(self._keys, (start_us - self._longest_us,))
+        hi = bisect.bisect_left(self._keys, (end_us,))
         for s in self.sightings[lo:hi]:
             if max(s.end_us, s.start_us + 1) > start_us:
                 yield s
@@ -162,7 +171,7 @@ class IdentityTrack:
 
     def neighbours(self, start_us: int) -> tuple[StoredSighting | None, StoredSighting | None]:
         """The sighting that started last before ``start_us`` and the first one starting at/after it."""
-        i = bisect.bisect_left(self._starts, start_us)
+        i = bisect.bisect_left(self._keys, (start_us,))
         prev = self.sightings[i - 1] if i > 0 else None
         nxt = self.sightings[i] if i < len(self.sightings) else None
         return prev, nxt

@@ -33,9 +33,10 @@ from contextlib import contextmanager
 import numpy as np
 
 from anonreid.gallery.association import Associator, CameraGraph, IdentityTrack, Observation
-from anonreid.gallery.errors import InvalidInput, NotFound
-from anonreid.gallery.index import EmbeddingIndex
+from anonreid.gallery.errors import InvalidInput, NotFound, Unavailable
+from anonreid.gallery.index import BatchNeighbours, EmbeddingIndex
 from anonreid.gallery.metrics import GalleryMetrics
+from anonreid.gallery.snapshot import NoSnapshot, SnapshotFiles, SnapshotKeeper, SnapshotUnusable, replay
 from anonreid.gallery.store import GalleryStore, forgotten_digest
 from anonreid.gallery.types import (
     Ack,
@@ -71,9 +72,15 @@ class Gallery:
         self.store = store
         self.metrics = metrics if metrics is not None else GalleryMetrics()
         self.index = index if index is not None else EmbeddingIndex.from_config(config)
+        self.snapshots = (SnapshotKeeper(SnapshotFiles(config.snapshot_dir, config.redis_prefix, config.embedding_dim),
+                                         config.snapshot_interval_s, config.snapshot_max_tail)
+                          if config.snapshot_dir else None)
+        store.change_log = self.snapshots is not None
         self._lock = threading.RLock()
         self._clear()
         self.load()
+        if self.snapshots is not None and self.snapshots.stale:  # the file holds people erased since
+            self.write_snapshot()
 
     # -- state ----------------------------------------------------------------------------------
     def _clear(self) -> None:
@@ -88,18 +95,29 @@ class Gallery:
         self._next_identity = 1
         self._latest_us = 0
 
-    def _remember(self, row: StoredSighting, *, sort: bool = True) -> None:
-        """Add a row to the in-memory tables (``sort=False`` while loading: sorted once at the end)."""
+    def _remember(self, row: StoredSighting) -> None:
+        """Add a row to the in-memory tables."""
         self._sightings[row.sighting_id] = row
         self._by_fid[row.fid] = row
         self._open_track(row.identity_id).add(row)
         self._tracklets[(row.camera_id, row.tracklet_id)] = row.identity_id
-        ends = self._ends.setdefault(row.camera_id, [])
-        if sort:
-            bisect.insort(ends, (row.end_us, row.sighting_id))
-        else:
-            ends.append((row.end_us, row.sighting_id))
+        bisect.insort(self._ends.setdefault(row.camera_id, []), (row.end_us, row.sighting_id))
         self._latest_us = max(self._latest_us, row.end_us)
+
+    def _remember_all(self, rows: Sequence[StoredSighting]) -> None:
+        """Add many rows to empty tables (a load): the same tables as :meth:`_remember` one by one, each
+        identity's track and each camera's ends sorted once."""
+        groups: dict[str, list[StoredSighting]] = {}
+        for r in rows:
+            self._sightings[r.sighting_id] = self._by_fid[r.fid] = r
+            groups.setdefault(r.identity_id, []).append(r)
+            self._tracklets[(r.camera_id, r.tracklet_id)] = r.identity_id
+            self._ends.setdefault(r.camera_id, []).append((r.end_us, r.sighting_id))
+        for identity_id, members in groups.items():
+            self._open_track(identity_id).extend(members)
+        for ends in self._ends.values():
+            ends.sort()
+        self._latest_us = max(self._latest_us, max((r.end_us for r in rows), default=0))
 
     def _open_track(self, identity_id: str) -> IdentityTrack:
         track = self._tracks.get(identity_id)
@@ -129,34 +147,116 @@ class Gallery:
             self._tracklets[(r.camera_id, r.tracklet_id)] = identity_id
 
     def load(self) -> int:
-        """Rebuild the index and the identity tables from Redis; returns the sightings loaded."""
+        """Rebuild the index and the identity tables: from the index snapshot and the change log since it
+        (with ``snapshot_dir``: :mod:`~anonreid.gallery.snapshot`), else from every sighting in Redis;
+        returns the sightings loaded."""
         t0 = time.perf_counter()
         with self._lock:
             self._clear()
             self.index.reset()
             meta = self.store.load_meta()
-            max_fid, max_identity = 0, 0
-            for rows, embs in self.store.iter_sightings():
-                self.index.add(np.fromiter((r.fid for r in rows), np.int64, len(rows)), embs)
-                for r in rows:
-                    self._remember(r, sort=False)
-                    max_fid = max(max_fid, r.fid)
-                    if r.identity_id.startswith("id-") and r.identity_id[3:].isdigit():
-                        max_identity = max(max_identity, int(r.identity_id[3:]))
-            for ends in self._ends.values():
-                ends.sort()
-            self._next_fid = max(meta.next_fid, max_fid + 1)
-            self._next_identity = max(meta.next_identity, max_identity + 1)
+            source = self._restore() if self.snapshots is not None else None
+            if source is None:
+                source = "Redis"
+                if self.snapshots is None:  # no snapshot may replay a change log this gallery does not keep
+                    self.store.drop_changes()
+                else:
+                    self.snapshots.position = None
+                loaded: list[StoredSighting] = []
+                for rows, embs in self.store.iter_sightings():
+                    self.index.add(np.fromiter((r.fid for r in rows), np.int64, len(rows)), embs)
+                    loaded.extend(rows)
+                self._remember_all(loaded)
+            numbered = [int(i[3:]) for i in self._tracks if i.startswith("id-") and i[3:].isdigit()]
+            self._next_fid = max(meta.next_fid, max(self._by_fid, default=0) + 1)
+            self._next_identity = max(meta.next_identity, max(numbered, default=0) + 1)
             self._forgotten = meta.forgotten
             self._forgotten_identities = meta.forgotten_identities
             stale = self.store.identity_ids() - set(self._tracks)
             if stale:  # every sighting expired in Redis (retention TTL) while no gallery ran
                 self.store.expire([], sorted(stale))
+            self._settle_index()
             self._update_sizes()
             n = len(self._sightings)
-        log.info("gallery loaded %d sightings, %d identities from Redis in %.2f s (%s)", n, len(self._tracks),
+            self.loaded_from = source
+        log.info("gallery loaded %d sightings, %d identities from %s in %.2f s (%s)", n, len(self._tracks), source,
                  time.perf_counter() - t0, self.index.describe())
         return n
+
+    def _restore(self) -> str | None:
+        """Load the snapshot and replay the change log since it; what was loaded, or None when the
+        snapshot cannot be used (the caller rebuilds from Redis)."""
+        assert self.snapshots is not None
+        files = self.snapshots.files
+        try:
+            snap = files.read()
+            position = snap.manifest["position"]
+            if not self.store.has_marker(position, snap.manifest["nonce"]):
+                raise SnapshotUnusable(f"the Redis change log no longer holds its marker {position} "
+                                       "(trimmed past it, or another Redis)")
+            self.index.restore(str(snap.index_path), snap.manifest["index"])
+        except (SnapshotUnusable, ValueError, RuntimeError) as exc:
+            log.log(logging.INFO if isinstance(exc, NoSnapshot) else logging.WARNING,
+                    "index snapshot in %s not used (%s); rebuilding from Redis", files.directory, exc)
+            self.index.reset()
+            return None
+        retention_us = round(self.config.retention_s * 1_000_000)
+        r = replay(snap.rows, self.store, position, self.config.embedding_dim,
+                   time.time_ns() // 1000 - retention_us if retention_us > 0 else None)
+        self.index.remove(np.array(r.dropped, np.int64))
+        self.index.add(*r.added)
+        self._remember_all([*r.kept, *r.current])
+        if len(self.index) != len(self._sightings):
+            log.error("index snapshot in %s not used: %d vectors for %d sightings after the replay; rebuilding "
+                      "from Redis", files.directory, len(self.index), len(self._sightings))
+            self._clear()
+            self.index.reset()
+            return None
+        self.snapshots.restored(position, r)
+        return (f"snapshot {snap.index_path.name} ({len(snap.rows)} rows) and the change log since it "
+                f"({r.touched} sighting(s) written, {r.gone} erased)")
+
+    def _settle_index(self) -> None:
+        """Let the index change layout between batches (auto: IVF from its size on); a failure keeps the
+        layout it had."""
+        try:
+            if self.index.settle() and self.snapshots is not None:
+                self.snapshots.changes = max(self.snapshots.changes, self.snapshots.max_tail)  # snapshot it soon
+        except Exception:
+            log.exception("index layout change failed; kept %s", self.index.describe())
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def write_snapshot(self) -> bool:
+        """Write an index snapshot now (with ``snapshot_dir``); False when none is configured or a later
+        one was written meanwhile. Taken under the lock, written to disk after it: publishing goes on."""
+        if self.snapshots is None:
+            return False
+        with self._lock:
+            captured, before = self.snapshots.capture(self.index, list(self._by_fid.values()), self.store,
+                                                      self._next_fid, self._next_identity)
+        try:
+            return self.snapshots.write(captured, self.store)
+        except BaseException:
+            with self._lock:
+                self.snapshots.failed(before)
+            raise
+
+    def snapshot_due(self, *, closing: bool = False) -> bool:
+        """Whether a snapshot should be written now (:meth:`SnapshotKeeper.due`)."""
+        return self.snapshots is not None and self.snapshots.due(closing=closing)
+
+    def _rewrite_snapshot(self) -> None:
+        """After a forget: rewrite the snapshot without the erased rows, or delete it if that fails (no
+        file may keep a forgotten person; the next restart then rebuilds from Redis)."""
+        if self.snapshots is None:
+            return
+        try:
+            self.write_snapshot()
+        except (OSError, Unavailable) as exc:
+            log.error("forget: could not rewrite the index snapshot in %s (%s): deleted it instead",
+                      self.snapshots.files.directory, exc)
+            self.snapshots.files.delete()
+            self.snapshots.position = None
 
     def _update_sizes(self) -> None:
         self.metrics.set_sizes(len(self.index), len(self._tracks))
@@ -187,9 +287,11 @@ class Gallery:
         """Ingest sightings in order, stopping before the first invalid one.
 
         Returns the acks of the sightings before it (all stored, in one Redis transaction) and the
-        validation error, if any. Each sighting is associated knowing the ones before it in the batch;
-        they are applied to memory as they are decided and rolled back if the transaction fails
-        (:class:`Unavailable` is raised then, and nothing of the batch is acknowledged or kept)."""
+        validation error, if any. The batch is searched in FAISS once (:class:`BatchNeighbours`); each
+        sighting is associated knowing the ones before it in the batch, exactly as if they had come one
+        by one. They are applied to memory as they are decided, added to FAISS together, and rolled back
+        if the transaction fails (:class:`Unavailable` is raised then, and nothing of the batch is
+        acknowledged or kept)."""
         checked: list[tuple[Sighting, np.ndarray]] = []
         error: InvalidInput | None = None
         for s in sightings:
@@ -203,24 +305,36 @@ class Gallery:
         with self._lock:
             staged: dict[str, tuple[Sighting, np.ndarray]] = {}  # new rows of the batch, by sighting id
             splits: list[Split] = []  # as applied to memory, in order
+            moves: list[tuple[str, StoredSighting]] = []
             counters = (self._next_fid, self._next_identity, self._latest_us)
+            indexed = False
             try:
-                for s, emb in checked:
-                    ack, row = self._associate_locked(s, emb, splits)
+                if checked:
+                    with self._timed_search():
+                        near = BatchNeighbours(self.index, np.stack([emb for _, emb in checked]),
+                                               self.config.association_k)
+                for n, (s, emb) in enumerate(checked):
+                    ack, row = self._associate_locked(s, emb, splits, near, n)
                     acks.append(ack)
                     if row is not None:
                         staged[row.sighting_id] = (s, emb)
                 if staged:
                     # rows as they are now: a split later in the batch may have moved one of them
                     rows = [(self._sightings[sid], s, emb) for sid, (s, emb) in staged.items()]
-                    self.store.commit(rows, next_fid=self._next_fid, next_identity=self._next_identity,
-                                      moves=self._stored_moves(splits, staged))
+                    self.index.add(np.fromiter((r.fid for r, _, _ in rows), np.int64, len(rows)),
+                                   np.stack([emb for _, _, emb in rows]))
+                    indexed = True
+                    moves = self._stored_moves(splits, staged)
+                    self.store.commit(rows, next_fid=self._next_fid, next_identity=self._next_identity, moves=moves)
             except BaseException:
-                self._unremember([self._sightings[sid] for sid in staged if sid in self._sightings])
+                self._unremember([self._sightings[sid] for sid in staged if sid in self._sightings], indexed=indexed)
                 for sp in reversed(splits):
                     self._relabel(sp.sighting_ids, sp.identity_id)
                 self._next_fid, self._next_identity, self._latest_us = counters
                 raise
+            if self.snapshots is not None:
+                self.snapshots.changes += len(staged) + len(moves)
+            self._settle_index()
             self._update_sizes()
         for (s, _), ack in zip(checked, acks, strict=True):
             self.metrics.record_ack(s.camera_id, ack)
@@ -248,10 +362,11 @@ class Gallery:
                      "tracklet of %s in time and joined it later", sp.identity_id, sp.tracklet_id, sp.camera_id,
                      len(sp.sighting_ids), sp.new_identity_id, sp.identity_id)
 
-    def _associate_locked(self, s: Sighting, emb: np.ndarray, splits: list[Split]
-                          ) -> tuple[Ack, StoredSighting | None]:
-        """Decide the identity and apply the row, and any split the decision makes (logged in ``splits``),
-        to memory (not yet stored: the caller commits)."""
+    def _associate_locked(self, s: Sighting, emb: np.ndarray, splits: list[Split], near: BatchNeighbours,
+                          n: int) -> tuple[Ack, StoredSighting | None]:
+        """Decide the identity of the batch's ``n``-th sighting (its neighbours: ``near``) and apply the
+        row, and any split the decision makes (logged in ``splits``), to memory (not yet in FAISS or
+        stored: the caller adds and commits)."""
         known = self._sightings.get(s.sighting_id)
         if known is not None:
             if known.camera_id != s.camera_id or known.tracklet_id != s.tracklet_id:
@@ -262,7 +377,8 @@ class Gallery:
         if forgotten_digest(s.sighting_id) in self._forgotten:
             return Ack(s.sighting_id, "", True, 0.0, False), None
         obs = Observation(s.camera_id, s.tracklet_id, s.start_us, s.end_us)
-        neighbours = [(row.identity_id, sim) for row, sim in self._search(emb, self.config.association_k)]
+        by_fid = self._by_fid
+        neighbours = [(row.identity_id, sim) for fid, sim in near.get(n) if (row := by_fid.get(fid)) is not None]
         minted: list[int] = []
 
         def new_identity() -> str:  # a decision may mint several (one per tracklet split off)
@@ -276,16 +392,17 @@ class Gallery:
                              decision.identity_id, decision.similarity, time.time_ns() // 1000)
         self._next_fid += 1
         self._next_identity += len(minted)
-        self.index.add(np.array([row.fid], np.int64), emb)
+        near.stored(n, row.fid)
         self._remember(row)
         ack = Ack(s.sighting_id, decision.identity_id, False, decision.similarity, decision.new_identity, decision)
         return ack, row
 
-    def _unremember(self, rows: Sequence[StoredSighting]) -> None:
-        """Remove rows from FAISS and the in-memory tables (rollback, forget)."""
+    def _unremember(self, rows: Sequence[StoredSighting], *, indexed: bool = True) -> None:
+        """Remove rows from FAISS (unless not ``indexed`` yet) and the in-memory tables (rollback, forget)."""
         if not rows:
             return
-        self.index.remove(np.array([r.fid for r in rows], np.int64))
+        if indexed:
+            self.index.remove(np.array([r.fid for r in rows], np.int64))
         by_identity: dict[str, set[str]] = {}
         for r in rows:
             self._sightings.pop(r.sighting_id, None)
@@ -418,20 +535,24 @@ class Gallery:
         sightings erased.
 
         Forgetting an identity that was already forgotten returns 0 (the call is idempotent). The files are
-        rewritten after the lock is released: publishing goes on meanwhile."""
+        rewritten after the lock is released: publishing goes on meanwhile. The index snapshot is a file
+        too: it is rewritten without the identity (or deleted) before this returns."""
         with self._lock:
             if identity_id not in self._tracks and identity_id in self._forgotten_identities:
                 return 0
             track = self._track(identity_id)
             rows = list(track.sightings)
             ids = [r.sighting_id for r in rows]
-            self.store.forget(identity_id, ids, reason, actor)
+            self.store.forget(identity_id, ids, reason, actor, fids=[r.fid for r in rows])
             self._unremember(rows)
+            if self.snapshots is not None:
+                self.snapshots.changes += len(rows)
             self._forgotten.update(forgotten_digest(i) for i in ids)
             self._forgotten_identities.add(identity_id)
             if self.index.needs_compaction:
                 self.load()
             self._update_sizes()
+        self._rewrite_snapshot()  # first: the change log it trims is in Redis's files too
         rewritten = self.store.erase_from_disk()
         log.info("forgot identity %s (%d sightings; reason %r; rewritten on disk: %s)", identity_id, len(ids),
                  reason, ", ".join(rewritten) or "nothing")
@@ -455,8 +576,10 @@ class Gallery:
                 per_identity[r.identity_id] = per_identity.get(r.identity_id, 0) + 1
             emptied = sorted(i for i, n in per_identity.items() if n >= len(self._tracks[i].sightings))
             # Redis first: if it fails nothing changes here and the next sweep tries again
-            self.store.expire([(r.identity_id, r.sighting_id) for r in rows], emptied)
+            self.store.expire([(r.identity_id, r.sighting_id) for r in rows], emptied, fids=[r.fid for r in rows])
             self._unremember(rows)
+            if self.snapshots is not None:
+                self.snapshots.changes += len(rows)
             if self.index.needs_compaction:
                 self.load()
             self._update_sizes()
@@ -467,4 +590,4 @@ class Gallery:
     def stats(self) -> dict[str, object]:
         with self._lock:
             return {"sightings": len(self._sightings), "identities": len(self._tracks),
-                    "index": self.index.describe(), "latest_us": self._latest_us}
+                    "index": self.index.describe(), "latest_us": self._latest_us, "loaded_from": self.loaded_from}

@@ -1,13 +1,25 @@
 """FAISS index of L2-normalised embeddings keyed by int64 ids (inner product = cosine similarity).
 
-Three layouts, chosen by configuration:
+Layouts, chosen by configuration (``gallery.index_type``):
 
-- ``flat``: ``IndexIDMap(IndexFlatIP)``, exact search; the default (a gallery of a few hundred
-  thousand sightings is searched exactly in milliseconds).
-- ``ivf``: ``IndexIVFFlat`` with inner product. IVF needs training data, which an online gallery does
-  not have at start, so vectors first go to an exact staging index and the IVF is trained on them once
-  ``39 * nlist`` are stored (FAISS's minimum per centroid); from then on everything lives in the IVF.
+- ``auto`` (the default): exact below ``auto_ivf_min`` stored vectors, IVF from there on. A gallery
+  grows online, so the IVF is retrained with more lists each time the gallery has grown fourfold since
+  it was trained (until the largest list count).
+- ``flat``: ``IndexIDMap(IndexFlatIP)``, exact search.
+- ``ivf``: ``IndexIVFFlat`` with inner product. An online gallery has no training data at start, so
+  vectors first go to an exact index and the IVF is trained on them once ``39 * nlist`` are stored
+  (FAISS's minimum per centroid).
 - ``hnsw``: ``IndexIDMap(IndexHNSWFlat)`` with inner product.
+
+IVF lists: ``ivf_nlist``, or 0 for about 4 sqrt(N) (a power of two, 64 to 1024). IVF probes:
+``ivf_nprobe``, or 0 to calibrate: when the IVF is trained, the smallest power of two whose recall@10
+against exact search reaches ``ivf_recall`` on a sample of the stored vectors themselves (each query's
+own vector left out of both answers: a new sighting is not in the index yet) is chosen, and the recall
+measured is kept (:attr:`EmbeddingIndex.recall`). The gallery's stored vectors are the embeddings the
+cameras really produce, so the calibration is made on the data the index serves.
+
+Layout changes happen only in :meth:`EmbeddingIndex.settle`, which the owner calls between batches:
+a batch is searched once, against the index as it was before it (:class:`BatchNeighbours`).
 
 A GPU index is used when the installed faiss has GPUs (``faiss.get_num_gpus() > 0``) and the device is
 ``auto`` or ``gpu``; HNSW has no GPU implementation and stays on the CPU. Indexes that cannot delete in
@@ -20,15 +32,24 @@ The index is not thread-safe; the gallery core serialises access.
 from __future__ import annotations
 
 import logging
+import math
+import os
+import time
 from typing import Any, Literal
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-IndexKind = Literal["flat", "ivf", "hnsw"]
+IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 IndexDevice = Literal["auto", "cpu", "gpu"]
+Layout = Literal["exact", "ivf", "hnsw"]
 IVF_POINTS_PER_CENTROID = 39  # FAISS warns below this many training points per list
+TRAIN_POINTS_PER_CENTROID = 64  # training sample per list (k-means time grows with it)
+NLIST_MIN, NLIST_MAX = 64, 1024
+REGROW = 4  # an auto IVF is retrained with more lists once the gallery has grown this much
+CALIBRATION_QUERIES = 300
+RECALL_K = 10
 COMPACTION_RATIO = 0.2  # rebuild once this fraction of stored vectors are tombstones
 
 
@@ -40,44 +61,82 @@ def gpu_count() -> int:
     return int(get()) if get is not None else 0
 
 
+def auto_nlist(n: int) -> int:
+    """IVF lists for ``n`` vectors: the power of two nearest 4 sqrt(n), at most n / 39 (FAISS's minimum
+    training points per list), within 64..1024."""
+    p = 2 ** round(math.log2(4 * math.sqrt(max(n, 1))))
+    most = 2 ** math.floor(math.log2(max(n / IVF_POINTS_PER_CENTROID, 1)))
+    return int(min(max(min(p, most), NLIST_MIN), NLIST_MAX))
+
+
+def exact_neighbours(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the ``k`` vectors most similar to each query by exact search, best first (n, k)."""
+    import faiss
+
+    _, rows = faiss.knn(np.ascontiguousarray(queries, np.float32), np.ascontiguousarray(vectors, np.float32),
+                        min(k, len(ids)), metric=faiss.METRIC_INNER_PRODUCT)
+    return np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray, own: np.ndarray | None = None, k: int = RECALL_K) -> float:
+    """Mean recall@k of ``found`` against ``truth`` (both (n, >= k) ids, best first, -1 = none).
+
+    ``own``: each query's own id when the queries are stored vectors, left out of both answers."""
+    hits = total = 0
+    for n in range(len(truth)):
+        skip = -1 if own is None else int(own[n])
+        want = [int(i) for i in truth[n] if i >= 0 and i != skip][:k]
+        got = {int(i) for i in [i for i in found[n] if i >= 0 and i != skip][:k]}
+        hits += len(got.intersection(want))
+        total += len(want)
+    return hits / total if total else 1.0
+
+
 class EmbeddingIndex:
     """Add, remove and search L2-normalised ``dim``-d float32 vectors by int64 id."""
 
     def __init__(
         self,
         dim: int,
-        kind: IndexKind = "flat",
+        kind: IndexKind = "auto",
         device: IndexDevice = "auto",
         *,
-        ivf_nlist: int = 256,
-        ivf_nprobe: int = 16,
+        ivf_nlist: int = 0,
+        ivf_nprobe: int = 0,
+        ivf_recall: float = 0.95,
+        auto_ivf_min: int = 10_000,
         hnsw_m: int = 32,
         hnsw_ef_search: int = 128,
         gpu_id: int = 0,
         threads: int = 0,
     ) -> None:
         """``threads``: OpenMP threads for each search/add (0 = faiss's default, all cores). One thread
-        is fastest for the gallery's one-query searches: OpenMP over a single query costs more than it
+        is fastest for the gallery's small searches: OpenMP over a few queries costs more than it
         saves, much more on a busy machine. OpenMP's setting is per calling thread, so it is applied
-        in every call (the gRPC handler threads search, not the thread that built the index)."""
-        if kind not in ("flat", "ivf", "hnsw"):
-            raise ValueError(f"unknown index kind {kind!r}: expected flat, ivf or hnsw")
+        in every call (the gRPC handler threads search, not the thread that built the index). IVF
+        training uses every core."""
+        if kind not in ("auto", "flat", "ivf", "hnsw"):
+            raise ValueError(f"unknown index kind {kind!r}: expected auto, flat, ivf or hnsw")
         if device == "gpu" and gpu_count() == 0:
             raise ValueError("index device 'gpu' requested but the installed faiss sees no GPU")
         self.dim = dim
         self.kind: IndexKind = kind
         self.ivf_nlist = ivf_nlist
         self.ivf_nprobe = ivf_nprobe
+        self.ivf_recall = ivf_recall
+        self.auto_ivf_min = auto_ivf_min
         self.hnsw_m = hnsw_m
         self.hnsw_ef_search = hnsw_ef_search
         self.gpu_id = gpu_id
         self.threads = threads
         self.on_gpu = device != "cpu" and kind != "hnsw" and gpu_count() > 0
         self._gpu_resources: Any = None
+        self._hnsw: Any = None
         self._tombstones: set[int] = set()
-        self._staging: list[tuple[np.ndarray, np.ndarray]] = []  # IVF before training: (ids, vectors)
         self._index: Any = None
-        self._trained = kind != "ivf"
+        self.layout: Layout = "exact"
+        self.nlist = self.nprobe = self.trained_size = 0
+        self.recall: float | None = None  # IVF recall@10 measured when it was trained
         self.reset()
 
     @classmethod
@@ -89,6 +148,8 @@ class EmbeddingIndex:
             config.index_device,
             ivf_nlist=config.ivf_nlist,
             ivf_nprobe=config.ivf_nprobe,
+            ivf_recall=config.ivf_recall,
+            auto_ivf_min=config.auto_ivf_min,
             hnsw_m=config.hnsw_m,
             hnsw_ef_search=config.hnsw_ef_search,
             threads=config.faiss_threads,
@@ -112,42 +173,83 @@ class EmbeddingIndex:
         return faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
 
     def reset(self) -> None:
-        """Drop every vector (the layout and settings stay)."""
+        """Drop every vector (the configured layout and settings stay; an IVF starts exact again)."""
         import faiss
 
         self._tombstones.clear()
-        self._staging = []
+        self.nlist = self.nprobe = self.trained_size = 0
+        self.recall = None
         if self.kind == "hnsw":
             hnsw = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             hnsw.hnsw.efSearch = self.hnsw_ef_search
             self._hnsw = hnsw  # the IDMap's sub-index, kept for efSearch
-            self._index = faiss.IndexIDMap(hnsw)
-        else:  # flat, and IVF before it is trained
-            self._index = self._exact()
-            self._trained = self.kind != "ivf"
+            self._index, self.layout = faiss.IndexIDMap(hnsw), "hnsw"
+        else:  # flat, and auto / IVF before it is trained
+            self._index, self.layout = self._exact(), "exact"
 
-    def _train_ivf(self) -> None:
-        """Train the IVF on the staged vectors and move them into it."""
+    def settle(self) -> bool:
+        """Train (or retrain with more lists) the IVF when the size calls for it; True when it did.
+        Called by the owner between batches; may take seconds (k-means)."""
+        if self.kind not in ("auto", "ivf"):
+            return False
+        n = len(self)
+        nlist = self.ivf_nlist or auto_nlist(n)
+        if self.layout == "exact":
+            due = n >= IVF_POINTS_PER_CENTROID * nlist and (self.kind == "ivf" or n >= self.auto_ivf_min)
+        else:
+            due = not self.ivf_nlist and n >= REGROW * self.trained_size and nlist > self.nlist
+        if due:
+            self._build_ivf(nlist)
+        return due
+
+    def _all_threads(self) -> None:
         import faiss
 
-        ids = np.concatenate([i for i, _ in self._staging])
-        vecs = np.concatenate([v for _, v in self._staging])
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+    def _build_ivf(self, nlist: int) -> None:
+        """Train an IVF on a sample of the stored vectors, move every vector into it, choose nprobe."""
+        import faiss
+
+        t0 = time.perf_counter()
+        ids, vecs = self.export()
+        rng = np.random.default_rng(0)
+        sample = TRAIN_POINTS_PER_CENTROID * nlist
+        train = vecs if len(vecs) <= sample else vecs[np.sort(rng.choice(len(vecs), sample, replace=False))]
         quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, self.dim, self.ivf_nlist, faiss.METRIC_INNER_PRODUCT)
-        ivf.train(vecs)
-        ivf.nprobe = self.ivf_nprobe
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        self._all_threads()
+        try:
+            ivf.train(train)
+            ivf.add_with_ids(vecs, ids)
+            nprobe, recall = self._calibrate(ivf, ids, vecs, rng)
+        finally:
+            self._set_threads()
+        ivf.nprobe = nprobe
         index: Any = ivf
         if self.on_gpu:
             index = faiss.index_cpu_to_gpu(self._gpu(), self.gpu_id, ivf)
-            index.nprobe = self.ivf_nprobe
-        if self._tombstones:  # tombstoned staged vectors are simply not moved
-            keep = ~np.isin(ids, np.fromiter(self._tombstones, np.int64))
-            ids, vecs = ids[keep], vecs[keep]
-            self._tombstones.clear()
-        index.add_with_ids(vecs, ids)
-        self._index, self._staging, self._trained = index, [], True
-        self._quantizer = quantizer  # keep the Python object alive as long as the IVF uses it
-        log.info("IVF index trained on %d vectors (%d lists)", len(ids), self.ivf_nlist)
+            index.nprobe = nprobe
+        self._index, self._quantizer = index, quantizer  # keep the quantizer alive as long as the IVF
+        self._tombstones.clear()  # exported without them
+        self.layout, self.nlist, self.nprobe, self.recall, self.trained_size = "ivf", nlist, nprobe, recall, len(ids)
+        log.info("IVF index trained on %d of %d vectors (%d lists) in %.1f s; nprobe %d, recall@%d %.3f",
+                 len(train), len(ids), nlist, time.perf_counter() - t0, nprobe, RECALL_K, recall)
+
+    def _calibrate(self, ivf: Any, ids: np.ndarray, vecs: np.ndarray, rng: np.random.Generator) -> tuple[int, float]:
+        """(nprobe, recall@10): the configured nprobe, or the smallest power of two reaching ``ivf_recall``;
+        measured on a sample of the stored vectors, each query's own vector left out."""
+        rows = np.sort(rng.choice(len(ids), min(len(ids), CALIBRATION_QUERIES), replace=False))
+        queries, own = vecs[rows], ids[rows]
+        truth = exact_neighbours(ids, vecs, queries, RECALL_K + 1)
+        nprobe = self.ivf_nprobe or 1
+        while True:
+            ivf.nprobe = min(nprobe, ivf.nlist)
+            _, found = ivf.search(queries, RECALL_K + 1)
+            recall = recall_at_k(found, truth, own)
+            if self.ivf_nprobe or recall >= self.ivf_recall or ivf.nprobe >= ivf.nlist:
+                return int(ivf.nprobe), recall
+            nprobe *= 2
 
     def _set_threads(self) -> None:
         if self.threads > 0:
@@ -171,13 +273,8 @@ class EmbeddingIndex:
         id_arr = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         if len(id_arr) != len(vecs):
             raise ValueError(f"add: {len(id_arr)} ids for {len(vecs)} vectors")
-        if len(id_arr) == 0:
-            return
-        self._index.add_with_ids(vecs, id_arr)
-        if not self._trained:
-            self._staging.append((id_arr.copy(), vecs.copy()))
-            if self._index.ntotal - len(self._tombstones) >= IVF_POINTS_PER_CENTROID * self.ivf_nlist:
-                self._train_ivf()
+        if len(id_arr):
+            self._index.add_with_ids(vecs, id_arr)
 
     def remove(self, ids: np.ndarray | list[int]) -> int:
         """Remove stored ids; returns how many were removed. Pass only ids that are in the index:
@@ -187,11 +284,8 @@ class EmbeddingIndex:
         id_arr = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         if len(id_arr) == 0:
             return 0
-        if not self.on_gpu and self.kind != "hnsw":
-            removed = int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
-            if not self._trained:
-                self._staging = [(i[~np.isin(i, id_arr)], v[~np.isin(i, id_arr)]) for i, v in self._staging]
-            return removed
+        if not self.on_gpu and self.layout != "hnsw":
+            return int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
         before = len(self._tombstones)
         self._tombstones.update(int(i) for i in id_arr)
         return len(self._tombstones) - before
@@ -219,7 +313,7 @@ class EmbeddingIndex:
         fetch = min(k + len(self._tombstones), total)
         if self.on_gpu:
             fetch = min(fetch, 2048)  # GPU k limit; tombstones beyond it are compacted by the owner
-        if self.kind == "hnsw":
+        if self.layout == "hnsw":
             self._hnsw.hnsw.efSearch = max(self.hnsw_ef_search, fetch)
         d, i = self._index.search(q, fetch)
         if not self._tombstones:
@@ -232,8 +326,130 @@ class EmbeddingIndex:
             sims[row, : len(kd)], out[row, : len(ki)] = kd, ki
         return sims, out
 
+    def probes(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a CPU IVF: (the lists a search of each query scans (n, nprobe), the list each query's
+        vector goes to when added (n,)); None when every stored vector is a candidate (exact layouts)
+        or the layout cannot tell (HNSW, GPU)."""
+        if self.layout != "ivf" or self.on_gpu:
+            return None
+        q = self._check(queries, "probes")
+        self._set_threads()
+        _, scanned = self._index.quantizer.search(q, self.nprobe)
+        return scanned, scanned[:, 0]  # the nearest list is where the vector goes
+
+    def export(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored (id, vector), sorted by id: (ids int64 (n,), vectors float32 (n, dim))."""
+        import faiss
+
+        index: Any = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        if self.layout == "ivf":
+            ivf: Any = faiss.extract_index_ivf(index)
+            lists = ivf.invlists
+            id_parts, vec_parts = [np.empty(0, np.int64)], [np.empty((0, self.dim), np.float32)]
+            for n in range(ivf.nlist):
+                size = lists.list_size(n)
+                if size:
+                    id_parts.append(faiss.rev_swig_ptr(lists.get_ids(n), size).copy())
+                    codes = faiss.rev_swig_ptr(lists.get_codes(n), size * ivf.code_size)
+                    vec_parts.append(codes.view(np.float32).reshape(size, self.dim).copy())
+            ids, vecs = np.concatenate(id_parts), np.concatenate(vec_parts)
+        else:
+            ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+            vecs = faiss.downcast_index(index.index).reconstruct_n(0, len(ids)) if len(ids) else \
+                np.empty((0, self.dim), np.float32)
+        if self._tombstones:
+            keep = ~np.isin(ids, np.fromiter(self._tombstones, np.int64))
+            ids, vecs = ids[keep], vecs[keep]
+        order = np.argsort(ids, kind="stable")
+        return ids[order], np.ascontiguousarray(vecs[order], np.float32)
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def serialize(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """The index as FAISS's own bytes (``faiss.serialize_index``, a CPU copy) and the layout state
+        :meth:`restore` needs with them."""
+        import faiss
+
+        cpu = faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        state = {"kind": self.kind, "layout": self.layout, "dim": self.dim, "nlist": self.nlist,
+                 "nprobe": self.nprobe, "recall": self.recall, "trained_size": self.trained_size,
+                 "tombstones": sorted(self._tombstones)}
+        return faiss.serialize_index(cpu), state
+
+    def restore(self, path: str, state: dict[str, Any]) -> None:
+        """Load an index written from :meth:`serialize` (``faiss.read_index``) with its state."""
+        import faiss
+
+        if state["dim"] != self.dim or state["kind"] != self.kind:
+            raise ValueError(f"index file {path}: a {state['kind']} index of dim {state['dim']}, "
+                             f"configured {self.kind} of dim {self.dim}")
+        index: Any = faiss.read_index(path)
+        if index.d != self.dim:
+            raise ValueError(f"index file {path}: dimension {index.d}, configured {self.dim}")
+        layout: Layout = state["layout"]
+        if layout == "hnsw":
+            self._hnsw = faiss.downcast_index(index.index)
+        elif layout == "ivf":
+            index.nprobe = int(state["nprobe"])
+            if self.on_gpu:
+                index = faiss.index_cpu_to_gpu(self._gpu(), self.gpu_id, index)
+                index.nprobe = int(state["nprobe"])
+        elif self.on_gpu:
+            index = faiss.index_cpu_to_gpu(self._gpu(), self.gpu_id, index)
+        self._index, self.layout = index, layout
+        self.nlist, self.nprobe = int(state["nlist"]), int(state["nprobe"])
+        self.recall, self.trained_size = state["recall"], int(state["trained_size"])
+        self._tombstones = {int(i) for i in state["tombstones"]}
+
     def describe(self) -> str:
         where = f"GPU {self.gpu_id}" if self.on_gpu else "CPU"
-        extra = {"ivf": f", nlist={self.ivf_nlist}, nprobe={self.ivf_nprobe}, trained={self._trained}",
-                 "hnsw": f", M={self.hnsw_m}, efSearch={self.hnsw_ef_search}"}.get(self.kind, "")
-        return f"{self.kind} inner-product index on {where} (dim={self.dim}{extra}), {len(self)} vectors"
+        if self.layout == "ivf":
+            extra = f", nlist={self.nlist}, nprobe={self.nprobe}, recall@{RECALL_K}={self.recall:.3f}"
+        elif self.layout == "hnsw":
+            extra = f", M={self.hnsw_m}, efSearch={self.hnsw_ef_search}"
+        else:
+            extra = ""
+        kind = self.kind if self.kind == self.layout or self.layout == "hnsw" else f"{self.kind}: {self.layout}"
+        return f"{kind} inner-product index on {where} (dim={self.dim}{extra}), {len(self)} vectors"
+
+
+class BatchNeighbours:
+    """The ``k`` nearest stored vectors of each query of a batch, from one search of the index.
+
+    The batch is searched once, against the index as it was before the batch. As the owner stores the
+    batch's vectors one by one (:meth:`stored`), each later query also sees them, exactly as a search
+    made just before that query would have: the same top-``k``. An IVF search finds a vector only in
+    the lists it scans, so a vector stored earlier in the batch counts only when its list is one of
+    them (exact layouts: always; HNSW and GPU cannot tell and always count it, which can only find
+    more)."""
+
+    def __init__(self, index: EmbeddingIndex, queries: np.ndarray, k: int) -> None:
+        self.k = k
+        self.queries = np.ascontiguousarray(queries, np.float32)
+        self.sims, self.ids = index.search(self.queries, k)
+        self._found = [[(i, s) for i, s in zip(ids, sims, strict=True) if i >= 0]
+                       for ids, sims in zip(self.ids.tolist(), self.sims.tolist(), strict=True)]
+        probes = index.probes(self.queries) if len(index) else None
+        self._scanned = None if probes is None else [set(r) for r in probes[0].tolist()]
+        self._home = None if probes is None else probes[1].tolist()
+        self._gram: list[list[float]] | None = None
+        self._stored: list[tuple[int, int]] = []  # (query row, id it was stored under)
+
+    def stored(self, row: int, vector_id: int) -> None:
+        """Query ``row``'s vector is now in the index under ``vector_id``."""
+        self._stored.append((row, vector_id))
+
+    def get(self, row: int) -> list[tuple[int, float]]:
+        """(id, similarity) of query ``row``'s ``k`` nearest, best first."""
+        found = self._found[row]
+        if not self._stored:
+            return found
+        if self._gram is None:
+            self._gram = (self.queries @ self.queries.T).tolist()
+        sims = self._gram[row]
+        floor = found[-1][1] if len(found) >= self.k else -np.inf  # what an extra must beat to enter the top k
+        scanned, home = self._scanned, self._home
+        extra = [(vid, sims[j]) for j, vid in self._stored
+                 if sims[j] > floor and (scanned is None or home is None or home[j] in scanned[row])]
+        if extra:
+            found = sorted(found + extra, key=lambda x: -x[1])[: self.k]
+        return found

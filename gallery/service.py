@@ -10,7 +10,9 @@ of operator queries and refused calls (:mod:`anonreid.gallery.access`, written w
 Publish streams are bounded in all, per client address and per token, and closed when idle
 (:mod:`anonreid.gallery.streams`). Retention (``gallery.retention_s`` > 0): Redis expires the keys and a
 sweeper thread erases expired sightings from FAISS and the tables every ``retention_sweep_s`` (or a
-quarter of the retention period, when shorter).
+quarter of the retention period, when shorter). Index snapshots (``gallery.snapshot_dir``,
+:mod:`anonreid.gallery.snapshot`): a thread writes one whenever it is due, and :meth:`GalleryServer.stop`
+writes a last one once the RPCs have drained.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class GalleryServer:
                                      config.max_streams_per_token)
         self.access_log: AccessLog | None = None
         self._sweeper: threading.Thread | None = None
+        self._snapshotter: threading.Thread | None = None
         self.redis_url = redis_url
         self.password = password
         self.serve_metrics = serve_metrics
@@ -107,6 +110,10 @@ class GalleryServer:
             if cfg.retention_s > 0:
                 self._sweeper = threading.Thread(target=self._sweep, name="gallery-retention", daemon=True)
                 self._sweeper.start()
+            if cfg.snapshot_dir:
+                self._snapshotter = threading.Thread(target=self._snapshot_when_due, name="gallery-snapshot",
+                                                     daemon=True)
+                self._snapshotter.start()
             if self.serve_metrics:
                 self.metrics_port = self.metrics.serve(cfg.metrics_port, addr=cfg.host)
                 log.info("gallery metrics on http://%s:%d/metrics", cfg.host, self.metrics_port)
@@ -127,14 +134,37 @@ class GalleryServer:
             except Exception:
                 log.exception("retention sweep failed; retrying in %.1f s", interval)
 
-    def stop(self, grace_s: float | None = None) -> None:
+    def _snapshot_when_due(self) -> None:
+        """Write an index snapshot whenever one is due, until :meth:`stop` (a failure is logged and
+        retried after ``snapshot_interval_s``)."""
+        while not self._stopped.wait(1.0):
+            gallery = self.gallery
+            if gallery is None:
+                return
+            try:
+                if gallery.snapshot_due():
+                    gallery.write_snapshot()
+            except Exception:
+                log.exception("index snapshot failed; retrying in %.0f s", self.config.snapshot_interval_s)
+                if self._stopped.wait(self.config.snapshot_interval_s):
+                    return
+
+    def stop(self, grace_s: float | None = None, *, final_snapshot: bool = True) -> None:
+        """Stop serving; with ``snapshot_dir``, write a last index snapshot once the RPCs have drained
+        (``final_snapshot=False`` leaves the files as a crash would: for tests and the benchmark)."""
         self._stopped.set()
-        if self._sweeper is not None:
-            self._sweeper.join(10)
-            self._sweeper = None
+        for thread in (self._sweeper, self._snapshotter):
+            if thread is not None:
+                thread.join(60)
+        self._sweeper = self._snapshotter = None
         if self.grpc is not None:
             self.grpc.stop(grace_s)
             self.grpc = None
+        if final_snapshot and self.gallery is not None and self.gallery.snapshot_due(closing=True):
+            try:
+                self.gallery.write_snapshot()
+            except Exception:
+                log.exception("the index snapshot at stop failed; the next start replays more of the change log")
         self.metrics.stop()
         if self._redis is not None:
             self._redis.close()

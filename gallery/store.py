@@ -13,6 +13,10 @@ Keys (``P`` = the configured prefix, ``anonreid:gallery`` by default):
 - ``P:forgotten_identities`` set: identity ids erased by ``forget`` (a repeated forget answers 0).
 - ``P:audit`` stream: forget operations (identity, count, reason, time), capped.
 - ``P:access`` stream: who queried which identity and when (:mod:`anonreid.gallery.access`), capped.
+- ``P:changes`` stream, only while the gallery keeps index snapshots (``change_log``): one entry per
+  commit (the sighting ids it wrote or relabelled), forget and expiry (the FAISS ids they erased, never
+  a sighting id), and snapshot marker, written in the same transaction as the change; trimmed to the
+  marker of each snapshot written (:mod:`anonreid.gallery.snapshot`).
 
 With a retention period (``retention_s`` > 0), every sighting hash expires in Redis ``retention_s``
 after it was ingested and an identity's sorted set ``retention_s`` after its newest sighting, so the
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 LOAD_BATCH = 2000
 AUDIT_MAXLEN = 100_000
+CHANGE_LOG_MAXLEN = 1_000_000  # entries (one per batch); trimmed past a snapshot's marker, it rebuilds instead
 DIGEST_PREFIX = "h:"
 
 
@@ -84,6 +89,8 @@ class GalleryStore:
         self._forgotten = f"{prefix}:forgotten"
         self._forgotten_identities = f"{prefix}:forgotten_identities"
         self.audit_stream = f"{prefix}:audit"
+        self.change_stream = f"{prefix}:changes"
+        self.change_log = False  # set by a gallery that keeps snapshots
         self._disk_lock = threading.Lock()
 
     # -- keys -----------------------------------------------------------------------------------
@@ -130,7 +137,7 @@ class GalleryStore:
 
         def write() -> None:
             pipe = self.client.pipeline(transaction=True)
-            expires: dict[str, int] = {}  # identity moved to -> when its newest moved sighting expires
+            expires: dict[str, int] = {}  # identity -> when its newest sighting written here expires
             for old, row in moves:
                 key = self.sighting_key(row.sighting_id)
                 pipe.hset(key, "identity", row.identity_id)
@@ -141,24 +148,38 @@ class GalleryStore:
                     expires_ms = (row.ingested_at_us or now) // 1000 + self.retention_ms
                     pipe.pexpireat(key, expires_ms)  # unchanged; deletes the hash at once if it had expired
                     expires[row.identity_id] = max(expires.get(row.identity_id, 0), expires_ms)
-            for identity_id, expires_ms in expires.items():
-                pipe.pexpireat(self.identity_key(identity_id), expires_ms)
+            written = []
+            members: dict[str, dict[str, int]] = {}  # identity -> {sighting id: start}: one ZADD each
             for row, s, emb in rows:
+                written.append(row.sighting_id)
                 key = self.sighting_key(row.sighting_id)
                 pipe.hset(key, mapping=cast(Any, self._sighting_fields(row, s, emb, row.ingested_at_us or now)))
-                pipe.zadd(self.identity_key(row.identity_id), {row.sighting_id: row.start_us})
-                pipe.sadd(self._identities, row.identity_id)
+                members.setdefault(row.identity_id, {})[row.sighting_id] = row.start_us
                 if self.retention_ms:
                     expires_ms = (row.ingested_at_us or now) // 1000 + self.retention_ms
                     pipe.pexpireat(key, expires_ms)
-                    pipe.pexpireat(self.identity_key(row.identity_id), expires_ms)
+                    expires[row.identity_id] = max(expires.get(row.identity_id, 0), expires_ms)
+            for identity_id, m in members.items():
+                pipe.zadd(self.identity_key(identity_id), cast(Any, m))
+            if members:
+                pipe.sadd(self._identities, *members)
+            for identity_id, expires_ms in expires.items():  # after the ZADDs that create the keys
+                pipe.pexpireat(self.identity_key(identity_id), expires_ms)
             pipe.hset(self._meta, mapping={"next_fid": next_fid, "next_identity": next_identity})
+            self._log(pipe, "commit", "\n".join([*written, *(r.sighting_id for _, r in moves)]))
             pipe.execute()
 
         self._run("storing a sighting", write)
 
-    def forget(self, identity_id: str, sighting_ids: list[str], reason: str, actor: str = "") -> None:
-        """Erase an identity and all its sightings; remember the ids as forgotten; audit it."""
+    def _log(self, pipe: Any, op: str, payload: str) -> None:
+        """Append a change-log entry to a transaction (with the change log on)."""
+        if self.change_log:
+            pipe.xadd(self.change_stream, {"op": op, "data": payload}, maxlen=CHANGE_LOG_MAXLEN, approximate=True)
+
+    def forget(self, identity_id: str, sighting_ids: list[str], reason: str, actor: str = "",
+               fids: Sequence[int] = ()) -> None:
+        """Erase an identity and all its sightings; remember the ids as forgotten; audit it. ``fids``
+        (their FAISS ids) go to the change log, so a snapshot older than the forget drops them."""
 
         def erase() -> None:
             pipe = self.client.pipeline(transaction=True)
@@ -173,6 +194,7 @@ class GalleryStore:
                                           "sightings": len(sighting_ids), "reason": reason, "actor": actor,
                                           "at_us": time.time_ns() // 1000},
                       maxlen=AUDIT_MAXLEN, approximate=True)
+            self._log(pipe, "gone", ",".join(map(str, fids)))
             pipe.execute()
 
         self._run(f"forgetting identity {identity_id}", erase)
@@ -190,9 +212,11 @@ class GalleryStore:
                           "Redis and of its replicas (docs/SECURITY.md, 'Erasure on disk').", exc)
                 return []
 
-    def expire(self, rows: Iterable[tuple[str, str]], emptied_identities: Iterable[str]) -> None:
+    def expire(self, rows: Iterable[tuple[str, str]], emptied_identities: Iterable[str],
+               fids: Sequence[int] = ()) -> None:
         """Erase sightings past the retention period: ``rows`` are (identity id, sighting id) pairs;
-        ``emptied_identities`` have no sighting left. Unlike forget, the ids are not remembered."""
+        ``emptied_identities`` have no sighting left; ``fids`` (their FAISS ids) go to the change log.
+        Unlike forget, the ids are not remembered."""
         rows, emptied = list(rows), list(emptied_identities)
 
         def erase() -> None:
@@ -204,6 +228,8 @@ class GalleryStore:
                 pipe.delete(self.identity_key(identity_id))
             if emptied:
                 pipe.srem(self._identities, *emptied)
+            if fids:
+                self._log(pipe, "gone", ",".join(map(str, fids)))
             pipe.execute()
 
         self._run("expiring sightings past the retention period", erase)
@@ -252,42 +278,80 @@ class GalleryStore:
         )
         return row, emb
 
+    def _fetch(self, keys: Sequence[bytes]) -> tuple[list[StoredSighting], np.ndarray]:
+        """The rows and embeddings (n, dim) of the sighting keys that exist (one pipeline)."""
+        prefix = self.sighting_key("")
+        pipe = self.client.pipeline(transaction=False)
+        for k in keys:
+            pipe.hgetall(k)
+        rows, embs = [], []
+        for k, h in zip(keys, pipe.execute(), strict=True):
+            if not h:  # erased (between SCAN and HGETALL, or since a change-log entry named it)
+                continue
+            try:
+                row, emb = self._row(k.decode()[len(prefix):], h)
+            except (KeyError, ValueError, UnicodeDecodeError) as exc:
+                # one damaged record must not keep the gallery down: skip it, loudly
+                log.error("skipping corrupt gallery record %s: %s: %s", k.decode(errors="replace"),
+                          type(exc).__name__, exc)
+                self.corrupt_records += 1
+                continue
+            rows.append(row)
+            embs.append(emb)
+        return rows, (np.stack(embs) if embs else np.empty((0, self.dim), np.float32))
+
     def iter_sightings(self, batch: int = LOAD_BATCH) -> Iterator[tuple[list[StoredSighting], np.ndarray]]:
         """Every stored sighting, in batches of (rows, embeddings (n, dim) float32)."""
-        prefix = self.sighting_key("")
         keys: list[bytes] = []
-
-        def flush(keys: list[bytes]) -> tuple[list[StoredSighting], np.ndarray]:
-            pipe = self.client.pipeline(transaction=False)
-            for k in keys:
-                pipe.hgetall(k)
-            rows, embs = [], []
-            for k, h in zip(keys, pipe.execute(), strict=True):
-                if not h:  # erased between SCAN and HGETALL
-                    continue
-                try:
-                    row, emb = self._row(k.decode()[len(prefix):], h)
-                except (KeyError, ValueError, UnicodeDecodeError) as exc:
-                    # one damaged record must not keep the gallery down: skip it, loudly
-                    log.error("skipping corrupt gallery record %s: %s: %s", k.decode(errors="replace"),
-                              type(exc).__name__, exc)
-                    self.corrupt_records += 1
-                    continue
-                rows.append(row)
-                embs.append(emb)
-            mat = np.stack(embs) if embs else np.empty((0, self.dim), np.float32)
-            return rows, mat
-
         try:
-            for key in self.client.scan_iter(match=_glob_escape(prefix) + "*", count=batch):
+            for key in self.client.scan_iter(match=_glob_escape(self.sighting_key("")) + "*", count=batch):
                 keys.append(key)
                 if len(keys) >= batch:
-                    yield flush(keys)
+                    yield self._fetch(keys)
                     keys = []
             if keys:
-                yield flush(keys)
+                yield self._fetch(keys)
         except redis.RedisError as exc:
             raise Unavailable(f"Redis unavailable while loading sightings: {exc}", reason="redis") from exc
+
+    def fetch_sightings(self, sighting_ids: Sequence[str], batch: int = LOAD_BATCH
+                        ) -> Iterator[tuple[list[StoredSighting], np.ndarray]]:
+        """The named sightings that are still stored, in batches of (rows, embeddings)."""
+        for i in range(0, len(sighting_ids), batch):
+            keys = [self.sighting_key(s).encode() for s in sighting_ids[i : i + batch]]
+            yield self._run("reading sightings", self._fetch, keys)
+
+    # -- change log (index snapshots) ------------------------------------------------------------
+    def mark_snapshot(self, nonce: str) -> str:
+        """Append a snapshot marker to the change log; its entry id (the position a snapshot covers)."""
+        entry = self._run("marking a snapshot", lambda: self.client.xadd(
+            self.change_stream, {"op": "snapshot", "data": nonce}, maxlen=CHANGE_LOG_MAXLEN, approximate=True))
+        return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+    def has_marker(self, entry_id: str, nonce: str) -> bool:
+        """Whether the change log still holds the snapshot marker ``entry_id`` (with its nonce)."""
+        found = self._run("reading the change log", lambda: self.client.xrange(self.change_stream, entry_id, entry_id))
+        return bool(found) and found[0][1].get(b"op") == b"snapshot" and found[0][1].get(b"data") == nonce.encode()
+
+    def changes_after(self, entry_id: str, batch: int = LOAD_BATCH) -> Iterator[tuple[str, str]]:
+        """(op, data) of every change-log entry after ``entry_id``, in order."""
+        start = "(" + entry_id
+        while True:
+            entries = self._run("reading the change log",
+                                lambda after=start: self.client.xrange(self.change_stream, after, "+", count=batch))
+            for _, fields in entries:
+                yield fields[b"op"].decode(), fields[b"data"].decode()
+            if len(entries) < batch:
+                return
+            start = "(" + entries[-1][0].decode()
+
+    def trim_changes(self, entry_id: str) -> None:
+        """Drop the change-log entries before ``entry_id`` (a snapshot covers them)."""
+        self._run("trimming the change log", lambda: self.client.xtrim(self.change_stream, minid=entry_id, approximate=False))
+
+    def drop_changes(self) -> None:
+        """Delete the change log (a gallery without snapshots: no snapshot may replay a log it does not keep)."""
+        self._run("deleting the change log", self.client.delete, self.change_stream)
 
     def get_embedding(self, sighting_id: str) -> np.ndarray | None:
         raw = self._run("reading an embedding", self.client.hget, self.sighting_key(sighting_id), "emb")

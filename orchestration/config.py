@@ -61,10 +61,15 @@ class GalleryConfig(Section):
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 = any free port)")
     metrics_port: int = Field(9100, ge=0, le=65535, description="Prometheus metrics port (0 = any free port)")
     embedding_dim: int = Field(256, gt=0, description="length of every sighting embedding")
-    index_type: Literal["flat", "ivf", "hnsw"] = Field("flat", description="FAISS index: exact inner product, IVF or HNSW")
+    index_type: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="FAISS index: auto (exact below auto_ivf_min entries, IVF above), exact, IVF or HNSW")
     index_device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto = GPU when faiss has one")
-    ivf_nlist: int = Field(256, gt=0, description="IVF lists (trained once 39 x nlist vectors are stored)")
-    ivf_nprobe: int = Field(16, gt=0, description="IVF lists probed per search")
+    auto_ivf_min: int = Field(10_000, gt=0, description="entries from which index_type auto switches to IVF")
+    ivf_nlist: int = Field(0, ge=0, description="IVF lists, trained once 39 x nlist vectors are stored "
+                           "(0 = about 4 sqrt(N), retrained as the gallery grows fourfold)")
+    ivf_nprobe: int = Field(0, ge=0, description="IVF lists probed per search (0 = the fewest reaching ivf_recall)")
+    ivf_recall: float = Field(0.95, gt=0, le=1, description="recall@10 against exact search that nprobe = 0 "
+                              "calibrates for, on the stored embeddings when the IVF is trained")
     hnsw_m: int = Field(32, gt=1, description="HNSW neighbours per node")
     hnsw_ef_search: int = Field(128, gt=0, description="HNSW search breadth")
     faiss_threads: int = Field(1, ge=0, description="FAISS OpenMP threads (1: fastest for one query at a time; 0 = all)")
@@ -103,6 +108,11 @@ class GalleryConfig(Section):
     retention_s: float = Field(0.0, ge=0, description="erase sightings this long after ingest (Redis TTL + sweeper); 0 = keep")
     retention_sweep_s: float = Field(60.0, gt=0, description="how often the sweeper erases expired sightings from FAISS")
     access_log_maxlen: int = Field(100_000, gt=0, description="approximate length bound of the access audit stream")
+    snapshot_dir: str = Field("", description="write index snapshots here (restart = snapshot + Redis tail); "
+                              "empty = restart rebuilds from Redis")
+    snapshot_interval_s: float = Field(300.0, gt=0, description="seconds between index snapshots (and at clean stop)")
+    snapshot_max_tail: int = Field(100_000, gt=0, description="sightings changed since the last snapshot that "
+                                   "bring the next one forward")
 
 
 
