@@ -40,11 +40,26 @@ zero. Why it should trade privacy for utility better than the paper's network:
      events and the measured privacy is not an artefact of a change of scale.
 The evidence is the training runs (docs/results), not this argument. Its cost per pixel is similar
 (~33 k multiply-adds/pixel against the paper's ~24 k).
+
+``anonymizer_noisy`` makes anonymization stochastic, in the style of AnonyNoise (Bendig et al.,
+"AnonyNoise: Anonymizing Event Data with Smart Noise to Outsmart Re-Identification and Preserve
+Privacy", WACV 2025): the network sees the voxel *and* a fresh standard-normal draw ``n`` of its
+shape, and emits ``X + r(X, n) + s(X, n) * n`` (soft-clamped like the residual U-net), where ``s`` is a
+learned per-pixel, per-bin noise scale, never below ``min_noise``. A fresh ``n`` is drawn at every call,
+in training *and* in eval mode: that is intended, so the anonymized stream is never a deterministic,
+invertible filter of the events (two calls on the same window differ; an attacker that inverts E_an
+can at best recover what survives the noise). Pass ``noise=`` to :meth:`NoisyAnonymizer.forward` for a
+reproducible draw (tests), or seed torch. The residual head starts at zero and the scale at
+``noise_init``, so training starts from "raw events plus noise" and learns where noise hides identity
+and where ReId needs the signal.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from anonreid.models.layers import ConvLayer, SmallUNet
@@ -115,6 +130,39 @@ class ResUNetAnonymizer(nn.Module):
         return self.clamp * torch.tanh((x + residual) / self.clamp)
 
 
+class NoisyAnonymizer(nn.Module):
+    """Stochastic anonymizer: learned per-pixel noise scale on fresh noise at every call (see the module
+    docstring); voxel-range output."""
+
+    def __init__(self, in_bins: int = 5, base: int = 32, num_res: int = 2, clamp: float = 5.0,
+                 noise_init: float = 0.5, min_noise: float = 0.1) -> None:
+        super().__init__()
+        if not 0 <= min_noise < noise_init:
+            raise ValueError(f"need 0 <= min_noise < noise_init, got {min_noise} and {noise_init}")
+        self.conventions = {"in_bins": in_bins, "out_channels": in_bins, "output_range": "voxel"}
+        self.clamp, self.min_noise = clamp, min_noise
+        self.trunk = SmallUNet(2 * in_bins, base, 2 * base, num_res)
+        self.out = ConvLayer(base, base, 3)
+        self.residual = nn.Conv2d(base, in_bins, 3, padding=1)
+        self.scale = nn.Conv2d(base, in_bins, 3, padding=1)
+        for conv in (self.residual, self.scale):
+            nn.init.zeros_(conv.weight)
+            assert conv.bias is not None
+            nn.init.zeros_(conv.bias)
+        assert self.scale.bias is not None
+        nn.init.constant_(self.scale.bias, math.log(math.expm1(noise_init - min_noise)))  # softplus^-1
+
+    def heads(self, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residual ``r(X, n)`` and the noise scale ``s(X, n) >= min_noise``."""
+        f = self.out(self.trunk(torch.cat([x, noise], 1)))
+        return self.residual(f), self.min_noise + F.softplus(self.scale(f))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        n = torch.randn_like(x) if noise is None else noise
+        residual, scale = self.heads(x, n)
+        return self.clamp * torch.tanh((x + residual + scale * n) / self.clamp)
+
+
 # --------------------------------------------------------------------------------------------- builders
 
 
@@ -128,3 +176,10 @@ def anonymizer_paper(in_bins: int = 5) -> nn.Module:
 def anonymizer_resunet(in_bins: int = 5, base: int = 32, num_res: int = 2, clamp: float = 5.0) -> nn.Module:
     """This project's identity-initialised residual U-net E_an (voxel-range output)."""
     return ResUNetAnonymizer(in_bins, base, num_res, clamp)
+
+
+@register_model("anonymizer_noisy", family="anonymizer")
+def anonymizer_noisy(in_bins: int = 5, base: int = 32, num_res: int = 2, clamp: float = 5.0,
+                     noise_init: float = 0.5, min_noise: float = 0.1) -> nn.Module:
+    """Stochastic E_an (AnonyNoise-style learned noise, fresh at every call; voxel-range output)."""
+    return NoisyAnonymizer(in_bins, base, num_res, clamp, noise_init, min_noise)

@@ -11,9 +11,10 @@ import typer
 def train(
     data: Annotated[Path, typer.Option("--data", help="world dataset directory (world.json + world.h5)")],
     out: Annotated[Path, typer.Option("--out", help="run directory (created)")],
-    config: Annotated[str, typer.Option("--config", "-c", help="preset tiny | cpu | paper, or a YAML path")] = "tiny",
+    config: Annotated[str, typer.Option("--config", "-c", help="preset tiny | cpu | minmax | paper, or a YAML path")] = "tiny",
     stage: Annotated[
-        list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive (repeatable; default all)")
+        list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive | finetune | linear | identity "
+                                     "(repeatable; default all)")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip finished stages, continue a partial one")] = False,
     ablation: Annotated[bool, typer.Option("--ablation", help="also train the loss-ablation settings (Table 5)")] = False,
@@ -22,7 +23,8 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
 ) -> None:
-    """Train E_rec, the raw ReId baseline, E_an + E_reid jointly, E_inv and the adaptive attacker."""
+    """Train E_rec, the raw ReId baseline, E_an + E_reid jointly (min-max with ``joint.minmax``), then the
+    attacks on the frozen E_an (inversion, adaptive, fine-tuned, linear inverse, direct identity)."""
     import json
 
     from anonreid.models.config import load_train_config

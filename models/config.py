@@ -1,5 +1,5 @@
 """The training configuration: one commented defaults tree (this file), YAML presets in
-``models/configs/{tiny,cpu,paper}.yaml``, ``--set key.path=value`` overrides, then frozen.
+``models/configs/{tiny,cpu,minmax,paper}.yaml``, ``--set key.path=value`` overrides, then frozen.
 
 Constructors never see this tree: :mod:`anonreid.models.train` translates it into plain arguments
 (``create_model(name, **args)``, step counts, learning rates) at one place per stage.
@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from anonreid.orchestration.config import Section, load_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-PRESETS = ("tiny", "cpu", "paper")
-STAGES = ("rec", "reid", "joint", "inv", "adaptive")
+PRESETS = ("tiny", "cpu", "minmax", "paper")
+#: training stages in run order: the anonymizer's (rec, reid, joint), then the attacks on the frozen
+#: anonymizer (inv, adaptive, finetune, linear, identity; :mod:`anonreid.models.train_attacks`)
+STAGES = ("rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity")
 
 
 class DataCfg(Section):
@@ -64,20 +66,78 @@ class ReidCfg(OptimCfg):
     flip: bool = Field(True, description="random horizontal flips")
 
 
+class IdentityCfg(OptimCfg):
+    """The direct identity attack: a voxel tower on anonymized crops and a photo tower on clean crops
+    (enrollment photos, reference frames), trained contrastively to match (no reconstruction step).
+    The architecture is shared by the post-hoc attack (stage ``identity``) and the live identity
+    attacker of the min-max joint stage."""
+
+    model: str = Field("reid_resnet18", description="tower backbone (reid_resnet18 | reid_resnet50)")
+    embed_dim: int = Field(128, gt=0, description="embedding size of both towers")
+    crop_hw: tuple[int, int] = Field((64, 32), description="person crops of both modalities resized to (h, w)")
+    temperature: float = Field(0.1, gt=0, description="InfoNCE temperature (cosine logits / temperature)")
+    p: int = Field(8, ge=2, description="identities per batch (post-hoc attack)")
+    k: int = Field(4, ge=1, description="anonymized clips per identity (post-hoc attack)")
+
+
+class MinmaxCfg(Section):
+    """The min-max joint stage (``joint.minmax.enabled``): reconstruction and identity attackers are
+    trained in the loop on E_an's detached output, snapshots of them kept in a pool, and E_an's
+    privacy term is the worst score over the pool and the live attackers, relative to the floor
+    (flat grey for reconstruction, chance for identity); see :mod:`anonreid.models.minmax`."""
+
+    enabled: bool = Field(False, description="train E_an against attackers updated in the loop")
+    attacker_steps: int = Field(1, ge=1, description="k: updates of each live attacker per E_an step")
+    snapshot_every: int = Field(25, ge=1, description="N: copy the live attackers into the pool every N steps")
+    pool_size: int = Field(4, ge=0, description="M: snapshots kept per attacker kind (oldest dropped)")
+    rec_batch: int = Field(4, ge=1, description="clips per live reconstruction-attacker update")
+    rec_lr: float = Field(1e-3, gt=0, description="live reconstruction attacker learning rate (Adam)")
+    init_rec_from_raw: bool = Field(True, description="the live reconstruction attacker starts from E_rec")
+    id_p: int = Field(8, ge=2, description="identities per live identity-attacker update")
+    id_k: int = Field(2, ge=1, description="clips per identity per live identity-attacker update")
+    id_lr: float = Field(3e-4, gt=0, description="live identity attacker learning rate (Adam)")
+    id_weight: float = Field(1.0, ge=0, description="identity privacy score weight (relative to reconstruction)")
+
+
 class JointCfg(OptimCfg):
-    anonymizer: str = Field("anonymizer_paper", description="anonymizer_paper | anonymizer_resunet")
+    anonymizer: str = Field("anonymizer_paper", description="anonymizer_paper | anonymizer_resunet | anonymizer_noisy")
     anonymizer_args: dict[str, Any] = Field({}, description="extra builder arguments")
     alpha: float = Field(1.0, ge=0, description="utility weight: alpha * (1 - SSIM(E_an(X), X))")
-    beta: float = Field(1.0, ge=0, description="privacy weight: beta * SSIM(E_rec(E_an(X)), I)")
+    beta: float = Field(1.0, ge=0, description="privacy weight: beta * SSIM(E_rec(E_an(X)), I), or with minmax "
+                                                "beta * the pool's worst score over its floor (the frontier knob)")
     gamma: float = Field(1.0, ge=0, description="ReId weight: gamma * L_reid")
     reid_lr: float = Field(3.5e-4, gt=0, description="E_reid learning rate in the joint stage")
     init_reid_from_raw: bool = Field(True, description="start E_reid from the stage-2 raw-event model")
     privacy_windows: int = Field(2, ge=1, description="last windows of each clip scored by the frozen attacker")
     privacy_clips: int = Field(0, ge=0, description="clips per batch scored by the attacker (0 = all; CPU: fewer)")
+    minmax: MinmaxCfg = MinmaxCfg()
 
 
 class InvCfg(OptimCfg):
+    """E_inv, trained end to end through the frozen raw E_rec: loss on its frames and on the retrieval
+    attacker's appearance embedding of the person crop."""
+
+    model: str = Field("inversion_residual", description="inversion network (inversion_residual | inversion)")
     batch_size: int = Field(8, ge=1, description="clips per batch")
+    w_l1: float = Field(1.0, ge=0, description="L1 of E_rec(E_inv(E_an X)) vs the reference frames")
+    w_ssim: float = Field(1.0, ge=0, description="(1 - SSIM) of the same")
+    w_emb: float = Field(1.0, ge=0, description="(1 - cosine) of the appearance embeddings of the person crops")
+
+
+class LinearCfg(Section):
+    """The closed-form linear inverse: a kernel x kernel x B neighbourhood of the anonymized voxel (in
+    the voxel range) -> the raw voxel, least squares with a ridge, fitted on training clips."""
+
+    kernel: int = Field(5, ge=1, description="odd neighbourhood size")
+    clips: int = Field(256, ge=1, description="training clips fitted on (evenly spaced)")
+    ridge: float = Field(1e-3, ge=0, description="ridge, relative to the mean diagonal of the normal matrix")
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"kernel must be odd (a centred neighbourhood), got {v}")
+        return v
 
 
 class AblationCfg(Section):
@@ -105,6 +165,10 @@ class TrainConfig(Section):
     joint: JointCfg = JointCfg()
     inv: InvCfg = InvCfg()
     adaptive: RecCfg = RecCfg()
+    finetune: RecCfg = Field(RecCfg(), description="E_rec fine-tuned from the raw E_rec on anonymized events "
+                                                   "(its model is the raw E_rec's; `model` is ignored)")
+    linear: LinearCfg = LinearCfg()
+    identity: IdentityCfg = IdentityCfg()
     ablation: AblationCfg = AblationCfg()
 
 

@@ -162,7 +162,9 @@ class Evaluate(Hook):
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
         for m in trainer.models.values():
             m.eval()
-        with torch.no_grad(), autocast(trainer.device, trainer.amp):
+        # forked RNG: evaluating (e.g. a stochastic anonymizer's noise) must not change the training's
+        # random stream, or a resumed stage would not continue exactly as an uninterrupted one
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), autocast(trainer.device, trainer.amp):
             self.last = {f"val_{k}": float(v) for k, v in self.fn().items()}
         return self.last
 

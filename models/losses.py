@@ -5,6 +5,9 @@
   C1 = (K1 L)^2 and C2 = (K2 L)^2 for data range L, 'valid' filtering (no padding), averaged over
   pixels and channels per image. It agrees with ``skimage.metrics.structural_similarity(...,
   gaussian_weights=True, sigma=1.5, use_sample_covariance=False)`` up to its border cropping.
+* :func:`region_ssim` — the same SSIM map averaged over a mask (the person's box, :func:`box_masks`)
+  instead of the whole image, whose static background an event-based attacker cannot see anyway; the
+  min-max stage scores its attackers on it (:mod:`anonreid.models.minmax`).
 * :func:`batch_hard_triplet` — Hermans et al. 2017: for each anchor the farthest positive and the
   closest negative in the batch, hinge with a margin (Euclidean distances).
 * :func:`label_smoothing_ce` — Szegedy et al. 2016, as in the ReId strong baseline; takes logits and
@@ -29,17 +32,8 @@ def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
     return (g / g.sum()).float()
 
 
-def ssim(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    data_range: float = 1.0,
-    window: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-    reduction: str = "mean",
-) -> torch.Tensor:
-    """SSIM of two (N, C, H, W) batches; ``reduction="none"`` gives one value per image (N,)."""
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float, window: int, sigma: float, k1: float,
+              k2: float) -> torch.Tensor:
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim needs two (N, C, H, W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if min(x.shape[-2:]) < window:
@@ -58,9 +52,47 @@ def ssim(
     syy = blur(y * y) - mu_y**2
     sxy = blur(x * y) - mu_x * mu_y
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    per_image = s.flatten(1).mean(1)
+    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """SSIM of two (N, C, H, W) batches; ``reduction="none"`` gives one value per image (N,)."""
+    per_image = _ssim_map(x, y, data_range, window, sigma, k1, k2).flatten(1).mean(1)
     return per_image.mean() if reduction == "mean" else per_image
+
+
+def region_ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, window: int = 11) -> torch.Tensor:
+    """Per-image SSIM ``(N,)`` averaged over the pixels where ``mask`` ``(N, 1, H, W)`` is set (the person
+    region), instead of over the whole image; an image whose region is empty scores its full-image SSIM.
+    The map is 'valid'-filtered, so the mask is cut by ``window // 2`` at each border to match it."""
+    smap = _ssim_map(x, y, 1.0, window, 1.5, 0.01, 0.03).mean(1, keepdim=True)
+    r = window // 2
+    m = mask[..., r : mask.shape[-2] - r, r : mask.shape[-1] - r].float()
+    area = m.flatten(1).sum(1)
+    inside = (smap * m).flatten(1).sum(1) / area.clamp_min(1.0)
+    return torch.where(area > 0, inside, smap.flatten(1).mean(1))
+
+
+def box_masks(boxes: torch.Tensor, hw: tuple[int, int], margin: float = 0.1) -> torch.Tensor:
+    """``(N, 1, H, W)`` masks of the boxes ``(N, 4)`` (x1, y1, x2, y2 pixels), grown by ``margin`` of
+    their size on each side (the person moves a little between the windows of a clip)."""
+    h, w = hw
+    b = boxes.float()
+    dx, dy = (b[:, 2] - b[:, 0]) * margin, (b[:, 3] - b[:, 1]) * margin
+    ys = torch.arange(h, device=b.device, dtype=torch.float32)[None, :, None] + 0.5
+    xs = torch.arange(w, device=b.device, dtype=torch.float32)[None, None, :] + 0.5
+    inside = ((ys >= (b[:, 1] - dy)[:, None, None]) & (ys <= (b[:, 3] + dy)[:, None, None])
+              & (xs >= (b[:, 0] - dx)[:, None, None]) & (xs <= (b[:, 2] + dx)[:, None, None]))
+    return inside[:, None]
 
 
 def pairwise_distance(a: torch.Tensor) -> torch.Tensor:

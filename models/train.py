@@ -4,16 +4,20 @@
                   consistency, unrolled over clips of consecutive windows.
   2 ``reid``      the raw-event ReId baseline (alpha = beta = 0, no anonymizer): CE + triplet on P x K.
   3 ``joint``     E_an + E_reid against the frozen E_rec:
-                  alpha (1 - SSIM(E_an(X), X)) + beta SSIM(E_rec(E_an(X)), I) + gamma L_reid.
-  4 ``inv``       E_inv, the inversion attacker: E_an(X) -> X with L1 + (1 - SSIM).
-  5 ``adaptive``  the adaptive attacker: a fresh E_rec trained on E_an(X) -> I.
+                  alpha (1 - SSIM(E_an(X), X)) + beta SSIM(E_rec(E_an(X)), I) + gamma L_reid;
+                  with ``joint.minmax.enabled``, against a pool of attackers trained in the loop
+                  (:mod:`anonreid.models.minmax`): beta x the worst privacy score over the pool.
+  4-8             the attacks on the frozen E_an (``inv``, ``adaptive``, ``finetune``, ``linear``,
+                  ``identity``), each with 3x the budget of any attacker of E_an's training:
+                  :mod:`anonreid.models.train_attacks`.
 
 Run directory layout (what ``anonreid evaluate`` and :func:`anonreid.models.bundle.load_model_bundle`
 read)::
 
     RUN_DIR/config.yaml  env.json  command.txt  summary.json
-    RUN_DIR/checkpoints/{e_rec, reid_raw, anonymizer, reid, e_inv, e_rec_adaptive}.{safetensors,json}
-    RUN_DIR/stages/<stage>/{log.jsonl, loss.png, state.pt}
+    RUN_DIR/checkpoints/{e_rec, reid_raw, anonymizer, reid, e_inv, e_rec_adaptive, e_rec_finetuned, e_lin,
+                         attack_id_voxel, attack_id_photo}.{safetensors,json}
+    RUN_DIR/stages/<stage>/{log.jsonl, loss.png, state.pt, pool.pt (min-max joint)}
     RUN_DIR/ablation/a<alpha>_b<beta>_g<gamma>/checkpoints/{anonymizer, reid}.*   (``--ablation``)
     RUN_DIR/cache/<key>/*.npy    voxel clips shared by the stages
 
@@ -23,6 +27,7 @@ seed and ``--resume`` continues a stage with the same batches it would have seen
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -41,8 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anonreid.models.anonymizer import attacker_input, to_unit
-from anonreid.models.checkpoint import load_checkpoint, save_checkpoint
+from anonreid.models.anonymizer import attacker_input
+from anonreid.models.budget import Budget
+from anonreid.models.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
 from anonreid.models.config import STAGES, OptimCfg, RecCfg, TrainConfig, config_yaml
 from anonreid.models.data import (
     Batch,
@@ -77,6 +83,9 @@ OUTPUTS = {
     "joint": ["anonymizer", "reid"],
     "inv": ["e_inv"],
     "adaptive": ["e_rec_adaptive"],
+    "finetune": ["e_rec_finetuned"],
+    "linear": ["e_lin"],
+    "identity": ["attack_id_voxel", "attack_id_photo"],
 }
 
 
@@ -103,6 +112,8 @@ class Context:
     rank: int = 0  # data-parallel rank (Ray Train); rank 0 writes logs and checkpoints
     world: int = 1
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_dir: Path | None = None  # the world (the attack stages train the attacker's nets on it)
+    photos: torch.Tensor | None = None  # (num_classes, 1, h, w) enrollment-photo crops of the training ids
 
     @property
     def is_main(self) -> bool:
@@ -236,14 +247,18 @@ def _run(
     ocfg: OptimCfg,
     batch_size: int,
     steps: int | None = None,
+    extra_hooks: Callable[[Path], list[Hook]] | None = None,
 ) -> Trainer:
+    """Run one stage through the :class:`Trainer` with the standard hooks; ``extra_hooks(stage_dir)``
+    adds hooks right after :class:`Resume` (e.g. the min-max pool's state)."""
     stage_dir = ctx.run_dir / "stages" / stage
     if not ctx.resume and stage_dir.exists() and ctx.is_main:
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     _barrier(ctx)
     evaluate = Evaluate(eval_fn, ctx.cfg.eval_every)
-    hooks: list[Hook] = [Resume(stage_dir, ctx.resume), CosineLR(), evaluate]
+    hooks: list[Hook] = [Resume(stage_dir, ctx.resume), *(extra_hooks(stage_dir) if extra_hooks else []), CosineLR(),
+                         evaluate]
     if ctx.is_main:
         hooks += [
             Logger(stage_dir, ctx.cfg.log_every, ctx.progress),
@@ -269,11 +284,18 @@ def _run(
     return trainer
 
 
-def train_reconstruction(ctx: Context, stage: str = "rec", anonymizer: nn.Module | None = None) -> nn.Module:
-    """Stage 1 (raw events) or 5 (``anonymizer`` given: the adaptive attacker on anonymized events)."""
-    rcfg: RecCfg = ctx.cfg.rec if anonymizer is None else ctx.cfg.adaptive
+def train_reconstruction(
+    ctx: Context, stage: str = "rec", anonymizer: nn.Module | None = None, init: nn.Module | None = None,
+    extra_meta: dict[str, Any] | None = None,
+) -> nn.Module:
+    """Stage 1 (raw events), or an attack on the frozen ``anonymizer``'s output: ``adaptive`` (a fresh
+    E_rec) and ``finetune`` (a copy of ``init``, the raw E_rec); the stage's config section sizes it."""
+    rcfg: RecCfg = getattr(ctx.cfg, stage)
     seed_everything(ctx.cfg.seed + STAGES.index(stage))
-    rec = create_model(rcfg.model, in_bins=ctx.cfg.data.num_bins, **rcfg.model_args).to(ctx.device)
+    if init is not None:
+        rec = copy.deepcopy(init).requires_grad_(True).to(ctx.device)
+    else:
+        rec = create_model(rcfg.model, in_bins=ctx.cfg.data.num_bins, **rcfg.model_args).to(ctx.device)
 
     def inputs(voxels: torch.Tensor) -> torch.Tensor:
         if anonymizer is None:
@@ -302,9 +324,21 @@ def train_reconstruction(ctx: Context, stage: str = "rec", anonymizer: nn.Module
                    rcfg, rcfg.batch_size)
     name = OUTPUTS[stage][0]
     trained_on = "raw" if anonymizer is None else f"anonymized by {model_cfg(anonymizer).name}"
-    ctx.save(ctx.ckpt_dir / name, rec, ctx.metadata(stage, ctx.results[stage]["metrics"], trained_on=trained_on))
+    budget = {"budget": Budget(name, "reconstruction", rcfg.steps, rcfg.batch_size).as_dict()}
+    ctx.save(ctx.ckpt_dir / name, rec, ctx.metadata(stage, ctx.results[stage]["metrics"], trained_on=trained_on,
+                                                    **(extra_meta or budget)))
     del trainer
     return rec.eval()
+
+
+def rec_budget(ctx: Context) -> Budget:
+    """The raw E_rec's training budget, from its checkpoint (or the config when it has none recorded)."""
+    path = ctx.ckpt_dir / "e_rec"
+    if path.with_suffix(".json").exists():
+        recorded = read_sidecar(path)["metadata"].get("budget")
+        if recorded:
+            return Budget.from_dict(recorded)
+    return Budget("e_rec", "reconstruction", ctx.cfg.rec.steps, ctx.cfg.rec.batch_size)
 
 
 def _new_reid(ctx: Context) -> nn.Module:
@@ -345,133 +379,6 @@ def train_reid_raw(ctx: Context) -> nn.Module:
     _run(ctx, "reid", {"reid": reid}, _optimizer([{"params": reid.parameters()}], rc), step, evaluate, rc, rc.p * rc.k)
     ctx.save(ctx.ckpt_dir / "reid_raw", reid, ctx.metadata("reid", ctx.results["reid"]["metrics"], trained_on="raw"))
     return reid.eval()
-
-
-@dataclass
-class JointModels:
-    anonymizer: nn.Module
-    reid: nn.Module
-    rec: nn.Module  # frozen
-
-
-def joint_loss(
-    m: JointModels, b: Batch, alpha: float, beta: float, gamma: float, crop_hw: tuple[int, int],
-    smoothing: float, margin: float, privacy_windows: int, flip: torch.Tensor | None = None,
-    privacy_clips: int = 0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """alpha (1 - SSIM(E_an(X), X)) + beta SSIM(E_rec(E_an(X)), I) + gamma L_reid on one batch of clips.
-
-    E_reid sees the box of the last window of every clip; the frozen attacker unrolls over the last
-    ``privacy_windows`` windows (from a zero state) of ``privacy_clips`` clips spread over the batch
-    (0 = all), and the utility term covers every window E_an ran on. Scoring a subset keeps the CPU
-    step affordable; every term still gets a gradient through E_an at each step.
-    """
-    n, length = b.voxels.shape[:2]
-    w = min(privacy_windows, length)
-    k = n if privacy_clips <= 0 else min(privacy_clips, n)
-    sel = torch.arange(0, n, max(1, n // k), device=b.voxels.device)[:k]
-    x_last = b.voxels[:, -1]
-    x_prev = b.voxels[sel, length - w : length - 1].flatten(0, 1)  # (k * (w - 1), B, h, w)
-    x = torch.cat([x_last, x_prev])
-    a = m.anonymizer(x)
-    cfg = model_cfg(m.anonymizer)
-    utility = ssim(to_unit(a, cfg.output_range), torch.sigmoid(x))
-    a_last, a_prev = a[:n], a[n:]
-    a_seq = torch.cat([a_prev.view(k, w - 1, *a.shape[1:]), a_last[sel, None]], dim=1)
-    pred, _ = run_sequence(m.rec, attacker_input(a_seq, cfg))
-    privacy = ssim(pred.flatten(0, 1), b.frames[sel, length - w :].flatten(0, 1))
-    out = m.reid(crop_boxes(a_last, b.boxes, crop_hw, flip))
-    assert isinstance(out, ReidOutput)
-    l_reid, logs = reid_loss(out, b.labels, smoothing, margin)
-    loss = alpha * (1 - utility) + beta * privacy + gamma * l_reid
-    return loss, {"utility_ssim": float(utility.detach()), "attacker_ssim": float(privacy.detach()),
-                  "reid": float(l_reid.detach()), **logs}
-
-
-def train_joint(
-    ctx: Context, rec: nn.Module, reid_raw: nn.Module | None, weights: tuple[float, float, float] | None = None,
-    stage: str = "joint", ckpt_dir: Path | None = None, steps: int | None = None,
-) -> JointModels:
-    """Stage 3: E_an + E_reid against the frozen E_rec (also each ``--ablation`` setting)."""
-    jc, rc = ctx.cfg.joint, ctx.cfg.reid
-    alpha, beta, gamma = weights if weights is not None else (jc.alpha, jc.beta, jc.gamma)
-    seed_everything(ctx.cfg.seed + STAGES.index("joint"))
-    anonymizer = create_model(jc.anonymizer, in_bins=ctx.cfg.data.num_bins, **jc.anonymizer_args).to(ctx.device)
-    reid = _new_reid(ctx)
-    if jc.init_reid_from_raw and reid_raw is not None:
-        reid.load_state_dict(reid_raw.state_dict())
-    rec.requires_grad_(False).eval()
-    m = JointModels(anonymizer, reid, rec)
-    crop_hw = ctx.crop_hw
-
-    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng = ctx.rng(stage, i)
-        b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
-        return joint_loss(m, b, alpha, beta, gamma, crop_hw, rc.smoothing, rc.margin, jc.privacy_windows, flip,
-                          jc.privacy_clips)
-
-    def evaluate() -> dict[str, float]:
-        util = priv = raw = 0.0
-        n = 0
-        for b in _val_batches(ctx):
-            x = b.voxels.flatten(0, 1)
-            a = anonymizer(x)
-            util += float(ssim(to_unit(a, model_cfg(anonymizer).output_range), torch.sigmoid(x))) * len(b.labels)
-            pa, _ = run_sequence(rec, attacker_input(a.view_as(b.voxels), model_cfg(anonymizer)))
-            pr, _ = run_sequence(rec, b.voxels)
-            priv += float(ssim(pa.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
-            raw += float(ssim(pr.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
-            n += len(b.labels)
-        rank1 = _reid_eval(ctx, reid, anonymizer)
-        return {"utility_ssim": util / n, "attacker_ssim": priv / n, "attacker_ssim_raw": raw / n, "rank1": rank1}
-
-    ocfg = jc if steps is None else jc.model_copy(update={"steps": steps})
-    optimizer = _optimizer(
-        [{"params": anonymizer.parameters(), "lr": jc.lr}, {"params": reid.parameters(), "lr": jc.reid_lr}], ocfg
-    )
-    _run(ctx, stage, {"anonymizer": anonymizer, "reid": reid}, optimizer, step, evaluate, ocfg, rc.p * rc.k)
-    out_dir = ckpt_dir or ctx.ckpt_dir
-    meta = ctx.metadata(stage, ctx.results[stage]["metrics"], loss_weights={"alpha": alpha, "beta": beta, "gamma": gamma},
-                        attacker=model_cfg(rec).name)
-    ctx.save(out_dir / "anonymizer", anonymizer, meta)
-    ctx.save(out_dir / "reid", reid, {**meta, "trained_on": f"anonymized by {model_cfg(anonymizer).name}"})
-    return JointModels(anonymizer.eval(), reid.eval(), rec)
-
-
-def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Module:
-    """Stage 4: E_inv on (E_an(X), X) pairs."""
-    ic = ctx.cfg.inv
-    seed_everything(ctx.cfg.seed + STAGES.index("inv"))
-    inv = create_model("inversion", in_bins=ctx.cfg.data.num_bins).to(ctx.device)
-    anonymizer.requires_grad_(False).eval()
-
-    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng = ctx.rng("inv", i)
-        b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), ic.batch_size), False)
-        x = b.voxels.flatten(0, 1)
-        with torch.no_grad():
-            a = anonymizer(x)
-        pred = inv(a)
-        l1 = F.l1_loss(pred, x)
-        s = ssim(torch.sigmoid(pred), torch.sigmoid(x))
-        return l1 + (1 - s), {"l1": float(l1.detach()), "ssim": float(s.detach())}
-
-    def evaluate() -> dict[str, float]:
-        l1 = att = 0.0
-        n = 0
-        for b in _val_batches(ctx):
-            x = b.voxels.flatten(0, 1)
-            pred = inv(anonymizer(x))
-            l1 += float(F.l1_loss(pred, x)) * len(b.labels)
-            frames, _ = run_sequence(rec, pred.view_as(b.voxels))
-            att += float(ssim(frames.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
-            n += len(b.labels)
-        return {"l1": l1 / n, "attacker_ssim": att / n}
-
-    _run(ctx, "inv", {"inv": inv}, _optimizer([{"params": inv.parameters()}], ic), step, evaluate, ic, ic.batch_size)
-    ctx.save(ctx.ckpt_dir / "e_inv", inv,
-             ctx.metadata("inv", ctx.results["inv"]["metrics"], trained_on=f"anonymized by {model_cfg(anonymizer).name}"))
-    return inv.eval()
 
 
 # ----------------------------------------------------------------------------------------------- driver
@@ -527,6 +434,11 @@ def prepare_context(
                                   progress=ctx.progress)
         _barrier(ctx)
     ctx.val_index = np.unique(np.linspace(0, len(ctx.val) - 1, min(cfg.data.val_clips, len(ctx.val))).round().astype(int))
+    ctx.data_dir = data_dir
+    from anonreid.models.identity_attack import photo_crops
+
+    hw = (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1])
+    ctx.photos = photo_crops([world_ds.enrollment(i) for i in ctx.train.identities], hw)
     if ctx.is_main:
         _write_run_files(run_dir, cfg, device, data_dir, ctx.command)
     return ctx
@@ -539,8 +451,7 @@ def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
         return False
     if state.exists():  # finished only when the state reached the configured step count
         logged = torch.load(state, map_location="cpu", weights_only=False)["step"]
-        stage_cfg = {"rec": ctx.cfg.rec, "reid": ctx.cfg.reid, "joint": ctx.cfg.joint, "inv": ctx.cfg.inv,
-                     "adaptive": ctx.cfg.adaptive}[stage.split("_")[0]]
+        stage_cfg = getattr(ctx.cfg, stage.split("_")[0])
         return bool(logged >= stage_cfg.steps) or stage.startswith("joint_")
     return True
 
@@ -585,6 +496,9 @@ def run_training(
         train_reconstruction(ctx, "rec")
     if "reid" in stages and not skip("reid"):
         train_reid_raw(ctx)
+    from anonreid.models.train_attacks import run_attack_stage  # these import this module
+    from anonreid.models.train_joint import train_joint
+
     if "joint" in stages and not skip("joint"):
         reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
         train_joint(ctx, ctx.load("e_rec"), reid_raw)
@@ -606,10 +520,9 @@ def run_training(
                 continue
             reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
             train_joint(ctx, ctx.load("e_rec"), reid_raw, tuple(w), f"joint_{tag}", out, steps)  # type: ignore[arg-type]
-    if "inv" in stages and not skip("inv"):
-        train_inversion(ctx, ctx.load("anonymizer"), ctx.load("e_rec"))
-    if "adaptive" in stages and not skip("adaptive"):
-        train_reconstruction(ctx, "adaptive", ctx.load("anonymizer"))
+    for stage in STAGES[STAGES.index("inv") :]:  # the attacks, on the frozen anonymizer
+        if stage in stages and not skip(stage):
+            run_attack_stage(ctx, stage)
     summary["stages"].update(ctx.results)
     summary["total_wall_s"] = round(time.perf_counter() - t0, 2)
     summary["workers"] = world

@@ -54,7 +54,7 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
                 "enrollment->inversion", "raw->inversion", "enrollment->adaptive"):
         r = res["retrieval"][key]
         assert r["num_queries"] == (2 if key.startswith("enrollment") else 8) and "rank1" in r["chance"], key
-    assert set(res["face"]) == {"reference", "raw", "anonymized", "inversion", "adaptive"}
+    assert set(res["face"]) == {"reference", "raw", "anonymized", "inversion", "linear", "adaptive", "finetuned"}
     assert all(0 <= f["auc"]["value"] <= 1 and f["num_genuine"] > 0 for f in res["face"].values())
     assert set(res["encryption"]) == {"scrambling", "discarding"}
     assert "reconstruction" in res["encryption"]["scrambling"] and "reid" in res["encryption"]["discarding"]
@@ -88,6 +88,34 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
                                       "--no-encryption", "--no-detection"])
     assert result.exit_code == 0, result.output
     assert (run / "attacker" / "appearance.safetensors").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 16's attacks on the tiny min-max run: each trained one meets the 3x budget rule and has not
+    collapsed (a collapsed attack fails this test), and the strongest attack per metric is named."""
+    from anonreid.models.evaluation.collapse import collapsed_attacks
+
+    world, run = tiny_run
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(world), "--out", str(out),
+                                      "--clips-per-pass", "2", "--no-progress", "--no-encryption", "--no-detection"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["attacks"]) == {"anonymized", "linear", "inversion", "adaptive", "finetuned", "identity"}
+    assert {b["name"] for b in res["attackers_in_training"]} == {"e_rec", "live_rec", "live_identity"}
+    for name, attack in res["attacks"].items():
+        if attack["trained"]:
+            b = attack["budget"]
+            assert b["ok"] and b["samples"] >= b["required"] > 0 and b["factor"] == 3, (name, b)
+    assert collapsed_attacks(res) == {}
+    assert all("collapse" in a for a in res["attacks"].values() if a["trained"])
+    assert res["retrieval"]["enrollment->identity"]["num_queries"] == 2  # the direct identity attack
+    assert set(res["strongest"]) == {"ssim", "enrollment_rank1", "raw_rank1", "face_auc"}
+    assert all(s["attack"] in res["attacks"] and s["ci_low"] <= s["value"] <= s["ci_high"] for s in res["strongest"].values())
+    md = (out / "results.md").read_text()
+    assert "## Every attack" in md and "COLLAPSED" not in md and "BELOW 3x" not in md
+    assert md.index("## Every attack") < md.index("## Strongest attack per metric")
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def test_registry_lists_the_agreed_names() -> None:
     names = set(list_models())
     assert {"anonymizer_paper", "anonymizer_resunet", "reid_resnet18", "reid_resnet50", "e2vid", "firenet",
             "inversion"} <= names
-    assert list_models("anonymizer") == ["anonymizer_paper", "anonymizer_resunet"]
+    assert list_models("anonymizer") == ["anonymizer_noisy", "anonymizer_paper", "anonymizer_resunet"]
 
 
 def test_registry_rejects_duplicates_and_unknown_arguments() -> None:
@@ -133,6 +133,53 @@ def test_resunet_anonymizer_starts_near_identity_in_voxel_range() -> None:
     assert torch.allclose(out, 5 * torch.tanh(x / 5), atol=1e-6)
 
 
+def test_noisy_anonymizer_draws_fresh_noise_at_every_call_in_eval_mode_too() -> None:
+    """AnonyNoise-style: not a deterministic (invertible) filter; noise scale starts at noise_init and
+    never goes below min_noise; a given draw is reproducible (``noise=``)."""
+    torch.manual_seed(0)
+    model = create_model("anonymizer_noisy", base=8, noise_init=0.5, min_noise=0.1).eval()
+    x = torch.randn(2, 5, 40, 24)
+    with torch.no_grad():
+        a, b = model(x), model(x)
+        n = torch.randn_like(x)
+        assert model.cfg.output_range == "voxel" and not torch.allclose(a, b)
+        assert torch.equal(model(x, noise=n), model(x, noise=n))
+        assert torch.allclose(model(x, noise=n), 5 * torch.tanh((x + 0.5 * n) / 5), atol=1e-5)  # zero-init heads
+        with torch.no_grad():
+            model.scale.bias.fill_(-50.0)  # the learned scale driven to zero: the floor remains
+        _, scale = model.heads(x, n)
+        assert float(scale.min()) == pytest.approx(0.1, abs=1e-6)
+    with pytest.raises(ValueError, match="min_noise"):
+        create_model("anonymizer_noisy", noise_init=0.1, min_noise=0.2)
+
+
+def test_linear_inverse_recovers_a_linear_anonymizer_in_closed_form() -> None:
+    """A 5x5 B->B convolution applied to the logit of a unit-range output is found exactly."""
+    from anonreid.models.inversion import fit_linear_inverse
+
+    torch.manual_seed(0)
+    truth = torch.nn.Conv2d(5, 5, 5, padding=2)
+    z = [torch.randn(4, 5, 20, 16) for _ in range(3)]
+    with torch.no_grad():
+        pairs = [(torch.sigmoid(zi), truth(zi)) for zi in z]  # a = sigmoid(z) (unit range), X = W z + b
+    model = create_model("linear_inverse", kernel=5, input_range="unit")
+    fit = fit_linear_inverse(model, pairs, ridge=0.0)
+    assert torch.allclose(model.conv.weight, truth.weight, atol=2e-3)
+    assert torch.allclose(model.conv.bias, truth.bias, atol=2e-3)
+    assert fit["rmse"] < 1e-3 * fit["target_rms"] and fit["pixels"] == 3 * 4 * 20 * 16
+    with torch.no_grad():
+        assert torch.allclose(model(pairs[0][0]), pairs[0][1], atol=5e-3)
+    with pytest.raises(ValueError, match="got no"):
+        fit_linear_inverse(model, [])
+
+
+def test_residual_inversion_starts_as_the_plain_attack() -> None:
+    """E_inv starts at to_voxel_range(a) (E_rec on the anonymized stream) and only learns a residual."""
+    model = create_model("inversion_residual", input_range="unit")
+    a = torch.rand(2, 5, 24, 16) * 0.98 + 0.01
+    assert torch.allclose(model(a), attacker_input(a, create_model("anonymizer_paper").cfg), atol=1e-5)
+
+
 def test_range_adapters_invert_the_paper_sigmoid() -> None:
     x = torch.randn(2, 5, 8, 8)
     unit = torch.sigmoid(x)
@@ -152,6 +199,22 @@ def test_ssim_matches_scikit_image() -> None:
                                     use_sample_covariance=False, full=True)
     assert ours == pytest.approx(float(full[5:-5, 5:-5].mean()), abs=1e-4)
     assert float(ssim(torch.from_numpy(a)[None, None], torch.from_numpy(a)[None, None])) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_region_ssim_scores_the_masked_region_only() -> None:
+    from anonreid.models.losses import box_masks, region_ssim
+
+    torch.manual_seed(0)
+    ref = torch.rand(2, 1, 40, 30)
+    pred = ref.clone()
+    pred[:, :, :, 15:] = torch.rand(2, 1, 40, 15)  # right half wrong, left half exact
+    left = box_masks(torch.tensor([[0.0, 0.0, 9.0, 40.0]] * 2), (40, 30), margin=0.0)  # the window reaches x < 15
+    right = box_masks(torch.tensor([[18.0, 0.0, 30.0, 40.0]] * 2), (40, 30), margin=0.0)
+    assert int(left[0].sum()) == 40 * 9
+    assert torch.allclose(region_ssim(pred, ref, left), torch.ones(2), atol=1e-5)
+    assert float(region_ssim(pred, ref, right).max()) < 0.5
+    none = torch.zeros_like(left)  # an empty region scores the whole image
+    assert torch.allclose(region_ssim(pred, ref, none), ssim(pred, ref, reduction="none"))
 
 
 def test_batch_hard_triplet_and_label_smoothing_ce() -> None:

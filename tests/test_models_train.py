@@ -21,14 +21,8 @@ from anonreid.models.engine import seed_everything
 from anonreid.models.reconstruction import run_sequence
 from anonreid.models.registry import create_model
 from anonreid.models.reid import ReidOutput, reid_loss
-from anonreid.models.train import (
-    Context,
-    JointModels,
-    joint_loss,
-    pk_index,
-    train_reconstruction,
-    train_reid_raw,
-)
+from anonreid.models.train import Context, pk_index, train_reconstruction, train_reid_raw
+from anonreid.models.train_joint import JointModels, joint_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -58,11 +52,21 @@ def synthetic_clips(n_ids: int = 6, per_id: int = 4, length: int = 2, hw: tuple[
     )
 
 
+def synthetic_photos(clips: ClipSet, hw: tuple[int, int]) -> torch.Tensor:
+    """One "enrollment photo" per identity: the person crop of its first clip's last reference frame."""
+    from anonreid.models.data import crop_boxes
+
+    first = [int(np.flatnonzero(clips.labels == c)[0]) for c in range(clips.num_classes)]
+    frames = torch.from_numpy(clips.frames[first, -1:].astype(np.float32) / 255.0)
+    return crop_boxes(frames, torch.from_numpy(clips.boxes[first]), hw)
+
+
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
     cfg = load_train_config("tiny")
     train, val = synthetic_clips(), synthetic_clips(seed=1)
-    return Context(cfg, tmp_path, train, val, np.arange(len(val)), "synthetic", torch.device("cpu"), progress=False)
+    return Context(cfg, tmp_path, train, val, np.arange(len(val)), "synthetic", torch.device("cpu"), progress=False,
+                   photos=synthetic_photos(train, tuple(cfg.identity.crop_hw)))
 
 
 def test_stage_writes_checkpoint_logs_plot_and_is_deterministic(ctx: Context, tmp_path: Path) -> None:
@@ -79,6 +83,7 @@ def test_stage_writes_checkpoint_logs_plot_and_is_deterministic(ctx: Context, tm
 
 
 def test_resume_continues_with_the_same_batches(ctx: Context, tmp_path: Path) -> None:
+    ctx.cfg = ctx.cfg.model_copy(update={"rec": ctx.cfg.rec.model_copy(update={"steps": 4})})
     full = train_reconstruction(ctx, "rec")
     half_cfg = ctx.cfg.model_copy(update={"rec": ctx.cfg.rec.model_copy(update={"steps": 2})})
     ctx.cfg = half_cfg
@@ -165,3 +170,85 @@ def test_sign_of_each_joint_loss_term(
     after = measure()
     assert (after - before) * direction > 0, (key, before, after)
     assert all(torch.equal(v, m.rec.state_dict()[k]) for k, v in frozen.items())
+
+
+def _minmax_cfg(ctx: Context, steps: int) -> None:
+    """The tiny preset's min-max joint stage with the stochastic anonymizer, a snapshot every step."""
+    jc = ctx.cfg.joint
+    ctx.cfg = ctx.cfg.model_copy(update={"joint": jc.model_copy(update={
+        "steps": steps, "anonymizer": "anonymizer_noisy", "anonymizer_args": {"base": 8},
+        "minmax": jc.minmax.model_copy(update={"enabled": True, "snapshot_every": 1, "pool_size": 2})})})
+
+
+def test_minmax_joint_trains_against_a_pool_and_resumes_exactly(
+    ctx: Context, fitted_attacker: torch.nn.Module, tmp_path: Path
+) -> None:
+    """The tiny min-max run: live attackers updated every step, snapshots pooled (capped), the
+    stochastic anonymizer's output differs between calls, and --resume continues it exactly."""
+    from anonreid.models.train_joint import train_joint
+
+    _minmax_cfg(ctx, 4)
+    full = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
+    pool = full.pool
+    assert pool is not None and pool.updates == 4 and pool.snapshots_taken == 4
+    assert len(pool.rec_snaps) == len(pool.id_snaps) == 2  # the oldest snapshots were dropped
+    log = [json.loads(line) for line in (tmp_path / "stages" / "joint" / "log.jsonl").read_text().splitlines()]
+    assert [e["rec_pool"] for e in log] == [2, 3, 4, 4]  # e_rec + snapshots + the live attacker
+    assert all("privacy_rec" in e and "privacy_id" in e and "live_rec_loss" in e and "live_id_loss" in e for e in log)
+    meta = json.loads((tmp_path / "checkpoints" / "anonymizer.json").read_text())["metadata"]
+    budgets = {b["name"]: b for b in meta["attackers_in_training"]}
+    assert budgets["live_rec"]["init_from"] == "e_rec" and budgets["live_rec"]["samples"] == 4 * 1 * 2
+    assert budgets["live_identity"]["samples"] == 4 * 1 * min(2, ctx.train.num_classes) * 2
+    assert meta["pool"] == {"snapshots_taken": 4, "attacker_updates": 4}
+
+    # stochastic anonymization: fresh noise at every call, in eval mode too (documented, intended)
+    anonymizer = full.anonymizer.eval()
+    x = torch.from_numpy(ctx.val.voxels[:2, -1].astype(np.float32))
+    with torch.no_grad():
+        a, b = anonymizer(x), anonymizer(x)
+        noise = torch.randn_like(x)
+        assert not torch.allclose(a, b) and torch.equal(anonymizer(x, noise=noise), anonymizer(x, noise=noise))
+
+    # an interrupted run resumed from its state (models, optimizers, RNG, pool) ends where the full one did
+    final = {k: v.clone() for k, v in full.anonymizer.state_dict().items()}
+    live = {k: v.clone() for k, v in pool.live_rec.state_dict().items()}
+    _minmax_cfg(ctx, 2)
+    train_joint(ctx, copy.deepcopy(fitted_attacker), None)
+    assert (tmp_path / "stages" / "joint" / "pool.pt").exists()
+    _minmax_cfg(ctx, 4)
+    ctx.resume = True
+    resumed = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
+    assert resumed.pool is not None and resumed.pool.snapshots_taken == 4
+    for k, v in resumed.anonymizer.state_dict().items():
+        assert torch.allclose(v, final[k], atol=1e-6), k
+    for k, v in resumed.pool.live_rec.state_dict().items():
+        assert torch.allclose(v, live[k], atol=1e-6), k
+
+
+def test_privacy_term_is_the_worst_member_of_the_pool(ctx: Context, fitted_attacker: torch.nn.Module) -> None:
+    """The reconstruction privacy term equals the largest member score above the floor, and its gradient
+    reaches E_an's output through that member only."""
+    from anonreid.models.identity_attack import build_identity_attacker
+    from anonreid.models.losses import box_masks, region_ssim
+    from anonreid.models.minmax import AttackerPool, floor_region_ssim
+
+    torch.manual_seed(0)
+    blind = create_model("firenet")  # an untrained attacker: (nearly) flat output, below the floor
+    ident = build_identity_attacker(ctx.cfg.identity, 5, ctx.train.num_classes)
+    assert ctx.photos is not None
+    live = copy.deepcopy(fitted_attacker).requires_grad_(True)
+    pool = AttackerPool(ctx.cfg.joint.minmax, blind, live, ident, ctx.cfg.identity, ctx.photos)
+    b = ctx.train.batch(np.arange(6))
+    seq = b.voxels.clone().requires_grad_(True)
+    term, logs = pool.rec_privacy(seq, b.frames, b.boxes)
+    flat = b.frames.flatten(0, 1)
+    masks = box_masks(b.boxes, tuple(flat.shape[-2:])).repeat_interleave(b.frames.shape[1], 0)
+    floor = floor_region_ssim(flat, masks).mean()
+    with torch.no_grad():
+        scores = [float(region_ssim(run_sequence(m, b.voxels)[0].flatten(0, 1), flat, masks).mean() - floor)
+                  for m in (blind, pool.live_rec)]
+    assert logs["rec_worst"] == int(np.argmax(scores)) and float(term.detach()) == pytest.approx(max(0.0, max(scores)), abs=1e-5)
+    if float(term.detach()) > 0:
+        term.backward()
+        assert seq.grad is not None and float(seq.grad.abs().sum()) > 0
+        assert all(p.grad is None for p in pool.live_rec.parameters())  # the attacker is not trained by E_an's loss

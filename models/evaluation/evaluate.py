@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from anonreid.models.engine import seed_everything
 from anonreid.models.evaluation.attacks import (
+    ATTACK_VIEWS,
     DEFAULT_HEAD_RATIO,
     AttackerCfg,
     AttackerSide,
@@ -59,6 +61,7 @@ from anonreid.models.evaluation.attacks import (
     train_attacker_net,
 )
 from anonreid.models.evaluation.protocol import evaluation_protocol
+from anonreid.models.evaluation.strong_attacks import attack_results, identity_attack, with_attacks_section
 
 log = logging.getLogger(__name__)
 
@@ -461,6 +464,7 @@ def evaluate_run(
                          opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor)
     log.info("evaluating %d clips of %d identities", len(test.clips), len(set(test.ids.tolist())))
 
+    seed_everything(opts.seed)  # a stochastic anonymizer (anonymizer_noisy) draws its noise from torch's RNG
     views, anon_last = attacker_views(test.clips.voxels, attacker, models["anonymizer"])
     app, face_net = attacker_networks(run_dir, data_path, run_cfg, opts.attacker, device, opts.progress)
     face: Any = load_face_embedder(opts.face_weights) if opts.face_weights else face_net
@@ -514,10 +518,14 @@ def evaluate_run(
         retrieval["enrollment->reference"] = _as(attacks.retrieval(reference))
     retrieval["enrollment->raw"] = _as(attacks.retrieval(views["raw"]))
     retrieval["raw->raw"] = _as(attacks.retrieval(views["raw"], views["raw"]))  # setting 2's no-privacy baseline
-    for v in ("anonymized", "inversion", "adaptive"):
+    for v in ("anonymized", *ATTACK_VIEWS):
         if v in views:
             retrieval[f"raw->{v}"] = _as(attacks.retrieval(views[v], views["raw"]))
             retrieval[f"enrollment->{v}"] = _as(attacks.retrieval(views[v]))
+    identity = identity_attack(run_dir, test.enrollment, anon_last, boxes, test.ids, test.cams, ENROLLMENT_CAMERA,
+                               opts.seed, device)  # the direct identity attack: no reconstruction step
+    if identity is not None:
+        retrieval["enrollment->identity"] = identity.as_dict()
     res["retrieval"] = retrieval
     res["protocol"] = protocol.with_queries(res)
     log.info("protocol: %s ReId queries (one per identity and camera), %s enrollment queries",
@@ -529,6 +537,7 @@ def evaluate_run(
     if opts.encryption:
         res["encryption"] = encryption_rows(test, e_rec, models["reid_raw"], attacks, crop_hw, seed, opts.progress)
     res["ablation"] = ablation_rows(run_dir, run_cfg, test, attacker, attacks, crop_hw, seed)
+    res.update(attack_results(run_dir, res, {k: v for k, v in views.items() if k != "raw"}, reference))
     res["wall_s"] = round(time.perf_counter() - t_start, 1)
 
     from anonreid.models.evaluation.report import verdicts_json, write_figures, write_markdown
@@ -536,7 +545,7 @@ def evaluate_run(
     res["figures"] = write_figures(res, views, reference, test, out_dir)
     res["verdicts"] = verdicts_json(res)  # the checks of results.md, each judged on its interval's upper bound
     (out_dir / "results.json").write_text(json.dumps(_jsonable(res), indent=1) + "\n")
-    (out_dir / "results.md").write_text(write_markdown(res))
+    (out_dir / "results.md").write_text(with_attacks_section(write_markdown(res), res))
     return res
 
 

@@ -13,7 +13,8 @@ from anonreid.models.evaluation.protocol import MIN_REID_QUERIES, MIN_TEST_IDENT
 PAPER_NOTE = ("paper: Ahmad et al., ICCV 2023, on Event-ReId (real data, ResNet-50, E2VID); ours: the run below "
               "on the synthetic world's test identities")
 VIEW_TITLES = {"reference": "reference frame", "raw": "E_rec(raw)", "anonymized": "E_rec(anonymized)",
-               "inversion": "inversion attack", "adaptive": "adaptive attacker"}
+               "inversion": "inversion attack", "adaptive": "adaptive attacker",
+               "finetuned": "fine-tuned E_rec", "linear": "linear inverse (floor)", "identity": "direct identity attack"}
 
 
 # ----------------------------------------------------------------------------------------------- formatting

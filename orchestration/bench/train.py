@@ -3,7 +3,9 @@
 Each stage of ``anonreid train`` runs for a few optimizer steps on clips of the preset's shapes
 (random content: throughput depends on shapes, not values) and reports samples per second of the
 training step alone (forward, backward, optimizer), plus the time one step takes. A sample is one clip
-(``clip_len`` windows; for the ReId stages, one P x K member).
+(``clip_len`` windows; for the ReId stages and the identity attack, one P x K member). The attack stages
+run at least the steps the 3x budget rule requires against the briefly trained anonymizer
+(:mod:`anonreid.models.budget`); the closed-form ``linear`` stage reports its fit time as ``step_s``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -29,19 +32,23 @@ def main(
     import numpy as np
     import torch
 
+    from anonreid.models.budget import required_samples
     from anonreid.models.config import load_train_config
     from anonreid.models.data import random_clips
-    from anonreid.models.train import (
-        Context,
-        resolve_device,
+    from anonreid.models.evaluation.attacks import AttackerCfg
+    from anonreid.models.registry import create_model
+    from anonreid.models.train import Context, resolve_device, train_reconstruction, train_reid_raw
+    from anonreid.models.train_attacks import (
+        anonymizer_budgets,
+        train_adaptive,
+        train_identity,
         train_inversion,
-        train_joint,
-        train_reconstruction,
-        train_reid_raw,
+        train_linear,
     )
+    from anonreid.models.train_joint import train_joint
 
-    overrides = [f"{s}.steps={steps}" for s in ("rec", "reid", "joint", "inv", "adaptive")]
-    overrides += [f"{s}.warmup=0" for s in ("rec", "reid", "joint", "inv", "adaptive")]
+    trained = ("rec", "reid", "joint", "inv", "adaptive", "finetune", "identity")
+    overrides = [f"{s}.steps={steps}" for s in trained] + [f"{s}.warmup=0" for s in trained]
     overrides += [f"device={device}", "eval_every=100000", "ckpt_every=100000"]
     if threads:
         overrides.append(f"threads={threads}")
@@ -51,18 +58,38 @@ def main(
     dev = resolve_device(cfg.device)
     train = random_clips(cfg.data, identities=max(cfg.reid.p, 4), per_identity=max(cfg.reid.k, 2))
     val = random_clips(cfg.data, identities=2, per_identity=2, seed=1)
+    photos = torch.rand(train.num_classes, 1, *cfg.identity.crop_hw)
+    app_cfg = AttackerCfg.for_preset(cfg.name).appearance
+    appearance = create_model(app_cfg.model, in_bins=1, embed_dim=app_cfg.embed_dim, crop_hw=app_cfg.crop_hw).eval()
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(cfg, Path(tmp), train, val, np.arange(len(val)), "bench", dev, progress=False)
+        ctx = Context(cfg, Path(tmp), train, val, np.arange(len(val)), "bench", dev, progress=False, photos=photos)
         rec = train_reconstruction(ctx, "rec")
         reid = train_reid_raw(ctx)
         joint = train_joint(ctx, rec, reid)
-        train_inversion(ctx, joint.anonymizer, rec)
-        train_reconstruction(ctx, "adaptive", joint.anonymizer)
+        against = anonymizer_budgets(ctx)
+
+        def sized(section: str, kind: str, batch: int) -> None:  # the 3x rule's minimum steps, at least --steps
+            need = -(-required_samples(kind, against)[0] // batch)
+            ctx.cfg = ctx.cfg.model_copy(update={section: getattr(ctx.cfg, section).model_copy(
+                update={"steps": max(steps, need)})})
+
+        for section in ("inv", "adaptive", "finetune"):
+            sized(section, "reconstruction", getattr(cfg, section).batch_size)
+        sized("identity", "identity", min(cfg.identity.p, train.num_classes) * cfg.identity.k)
+        train_inversion(ctx, joint.anonymizer, rec, appearance)
+        train_adaptive(ctx, "adaptive", joint.anonymizer)
+        train_adaptive(ctx, "finetune", joint.anonymizer)
+        t0 = time.perf_counter()
+        train_linear(ctx, joint.anonymizer, rec)
+        ctx.results["linear"].update(steps=1, step_s=time.perf_counter() - t0, batch_size=len(train),
+                                     samples_per_s=len(train) / (time.perf_counter() - t0))
+        train_identity(ctx, joint.anonymizer)
     stages = {
         name: {
             "samples_per_s": r["samples_per_s"],
             "step_s": round(r["step_s"] / max(r["steps"], 1), 3),
             "batch_size": r["batch_size"],
+            "steps": r["steps"],
         }
         for name, r in ctx.results.items()
     }
@@ -76,7 +103,8 @@ def main(
         "torch": torch.__version__,
         "steps_timed": steps,
         "shapes": {"tile_hw": cfg.data.tile_hw, "crop_hw": cfg.data.crop_hw, "clip_len": cfg.data.clip_len},
-        "models": {"rec": cfg.rec.model, "reid": cfg.reid.model, "anonymizer": cfg.joint.anonymizer},
+        "models": {"rec": cfg.rec.model, "reid": cfg.reid.model, "anonymizer": cfg.joint.anonymizer,
+                   "minmax": cfg.joint.minmax.enabled},
         "stages": stages,
     }
     text = json.dumps(result, indent=2)

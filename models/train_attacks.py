@@ -1,0 +1,254 @@
+"""Stages 4-8 of ``anonreid train``: the strongest attacks we build on the frozen anonymizer.
+
+Each one trains only on the training identities, after E_an is frozen, and must have at least 3x the
+budget of any attacker of its kind that E_an was trained against (:mod:`anonreid.models.budget`;
+checked before it trains, refused with :class:`~anonreid.models.budget.AttackBudgetError`):
+
+  ``inv``       E_inv trained end to end *through the frozen raw E_rec*: E_rec(E_inv(E_an(X))) against
+                the reference frames (L1 + 1 - SSIM) and against the retrieval attacker's appearance
+                embedding of the person crop (its appearance net, frozen; trained first when the run
+                has none, exactly as ``anonreid evaluate`` trains it) -> ``e_inv``
+  ``adaptive``  a fresh E_rec trained on E_an(X) -> I                          -> ``e_rec_adaptive``
+  ``finetune``  the raw E_rec fine-tuned on E_an(X) -> I                       -> ``e_rec_finetuned``
+  ``linear``    the closed-form linear inverse (the floor; no budget rule)     -> ``e_lin``
+  ``identity``  the direct identity attack: voxel + photo towers matching anonymized crops to
+                enrollment photos (:mod:`anonreid.models.identity_attack`)    -> ``attack_id_voxel``,
+                                                                                ``attack_id_photo``
+
+Every checkpoint records its ``budget`` and the rule's verdict against the anonymizer's
+``attackers_in_training`` (``budget_rule``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anonreid.models.budget import Budget, budget_report, check_attack_budget, trained_against
+from anonreid.models.checkpoint import read_sidecar
+from anonreid.models.config import STAGES
+from anonreid.models.data import crop_boxes
+from anonreid.models.engine import seed_everything
+from anonreid.models.identity_attack import (
+    PHOTO_TOWER,
+    VOXEL_TOWER,
+    batch_photos,
+    build_identity_attacker,
+    identity_loss,
+)
+from anonreid.models.inversion import fit_linear_inverse
+from anonreid.models.losses import ssim
+from anonreid.models.reconstruction import run_sequence
+from anonreid.models.registry import create_model, model_cfg
+from anonreid.models.train import (
+    OUTPUTS,
+    Context,
+    _barrier,
+    _optimizer,
+    _run,
+    _val_batches,
+    pk_index,
+    rec_budget,
+    train_reconstruction,
+    uniform_index,
+)
+
+log = logging.getLogger(__name__)
+
+ATTACK_STAGES = ("inv", "adaptive", "finetune", "linear", "identity")
+
+
+def anonymizer_budgets(ctx: Context) -> list[Budget]:
+    """The attackers the run's anonymizer was trained against (from its checkpoint)."""
+    return trained_against(read_sidecar(ctx.ckpt_dir / "anonymizer")["metadata"])
+
+
+def _checked(ctx: Context, budget: Budget, knobs: str) -> dict[str, Any]:
+    """Refuse an attack below the 3x rule; the rule's verdict for its checkpoint metadata otherwise."""
+    against = anonymizer_budgets(ctx)
+    check_attack_budget(budget, against, knobs=knobs)
+    return {"budget": budget.as_dict(), "budget_rule": budget_report(budget, against)}
+
+
+def _trained_on(anonymizer: nn.Module) -> str:
+    return f"anonymized by {model_cfg(anonymizer).name} (frozen), training identities only"
+
+
+# ------------------------------------------------------------------------------------------ reconstruction
+
+
+def train_adaptive(ctx: Context, stage: str, anonymizer: nn.Module) -> nn.Module:
+    """``adaptive`` (a fresh E_rec) or ``finetune`` (from the raw E_rec) on E_an(X) -> I."""
+    rcfg = getattr(ctx.cfg, stage)
+    init = ctx.load("e_rec") if stage == "finetune" else None
+    start = rec_budget(ctx) if init is not None else None
+    budget = Budget(OUTPUTS[stage][0], "reconstruction", rcfg.steps, rcfg.batch_size,
+                    "e_rec" if start else None, start.total if start else 0)
+    meta = _checked(ctx, budget, f"{stage}.steps or {stage}.batch_size")
+    return train_reconstruction(ctx, stage, anonymizer, init, extra_meta=meta)
+
+
+def appearance_net(ctx: Context) -> nn.Module:
+    """The retrieval attacker's appearance net of this run (``RUN_DIR/attacker/appearance``), trained on
+    the world's training identities first when missing (what ``anonreid evaluate`` uses)."""
+    from anonreid.models.evaluation.attacks import AttackerCfg
+    from anonreid.models.evaluation.evaluate import attacker_networks
+
+    if ctx.data_dir is None:
+        raise ValueError("stage inv: the appearance-embedding loss needs the world (--data) to train the "
+                         "retrieval attacker's appearance net on; or pass appearance= / set inv.w_emb=0")
+    acfg = AttackerCfg.for_preset(ctx.cfg.name)
+    if ctx.is_main:  # rank 0 trains it when missing, then every rank loads it
+        attacker_networks(ctx.run_dir, ctx.data_dir, ctx.cfg, acfg, ctx.device, ctx.progress)
+    _barrier(ctx)
+    app, _ = attacker_networks(ctx.run_dir, ctx.data_dir, ctx.cfg, acfg, ctx.device, ctx.progress)
+    if app is None:
+        raise RuntimeError(f"{ctx.run_dir}/attacker: no appearance net could be trained")
+    return app
+
+
+def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appearance: nn.Module | None = None) -> nn.Module:
+    """Stage ``inv``: E_inv trained through the frozen raw E_rec (frames + appearance embedding)."""
+    from anonreid.models.evaluation.attacks import normalise_images
+
+    ic = ctx.cfg.inv
+    meta = _checked(ctx, Budget("e_inv", "reconstruction", ic.steps, ic.batch_size), "inv.steps or inv.batch_size")
+    if appearance is None and ic.w_emb > 0:
+        appearance = appearance_net(ctx)
+    app_hw = tuple(model_cfg(appearance).input_hw or (64, 32)) if appearance is not None else (64, 32)
+    seed_everything(ctx.cfg.seed + STAGES.index("inv"))
+    an_cfg = model_cfg(anonymizer)
+    args = {"input_range": an_cfg.output_range} if ic.model == "inversion_residual" else {}
+    inv = create_model(ic.model, in_bins=ctx.cfg.data.num_bins, **args).to(ctx.device)
+    for m in (anonymizer, rec, *([appearance] if appearance is not None else [])):
+        m.requires_grad_(False).eval()
+
+    def frames_of(voxels: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            a = anonymizer(voxels.flatten(0, 1))
+        pred, _ = run_sequence(rec, inv(a).view_as(voxels))
+        return pred
+
+    def embedding(frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        assert appearance is not None
+        return appearance(normalise_images(crop_boxes(frames, boxes, app_hw)))  # type: ignore[arg-type]
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = ctx.rng("inv", i)
+        b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), ic.batch_size), False)
+        pred = frames_of(b.voxels)
+        l1 = F.l1_loss(pred, b.frames)
+        s = ssim(pred.flatten(0, 1), b.frames.flatten(0, 1))
+        loss = ic.w_l1 * l1 + ic.w_ssim * (1 - s)
+        logs = {"l1": float(l1.detach()), "ssim": float(s.detach())}
+        if appearance is not None and ic.w_emb > 0:
+            with torch.no_grad():
+                target = embedding(b.frames[:, -1], b.boxes)
+            cos = (embedding(pred[:, -1], b.boxes) * target).sum(1).mean()
+            loss = loss + ic.w_emb * (1 - cos)
+            logs["emb_cos"] = float(cos.detach())
+        return loss, logs
+
+    def evaluate() -> dict[str, float]:
+        s = spread = target = 0.0
+        n = 0
+        for b in _val_batches(ctx):
+            pred = frames_of(b.voxels)
+            s += float(ssim(pred.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            spread += float(pred.flatten(2).std(2).mean()) * len(b.labels)
+            target += float(b.frames.flatten(2).std(2).mean()) * len(b.labels)
+            n += len(b.labels)
+        return {"attacker_ssim": s / n, "spread_ratio": spread / max(target, 1e-12)}
+
+    _run(ctx, "inv", {"inv": inv}, _optimizer([{"params": inv.parameters()}], ic), step, evaluate, ic, ic.batch_size)
+    ctx.save(ctx.ckpt_dir / "e_inv", inv, ctx.metadata(
+        "inv", ctx.results["inv"]["metrics"], trained_on=_trained_on(anonymizer), through="e_rec (frozen, raw)",
+        appearance_loss=appearance is not None and ic.w_emb > 0, **meta))
+    return inv.eval()
+
+
+def _pairs(ctx: Context, anonymizer: nn.Module, index: np.ndarray, batch: int = 8) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for i in range(0, len(index), batch):
+        x = ctx.train.batch(index[i : i + batch], ctx.device).voxels.flatten(0, 1)
+        with torch.no_grad():
+            yield anonymizer(x).cpu(), x.cpu()
+
+
+def train_linear(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Module:
+    """Stage ``linear``: the closed-form linear inverse, fitted on ``linear.clips`` training clips."""
+    lc = ctx.cfg.linear
+    lin = create_model("linear_inverse", in_bins=ctx.cfg.data.num_bins, kernel=lc.kernel,
+                       input_range=model_cfg(anonymizer).output_range)
+    index = np.unique(np.linspace(0, len(ctx.train) - 1, min(lc.clips, len(ctx.train))).round().astype(int))
+    anonymizer.eval()
+    fit = fit_linear_inverse(lin, _pairs(ctx, anonymizer, index), lc.ridge)  # type: ignore[arg-type]
+    lin = lin.to(ctx.device).eval()
+    s, n = 0.0, 0
+    with torch.no_grad():
+        for b in _val_batches(ctx):
+            a = anonymizer(b.voxels.flatten(0, 1))
+            pred, _ = run_sequence(rec, lin(a).view_as(b.voxels))
+            s += float(ssim(pred.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            n += len(b.labels)
+    metrics = {"val_attacker_ssim": s / max(n, 1), **{f"fit_{k}": v for k, v in fit.items()}}
+    ctx.results["linear"] = {"clips": len(index), "metrics": metrics}
+    ctx.save(ctx.ckpt_dir / "e_lin", lin, ctx.metadata("linear", metrics, trained_on=_trained_on(anonymizer),
+                                                       fitted="closed-form least squares", clips=len(index)))
+    return lin
+
+
+# ---------------------------------------------------------------------------------------------- identity
+
+
+def train_identity(ctx: Context, anonymizer: nn.Module) -> nn.Module:
+    """Stage ``identity``: the direct identity attack's two towers (saved as two checkpoints)."""
+    from anonreid.models.evaluation.attacks import augment_crops
+
+    ic = ctx.cfg.identity
+    batch = min(ic.p, ctx.train.num_classes) * ic.k  # P x K sampling caps P at the identities there are
+    meta = _checked(ctx, Budget(VOXEL_TOWER, "identity", ic.steps, batch), "identity.steps or identity.p x k")
+    if ctx.photos is None:
+        raise ValueError("stage identity needs the training identities' enrollment photos (a world with enrollment/)")
+    seed_everything(ctx.cfg.seed + STAGES.index("identity"))
+    att = build_identity_attacker(ic, ctx.cfg.data.num_bins, ctx.train.num_classes).to(ctx.device)
+    anonymizer.requires_grad_(False).eval()
+    photos_all = ctx.photos.to(ctx.device)
+    hw = (ic.crop_hw[0], ic.crop_hw[1])
+
+    def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
+        rng = ctx.rng("identity", i)
+        b, _ = ctx.sample(rng, pk_index(rng, ctx.train.labels, ic.p, ic.k), False)
+        with torch.no_grad():
+            tiles = anonymizer(b.voxels[:, -1])
+        clean = augment_crops(crop_boxes(b.frames[:, -1], b.boxes, hw).cpu(), rng).to(ctx.device)
+        photos, photo_labels = batch_photos(photos_all, b.labels, rng)
+        return identity_loss(att, crop_boxes(tiles, b.boxes, hw), b.labels, photos, photo_labels, clean, b.labels)
+
+    _run(ctx, "identity", {"voxel": att.voxel, "photo": att.photo}, _optimizer([{"params": att.parameters()}], ic),
+         step, lambda: {}, ic, batch)
+    extra = {"temperature": ic.temperature, "crop_hw": list(hw), "trained_on": _trained_on(anonymizer), **meta}
+    base = ctx.metadata("identity", ctx.results["identity"]["metrics"], **extra)
+    ctx.save(ctx.ckpt_dir / VOXEL_TOWER, att.voxel, {**base, "tower": "anonymized voxel crops"})
+    ctx.save(ctx.ckpt_dir / PHOTO_TOWER, att.photo, {**base, "tower": "enrollment photos / clean crops"})
+    return att.eval()
+
+
+def run_attack_stage(ctx: Context, stage: str) -> None:
+    """Train one attack stage on the run's frozen anonymizer."""
+    anonymizer = ctx.load("anonymizer")
+    if stage == "inv":
+        train_inversion(ctx, anonymizer, ctx.load("e_rec"))
+    elif stage in ("adaptive", "finetune"):
+        train_adaptive(ctx, stage, anonymizer)
+    elif stage == "linear":
+        train_linear(ctx, anonymizer, ctx.load("e_rec"))
+    elif stage == "identity":
+        train_identity(ctx, anonymizer)
+    else:
+        raise ValueError(f"{stage!r} is not an attack stage ({', '.join(ATTACK_STAGES)})")
