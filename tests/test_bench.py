@@ -116,7 +116,7 @@ def test_bench_load_max_speed_and_paced(tmp_path: Path) -> None:
 def test_bench_train_every_stage(tmp_path: Path) -> None:
     r = bench(tmp_path, "train", "--config", "tiny", "--device", "cpu", "--steps", "1", "--threads", "1")
     assert r["device"] == "cpu" and r["steps_timed"] == 1 and r["threads"] == 1
-    assert set(r["stages"]) == {"rec", "reid", "joint", "inv", "adaptive"}
+    assert set(r["stages"]) == {"rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity"}
     for name, stage in r["stages"].items():
         assert stage["samples_per_s"] > 0 and stage["step_s"] > 0 and stage["batch_size"] >= 1, (name, stage)
 
