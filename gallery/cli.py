@@ -122,6 +122,19 @@ def _s(us: int) -> float:
     return us / 1e6
 
 
+def _columns(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The first ``n`` columns of each row: what the table shows (``--json`` gives them all)."""
+    return [dict(list(row.items())[:n]) for row in rows]
+
+
+def _at(us: int, clock: Any) -> str:
+    """A stream time on its sighting's clock: wall clock for live sources, the recording's for replays."""
+    from anonreid.gallery.clocks import describe_time
+    from anonreid.gallery.servicer import clock_from_pb
+
+    return describe_time(us, clock_from_pb(clock))
+
+
 def identities(
     address: AddressOption = "",
     limit: Annotated[int, typer.Option(help="at most this many (0 = server default)")] = 0,
@@ -133,9 +146,10 @@ def identities(
 ) -> None:
     """List global identities, most recently seen first."""
     found = _run(address, config, set_, lambda c: c.list_identities(limit, since_us, camera))
-    rows = [{"identity": i.identity_id, "cameras": " > ".join(i.cameras), "first_seen_s": _s(i.first_seen_us),
-             "last_seen_s": _s(i.last_seen_us), "sightings": i.num_sightings} for i in found]
-    _print(rows, as_json, f"{len(rows)} identities")
+    rows = [{"identity": i.identity_id, "cameras": " > ".join(i.cameras), "last_seen": _at(i.last_seen_us, i.last_seen_clock),
+             "sightings": i.num_sightings, "first_seen": _at(i.first_seen_us, i.first_seen_clock),
+             "first_seen_s": _s(i.first_seen_us), "last_seen_s": _s(i.last_seen_us)} for i in found]
+    _print(_columns(rows, 4), as_json, f"{len(rows)} identities", rows)
 
 
 def trajectory(
@@ -145,11 +159,16 @@ def trajectory(
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """The identity's time-ordered camera visits."""
+    """The identity's time-ordered camera visits.
+
+    ``start`` / ``end`` read on each visit's clock: the local wall-clock time for a live camera, the
+    recording's own clock for a replay (marked ``(recording)``); ``start_s`` / ``end_s`` are the stream's
+    seconds, as the gallery compares them."""
     traj = _run(address, config, set_, lambda c: c.trajectory(identity_id))
-    rows = [{"camera": st.camera_id, "start_s": _s(st.span.start_us), "end_s": _s(st.span.end_us),
-             "sightings": ",".join(st.sighting_ids)} for st in traj.steps]
-    _print(rows, as_json, f"trajectory of {identity_id}", {"identity_id": identity_id, "steps": rows})
+    rows = [{"camera": st.camera_id, "start": _at(st.span.start_us, st.clock), "end": _at(st.span.end_us, st.clock),
+             "sightings": ",".join(st.sighting_ids), "start_s": _s(st.span.start_us), "end_s": _s(st.span.end_us)}
+            for st in traj.steps]
+    _print(_columns(rows, 4), as_json, f"trajectory of {identity_id}", {"identity_id": identity_id, "steps": rows})
 
 
 def search(
@@ -165,8 +184,9 @@ def search(
     matches = _run(address, config, set_,
                    lambda c: c.query(sighting_id=sighting, k=k, exclude_same_camera=cross_camera))
     rows = [{"sighting": m.sighting_id, "identity": m.identity_id, "camera": m.camera_id,
-             "start_s": _s(m.span.start_us), "similarity": float(m.similarity)} for m in matches]
-    _print(rows, as_json, f"matches for {sighting}")
+             "start": _at(m.span.start_us, m.clock), "similarity": float(m.similarity), "start_s": _s(m.span.start_us)}
+            for m in matches]
+    _print(_columns(rows, 5), as_json, f"matches for {sighting}", rows)
 
 
 def forget(

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from anonreid.gallery.association import Associator, CameraGraph, IdentityTrack, Observation
+from anonreid.gallery.clocks import ClockBook
 from anonreid.gallery.errors import InvalidInput, NotFound, Unavailable
 from anonreid.gallery.index import BatchNeighbours, EmbeddingIndex
 from anonreid.gallery.metrics import GalleryMetrics
@@ -72,6 +73,7 @@ class Gallery:
         self.store = store
         self.metrics = metrics if metrics is not None else GalleryMetrics()
         self.index = index if index is not None else EmbeddingIndex.from_config(config)
+        self.clocks = ClockBook(store.client, store.prefix)  # how each sighting's times read as a time of day
         self.snapshots = (SnapshotKeeper(SnapshotFiles(config.snapshot_dir, config.redis_prefix, config.embedding_dim),
                                          config.snapshot_interval_s, config.snapshot_max_tail)
                           if config.snapshot_dir else None)
@@ -155,6 +157,7 @@ class Gallery:
             self._clear()
             self.index.reset()
             meta = self.store.load_meta()
+            self.clocks.load()
             source = self._restore() if self.snapshots is not None else None
             if source is None:
                 source = "Redis"
@@ -292,6 +295,8 @@ class Gallery:
         by one. They are applied to memory as they are decided, added to FAISS together, and rolled back
         if the transaction fails (:class:`Unavailable` is raised then, and nothing of the batch is
         acknowledged or kept)."""
+        t_start = time.perf_counter()
+        t_persist: float | None = None  # the Redis transaction began (the metrics' associate / persist)
         checked: list[tuple[Sighting, np.ndarray]] = []
         error: InvalidInput | None = None
         for s in sightings:
@@ -325,6 +330,7 @@ class Gallery:
                                    np.stack([emb for _, _, emb in rows]))
                     indexed = True
                     moves = self._stored_moves(splits, staged)
+                    t_persist = time.perf_counter()
                     self.store.commit(rows, next_fid=self._next_fid, next_identity=self._next_identity, moves=moves)
             except BaseException:
                 self._unremember([self._sightings[sid] for sid in staged if sid in self._sightings], indexed=indexed)
@@ -336,8 +342,11 @@ class Gallery:
                 self.snapshots.changes += len(staged) + len(moves)
             self._settle_index()
             self._update_sizes()
+        t_end = time.perf_counter()
+        associate_s = (t_end if t_persist is None else t_persist) - t_start
+        persist_s = 0.0 if t_persist is None else t_end - t_persist
         for (s, _), ack in zip(checked, acks, strict=True):
-            self.metrics.record_ack(s.camera_id, ack)
+            self.metrics.record_ack(s.camera_id, ack, associate_s, persist_s)
         return acks, error
 
     def _stored_moves(self, splits: Sequence[Split],
@@ -390,6 +399,7 @@ class Gallery:
         self._apply_splits(decision, splits)
         row = StoredSighting(s.sighting_id, self._next_fid, s.camera_id, s.tracklet_id, s.start_us, s.end_us,
                              decision.identity_id, decision.similarity, time.time_ns() // 1000)
+        self.clocks.note(s.camera_id, s.clock, row.fid)
         self._next_fid += 1
         self._next_identity += len(minted)
         near.stored(n, row.fid)
@@ -455,7 +465,7 @@ class Gallery:
             raise InvalidInput(f"unknown camera {camera_id!r} (known: {', '.join(self.cameras)})",
                                reason="unknown_camera", field="camera_id")
         with self._lock:
-            out = [t.summary() for t in self._tracks.values()
+            out = [self._summary(t) for t in self._tracks.values()
                    if (not camera_id or camera_id in t.cameras)]
         out = [s for s in out if s.last_seen_us >= seen_since_us]
         out.sort(key=lambda s: (-s.last_seen_us, s.identity_id))
@@ -463,20 +473,29 @@ class Gallery:
 
     def identity(self, identity_id: str) -> IdentitySummary:
         with self._lock:
-            return self._track(identity_id).summary()
+            return self._summary(self._track(identity_id))
+
+    def _summary(self, track: IdentityTrack) -> IdentitySummary:
+        """The track's summary with the clocks its first and last seen times read on."""
+        summary = track.summary()
+        if not track.sightings:
+            return summary
+        first, last = track.sightings[0], max(track.sightings, key=lambda r: r.end_us)
+        return dataclasses.replace(summary, first_seen_clock=self.clocks.clock(first.camera_id, first.fid),
+                                   last_seen_clock=self.clocks.clock(last.camera_id, last.fid))
 
     def trajectory(self, identity_id: str) -> Trajectory:
         """Time-ordered camera visits: consecutive sightings on one camera merge into one step."""
         with self._lock:
-            rows = list(self._track(identity_id).sightings)
+            rows = [(r, self.clocks.clock(r.camera_id, r.fid)) for r in self._track(identity_id).sightings]
         steps: list[TrajectoryStep] = []
-        for r in rows:
+        for r, clock in rows:  # a step is on one clock (a camera restarted mid-visit starts a new one)
             last = steps[-1] if steps else None
-            if last is not None and last.camera_id == r.camera_id:
+            if last is not None and last.camera_id == r.camera_id and last.clock == clock:
                 steps[-1] = TrajectoryStep(r.camera_id, last.start_us, max(last.end_us, r.end_us),
-                                           (*last.sighting_ids, r.sighting_id))
+                                           (*last.sighting_ids, r.sighting_id), clock)
             else:
-                steps.append(TrajectoryStep(r.camera_id, r.start_us, r.end_us, (r.sighting_id,)))
+                steps.append(TrajectoryStep(r.camera_id, r.start_us, r.end_us, (r.sighting_id,), clock))
         return Trajectory(identity_id, tuple(steps))
 
     def query_by_example(self, *, sighting_id: str = "", embedding: np.ndarray | Sequence[float] | None = None,
@@ -506,7 +525,8 @@ class Gallery:
             fetch = k + 1
             while True:
                 hits = self._search(emb, min(fetch, len(self.index)))
-                matches = [Match(r.sighting_id, r.identity_id, r.camera_id, r.start_us, r.end_us, sim)
+                matches = [Match(r.sighting_id, r.identity_id, r.camera_id, r.start_us, r.end_us, sim,
+                                 self.clocks.clock(r.camera_id, r.fid))
                            for r, sim in hits
                            if r.sighting_id != sighting_id and not (exclude_same_camera and r.camera_id == camera_id)]
                 if len(matches) >= k or fetch >= len(self.index):

@@ -2,8 +2,15 @@
 
 Each :class:`GalleryMetrics` owns a registry (a fresh one by default, so several galleries can live in
 one test process); the core records domain events through :meth:`record_ack`, :meth:`record_rejected`,
-:meth:`observe_search` and :meth:`set_sizes`, and the server's interceptor records every RPC through
-:meth:`record_rpc`. Labels are bounded: camera ids are validated against the configured cameras,
+:meth:`observe_search` and :meth:`set_sizes`, the servicer a published sighting's transport and ack
+through :meth:`observe_stage`, and the server's interceptor records every RPC through :meth:`record_rpc`.
+
+A published sighting's time in the gallery is cut into consecutive stages (:data:`SIGHTING_STAGES`),
+the gallery's part of the camera's ``gallery`` stage (nodes/latency.py): ``transport`` from the
+camera's hand-over (its ``published_at_us``) to the batch the servicer read it in, ``associate``
+(validation, the lock, the batch's FAISS search, the decisions, the index add), ``persist`` (the Redis
+transaction and the bookkeeping after it) and ``ack`` (converting and sending its ack). A sighting
+counts its whole batch's associate and persist time: it waits for the batch. Labels are bounded: camera ids are validated against the configured cameras,
 reasons and decisions are fixed words, methods are the service's RPC names.
 """
 
@@ -17,6 +24,9 @@ from anonreid.gallery.types import Ack
 
 # Search: tens of microseconds (small flat index) to a second (1M exact on a busy CPU).
 SEARCH_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+SIGHTING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    2.5, 10.0)
+SIGHTING_STAGES = ("transport", "associate", "persist", "ack")
 RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0)
 
 
@@ -40,20 +50,36 @@ class GalleryMetrics:
                               "overlapping another of its tracklets in time (a wrong merge undone)", registry=r)
         self.rejected = Counter("anonreid_gallery_rejected_total", "Requests rejected as bad input",
                                 ["reason"], registry=r)
+        self.sighting_stage = Histogram("anonreid_gallery_sighting_stage_seconds",
+                                        "Time each stored sighting spent in each gallery stage, from the camera's "
+                                        "hand-over to its ack (transport, associate, persist, ack)",
+                                        ["camera", "stage"], buckets=SIGHTING_BUCKETS, registry=r)
         self.rpc_requests = Counter("anonreid_grpc_requests_total", "gRPC requests by method and status code",
                                     ["method", "code"], registry=r)
         self.rpc_latency = Histogram("anonreid_grpc_request_latency_seconds", "gRPC handling time by method",
                                      ["method"], buckets=RPC_BUCKETS, registry=r)
         self._http: Any = None
 
-    def record_ack(self, camera_id: str, ack: Ack) -> None:
+    def record_ack(self, camera_id: str, ack: Ack, associate_s: float | None = None,
+                   persist_s: float | None = None) -> None:
+        """A sighting acknowledged, with its batch's associate and persist time (not for a duplicate)."""
         if ack.duplicate:
             self.duplicates.inc()
             return
         self.sightings.labels(camera=camera_id).inc()
+        if associate_s is not None:
+            self.observe_stage(camera_id, "associate", associate_s)
+        if persist_s is not None:
+            self.observe_stage(camera_id, "persist", persist_s)
         self.decisions.labels(decision="new" if ack.new_identity else "join").inc()
         if ack.decision is not None and ack.decision.splits:
             self.splits.inc(len(ack.decision.splits))
+
+    def observe_stage(self, camera_id: str, stage: str, seconds: float) -> None:
+        """Seconds a stored sighting of ``camera_id`` spent in ``stage`` (:data:`SIGHTING_STAGES`)."""
+        if stage not in SIGHTING_STAGES:
+            raise ValueError(f"unknown sighting stage {stage!r}; expected one of {SIGHTING_STAGES}")
+        self.sighting_stage.labels(camera=camera_id, stage=stage).observe(max(0.0, seconds))
 
     def record_rejected(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()
@@ -80,6 +106,19 @@ class GalleryMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+    def stage_summary(self) -> dict[str, dict[str, float]]:
+        """Per gallery stage of a sighting, over every camera: count and mean seconds (the demo's summary)."""
+        totals = {stage: {"count": 0.0, "sum_s": 0.0} for stage in SIGHTING_STAGES}
+        for metric in self.sighting_stage.collect():
+            for sample in metric.samples:
+                stage = sample.labels.get("stage", "")
+                if stage in totals and sample.name.endswith("_count"):
+                    totals[stage]["count"] += sample.value
+                elif stage in totals and sample.name.endswith("_sum"):
+                    totals[stage]["sum_s"] += sample.value
+        return {stage: {"count": t["count"], "mean_s": t["sum_s"] / t["count"] if t["count"] else 0.0}
+                for stage, t in totals.items()}
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of one sample (tests and the bench read metrics through this)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from anonreid.gallery.types import (
     IdentitySummary,
     Match,
     Sighting,
+    StreamClock,
     Trajectory,
 )
 from anonreid.orchestration.security.auth import ANONYMOUS, DeniedHook, current_principal
@@ -39,6 +41,21 @@ from anonreid.orchestration.security.tokens import Principal
 from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc, sighting_pb2
 
 T = TypeVar("T")
+
+_CLOCK_KINDS = {sighting_pb2.StreamClock.WALL: "wall", sighting_pb2.StreamClock.RECORDING: "recording"}
+_CLOCK_ENUMS = {kind: enum for enum, kind in _CLOCK_KINDS.items()}
+
+
+def clock_from_pb(pb: sighting_pb2.StreamClock) -> StreamClock:
+    """A kind this gallery does not know (a newer camera's) reads as not said."""
+    return StreamClock(_CLOCK_KINDS.get(pb.kind, ""), pb.epoch_us if pb.HasField("epoch_us") else None)
+
+
+def clock_to_pb(c: StreamClock) -> sighting_pb2.StreamClock:
+    out = sighting_pb2.StreamClock(kind=_CLOCK_ENUMS.get(c.kind, sighting_pb2.StreamClock.KIND_UNSPECIFIED))
+    if c.epoch_us is not None:
+        out.epoch_us = c.epoch_us
+    return out
 
 
 def sighting_from_pb(pb: sighting_pb2.Sighting) -> Sighting:
@@ -54,6 +71,8 @@ def sighting_from_pb(pb: sighting_pb2.Sighting) -> Sighting:
         quality=pb.quality,
         model_version=pb.model_version,
         published_at_us=pb.published_at_us,
+        event_at_us=pb.event_at_us,
+        clock=clock_from_pb(pb.clock),
     )
 
 
@@ -70,6 +89,8 @@ def sighting_to_pb(s: Sighting) -> sighting_pb2.Sighting:
         quality=s.quality,
         model_version=s.model_version,
         published_at_us=s.published_at_us,
+        event_at_us=s.event_at_us,
+        clock=clock_to_pb(s.clock),
     )
 
 
@@ -89,21 +110,22 @@ def ack_to_pb(ack: Ack) -> gallery_pb2.PublishAck:
 def summary_to_pb(s: IdentitySummary) -> gallery_pb2.IdentitySummary:
     return gallery_pb2.IdentitySummary(identity_id=s.identity_id, cameras=list(s.cameras),
                                        first_seen_us=s.first_seen_us, last_seen_us=s.last_seen_us,
-                                       num_sightings=s.num_sightings)
+                                       num_sightings=s.num_sightings, first_seen_clock=clock_to_pb(s.first_seen_clock),
+                                       last_seen_clock=clock_to_pb(s.last_seen_clock))
 
 
 def trajectory_to_pb(t: Trajectory) -> gallery_pb2.Trajectory:
     return gallery_pb2.Trajectory(identity_id=t.identity_id, steps=[
         gallery_pb2.TrajectoryStep(camera_id=st.camera_id,
                                    span=sighting_pb2.TimeSpan(start_us=st.start_us, end_us=st.end_us),
-                                   sighting_ids=list(st.sighting_ids))
+                                   sighting_ids=list(st.sighting_ids), clock=clock_to_pb(st.clock))
         for st in t.steps])
 
 
 def match_to_pb(m: Match) -> gallery_pb2.Match:
     return gallery_pb2.Match(sighting_id=m.sighting_id, identity_id=m.identity_id, camera_id=m.camera_id,
                              span=sighting_pb2.TimeSpan(start_us=m.start_us, end_us=m.end_us),
-                             similarity=m.similarity)
+                             similarity=m.similarity, clock=clock_to_pb(m.clock))
 
 
 def occupancy_to_pb(cams: Iterable[CameraOccupancy]) -> gallery_pb2.OccupancyResponse:
@@ -218,15 +240,26 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
     def Publish(self, request_iterator: Iterator[sighting_pb2.Sighting], context: Any
                 ) -> Iterator[gallery_pb2.PublishAck]:
         """Ingest the stream in the batches that have arrived (one Redis transaction per batch);
-        acks go back in order. A refused sighting ends the stream after the acks of those before it."""
+        acks go back in order. A refused sighting ends the stream after the acks of those before it.
+        Each stored sighting's ``transport`` (from its ``published_at_us``) and ``ack`` (until its ack is
+        sent) stages are recorded (:mod:`~anonreid.gallery.metrics`)."""
         principal = _authenticated()
         admitted = (nullcontext() if self.streams is None
                     else self.streams.admit(peer_host(_peer(context)), principal.name if principal is not None else ""))
         with admitted:
+            metrics = self.gallery.metrics
             for batch in read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s):
                 n, denied = _refused_camera(batch, principal)
-                acks, error = self.gallery.ingest_many([sighting_from_pb(r) for r in batch[:n]])
-                yield from (ack_to_pb(a) for a in acks)
+                sightings = [sighting_from_pb(r) for r in batch[:n]]
+                received = time.time()  # off the wire and decoded
+                acks, error = self.gallery.ingest_many(sightings)
+                stored = time.time()
+                for r, a in zip(batch, acks, strict=False):
+                    yield ack_to_pb(a)  # resumes once gRPC has sent it
+                    if not a.duplicate:
+                        if r.published_at_us:
+                            metrics.observe_stage(r.camera_id, "transport", received - r.published_at_us / 1e6)
+                        metrics.observe_stage(r.camera_id, "ack", time.time() - stored)
                 if error is not None:
                     raise error
                 if denied is not None:

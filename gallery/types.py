@@ -34,6 +34,17 @@ class Box:
         return cls(x1, y1, x2, y2, int(n), area, vx, vy)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamClock:
+    """How a sighting's stream time reads as a time of day (proto ``StreamClock``): ``kind`` "wall" (a live
+    source: ``epoch_us`` + stream time is the wall clock), "recording" (the recording's own clock; a
+    calendar time only when ``epoch_us`` is set) or "" (not said); ``epoch_us``: Unix time (us) of stream
+    time 0, None when unknown."""
+
+    kind: str = ""
+    epoch_us: int | None = None
+
+
 @dataclass(frozen=True)
 class Sighting:
     """What a camera publishes about one tracklet over the half-open span [start_us, end_us)."""
@@ -47,7 +58,9 @@ class Sighting:
     box: Box = field(default_factory=Box)
     quality: float = 0.0
     model_version: str = ""
-    published_at_us: int = 0
+    published_at_us: int = 0  # wall clock when the camera handed it to its gallery client
+    event_at_us: int = 0  # wall clock of the last event it covers (its latency starts there); 0 = not given
+    clock: StreamClock = field(default_factory=StreamClock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +137,8 @@ class IdentitySummary:
     first_seen_us: int
     last_seen_us: int
     num_sightings: int
+    first_seen_clock: StreamClock = StreamClock()
+    last_seen_clock: StreamClock = StreamClock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +149,7 @@ class TrajectoryStep:
     start_us: int
     end_us: int
     sighting_ids: tuple[str, ...]
+    clock: StreamClock = StreamClock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +166,7 @@ class Match:
     start_us: int
     end_us: int
     similarity: float
+    clock: StreamClock = StreamClock()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ stored:
 - ids: non-empty, printable, at most :data:`MAX_TEXT_LENGTH` characters (they become Redis keys);
   ``model_version`` printable and as long at most (it may be empty);
 - the camera: one of ``gallery.camera_ids``;
-- times: ``0 <= span.start_us <= span.end_us``, and ``span.end_us`` and ``published_at_us`` no further
-  past the gallery's clock than ``gallery.max_clock_skew_s`` (``published_at_us`` 0 = not given);
+- times: ``0 <= span.start_us <= span.end_us``, and ``span.end_us``, ``published_at_us``, ``event_at_us``
+  and ``clock.epoch_us`` no further past the gallery's clock than ``gallery.max_clock_skew_s`` and not
+  negative (``published_at_us`` / ``event_at_us`` 0 = not given);
 - the box summary: finite numbers, corners inside the sensor (``0 <= x1 <= x2 <= max_sensor_width``,
   likewise y), mean area within the sensor's, finite velocities;
 - quality in [0, 1]; the embedding ``embedding_dim`` finite values with a non-zero norm.
@@ -69,14 +70,18 @@ def _check_times(s: Sighting, skew_s: float, now_us: int) -> None:
         raise InvalidInput(f"sighting {sid!r}: span ends ({s.end_us}) before it starts ({s.start_us})",
                            reason="end_before_start", sighting_id=sid, field="span")
     latest = now_us + round(skew_s * 1_000_000)
-    for field, value in (("span.end_us", s.end_us), ("published_at_us", s.published_at_us)):
+    epoch = s.clock.epoch_us
+    wall = (("published_at_us", s.published_at_us), ("event_at_us", s.event_at_us),
+            *((("clock.epoch_us", epoch),) if epoch is not None else ()))
+    for field, value in (("span.end_us", s.end_us), *wall):
         if value > latest:
             raise InvalidInput(f"sighting {sid!r}: {field} {value} is {(value - now_us) / 1e6:.3g} s past the "
                                f"gallery's clock (gallery.max_clock_skew_s = {skew_s:g})",
                                reason="future_time", sighting_id=sid, field=field)
-    if s.published_at_us < 0:
-        raise InvalidInput(f"sighting {sid!r}: published_at_us {s.published_at_us} is negative",
-                           reason="negative_time", sighting_id=sid, field="published_at_us")
+    for field, value in wall:
+        if value < 0:
+            raise InvalidInput(f"sighting {sid!r}: {field} {value} is negative",
+                               reason="negative_time", sighting_id=sid, field=field)
 
 
 def _check_box(s: Sighting, width: int, height: int) -> None:

@@ -64,6 +64,7 @@ class CameraService:
             window_t0_us=self.source.window_t0_us,
         )
         self.source.on_bad_input = self.node.metrics.bad_input
+        self.node.clock_kind = self.source.clock_kind
         self.port = serve_metrics(metrics_port) if metrics_port is not None else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -43,7 +43,10 @@ import numpy as np
 from anonreid.events.types import EventFormatError, SensorSize, validate_events
 from anonreid.nodes.audit_tap import AuditTap, AuditWindow
 from anonreid.nodes.detection import ActivityDetector, Detection, DetectorConfig, box_iou
+from anonreid.nodes.latency import BatchClock, SightingTiming
 from anonreid.nodes.metrics import CameraMetrics
+from anonreid.nodes.publisher import SightingPublisher
+from anonreid.nodes.stream_clock import stream_clock
 from anonreid.nodes.tracking import Box, Track, Tracker, TrackerConfig
 from anonreid.orchestration.config import CameraConfig, EventsConfig
 
@@ -66,6 +69,7 @@ class WindowItem:
     end_us: int
     events: np.ndarray
     arrival_wall: float
+    queued_wall: float = 0.0  # when it entered the queue (a sighting's latency stages, nodes/latency.py)
 
 
 class WindowQueue:
@@ -145,7 +149,9 @@ class _Segment:
     mean_area: float
     velocity: tuple[float, float]
     quality: float
-    event_wall: float
+    event_wall: float  # its last event (nodes/latency.py)
+    close_wall: float  # the window it closed at (ended, or arrived)
+    queued_wall: float  # that window entered the queue
     jobs_before: int
 
 
@@ -216,6 +222,7 @@ class CameraNode:
         self.queue = WindowQueue(cfg.queue_windows)
         self.ground_truth = ground_truth
         self.clock_anchor = clock_anchor  # wall time of stream time 0 (live sources), for latency
+        self.clock_kind = "recording"  # "wall" when stream time + clock_anchor is the wall clock (live sources)
         self.redis = redis
         self.audit: AuditTap | None = None
         if redis is not None:
@@ -290,8 +297,9 @@ class CameraNode:
         self._enqueue(windows, time.time(), block)
 
     def _enqueue(self, windows: list[Any], arrival_wall: float, block: bool = False) -> int:
+        queued = time.time()
         items = [
-            WindowItem(w.index, int(w.start_us), int(w.end_us), w.events, arrival_wall) for w in windows
+            WindowItem(w.index, int(w.start_us), int(w.end_us), w.events, arrival_wall, queued) for w in windows
         ]
         dropped = self.queue.put(items, block)
         if dropped:
@@ -314,10 +322,11 @@ class CameraNode:
     def process_batch(self, batch: list[WindowItem]) -> list[Any]:
         """Run the pipeline on a batch of consecutive windows (inference batched across them).
 
-        Returns the sightings it published. They are a function of the windows alone, whatever the
-        batching: a sighting segment closes at the window where it falls due (decided while tracking,
-        which already knows the windows that will give each track an embedding), takes the embeddings
-        of the windows up to it, and the batch's sightings go out in window order.
+        Returns the sightings it published, in window order. They are a function of the windows alone,
+        whatever the batching: a sighting segment closes at the window where it falls due (decided while
+        tracking, which already knows the windows that will give each track an embedding) and takes the
+        embeddings of the windows up to it. One that needs none of the batch's embeddings is published
+        as soon as tracking has closed it, the others once the batch's inference is done.
         """
         import torch
 
@@ -325,6 +334,7 @@ class CameraNode:
 
         cfg = self.config
         m = self.metrics
+        clock = BatchClock()
         t_batch = time.perf_counter()
         cpu_batch = time.thread_time()  # torch runs its (single) intra-op thread in this one
         ev_cfg = self.events_config
@@ -362,7 +372,7 @@ class CameraNode:
                     jobs.append((pos, tr, tr.box))  # the box of *this* window (later windows move it)
             if gts is not None:  # (before the segments close: this window's boxes belong to them)
                 self._evaluate_window(item, detections, update.active, gts.get(item.start_us))
-            closed += self._close_segments(update.active, update.ended, len(jobs))
+            closed += self._close_segments(update.active, update.ended, len(jobs), item)
             if self._next_audit_us is None:
                 self._next_audit_us = item.start_us
             if self.audit is not None:
@@ -381,10 +391,16 @@ class CameraNode:
                     audit_boxes[pos] = [(d.box, by_box.get(d.box, "")) for d in detections]
         m.observe_stage("detect", detect_s, len(batch))
         m.observe_stage("track", track_s, len(batch))
+        clock.mark("detect_track")
+        # a segment that needs none of this batch's embeddings (no job of its track before it) goes out now,
+        # without waiting for the batch's inference; the others after it
+        made = {id(seg): self._make_sighting(seg, clock.without_inference()) for seg in closed
+                if not any(tr is seg.track for _pos, tr, _box in jobs[: seg.jobs_before])}
+        if made and self.publisher is not None:
+            self.publisher.submit(list(made.values()))
 
         # only windows that feed an embedding or the audit tap need a voxel grid (normalised over the
         # whole frame, as E_an was trained); the others were fully served by detection and tracking
-        t0 = time.perf_counter()
         needed = {pos for pos, _tr, _box in jobs} | set(audit_pos)
         voxels = {
             pos: events_to_voxel(
@@ -392,24 +408,25 @@ class CameraNode:
             )
             for pos in sorted(needed)
         }
-        m.observe_stage("voxelize", time.perf_counter() - t0, len(batch))
+        m.observe_stage("voxelize", clock.mark("voxelize"), len(batch))
 
-        t0 = time.perf_counter()
         crops, full_frames = self._anonymize(voxels, batch, jobs, audit_pos)
-        m.observe_stage("anonymize", time.perf_counter() - t0, len(batch))
+        m.observe_stage("anonymize", clock.mark("anonymize"), len(batch))
 
-        t0 = time.perf_counter()
         emb = np.zeros((0, EMBED_DIM), np.float32)
         if crops is not None:
             with torch.inference_mode():
                 feats = self.reid(crops.contiguous(memory_format=torch.channels_last))
             emb = torch.nn.functional.normalize(feats.float(), dim=1).cpu().numpy()
-        m.observe_stage("embed", time.perf_counter() - t0, len(batch))
+        m.observe_stage("embed", clock.mark("embed"), len(batch))
 
         t0 = time.perf_counter()
-        sightings = self._emit(closed, jobs, emb)
-        if sightings and self.publisher is not None:
-            self.publisher.submit(sightings)
+        waiting = [seg for seg in closed if id(seg) not in made]
+        late = self._emit(waiting, jobs, emb, clock)
+        if late and self.publisher is not None:
+            self.publisher.submit(late)
+        made.update(zip(map(id, waiting), late, strict=True))
+        sightings = [made[id(seg)] for seg in closed]  # in window order, however they went out
         if self.audit is not None:
             for pos in audit_pos:  # E_an on the full frame runs on the tap's thread (unless it ran above)
                 anon = full_frames.get(pos)
@@ -436,9 +453,11 @@ class CameraNode:
         return sightings
 
     def _event_wall(self, item: WindowItem) -> float:
-        """Wall time at which the window's last event happened (live sources) or arrived (others)."""
+        """Wall time at which the window's last event happened (live sources) or arrived (others). The
+        last window of a stream ends after its last event (it is flushed short), so its events count."""
         if self.clock_anchor is not None:
-            return self.clock_anchor + item.end_us / 1e6
+            last_us = min(item.end_us, int(item.events["t"][-1])) if len(item.events) else item.end_us
+            return self.clock_anchor + last_us / 1e6
         return item.arrival_wall
 
     # ------------------------------------------------------------------------ anonymize + crop
@@ -500,10 +519,15 @@ class CameraNode:
 
     # ------------------------------------------------------------------------------- sightings
 
-    def _close_segments(self, active: list[Track], ended: list[Track], jobs_before: int) -> list[_Segment]:
-        """Close the sighting segments due at this window: a live tracklet's first sighting (once it
-        has ``min_embeddings`` embeddings scheduled) or its update (every ``publish_every`` seen
-        windows), and the final sighting of every tracklet that ended here. O(tracks) per window.
+    def _close_segments(
+        self, active: list[Track], ended: list[Track], jobs_before: int, item: WindowItem | None
+    ) -> list[_Segment]:
+        """Close the sighting segments due at window ``item`` (None: the end of the stream): a live
+        tracklet's first sighting (once it has ``min_embeddings`` embeddings scheduled) or its update
+        (every ``publish_every`` seen windows); the open segment of a tracklet missed for
+        ``close_after_misses`` windows in a row, as soon as that is known (what the track does after
+        starts its next segment); and the final sighting of every tracklet that ended here with an open
+        segment. O(tracks) per window.
         """
         cfg = self.config
         out = []
@@ -511,22 +535,25 @@ class CameraNode:
             st = _state(tr)
             first_due = st.published == 0 and st.emb_count >= cfg.min_embeddings
             update_due = st.published > 0 and st.seg_windows >= cfg.publish_every and st.seg_emb_count > 0
-            if first_due or update_due:
-                out.append(self._close(tr, st, jobs_before))
+            missed_due = 0 < cfg.close_after_misses <= tr.misses and st.emb_count > 0 and st.seg_windows > 0
+            if first_due or update_due or missed_due:
+                out.append(self._close(tr, st, jobs_before, item))
         for tr in ended:
             st = _state(tr)
             if st.emb_count > 0 and st.seg_windows > 0:
-                out.append(self._close(tr, st, jobs_before))
+                out.append(self._close(tr, st, jobs_before, item))
         return out
 
-    def _close(self, tr: Track, st: TrackState, jobs_before: int) -> _Segment:
-        """Snapshot the track's segment as of this window and start its next one."""
+    def _close(self, tr: Track, st: TrackState, jobs_before: int, item: WindowItem | None) -> _Segment:
+        """Snapshot the track's segment as of window ``item`` and start its next one."""
         vx, vy = tr.mean_velocity_px_s()
         seg = _Segment(
             track=tr, seq=st.seq, start_us=st.seg_start_us, end_us=tr.last_us, box=tr.box,
             num_boxes=st.seg_boxes, mean_area=st.seg_area / max(st.seg_boxes, 1), velocity=(vx, vy),
             quality=float(np.clip(st.seg_score / max(st.seg_boxes, 1) * min(1.0, st.emb_count / 4), 0, 1)),
             event_wall=st.last_event_wall, jobs_before=jobs_before,
+            close_wall=self._event_wall(item) if item is not None else time.time(),
+            queued_wall=item.queued_wall if item is not None else time.time(),
         )
         st.seq += 1
         st.published += 1
@@ -535,7 +562,9 @@ class CameraNode:
         st.seg_area = st.seg_score = 0.0
         return seg
 
-    def _emit(self, closed: list[_Segment], jobs: list[tuple[int, Track, Box]], emb: np.ndarray) -> list[Any]:
+    def _emit(
+        self, closed: list[_Segment], jobs: list[tuple[int, Track, Box]], emb: np.ndarray, clock: BatchClock
+    ) -> list[Any]:
         """Add the batch's embeddings to their tracks in window order, and turn each closed segment
         into its sighting when the embeddings of the windows up to its own are in."""
         out = []
@@ -546,10 +575,10 @@ class CameraNode:
                 _state(tr).emb_sum += e
             done = upto
             if seg is not None:
-                out.append(self._make_sighting(seg))
+                out.append(self._make_sighting(seg, clock))
         return out
 
-    def _make_sighting(self, seg: _Segment) -> Any:
+    def _make_sighting(self, seg: _Segment, clock: BatchClock) -> Any:
         from anonreid.proto.v1 import sighting_pb2
 
         emb_sum = _state(seg.track).emb_sum
@@ -568,10 +597,12 @@ class CameraNode:
             embedding=emb.astype(np.float32).tolist(),
             quality=seg.quality,
             model_version=self.model_version,
-            published_at_us=int(time.time() * 1e6),
+            published_at_us=int(time.time() * 1e6),  # stamped again when handed to the gallery client
+            event_at_us=int(seg.event_wall * 1e6),
+            clock=stream_clock(self.clock_kind, self.clock_anchor, seg.start_us),
         )
         if self.publisher is not None:
-            self.publisher.event_wall[sid] = seg.event_wall
+            self.publisher.expect(sid, SightingTiming(seg.event_wall, seg.close_wall, seg.queued_wall, clock))
         return msg
 
     def current_sighting_id(self, tr: Track) -> str:
@@ -637,6 +668,7 @@ class CameraNode:
         import torch
 
         from anonreid.nodes.console_tiles import TrackView, activity_png, publish_tile
+        from anonreid.proto.console_tiles import LATENCY_WINDOW_S
 
         try:
             if self._tile_blank is None:
@@ -658,7 +690,8 @@ class CameraNode:
                 for t in self.tracker.tracks if t.confirmed
             ]
             publish_tile(self.redis, self.camera_id, activity_png(canvas, self._tile_blank), tracks,
-                         (self.sensor.width, self.sensor.height))
+                         (self.sensor.width, self.sensor.height),
+                         self.publisher.recent_latencies(LATENCY_WINDOW_S) if self.publisher is not None else None)
         except Exception as exc:  # the console must never stop the camera
             log.warning("camera %s: console tile not published: %s", self.camera_id, exc)
         finally:
@@ -735,7 +768,8 @@ class CameraNode:
     def finish(self, timeout: float = 10.0) -> list[Any]:
         """End every live tracklet (publishing its final sighting) and wait for the acks."""
         # every batch's embeddings are in: the final segments take all of them
-        sightings = [self._make_sighting(seg) for seg in self._close_segments([], self.tracker.flush(), 0)]
+        clock = BatchClock.none()
+        sightings = [self._make_sighting(seg, clock) for seg in self._close_segments([], self.tracker.flush(), 0, None)]
         if sightings and self.publisher is not None:
             self.publisher.submit(sightings)
         if self.publisher is not None:
@@ -799,109 +833,8 @@ class CameraNode:
             "observations": list(self.observations),
             "assignments": dict(pub.assignments) if pub else {},
             "latencies_s": list(pub.latencies_s) if pub else [],
+            "latency_stages": list(pub.stages) if pub else [],  # seconds per stage, per sighting (nodes/latency.py)
         }
-
-
-class SightingPublisher:
-    """Background thread that publishes sightings to the gallery and records the acks.
-
-    Sightings wait in an in-memory list until acknowledged; a failed publish is retried with
-    exponential backoff (1 s .. 30 s), so nothing is lost while the gallery restarts (the gallery is
-    idempotent by sighting id, so a retry after a lost ack changes nothing).
-    """
-
-    def __init__(self, camera_id: str, client: Any, metrics: CameraMetrics) -> None:
-        self.camera_id = camera_id
-        self.client = client
-        self.metrics = metrics
-        self._pending: list[Any] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._inflight = 0
-        self.submitted = 0
-        self.acked = 0
-        self.rejected = 0
-        self.assignments: dict[str, str] = {}
-        self.event_wall: dict[str, float] = {}
-        self.latencies_s: collections.deque[float] = collections.deque(maxlen=100_000)
-        self._thread = threading.Thread(target=self._loop, name=f"publish-{camera_id}", daemon=True)
-        self._thread.start()
-
-    def submit(self, sightings: list[Any]) -> None:
-        with self._cond:
-            self._pending.extend(sightings)
-            self.submitted += len(sightings)
-            self._cond.notify_all()
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._pending) + self._inflight
-
-    def drain(self, timeout: float) -> bool:
-        """Wait until every submitted sighting is acknowledged (or ``timeout``); True when drained."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while (self._pending or self._inflight) and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            return not (self._pending or self._inflight)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
-        close = getattr(self.client, "close", None)
-        if close is not None:
-            close()
-
-    def _loop(self) -> None:
-        backoff = 1.0
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                batch, self._pending = self._pending, []
-                self._inflight = len(batch)
-            t0 = time.perf_counter()
-            try:
-                acks = self.client.publish(batch)
-            except Exception as exc:
-                stored = getattr(exc, "acks", None)  # PublishRejected: some refused as bad input, rest stored
-                if stored is not None:
-                    for r in getattr(exc, "rejected", []):
-                        log.error("camera %s: gallery refused sighting %s: %s", self.camera_id, r.sighting_id, r.details)
-                    self._settle(list(stored), len(batch))
-                    continue
-                log.warning("camera %s: publishing %d sightings failed (%s); retrying in %.0f s",
-                            self.camera_id, len(batch), exc, backoff)
-                with self._cond:
-                    self._pending = batch + self._pending
-                    self._inflight = 0
-                    self._cond.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 1.0
-            self._settle(list(acks), len(batch))
-            log.debug("camera %s: %d sightings acked in %.1f ms", self.camera_id, len(acks),
-                      1e3 * (time.perf_counter() - t0))
-
-    def _settle(self, acks: list[Any], batch_size: int) -> None:
-        """Record the acks of a finished publish call (identity, latency) and release the batch."""
-        now = time.time()
-        for ack in acks:
-            sid = ack.sighting_id
-            self.assignments[sid] = ack.identity_id
-            wall = self.event_wall.pop(sid, None)
-            if wall is not None and not ack.duplicate:
-                self.latencies_s.append(now - wall)
-        self.metrics.sightings.inc(len(acks))
-        with self._cond:
-            self.acked += len(acks)
-            self.rejected += batch_size - len(acks)
-            self._inflight = 0
-            self._cond.notify_all()
 
 
 def _to_device(array: np.ndarray, device: Any) -> Any:

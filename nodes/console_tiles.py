@@ -10,7 +10,15 @@ from dataclasses import asdict
 import numpy as np
 import redis
 
-from anonreid.proto.console_tiles import CAMERAS_KEY, TILE_TTL_S, TrackView, tile_key, tracks_key
+from anonreid.proto.console_tiles import (
+    CAMERAS_KEY,
+    LATENCY_SAMPLES,
+    LATENCY_WINDOW_S,
+    TILE_TTL_S,
+    TrackView,
+    tile_key,
+    tracks_key,
+)
 
 __all__ = ["MIN_ACTIVITY", "TrackView", "activity_png", "publish_tile"]
 
@@ -45,10 +53,14 @@ def activity_png(anonymized_voxel: np.ndarray, baseline: np.ndarray, max_side: i
 
 
 def publish_tile(
-    client: redis.Redis, camera: str, png: bytes, tracks: list[TrackView], sensor_wh: tuple[int, int]
+    client: redis.Redis, camera: str, png: bytes, tracks: list[TrackView], sensor_wh: tuple[int, int],
+    latencies_s: list[float] | None = None,
 ) -> None:
+    """Write the tile, its tracks and the camera's recent event-to-identity latencies (the newest
+    :data:`LATENCY_SAMPLES` of the last :data:`LATENCY_WINDOW_S` seconds, rounded to 0.1 ms)."""
+    recent = [round(x, 4) for x in (latencies_s or [])[-LATENCY_SAMPLES:]]
     meta = {"camera": camera, "updated_at": time.time(), "sensor": list(sensor_wh),
-            "tracks": [asdict(t) for t in tracks]}
+            "tracks": [asdict(t) for t in tracks], "latency": {"window_s": LATENCY_WINDOW_S, "samples_s": recent}}
     pipe = client.pipeline()
     pipe.set(tile_key(camera), png, ex=TILE_TTL_S)
     pipe.set(tracks_key(camera), json.dumps(meta), ex=TILE_TTL_S)

@@ -13,6 +13,8 @@ import threading
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from anonreid.nodes.latency import CAMERA_STAGES
+
 log = logging.getLogger(__name__)
 
 #: pipeline stages, and "audit": the audit tap's full-frame E_an + write, on its own thread
@@ -34,6 +36,26 @@ STAGE_LATENCY = Histogram(
     "Time spent per window in each pipeline stage (batched stages divide the batch time)",
     ["camera", "stage"],
     buckets=LATENCY_BUCKETS,
+)
+# a sighting's latency and its stages: a fraction of a millisecond (embed) to the seconds of a backlog
+SIGHTING_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+)
+#: the camera's stages of a sighting (nodes/latency.py) and "gallery": from the hand-over to the ack
+SIGHTING_STAGES = (*CAMERA_STAGES, "gallery")
+SIGHTING_STAGE = Histogram(
+    "anonreid_camera_sighting_stage_seconds",
+    "Time each acknowledged sighting spent in each stage, from its last event to its identity (nodes/latency.py); "
+    "the stages of a sighting add up to its anonreid_camera_event_to_identity_seconds",
+    ["camera", "stage"],
+    buckets=SIGHTING_BUCKETS,
+)
+EVENT_TO_IDENTITY = Histogram(
+    "anonreid_camera_event_to_identity_seconds",
+    "From the last event a sighting covers to its global identity in the camera's hands (the gallery's ack)",
+    ["camera"],
+    buckets=SIGHTING_BUCKETS,
 )
 QUEUE_DEPTH = Gauge("anonreid_camera_queue_depth", "Windows waiting to be processed", ["camera"])
 SIGHTINGS_PUBLISHED = Counter(
@@ -65,6 +87,8 @@ class CameraMetrics:
         self.windows = WINDOWS.labels(camera=camera)
         self.dropped = WINDOWS_DROPPED.labels(camera=camera)
         self.stage = {s: STAGE_LATENCY.labels(camera=camera, stage=s) for s in STAGES}
+        self.sighting_stage = {s: SIGHTING_STAGE.labels(camera=camera, stage=s) for s in SIGHTING_STAGES}
+        self.event_to_identity = EVENT_TO_IDENTITY.labels(camera=camera)
         self.queue_depth = QUEUE_DEPTH.labels(camera=camera)
         self.sightings = SIGHTINGS_PUBLISHED.labels(camera=camera)
         self.realtime_factor = REALTIME_FACTOR.labels(camera=camera)
@@ -87,6 +111,13 @@ class CameraMetrics:
         per = seconds / windows
         for _ in range(windows):
             hist.observe(per)
+
+    def observe_sighting(self, stages: dict[str, float], latency_s: float) -> None:
+        """Record one acknowledged sighting: its seconds per stage (:data:`SIGHTING_STAGES`) and its
+        event-to-identity latency. The one place sighting latency is recorded."""
+        for stage, seconds in stages.items():
+            self.sighting_stage[stage].observe(seconds)
+        self.event_to_identity.observe(latency_s)
 
 
 _servers: dict[int, int] = {}

@@ -2,7 +2,9 @@
 
 Every source yields validated event packets (the one event dtype of anonreid.events.types) in time
 order and exposes ``sensor``, ``clock_anchor`` (wall time of stream time 0 when the stream is paced
-by the wall clock, for end-to-end latency; ``None`` otherwise), ``ground_truth`` (the world's
+by the wall clock, for end-to-end latency; ``None`` otherwise), ``clock_kind`` (``"wall"`` for a live
+source, whose stream time + anchor is the wall clock; ``"recording"`` for a replay, whose stream time is
+the recording's own clock, even when paced), ``ground_truth`` (the world's
 evaluation side channel, simulation only) and ``commit(end_us)``, which the node calls once every
 window ending at ``end_us`` has been processed (the Redis source acknowledges its messages there, so
 a node that dies mid-stream resumes from its pending entries on restart).
@@ -73,6 +75,7 @@ class EventSource:
     camera_id: str
     sensor: SensorSize
     clock_anchor: float | None = None
+    clock_kind = "recording"  # "wall": stream time + clock_anchor is the wall clock (nodes/stream_clock.py)
     ground_truth: Callable[[int, int, bool], list[Any]] | None = None
     window_t0_us: int | None = None  # window grid anchor (None: the first event)
 
@@ -125,6 +128,7 @@ class LiveWorldSource(EventSource):
         self.window_us = int(self.world.config.window_us)
         self.window_t0_us = spec.start_us - spec.start_us % self.window_us
         self.ground_truth = self._ground_truth
+        self.clock_kind = "wall" if spec.realtime else "recording"  # live, or the world's clock run offline
         self._ahead: RenderedAhead | None = None
         if spec.realtime and spec.render_ahead_s > 0:
             self._ahead = RenderedAhead(self._rendered(), spec.packet_us, spec.render_ahead_s, spec.camera_id)

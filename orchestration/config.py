@@ -124,6 +124,11 @@ class CameraConfig(Section):
     embed_every: int = Field(20, gt=0, description="embed each tracked person every N windows (1.5 per second)")
     min_embeddings: int = Field(2, gt=0, description="embeddings a tracklet needs before its first sighting")
     publish_every: int = Field(60, gt=0, description="windows between sighting updates of a live tracklet (2 s)")
+    close_after_misses: int = Field(
+        1, ge=0, description="publish a tracklet's open segment once the tracker has missed it this many windows in "
+        "a row (what follows starts its next segment) instead of when the track ends, max_misses windows later; "
+        "0 = only at the end"
+    )
     anonymize_region: Literal["boxes", "full"] = Field(
         "boxes", description="boxes: run E_an on the boxes plus its receptive field (same output); full: whole frame"
     )

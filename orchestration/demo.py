@@ -19,7 +19,9 @@ the gallery, Ray and Redis, in that order, and prints / writes the summary:
 - cross-camera association quality against the world's ground truth: IDF1 over the camera network
   (every ground-truth box of every window of every camera is an observation; its predicted identity
   is the gallery identity of the sighting that covers it) and identity purity;
-- end-to-end latency from event time to identity assignment (gallery ack), p50 / p95;
+- end-to-end latency from event time to identity assignment (gallery ack), p50 / p95, and where it
+  goes: p50 / p95 / mean of each camera stage of a sighting (nodes/latency.py; ``gallery`` is the round
+  trip) and the gallery's mean per stage of that round trip (transport, associate, persist, ack);
 - the adversary's privacy verdicts (the latest score per camera, attack and metric against the policy).
 """
 
@@ -181,6 +183,7 @@ def run_demo(
             if close is not None:
                 close()
         summary = build_summary(stats, evaluations, final_ids, wall_s=time.time() - t_start)
+        summary["latency_s"]["gallery_stages"] = server.metrics.stage_summary()
         summary["setup_s"] = t_start - started
         summary["privacy"] = privacy_summary(cfg, redis_service.client(), adversary_stats)
         summary["gallery_address"] = address
@@ -284,9 +287,11 @@ def build_summary(
     gt: list[str | None] = []
     pred: list[str | None] = []
     latencies: list[float] = []
+    stages: list[dict[str, float]] = []
     for ev in evaluations:
         acks.update(ev["assignments"])
         latencies.extend(ev["latencies_s"])
+        stages.extend(ev.get("latency_stages", []))
     for ev in evaluations:
         for gt_id, sid in ev["observations"]:
             gt.append(gt_id)
@@ -310,8 +315,19 @@ def build_summary(
             "count": len(lat),
             "p50": float(np.percentile(lat, 50)) if len(lat) else None,
             "p95": float(np.percentile(lat, 95)) if len(lat) else None,
+            "stages": latency_breakdown(stages),
         },
     }
+
+
+def latency_breakdown(stages: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """p50 / p95 / mean seconds of each stage over the sightings (each a dict stage -> seconds)."""
+    names = list(dict.fromkeys(name for st in stages for name in st))
+    out = {}
+    for name in names:
+        x = np.asarray([st.get(name, 0.0) for st in stages], np.float64)
+        out[name] = {"p50": float(np.percentile(x, 50)), "p95": float(np.percentile(x, 95)), "mean": float(x.mean())}
+    return out
 
 
 def _progress(stats: list[dict[str, Any]], elapsed: float) -> None:
@@ -348,6 +364,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
     if lat["count"]:
         console.print(f"event time -> identity latency: p50 {lat['p50']:.2f} s, p95 {lat['p95']:.2f} s ({lat['count']} sightings)")
+        console.print("  per stage, ms p50/p95 (mean): " + ", ".join(
+            f"{k} {1e3 * v['p50']:.0f}/{1e3 * v['p95']:.0f} ({1e3 * v['mean']:.0f})" for k, v in lat["stages"].items()))
+        gallery = lat.get("gallery_stages") or {}
+        if gallery:
+            console.print("  gallery round trip, mean ms: " + ", ".join(
+                f"{k} {1e3 * v['mean_s']:.1f}" for k, v in gallery.items()))
     privacy = summary.get("privacy")
     if privacy is not None:
         adv = privacy["adversary"]

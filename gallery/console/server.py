@@ -5,7 +5,8 @@ forget), Redis (the cameras' anonymized activity tiles and the adversary's audit
 else; it never sees raw events. Routes:
 
     GET  /                         the single-page console (static/index.html)
-    GET  /api/cameras              cameras with their current tracks and tile timestamps
+    GET  /api/cameras              cameras with their current tracks and tile timestamps, and the live
+                                   event-to-identity latency (p50 / p95 over the last minute's sightings)
     GET  /api/tile/<camera>.png    the camera's anonymized activity tile
     GET  /api/identities           global identities (?limit=)
     GET  /api/trajectory/<id>      an identity's camera visits, time-ordered
@@ -49,7 +50,7 @@ import redis
 from google.protobuf.json_format import MessageToDict
 
 from anonreid.gallery.console.guard import ApiError, RequestGuard, shown, valid_token
-from anonreid.gallery.console.tiles import read_cameras, read_tile
+from anonreid.gallery.console.tiles import live_latency, read_cameras, read_tile
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog
 from anonreid.nodes.adversary.report import privacy_status
@@ -102,7 +103,8 @@ class ConsoleBackend:
 
     def cameras_view(self) -> dict[str, Any]:
         known = {c["camera"]: c for c in read_cameras(self.redis)}
-        return {"cameras": [known.get(c, {"camera": c, "updated_at": None, "tracks": []}) for c in self.cameras]}
+        cameras = [known.get(c, {"camera": c, "updated_at": None, "tracks": []}) for c in self.cameras]
+        return {"cameras": cameras, "latency": live_latency(cameras)}
 
     def tile(self, camera: str) -> bytes:
         png = read_tile(self.redis, camera)

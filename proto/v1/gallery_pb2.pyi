@@ -40,18 +40,22 @@ class AssociationCandidate(_message.Message):
     def __init__(self, identity_id: _Optional[str] = ..., similarity: _Optional[float] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class IdentitySummary(_message.Message):
-    __slots__ = ("identity_id", "cameras", "first_seen_us", "last_seen_us", "num_sightings")
+    __slots__ = ("identity_id", "cameras", "first_seen_us", "last_seen_us", "num_sightings", "first_seen_clock", "last_seen_clock")
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERAS_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEEN_US_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_US_FIELD_NUMBER: _ClassVar[int]
     NUM_SIGHTINGS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_CLOCK_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_CLOCK_FIELD_NUMBER: _ClassVar[int]
     identity_id: str
     cameras: _containers.RepeatedScalarFieldContainer[str]
     first_seen_us: int
     last_seen_us: int
     num_sightings: int
-    def __init__(self, identity_id: _Optional[str] = ..., cameras: _Optional[_Iterable[str]] = ..., first_seen_us: _Optional[int] = ..., last_seen_us: _Optional[int] = ..., num_sightings: _Optional[int] = ...) -> None: ...
+    first_seen_clock: _sighting_pb2.StreamClock
+    last_seen_clock: _sighting_pb2.StreamClock
+    def __init__(self, identity_id: _Optional[str] = ..., cameras: _Optional[_Iterable[str]] = ..., first_seen_us: _Optional[int] = ..., last_seen_us: _Optional[int] = ..., num_sightings: _Optional[int] = ..., first_seen_clock: _Optional[_Union[_sighting_pb2.StreamClock, _Mapping]] = ..., last_seen_clock: _Optional[_Union[_sighting_pb2.StreamClock, _Mapping]] = ...) -> None: ...
 
 class ListIdentitiesRequest(_message.Message):
     __slots__ = ("limit", "seen_since_us", "camera_id")
@@ -76,14 +80,16 @@ class GetTrajectoryRequest(_message.Message):
     def __init__(self, identity_id: _Optional[str] = ...) -> None: ...
 
 class TrajectoryStep(_message.Message):
-    __slots__ = ("camera_id", "span", "sighting_ids")
+    __slots__ = ("camera_id", "span", "sighting_ids", "clock")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     SIGHTING_IDS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     span: _sighting_pb2.TimeSpan
     sighting_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, camera_id: _Optional[str] = ..., span: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., sighting_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    clock: _sighting_pb2.StreamClock
+    def __init__(self, camera_id: _Optional[str] = ..., span: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., sighting_ids: _Optional[_Iterable[str]] = ..., clock: _Optional[_Union[_sighting_pb2.StreamClock, _Mapping]] = ...) -> None: ...
 
 class Trajectory(_message.Message):
     __slots__ = ("identity_id", "steps")
@@ -106,18 +112,20 @@ class QueryByExampleRequest(_message.Message):
     def __init__(self, sighting_id: _Optional[str] = ..., sighting: _Optional[_Union[_sighting_pb2.Sighting, _Mapping]] = ..., k: _Optional[int] = ..., exclude_same_camera: _Optional[bool] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("sighting_id", "identity_id", "camera_id", "span", "similarity")
+    __slots__ = ("sighting_id", "identity_id", "camera_id", "span", "similarity", "clock")
     SIGHTING_ID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
     sighting_id: str
     identity_id: str
     camera_id: str
     span: _sighting_pb2.TimeSpan
     similarity: float
-    def __init__(self, sighting_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., span: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., similarity: _Optional[float] = ...) -> None: ...
+    clock: _sighting_pb2.StreamClock
+    def __init__(self, sighting_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., span: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., similarity: _Optional[float] = ..., clock: _Optional[_Union[_sighting_pb2.StreamClock, _Mapping]] = ...) -> None: ...
 
 class QueryByExampleResponse(_message.Message):
     __slots__ = ("matches",)

@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -34,8 +35,24 @@ class BoxSummary(_message.Message):
     velocity_y: float
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ..., num_boxes: _Optional[int] = ..., mean_area: _Optional[float] = ..., velocity_x: _Optional[float] = ..., velocity_y: _Optional[float] = ...) -> None: ...
 
+class StreamClock(_message.Message):
+    __slots__ = ("kind", "epoch_us")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[StreamClock.Kind]
+        WALL: _ClassVar[StreamClock.Kind]
+        RECORDING: _ClassVar[StreamClock.Kind]
+    KIND_UNSPECIFIED: StreamClock.Kind
+    WALL: StreamClock.Kind
+    RECORDING: StreamClock.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_US_FIELD_NUMBER: _ClassVar[int]
+    kind: StreamClock.Kind
+    epoch_us: int
+    def __init__(self, kind: _Optional[_Union[StreamClock.Kind, str]] = ..., epoch_us: _Optional[int] = ...) -> None: ...
+
 class Sighting(_message.Message):
-    __slots__ = ("sighting_id", "camera_id", "tracklet_id", "span", "box", "embedding", "quality", "model_version", "published_at_us")
+    __slots__ = ("sighting_id", "camera_id", "tracklet_id", "span", "box", "embedding", "quality", "model_version", "published_at_us", "event_at_us", "clock")
     SIGHTING_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     TRACKLET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +62,8 @@ class Sighting(_message.Message):
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_US_FIELD_NUMBER: _ClassVar[int]
+    EVENT_AT_US_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_FIELD_NUMBER: _ClassVar[int]
     sighting_id: str
     camera_id: str
     tracklet_id: str
@@ -54,4 +73,6 @@ class Sighting(_message.Message):
     quality: float
     model_version: str
     published_at_us: int
-    def __init__(self, sighting_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., tracklet_id: _Optional[str] = ..., span: _Optional[_Union[TimeSpan, _Mapping]] = ..., box: _Optional[_Union[BoxSummary, _Mapping]] = ..., embedding: _Optional[_Iterable[float]] = ..., quality: _Optional[float] = ..., model_version: _Optional[str] = ..., published_at_us: _Optional[int] = ...) -> None: ...
+    event_at_us: int
+    clock: StreamClock
+    def __init__(self, sighting_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., tracklet_id: _Optional[str] = ..., span: _Optional[_Union[TimeSpan, _Mapping]] = ..., box: _Optional[_Union[BoxSummary, _Mapping]] = ..., embedding: _Optional[_Iterable[float]] = ..., quality: _Optional[float] = ..., model_version: _Optional[str] = ..., published_at_us: _Optional[int] = ..., event_at_us: _Optional[int] = ..., clock: _Optional[_Union[StreamClock, _Mapping]] = ...) -> None: ...

@@ -9,11 +9,38 @@ async function api(path, opts) {
   if (!res.ok) throw new Error(body.error || res.statusText);
   return body;
 }
-const fmtTime = (us) => (us ? new Date(Number(us) / 1000).toLocaleTimeString() : "—");
+// A stream time on its sighting's clock (proto StreamClock): the wall clock for a live camera, the
+// recording's own clock for a replay (its calendar time when known, else the time since it started).
+function fmtTime(us, clock) {
+  if (us === undefined || us === null) return "—";
+  const kind = (clock && clock.kind) || "KIND_UNSPECIFIED";
+  const epoch = clock && clock.epoch_us !== undefined ? Number(clock.epoch_us) : null;
+  if (epoch !== null && (kind === "WALL" || kind === "RECORDING")) {
+    const at = new Date((epoch + Number(us)) / 1000);
+    return kind === "WALL" ? at.toLocaleTimeString() : `${at.toLocaleString()} (rec)`;
+  }
+  const s = Number(us) / 1e6, h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  const elapsed = `+${h}:${String(m).padStart(2, "0")}:${(s % 60).toFixed(1).padStart(4, "0")}`;
+  return `${elapsed} (${kind === "RECORDING" ? "rec" : "stream"})`;
+}
+const clockTitle = (clock) => ({ WALL: "wall clock (live camera)",
+  RECORDING: "the recording's own clock (replay)" }[(clock && clock.kind)] || "stream time (clock not said)");
+const fmtSeconds = (s) => (s === null || s === undefined ? "—" : `${Math.round(s * 1000)} ms`);
+
+// The live event -> identity latency: p95 (and p50) over every camera's sightings of the last minute.
+function showLatency(lat) {
+  const el = $("#latency");
+  if (!lat || !lat.count) { el.textContent = "latency p95: —"; el.dataset.p95 = ""; return; }
+  el.textContent = `event→identity p95 ${fmtSeconds(lat.p95)}`;
+  el.dataset.p95 = String(lat.p95);
+  el.title = `p50 ${fmtSeconds(lat.p50)}, p95 ${fmtSeconds(lat.p95)} over ${lat.count} sightings of the last ` +
+    `${lat.window_s} s\n` + Object.entries(lat.cameras).map(([c, v]) => `${c}: p95 ${fmtSeconds(v.p95)} (${v.count})`).join("\n");
+}
 
 async function refreshCameras() {
-  const { cameras } = await api("/api/cameras");
+  const { cameras, latency } = await api("/api/cameras");
   state.cameras = cameras.map((c) => c.camera);
+  showLatency(latency);
   const root = $("#tiles");
   for (const cam of cameras) {
     let tile = document.getElementById("tile-" + cam.camera);
@@ -56,7 +83,8 @@ async function refreshIdentities() {
     tr.dataset.identity = ident.identity_id;
     if (ident.identity_id === state.selected) tr.className = "selected";
     tr.innerHTML = `<td>${ident.identity_id}</td><td>${ident.cameras.join(" → ")}</td><td>${ident.num_sightings}</td>` +
-      `<td>${fmtTime(ident.last_seen_us)}</td><td><button class="forget">forget</button></td>`;
+      `<td title="${clockTitle(ident.last_seen_clock)}">${fmtTime(ident.last_seen_us, ident.last_seen_clock)}</td>` +
+      `<td><button class="forget">forget</button></td>`;
     tr.addEventListener("click", () => selectIdentity(ident.identity_id));
     tr.querySelector(".forget").addEventListener("click", (ev) => { ev.stopPropagation(); forget(ident.identity_id); });
     body.appendChild(tr);
@@ -81,7 +109,8 @@ async function selectIdentity(id) {
   for (const step of traj.steps) {
     const li = document.createElement("li");
     li.className = "step";
-    li.innerHTML = `${step.camera_id} ${fmtTime(step.span.start_us)}–${fmtTime(step.span.end_us)} ` +
+    li.title = clockTitle(step.clock);
+    li.innerHTML = `${step.camera_id} ${fmtTime(step.span.start_us, step.clock)}–${fmtTime(step.span.end_us, step.clock)} ` +
       step.sighting_ids.slice(0, 3).map((s) => `<a data-sighting="${s}">${s}</a>`).join(" ");
     li.querySelectorAll("a").forEach((a) => a.addEventListener("click", () => search(a.dataset.sighting)));
     list.appendChild(li);
@@ -105,7 +134,9 @@ function drawTimeline(steps) {
     out += `<rect class="visit" x="${xs}" y="${y}" width="${xe - xs}" height="${row / 2}" fill="#1565c0"><title>${s.camera_id}</title></rect>`;
     prev = [xe, y + row / 4];
   }
-  out += `<text x="${left}" y="12" font-size="10">${fmtTime(t0)}</text><text x="${w - 70}" y="12" font-size="10">${fmtTime(t1)}</text>`;
+  const first = steps.find((s) => Number(s.span.start_us) === t0), last = steps.find((s) => Number(s.span.end_us) === t1);
+  out += `<text x="${left}" y="12" font-size="10">${fmtTime(t0, first.clock)}</text>` +
+    `<text x="${w - 10}" y="12" font-size="10" text-anchor="end">${fmtTime(t1, last.clock)}</text>`;
   svg.innerHTML = out;
 }
 
