@@ -223,10 +223,18 @@ class Gallery:
         """Let the index change layout between batches (auto: IVF from its size on); a failure keeps the
         layout it had."""
         try:
-            if self.index.settle() and self.snapshots is not None:
+            if self.index.settle(self._tracklet_codes) and self.snapshots is not None:
                 self.snapshots.changes = max(self.snapshots.changes, self.snapshots.max_tail)  # snapshot it soon
         except Exception:
             log.exception("index layout change failed; kept %s", self.index.describe())
+
+    def _tracklet_codes(self, fids: np.ndarray) -> np.ndarray:
+        """A number per FAISS id for its (camera, tracklet), -1 when unknown: the index's calibration
+        leaves a query's own tracklet out, as a new tracklet is searched against the others."""
+        codes: dict[tuple[str, str], int] = {}
+        by_fid = self._by_fid
+        return np.fromiter((codes.setdefault((r.camera_id, r.tracklet_id), len(codes))
+                            if (r := by_fid.get(f)) is not None else -1 for f in fids.tolist()), np.int64, len(fids))
 
     # -- snapshots ------------------------------------------------------------------------------
     def write_snapshot(self) -> bool:

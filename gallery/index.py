@@ -13,10 +13,14 @@ Layouts, chosen by configuration (``gallery.index_type``):
 
 IVF lists: ``ivf_nlist``, or 0 for about 4 sqrt(N) (a power of two, 64 to 1024). IVF probes:
 ``ivf_nprobe``, or 0 to calibrate: when the IVF is trained, the smallest power of two whose recall@10
-against exact search reaches ``ivf_recall`` on a sample of the stored vectors themselves (each query's
-own vector left out of both answers: a new sighting is not in the index yet) is chosen, and the recall
-measured is kept (:attr:`EmbeddingIndex.recall`). The gallery's stored vectors are the embeddings the
-cameras really produce, so the calibration is made on the data the index serves.
+against exact search reaches ``ivf_recall`` is chosen, and the recall measured is kept
+(:attr:`EmbeddingIndex.recall`). It is measured on a sample of the stored vectors as queries, each
+query's own group (the gallery passes tracklets) left out of both answers: a new tracklet is searched
+against the others, and a stored sighting's own tracklet (near-duplicates, in its own list) would make
+the recall look far better than a new tracklet gets (on the world's embeddings: 0.96 leaving out only
+the vector itself at nprobe 1, against 0.55 for held-out tracklets; leaving out the tracklet: 0.95 at
+nprobe 4-8, held-out tracklets 0.99). The gallery's stored vectors are the embeddings the cameras
+really produce, so the calibration is made on the data the index serves.
 
 Layout changes happen only in :meth:`EmbeddingIndex.settle`, which the owner calls between batches:
 a batch is searched once, against the index as it was before it (:class:`BatchNeighbours`).
@@ -35,6 +39,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -50,6 +55,7 @@ NLIST_MIN, NLIST_MAX = 64, 1024
 REGROW = 4  # an auto IVF is retrained with more lists once the gallery has grown this much
 CALIBRATION_QUERIES = 300
 RECALL_K = 10
+MAX_GROUP_LEFT_OUT = 1000  # the calibration fetches a query's group size more than k (at most this many)
 COMPACTION_RATIO = 0.2  # rebuild once this fraction of stored vectors are tombstones
 
 
@@ -74,19 +80,17 @@ def exact_neighbours(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, 
     import faiss
 
     _, rows = faiss.knn(np.ascontiguousarray(queries, np.float32), np.ascontiguousarray(vectors, np.float32),
-                        min(k, len(ids)), metric=faiss.METRIC_INNER_PRODUCT)
+                        int(min(k, len(ids))), metric=faiss.METRIC_INNER_PRODUCT)
     return np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray, own: np.ndarray | None = None, k: int = RECALL_K) -> float:
-    """Mean recall@k of ``found`` against ``truth`` (both (n, >= k) ids, best first, -1 = none).
-
-    ``own``: each query's own id when the queries are stored vectors, left out of both answers."""
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = RECALL_K) -> float:
+    """Mean recall@k of ``found`` against ``truth`` (both (n, >= k) ids, best first; -1 = none or left
+    out): the share of each query's first ``k`` true ids among its first ``k`` found ones."""
     hits = total = 0
-    for n in range(len(truth)):
-        skip = -1 if own is None else int(own[n])
-        want = [int(i) for i in truth[n] if i >= 0 and i != skip][:k]
-        got = {int(i) for i in [i for i in found[n] if i >= 0 and i != skip][:k]}
+    for got_row, want_row in zip(found.tolist(), truth.tolist(), strict=True):
+        want = [i for i in want_row if i >= 0][:k]
+        got = set([i for i in got_row if i >= 0][:k])
         hits += len(got.intersection(want))
         total += len(want)
     return hits / total if total else 1.0
@@ -187,9 +191,11 @@ class EmbeddingIndex:
         else:  # flat, and auto / IVF before it is trained
             self._index, self.layout = self._exact(), "exact"
 
-    def settle(self) -> bool:
+    def settle(self, groups: Callable[[np.ndarray], np.ndarray] | None = None) -> bool:
         """Train (or retrain with more lists) the IVF when the size calls for it; True when it did.
-        Called by the owner between batches; may take seconds (k-means)."""
+        Called by the owner between batches; may take seconds (k-means). ``groups`` maps an array of
+        ids to a group number each (-1 = none) that the calibration leaves out with the query's own
+        vector (default: each vector its own group)."""
         if self.kind not in ("auto", "ivf"):
             return False
         n = len(self)
@@ -199,7 +205,7 @@ class EmbeddingIndex:
         else:
             due = not self.ivf_nlist and n >= REGROW * self.trained_size and nlist > self.nlist
         if due:
-            self._build_ivf(nlist)
+            self._build_ivf(nlist, groups)
         return due
 
     def _all_threads(self) -> None:
@@ -207,7 +213,7 @@ class EmbeddingIndex:
 
         faiss.omp_set_num_threads(os.cpu_count() or 1)
 
-    def _build_ivf(self, nlist: int) -> None:
+    def _build_ivf(self, nlist: int, groups: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         """Train an IVF on a sample of the stored vectors, move every vector into it, choose nprobe."""
         import faiss
 
@@ -222,7 +228,7 @@ class EmbeddingIndex:
         try:
             ivf.train(train)
             ivf.add_with_ids(vecs, ids)
-            nprobe, recall = self._calibrate(ivf, ids, vecs, rng)
+            nprobe, recall = self._calibrate(ivf, ids, vecs, rng, groups)
         finally:
             self._set_threads()
         ivf.nprobe = nprobe
@@ -236,17 +242,28 @@ class EmbeddingIndex:
         log.info("IVF index trained on %d of %d vectors (%d lists) in %.1f s; nprobe %d, recall@%d %.3f",
                  len(train), len(ids), nlist, time.perf_counter() - t0, nprobe, RECALL_K, recall)
 
-    def _calibrate(self, ivf: Any, ids: np.ndarray, vecs: np.ndarray, rng: np.random.Generator) -> tuple[int, float]:
+    def _calibrate(self, ivf: Any, ids: np.ndarray, vecs: np.ndarray, rng: np.random.Generator,
+                   groups: Callable[[np.ndarray], np.ndarray] | None) -> tuple[int, float]:
         """(nprobe, recall@10): the configured nprobe, or the smallest power of two reaching ``ivf_recall``;
-        measured on a sample of the stored vectors, each query's own vector left out."""
+        measured on a sample of the stored vectors (``ids`` sorted), each query's own group left out."""
+        group = np.asarray(groups(ids), np.int64) if groups is not None else np.full(len(ids), -1, np.int64)
+        group = np.where(group >= 0, group, -2 - np.arange(len(ids)))  # no group: the vector alone
         rows = np.sort(rng.choice(len(ids), min(len(ids), CALIBRATION_QUERIES), replace=False))
-        queries, own = vecs[rows], ids[rows]
-        truth = exact_neighbours(ids, vecs, queries, RECALL_K + 1)
+        _, first, sizes = np.unique(group, return_index=True, return_counts=True)
+        size_of = dict(zip(group[first].tolist(), sizes.tolist(), strict=True))
+        fetch = RECALL_K + min(max(size_of[g] for g in group[rows].tolist()), MAX_GROUP_LEFT_OUT)
+        queries, own = vecs[rows], group[rows][:, None]
+
+        def others(found: np.ndarray) -> np.ndarray:  # ids of the query's own group -> -1
+            g = group[np.clip(np.searchsorted(ids, found), 0, len(ids) - 1)]
+            return np.where((found >= 0) & (g != own), found, -1)
+
+        truth = others(exact_neighbours(ids, vecs, queries, fetch))
         nprobe = self.ivf_nprobe or 1
         while True:
             ivf.nprobe = min(nprobe, ivf.nlist)
-            _, found = ivf.search(queries, RECALL_K + 1)
-            recall = recall_at_k(found, truth, own)
+            _, found = ivf.search(queries, fetch)
+            recall = recall_at_k(others(found), truth)
             if self.ivf_nprobe or recall >= self.ivf_recall or ivf.nprobe >= ivf.nlist:
                 return int(ivf.nprobe), recall
             nprobe *= 2

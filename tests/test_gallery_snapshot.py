@@ -141,11 +141,17 @@ def test_forget_rewrites_the_snapshot_without_the_person(redis_dbs, tmp_path):
     victim, track = max(g._tracks.items(), key=lambda kv: len(kv[1].sightings))
     rows = list(track.sightings)
     assert {r.sighting_id for r in rows} <= snapshot_contents(snap_dir)[0]
+    embeddings = [g.store.get_embedding(r.sighting_id) for r in rows]
+    runs = [e.astype("<f4").tobytes()[i : i + 16] for e in embeddings for i in range(0, DIM * 4, 16)]
+    on_disk = b"".join(f.read_bytes() for f in snap_dir.iterdir())
+    assert all(run in on_disk for run in runs)
     assert g.forget(victim, "request") == len(rows)
     after = json.loads((snap_dir / "snapshot.json").read_text())
     assert after["nonce"] != before["nonce"]
     sids, fids = snapshot_contents(snap_dir)
     assert not {r.sighting_id for r in rows} & sids and not {r.fid for r in rows} & fids
+    on_disk = b"".join(f.read_bytes() for f in snap_dir.iterdir())
+    assert not [run for run in runs if run in on_disk] and not [r for r in rows if r.sighting_id.encode() in on_disk]
     # only the new snapshot's files are left; the change log holds nothing before its marker
     assert sorted(p.name for p in snap_dir.iterdir()) == sorted(
         ["snapshot.json", after["files"]["index"]["name"], after["files"]["rows"]["name"]])
