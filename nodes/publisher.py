@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 #: acknowledged sightings kept for the live latency window (the console's p95)
 RECENT_MAX = 2000
+STAGES_KEPT = 10_000
 
 
 class SightingPublisher:
@@ -42,8 +43,9 @@ class SightingPublisher:
         self.assignments: dict[str, str] = {}
         self._timing: dict[str, SightingTiming] = {}
         self.latencies_s: collections.deque[float] = collections.deque(maxlen=100_000)
-        #: seconds per stage of each acknowledged sighting, in ack order (nodes/latency.py, plus "gallery")
-        self.stages: collections.deque[dict[str, float]] = collections.deque(maxlen=100_000)
+        #: seconds per stage of the latest acknowledged sightings, in ack order (nodes/latency.py, plus "gallery");
+        #: bounded (under 1 KB each) for long runs: the Prometheus histograms keep the whole history
+        self.stages: collections.deque[dict[str, float]] = collections.deque(maxlen=STAGES_KEPT)
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=RECENT_MAX)  # (acked, s)
         self._thread = threading.Thread(target=self._loop, name=f"publish-{camera_id}", daemon=True)
         self._thread.start()
