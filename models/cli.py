@@ -42,13 +42,19 @@ def train(
     if not (data / "world.json").exists():
         typer.echo(f"error: --data {data}: no world.json (create one with `anonreid world simulate`)", err=True)
         raise typer.Exit(2)
-    if workers > 1 or ray_address:
-        from anonreid.models.distributed import run_distributed
+    from anonreid.models.budget import AttackBudgetError
 
-        summary = run_distributed(data, cfg, out, stage, resume, ablation, workers, ray_address, command)
-    else:
-        from anonreid.models.train import run_training
+    try:
+        if workers > 1 or ray_address:
+            from anonreid.models.distributed import run_distributed
 
-        summary = run_training(data, cfg, out, stage, resume=resume, ablation=ablation, progress=progress,
-                               command=command)
+            summary = run_distributed(data, cfg, out, stage, resume, ablation, workers, ray_address, command)
+        else:
+            from anonreid.models.train import run_training
+
+            summary = run_training(data, cfg, out, stage, resume=resume, ablation=ablation, progress=progress,
+                                   command=command)
+    except AttackBudgetError as exc:  # an attack too weak to judge privacy by: refused before it trains
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(json.dumps(summary, indent=2))

@@ -68,3 +68,21 @@ def test_train_rejects_bad_config_and_missing_data(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                                       "--set", "reid.p=one"])
     assert result.exit_code == 2 and "reid.p" in result.output
+
+
+def test_train_refuses_an_attack_below_the_budget_rule(tiny_world: Path, tmp_path: Path) -> None:
+    """An attack stage against an anonymizer trained with a bigger attacker exits 2 with the rule's
+    message, before training anything."""
+    from anonreid.models.budget import Budget
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.registry import create_model
+
+    run = tmp_path / "run"
+    big = Budget("e_rec", "reconstruction", 1000, 8).as_dict()
+    save_checkpoint(run / "checkpoints" / "anonymizer", create_model("anonymizer_paper"), {"attackers_in_training": [big]})
+    save_checkpoint(run / "checkpoints" / "e_rec", create_model("firenet"), {})
+    result = CliRunner().invoke(app, ["train", "--data", str(tiny_world), "--config", "tiny", "--out", str(run),
+                                      "--stage", "adaptive", "--no-progress", "--set", "threads=1"])
+    assert result.exit_code == 2, result.output
+    assert "error: attack 'e_rec_adaptive'" in result.output and "3x the 8000" in result.output
+    assert not (run / "checkpoints" / "e_rec_adaptive.json").exists()
