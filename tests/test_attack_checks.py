@@ -117,6 +117,10 @@ def test_an_attack_clearly_below_the_linear_inverse_is_flagged() -> None:
     assert not collapse_check("inversion", scores=mixed, linear_scores=linear).collapsed
     overlapping = {"ssim": {"value": 0.38, "ci_low": 0.30, "ci_high": 0.45}}
     assert not collapse_check("inversion", scores=overlapping, linear_scores=linear).collapsed
+    # two test identities: 1/2 against the floor's 2/2 is not clearly worse (the intervals overlap)
+    small = {"enrollment_rank1": {"value": 0.5, "ci_low": 0.0013, "ci_high": 0.9987}}
+    floor = {"enrollment_rank1": {"value": 1.0, "ci_low": 0.158, "ci_high": 1.0}}
+    assert not collapse_check("identity", scores=small, linear_scores=floor).collapsed
 
 
 def test_collapsed_attacks_of_a_result() -> None:

@@ -8,8 +8,8 @@ attack gets a :class:`CollapseVerdict`:
   * *collapsed output*: the mean per-image spatial standard deviation of its output is under
     :data:`SPREAD_FRACTION` (10 %) of the target's (its reference frames);
   * *below the linear floor*: on every metric both were scored on (person-region SSIM, enrollment
-    rank-1), the upper end of its 95 % interval is below the linear inverse's point estimate, i.e. it
-    is clearly worse than the floor.
+    rank-1), its 95 % interval lies wholly below the linear inverse's (its upper end under the floor's
+    lower end), i.e. it is clearly worse than the floor, not just unlucky on a small test set.
 
 ``anonreid evaluate`` marks such an attack ``"collapsed": true`` with its reasons in ``results.json``,
 and the tests fail when an attack of a trained run collapses.
@@ -54,8 +54,8 @@ def collapse_check(
     linear_scores: Mapping[str, Mapping[str, float]] | None = None, fraction: float = SPREAD_FRACTION,
 ) -> CollapseVerdict:
     """The verdict on one attack: ``output`` vs ``target`` images for the spread test, and ``scores`` /
-    ``linear_scores`` (metric -> an interval dict with ``value``, ``ci_high``; higher = stronger) for
-    the linear floor."""
+    ``linear_scores`` (metric -> an interval dict with ``value``, ``ci_low``, ``ci_high``; higher =
+    stronger) for the linear floor."""
     reasons: list[str] = []
     spread = target_spread = None
     if output is not None and target is not None:
@@ -65,11 +65,11 @@ def collapse_check(
     below: dict[str, bool] = {}
     for metric in sorted(set(scores or {}) & set(linear_scores or {})):
         mine, floor = (scores or {})[metric], (linear_scores or {})[metric]
-        if mine and floor and np.isfinite(mine.get("ci_high", np.nan)) and np.isfinite(floor.get("value", np.nan)):
-            below[metric] = bool(mine["ci_high"] < floor["value"])
+        if mine and floor and np.isfinite(mine.get("ci_high", np.nan)) and np.isfinite(floor.get("ci_low", np.nan)):
+            below[metric] = bool(mine["ci_high"] < floor["ci_low"])
     if below and all(below.values()):
-        parts = [f"{m} {scores[m]['value']:.3f} (upper {scores[m]['ci_high']:.3f}) < {linear_scores[m]['value']:.3f}"  # type: ignore[index]
-                 for m in below]
+        parts = [f"{m} {scores[m]['value']:.3f} (upper {scores[m]['ci_high']:.3f}) < the floor's "  # type: ignore[index]
+                 f"{linear_scores[m]['value']:.3f} (lower {linear_scores[m]['ci_low']:.3f})" for m in below]  # type: ignore[index]
         reasons.append("clearly below the linear-inverse floor on every metric: " + "; ".join(parts))
     return CollapseVerdict(attack, bool(reasons), reasons, spread, target_spread, below)
 

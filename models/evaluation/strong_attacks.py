@@ -176,7 +176,7 @@ def attacks_markdown(res: dict[str, Any]) -> str:
            f"Attackers E_an was trained against: {trained or 'not recorded'}. Budget = the attack's own "
            "steps x batch samples (clips for reconstruction, crops for identity), which must be at least 3x the "
            "total of every attacker of its kind in E_an's training. Collapsed = output spread under 10% of the "
-           "target's, or clearly below the linear-inverse floor on every metric.", "",
+           "target's, or its interval wholly below the linear-inverse floor's on every metric.", "",
            table(["attack", "budget", METRICS["ssim"], "rank-1 enrollment → attack", "rank-1 raw → attack",
                   "face AUC", "collapse check"], rows), ""]
     return "\n".join(out) + "\n\n"
