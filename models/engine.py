@@ -73,6 +73,7 @@ class Trainer:
     batch_size: int = 1
     wall_s: float = 0.0  # the whole run, hooks included
     step_s: float = 0.0  # inside run_step only (forward, backward, optimizer): for samples/s
+    cpu_s: float = 0.0  # CPU seconds of this process (all threads) inside run_step: the work, whatever the load
     world: int = 1  # data-parallel processes (torch.distributed initialised by Ray Train)
 
     def run(self) -> Trainer:
@@ -82,9 +83,10 @@ class Trainer:
         while self.step < self.steps:
             for hook in self.hooks:
                 hook.before_step(self)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             self.log = self.run_step()
             self.step_s += time.perf_counter() - t
+            self.cpu_s += time.process_time() - c
             self.step += 1
             self.samples += self.batch_size
             for hook in self.hooks:

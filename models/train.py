@@ -277,6 +277,7 @@ def _run(
         "batch_size": batch_size,
         "wall_s": round(trainer.wall_s, 2),
         "step_s": round(trainer.step_s, 2),
+        "cpu_s": round(trainer.cpu_s, 2),
         "samples_per_s": round(done_here / trainer.step_s, 3) if trainer.step_s > 0 and done_here else None,
         "resumed": resumed,
         "metrics": evaluate.last,

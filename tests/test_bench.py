@@ -119,6 +119,7 @@ def test_bench_train_every_stage(tmp_path: Path) -> None:
     assert set(r["stages"]) == {"rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity"}
     for name, stage in r["stages"].items():
         assert stage["samples_per_s"] > 0 and stage["step_s"] > 0 and stage["batch_size"] >= 1, (name, stage)
+        assert stage["cpu_s_per_step"] > 0, (name, stage)
 
 
 @pytest.mark.slow
