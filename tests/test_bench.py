@@ -72,16 +72,30 @@ def test_bench_voxel_without_tonic(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bench_gallery_beside_faiss(tmp_path: Path) -> None:
-    r = bench(tmp_path, "gallery", "--sizes", "2000", "--seconds", "1")
+    r = bench(tmp_path, "gallery", "--sizes", "2000", "--seconds", "1", "--real-seconds", "10")
     (size,) = r["sizes"]
     assert size["entries"] == 2000 and "2000 vectors" in size["index"], size  # rebuilt from Redis in full
+    assert size["index"].startswith("auto: exact") and size["snapshot_write_s"] > 0  # below gallery.auto_ivf_min
     pub, search = size["publish"], size["search"]
     assert pub["count"] > 0 and 0 <= pub["joined_existing"] <= pub["count"], pub
     assert pub["overhead_ratio"] == pytest.approx(pub["faiss_per_s"] / pub["per_s"], rel=1e-6)
+    assert pub["gallery_cpu_ms_per_sighting"] > 0
     gallery, faiss = search["gallery"], search["faiss"]
     assert gallery["n"] == faiss["n"] > 0  # the same queries on both sides
     assert 0 < gallery["p50_ms"] <= gallery["p99_ms"] and 0 < faiss["p50_ms"] <= faiss["p99_ms"]
     assert search["ratio_p50"] == pytest.approx(gallery["p50_ms"] / faiss["p50_ms"], rel=1e-6)
+    assert size["recall_at_10"] == 1.0  # exact search
+    # restarts: from the snapshot written before publishing plus the published tail, then from the one
+    # written at the clean stop; every entry back
+    restart = size["restart"]
+    assert restart["tail_sightings"] == pub["count"]
+    crash, clean = restart["after_crash"], restart["after_clean_stop"]
+    assert crash["entries"] == clean["entries"] == 2000 + pub["count"]
+    assert f"({pub['count']} sighting(s) written, 0 erased)" in crash["loaded_from"]
+    assert "(0 sighting(s) written, 0 erased)" in clean["loaded_from"] and crash["s"] > 0
+    real = r["real_embeddings"]  # two people cross the cameras in the first 10 s
+    assert real["sightings"] > 20 and real["tracklets"] >= 2 and real["queries"] > 0, real
+    assert 0 < real["held_out_recall_at_10"] <= 1 and real["ivf_trained"], real
 
 
 @pytest.mark.slow

@@ -1,25 +1,39 @@
-"""``anonreid bench gallery``: publish throughput and search latency of the gallery vs FAISS alone.
+"""``anonreid bench gallery``: publish throughput, search latency, index recall and restart time.
 
 For each size N (default 10k, 100k, 1M entries):
 
 1. N synthetic sightings (identity prototypes + noise, ten sightings per identity over the four cameras)
    are written to Redis through the gallery's own store (what the gallery would have written), and the
-   same vectors go into a bare FAISS index of the same kind in this process;
-2. a gallery server starts on that Redis, rebuilding its index and identity table (timed: restart cost);
-3. publish: new sightings stream over gRPC (one client) for ``--seconds``; each one is
-   validated, associated (a k-NN search over N), written to Redis and acknowledged. FAISS alone does the
-   same search + add per vector. The ratio is the gallery's overhead (gRPC, protobuf, Redis, rules).
-   Sightings go in streams of 50, as a camera node's publisher batches them;
+   same vectors go into a bare FAISS index of the same layout in this process ("FAISS alone");
+2. a gallery server starts on that Redis with an empty snapshot directory and rebuilds its index and
+   identity table from every record (timed: ``rebuild_s``; the ``auto`` index trains its IVF here from
+   ``gallery.auto_ivf_min`` entries on), then writes its first index snapshot (timed: ``snapshot_write_s``);
+3. publish: a camera process (another process, as in a deployment) streams new sightings over gRPC for
+   ``--seconds``, in streams of 50 as a camera's publisher sends them; each is validated, associated
+   (one FAISS search per arriving batch), written to Redis (one transaction per batch) and acknowledged.
+   FAISS alone does the same batched search + add in this process;
 4. search: query-by-example over gRPC, one at a time, for ``--seconds``; FAISS alone answers the same
-   queries. p50 / p99 latency and their ratio.
+   queries; p50 / p99 latency;
+5. recall@10 of the gallery's index against exact search over its stored vectors, for new sightings;
+6. restart: the server is stopped as a crash leaves it (no final snapshot) and started again on the same
+   Redis and snapshot directory: snapshot + replay of the change log since it (the sightings published in
+   step 3) (timed: ``restart_s``); then once more after a clean stop (``restart_clean_s``).
 
-Prints JSON (and writes it with ``--json FILE``). Record results in docs/BENCHMARKS.md with the machine.
+Once per run (``--real-seconds`` > 0): recall on real embeddings. The demo's four cameras run the shipped
+models on the live world (bench association's recorder, a sighting every 2 windows, an embedding every
+window); a fifth of the tracklets are held out as queries, the rest form the gallery, indexed as an IVF
+whose nprobe is calibrated on those stored vectors as the gallery calibrates it; recall@10 of the
+held-out queries against exact search.
+
+Prints JSON (and writes it with ``--json FILE``), with the machine and its load average before and after
+each size (the machine may be shared). Record results in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
 import platform
 import resource
@@ -36,6 +50,8 @@ import typer
 log = logging.getLogger(__name__)
 CAMERAS = ("cam1", "cam2", "cam3", "cam4")
 PER_IDENTITY = 10
+STREAM = 50  # sightings per publish stream, as a camera's publisher batches them
+RECALL_QUERIES = 500
 S = 1_000_000
 
 
@@ -51,6 +67,10 @@ def _machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "faiss": faiss.__version__, "faiss_gpus": int(getattr(faiss, "get_num_gpus", lambda: 0)()),
             "load_avg_1m": os.getloadavg()[0]}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -97,57 +117,124 @@ def _new_sightings(protos: np.ndarray, rng: np.random.Generator, start_us: int, 
         i += 1
 
 
-def run_size(n: int, *, index_type: str, seconds: float, k: int, seed: int, redis_url: str) -> dict[str, Any]:
-    from anonreid.gallery.client import GalleryClient
-    from anonreid.gallery.index import EmbeddingIndex
-    from anonreid.gallery.service import GalleryServer, redis_client
-    from anonreid.gallery.servicer import sighting_to_pb
-    from anonreid.gallery.store import GalleryStore
-    from anonreid.orchestration.config import GalleryConfig
+def _take(it: Iterator[Any], n: int) -> list[Any]:
+    return [next(it) for _ in range(n)]
 
-    cfg = GalleryConfig(port=0, metrics_port=0, index_type=index_type, index_device="auto",  # type: ignore[arg-type]
-                        max_workers=4)
-    rng = np.random.default_rng(seed)
-    client = redis_client(redis_url)
-    client.flushdb()
-    direct = EmbeddingIndex.from_config(cfg)  # the same FAISS layout, called directly
-    t0 = time.perf_counter()
-    protos = _bulk_load(GalleryStore(client, cfg.redis_prefix, cfg.embedding_dim), direct, n, cfg.embedding_dim, rng)
-    bulk_s = time.perf_counter() - t0
-    log.info("N=%d: %d sightings written to Redis in %.1f s", n, n, bulk_s)
+
+def _camera(address: str, protos: np.ndarray, seed: int, seconds: float, out: Any) -> None:
+    """A camera process: publish prepared sightings over gRPC in streams of ``STREAM`` for ``seconds``;
+    sends (sightings acknowledged, of them joining a known identity, seconds) to ``out``."""
+    from anonreid.gallery.client import GalleryClient
+    from anonreid.gallery.servicer import sighting_to_pb
+
+    stream = _new_sightings(protos, np.random.default_rng(seed), 10**13, "p")
+    ready = [sighting_to_pb(s) for s in _take(stream, 20_000)]
+    with GalleryClient(address, timeout_s=120) as gc:
+        acks, joined, i = 0, 0, 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            if i + STREAM > len(ready):
+                ready.extend(sighting_to_pb(s) for s in _take(stream, 20_000))
+            got = gc.publish(ready[i : i + STREAM])
+            i += STREAM
+            acks += len(got)
+            joined += sum(not a.new_identity for a in got)
+        out.send((acks, joined, time.perf_counter() - t0))
+    out.close()
+
+
+def _publish(address: str, protos: np.ndarray, seed: int, seconds: float) -> tuple[int, int, float]:
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_camera, args=(address, protos[:20_000], seed, seconds, send), daemon=True)
+    proc.start()
+    try:
+        if not receive.poll(seconds + 300):
+            raise RuntimeError("the camera process sent no result")
+        result: tuple[int, int, float] = receive.recv()
+        return result
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+
+
+def _recall(index: Any, queries: np.ndarray) -> float:
+    """Recall@10 of ``index`` for ``queries`` against exact search over its own stored vectors."""
+    from anonreid.gallery.index import RECALL_K, exact_neighbours, recall_at_k
+
+    ids, vecs = index.export()
+    _, found = index.search(queries, RECALL_K)
+    return recall_at_k(found, exact_neighbours(ids, vecs, queries, RECALL_K))
+
+
+def _start(cfg: Any, redis_url: str) -> tuple[Any, str, float]:
+    from anonreid.gallery.service import GalleryServer
 
     server = GalleryServer(cfg, redis_url, serve_metrics=False)
     t0 = time.perf_counter()
     address = server.start()
-    load_s = time.perf_counter() - t0
-    log.info("N=%d: gallery rebuilt from Redis in %.1f s (%s)", n, load_s, server.gallery.index.describe() if server.gallery else "")
-    out: dict[str, Any] = {"entries": n, "index": direct.describe(), "bulk_write_s": bulk_s, "gallery_load_s": load_s}
+    return server, address, time.perf_counter() - t0
+
+
+def run_size(n: int, *, index_type: str, nprobe: int, seconds: float, k: int, seed: int, redis_url: str,
+             restart: bool, work: Path) -> dict[str, Any]:
+    from anonreid.gallery.client import GalleryClient
+    from anonreid.gallery.index import BatchNeighbours, EmbeddingIndex
+    from anonreid.gallery.service import redis_client
+    from anonreid.gallery.servicer import sighting_to_pb
+    from anonreid.gallery.store import GalleryStore
+    from anonreid.orchestration.config import GalleryConfig
+
+    snap_dir = work / f"snapshot-{n}"
+    cfg = GalleryConfig(port=0, metrics_port=0, index_type=index_type, index_device="auto",  # type: ignore[arg-type]
+                        ivf_nprobe=nprobe, max_workers=4, snapshot_dir=str(snap_dir), snapshot_interval_s=3600)
+    rng = np.random.default_rng(seed)
+    client = redis_client(redis_url)
+    client.flushdb()
+    out: dict[str, Any] = {"entries": n, "load_avg_before": _load()}
+    direct = EmbeddingIndex.from_config(cfg)  # the same FAISS layout, called directly
+    t0 = time.perf_counter()
+    protos = _bulk_load(GalleryStore(client, cfg.redis_prefix, cfg.embedding_dim), direct, n, cfg.embedding_dim, rng)
+    direct.settle()
+    out["bulk_write_s"] = time.perf_counter() - t0
+    log.info("N=%d: %d sightings written to Redis in %.1f s", n, n, out["bulk_write_s"])
+
+    server, address, out["rebuild_s"] = _start(cfg, redis_url)
+    gallery = server.gallery
+    assert gallery is not None
+    out["index"] = gallery.index.describe()
+    log.info("N=%d: gallery rebuilt from Redis in %.1f s (%s)", n, out["rebuild_s"], out["index"])
     try:
+        while gallery.snapshot_due():  # the server's thread writes the first snapshot after a rebuild
+            time.sleep(0.2)
+        t0 = time.perf_counter()
+        gallery.write_snapshot()
+        out["snapshot_write_s"] = time.perf_counter() - t0
+        out["snapshot_mb"] = sum(f.stat().st_size for f in snap_dir.iterdir()) / 1e6
+        # -- publish over gRPC from a camera process, for `seconds`
+        cpu0 = time.process_time()
+        acks, joined, pub_s = _publish(address, protos, seed + 1, seconds)
+        gallery_cpu_s = time.process_time() - cpu0  # this process: the gallery server (the camera is another)
+        # -- FAISS alone: the association's batched k-NN search + add, per stream of STREAM
+        embs = np.stack([s.embedding for s in _take(_new_sightings(protos, rng, 0, "q"), max(acks, STREAM))])
+        next_id = n + 10**9
+        t0 = time.perf_counter()
+        for lo in range(0, len(embs), STREAM):
+            batch = embs[lo : lo + STREAM]
+            BatchNeighbours(direct, batch, cfg.association_k)
+            direct.add(np.arange(next_id, next_id + len(batch)), batch)
+            next_id += len(batch)
+        faiss_pub_s = time.perf_counter() - t0
+        out["publish"] = {"count": acks, "joined_existing": joined, "per_s": acks / pub_s,
+                          "gallery_cpu_ms_per_sighting": 1e3 * gallery_cpu_s / acks,
+                          "faiss_per_s": len(embs) / faiss_pub_s,
+                          "overhead_ratio": (pub_s / acks) / (faiss_pub_s / len(embs)),
+                          "load_avg": _load()}
+        # -- search: query by example over gRPC vs FAISS directly, the same queries
+        queries = [sighting_to_pb(s) for s in _take(_new_sightings(protos, rng, 0, "x"), 20_000)]
+        grpc_lat: list[float] = []
         with GalleryClient(address, timeout_s=60) as gc:
-            # -- publish over gRPC, for `seconds`
-            # batches of 50 per stream, as a camera's publisher sends them, until `seconds` have passed
-            stream = _new_sightings(protos, rng, 10**13, "p")
-            acks = []
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                acks.extend(gc.publish(_take(stream, 50)))
-            pub_s = time.perf_counter() - t0
-            joined = sum(not a.new_identity for a in acks)
-            # -- FAISS alone: the association's k-NN search + add, per vector
-            embs = [s.embedding for s in _take(_new_sightings(protos, rng, 0, "q"), len(acks))]
-            next_id = n + 10**9
-            t0 = time.perf_counter()
-            for e in embs:
-                direct.search(e, cfg.association_k)
-                direct.add([next_id], e)
-                next_id += 1
-            faiss_pub_s = time.perf_counter() - t0
-            out["publish"] = {"count": len(acks), "joined_existing": joined, "per_s": len(acks) / pub_s,
-                              "faiss_per_s": len(embs) / faiss_pub_s,
-                              "overhead_ratio": (pub_s / len(acks)) / (faiss_pub_s / len(embs))}
-            # -- search: query by example over gRPC vs FAISS directly, the same queries
-            queries = [sighting_to_pb(s) for s in _take(_new_sightings(protos, rng, 0, "x"), 100_000)]
-            grpc_lat: list[float] = []
             deadline = time.perf_counter() + seconds
             for q in queries:
                 t0 = time.perf_counter()
@@ -155,51 +242,122 @@ def run_size(n: int, *, index_type: str, seconds: float, k: int, seed: int, redi
                 grpc_lat.append(time.perf_counter() - t0)
                 if time.perf_counter() > deadline:
                     break
-            faiss_lat: list[float] = []
-            for q in queries[: len(grpc_lat)]:
-                e = np.asarray(q.embedding, np.float32)
-                t0 = time.perf_counter()
-                direct.search(e, k)
-                faiss_lat.append(time.perf_counter() - t0)
-            g, f = _percentiles(grpc_lat), _percentiles(faiss_lat)
-            out["search"] = {"k": k, "gallery": g, "faiss": f, "ratio_p50": g["p50_ms"] / f["p50_ms"],
-                             "ratio_p99": g["p99_ms"] / f["p99_ms"]}
+        faiss_lat: list[float] = []
+        for q in queries[: len(grpc_lat)]:
+            e = np.asarray(q.embedding, np.float32)
+            t0 = time.perf_counter()
+            direct.search(e, k)
+            faiss_lat.append(time.perf_counter() - t0)
+        g, f = _percentiles(grpc_lat), _percentiles(faiss_lat)
+        out["search"] = {"k": k, "gallery": g, "faiss": f, "ratio_p50": g["p50_ms"] / f["p50_ms"],
+                         "ratio_p99": g["p99_ms"] / f["p99_ms"], "load_avg": _load()}
+        # -- recall@10 of the gallery's index for new sightings, against exact search
+        recall_q = np.stack([np.asarray(q.embedding, np.float32) for q in queries[-RECALL_QUERIES:]])
+        out["recall_at_10"] = _recall(gallery.index, recall_q / np.linalg.norm(recall_q, axis=1, keepdims=True))
+        out["index_after"] = gallery.index.describe()
+        entries = len(gallery)
     finally:
-        server.stop(0)
-        client.flushdb()
-        client.close()
+        server.stop(0, final_snapshot=False)  # as a crash leaves it: the publish phase is the change-log tail
+    del gallery, server
+    if restart:
+        out["restart"] = _restart(cfg, redis_url, entries, tail=acks)
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    log.info("N=%d: %s", n, json.dumps({k: out[k] for k in ("publish", "search")}))
+    out["load_avg_after"] = _load()
+    client.flushdb()
+    client.close()
+    shutil.rmtree(snap_dir, ignore_errors=True)
+    log.info("N=%d: %s", n, json.dumps({key: out.get(key) for key in ("publish", "search", "recall_at_10", "restart")}))
     return out
 
 
-def _take(it: Iterator[Any], n: int) -> list[Any]:
-    return [next(it) for _ in range(n)]
+def _restart(cfg: Any, redis_url: str, entries: int, tail: int) -> dict[str, Any]:
+    """Start the gallery again from its snapshot + the change log (after a crash, then a clean stop)."""
+    out: dict[str, Any] = {"tail_sightings": tail}
+    for name in ("after_crash", "after_clean_stop"):
+        server, _, seconds = _start(cfg, redis_url)
+        gallery = server.gallery
+        assert gallery is not None
+        out[name] = {"s": seconds, "loaded_from": gallery.loaded_from, "entries": len(gallery),
+                     "load_avg": _load()}
+        if len(gallery) != entries:
+            raise RuntimeError(f"restart found {len(gallery)} entries, {entries} were stored")
+        del gallery
+        server.stop(0)  # clean: writes the final snapshot
+        del server
+    return out
+
+
+def real_recall(seconds: float, seed: int) -> dict[str, Any]:
+    """Recall@10 of a calibrated IVF on real embeddings of the world (module doc)."""
+    from anonreid.gallery.index import RECALL_K, EmbeddingIndex, exact_neighbours, recall_at_k
+    from anonreid.orchestration.bench.association import record
+    from anonreid.orchestration.cli_common import resolve_config
+
+    cfg = resolve_config(None, ["camera.embed_every=1", "camera.publish_every=2", "camera.min_embeddings=1"])
+    t0 = time.perf_counter()
+    sightings = record(cfg, seconds)["sightings"]
+    record_s = time.perf_counter() - t0
+    tracklets = sorted({(s.camera_id, s.tracklet_id) for s in sightings})
+    out: dict[str, Any] = {"world_seed": cfg.world.seed, "stream_s_per_camera": seconds, "record_s": round(record_s, 1),
+                           "sightings": len(sightings), "tracklets": len(tracklets)}
+    if len(tracklets) < 2:
+        return out | {"skipped": "fewer than two tracklets: nothing to hold out"}
+    vecs = np.stack([np.asarray(s.embedding, np.float32) for s in sightings])
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    order = np.random.default_rng(seed).permutation(len(tracklets))
+    held = {tracklets[i] for i in order[: max(1, len(tracklets) // 5)]}
+    is_query = np.array([(s.camera_id, s.tracklet_id) in held for s in sightings])
+    base, queries = vecs[~is_query], vecs[is_query]
+    code = {t: n for n, t in enumerate(tracklets)}
+    base_tracklet = np.array([code[(s.camera_id, s.tracklet_id)] for s, q in zip(sightings, is_query, strict=True)
+                              if not q], np.int64)
+    nlist = 1 << int(np.log2(max(len(base) // 39, 1)))
+    index = EmbeddingIndex(vecs.shape[1], "ivf", "cpu", ivf_nlist=nlist, threads=1)
+    ids = np.arange(len(base), dtype=np.int64)
+    index.add(ids, base)
+    trained = index.settle(lambda stored: base_tracklet[stored])  # calibrated as the gallery does: tracklets left out
+    _, found = index.search(queries, RECALL_K)
+    return out | {"model_version": sightings[0].model_version, "held_out_tracklets": len(held),
+                  "gallery": len(base), "queries": len(queries), "index": index.describe(), "ivf_trained": trained,
+                  "calibrated_recall_at_10": index.recall,
+                  "held_out_recall_at_10": recall_at_k(found, exact_neighbours(ids, base, queries, RECALL_K))}
 
 
 def main(
     json_file: Annotated[Path | None, typer.Option("--json", help="write the results here too")] = None,
     sizes: Annotated[str, typer.Option(help="comma-separated gallery sizes")] = "10000,100000,1000000",
-    index: Annotated[str, typer.Option(help="flat | ivf | hnsw")] = "flat",
+    index: Annotated[str, typer.Option(help="auto | flat | ivf | hnsw")] = "auto",
+    nprobe: Annotated[int, typer.Option(help="IVF lists probed (gallery.ivf_nprobe); 0 = calibrated to "
+                                        "gallery.ivf_recall on the stored vectors")] = 0,
     seconds: Annotated[float, typer.Option(help="time spent publishing, and querying, per size")] = 10.0,
     k: Annotated[int, typer.Option(help="matches per query")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
+    restart: Annotated[bool, typer.Option(help="time restarts from the index snapshot")] = True,
+    real_seconds: Annotated[float, typer.Option(
+        help="stream seconds per camera recorded for recall on real embeddings (0 = skip)")] = 60.0,
     redis_url: Annotated[str, typer.Option(help="existing Redis (its db is FLUSHED); empty = embedded")] = "",
 ) -> None:
-    """Gallery publish throughput (gRPC) and search latency p50/p99 vs FAISS alone, per gallery size."""
+    """Gallery publish throughput (gRPC), search latency, index recall and restart time, per gallery size."""
     from anonreid.orchestration.config import RedisConfig
     from anonreid.orchestration.redis_service import RedisService
 
+    if index not in ("auto", "flat", "ivf", "hnsw"):
+        raise typer.BadParameter(f"expected auto, flat, ivf or hnsw, got {index!r}", param_hint="--index")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     counts = [int(float(x)) for x in sizes.split(",") if x.strip()]
-    tmp = tempfile.mkdtemp(prefix="anonreid-bench-gallery-")
-    service = RedisService(RedisConfig(url=redis_url, embedded_dir=tmp)).start()
-    results: dict[str, Any] = {"bench": "gallery", "machine": _machine(), "index": index, "seconds": seconds,
-                               "command": f"anonreid bench gallery --sizes {sizes} --index {index} --seconds {seconds}",
-                               "sizes": []}
+    tmp = Path(tempfile.mkdtemp(prefix="anonreid-bench-gallery-"))
+    results: dict[str, Any] = {
+        "bench": "gallery", "machine": _machine(), "index": index, "seconds": seconds,
+        "command": f"anonreid bench gallery --sizes {sizes} --index {index} --nprobe {nprobe} --seconds {seconds} "
+                   f"--real-seconds {real_seconds}" + ("" if restart else " --no-restart"),
+        "sizes": []}
+    if real_seconds > 0:  # first: it fails fast, before the long sizes
+        results["real_embeddings"] = real_recall(real_seconds, seed)
+    service = RedisService(RedisConfig(url=redis_url, embedded_dir=str(tmp / "redis"))).start()
     try:
         for n in counts:
-            results["sizes"].append(run_size(n, index_type=index, seconds=seconds, k=k, seed=seed, redis_url=service.url))
+            results["sizes"].append(run_size(n, index_type=index, nprobe=nprobe, seconds=seconds, k=k, seed=seed,
+                                             redis_url=service.url, restart=restart, work=tmp))
     finally:
         service.stop()
         shutil.rmtree(tmp, ignore_errors=True)
