@@ -48,6 +48,12 @@ def test_batched_association_equals_one_by_one_on_a_recorded_stream(client):
     for sid in {s.sighting_id for s in stream}:
         assert one.sighting(sid).identity_id == many.sighting(sid).identity_id
     assert one.store.identity_ids() == many.store.identity_ids()
+    # every acknowledged sighting is in Redis as acknowledged (one transaction per batch, before the acks)
+    for a in batched:
+        if not a.duplicate:
+            assert many.store.get_sighting(a.sighting_id)["row"].identity_id == many.sighting(a.sighting_id).identity_id
+    for identity_id, track in many._tracks.items():
+        assert set(many.store.identity_sighting_ids(identity_id)) == {r.sighting_id for r in track.sightings}
 
     # the stream exercises every rule, and sightings matched others of their own batch
     rules = collections.Counter(a.decision.rule if a.decision else "duplicate" for a in singles)
