@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PY := .venv/bin/python
 STAMP := .venv/.anonreid-installed
-PACKAGES := infra events models nodes gallery proto orchestration
+PACKAGES := events models nodes gallery proto orchestration
 TYPECHECK_ROOT := .build/typecheck
 
 .PHONY: setup system-deps demo test lint typecheck unit unit-fast proto clean

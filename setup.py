@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
-PIPELINE_FOLDERS = ("infra", "events", "models", "nodes", "gallery", "proto", "orchestration")
+PIPELINE_FOLDERS = ("events", "models", "nodes", "gallery", "proto", "orchestration")
 
 
 def _packages() -> dict[str, str]:

@@ -34,7 +34,7 @@ def serve(
     """Run the gallery until SIGINT / SIGTERM, then stop gracefully."""
     from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
-    from anonreid.infra.redis_process import DataDirInUse
+    from anonreid.orchestration.infra.redis_process import DataDirInUse
     from anonreid.orchestration.redis_service import RedisService
     from anonreid.orchestration.security.tls import CredentialsError, check_files
 

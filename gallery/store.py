@@ -24,7 +24,7 @@ data goes even when no gallery runs; the gallery's sweeper (:meth:`GalleryStore.
 same sightings from the sorted sets, the identity set, FAISS and its tables.
 
 A forget also reaches the disk: :meth:`GalleryStore.erase_from_disk` has Redis rewrite its append-only
-file and RDB snapshot (:mod:`anonreid.infra.redis_persistence`), which otherwise keep the erased
+file and RDB snapshot (:mod:`anonreid.orchestration.infra.redis_persistence`), which otherwise keep the erased
 values until their next rewrite.
 
 A sighting, its identity membership and the counters are written in one MULTI/EXEC transaction before
@@ -48,7 +48,7 @@ import redis
 
 from anonreid.gallery.errors import Unavailable
 from anonreid.gallery.types import Box, Sighting, StoredSighting
-from anonreid.infra.redis_persistence import PersistenceRewriteError, rewrite_persistence
+from anonreid.orchestration.infra.redis_persistence import PersistenceRewriteError, rewrite_persistence
 
 log = logging.getLogger(__name__)
 

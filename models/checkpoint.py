@@ -29,8 +29,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from anonreid.infra.version import package_version
 from anonreid.models.registry import ModelCfg, create_model, model_cfg
+from anonreid.orchestration.infra.version import package_version
 
 FORMAT_VERSION = 1
 

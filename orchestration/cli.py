@@ -13,7 +13,6 @@ import typer
 
 from anonreid.events.world import cli as world_cli
 from anonreid.gallery import cli as gallery_cli
-from anonreid.infra.version import package_version
 from anonreid.models import cli as models_cli
 from anonreid.models.evaluation import cli as evaluation_cli
 from anonreid.nodes import cli as nodes_cli
@@ -22,6 +21,7 @@ from anonreid.orchestration.bench import app as bench_app
 from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
 from anonreid.orchestration.config import config_to_yaml
 from anonreid.orchestration.demo import demo_cmd
+from anonreid.orchestration.infra.version import package_version
 from anonreid.orchestration.placement import place_cameras_cmd
 from anonreid.orchestration.security import cli as security_cli
 

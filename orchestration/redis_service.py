@@ -20,8 +20,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from anonreid.infra.redis_process import DataDirLock, ServerProcess, find_servers, private_umask
 from anonreid.orchestration.config import RedisConfig
+from anonreid.orchestration.infra.redis_process import DataDirLock, ServerProcess, find_servers, private_umask
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class RedisService:
 
     def __init__(self, config: RedisConfig, lock_wait_s: float = 10.0) -> None:
         """``lock_wait_s``: how long an embedded start waits for a previous owner of the data directory
-        that is shutting down before refusing (:class:`~anonreid.infra.redis_process.DataDirInUse`)."""
+        that is shutting down before refusing (:class:`~anonreid.orchestration.infra.redis_process.DataDirInUse`)."""
         self.config = config
         self.lock_wait_s = lock_wait_s
         self._embedded: Any = None

@@ -35,7 +35,7 @@ def test_wheel_installs_into_fresh_venv(tmp_path: Path):
     subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
     code = (
         "import anonreid.gallery, anonreid.nodes, anonreid.proto, anonreid.events, anonreid.models, "
-        "anonreid.orchestration, anonreid.infra.version\n"
+        "anonreid.orchestration, anonreid.orchestration.infra.version\n"
         "from anonreid.proto.v1 import gallery_pb2_grpc\n"
         "import anonreid.proto as p; print(p.__file__)"
     )

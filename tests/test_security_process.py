@@ -92,8 +92,8 @@ def test_a_restarted_gallery_stops_the_redis_orphaned_by_kill_9(tmp_path: Path) 
             assert sum(i.num_sightings for i in client.list_identities()) == len(items)
 
         # while a live gallery owns the directory, another start on it is refused and names the owner
-        from anonreid.infra.redis_process import DataDirInUse
         from anonreid.orchestration.config import RedisConfig
+        from anonreid.orchestration.infra.redis_process import DataDirInUse
         from anonreid.orchestration.redis_service import RedisService
 
         with pytest.raises(DataDirInUse, match=f"{data}.*pid {second.pid}"):
