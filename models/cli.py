@@ -50,7 +50,7 @@ def train(
 
             summary = run_distributed(data, cfg, out, stage, resume, ablation, workers, ray_address, command)
         else:
-            from anonreid.models.train import run_training
+            from anonreid.models.pipeline import run_training
 
             summary = run_training(data, cfg, out, stage, resume=resume, ablation=ablation, progress=progress,
                                    command=command)

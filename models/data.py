@@ -245,3 +245,15 @@ def random_clips(cfg: DataCfg, identities: int = 8, per_identity: int = 4, camer
         passes=np.arange(m),
         identities=[f"{i + 1:03d}" for i in range(identities)],
     )
+
+
+def pk_index(rng: np.random.Generator, labels: np.ndarray, p: int, k: int) -> np.ndarray:
+    """P identities x K clips (with replacement when an identity has fewer than K)."""
+    ids = np.unique(labels)
+    chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
+    out = [rng.choice(np.flatnonzero(labels == i), size=k, replace=int((labels == i).sum()) < k) for i in chosen]
+    return np.concatenate(out)
+
+
+def uniform_index(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return rng.choice(n, size=size, replace=n < size)

@@ -2,7 +2,7 @@
 
 A :class:`ray.train.torch.TorchTrainer` starts ``N`` workers (one GPU each when the cluster has GPUs,
 CPU processes with the gloo backend otherwise); torch.distributed is initialised by Ray Train. Every
-worker runs :func:`anonreid.models.train.run_training` with its rank: each step draws the same global
+worker runs :func:`anonreid.models.pipeline.run_training` with its rank: each step draws the same global
 batch from the step's seeded generator, takes its ``rank::world`` share, and gradients are averaged
 across workers before the optimizer step (:func:`anonreid.models.engine.average_gradients`), so the
 result matches the single-process run's batch composition. Rank 0 builds the clip cache, writes logs,
@@ -24,7 +24,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from anonreid.models.train import run_training
+    from anonreid.models.pipeline import run_training
 
     ctx = ray.train.get_context()
     cfg = TrainConfig.model_validate(config["cfg"])

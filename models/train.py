@@ -35,8 +35,7 @@ import os
 import platform
 import shutil
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,9 @@ from anonreid.models.data import (
     build_clips,
     crop_boxes,
     dataset_fingerprint,
+    pk_index,
     split_identities,
+    uniform_index,
 )
 from anonreid.models.engine import (
     Checkpoint,
@@ -67,6 +68,7 @@ from anonreid.models.engine import (
     LossPlot,
     Resume,
     Trainer,
+    resolve_device,
     seed_everything,
 )
 from anonreid.models.losses import reconstruction_loss, ssim
@@ -87,12 +89,6 @@ OUTPUTS = {
     "linear": ["e_lin"],
     "identity": ["attack_id_voxel", "attack_id_photo"],
 }
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 @dataclass
@@ -171,18 +167,6 @@ def _barrier(ctx: Context) -> None:
 
 
 # ------------------------------------------------------------------------------------------ samplers
-
-
-def pk_index(rng: np.random.Generator, labels: np.ndarray, p: int, k: int) -> np.ndarray:
-    """P identities x K clips (with replacement when an identity has fewer than K)."""
-    ids = np.unique(labels)
-    chosen = rng.choice(ids, size=min(p, len(ids)), replace=False)
-    out = [rng.choice(np.flatnonzero(labels == i), size=k, replace=int((labels == i).sum()) < k) for i in chosen]
-    return np.concatenate(out)
-
-
-def uniform_index(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    return rng.choice(n, size=size, replace=n < size)
 
 
 def flip_clips(batch: Batch, flip: torch.Tensor) -> Batch:
@@ -385,10 +369,6 @@ def train_reid_raw(ctx: Context) -> nn.Module:
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def _weights_tag(w: Sequence[float]) -> str:
-    return "a{:g}_b{:g}_g{:g}".format(*w)
-
-
 def _write_run_files(run_dir: Path, cfg: TrainConfig, device: torch.device, data_dir: Path, command: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config_yaml(cfg))
@@ -443,91 +423,3 @@ def prepare_context(
     if ctx.is_main:
         _write_run_files(run_dir, cfg, device, data_dir, ctx.command)
     return ctx
-
-
-def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
-    state = ctx.run_dir / "stages" / stage / "state.pt"
-    outputs = [(ckpt_dir or ctx.ckpt_dir) / f"{n}.json" for n in OUTPUTS[stage.split("_")[0]]]
-    if not (ctx.resume and all(p.exists() for p in outputs)):
-        return False
-    if state.exists():  # finished only when the state reached the configured step count
-        logged = torch.load(state, map_location="cpu", weights_only=False)["step"]
-        stage_cfg = getattr(ctx.cfg, stage.split("_")[0])
-        return bool(logged >= stage_cfg.steps) or stage.startswith("joint_")
-    return True
-
-
-def run_training(
-    data_dir: str | Path,
-    cfg: TrainConfig,
-    run_dir: str | Path,
-    stages: Sequence[str] | None = None,
-    resume: bool = False,
-    ablation: bool = False,
-    progress: bool = True,
-    command: str | None = None,
-    rank: int = 0,
-    world: int = 1,
-    device: torch.device | None = None,
-) -> dict[str, Any]:
-    """Run the chosen stages (all by default) and return/write ``summary.json``.
-
-    ``command`` is recorded in the run directory and every checkpoint (default: ``sys.argv``).
-    """
-    stages = list(stages or STAGES)
-    bad = [s for s in stages if s not in STAGES]
-    if bad:
-        raise ValueError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
-    t0 = time.perf_counter()
-    ctx = prepare_context(data_dir, cfg, run_dir, resume, progress, command, rank, world, device)
-    prep_s = time.perf_counter() - t0
-    summary_path = ctx.run_dir / "summary.json"
-    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    summary.setdefault("stages", {})
-    summary.update({"preset": cfg.name, "data_fingerprint": ctx.fingerprint, "device": str(ctx.device),
-                    "train_clips": len(ctx.train), "val_clips": len(ctx.val_index), "prepare_s": round(prep_s, 2)})
-
-    def skip(stage: str, ckpt_dir: Path | None = None) -> bool:
-        if _done(ctx, stage, ckpt_dir):
-            log.info("stage %s already complete (--resume): skipped", stage)
-            return True
-        return False
-
-    if "rec" in stages and not skip("rec"):
-        train_reconstruction(ctx, "rec")
-    if "reid" in stages and not skip("reid"):
-        train_reid_raw(ctx)
-    from anonreid.models.train_attacks import run_attack_stage  # these import this module
-    from anonreid.models.train_joint import train_joint
-
-    if "joint" in stages and not skip("joint"):
-        reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
-        train_joint(ctx, ctx.load("e_rec"), reid_raw)
-    if ablation:
-        main = (cfg.joint.alpha, cfg.joint.beta, cfg.joint.gamma)
-        for w in cfg.ablation.settings:
-            tag = _weights_tag(w)
-            out = ctx.run_dir / "ablation" / tag / "checkpoints"
-            steps = cfg.ablation.steps
-            if tuple(w) == main and steps in (None, cfg.joint.steps) and (ctx.ckpt_dir / "anonymizer.json").exists():
-                if not ctx.is_main:
-                    continue
-                out.mkdir(parents=True, exist_ok=True)
-                for name in ("anonymizer", "reid"):
-                    for suffix in (".safetensors", ".json"):
-                        shutil.copy2(ctx.ckpt_dir / f"{name}{suffix}", out / f"{name}{suffix}")
-                continue
-            if skip(f"joint_{tag}", out):
-                continue
-            reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
-            train_joint(ctx, ctx.load("e_rec"), reid_raw, tuple(w), f"joint_{tag}", out, steps)  # type: ignore[arg-type]
-    for stage in STAGES[STAGES.index("inv") :]:  # the attacks, on the frozen anonymizer
-        if stage in stages and not skip(stage):
-            run_attack_stage(ctx, stage)
-    summary["stages"].update(ctx.results)
-    summary["total_wall_s"] = round(time.perf_counter() - t0, 2)
-    summary["workers"] = world
-    if ctx.is_main:
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    _barrier(ctx)
-    return summary

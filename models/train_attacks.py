@@ -33,7 +33,7 @@ from torch import nn
 from anonreid.models.budget import Budget, budget_report, check_attack_budget, trained_against
 from anonreid.models.checkpoint import read_sidecar
 from anonreid.models.config import STAGES
-from anonreid.models.data import crop_boxes
+from anonreid.models.data import crop_boxes, pk_index, uniform_index
 from anonreid.models.engine import seed_everything
 from anonreid.models.identity_attack import (
     PHOTO_TOWER,
@@ -53,10 +53,8 @@ from anonreid.models.train import (
     _optimizer,
     _run,
     _val_batches,
-    pk_index,
     rec_budget,
     train_reconstruction,
-    uniform_index,
 )
 
 log = logging.getLogger(__name__)

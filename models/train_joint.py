@@ -21,7 +21,7 @@ from torch import nn
 
 from anonreid.models.anonymizer import attacker_input, to_unit
 from anonreid.models.config import STAGES
-from anonreid.models.data import Batch, crop_boxes
+from anonreid.models.data import Batch, crop_boxes, pk_index, uniform_index
 from anonreid.models.engine import Hook, seed_everything
 from anonreid.models.identity_attack import build_identity_attacker
 from anonreid.models.losses import ssim
@@ -36,9 +36,7 @@ from anonreid.models.train import (
     _reid_eval,
     _run,
     _val_batches,
-    pk_index,
     rec_budget,
-    uniform_index,
 )
 
 

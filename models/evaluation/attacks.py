@@ -501,10 +501,10 @@ def train_attacker_net(
     ReId losses (label-smoothing CE + batch-hard triplet, P x K batches) through the project's
     :class:`~anonreid.models.engine.Trainer`; saves ``out_dir/<name>.{safetensors,json}``."""
     from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.data import pk_index
     from anonreid.models.engine import CosineLR, Logger, LossPlot, Trainer, seed_everything
     from anonreid.models.registry import create_model
     from anonreid.models.reid import ReidOutput, reid_loss
-    from anonreid.models.train import pk_index
 
     device = device or torch.device("cpu")
     labels = np.asarray(labels, np.int64)

@@ -438,7 +438,7 @@ def evaluate_run(
     """Evaluate a training run, or a shipped model set (``None``: the package's default); writes
     ``results.json``, ``results.md`` and figures to ``out_dir``."""
     from anonreid.models.config import load_train_config
-    from anonreid.models.train import resolve_device
+    from anonreid.models.engine import resolve_device
 
     opts = opts or EvalOptions()
     t_start = time.perf_counter()

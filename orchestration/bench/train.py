@@ -37,9 +37,10 @@ def main(
     from anonreid.models.budget import required_samples
     from anonreid.models.config import load_train_config
     from anonreid.models.data import random_clips
+    from anonreid.models.engine import resolve_device
     from anonreid.models.evaluation.attacks import AttackerCfg
     from anonreid.models.registry import create_model
-    from anonreid.models.train import Context, resolve_device, train_reconstruction, train_reid_raw
+    from anonreid.models.train import Context, train_reconstruction, train_reid_raw
     from anonreid.models.train_attacks import (
         anonymizer_budgets,
         train_adaptive,
