@@ -116,7 +116,7 @@ def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None
     given = {"test_identities": 40, "reid_queries": 160, "verdict": True, "reason": ""}
     v = verdicts_json(_results(given))
     states = {c["what"]: c["state"] for c in v["privacy_checks"]}
-    assert states == {"enrollment queries → E_rec(anonymized)": "pass", "enrollment queries → linear": "insufficient evidence",
+    assert states == {"enrollment queries → E_rec(anonymized)": "pass", "enrollment queries → linear inverse (floor)": "insufficient evidence",
                       "enrollment queries → adaptive attacker": "breach", "face verification on E_rec(anonymized)": "pass"}
     assert any("power issue #16 asks for" in line and line.endswith("holds") for line in v["lines"])
     strongest = "\n".join(strongest_attacks(_results(given)))
