@@ -65,7 +65,8 @@ class CameraService:
         )
         self.source.on_bad_input = self.node.metrics.bad_input
         self.node.clock_kind = self.source.clock_kind
-        self.port = serve_metrics(metrics_port) if metrics_port is not None else None
+        host = (camera or CameraConfig()).metrics_host
+        self.port = serve_metrics(metrics_port, host) if metrics_port is not None else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._result: dict[str, Any] | None = None

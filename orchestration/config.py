@@ -151,6 +151,8 @@ class CameraConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available")
     model_dir: str = Field("", description="run directory with trained checkpoints; empty = shipped/random weights")
     metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus port of the first camera (+i per camera)")
+    metrics_host: str = Field("127.0.0.1", description="bind address of the cameras' metrics endpoints (0.0.0.0 "
+                              "where Prometheus scrapes from another host, as in the Helm chart)")
     packet_us: int = Field(10_000, gt=0, description="event packet length of live and replayed sources, us")
     placement: dict[str, str] = Field(
         {}, description="camera id -> Ray custom resource its actor must run on (a node label, e.g. zone-a)"
@@ -259,6 +261,8 @@ class AdversaryConfig(Section):
     crop_hw: tuple[int, int] = Field((128, 64), description="person crop (h, w) on which SSIM / PSNR are computed")
     tile_hw: tuple[int, int] = Field((160, 96), description="tile (h, w) around a person the adaptive attacker trains on")
     metrics_port: int = Field(9120, ge=0, le=65535, description="Prometheus port (0 = any free port)")
+    metrics_host: str = Field("127.0.0.1", description="bind address of the metrics endpoint (0.0.0.0 where "
+                              "Prometheus scrapes from another host, as in the Helm chart)")
     model_dir: str = Field("", description="run directory with the attacker's checkpoints (e_rec, e_inv, attacker/); "
                            "empty = the shipped weights (models/weights/default)")
     enrollment: str = Field("world", description="enrollment photos: 'world' (the live world's people), a "

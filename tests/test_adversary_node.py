@@ -326,3 +326,32 @@ def test_attack_loop_runs_at_the_lowest_priority(identity_tap: Any) -> None:
         stats = node.stop(10)
         assert stats["error"] is None and seen and set(seen) == {nice}, (background, seen)
     assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the test's own thread is untouched
+
+
+def _listening_address(port: int) -> str:
+    """The IPv4 address a listening socket of this machine has on ``port`` (from /proc/net/tcp)."""
+    import ipaddress
+
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            return str(ipaddress.IPv4Address(int(addr, 16).to_bytes(4, "little")))
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
+def test_camera_metrics_bind_where_configured() -> None:
+    """Loopback by default; the configured address (the Helm chart's 0.0.0.0, so that Prometheus in
+    another pod can scrape) when ``camera.metrics_host`` is set. (The adversary reads
+    ``adversary.metrics_host`` the same way; its collectors live on the process-wide registry, so a
+    second adversary cannot be built in this process to check it.)"""
+    from anonreid.nodes.actors import CameraService
+    from anonreid.nodes.sources import SourceSpec
+
+    def bound(camera_id: str, camera: CameraConfig) -> str:
+        spec = SourceSpec(kind="live", camera_id=camera_id, realtime=False, end_us=100_000)
+        return _listening_address(CameraService(spec, None, camera=camera, metrics_port=0).port)
+
+    assert bound("cam-loopback", CameraConfig()) == "127.0.0.1"
+    assert bound("cam-wide", CameraConfig(metrics_host="0.0.0.0")) == "0.0.0.0"

@@ -626,6 +626,13 @@ def test_camera_metrics_ports_follow_the_camera_ids() -> None:
     assert "6 CameraNode actors (cam1, cam2, cam3, cam4, cam5, cam6)" in notes({"cameras": {"count": 6, "metricsPort": 9300}})
 
 
+def test_camera_and_adversary_metrics_listen_beyond_the_pod() -> None:
+    """The ServiceMonitors scrape the camera and adversary ports from Prometheus's pod, so the chart binds
+    them to every interface (the nodes' own default is loopback)."""
+    config = rendered_config(render({}))
+    assert config["camera"]["metrics_host"] == config["adversary"]["metrics_host"] == "0.0.0.0"
+
+
 # ---------------------------------------------------------------------------------------------- config
 
 

@@ -80,7 +80,7 @@ def adversary_run(
     except (PolicyError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    port = serve_metrics(cfg.adversary.metrics_port if metrics_port < 0 else metrics_port)
+    port = serve_metrics(cfg.adversary.metrics_port if metrics_port < 0 else metrics_port, cfg.adversary.metrics_host)
     typer.echo(f"adversary: metrics on :{port}, cameras {', '.join(cfg.adversary.cameras)}", err=True)
     serve_until_stopped(node, duration, json_out)
 

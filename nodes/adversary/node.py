@@ -508,7 +508,7 @@ class AdversaryService:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.node = AdversaryNode(config, connect(redis_url, redis_password), world=world)
         port = config.metrics_port if metrics_port is None else metrics_port
-        self.port = serve_metrics(port)
+        self.port = serve_metrics(port, config.metrics_host)
 
     def start(self, duration_s: float | None = None) -> None:
         self.node.start(duration_s)
