@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gallery_process import GalleryProcess
 
 from anonreid.gallery.client import GalleryClient, GalleryClientError
 from anonreid.gallery.synthetic import noisy, prototypes, sighting
@@ -68,36 +66,25 @@ class Served:
 
 @contextmanager
 def gallery_serve(*runs: tuple[Path, list[str]]) -> Iterator[list[Served]]:
-    """One `anonreid gallery serve` per (data folder, --set overrides), on free ports, started and stopped
-    (SIGTERM) together: a gallery takes seconds to stop."""
-    procs, logs = [], []
+    """One `anonreid gallery serve` with its console per (data folder, --set overrides), on free ports,
+    started and stopped (SIGTERM) together: a gallery takes seconds to stop."""
+    procs: list[GalleryProcess] = []
     try:
         for tmp, overrides in runs:
-            sets = ["gallery.metrics_port=0", "console.port=0", f"redis.embedded_dir={tmp / 'redis'}", *overrides]
             tmp.mkdir(parents=True, exist_ok=True)
-            logs.append(tmp / "gallery.log")
-            with logs[-1].open("w") as out:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "anonreid.orchestration.cli", "gallery", "serve", "--port", "0",
-                     *(x for s in sets for x in ("--set", s))],
-                    stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"}))
+            procs.append(GalleryProcess(tmp / "redis", tmp / "gallery.log", console=True, overrides=overrides))
         served = []
-        deadline = time.monotonic() + 60
-        for proc, log in zip(procs, logs, strict=True):
-            while not (found := re.search(r"serving on (\S+) .*console on http://[^:]+:(\d+)", log.read_text())):
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            served.append(Served(found.group(1), int(found.group(2))))
+        for proc in procs:
+            proc.wait_serving(60)
+            assert proc.console_port, proc.output()[-3000:]
+            served.append(Served(proc.address, proc.console_port))
         yield served
     finally:
         for proc in procs:
-            proc.terminate()
-        for proc in procs:
             try:
-                proc.wait(30)
+                proc.terminate(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
 
 
 def _publish(address: str, seed: int) -> str:
