@@ -329,15 +329,11 @@ def test_attack_loop_runs_at_the_lowest_priority(identity_tap: Any) -> None:
 
 
 def _listening_address(port: int) -> str:
-    """The IPv4 address a listening socket of this machine has on ``port`` (from /proc/net/tcp)."""
-    import ipaddress
+    """The address this process listens on at ``port``."""
+    from process_tools import listening_sockets
 
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        addr, hex_port = local.split(":")
-        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-            return str(ipaddress.IPv4Address(int(addr, 16).to_bytes(4, "little")))
-    raise AssertionError(f"nothing listens on port {port}")
+    (address,) = [addr for addr, bound, _pid in listening_sockets([os.getpid()]) if bound == port]
+    return address
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
