@@ -98,3 +98,35 @@ def _attacker_cfg(run: Path, steps: int | None) -> AttackerCfg | None:
 
     preset = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("name", "")
     return AttackerCfg.for_preset(str(preset), steps)
+
+
+def frontier(
+    out: Annotated[Path, typer.Option("--out", help="output directory for frontier.png, frontier.json and frontier.md")],
+    results: Annotated[list[Path] | None, typer.Argument(
+        help="results.json files of `anonreid evaluate` (or their directories), each named after its directory",
+        metavar="RESULTS_JSON...", show_default=False)] = None,
+    label: Annotated[list[str] | None, typer.Option(
+        "--label", help="NAME=PATH: a results.json (or its directory) under a name of your own (repeatable)")] = None,
+) -> None:
+    """The privacy–utility frontier of several evaluated runs (e.g. a sweep of joint.beta), with the paper's point."""
+    from anonreid.models.evaluation.frontier import build_frontier, results_path, write_frontier
+
+    runs = [(results_path(p).parent.name or str(p), p) for p in results or []]
+    for item in label or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            typer.echo(f"error: --label needs NAME=PATH, got {item!r}", err=True)
+            raise typer.Exit(2)
+        runs.append((name.strip(), Path(path.strip())))
+    if not runs:
+        typer.echo("error: give at least one results.json (RESULTS_JSON... or --label NAME=PATH)", err=True)
+        raise typer.Exit(2)
+    command = " ".join(["anonreid frontier", *map(str, results or []), *(f"--label {x}" for x in label or []),
+                        f"--out {out}"])
+    try:
+        fr = build_frontier(runs, command)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for written in write_frontier(fr, out):
+        typer.echo(f"wrote {written}")

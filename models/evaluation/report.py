@@ -271,20 +271,31 @@ def verdicts_json(res: dict[str, Any]) -> dict[str, Any]:
             "privacy_checks": checks, "lines": story_checks(res)}
 
 
+def strongest_checks(res: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any], float]]:
+    """The strongest attack per privacy metric: ``{key: (what, metric, estimate, limit)}``, keys
+    ``rank-1 (<query> queries)``, ``AUC`` and ``SSIM``; strongest = the highest upper bound over its
+    limit (rank-1 limits differ by chance, so this is how far the upper bound reaches over chance + MARGIN;
+    among attacks with one chance level, simply the highest upper bound). Checks without a finite upper
+    bound are left out. The numbers only: the protocol's permission is the caller's."""
+    best: dict[str, tuple[str, str, dict[str, Any], float]] = {}
+    for what, metric, e, limit in privacy_checks(res):
+        if e.get("ci_high") is None or not np.isfinite(e["ci_high"]):
+            continue
+        key = f"{metric} ({what.split(' queries')[0]} queries)" if metric == "rank-1" else metric
+        if key not in best or e["ci_high"] - limit > best[key][2]["ci_high"] - best[key][3]:
+            best[key] = (what, metric, e, limit)
+    return best
+
+
 def strongest_attacks(res: dict[str, Any]) -> list[str]:
-    """The strongest attack per privacy metric (the highest upper bound), with its verdict."""
+    """The strongest attack per privacy metric (:func:`strongest_checks`), with its verdict."""
     if (res.get("protocol") or {}).get("verdict", True) is False:
         return []
-    best: dict[str, tuple[str, dict[str, Any], float]] = {}
-    for what, metric, e, limit in privacy_checks(res):
-        key = f"{metric} ({what.split(' queries')[0]} queries)" if metric == "rank-1" else metric
-        margin = e["ci_high"] - limit  # rank-1 limits differ by chance: compare how far over the limit
-        if key not in best or margin > best[key][1]["ci_high"] - best[key][2]:
-            best[key] = (what, e, limit)
+    best = strongest_checks(res)
     if not best:
         return []
-    rows = [[key, what, _fmt_est(key.split(" ")[0], e), _fmt_limit(key.split(" ")[0], limit),
-             STATE_WORDS[check_state(key.split(" ")[0], e, limit)]] for key, (what, e, limit) in best.items()]
+    rows = [[key, what, _fmt_est(metric, e), _fmt_limit(metric, limit), STATE_WORDS[check_state(metric, e, limit)]]
+            for key, (what, metric, e, limit) in best.items()]
     return ["## Strongest attack per metric", "",
             table(["metric", "attack", "value [95% interval]", "limit on the upper bound", "verdict"], rows), ""]
 

@@ -1,0 +1,449 @@
+"""The privacy–utility frontier of a sweep of runs (issue #16): ``anonreid frontier``.
+
+Reads the ``results.json`` of several ``anonreid evaluate`` runs (typically ``anonreid train --config
+minmax --set joint.beta=B`` for several B) and makes one point per run:
+
+  * x: the strongest identity attack's rank-1 with its 95 % interval and chance level. The candidates
+    are every rank-1 privacy check of the run (retrieval on every attack view, from enrollment photos
+    and from raw reconstructions, and the direct identity attack); the strongest is the one whose
+    interval's upper bound reaches furthest over its limit, chance + 5 points
+    (:func:`~anonreid.models.evaluation.report.strongest_checks`, the rule of results.md's "Strongest
+    attack per metric"): privacy is judged on the upper bound, not on the point estimate;
+  * y: anonymized ReId rank-1 (ground-truth boxes) with its interval, beside raw ReId rank-1;
+  * the run's privacy weight ``joint.beta`` (recorded in results.json by ``anonreid evaluate``; older
+    results do not record it and are shown under their name only);
+  * the shipping targets of issue #16: the strongest attacker's upper bound at most chance + 5 points,
+    face-verification AUC's upper bound at most 0.60 (the privacy targets, withheld where the
+    evaluation's protocol refused a privacy verdict), ReId rank-1 dropping by at most 5 points from
+    raw and anonymized ReId rank-1 at least 50 % (the utility targets, on point estimates, as results.md
+    judges the drop).
+
+A point is on the frontier (Pareto-efficient) when no other point has both a strongest-attacker upper
+bound at most as far over its chance and an anonymized ReId rank-1 at least as high, one of them
+strictly. The paper's point (Ahmad et al., ICCV 2023, the ``paper`` section of results.json) is drawn
+on the same axes: its anonymized ReId rank-1 against the strongest attack it reports (no interval, no
+chance level; a different, real dataset and weaker, non-adaptive attackers).
+
+Writes ``frontier.png``, ``frontier.json`` (:class:`Frontier`, round-trips through
+:meth:`Frontier.from_dict`) and ``frontier.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from anonreid.models.evaluation.intervals import Estimate
+from anonreid.models.evaluation.report import (
+    FACE_AUC_MAX,
+    MARGIN,
+    NOT_ATTACKS,
+    _save,
+    check_state,
+    strongest_checks,
+    table,
+)
+
+#: the utility target: anonymized ReId rank-1 at least this
+REID_MIN = 0.50
+#: slack of the utility comparisons (differences of fractions: 0.60 - 0.55 is 0.04999999999999993)
+TOLERANCE = 1e-9
+PAPER_LABEL = "paper (Event-ReId, real data)"
+PAPER_NOTE = ("Ahmad et al., ICCV 2023, on Event-ReId: a different, real dataset, and the paper's attackers are "
+              "not adaptive; it reports no intervals and no chance levels")
+
+
+class FrontierInputError(ValueError):
+    """A results.json the frontier cannot use; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------------------------- data types
+
+
+@dataclass(frozen=True)
+class Target:
+    """One shipping target of issue #16 on one run: ``value`` compared with ``limit`` by ``rule``;
+    ``met`` None when it cannot be judged (``note`` says why)."""
+
+    name: str
+    rule: str
+    value: float | None
+    limit: float | None
+    met: bool | None
+    percent: bool = True  # value and limit are fractions shown in percent (else an AUC)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StrongestAttack:
+    """The run's strongest identity attack: what it is, its rank-1, its chance and its privacy state."""
+
+    what: str
+    rank1: Estimate
+    chance: float
+    state: str  # pass / insufficient evidence / breach (intervals.privacy_state on chance + MARGIN)
+
+    @property
+    def limit(self) -> float:
+        return self.chance + MARGIN
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One run on the frontier's axes."""
+
+    name: str
+    source: str  # the results.json it came from
+    beta: float | None  # joint.beta, None where results.json does not record it
+    reid: Estimate  # anonymized ReId rank-1 (ground-truth boxes)
+    reid_raw: Estimate | None  # raw-event ReId rank-1, None where the run has no raw baseline
+    attacker: StrongestAttack | None  # None: the run has no identity attack
+    face_auc: Estimate | None  # the strongest face-verification attack's AUC
+    face_what: str
+    verdict_given: bool  # False: the protocol refused a privacy verdict (``reason``)
+    reason: str
+    targets: tuple[Target, ...]
+    on_frontier: bool = False
+
+    @property
+    def meets_targets(self) -> bool:
+        return all(t.met is True for t in self.targets)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.beta is None else f"{self.name} / β={self.beta:g}"
+
+    @property
+    def excess(self) -> float | None:
+        """How far the strongest attacker's upper bound reaches over its chance (the x of the Pareto rule)."""
+        return None if self.attacker is None else self.attacker.rank1.ci_high - self.attacker.chance
+
+
+@dataclass(frozen=True)
+class PaperPoint:
+    """The paper's numbers on the same axes (fractions; no intervals)."""
+
+    reid: float
+    reid_raw: float | None
+    attacker_rank1: float | None  # None: the paper reports no attacker rank-1 (a ReId band only)
+    attacker_what: str
+    label: str = PAPER_LABEL
+    note: str = PAPER_NOTE
+
+
+@dataclass(frozen=True)
+class Frontier:
+    points: tuple[FrontierPoint, ...]
+    paper: PaperPoint | None
+    command: str = ""
+    margin: float = MARGIN
+    face_auc_max: float = FACE_AUC_MAX
+    reid_min: float = REID_MIN
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Frontier:
+        def est(e: dict[str, Any] | None) -> Estimate | None:
+            return None if e is None else Estimate(**e)
+
+        points = []
+        for p in d["points"]:
+            a = p["attacker"]
+            attacker = None if a is None else StrongestAttack(a["what"], Estimate(**a["rank1"]), a["chance"], a["state"])
+            points.append(FrontierPoint(**{**p, "reid": Estimate(**p["reid"]), "reid_raw": est(p["reid_raw"]),
+                                           "attacker": attacker, "face_auc": est(p["face_auc"]),
+                                           "targets": tuple(Target(**t) for t in p["targets"])}))
+        paper = None if d["paper"] is None else PaperPoint(**d["paper"])
+        return cls(tuple(points), paper, d["command"], d["margin"], d["face_auc_max"], d["reid_min"])
+
+
+# -------------------------------------------------------------------------------------------------- input
+
+
+def results_path(path: Path) -> Path:
+    """``path`` itself, or ``path/results.json`` for a directory."""
+    return path / "results.json" if path.is_dir() else path
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results.json of ``anonreid evaluate`` (or its directory), checked for every key the frontier reads."""
+    path = results_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (give a results.json of `anonreid evaluate`, or its directory)")
+    try:
+        res = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FrontierInputError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(res, dict):
+        raise FrontierInputError(f"{path}: not a results.json of `anonreid evaluate` (a JSON object expected)")
+    for section in ("reid", "retrieval", "face", "reconstruction"):
+        if not isinstance(_need(res, path, section), dict):
+            raise FrontierInputError(f"{path}: key {section!r} is {res[section]!r}, not an object")
+    _finite_estimate(res, path, "reid", "gt", "anonymized", "rank1")
+    for key, r in res["retrieval"].items():  # every score the privacy checks read (null: no score, skipped)
+        if r and key.partition("->")[2] not in (*NOT_ATTACKS, ""):
+            _estimate_at(res, path, "retrieval", key, "rank1", finite=False)
+            _number(_need(res, path, "retrieval", key, "chance", "rank1"), path, f"retrieval.{key}.chance.rank1")
+    for view, f in res["face"].items():
+        if f and view not in NOT_ATTACKS:
+            _estimate_at(res, path, "face", view, "auc", finite=False)
+    return res
+
+
+def _need(res: dict[str, Any], path: Path, *keys: str) -> Any:
+    node: Any = res
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise FrontierInputError(f"{path}: missing key {'.'.join(keys[: i + 1])!r} "
+                                     "(not a results.json of `anonreid evaluate`, or one without that score)")
+        node = node[key]
+    return node
+
+
+def _number(x: Any, path: Path, key: str, finite: bool = True) -> float | None:
+    if x is None and not finite:
+        return None
+    if isinstance(x, bool) or not isinstance(x, int | float) or (finite and not math.isfinite(x)):
+        raise FrontierInputError(f"{path}: key {key!r} is {x!r}, not a {'finite ' * finite}number")
+    return float(x)
+
+
+def _estimate_at(res: dict[str, Any], path: Path, *keys: str, finite: bool = True) -> Estimate | None:
+    """The estimate at ``keys`` (None where ``finite`` is false and its value is null)."""
+    e = _need(res, path, *keys)
+    name = ".".join(keys)
+    if not isinstance(e, dict):
+        raise FrontierInputError(f"{path}: key {name!r} is {e!r}, not an estimate (value, ci_low, ci_high)")
+    value, lo, hi = (_number(_need(res, path, *keys, k), path, f"{name}.{k}", finite) for k in ("value", "ci_low", "ci_high"))
+    if value is None or lo is None or hi is None:
+        return None
+    return Estimate(value, lo, hi, int(e.get("n") or 0), str(e.get("method") or ""), int(e.get("clusters") or 0))
+
+
+def _finite_estimate(res: dict[str, Any], path: Path, *keys: str) -> Estimate:
+    e = _estimate_at(res, path, *keys)
+    assert e is not None  # finite=True raises instead
+    return e
+
+
+def _as_estimate(e: dict[str, Any]) -> Estimate:
+    return Estimate(float(e["value"]), float(e["ci_low"]), float(e["ci_high"]), int(e.get("n") or 0),
+                    str(e.get("method") or ""), int(e.get("clusters") or 0))
+
+
+# ----------------------------------------------------------------------------------------------- points
+
+
+def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> FrontierPoint:
+    """One run's point (``res`` as :func:`load_results` returns it)."""
+    path = Path(source)
+    reid = _finite_estimate(res, path, "reid", "gt", "anonymized", "rank1")
+    reid_raw = _estimate_at(res, path, "reid", "gt", "raw", "rank1", finite=False) if res["reid"]["gt"].get("raw") else None
+    try:
+        best = strongest_checks(res)
+    except (KeyError, TypeError) as exc:
+        raise FrontierInputError(f"{path}: malformed results ({type(exc).__name__}: {exc})") from None
+    rank1 = [(what, e, limit) for what, metric, e, limit in best.values() if metric == "rank-1"]
+    attacker = None
+    if rank1:
+        what, e, limit = max(rank1, key=lambda c: c[1]["ci_high"] - c[2])  # strongest_checks' rule across queries
+        attacker = StrongestAttack(what, _as_estimate(e), round(limit - MARGIN, 12), check_state("rank-1", e, limit))
+    face = best.get("AUC")
+    face_auc = _as_estimate(face[2]) if face else None
+    proto = res.get("protocol") or {}
+    given = proto.get("verdict", True) is not False
+    beta = (res.get("joint") or {}).get("beta")
+    return FrontierPoint(
+        name=name, source=str(source), beta=None if beta is None else float(beta), reid=reid, reid_raw=reid_raw,
+        attacker=attacker, face_auc=face_auc, face_what=face[0] if face else "", verdict_given=given,
+        reason="" if given else str(proto.get("reason", "")),
+        targets=shipping_targets(reid, reid_raw, attacker, face_auc, given))
+
+
+def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: StrongestAttack | None,
+                     face_auc: Estimate | None, verdict_given: bool = True) -> tuple[Target, ...]:
+    """Issue #16's four targets. Privacy on the upper bound (as every privacy check; ``met`` None without a
+    verdict or a score), utility on point estimates with :data:`TOLERANCE`."""
+    no_verdict = "" if verdict_given else "no privacy verdict (the protocol refused it)"
+    rule_x = f"upper bound <= chance + {100 * MARGIN:g} points"
+    if attacker is None:
+        x = Target("strongest attacker rank-1", rule_x, None, None, None, note="no identity attack in the run")
+    else:
+        x = Target("strongest attacker rank-1", rule_x, attacker.rank1.ci_high, attacker.limit,
+                   None if no_verdict else attacker.rank1.ci_high <= attacker.limit, note=no_verdict)
+    rule_f = f"upper bound <= {FACE_AUC_MAX:.2f}"
+    if face_auc is None:
+        f = Target("face AUC", rule_f, None, FACE_AUC_MAX, None, percent=False, note="no face-verification attack")
+    else:
+        f = Target("face AUC", rule_f, face_auc.ci_high, FACE_AUC_MAX,
+                   None if no_verdict else face_auc.ci_high <= FACE_AUC_MAX, percent=False, note=no_verdict)
+    rule_d = f"raw - anonymized <= {100 * MARGIN:g} points"
+    if reid_raw is None:
+        d = Target("ReId drop", rule_d, None, MARGIN, None, note="no raw-event ReId baseline")
+    else:
+        drop = reid_raw.value - reid.value
+        d = Target("ReId drop", rule_d, drop, MARGIN, drop <= MARGIN + TOLERANCE)
+    r = Target("anonymized ReId rank-1", f">= {100 * REID_MIN:g} %", reid.value, REID_MIN,
+               reid.value >= REID_MIN - TOLERANCE)
+    return (x, f, d, r)
+
+
+def paper_point(paper: dict[str, Any] | None) -> PaperPoint | None:
+    """The paper's anonymized ReId rank-1 against the strongest attacker rank-1 it reports (percent in
+    results.json's ``paper`` section, fractions here); None without a paper ReId number."""
+    if not paper or (paper.get("reid_rank1") or {}).get("anonymized") is None:
+        return None
+    reid = paper["reid_rank1"]
+    attacks = {"retrieval attack on E_rec(anonymized)": (paper.get("retrieval_rank1") or {}).get("anonymized"),
+               "inversion attack": paper.get("inversion_rank1")}
+    reported = {what: _fraction(v) for what, v in attacks.items() if v is not None}
+    what, x = max(reported.items(), key=lambda kv: kv[1]) if reported else ("", None)
+    return PaperPoint(_fraction(reid["anonymized"]), None if reid.get("raw") is None else _fraction(reid["raw"]), x, what)
+
+
+def _fraction(percent: float) -> float:
+    return round(float(percent) / 100, 6)  # 59.2 -> 0.592, not 0.5920000000000001
+
+
+def mark_frontier(points: Sequence[FrontierPoint]) -> tuple[FrontierPoint, ...]:
+    """The points with ``on_frontier`` set (Pareto: lower excess over chance, higher ReId; see the module)."""
+    def dominated(p: FrontierPoint) -> bool:
+        return any(q is not p and q.excess is not None and p.excess is not None
+                   and q.excess <= p.excess and q.reid.value >= p.reid.value
+                   and (q.excess < p.excess or q.reid.value > p.reid.value) for q in points)
+
+    return tuple(replace(p, on_frontier=p.excess is not None and not dominated(p)) for p in points)
+
+
+def build_frontier(runs: Sequence[tuple[str, Path]], command: str = "") -> Frontier:
+    """The frontier of ``(name, results.json or its directory)`` runs; names must be distinct."""
+    seen: dict[str, Path] = {}
+    points, paper = [], None
+    for name, path in runs:
+        if name in seen:
+            raise FrontierInputError(f"two runs named {name!r}: {seen[name]} and {path} (name them with --label NAME=PATH)")
+        seen[name] = path
+        res = load_results(path)
+        points.append(frontier_point(res, name, results_path(path)))
+        paper = paper or paper_point(res.get("paper"))
+    return Frontier(mark_frontier(points), paper, command)
+
+
+# -------------------------------------------------------------------------------------------------- output
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _est(e: Estimate | None, percent: bool = True) -> str:
+    if e is None:
+        return "n/a"
+    if percent:
+        return f"{_pct(e.value)} [{_pct(e.ci_low)}, {_pct(e.ci_high)}]"
+    return f"{e.value:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}]"
+
+
+def _target_cell(t: Target) -> str:
+    if t.met is None:
+        return t.note or "not judged"
+    value = _pct(t.value) if t.percent else f"{t.value:.3f}"
+    limit = _pct(t.limit) if t.percent else f"{t.limit:.2f}"
+    return f"{'yes' if t.met else 'NO'} ({value} vs {limit})"
+
+
+def frontier_markdown(fr: Frontier) -> str:
+    rows = []
+    for p in fr.points:
+        a = p.attacker
+        rows.append([p.name, "n/a" if p.beta is None else f"{p.beta:g}", _est(p.reid), _est(p.reid_raw),
+                     a.what if a else "none", _est(a.rank1) if a else "n/a", _pct(a.chance) if a else "n/a",
+                     _est(p.face_auc, percent=False), *(_target_cell(t) for t in p.targets),
+                     "yes" if p.meets_targets else "no", "yes" if p.on_frontier else ""])
+    header = ["run", "β", "anonymized ReId rank-1", "raw ReId rank-1", "strongest attack", "its rank-1", "chance",
+              "face AUC", *(f"{t.name}: {t.rule}" for t in fr.points[0].targets), "all targets", "on frontier"]
+    out = ["# Privacy–utility frontier", "", "Command:", "", "```", fr.command or "(library call)", "```", "",
+           "Percentages with 95% intervals (from each run's results.json). Strongest attack: of every identity attack "
+           "of the run (retrieval on every attack view from enrollment photos and from raw reconstructions, and the "
+           "direct identity attack), the one whose rank-1 upper bound reaches furthest over its chance + "
+           f"{100 * fr.margin:g} points limit. Targets of issue #16: the privacy ones on the upper bound (withheld "
+           "where the evaluation refused a privacy verdict), the utility ones on point estimates. On frontier: no "
+           "other run has both a strongest-attacker upper bound at most as far over chance and a higher anonymized "
+           "ReId rank-1.", "", table(header, rows) if rows else "No runs.", ""]
+    refused = [p for p in fr.points if not p.verdict_given]
+    out += [f"- {p.name}: no privacy verdict: {p.reason}" for p in refused] + ([""] if refused else [])
+    if fr.paper is not None:
+        pp = fr.paper
+        attack = (f"{pp.attacker_what} rank-1 {_pct(pp.attacker_rank1)}" if pp.attacker_rank1 is not None
+                  else "no attacker rank-1 reported (drawn as a ReId line only)")
+        out += [f"{pp.label}: anonymized ReId rank-1 {_pct(pp.reid)}, raw {_pct(pp.reid_raw)}; strongest attack "
+                f"it reports: {attack}. {pp.note}.", ""]
+    out += ["![privacy–utility frontier](frontier.png)", ""]
+    return "\n".join(out)
+
+
+def frontier_figure(fr: Frontier, path: Path) -> str:
+    """frontier.png: each run with its x/y intervals, chance lines, the privacy-target band, raw ReId."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    plotted = [p for p in fr.points if p.attacker is not None]
+    for i, chance in enumerate(sorted({round(p.attacker.chance, 6) for p in plotted if p.attacker})):
+        ax.axvspan(0, 100 * (chance + fr.margin), color="#228833", alpha=0.08,
+                   label=f"privacy target: upper bound ≤ chance + {100 * fr.margin:g}" if i == 0 else None)
+        ax.axvline(100 * chance, color="#cc3311", ls="--", lw=1, label="chance (strongest attack)" if i == 0 else None)
+    for i, raw in enumerate(sorted({round(p.reid_raw.value, 6) for p in fr.points if p.reid_raw})):
+        ax.axhline(100 * raw, color="#555555", lw=1, label="raw ReId rank-1" if i == 0 else None)
+        ax.axhline(100 * (raw - fr.margin), color="#555555", ls=":", lw=1,
+                   label=f"raw − {100 * fr.margin:g} (ReId target)" if i == 0 else None)
+    ax.axhline(100 * fr.reid_min, color="#999999", ls="-.", lw=0.8, label=f"ReId target ≥ {100 * fr.reid_min:g}")
+    edge = [p for p in plotted if p.on_frontier]
+    if len(edge) > 1:
+        edge.sort(key=lambda p: p.attacker.rank1.value if p.attacker else 0.0)
+        ax.plot([100 * p.attacker.rank1.value for p in edge if p.attacker], [100 * p.reid.value for p in edge],
+                color="#4477aa", alpha=0.5, lw=1.5, label="frontier (Pareto-efficient runs)")
+    for p in plotted:
+        a = p.attacker
+        assert a is not None
+        x, y = 100 * a.rank1.value, 100 * p.reid.value
+        ax.errorbar(x, y, xerr=[[x - 100 * a.rank1.ci_low], [100 * a.rank1.ci_high - x]],
+                    yerr=[[y - 100 * p.reid.ci_low], [100 * p.reid.ci_high - y]], fmt="o", capsize=3,
+                    color="#228833" if p.meets_targets else "#4477aa")
+        ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    xmax = max([100 * p.attacker.rank1.ci_high for p in plotted if p.attacker] + [0.0])
+    if fr.paper is not None:
+        pp = fr.paper
+        if pp.attacker_rank1 is None:
+            ax.axhline(100 * pp.reid, color="#aa3377", ls="--", lw=1.2, label=f"{pp.label}: ReId only")
+        else:
+            ax.scatter([100 * pp.attacker_rank1], [100 * pp.reid], marker="*", s=200, color="#aa3377", zorder=4,
+                       label=f"{pp.label}; no interval")
+            ax.annotate(f"{pp.label}\n(different dataset)", (100 * pp.attacker_rank1, 100 * pp.reid),
+                        textcoords="offset points", xytext=(6, -18), fontsize=7, color="#aa3377")
+            xmax = max(xmax, 100 * pp.attacker_rank1)
+    ax.set_xlim(0, min(100.0, xmax + 10))
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("strongest attacker rank-1 (%; each run's own strongest attack, named in frontier.md), "
+                  "lower = more private", fontsize=9)
+    ax.set_ylabel("anonymized ReId rank-1 (%)")
+    ax.set_title("Privacy–utility frontier (95% intervals; green = meets every target)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def write_frontier(fr: Frontier, out_dir: Path) -> list[Path]:
+    """frontier.png, frontier.json and frontier.md in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frontier_figure(fr, out_dir / "frontier.png")
+    (out_dir / "frontier.json").write_text(json.dumps(fr.as_dict(), indent=1, allow_nan=False) + "\n")
+    (out_dir / "frontier.md").write_text(frontier_markdown(fr))
+    return [out_dir / n for n in ("frontier.png", "frontier.json", "frontier.md")]
