@@ -100,7 +100,7 @@ def run_demo(
     from anonreid.gallery.console.server import start_console
     from anonreid.gallery.service import GalleryServer
     from anonreid.nodes.actors import camera_actor_class
-    from anonreid.nodes.adversary.node import adversary_actor_class
+    from anonreid.nodes.adversary.actor import adversary_actor_class
     from anonreid.nodes.sources import SourceSpec
     from anonreid.orchestration.placement import placement_resources
     from anonreid.orchestration.ray_cluster import start_ray, stop_ray

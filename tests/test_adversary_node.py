@@ -101,12 +101,12 @@ def _gauge(registry: CollectorRegistry, name: str, attack: str, camera: str = CA
 
 
 def test_audit_tap_sends_bursts_of_consecutive_windows(identity_tap: Any) -> None:
-    from anonreid.nodes.adversary.node import Sample, _clips
+    from anonreid.nodes.adversary.samples import Sample, split_clips
 
     identity_tap, _url = identity_tap
     samples = [Sample.decode(i, "audit:cam3", e.decode(), f[b"sample"])
                for i, (e, f) in enumerate(identity_tap.xrange(f"audit:{CAMERA}"))]
-    clips = _clips(samples, 3)
+    clips = split_clips(samples, 3)
     assert clips and all(len(c.samples) == 3 for c in clips[:-1])  # the stream may end mid-burst
     assert all(s.reference is not None and s.reference.shape == (240, 320) for s in samples)
     assert any(s.truth for s in samples)
@@ -118,7 +118,8 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
 
     from anonreid.models.evaluation.attacks import AttackerSide
     from anonreid.models.registry import create_model
-    from anonreid.nodes.adversary.node import Attackers, grids_key
+    from anonreid.nodes.adversary.attackers import Attackers
+    from anonreid.nodes.adversary.grids import grids_key
     from anonreid.nodes.adversary.records import AuditLog
     from anonreid.orchestration.cli import app
 
@@ -180,7 +181,7 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
     follow in later rounds; an unrefreshed adaptive attacker (a copy of E_rec) is not run twice."""
     from anonreid.models.evaluation.attacks import AttackerSide
     from anonreid.models.registry import create_model
-    from anonreid.nodes.adversary.node import Attackers
+    from anonreid.nodes.adversary.attackers import Attackers
 
     identity_tap, _url = identity_tap
     _fresh(identity_tap)
@@ -206,7 +207,7 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
 
 def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pytest.LogCaptureFixture) -> None:
     """With the trained attacker, the identity 'anonymizer' leaks: an alert, a WARNING line, the counter."""
-    from anonreid.nodes.adversary.node import load_attackers
+    from anonreid.nodes.adversary.attackers import load_attackers
     from anonreid.nodes.adversary.records import AuditLog
 
     identity_tap, _url = identity_tap
@@ -234,7 +235,7 @@ def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pyte
 def test_trained_anonymizer_does_not_breach(redis_service: Any) -> None:
     """The same stream through the trained anonymizer: the same attacker gets nothing above chance."""
     from anonreid.models.checkpoint import load_checkpoint
-    from anonreid.nodes.adversary.node import load_attackers
+    from anonreid.nodes.adversary.attackers import load_attackers
     from anonreid.nodes.adversary.records import AuditLog
 
     run, trained = _checkpoint("e_rec"), _checkpoint("anonymizer")
@@ -261,7 +262,7 @@ def test_ray_actor_reads_the_tap_and_serves_metrics(identity_tap: Any, ray_local
 
     import ray
 
-    from anonreid.nodes.adversary.node import adversary_actor_class
+    from anonreid.nodes.adversary.actor import adversary_actor_class
 
     _client, url = identity_tap
     cfg = AdversaryConfig(cameras=[CAMERA], model_dir=str(tmp_path), enrollment="", interval_s=0.5, metrics_port=0)
@@ -307,7 +308,7 @@ def test_adversary_run_cli(identity_tap: Any, tmp_path: Path) -> None:
 def test_attack_loop_runs_at_the_lowest_priority(identity_tap: Any) -> None:
     """With ``background`` (the default) the attack loop thread runs at nice 19, so on a shared host
     the cameras' work comes first; without it, the loop keeps the priority it was started with."""
-    from anonreid.nodes.adversary.node import Attackers
+    from anonreid.nodes.adversary.attackers import Attackers
 
     client, _url = identity_tap
     own = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from anonreid.orchestration.config import WorldConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from anonreid.models.evaluation.attacks import AttackerSide
 
 #: what each attacker network is, by checkpoint name
 ATTACKER_ROLES = {
@@ -30,8 +35,8 @@ ATTACKER_ROLES = {
 class Attackers:
     """The attacker's trained networks: E_rec (+ E_inv, E_rec') and the appearance model."""
 
-    side: Any = None  # attacks.AttackerSide
-    appearance: Any = None  # nn.Module on (N, 1, h, w) grey crops
+    side: AttackerSide | None = None
+    appearance: nn.Module | None = None  # on (N, 1, h, w) grey crops
     appearance_hw: tuple[int, int] = (64, 32)
     version: str = "none"
     missing: list[str] = field(default_factory=list)  # what could not be loaded, and why

@@ -94,9 +94,8 @@ def audit_report(
     set_: SetOption = None,
 ) -> None:
     """Write the auditor's report (self-contained HTML + JSON) from the audit log in Redis."""
-    from anonreid.nodes.adversary.node import report_data
     from anonreid.nodes.adversary.policy import PolicyError, PrivacyPolicy
-    from anonreid.nodes.adversary.report import write_report
+    from anonreid.nodes.adversary.report import report_data, write_report
 
     cfg = resolve_config(config, set_)
     since_us = parse_since(since)

@@ -21,8 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS
+from anonreid.nodes.adversary.grids import latest_grid
 from anonreid.nodes.adversary.policy import PrivacyPolicy
+from anonreid.nodes.adversary.records import AuditLog
 from anonreid.proto.v1 import audit_pb2
 
 ATTACK_METHODS = {
@@ -130,6 +134,25 @@ def privacy_status(records: list[audit_pb2.AuditRecord], policy: PrivacyPolicy, 
     as JSON-ready data: what the console's privacy panel and the demo's summary show."""
     verdicts = compute_verdicts(records, policy, cameras)
     return {"overall": overall_status(verdicts), "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
+
+
+def report_data(
+    client: redis.Redis, policy: PrivacyPolicy | None = None, cameras: list[str] | None = None, since_us: int = 0
+) -> ReportData:
+    """The auditor's report from Redis: records and alerts since ``since_us``, the latest grid per camera.
+
+    Cameras are those given plus every camera with a record; ground truth counts as available when any
+    score that needs it was recorded (the verdicts then say per check what was not possible).
+    """
+    policy = policy or PrivacyPolicy.load()
+    log = AuditLog(client)
+    records = log.records(since_us)
+    alerts = log.alerts(since_us)
+    names = sorted(set(cameras or []) | {r.camera_id for r in records})
+    grids = {camera: png for camera in names if (png := latest_grid(client, camera)) is not None}
+    gt = any(r.needs_ground_truth for r in records)
+    return ReportData(names, compute_verdicts(records, policy, names, gt), records, alerts, grids, gt,
+                      log.attackers(), policy.min_identities)
 
 
 def _trend_png(records: list[audit_pb2.AuditRecord], metric: str) -> bytes | None:

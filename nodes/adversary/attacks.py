@@ -1,0 +1,188 @@
+"""The attack stage: every attack the node runs, on one camera's sliding window of audit samples, scored.
+
+The camera's samples are cut into clips (:func:`~anonreid.nodes.adversary.samples.split_clips`); each
+reconstruction attacker unrolls over the clips (:func:`anonreid.models.evaluation.attacks.reconstruct`),
+at most ``max_new_clips`` new ones per round (the newest), the rest of the window scored from the
+cached reconstructions. Each reconstruction view is scored on the people (ground truth needed):
+
+* SSIM / PSNR of person crops of the clip's last frame against the reference frame, beside the
+  flat-grey floor (:func:`~anonreid.models.evaluation.attacks.reconstruction_attack`);
+* retrieval: the attacker's appearance model ranks the enrollment photos for each person crop
+  (rank-1 and mAP against the chance of a random ranking).
+
+Every score goes to the :class:`Recorder` (the node's record / policy / metrics choke point).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from anonreid.nodes.adversary.attackers import Attackers
+from anonreid.nodes.adversary.samples import Clip, Sample, output_range_of, split_clips
+from anonreid.proto.v1 import audit_pb2
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from anonreid.models.evaluation.intervals import Estimate
+
+ENROLLMENT_CAMERA = "enrollment"
+
+#: (attack, input range, first sample seq, clip length): one clip's output of one attack
+ViewKey = tuple[str, str, int, int]
+
+
+class Recorder(Protocol):
+    """Records one score (audit record, policy judgement, gauges, alert)."""
+
+    def __call__(
+        self, camera: str, attack: str, metric: str, est: Estimate, chance: float, window_us: tuple[int, int],
+        n: int, version: str, people: int,
+    ) -> audit_pb2.AuditRecord: ...
+
+
+class LiveAttacker(Protocol):
+    """What the attack stage needs of an attacker the node trains itself."""
+
+    name: str
+    model: nn.Module
+
+    def worth_running(self) -> bool: ...
+
+    def may_score(self, clip: Clip) -> bool: ...
+
+
+@dataclass
+class CameraRound:
+    """What one camera's attack round produced: its records, its clips, and the newest scored clip with
+    the last frame of each attack's reconstruction of it (for the image grid)."""
+
+    records: list[audit_pb2.AuditRecord] = field(default_factory=list)
+    clips: list[Clip] = field(default_factory=list)
+    grid: tuple[Clip, dict[str, np.ndarray]] | None = None
+
+
+class AttackStage:
+    """Runs every loaded attack on a camera's samples and scores it (module docstring)."""
+
+    def __init__(
+        self, attackers: Attackers, enrollment: Mapping[str, np.ndarray], record: Recorder, *,
+        clip_windows: int, max_new_clips: int, crop_hw: tuple[int, int],
+    ) -> None:
+        self.attackers, self.enrollment, self.record = attackers, enrollment, record
+        self.clip_windows, self.max_new_clips, self.crop_hw = clip_windows, max_new_clips, crop_hw
+        # the attackers are fixed between rounds (a live one until it is retrained: :meth:`forget`), so a
+        # round reconstructs only new clips
+        self.views: dict[ViewKey, np.ndarray] = {}
+        self._enrolled: tuple[list[str], torch.Tensor] | None = None
+
+    def forget(self, attack: str) -> None:
+        """Drop the cached outputs of ``attack`` (a retrained attacker is a new attacker)."""
+        self.views = {k: v for k, v in self.views.items() if k[0] != attack}
+
+    def run(self, camera: str, samples: list[Sample], live: Sequence[LiveAttacker], live_seqs: set[int]) -> CameraRound:
+        """Every attack the camera's samples allow; ``live_seqs`` are the samples still in some window
+        (outputs of clips that left every window are dropped from the cache)."""
+        import torch
+
+        from anonreid.models.anonymizer import to_voxel_range
+        from anonreid.models.evaluation import attacks as suite
+
+        side = self.attackers.side
+        if side is None or not samples:
+            return CameraRound()
+        clips = split_clips(samples, self.clip_windows)
+        output_range = output_range_of(np.stack([s.anonymized for s in samples]))
+
+        def to_rec(a: torch.Tensor) -> torch.Tensor:
+            return to_voxel_range(a, output_range)
+
+        models: dict[str, tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = {"reconstruction": (side.e_rec, to_rec)}
+        if side.e_inv is not None:
+            models["inversion"] = (side.e_rec, side.e_inv)
+        held_out = {a.name: a for a in live if a.worth_running()}
+        for attacker in held_out.values():
+            models[attacker.name] = (attacker.model, to_rec)
+
+        def key(attack: str, clip: Clip) -> ViewKey:
+            return attack, output_range, clip.first.seq, len(clip.samples)
+
+        # reconstructions per attack and clip: (T, H, W) in [0, 1]; at most `max_new_clips` new clips
+        new = [c for c in clips if any(key(a, c) not in self.views for a in models)]
+        with torch.inference_mode():
+            for clip in new[-self.max_new_clips:]:
+                x = np.stack([s.anonymized for s in clip.samples])[None]
+                for attack, (rec, transform) in models.items():
+                    if key(attack, clip) not in self.views:
+                        self.views[key(attack, clip)] = suite.reconstruct(rec, x, transform)[0]
+        self.views = {k: v for k, v in self.views.items() if k[2] in live_seqs}
+        scored = [c for c in clips if all(key(a, c) in self.views for a in models)]
+        window_us = (min(s.start_us for s in samples), max(s.end_us for s in samples))
+        version = f"anonymizer {samples[-1].model_version or 'unknown'} / attacker {self.attackers.version}"
+        out = CameraRound(clips=clips)
+        for attack in models:
+            use = [c for c in scored if attack not in held_out or held_out[attack].may_score(c)]
+            out.records += self._score(camera, attack, use, [self.views[key(attack, c)] for c in use], window_us,
+                                       version)
+        if scored:
+            out.grid = scored[-1], {a: self.views[key(a, scored[-1])][-1] for a in models}
+        return out
+
+    def _score(
+        self, camera: str, attack: str, clips: list[Clip], frames: list[np.ndarray], window_us: tuple[int, int],
+        version: str,
+    ) -> list[audit_pb2.AuditRecord]:
+        from anonreid.models.evaluation import attacks as suite
+
+        out = []
+        # reconstruction quality on the people (box crops of the clip's last, best-informed frame): the
+        # static background carries no events and would only measure how grey the scene is
+        pred, ref, ids = [], [], []
+        for clip, rec in zip(clips, frames, strict=True):
+            reference = clip.last.reference
+            if reference is None:
+                continue
+            for box, identity in clip.last.truth:
+                pred.append(suite.image_crops(rec[-1:], np.asarray([box], np.float32), self.crop_hw)[0, 0].numpy())
+                ref.append(suite.image_crops(reference[None], np.asarray([box], np.float32), self.crop_hw)[0, 0].numpy())
+                ids.append(identity)
+        if pred:
+            people = len(set(ids))
+            r = suite.reconstruction_attack(np.stack(pred), np.stack(ref), groups=ids if people > 1 else None)
+            out.append(self.record(camera, attack, "ssim", r.ssim, r.ssim_floor, window_us, len(pred), version, people))
+            out.append(self.record(camera, attack, "psnr", r.psnr, r.psnr_floor, window_us, len(pred), version, people))
+        # retrieval against the enrollment photos: each person crop of the reconstructed (last) frame
+        # ranks every enrolled identity (chance ~ 1 / enrolled); the CI resamples identities
+        app = self.attackers.appearance
+        q_img, q_box, q_ids = [], [], []
+        for clip, rec in zip(clips, frames, strict=True):
+            for box, identity in clip.last.truth:
+                if identity in self.enrollment:
+                    q_img.append(rec[-1])
+                    q_box.append(box)
+                    q_ids.append(identity)
+        if app is not None and q_ids:
+            g_ids, g = self._enrollment_crops()
+            q = suite.image_crops(np.stack(q_img), np.asarray(q_box, np.float32), self.attackers.appearance_hw)
+            r2 = suite.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [ENROLLMENT_CAMERA] * len(g_ids))
+            name = "retrieval" if attack == "reconstruction" else attack  # retrieval on the plain reconstructions
+            n, people = r2.num_queries, len(set(q_ids))
+            out.append(self.record(camera, name, "rank1", r2.rank1, r2.chance["rank1"], window_us, n, version, people))
+            out.append(self.record(camera, name, "map", r2.mAP, r2.chance["mAP"], window_us, n, version, people))
+        return out
+
+    def _enrollment_crops(self) -> tuple[list[str], torch.Tensor]:
+        """Identities and person crops of the enrollment photos (computed once)."""
+        if self._enrolled is None:
+            from anonreid.models.evaluation import attacks as suite
+
+            ids = sorted(self.enrollment)
+            photos = np.stack([self.enrollment[i] for i in ids])
+            boxes = np.stack([suite.photo_person_box(p) for p in photos])
+            self._enrolled = (ids, suite.image_crops(photos, boxes, self.attackers.appearance_hw))
+        return self._enrolled

@@ -1,0 +1,141 @@
+"""The attacker the adversary node trains itself: the live adaptive reconstruction attacker.
+
+A copy of the offline adaptive E_rec' (or of E_rec when the attacker run has none) is fine-tuned on
+(anonymized, reference) person tiles the node collects from the audit tap: every ``every_s`` seconds a
+refresh of at most ``steps`` steps (or ``budget_s`` seconds) on batches of ``batch_size`` tiles of one
+shape, Adam at ``lr``. After a refresh it is scored only on samples read after it (held out).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from anonreid.nodes.adversary.samples import Box, Clip, output_range_of
+from anonreid.orchestration.config import AdversaryConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def person_tile(box: Box, hw: tuple[int, int], frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A tile of ``hw`` centred on ``box``, shifted inside the frame (clipped when the frame is smaller):
+    the tiles the attack stages train on (:mod:`anonreid.models.data`)."""
+    from anonreid.models.data import _tile_origin
+
+    th, tw = min(hw[0], frame_hw[0]), min(hw[1], frame_hw[1])
+    x1 = _tile_origin((box[0] + box[2]) / 2, tw, frame_hw[1])
+    y1 = _tile_origin((box[1] + box[3]) / 2, th, frame_hw[0])
+    return x1, y1, x1 + tw, y1 + th
+
+
+class AdaptiveAttacker:
+    """The live adaptive reconstruction attacker (module docstring). ``base`` is the network it starts
+    from, ``base_name`` its checkpoint name (``e_rec_adaptive`` or ``e_rec``)."""
+
+    name = "adaptive"
+
+    def __init__(
+        self, base: nn.Module, base_name: str, *, steps: int, budget_s: float, every_s: float, max_pairs: int,
+        tile_hw: tuple[int, int], lr: float = 1e-3, batch_size: int = 4,
+    ) -> None:
+        self.base_name = base_name
+        self.model = copy.deepcopy(base).eval()
+        self.steps, self.budget_s, self.every_s = steps, budget_s, every_s
+        self.tile_hw, self.lr, self.batch_size = tile_hw, lr, batch_size
+        self.pairs: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=max_pairs)
+        self.cutoff = -1  # samples with seq <= this were (possibly) trained on
+        self.collected_upto = -1  # samples with seq <= this were collected as training pairs
+        self.refreshes = 0
+        self.steps_trained = 0  # optimizer steps and (anonymized, reference) pairs seen
+        self.pairs_seen = 0
+        self.last_refresh = time.monotonic()
+
+    @classmethod
+    def from_config(cls, cfg: AdversaryConfig, base: nn.Module, base_name: str) -> AdaptiveAttacker:
+        return cls(base, base_name, steps=cfg.adaptive_steps, budget_s=cfg.adaptive_budget_s,
+                   every_s=cfg.adaptive_every_s, max_pairs=cfg.adaptive_pairs, tile_hw=cfg.tile_hw)
+
+    def worth_running(self) -> bool:
+        """An unrefreshed copy of E_rec would only repeat the plain reconstruction attack."""
+        return self.base_name != "e_rec" or self.refreshes > 0
+
+    def may_score(self, clip: Clip) -> bool:
+        """Held out: read after the last refresh."""
+        return clip.first.seq > self.cutoff
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_refresh >= self.every_s
+
+    def collect(self, clips: list[Clip]) -> None:
+        """(anonymized, reference) person tiles of clips not yet collected."""
+        for clip in clips:
+            if clip.first.seq <= self.collected_upto or any(s.reference is None for s in clip.samples):
+                continue
+            hw = clip.last.anonymized.shape[-2:]
+            for box, _identity in clip.last.truth:
+                x1, y1, x2, y2 = person_tile(box, self.tile_hw, (int(hw[0]), int(hw[1])))
+                anon = np.stack([s.anonymized[:, y1:y2, x1:x2] for s in clip.samples]).astype(np.float16)
+                ref = np.stack([s.reference[y1:y2, x1:x2] for s in clip.samples if s.reference is not None])
+                self.pairs.append((anon, ref))
+        if clips:
+            self.collected_upto = max(self.collected_upto, max(c.last.seq for c in clips))
+
+    def refresh(self, last_seq: int) -> dict[str, float]:
+        """Fine-tune on the collected pairs: ``steps`` steps or ``budget_s`` seconds; samples up to
+        ``last_seq`` count as seen. Empty when there is nothing to train on."""
+        import torch
+
+        from anonreid.models.anonymizer import to_voxel_range
+        from anonreid.models.losses import reconstruction_loss
+        from anonreid.models.reconstruction import run_sequence
+
+        self.last_refresh = time.monotonic()
+        by_shape: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = collections.defaultdict(list)
+        for a, r in self.pairs:
+            by_shape[a.shape].append((a, r))
+        if not by_shape:
+            return {}
+        group = max(by_shape.values(), key=len)  # one tile shape per batch
+        output_range = output_range_of(np.stack([a for a, _ in group]).astype(np.float32))
+        rng = np.random.default_rng(self.refreshes)
+        model = self.model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        t0, steps, loss_value = time.monotonic(), 0, float("nan")
+        while steps < self.steps and time.monotonic() - t0 < self.budget_s:
+            pick = rng.choice(len(group), size=min(self.batch_size, len(group)), replace=False)
+            x = torch.from_numpy(np.stack([group[i][0] for i in pick]).astype(np.float32))
+            y = torch.from_numpy(np.stack([group[i][1] for i in pick]).astype(np.float32) / 255.0)[:, :, None]
+            pred, _ = run_sequence(model, to_voxel_range(x.flatten(0, 1), output_range).view_as(x))
+            loss, _parts = reconstruction_loss(pred, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            steps += 1
+            self.pairs_seen += len(pick)
+            loss_value = float(loss.detach())
+        model.eval()
+        self.cutoff = last_seq
+        self.refreshes += 1
+        self.steps_trained += steps
+        info = {"steps": steps, "loss": loss_value, "seconds": time.monotonic() - t0, "pairs": len(group)}
+        log.info("adversary: adaptive attacker refreshed (%s)", info)
+        return info
+
+    def describe(self) -> dict[str, Any]:
+        """The report's entry: what it is, what it trained on and its budget so far."""
+        return {
+            "name": "adaptive (live)",
+            "role": f"adaptive reconstruction fine-tuned on this stream from {self.base_name}",
+            "checkpoint": "in memory", "trained_on": "(anonymized, reference) pairs collected from the audit tap",
+            "budget": {"steps": self.steps_trained, "batch_size": self.batch_size, "samples": self.pairs_seen,
+                       "unit": "clips", "refreshes": self.refreshes, "init_from": self.base_name,
+                       "source": "this adversary node"},
+        }
