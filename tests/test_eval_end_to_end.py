@@ -116,6 +116,15 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
     md = (out / "results.md").read_text()
     assert "## Every attack" in md and "COLLAPSED" not in md and "BELOW 3x" not in md
     assert md.index("## Every attack") < md.index("## Strongest attack per metric")
+    # the loss weights are recorded, and `anonreid frontier` reads this results.json (issue 16's frontier)
+    assert res["joint"] == {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "minmax": True}
+    result = CliRunner().invoke(app, ["frontier", str(out), "--out", str(tmp_path / "frontier")])
+    assert result.exit_code == 0, result.output
+    point = json.loads((tmp_path / "frontier" / "frontier.json").read_text())["points"][0]
+    reid = res["reid"]["gt"]["anonymized"]["rank1"]
+    assert (point["name"], point["beta"]) == ("out", 1.0)
+    assert [point["reid"][k] for k in ("value", "ci_low", "ci_high")] == [reid[k] for k in ("value", "ci_low", "ci_high")]
+    assert point["attacker"]["what"].startswith(("enrollment queries", "raw queries")) and len(point["targets"]) == 4
 
 
 @pytest.mark.slow

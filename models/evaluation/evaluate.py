@@ -474,6 +474,8 @@ def evaluate_run(
     res: dict[str, Any] = {
         "command": command, "run_dir": str(run_dir), "dataset": dataset, "data": str(data_path or root),
         "preset": run_cfg.name, "device": str(device), "models": _model_versions(run_dir),
+        "joint": {"alpha": run_cfg.joint.alpha, "beta": run_cfg.joint.beta, "gamma": run_cfg.joint.gamma,
+                  "minmax": run_cfg.joint.minmax.enabled},  # the loss weights (beta: the frontier's knob)
         "test": {"clips": len(test.clips), "identities": len(set(test.ids.tolist())),
                  "cameras": sorted(set(test.cams.tolist())), "clips_per_pass": opts.clips_per_pass,
                  "clip_len": test.data_cfg.clip_len, "tile_hw": list(run_cfg.data.tile_hw or []),
