@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -145,3 +147,46 @@ def batch_photos(photos: torch.Tensor, labels: torch.Tensor, rng: np.random.Gene
 
         crops = augment_crops(crops.cpu(), rng).to(labels.device)
     return crops, uniq
+
+
+@dataclass
+class IdentityTowers:
+    """The trained attack (stage ``identity``) as used on test or live data: embeddings of enrollment
+    photos and of anonymized person crops in the shared space."""
+
+    voxel: nn.Module
+    photo: nn.Module
+    crop_hw: tuple[int, int]
+    metadata: dict
+
+    @torch.no_grad()
+    def photo_embeddings(self, photos: Sequence[np.ndarray]) -> torch.Tensor:
+        """``(M, D)`` of enrollment photos (uint8 grey, plain wall behind), on the CPU."""
+        device = next(self.photo.parameters()).device
+        return tower_embedding(self.photo, photo_input(photo_crops(photos, self.crop_hw)).to(device)).cpu()
+
+    @torch.no_grad()
+    def voxel_embeddings(self, tiles: np.ndarray, boxes: np.ndarray, batch: int = 64) -> torch.Tensor:
+        """``(N, D)`` of the person box of each anonymized window ``tiles (N, B, H, W)`` (E_an's output as
+        it is), on the CPU."""
+        device = next(self.voxel.parameters()).device
+        out = []
+        for i in range(0, len(tiles), batch):
+            x = torch.from_numpy(np.asarray(tiles[i : i + batch], np.float32))
+            crops = crop_boxes(x, torch.from_numpy(np.asarray(boxes[i : i + batch], np.float32)), self.crop_hw)
+            out.append(tower_embedding(self.voxel, crops.to(device)).cpu())
+        return torch.cat(out) if out else torch.zeros((0, 1))
+
+
+def load_identity_towers(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> IdentityTowers | None:
+    """The two towers from ``ckpt_dir`` (a run's ``checkpoints/`` or a flat weight set); None when the
+    directory has no identity attack."""
+    from anonreid.models.checkpoint import load_checkpoint
+
+    ckpt = Path(ckpt_dir)
+    if not (ckpt / f"{VOXEL_TOWER}.json").exists():
+        return None
+    voxel = load_checkpoint(ckpt / VOXEL_TOWER, device=device)
+    photo = load_checkpoint(ckpt / PHOTO_TOWER, device=device)
+    hw = voxel.metadata.get("crop_hw") or list(voxel.cfg.input_hw or (64, 32))
+    return IdentityTowers(voxel.model.eval(), photo.model.eval(), (int(hw[0]), int(hw[1])), dict(voxel.metadata))

@@ -271,6 +271,8 @@ class AdversaryConfig(Section):
     adaptive_steps: int = Field(10, ge=0, description="fine-tuning steps per refresh (0 = no adaptive attacker)")
     adaptive_budget_s: float = Field(30.0, gt=0, description="wall-time bound of one refresh")
     adaptive_pairs: int = Field(256, gt=0, description="(anonymized, reference) clips kept to train the adaptive attacker")
+    adaptive_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the adaptive attacker's refreshes")
+    adaptive_batch_size: int = Field(4, gt=0, description="(anonymized, reference) clips per adaptive-attacker step")
     grids_kept: int = Field(5, gt=0, description="image grids kept in Redis per camera")
     torch_threads: int = Field(1, ge=0, description="intra-op threads (0 = torch default)")
     background: bool = Field(True, description="run the attack loop at the lowest CPU priority (nice 19): on a "

@@ -145,27 +145,36 @@ def load_attacker_side(run_dir: str | Path, device: str | torch.device = "cpu") 
     return AttackerSide(e_rec, load("e_inv"), load("e_rec_adaptive"), load("e_rec_finetuned"), load("e_lin"))
 
 
-def anonymized_views(anonymized: np.ndarray | torch.Tensor, attacker: AttackerSide, output_range: str) -> Views:
-    """What each attack reconstructs from *anonymized* clips ``(N, T, B, H, W)`` (what the audit tap
-    carries): ``anonymized`` = E_rec on E_an's output mapped into the voxel range E_rec was trained on
+def view_models(
+    attacker: AttackerSide, output_range: str,
+) -> dict[str, tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]]:
+    """Each view of the attacks on *anonymized* events -> (the reconstruction net, what it is given):
+    ``anonymized`` = E_rec on E_an's output mapped into the voxel range E_rec was trained on
     (:func:`anonreid.models.anonymizer.to_voxel_range` of the anonymizer's ``output_range``),
     ``inversion`` = E_rec(E_inv(.)), ``linear`` = E_rec(linear inverse(.)), ``adaptive`` = the E_rec'
-    trained on anonymized events from scratch, ``finetuned`` = the raw E_rec fine-tuned on them."""
+    trained on anonymized events from scratch, ``finetuned`` = the raw E_rec fine-tuned on them; a view
+    whose network the attacker lacks is left out."""
     from anonreid.models.anonymizer import to_voxel_range
 
     def voxel_range(a: torch.Tensor) -> torch.Tensor:
         return to_voxel_range(a, output_range)
 
-    views: Views = {"anonymized": reconstruct(attacker.e_rec, anonymized, voxel_range)}
-    for view, (rec, transform) in {
+    candidates = {
+        "anonymized": (attacker.e_rec, voxel_range),
         "inversion": (attacker.e_rec, attacker.e_inv),
         "linear": (attacker.e_rec, attacker.e_lin),
         "adaptive": (attacker.e_rec_adaptive, voxel_range),
         "finetuned": (attacker.e_rec_finetuned, voxel_range),
-    }.items():
-        if rec is not None and transform is not None:
-            views[view] = reconstruct(rec, anonymized, transform)
-    return views
+    }
+    return {view: (rec, transform) for view, (rec, transform) in candidates.items()
+            if rec is not None and transform is not None}
+
+
+def anonymized_views(anonymized: np.ndarray | torch.Tensor, attacker: AttackerSide, output_range: str) -> Views:
+    """What each attack (:func:`view_models`) reconstructs from *anonymized* clips ``(N, T, B, H, W)``
+    (what the audit tap carries)."""
+    return {view: reconstruct(rec, anonymized, transform)
+            for view, (rec, transform) in view_models(attacker, output_range).items()}
 
 
 def attacker_views(

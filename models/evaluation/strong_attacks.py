@@ -52,32 +52,18 @@ def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_la
                     device: str | torch.device = "cpu", batch: int = 64) -> RetrievalScore | None:
     """Enrollment photo -> anonymized crop rank-1 of the direct identity attack (None when the run has
     no such attack, or there are no photos / anonymized clips)."""
-    from anonreid.models.checkpoint import load_checkpoint
-    from anonreid.models.data import crop_boxes
-    from anonreid.models.identity_attack import (
-        PHOTO_TOWER,
-        VOXEL_TOWER,
-        photo_crops,
-        photo_input,
-        tower_embedding,
-    )
+    from anonreid.models.identity_attack import load_identity_towers
 
-    ckpt = run_dir / "checkpoints"
-    if anon_last is None or not enrollment or not (ckpt / f"{VOXEL_TOWER}.json").exists():
+    if anon_last is None or not enrollment:
         return None
-    loaded = load_checkpoint(ckpt / VOXEL_TOWER, device=device)
-    voxel, photo = loaded.model.eval(), load_checkpoint(ckpt / PHOTO_TOWER, device=device).model.eval()
-    hw_list = loaded.metadata.get("crop_hw") or list(loaded.cfg.input_hw or (64, 32))
-    hw = (int(hw_list[0]), int(hw_list[1]))
+    towers = load_identity_towers(run_dir / "checkpoints", device)
+    if towers is None:
+        return None
     q_ids = np.asarray(sorted(enrollment))
-    q_emb = tower_embedding(photo, photo_input(photo_crops([enrollment[i] for i in q_ids], hw)).to(device))
-    g_emb = []
-    for i in range(0, len(anon_last), batch):
-        tiles = torch.from_numpy(np.asarray(anon_last[i : i + batch], np.float32))
-        crops = crop_boxes(tiles, torch.from_numpy(np.asarray(boxes[i : i + batch], np.float32)), hw)
-        g_emb.append(tower_embedding(voxel, crops.to(device)).cpu())
-    return retrieval_scores(q_emb.cpu().numpy(), q_ids, np.full(len(q_ids), query_camera),
-                            torch.cat(g_emb).numpy(), ids, cams, seed=seed)
+    q_emb = towers.photo_embeddings([enrollment[i] for i in q_ids])
+    g_emb = towers.voxel_embeddings(anon_last, boxes, batch)
+    return retrieval_scores(q_emb.numpy(), q_ids, np.full(len(q_ids), query_camera), g_emb.numpy(), ids, cams,
+                            seed=seed)
 
 
 def _budget(run_dir: Path, checkpoint: str, against: list[Any]) -> dict[str, Any] | None:

@@ -1,10 +1,19 @@
 """The adversary node's attackers: loading them from a run or the shipped weights, naming them and their
 training budgets (for the auditor's report), and the enrollment photos they match against.
 
+Every attack network of the evaluation suite is loaded when the run (or weight set) has it, each one
+optional: E_rec and the networks of the suite's other reconstruction views
+(:data:`~anonreid.models.evaluation.attacks.ATTACK_VIEWS`: E_inv, the linear inverse, the adaptive and
+the fine-tuned E_rec), the direct identity attack's two towers
+(:func:`~anonreid.models.identity_attack.load_identity_towers`) and the retrieval attacker's appearance
+net. A network the shipped weight set carries (:data:`~anonreid.models.bundle.ATTACKER_WEIGHTS`) is
+*missing* when absent (logged as a warning); the others only a full training run has are *absent*.
+
 Every attacker network carries a JSON sidecar (:mod:`anonreid.models.checkpoint`); its budget is read
 from there: the ``budget`` record the attack stages write (:class:`anonreid.models.budget.Budget`:
 steps x batch of its own, plus the weights it started from), else the stage's step count and batch in
-the run config the checkpoint records, else the attacker net's own ``attacker_cfg`` (steps, P x K).
+the run config the checkpoint records, else the attacker net's own ``attacker_cfg`` (steps, P x K); a
+closed-form fit (the linear inverse) records the clips it was fitted on.
 """
 
 from __future__ import annotations
@@ -21,25 +30,33 @@ if TYPE_CHECKING:
     from torch import nn
 
     from anonreid.models.evaluation.attacks import AttackerSide
+    from anonreid.models.identity_attack import IdentityTowers
 
 #: what each attacker network is, by checkpoint name
 ATTACKER_ROLES = {
     "e_rec": "reconstruction (E_rec, trained on raw events)",
     "e_inv": "inversion (E_inv before E_rec)",
     "e_rec_adaptive": "adaptive reconstruction (E_rec retrained on anonymized events)",
+    "e_rec_finetuned": "fine-tuned reconstruction (the raw E_rec fine-tuned on anonymized events)",
+    "e_lin": "linear inverse before E_rec (closed-form least squares: the floor)",
+    "attack_id_voxel": "direct identity attack (voxel tower on anonymized crops + photo tower on enrollment "
+                       "photos, no reconstruction)",
     "appearance": "retrieval (appearance ReId on reconstructions vs enrollment photos)",
 }
 
 
 @dataclass
 class Attackers:
-    """The attacker's trained networks: E_rec (+ E_inv, E_rec') and the appearance model."""
+    """The attacker's trained networks: the reconstruction side (E_rec and the views' networks), the
+    identity attack's towers and the appearance model."""
 
     side: AttackerSide | None = None
     appearance: nn.Module | None = None  # on (N, 1, h, w) grey crops
     appearance_hw: tuple[int, int] = (64, 32)
     version: str = "none"
     missing: list[str] = field(default_factory=list)  # what could not be loaded, and why
+    identity: IdentityTowers | None = None
+    absent: list[str] = field(default_factory=list)  # optional attacks this run did not train
     described: list[dict[str, Any]] = field(default_factory=list)  # name, role, budget per loaded network
 
 
@@ -58,6 +75,9 @@ def attacker_budget(metadata: dict[str, Any]) -> dict[str, Any]:
         return {"steps": steps, "batch_size": batch, "samples": steps * batch, "unit": "person crops",
                 "training_crops": metadata.get("train_samples"), "identities": metadata.get("identities"),
                 "source": "attacker_cfg"}
+    if metadata.get("fitted"):
+        return {"samples": metadata.get("clips"), "unit": "clips",
+                "source": f"{metadata['fitted']} on {metadata.get('clips')} clips (no steps)"}
     stage = str(metadata.get("stage", "")).split("_")[0]
     section = (metadata.get("config") or {}).get(stage)
     if isinstance(section, dict) and "steps" in section and "batch_size" in section:
@@ -76,19 +96,25 @@ def describe_attacker(name: str, path: Path, metadata: dict[str, Any]) -> dict[s
 
 def load_attackers(model_dir: str | Path | None) -> Attackers:
     """The attacker side of a training run directory (``checkpoints/e_rec`` etc. and ``attacker/``);
-    empty: the package's shipped weight set (``models/weights/default``, the same layout flat)."""
-    from anonreid.models.bundle import DEFAULT_WEIGHTS
+    empty: the package's shipped weight set (``models/weights/default``, the same layout flat). Each
+    network is optional (module docstring): an attack without its network is not run."""
+    from anonreid.models.bundle import ATTACKER_WEIGHTS, DEFAULT_WEIGHTS
     from anonreid.models.checkpoint import CheckpointError, load_checkpoint, read_sidecar
-    from anonreid.models.evaluation.attacks import AttackerSide
+    from anonreid.models.evaluation.attacks import ATTACK_VIEWS, AttackerSide
+    from anonreid.models.identity_attack import VOXEL_TOWER, load_identity_towers
 
     run = Path(model_dir) if model_dir else DEFAULT_WEIGHTS
     ckpt = run / "checkpoints" if (run / "checkpoints").is_dir() else run  # a run directory or a flat weights set
     out = Attackers(version=run.name)
+
+    def not_there(path: Path, name: str, why: str) -> None:
+        (out.missing if name in ATTACKER_WEIGHTS else out.absent).append(f"{path}.json: {why}")
+
     nets: dict[str, Any] = {}
-    for name in ("e_rec", "e_inv", "e_rec_adaptive"):  # each one optional: an attack without its net is not run
+    for name in ("e_rec", *ATTACK_VIEWS.values()):
         path = ckpt / name
         if not path.with_suffix(".json").exists():
-            out.missing.append(f"{path}.json: not trained in this run")
+            not_there(path, name, "not trained in this run")
             continue
         try:
             nets[name] = load_checkpoint(path).model.eval()
@@ -96,9 +122,17 @@ def load_attackers(model_dir: str | Path | None) -> Attackers:
         except (CheckpointError, OSError, ValueError) as exc:
             out.missing.append(f"{path}: cannot be loaded ({exc})")
     if "e_rec" in nets:
-        out.side = AttackerSide(nets["e_rec"], nets.get("e_inv"), nets.get("e_rec_adaptive"))
+        out.side = AttackerSide(**nets)
         meta = read_sidecar(ckpt / "e_rec")["metadata"]
         out.version = f"{meta.get('preset', run.name)}-{str(meta.get('data_fingerprint', ''))[:8]}"
+    try:
+        out.identity = load_identity_towers(ckpt)
+        if out.identity is None:
+            not_there(ckpt / VOXEL_TOWER, VOXEL_TOWER, "no direct identity attack in this run")
+        else:
+            out.described.append(describe_attacker(VOXEL_TOWER, ckpt / VOXEL_TOWER, out.identity.metadata))
+    except (CheckpointError, OSError, ValueError) as exc:
+        out.missing.append(f"{ckpt / VOXEL_TOWER}: cannot be loaded ({exc})")
     app = run / "attacker" / "appearance"
     if app.with_suffix(".json").exists():
         out.appearance = load_checkpoint(app).model.eval()

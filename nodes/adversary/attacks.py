@@ -1,14 +1,20 @@
 """The attack stage: every attack the node runs, on one camera's sliding window of audit samples, scored.
 
-The camera's samples are cut into clips (:func:`~anonreid.nodes.adversary.samples.split_clips`); each
-reconstruction attacker unrolls over the clips (:func:`anonreid.models.evaluation.attacks.reconstruct`),
-at most ``max_new_clips`` new ones per round (the newest), the rest of the window scored from the
-cached reconstructions. Each reconstruction view is scored on the people (ground truth needed):
+The camera's samples are cut into clips (:func:`~anonreid.nodes.adversary.samples.split_clips`). Every
+attack the attacker side has runs on each clip, at most ``max_new_clips`` new ones per round (the
+newest), the rest of the window scored from the cached outputs:
 
-* SSIM / PSNR of person crops of the clip's last frame against the reference frame, beside the
-  flat-grey floor (:func:`~anonreid.models.evaluation.attacks.reconstruction_attack`);
-* retrieval: the attacker's appearance model ranks the enrollment photos for each person crop
-  (rank-1 and mAP against the chance of a random ranking).
+* each reconstruction view of the evaluation suite
+  (:func:`anonreid.models.evaluation.attacks.view_models`: E_rec on the anonymized stream, named
+  ``reconstruction`` here, and the inversion, linear-inverse, adaptive and fine-tuned attacks), with the
+  live attackers the node trains itself in place of their offline counterpart, is scored on the people
+  (ground truth needed): SSIM / PSNR of person crops of the clip's last frame against the reference
+  frame beside the flat-grey floor, and retrieval, where the attacker's appearance model ranks the
+  enrollment photos for each person crop (rank-1 and mAP against the chance of a random ranking; named
+  ``retrieval`` for the plain reconstruction, by the view otherwise);
+* the direct identity attack (:class:`anonreid.models.identity_attack.IdentityTowers`, no
+  reconstruction): each anonymized person crop of the clip's last window ranks the enrollment photos
+  (``identity`` rank-1 and mAP against chance).
 
 Every score goes to the :class:`Recorder` (the node's record / policy / metrics choke point).
 """
@@ -16,8 +22,8 @@ Every score goes to the :class:`Recorder` (the node's record / policy / metrics 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
     from anonreid.models.evaluation.intervals import Estimate
 
 ENROLLMENT_CAMERA = "enrollment"
+IDENTITY = "identity"
+#: the suite's name of a view -> the node's attack name (the policy's and the records')
+NODE_NAMES = {"anonymized": "reconstruction"}
 
 #: (attack, input range, first sample seq, clip length): one clip's output of one attack
 ViewKey = tuple[str, str, int, int]
@@ -47,7 +56,8 @@ class Recorder(Protocol):
 
 
 class LiveAttacker(Protocol):
-    """What the attack stage needs of an attacker the node trains itself."""
+    """What the attack stage needs of an attacker the node trains itself (``name``: the view of the
+    suite it replaces, :data:`~anonreid.models.evaluation.attacks.ATTACK_VIEWS`)."""
 
     name: str
     model: nn.Module
@@ -80,6 +90,7 @@ class AttackStage:
         # round reconstructs only new clips
         self.views: dict[ViewKey, np.ndarray] = {}
         self._enrolled: tuple[list[str], torch.Tensor] | None = None
+        self._enrolled_identity: tuple[list[str], np.ndarray] | None = None
 
     def forget(self, attack: str) -> None:
         """Drop the cached outputs of ``attack`` (a retrained attacker is a new attacker)."""
@@ -90,48 +101,89 @@ class AttackStage:
         (outputs of clips that left every window are dropped from the cache)."""
         import torch
 
-        from anonreid.models.anonymizer import to_voxel_range
         from anonreid.models.evaluation import attacks as suite
+        from anonreid.models.evaluation.attacks import ATTACK_VIEWS
 
         side = self.attackers.side
         if side is None or not samples:
             return CameraRound()
         clips = split_clips(samples, self.clip_windows)
         output_range = output_range_of(np.stack([s.anonymized for s in samples]))
-
-        def to_rec(a: torch.Tensor) -> torch.Tensor:
-            return to_voxel_range(a, output_range)
-
-        models: dict[str, tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]] = {"reconstruction": (side.e_rec, to_rec)}
-        if side.e_inv is not None:
-            models["inversion"] = (side.e_rec, side.e_inv)
         held_out = {a.name: a for a in live if a.worth_running()}
-        for attacker in held_out.values():
-            models[attacker.name] = (attacker.model, to_rec)
+        # the live attackers replace their offline counterpart (an unrefreshed copy of E_rec is left out)
+        own: dict[str, Any] = {ATTACK_VIEWS[a.name]: (a.model if a.worth_running() else None) for a in live}
+        views = suite.view_models(replace(side, **own), output_range)
+        outputs: dict[str, Callable[[Clip], np.ndarray]] = {
+            NODE_NAMES.get(view, view): self._reconstructs(rec, transform) for view, (rec, transform) in views.items()
+        }
+        frames = list(outputs)  # the attacks whose outputs are frames (the rest: identity embeddings)
+        if self.attackers.identity is not None:
+            outputs[IDENTITY] = self._identity_embeddings
 
         def key(attack: str, clip: Clip) -> ViewKey:
             return attack, output_range, clip.first.seq, len(clip.samples)
 
-        # reconstructions per attack and clip: (T, H, W) in [0, 1]; at most `max_new_clips` new clips
-        new = [c for c in clips if any(key(a, c) not in self.views for a in models)]
+        # per attack and clip: frames (T, H, W) in [0, 1] or identity embeddings; at most `max_new_clips` new clips
+        new = [c for c in clips if any(key(a, c) not in self.views for a in outputs)]
         with torch.inference_mode():
             for clip in new[-self.max_new_clips:]:
-                x = np.stack([s.anonymized for s in clip.samples])[None]
-                for attack, (rec, transform) in models.items():
+                for attack, run in outputs.items():
                     if key(attack, clip) not in self.views:
-                        self.views[key(attack, clip)] = suite.reconstruct(rec, x, transform)[0]
+                        self.views[key(attack, clip)] = run(clip)
         self.views = {k: v for k, v in self.views.items() if k[2] in live_seqs}
-        scored = [c for c in clips if all(key(a, c) in self.views for a in models)]
+        scored = [c for c in clips if all(key(a, c) in self.views for a in outputs)]
         window_us = (min(s.start_us for s in samples), max(s.end_us for s in samples))
         version = f"anonymizer {samples[-1].model_version or 'unknown'} / attacker {self.attackers.version}"
         out = CameraRound(clips=clips)
-        for attack in models:
+        for attack in outputs:
             use = [c for c in scored if attack not in held_out or held_out[attack].may_score(c)]
-            out.records += self._score(camera, attack, use, [self.views[key(attack, c)] for c in use], window_us,
-                                       version)
+            score = self._score if attack in frames else self._score_identity
+            out.records += score(camera, attack, use, [self.views[key(attack, c)] for c in use], window_us, version)
         if scored:
-            out.grid = scored[-1], {a: self.views[key(a, scored[-1])][-1] for a in models}
+            out.grid = scored[-1], {a: self.views[key(a, scored[-1])][-1] for a in frames}
         return out
+
+    @staticmethod
+    def _reconstructs(rec: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[Clip], np.ndarray]:
+        from anonreid.models.evaluation import attacks as suite
+
+        def run(clip: Clip) -> np.ndarray:
+            return suite.reconstruct(rec, np.stack([s.anonymized for s in clip.samples])[None], transform)[0]
+
+        return run
+
+    def _identity_embeddings(self, clip: Clip) -> np.ndarray:
+        """The identity attack's embedding of each ground-truth person in the clip's last window."""
+        assert self.attackers.identity is not None
+        boxes = np.asarray([box for box, _identity in clip.last.truth], np.float32).reshape(-1, 4)
+        tiles = np.repeat(clip.last.anonymized[None], len(boxes), axis=0)
+        return self.attackers.identity.voxel_embeddings(tiles, boxes).numpy()
+
+    def _score_identity(
+        self, camera: str, attack: str, clips: list[Clip], embeddings: list[np.ndarray], window_us: tuple[int, int],
+        version: str,
+    ) -> list[audit_pb2.AuditRecord]:
+        """Each anonymized person crop ranks the enrollment photos (chance ~ 1 / enrolled)."""
+        from anonreid.models.evaluation import attacks as suite
+
+        towers = self.attackers.identity
+        q_emb, q_ids = [], []
+        for clip, emb in zip(clips, embeddings, strict=True):
+            for (_box, identity), e in zip(clip.last.truth, emb, strict=True):
+                if identity in self.enrollment:
+                    q_emb.append(e)
+                    q_ids.append(identity)
+        if towers is None or not q_ids:
+            return []
+        if self._enrolled_identity is None:
+            ids = sorted(self.enrollment)
+            self._enrolled_identity = ids, towers.photo_embeddings([self.enrollment[i] for i in ids]).numpy()
+        g_ids, g_emb = self._enrolled_identity
+        r = suite.retrieval_scores(np.stack(q_emb), q_ids, [camera] * len(q_ids), g_emb, g_ids,
+                                   [ENROLLMENT_CAMERA] * len(g_ids))
+        n, people = r.num_queries, len(set(q_ids))
+        return [self.record(camera, attack, "rank1", r.rank1, r.chance["rank1"], window_us, n, version, people),
+                self.record(camera, attack, "map", r.mAP, r.chance["mAP"], window_us, n, version, people)]
 
     def _score(
         self, camera: str, attack: str, clips: list[Clip], frames: list[np.ndarray], window_us: tuple[int, int],

@@ -9,10 +9,15 @@ the evaluation suite's attacks (:mod:`anonreid.models.evaluation.attacks`) on it
   reference frames, the flat-grey floor as the chance level (needs ground truth);
 * **retrieval**: the attacker's appearance model matches the enrollment photos against person crops of
   the reconstructions; rank-1 and mAP vs chance (needs identity labels, i.e. ground truth);
-* **inversion**: the same on E_rec(E_inv(anonymized)) when the attacker run has E_inv;
+* **inversion**, **linear**, **finetuned**: the same on the suite's other reconstruction views, when
+  the attacker run has their networks (E_inv, the linear inverse, the fine-tuned E_rec);
+* **identity**: the direct identity attack (no reconstruction) ranks the enrollment photos for each
+  anonymized person crop, when the run has its two towers;
 * **adaptive**: a copy of E_rec (E_rec' when trained offline) fine-tuned every ``adaptive_every_s`` on
   the (anonymized, reference) pairs collected from the stream, a few steps in bounded time, and scored
-  only on samples read after its last refresh (held out).
+  only on samples read after its last refresh (held out). It is trained through the anonymizer version
+  the cameras run (the samples' ``model_version``): when that version changes it restarts from its base
+  weights on the new version's pairs.
 
 Each score becomes an :class:`AuditRecord` (chance level, 95% interval and its method, samples and
 distinct identities) appended to ``audit:records``, sets the ``anonreid_privacy_*`` gauges, and is
@@ -49,7 +54,7 @@ from anonreid.nodes.adversary.grids import grid_png, keep_grid
 from anonreid.nodes.adversary.metrics import AdversaryMetrics
 from anonreid.nodes.adversary.policy import PrivacyPolicy
 from anonreid.nodes.adversary.records import AuditLog, make_record
-from anonreid.nodes.adversary.samples import Clip, Sample
+from anonreid.nodes.adversary.samples import Clip, Sample, fleet_version
 from anonreid.nodes.adversary.training import AdaptiveAttacker
 from anonreid.nodes.priority import lower_cpu_priority
 from anonreid.orchestration.config import AdversaryConfig, WorldConfig
@@ -95,6 +100,8 @@ class AdversaryNode:
         self.attackers = attackers if attackers is not None else load_attackers(cfg.model_dir)
         for why in self.attackers.missing:
             log.warning("adversary: %s", why)
+        for why in self.attackers.absent:
+            log.info("adversary: attack not run: %s", why)
         self.enrollment = enrollment if enrollment is not None else load_enrollment(cfg.enrollment, world)
         self.windows: dict[str, deque[Sample]] = {c: deque(maxlen=cfg.window_samples) for c in cfg.cameras}
         self.cursors = {f"audit:{c}": "0" for c in cfg.cameras}
@@ -144,7 +151,9 @@ class AdversaryNode:
     # -------------------------------------------------------------------------------- attacking
 
     def attack_round(self) -> list[audit_pb2.AuditRecord]:
-        """Refresh the adaptive attacker when due, then attack every camera with enough samples."""
+        """Follow the cameras' anonymizer version, refresh the adaptive attacker when due, then attack every
+        camera with enough samples."""
+        self.follow_version()
         if self.adaptive is not None and self.adaptive.due():
             self.refresh_adaptive()
         records = []
@@ -156,6 +165,7 @@ class AdversaryNode:
 
     def attack_camera(self, camera: str) -> list[audit_pb2.AuditRecord]:
         """Every attack the camera's samples allow; each score recorded, exported and policy-checked."""
+        self.follow_version()
         live = [self.adaptive] if self.adaptive is not None else []
         seqs = {s.seq for w in self.windows.values() for s in w}
         done = self.attacks.run(camera, list(self.windows[camera]), live, seqs)
@@ -195,6 +205,19 @@ class AdversaryNode:
         keep_grid(self.redis, camera, png, self.config.grids_kept)
 
     # -------------------------------------------------------------------------------- live attacker
+
+    def follow_version(self) -> None:
+        """Tie the live attacker to the anonymizer version the cameras run (:func:`fleet_version` of each
+        camera's newest sample): on a change it restarts from its base weights, drops the old version's
+        pairs and cached outputs, and is retrained at the next round."""
+        if self.adaptive is None:
+            return
+        version = fleet_version((w[-1] for w in self.windows.values() if w), self.adaptive.version)
+        if version == self.adaptive.version:
+            return
+        if self.adaptive.follow(version):
+            self.attacks.forget(self.adaptive.name)
+        self._publish_attackers()  # the version it is trained through (and its budget, from zero again)
 
     def refresh_adaptive(self) -> dict[str, float]:
         """Fine-tune the adaptive attacker on the collected pairs (its steps or its time budget); it is then
@@ -255,6 +278,9 @@ class AdversaryNode:
             "pairs": len(self.adaptive.pairs) if self.adaptive is not None else 0,
             "attacker": self.attackers.version,
             "missing": list(self.attackers.missing),
+            "absent": list(self.attackers.absent),
+            "adaptive_version": self.adaptive.version if self.adaptive is not None else None,
+            "adaptive_retrains": self.adaptive.retrains if self.adaptive is not None else 0,
             "error": self._error,
             "running": self._thread is not None and self._thread.is_alive(),
         }

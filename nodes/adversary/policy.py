@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from anonreid.models.evaluation.intervals import BREACH, best_rank1_upper, privacy_state
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
-Attack = Literal["reconstruction", "retrieval", "inversion", "adaptive", "face"]
+Attack = Literal["reconstruction", "retrieval", "inversion", "linear", "adaptive", "finetuned", "identity", "face"]
 Metric = Literal["ssim", "psnr", "rank1", "map", "auc"]
 #: the interval width a check must reach to decide, per metric, for rules without max_above_chance
 DEFAULT_RESOLUTION = {"ssim": 0.05, "psnr": 1.0, "rank1": 0.05, "map": 0.05, "auc": 0.05}

@@ -36,8 +36,17 @@ ATTACK_METHODS = {
     "reconstructions ranks the enrollment photos of every enrolled identity; rank-1 vs chance.",
     "inversion": "network trained on (anonymized -> raw) voxel pairs, then the reconstruction attacker and "
     "the retrieval attack on its output.",
+    "linear": "closed-form linear least-squares inverse of the anonymizer (fitted offline on training "
+    "identities), then the reconstruction attacker and the retrieval attack: the floor every trained attack "
+    "must beat.",
     "adaptive": "reconstruction network retrained on (anonymized -> reference frame) pairs collected from "
-    "the stream, refreshed periodically (needs ground truth to train).",
+    "the stream through the anonymizer version the cameras run, refreshed periodically and restarted from "
+    "its base weights when that version changes (needs ground truth to train).",
+    "finetuned": "the raw reconstruction attacker fine-tuned offline on anonymized events of the training "
+    "identities, then the retrieval attack on its output.",
+    "identity": "direct identity attack, no reconstruction: a voxel tower embeds each anonymized person crop "
+    "and ranks the enrollment photos embedded by a photo tower (trained offline on training identities); "
+    "rank-1 vs chance.",
     "face": "face crops of reconstructions against enrollment-photo faces with an attacker-trained face "
     "embedding; ROC AUC.",
 }
@@ -200,6 +209,8 @@ def _budget(b: dict[str, Any]) -> str:
         return html.escape(str(b.get("source", "not recorded")))
     seen = f"{b.get('samples')} {b.get('unit', 'samples')}"
     extra = f", from {b['init_from']}" if b.get("init_from") else ""
+    if b.get("retrains") is not None:  # a live attacker: its budget counts since its last restart
+        extra += f", restarted {b['retrains']} times on anonymizer changes"
     return html.escape(f"{b['steps']} steps x batch {b['batch_size']} = {seen}{extra} ({b.get('source')})")
 
 

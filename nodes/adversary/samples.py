@@ -7,6 +7,7 @@ into the clips the reconstruction attackers unroll. Pure data: no torch, no Redi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -60,11 +61,12 @@ class Clip:
 
 
 def split_clips(samples: Iterable[Sample], length: int) -> list[Clip]:
-    """Runs of contiguous windows (end == next start), cut into clips of at most ``length`` windows."""
+    """Runs of contiguous windows (end == next start) of one anonymizer version, cut into clips of at
+    most ``length`` windows."""
     out: list[Clip] = []
     run: list[Sample] = []
     for s in sorted(samples, key=lambda s: s.start_us):
-        if run and (s.start_us != run[-1].end_us or len(run) == length):
+        if run and (s.start_us != run[-1].end_us or len(run) == length or s.model_version != run[-1].model_version):
             out.append(Clip(run))
             run = []
         run.append(s)
@@ -76,3 +78,19 @@ def split_clips(samples: Iterable[Sample], length: int) -> list[Clip]:
 def output_range_of(anonymized: np.ndarray) -> str:
     """``unit`` for a sigmoid anonymizer's output (all values in [0, 1]), else ``voxel``."""
     return "unit" if float(anonymized.min()) >= 0.0 and float(anonymized.max()) <= 1.0 else "voxel"
+
+
+def fleet_version(newest: Iterable[Sample], current: str | None) -> str | None:
+    """The anonymizer version the cameras run, from each camera's newest sample: the version most of
+    them carry. A tie keeps ``current`` when it is among the tied, else goes to the most recently read
+    sample's, so a rolling update switches once, when most cameras run the new version, and a rollback
+    switches back the same way. ``current`` while there are no samples."""
+    newest = list(newest)
+    if not newest:
+        return current
+    counts = Counter(s.model_version for s in newest)
+    top = max(counts.values())
+    tied = {v for v, c in counts.items() if c == top}
+    if current in tied:
+        return current
+    return max((s for s in newest if s.model_version in tied), key=lambda s: s.seq).model_version

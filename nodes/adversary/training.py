@@ -1,9 +1,16 @@
 """The attacker the adversary node trains itself: the live adaptive reconstruction attacker.
 
 A copy of the offline adaptive E_rec' (or of E_rec when the attacker run has none) is fine-tuned on
-(anonymized, reference) person tiles the node collects from the audit tap: every ``every_s`` seconds a
-refresh of at most ``steps`` steps (or ``budget_s`` seconds) on batches of ``batch_size`` tiles of one
-shape, Adam at ``lr``. After a refresh it is scored only on samples read after it (held out).
+(anonymized, reference) person tiles the node collects from the audit tap (its calibration data): every
+``every_s`` seconds a refresh of at most ``steps`` steps (or ``budget_s`` seconds) on batches of
+``batch_size`` tiles of one shape, Adam at ``lr``. After a refresh it is scored only on samples read
+after it (held out).
+
+It is trained through one anonymizer version (:attr:`AdaptiveAttacker.version`, the samples'
+``model_version``): it collects and is scored on that version's clips only, and when the cameras move
+to another version (:meth:`AdaptiveAttacker.follow`) it drops the pairs of the old one and restarts from
+its base weights, to be retrained on the new version's pairs at the next round. Its report entry names
+the version, its budget under it (steps, samples) and how often it was retrained.
 """
 
 from __future__ import annotations
@@ -44,40 +51,67 @@ class AdaptiveAttacker:
 
     def __init__(
         self, base: nn.Module, base_name: str, *, steps: int, budget_s: float, every_s: float, max_pairs: int,
-        tile_hw: tuple[int, int], lr: float = 1e-3, batch_size: int = 4,
+        tile_hw: tuple[int, int], lr: float, batch_size: int,
     ) -> None:
-        self.base_name = base_name
+        self.base_name, self._base = base_name, base
         self.model = copy.deepcopy(base).eval()
         self.steps, self.budget_s, self.every_s = steps, budget_s, every_s
         self.tile_hw, self.lr, self.batch_size = tile_hw, lr, batch_size
         self.pairs: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=max_pairs)
         self.cutoff = -1  # samples with seq <= this were (possibly) trained on
         self.collected_upto = -1  # samples with seq <= this were collected as training pairs
-        self.refreshes = 0
-        self.steps_trained = 0  # optimizer steps and (anonymized, reference) pairs seen
+        self.refreshes = 0  # under the current version
+        self.steps_trained = 0  # optimizer steps and (anonymized, reference) pairs seen under it
         self.pairs_seen = 0
         self.last_refresh = time.monotonic()
+        self.version: str | None = None  # the anonymizer version it is trained through (None: no sample yet)
+        self.retrains = 0  # restarts from the base weights after a version change
 
     @classmethod
     def from_config(cls, cfg: AdversaryConfig, base: nn.Module, base_name: str) -> AdaptiveAttacker:
         return cls(base, base_name, steps=cfg.adaptive_steps, budget_s=cfg.adaptive_budget_s,
-                   every_s=cfg.adaptive_every_s, max_pairs=cfg.adaptive_pairs, tile_hw=cfg.tile_hw)
+                   every_s=cfg.adaptive_every_s, max_pairs=cfg.adaptive_pairs, tile_hw=cfg.tile_hw,
+                   lr=cfg.adaptive_lr, batch_size=cfg.adaptive_batch_size)
 
     def worth_running(self) -> bool:
         """An unrefreshed copy of E_rec would only repeat the plain reconstruction attack."""
         return self.base_name != "e_rec" or self.refreshes > 0
 
     def may_score(self, clip: Clip) -> bool:
-        """Held out: read after the last refresh."""
-        return clip.first.seq > self.cutoff
+        """Held out (read after the last refresh) and anonymized by the version it is trained through."""
+        return clip.first.seq > self.cutoff and self._of_version(clip)
+
+    def _of_version(self, clip: Clip) -> bool:
+        return all(s.model_version == self.version for s in clip.samples)
 
     def due(self) -> bool:
         return time.monotonic() - self.last_refresh >= self.every_s
 
+    def follow(self, version: str | None) -> bool:
+        """Train through ``version`` from now on; True when that restarted it (module docstring): the
+        pairs of the old version are dropped, the weights are the base's again, the budget counts from
+        zero and the next round retrains it."""
+        if version is None or version == self.version:
+            return False
+        first = self.version is None
+        self.version = version
+        if first:  # the base weights, nothing collected yet
+            return False
+        self.model = copy.deepcopy(self._base).eval()
+        self.pairs.clear()
+        self.cutoff = -1
+        self.refreshes = self.steps_trained = self.pairs_seen = 0
+        self.retrains += 1
+        self.last_refresh = -float("inf")  # due at once: retrained as soon as the new version's pairs exist
+        log.info("adversary: anonymizer version %s: the adaptive attacker restarts from %s (retrain %d)", version,
+                 self.base_name, self.retrains)
+        return True
+
     def collect(self, clips: list[Clip]) -> None:
         """(anonymized, reference) person tiles of clips not yet collected."""
         for clip in clips:
-            if clip.first.seq <= self.collected_upto or any(s.reference is None for s in clip.samples):
+            if (clip.first.seq <= self.collected_upto or not self._of_version(clip)
+                    or any(s.reference is None for s in clip.samples)):
                 continue
             hw = clip.last.anonymized.shape[-2:]
             for box, _identity in clip.last.truth:
@@ -90,19 +124,19 @@ class AdaptiveAttacker:
 
     def refresh(self, last_seq: int) -> dict[str, float]:
         """Fine-tune on the collected pairs: ``steps`` steps or ``budget_s`` seconds; samples up to
-        ``last_seq`` count as seen. Empty when there is nothing to train on."""
+        ``last_seq`` count as seen. Empty (and still due) when there is nothing to train on."""
         import torch
 
         from anonreid.models.anonymizer import to_voxel_range
         from anonreid.models.losses import reconstruction_loss
         from anonreid.models.reconstruction import run_sequence
 
-        self.last_refresh = time.monotonic()
         by_shape: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = collections.defaultdict(list)
         for a, r in self.pairs:
             by_shape[a.shape].append((a, r))
         if not by_shape:
             return {}
+        self.last_refresh = time.monotonic()
         group = max(by_shape.values(), key=len)  # one tile shape per batch
         output_range = output_range_of(np.stack([a for a, _ in group]).astype(np.float32))
         rng = np.random.default_rng(self.refreshes)
@@ -134,8 +168,11 @@ class AdaptiveAttacker:
         return {
             "name": "adaptive (live)",
             "role": f"adaptive reconstruction fine-tuned on this stream from {self.base_name}",
-            "checkpoint": "in memory", "trained_on": "(anonymized, reference) pairs collected from the audit tap",
+            "checkpoint": "in memory",
+            "trained_on": "(anonymized, reference) pairs collected from the audit tap, anonymizer "
+                          f"{self.version or 'not seen yet'}",
+            "anonymizer_version": self.version, "retrains": self.retrains,
             "budget": {"steps": self.steps_trained, "batch_size": self.batch_size, "samples": self.pairs_seen,
-                       "unit": "clips", "refreshes": self.refreshes, "init_from": self.base_name,
-                       "source": "this adversary node"},
+                       "unit": "clips", "refreshes": self.refreshes, "init_from": self.base_name, "lr": self.lr,
+                       "retrains": self.retrains, "source": "this adversary node"},
         }
