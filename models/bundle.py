@@ -44,6 +44,10 @@ class ModelBundle:
     num_bins: int = 5
     embed_dim: int = 256
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: alignment (px) of the regions the camera anonymizes: a multiple of the anonymizer's total
+    #: downsampling (anonymizer_resunet / _noisy: 4, anonymizer_paper: 1) keeps a region's output equal to
+    #: the full frame's; 8 covers every registered anonymizer (not yet recorded in checkpoints)
+    stride: int = 8
 
 
 def _checkpoint_dir(run_dir: Path) -> Path | None:

@@ -1,5 +1,5 @@
 """The Redis contract of the console's live camera tiles, shared by the camera node that writes them
-(:mod:`anonreid.nodes.console_tiles`) and the console that reads them (:mod:`anonreid.gallery.console.tiles`).
+(:mod:`anonreid.nodes.camera.tiles`) and the console that reads them (:mod:`anonreid.gallery.console.tiles`).
 
 Per camera, two keys that expire after :data:`TILE_TTL_S` (a stopped camera's tile disappears instead of
 freezing): ``console:tile:<camera>`` holds a PNG of the camera's *anonymized* activity (never raw events

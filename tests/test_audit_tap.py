@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anonreid.nodes.audit_tap import AuditTap, AuditWindow
+from anonreid.nodes.camera.audit_tap import AuditTap, AuditWindow
 from anonreid.nodes.metrics import CameraMetrics
 
 SHAPE = (5, 24, 32)

@@ -139,7 +139,7 @@ def test_region_anonymization_equals_full_frame() -> None:
     with torch.inference_mode():
         full = bundle.anonymizer(torch.from_numpy(voxel)[None])[0]
         for box in [(100.0, 60.0, 141.0, 163.0), (0.0, 0.0, 30.0, 90.0), (290.0, 150.0, 320.0, 240.0)]:
-            x1, y1, x2, y2 = node._region([box])
+            x1, y1, x2, y2 = node.inference.region([box])
             region = bundle.anonymizer(torch.from_numpy(np.ascontiguousarray(voxel[:, y1:y2, x1:x2]))[None])[0]
             bx1, by1, bx2, by2 = (int(v) for v in box)
             got = region[:, by1 - y1 : by2 - y1, bx1 - x1 : bx2 - x1]
@@ -510,3 +510,38 @@ def test_camera_run_command(redis_service: Any, gallery_address: str, tmp_path: 
     missing = tmp_path / "no-such-recording.h5"
     bad = CliRunner().invoke(app, ["camera", "run", "--camera", CAMERA, "--source", str(missing)])
     assert bad.exit_code == 2 and str(missing) in bad.output, bad.output
+
+
+def test_the_pipeline_takes_its_shapes_from_the_model_bundle(redis_service: Any) -> None:
+    """Voxel bins, crop size and embedding size come from the bundle's networks, not from constants or the
+    events config: a 3-bin anonymizer with a 64-d, 64x32 ReId network runs under the default events config
+    (5 bins), publishing 64-d sightings and 3-bin audit samples. (The single-module node voxelized with
+    events.num_bins and summed embeddings into a fixed 256-d vector, so every batch failed.)"""
+    from anonreid.models.bundle import ModelBundle
+    from anonreid.models.registry import create_model
+    from anonreid.nodes.camera import CameraNode
+    from anonreid.nodes.sources import open_source
+    from anonreid.proto.v1 import audit_pb2
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    bundle = ModelBundle(create_model("anonymizer_paper", in_bins=3).eval(),
+                         create_model("reid_resnet18", in_bins=3, embed_dim=64, crop_hw=(64, 32)).eval(),
+                         "test-3bins", (64, 32), num_bins=3, embed_dim=64)
+    client = redis_service.client()
+    src = open_source(_live_spec(seconds=2.0))
+    node = CameraNode(CAMERA, src.sensor, _camera_config(embed_every=5, audit_burst=1), EventsConfig(), models=bundle,
+                      redis=client, ground_truth=src.ground_truth, window_t0_us=src.window_t0_us)
+    sightings = []
+    try:
+        for packet in src.packets():
+            node.push(packet, block=True)
+            while batch := node.queue.get_batch(8, 0.0):
+                sightings += node.process_batch(batch)
+        sightings += node.finish()
+    finally:
+        node.close()
+    assert sightings and {len(s.embedding) for s in sightings} == {64}
+    assert all(abs(np.linalg.norm(s.embedding) - 1) < 1e-4 for s in sightings)
+    samples = [audit_pb2.AuditSample.FromString(f[b"sample"]) for _id, f in client.xrange(f"audit:{CAMERA}")]
+    assert samples and {(s.bins, s.height, s.width) for s in samples} == {(3, 240, 320)}

@@ -29,7 +29,7 @@ def test_console_and_cli_show_times_on_each_sightings_clock(redis_service: Any, 
     from anonreid.gallery.service import GalleryServer
     from anonreid.gallery.synthetic import prototypes, sighting
     from anonreid.gallery.types import StreamClock
-    from anonreid.nodes.console_tiles import publish_tile
+    from anonreid.nodes.camera.tiles import publish_tile
     from anonreid.orchestration.cli import app
     from anonreid.orchestration.config import GalleryConfig
 

@@ -17,16 +17,16 @@ contended the cameras' real-time work comes first.
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import redis
 
+from anonreid.nodes.camera.background import BackgroundQueue
+from anonreid.nodes.camera.ground_truth import TruthWindow
 from anonreid.nodes.metrics import CameraMetrics
 from anonreid.nodes.priority import lower_cpu_priority
 
@@ -48,18 +48,20 @@ class AuditWindow:
     anonymized: np.ndarray | None = None
 
 
-class AuditTap:
-    """Background writer of ``audit:<camera>``.
+class AuditTap(BackgroundQueue[AuditWindow]):
+    """Background writer of ``audit:<camera>`` (its queue takes what is still queued before it closes).
 
     ``anonymize(voxel (B, H, W)) -> anonymized (B, H, W)`` is the camera's full-frame E_an;
     ``reference(start_us)`` the world's ground truth with its reference frame (None outside
     simulation); ``on_frame`` receives every anonymized frame (the console tile shows the latest).
     """
 
+    finish_on_close = True
+
     def __init__(
         self,
         camera_id: str,
-        redis: Any,
+        redis: redis.Redis,
         anonymize: Callable[[np.ndarray], np.ndarray],
         model_version: str,
         metrics: CameraMetrics,
@@ -67,9 +69,10 @@ class AuditTap:
         maxlen: int,
         pending_bursts: int,
         burst: int,
-        reference: Callable[[int], Any] | None = None,
+        reference: Callable[[int], TruthWindow | None] | None = None,
         on_frame: Callable[[np.ndarray], None] | None = None,
     ) -> None:
+        super().__init__(f"audit-{camera_id}")
         self.camera_id = camera_id
         self.redis = redis
         self.key = f"audit:{camera_id}"
@@ -81,14 +84,9 @@ class AuditTap:
         self.maxlen = maxlen
         self.capacity = pending_bursts * burst  # windows reserved or waiting
         self._free = self.capacity
-        self._items: collections.deque[AuditWindow] = collections.deque()
-        self._busy = False
-        self._closed = False
-        self._cond = threading.Condition()
         self.samples = 0
         self.skipped_bursts = 0
         self.cpu_s = 0.0
-        self._thread: threading.Thread | None = None
 
     def begin_burst(self, windows: int, wait: bool) -> bool:
         """Reserve room for the next ``windows`` sampled windows. With no room: wait for it (``wait``)
@@ -108,49 +106,22 @@ class AuditTap:
 
     def put(self, window: AuditWindow) -> None:
         """Queue a window of a reserved burst (never blocks)."""
-        with self._cond:
-            self._items.append(window)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=f"audit-{self.camera_id}", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+        self._put([window])
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until every queued window is written (or ``timeout``); True when drained."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while (self._items or self._busy) and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            return not (self._items or self._busy)
-
-    def close(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
+    def _run(self) -> None:
         lower_cpu_priority(f"camera {self.camera_id}: audit tap")
         cpu0 = time.thread_time()
-        while True:
-            with self._cond:
-                while not self._items and not self._closed:
-                    self._cond.wait()
-                if self._closed and not self._items:
-                    return
-                window = self._items.popleft()
-                self._busy = True
+        while (taken := self._take(everything=False)) is not None:
+            window, = taken
             try:
                 self._write(window)
             except Exception:  # the audit tap must not stop the camera; the adversary sees the gap
                 log.exception("camera %s: audit sample at %d us not written", self.camera_id, window.start_us)
             finally:
                 with self._cond:
-                    self._busy = False
                     self._free += 1
                     self.cpu_s = time.thread_time() - cpu0
-                    self._cond.notify_all()
+                self._done()
 
     def _write(self, window: AuditWindow) -> None:
         """XADD one anonymized window (+ reference frame and ground truth in simulation)."""

@@ -1,25 +1,74 @@
-"""The camera node's sighting publisher: a background thread that hands sightings to the gallery client,
-records the acks and each sighting's latency (:mod:`anonreid.nodes.latency`)."""
+"""Stage 7, publish: closed segments become Sightings, which a background thread hands to the gallery
+client (:class:`GalleryPublish`), recording the acks and each sighting's latency (:mod:`anonreid.nodes.latency`).
+
+A slow or restarting gallery stalls neither the pipeline nor the source: unacknowledged sightings are
+kept and retried (the client replays them).
+"""
 
 from __future__ import annotations
 
 import collections
 import logging
-import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
+from anonreid.nodes.camera.background import BackgroundQueue
+from anonreid.nodes.camera.segments import Segment, sighting_id
 from anonreid.nodes.latency import SightingTiming
 from anonreid.nodes.metrics import CameraMetrics
+from anonreid.nodes.stream_clock import stream_clock
+
+if TYPE_CHECKING:
+    from anonreid.proto.v1.gallery_pb2 import PublishAck
+    from anonreid.proto.v1.sighting_pb2 import Sighting
 
 log = logging.getLogger(__name__)
 
 #: acknowledged sightings kept for the live latency window (the console's p95)
 RECENT_MAX = 2000
 STAGES_KEPT = 10_000
+#: the longest wait between two tries of a failed publish (the wait doubles from 1 s)
+MAX_BACKOFF_S = 30.0
 
 
-class SightingPublisher:
+class GalleryPublish(Protocol):
+    """The camera's seam to the gallery (a ``GalleryClient``): publish sightings, their acks in order.
+    A partial refusal raises an exception carrying ``acks`` (stored) and ``rejected`` (refused)."""
+
+    def publish(self, sightings: list[Sighting]) -> list[PublishAck]: ...
+
+
+def sighting_message(
+    camera_id: str, seg: Segment, embedding: np.ndarray, sensor_wh: tuple[int, int], model_version: str,
+    clock_kind: str, clock_anchor: float | None,
+) -> Sighting:
+    """The Sighting of a closed segment: its box clipped to the frame, ``embedding`` (L2-normalised), its
+    stream clock; ``published_at_us`` is stamped again when it is handed to the gallery client."""
+    from anonreid.proto.v1 import sighting_pb2
+
+    width, height = sensor_wh
+    x1, y1, x2, y2 = map(float, np.clip(seg.box, 0, [width, height] * 2))
+    return sighting_pb2.Sighting(
+        sighting_id=sighting_id(camera_id, seg.track, seg.seq),
+        camera_id=camera_id,
+        tracklet_id=seg.track.track_id,
+        span=sighting_pb2.TimeSpan(start_us=seg.start_us, end_us=seg.end_us),
+        box=sighting_pb2.BoxSummary(
+            x1=x1, y1=y1, x2=x2, y2=y2, num_boxes=seg.num_boxes, mean_area=seg.mean_area,
+            velocity_x=seg.velocity[0], velocity_y=seg.velocity[1],
+        ),
+        embedding=embedding.astype(np.float32).tolist(),
+        quality=seg.quality,
+        model_version=model_version,
+        published_at_us=int(time.time() * 1e6),
+        event_at_us=int(seg.event_wall * 1e6),
+        clock=stream_clock(clock_kind, clock_anchor, seg.start_us),
+    )
+
+
+class SightingPublisher(BackgroundQueue["Sighting"]):
     """Background thread that publishes sightings to the gallery and records the acks.
 
     Sightings wait in an in-memory list until acknowledged; a failed publish is retried with
@@ -29,14 +78,11 @@ class SightingPublisher:
     ack records its latency and stages (:meth:`CameraMetrics.observe_sighting`).
     """
 
-    def __init__(self, camera_id: str, client: Any, metrics: CameraMetrics) -> None:
+    def __init__(self, camera_id: str, client: GalleryPublish, metrics: CameraMetrics) -> None:
+        super().__init__(f"publish-{camera_id}")
         self.camera_id = camera_id
         self.client = client
         self.metrics = metrics
-        self._pending: list[Any] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._inflight = 0
         self.submitted = 0
         self.acked = 0
         self.rejected = 0
@@ -47,46 +93,28 @@ class SightingPublisher:
         #: bounded (under 1 KB each) for long runs: the Prometheus histograms keep the whole history
         self.stages: collections.deque[dict[str, float]] = collections.deque(maxlen=STAGES_KEPT)
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=RECENT_MAX)  # (acked, s)
-        self._thread = threading.Thread(target=self._loop, name=f"publish-{camera_id}", daemon=True)
-        self._thread.start()
 
     def expect(self, sighting_id: str, timing: SightingTiming) -> None:
         """The timing of a sighting about to be submitted (its latency is recorded at its ack)."""
         self._timing[sighting_id] = timing
 
-    def submit(self, sightings: list[Any]) -> None:
+    def submit(self, sightings: list[Sighting]) -> None:
         with self._cond:
-            self._pending.extend(sightings)
-            self.submitted += len(sightings)
-            self._cond.notify_all()
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._pending) + self._inflight
+            self.submitted += self._put(sightings)
 
     def recent_latencies(self, window_s: float, now: float | None = None) -> list[float]:
         """Event-to-identity latencies of the sightings acknowledged in the last ``window_s`` seconds."""
         since = (time.time() if now is None else now) - window_s
         return [lat for acked, lat in list(self._recent) if acked >= since]
 
-    def drain(self, timeout: float) -> bool:
-        """Wait until every submitted sighting is acknowledged (or ``timeout``); True when drained."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while (self._pending or self._inflight) and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            return not (self._pending or self._inflight)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread (unacknowledged sightings stay with the client) and close the client."""
+        super().close(timeout)
         close = getattr(self.client, "close", None)
         if close is not None:
             close()
 
-    def _stamp_sent(self, batch: list[Any]) -> None:
+    def _stamp_sent(self, batch: list[Sighting]) -> None:
         """Stamp the hand-over of sightings sent for the first time (a retry keeps the first stamp)."""
         now = time.time()
         for msg in batch:
@@ -95,16 +123,9 @@ class SightingPublisher:
                 timing.sent = now
                 msg.published_at_us = int(now * 1e6)
 
-    def _loop(self) -> None:
+    def _run(self) -> None:
         backoff = 1.0
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                batch, self._pending = self._pending, []
-                self._inflight = len(batch)
+        while (batch := self._take(everything=True)) is not None:
             t0 = time.perf_counter()
             self._stamp_sent(batch)
             try:
@@ -119,18 +140,15 @@ class SightingPublisher:
                     continue
                 log.warning("camera %s: publishing %d sightings failed (%s); retrying in %.0f s",
                             self.camera_id, len(batch), exc, backoff)
-                with self._cond:
-                    self._pending = batch + self._pending
-                    self._inflight = 0
-                    self._cond.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                self._requeue(batch, backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             backoff = 1.0
             self._settle(list(acks), len(batch))
             log.debug("camera %s: %d sightings acked in %.1f ms", self.camera_id, len(acks),
                       1e3 * (time.perf_counter() - t0))
 
-    def _settle(self, acks: list[Any], batch_size: int) -> None:
+    def _settle(self, acks: list[PublishAck], batch_size: int) -> None:
         """Record the acks of a finished publish call (identity, latency, stages) and release the batch."""
         now = time.time()
         for ack in acks:
@@ -148,5 +166,4 @@ class SightingPublisher:
         with self._cond:
             self.acked += len(acks)
             self.rejected += batch_size - len(acks)
-            self._inflight = 0
-            self._cond.notify_all()
+        self._done()
