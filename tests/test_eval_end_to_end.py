@@ -130,12 +130,14 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
 @pytest.mark.slow
 def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
     """``ship_default_weights`` copies the cameras' models and every attacker net the run has (the
-    retrieval attacker's appearance net included) as float16; both loaders read the shipped set."""
+    retrieval attacker's appearance net and the strong post-hoc attacks included) as float16; both loaders
+    read the shipped set, and the adversary node gets every attack from it."""
     import torch
 
     from anonreid.models.bundle import (
         ATTACKER_WEIGHTS,
         BASELINE_WEIGHTS,
+        STRONG_ATTACK_WEIGHTS,
         load_model_bundle,
         ship_default_weights,
     )
@@ -150,7 +152,7 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Pat
                       torch.device("cpu"), progress=False)  # trained once per run (reused if there)
     dest = tmp_path / "weights"
     written = ship_default_weights(run, dest)
-    names = ["anonymizer", "reid", *BASELINE_WEIGHTS, *ATTACKER_WEIGHTS]
+    names = ["anonymizer", "reid", *BASELINE_WEIGHTS, *ATTACKER_WEIGHTS, *STRONG_ATTACK_WEIGHTS]
     assert sorted(written) == sorted(dest / f"{n}.safetensors" for n in names)
     for n in names:
         sidecar = read_sidecar(dest / n)
@@ -160,6 +162,8 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Pat
     attackers = load_attackers(dest)
     assert attackers.missing == [] and attackers.appearance is not None and attackers.appearance_hw == (32, 16)
     assert attackers.side.e_inv is not None and attackers.side.e_rec_adaptive is not None
+    assert attackers.side.e_rec_finetuned is not None and attackers.side.e_lin is not None
+    assert attackers.identity is not None and attackers.absent == []
 
 
 @pytest.mark.slow
