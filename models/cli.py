@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from anonreid.orchestration.cli_common import SensorOption, TimeUnitOption, check_event_file_options
+
 
 def train(
     data: Annotated[Path, typer.Option("--data", help="world dataset directory (world.json + world.h5)")],
@@ -22,6 +24,8 @@ def train(
     ray_address: Annotated[str, typer.Option("--ray-address", help="Ray cluster to run the workers on")] = "",
     set_: Annotated[list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show progress bars")] = True,
+    time_unit: TimeUnitOption = "",
+    sensor: SensorOption = "",
 ) -> None:
     """Train E_rec, the raw ReId baseline, E_an + E_reid jointly (min-max with ``joint.minmax``), then the
     attacks on the frozen E_an (inversion, adaptive, fine-tuned, linear inverse, direct identity)."""
@@ -33,6 +37,8 @@ def train(
     parts = ["anonreid train", f"--data {data}", f"--config {config}", f"--out {out}"]
     parts += [f"--stage {s}" for s in stage or []] + [f"--set {s}" for s in set_ or []]
     parts += ["--resume"] * resume + ["--ablation"] * ablation + ([f"--workers {workers}"] if workers > 1 else [])
+    time_unit, sensor = check_event_file_options(time_unit, sensor)
+    parts += [f"--time-unit {time_unit}"] * bool(time_unit) + [f"--sensor {sensor}"] * bool(sensor)
     command = " ".join(parts)
     try:
         cfg = load_train_config(config, set_ or [])
@@ -42,6 +48,10 @@ def train(
     if not (data / "world.json").exists():
         typer.echo(f"error: --data {data}: no world.json (create one with `anonreid world simulate`)", err=True)
         raise typer.Exit(2)
+    if time_unit or sensor:  # as for the formats that record them (.raw, .dat, AEDAT4): said, not used
+        typer.echo(f"warning: --data {data} is a world dataset, which records its time unit (us) and sensor size "
+                   "(world.json); --time-unit / --sensor are for event files that do not, and are not used for it",
+                   err=True)
     from anonreid.models.budget import AttackBudgetError
 
     try:

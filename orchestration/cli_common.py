@@ -40,10 +40,15 @@ def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
 def event_file_options(cfg: Config, time_unit: str, sensor: str) -> tuple[str, str]:
     """``(time_unit, sensor)`` for reading event files: ``--time-unit`` / ``--sensor`` over the config's
     ``events.time_unit`` / ``events.sensor``; a bad value exits with code 2 naming the option."""
+    return check_event_file_options(time_unit or cfg.events.time_unit, sensor or cfg.events.sensor)
+
+
+def check_event_file_options(time_unit: str, sensor: str) -> tuple[str, str]:
+    """``(time_unit, sensor)`` as given, after checking them: a bad value exits with code 2 naming the
+    option (for commands whose configuration has no ``events`` section, e.g. ``train``)."""
     from anonreid.events.io.time_units import time_scale_to_us
     from anonreid.events.types import SensorSize
 
-    time_unit, sensor = time_unit or cfg.events.time_unit, sensor or cfg.events.sensor
     try:
         if time_unit:
             time_scale_to_us(time_unit)

@@ -1,7 +1,11 @@
 """HDF5 events (``events/xs, ys, ts, ps``; optional ``frames`` + ``frame_ts``) through h5py.
 
-Chunks are read as slices of the datasets, so a file of any size streams. ``ts`` may be integer us
-or float in ``time_unit``; ``ps`` may be 0/1, -1/+1 or bool. The sensor comes from the root attributes
+Chunks are read as slices of the datasets, so a file of any size streams. ``ts`` may be integers (us
+unless ``time_unit`` says otherwise) or floats: a float column records no unit, so without ``time_unit``
+it is inferred from its values (:func:`~anonreid.events.io.time_units.float_column_time_unit`: whole
+microseconds in the unit, e.g. seconds as E2VID's tools write them) with a ``TimeUnitWarning``, and a
+unit (given or inferred) under which the events would come faster than any sensor reads out is an
+error naming ``--time-unit``. ``ps`` may be 0/1, -1/+1 or bool. The sensor comes from the root attributes
 ``width``/``height`` (or ``sensor_resolution`` = (height, width), the E2VID convention) unless given.
 """
 
@@ -13,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from anonreid.events.io.base import EventReader, time_scale_to_us
+from anonreid.events.io.time_units import float_column_time_unit
 from anonreid.events.types import SensorSize, validate_events
 
 __all__ = ["Hdf5Reader", "write_hdf5"]
@@ -20,6 +25,7 @@ __all__ = ["Hdf5Reader", "write_hdf5"]
 _COLUMNS = ("ts", "xs", "ys", "ps")
 # what h5py raises on corrupt files (HDF5 errors surface as OSError, KeyError, ValueError or RuntimeError)
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+_UNIT_SAMPLE = 100_000  # leading float timestamps a unit is inferred from
 
 
 class Hdf5Reader(EventReader):
@@ -32,19 +38,27 @@ class Hdf5Reader(EventReader):
         path: str | Path,
         sensor: SensorSize | None = None,
         chunk_events: int = 1_000_000,
-        time_unit: str | float = "us",
+        time_unit: str | float | None = None,
         group: str = "events",
     ) -> None:
         super().__init__(path, sensor, chunk_events)
-        self.time_scale = time_scale_to_us(time_unit)
         self.group = group
         with self._open() as f:
             try:
                 self.num_events = self._check_layout(f)
                 if self.sensor is None:
                     self.sensor = self._sensor_from_attrs(f)
+                ts = f[self.group]["ts"]
+                sample = ts[:_UNIT_SAMPLE] if ts.dtype.kind == "f" and self.num_events else None
+                last = float(ts[self.num_events - 1]) if sample is not None else 0.0
             except _H5_ERRORS as exc:
                 raise self.error(f"corrupt HDF5 metadata ({exc})") from None
+        if sample is not None:  # a float column records no unit
+            with np.errstate(all="ignore"):
+                span = last - float(sample[0])
+            time_unit = float_column_time_unit(sample, self.num_events, span, time_unit, self.source)
+        self.time_unit = "us" if time_unit is None else time_unit
+        self.time_scale = time_scale_to_us(self.time_unit)
 
     def _open(self):  # type: ignore[no-untyped-def]
         import h5py

@@ -13,7 +13,10 @@ stderr):
 * chunk files of a known window length (:func:`infer_time_unit`): the coarsest power of ten under which
   no chunk is longer than the window (a chunk never is; real chunks of people walking fill most of it);
 * a whole recording with labelled windows (:func:`nearest_time_unit`): the power of ten whose span
-  is closest, on a log scale, to the labelled length.
+  is closest, on a log scale, to the labelled length;
+* a column of float timestamps (:func:`float_column_time_unit`, e.g. HDF5 ``events/ts`` in seconds, as
+  E2VID's tools write them): the finest power of ten under which every timestamp is a whole number of
+  microseconds, the clock of event sensors (DAVIS346 and Prophesee Gen4 timestamp in 1 us ticks).
 
 A unit that was given is checked the same way (:func:`check_chunk_spans`,
 :func:`check_recording_span`): a span that cannot be right for it is an :class:`EventFormatError`
@@ -35,7 +38,9 @@ __all__ = [
     "TIME_UNITS",
     "TimeUnitWarning",
     "check_chunk_spans",
+    "check_event_rate",
     "check_recording_span",
+    "float_column_time_unit",
     "infer_time_unit",
     "nearest_time_unit",
     "time_scale_to_us",
@@ -59,6 +64,9 @@ _CHUNK_TOO_LONG, _CHUNK_TOO_SHORT = 1.5, 0.05
 # a recording spans at least its labelled windows (the last one starts inside it) and not many times
 # more: an inferred unit must give a span within (low, high) of theirs, a given one within (low, given)
 _RECORDING_LOW, _RECORDING_HIGH, _RECORDING_HIGH_GIVEN = 0.8, 5.0, 20.0
+#: no recording's mean event rate can exceed the fastest published event readout, 1.066 Gevent/s (Prophesee
+#: Gen4, Finateu et al., "A 1280x720 ... 1.066GEPS readout ...", ISSCC 2020)
+MAX_EVENT_RATE_HZ = 1.066e9
 
 
 class TimeUnitWarning(UserWarning):
@@ -161,6 +169,61 @@ def check_recording_span(
     raise EventFormatError(
         source, f"read in {unit_name(time_unit)}, the recording spans {_ms(us)}, but {what} cover {_ms(expected_us)}: "
                 f"the time unit is wrong; {FIX}{_suggest(lambda: nearest_time_unit(span, expected_us))}")
+
+
+def whole_microsecond_unit(values: np.ndarray) -> str | None:
+    """The finest power of ten under which every finite value of the float array ``values`` is a whole
+    number of microseconds (within the dtype's precision), or None when none is (or fewer than two
+    distinct values)."""
+    v = np.unique(np.asarray(values)[np.isfinite(values)]).astype(np.float64)
+    if len(v) < 2:
+        return None
+    eps = float(np.finfo(values.dtype).eps) if values.dtype.kind == "f" else 0.0
+    with np.errstate(all="ignore"):  # huge values overflow to inf, which is whole in no unit
+        for name, scale in sorted(TIME_UNITS.items(), key=lambda kv: kv[1]):
+            us = v * scale
+            if np.all(np.abs(us - np.round(us)) <= 1e-3 + 4 * eps * np.abs(us)):
+                return name
+    return None
+
+
+def check_event_rate(count: int, span: float, time_unit: str | float, source: str, suggest: str | None = None) -> None:
+    """Raise :class:`EventFormatError` when ``count`` events over a raw span ``span`` in ``time_unit``
+    would arrive faster than any event sensor reads out (:data:`MAX_EVENT_RATE_HZ`)."""
+    if count < 2 or not math.isfinite(span):
+        return
+    us = span * time_scale_to_us(time_unit)
+    if us > 0 and (count - 1) / (us * 1e-6) <= MAX_EVENT_RATE_HZ:
+        return
+    rate = "all at one instant" if us <= 0 else f"{(count - 1) / (us * 1e-6):.3g} events/s"
+    hint = f" (its timestamps suggest {suggest})" if suggest else ""
+    raise EventFormatError(
+        source, f"read in {unit_name(time_unit)}, {count} events span {_ms(us)}: {rate}, faster than any event sensor "
+                f"reads out ({MAX_EVENT_RATE_HZ:.4g}/s): the time unit is wrong; {FIX}{hint}")
+
+
+def float_column_time_unit(
+    sample: np.ndarray, count: int, span: float, time_unit: str | float | None, source: str
+) -> str | float:
+    """The unit of a float time column: ``time_unit`` when given, else inferred from ``sample`` (some of
+    its values) as :func:`whole_microsecond_unit`, with a :class:`TimeUnitWarning`. Either way ``count``
+    events over the raw ``span`` must be a possible event rate (:func:`check_event_rate`); a column
+    that is whole microseconds in no unit cannot be inferred and is an :class:`EventFormatError`.
+    Fewer than two distinct timestamps say nothing: us, with the warning."""
+    inferred = whole_microsecond_unit(sample)
+    if time_unit is not None:
+        check_event_rate(count, span, time_unit, source, inferred)
+        return time_unit
+    if inferred is None:
+        if len(np.unique(sample[np.isfinite(sample)])) >= 2:
+            raise EventFormatError(source, "float timestamps that are whole microseconds in no unit from ns to s: "
+                                           f"cannot infer their unit; {FIX}")
+        warn_inferred(source, "us", "nothing (fewer than two distinct float timestamps; read as us)", stacklevel=4)
+        return "us"
+    check_event_rate(count, span, inferred, source)
+    warn_inferred(source, inferred, "its float timestamps (whole microseconds, the clock of event sensors, in that "
+                                    "unit and in no finer one)", stacklevel=4)
+    return inferred
 
 
 def _suggest(infer: Callable[[], str]) -> str:
