@@ -206,6 +206,49 @@ class SecurityConfig(Section):
     token: str = Field("", description="this node's own bearer token when it calls another service")
 
 
+class SensorRealismConfig(Section):
+    """Sensor realism randomised per camera (issue 18, sim-to-real). Off (the default): every camera keeps
+    the world's fixed sensor above, the world the shipped models were trained on. On: each camera draws its
+    own sensor from these (low, high) ranges with the world seed (log-uniform, except the threshold and its
+    mismatch: uniform). Sources: v2e = Hu, Liu, Delbruck, "v2e: From Video Frames to Realistic DVS Events",
+    CVPRW 2021, with its emulator's settings (github.com/SensorsINI/v2e: the command-line defaults and
+    the 'clean' / 'noisy' presets); DAVIS346 = the iniVation DAVIS346 datasheet. Ranges without a source
+    are the project's own, around the fixed world's values."""
+
+    enabled: bool = Field(False, description="randomise each camera's sensor from these ranges (off = the fixed world)")
+    # DAVIS346: ON 14.3 %, OFF 22.5 % contrast = ln 1.143 = 0.134 and ln 1.225 = 0.203; v2e default 0.2 (both);
+    # upper end: the fixed world's least sensitive camera (0.28)
+    threshold: tuple[float, float] = Field((0.134, 0.28), description="mean of the ON and OFF thresholds (log)")
+    # DAVIS346: OFF / ON = 0.203 / 0.134 = 1.52; either way round (Prophesee sensors set ON and OFF by separate
+    # biases, bias_diff_on / bias_diff_off)
+    off_on_ratio: tuple[float, float] = Field((1 / 1.52, 1.52), description="OFF threshold / ON threshold")
+    # v2e: sigma_thres 0.02 ('clean') to 0.05 ('noisy'), 0.03 by default
+    threshold_sigma: tuple[float, float] = Field((0.02, 0.05), description="per-pixel threshold mismatch (std)")
+    # no published default used: around the fixed world's 500 us
+    refractory_us: tuple[float, float] = Field((250.0, 1000.0), description="pixel refractory period, us")
+    # v2e: cutoff_hz 30 ('noisy') to 300 (command-line default), scaled down with intensity
+    cutoff_hz: tuple[float, float] = Field((30.0, 300.0), description="photoreceptor 3 dB bandwidth at full intensity")
+    # v2e: shot_noise_rate_hz 0.001 (default, good lighting) to 5 ('noisy')
+    shot_noise_hz: tuple[float, float] = Field((0.001, 5.0), description="shot-noise events per pixel per second")
+    # v2e: leak_rate_hz 0.01 (command-line default) to 0.1 ('noisy', and the emulator's default)
+    leak_hz: tuple[float, float] = Field((0.01, 0.1), description="leak (ON) events per pixel per second")
+    # no published default used: around the fixed world's 2e-4 and 30 Hz
+    hot_pixel_fraction: tuple[float, float] = Field((5e-5, 5e-4), description="fraction of hot pixels")
+    hot_pixel_hz: tuple[float, float] = Field((10.0, 100.0), description="event rate of a hot pixel")
+
+    @model_validator(mode="after")
+    def _check(self) -> SensorRealismConfig:
+        limits = {"threshold": (0.01, 2.0), "off_on_ratio": (0.25, 4.0), "threshold_sigma": (0.0, 1.0),
+                  "refractory_us": (1.0, 1e6), "cutoff_hz": (1e-3, 1e6), "shot_noise_hz": (1e-9, 1e3),
+                  "leak_hz": (1e-9, 1e3), "hot_pixel_fraction": (1e-9, 0.099), "hot_pixel_hz": (1e-9, 1e4)}
+        for name, (floor, ceil) in limits.items():
+            lo, hi = getattr(self, name)
+            if not floor <= lo <= hi <= ceil:
+                raise ValueError(f"realism.{name} must be a range [low, high] within {floor:g}..{ceil:g}, got "
+                                 f"{getattr(self, name)}")
+        return self
+
+
 class WorldConfig(Section):
     """The synthetic four-camera world (anonreid.events.world): people, cameras, event sensor, live mode."""
 
@@ -227,6 +270,7 @@ class WorldConfig(Section):
     min_fps: float = Field(60.0, gt=0, description="lowest internal render rate")
     max_fps: float = Field(150.0, gt=0, description="highest internal render rate (150: a frame per voxel bin)")
     lamp_flicker: bool = Field(False, description="the second camera's lamp flickers (9 Hz, 20 %)")
+    realism: SensorRealismConfig = Field(SensorRealismConfig(), description="sensor realism randomised per camera")
     workers: int = Field(1, ge=1, le=64, description="processes used by `anonreid simulate`")
     live_split: Literal["train", "test", "all"] = Field("test", description="identities walking in live mode")
     live_arrival_s: float = Field(5.0, gt=0, description="mean seconds between people entering the live world")

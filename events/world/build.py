@@ -38,5 +38,5 @@ def sensor_params(cfg: WorldConfig) -> SensorParams:
 def build_world(cfg: WorldConfig) -> World:
     sensor = SensorSize.parse(cfg.resolution)
     people = generate_people(cfg.identities, cfg.train_identities, cfg.seed)
-    cams = default_cameras(sensor.width, sensor.height, cfg.seed, sensor_params(cfg), cfg.lamp_flicker)
+    cams = default_cameras(sensor.width, sensor.height, cfg.seed, sensor_params(cfg), cfg.lamp_flicker, cfg.realism)
     return World(cfg, people, cams, sensor)

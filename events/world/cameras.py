@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from anonreid.events.world.sensor_realism import draw_sensor_params
 from anonreid.events.world.simulator import SensorParams
+from anonreid.orchestration.config import SensorRealismConfig
 
 
 @dataclass(frozen=True)
@@ -214,10 +216,12 @@ CAMERA_NAMES = ("cam1", "cam2", "cam3", "cam4")
 
 
 def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
-                    lamp_flicker: bool = False) -> list[Camera]:
+                    lamp_flicker: bool = False, realism: SensorRealismConfig | None = None) -> list[Camera]:
     """The world's four cameras at ``width x height``; ``sensor`` gives the defaults that each camera
     perturbs (threshold per camera: 0.22 / 0.25 / 0.28 / 0.24 scaled by ``sensor.threshold / 0.25``;
-    the dim third camera gets twice the shot noise). With ``lamp_flicker`` the second camera's lamp
+    the dim third camera gets twice the shot noise). With ``realism`` enabled each camera draws its
+    sensor instead (:func:`~anonreid.events.world.sensor_realism.draw_sensor_params`; the dim third
+    camera still gets twice the shot noise). With ``lamp_flicker`` the second camera's lamp
     flickers at 9 Hz with 20 % amplitude (a failing fluorescent tube)."""
     cams = []
     for i, (layout, th) in enumerate(zip(_LAYOUTS, _THRESHOLDS, strict=True)):
@@ -226,8 +230,12 @@ def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
         jit["light_level"] = float(layout["light_level"] * rng.uniform(0.9, 1.1))
         jit["wall_tone"] = float(np.clip(layout["wall_tone"] + rng.uniform(-0.08, 0.08), 0.1, 0.9))
         jit["floor_tone"] = float(np.clip(layout["floor_tone"] + rng.uniform(-0.08, 0.08), 0.1, 0.9))
-        cam_sensor = replace(sensor, threshold=sensor.threshold * th / 0.25,
-                             shot_noise_hz=sensor.shot_noise_hz * (2.0 if i == 2 else 1.0))
+        if realism is not None and realism.enabled:
+            cam_sensor = draw_sensor_params(sensor, realism, seed, i)
+            cam_sensor = replace(cam_sensor, shot_noise_hz=cam_sensor.shot_noise_hz * (2.0 if i == 2 else 1.0))
+        else:
+            cam_sensor = replace(sensor, threshold=sensor.threshold * th / 0.25,
+                                 shot_noise_hz=sensor.shot_noise_hz * (2.0 if i == 2 else 1.0))
         cams.append(Camera(
             name=CAMERA_NAMES[i], width=width, height=height,
             flicker_hz=9.0 if (lamp_flicker and i == 1) else 0.0,

@@ -187,7 +187,8 @@ def simulate_dataset(out_dir: str | Path, config: WorldConfig, progress: bool = 
         "format": FORMAT,
         "version": VERSION,
         "seed": config.seed,
-        "config": config.model_dump(mode="json", exclude={"workers"}),  # how it ran is not what it is
+        # how it ran is not what it is; realism is recorded when on (off, world.json is as before it existed)
+        "config": config.model_dump(mode="json", exclude={"workers"} | ({"realism"} if not config.realism.enabled else set())),
         "sensor": {"width": world.sensor.width, "height": world.sensor.height},
         "window_us": config.window_us,
         "identities": [p.to_json() for p in world.people],

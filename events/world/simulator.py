@@ -7,7 +7,12 @@ Model (one DVS pixel, as in ESIM, Rebecq et al. CoRL 2018, and v2e, Hu et al. CV
 * It memorises a reference level ``ref``. Whenever ``L`` rises to ``ref + theta_on`` it emits an ON
   event (+1) and ``ref`` moves up by ``theta_on``; falling to ``ref - theta_off`` emits OFF (-1).
   ``theta_on`` and ``theta_off`` are drawn per pixel from ``N(threshold, threshold_sigma)`` (mismatch;
-  defaults 0.25 and 0.03, clipped at 0.05).
+  defaults 0.25 and 0.03, clipped at 0.05). ON/OFF asymmetry: with ``off_on_ratio`` r != 1 the means are
+  ``2 threshold / (1 + r)`` (ON) and ``2 r threshold / (1 + r)`` (OFF): their average stays ``threshold``.
+* Photoreceptor bandwidth (``cutoff_hz`` > 0; default 0 = unlimited): the comparator sees ``L`` through a
+  first-order low-pass whose cutoff grows with intensity as in v2e, ``cutoff_hz * (255 I + 20) / 275``
+  (at most ``cutoff_hz``), discretised exactly between frames (``1 - exp(-2 pi f dt)``). Pixels whose
+  filtered level still lags their input keep being simulated after the scene around them stops moving.
 * Between two rendered frames ``L`` is taken as linear in time, so each threshold crossing gets its own
   timestamp, interpolated between the two frame times (microseconds, rounded).
 * Refractory period (default 500 us): a crossing less than ``refractory_us`` after the pixel's previous
@@ -56,6 +61,8 @@ class SensorParams:
     leak_hz: float = 0.05
     hot_pixel_fraction: float = 2e-4
     hot_pixel_hz: float = 30.0
+    off_on_ratio: float = 1.0
+    cutoff_hz: float = 0.0
     log_eps: float = 0.01
     max_log_step: float = 0.5
     min_fps: float = 60.0
@@ -68,11 +75,21 @@ class SensorParams:
             raise ValueError("sensor threshold_sigma, refractory_us and noise rates must be >= 0")
         if not 0 <= self.hot_pixel_fraction < 0.1:
             raise ValueError(f"hot_pixel_fraction must be within 0..0.1, got {self.hot_pixel_fraction}")
+        if not 0.25 <= self.off_on_ratio <= 4.0:
+            raise ValueError(f"off_on_ratio must be within 0.25..4, got {self.off_on_ratio}")
+        if self.cutoff_hz < 0:
+            raise ValueError(f"cutoff_hz must be >= 0 (0 = unlimited bandwidth), got {self.cutoff_hz}")
         if not 0 < self.min_fps <= self.max_fps:
             raise ValueError(f"need 0 < min_fps <= max_fps, got {self.min_fps}, {self.max_fps}")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, less those of the realism model at their neutral value (so the world.json of a
+        world without it is what it was before they existed)."""
+        return {k: v for k, v in asdict(self).items() if k not in _NEUTRAL or v != _NEUTRAL[k]}
+
+
+_NEUTRAL = {"off_on_ratio": 1.0, "cutoff_hz": 0.0}  # fields that change nothing at these values
+_SETTLED = 1e-3  # log units: a low-passed level this close to its input has settled
 
 
 def log_intensity(radiance: np.ndarray, eps: float) -> np.ndarray:
@@ -95,10 +112,14 @@ class EventSimulator:
         self.sensor, self.params = sensor, params
         self.rng = np.random.default_rng(seed)
         mm = np.random.default_rng(self.rng.integers(0, 2**63))
-        th, sd = params.threshold, params.threshold_sigma
-        self.theta_on = np.clip(mm.normal(th, sd, (h, w)), 0.05, None).astype(np.float32)
-        self.theta_off = np.clip(mm.normal(th, sd, (h, w)), 0.05, None).astype(np.float32)
-        self.level = initial_log.astype(np.float32).copy()  # log intensity at the last frame time
+        th, sd, r = params.threshold, params.threshold_sigma, params.off_on_ratio
+        th_on, th_off = (th, th) if r == 1.0 else (2 * th / (1 + r), 2 * r * th / (1 + r))
+        self.theta_on = np.clip(mm.normal(th_on, sd, (h, w)), 0.05, None).astype(np.float32)
+        self.theta_off = np.clip(mm.normal(th_off, sd, (h, w)), 0.05, None).astype(np.float32)
+        self.level = initial_log.astype(np.float32).copy()  # log intensity (input) at the last frame time
+        # what the comparator sees: the low-passed level with a finite bandwidth, else the level itself
+        self._lp: np.ndarray | None = self.level.copy() if params.cutoff_hz > 0 else None
+        self._seen = self.level if self._lp is None else self._lp
         self.ref = self.level.copy()
         self.last_t = np.full((h, w), -1e18)  # time of each pixel's last event (us)
         self.t_us = float(t0_us)
@@ -127,12 +148,12 @@ class EventSimulator:
         """Events of one region: (t float us, flat pixel index, polarity)."""
         ref = self.ref[ys, xs]
         th_on, th_off = self.theta_on[ys, xs], self.theta_off[ys, xs]
-        prev = self.level[ys, xs].copy()
+        prev = self._seen[ys, xs].copy()
         hi = np.maximum(frames.max(axis=0), prev)
         lo = np.minimum(frames.min(axis=0), prev)
         active = (hi - ref >= th_on) | (ref - lo >= th_off)
         rows, cols = np.nonzero(active)
-        self.level[ys, xs] = frames[-1]
+        self._seen[ys, xs] = frames[-1]
         if len(rows) == 0:
             return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int8)
         flat = (rows + ys.start) * self.sensor.width + cols + xs.start
@@ -186,6 +207,42 @@ class EventSimulator:
             return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int8)
         return np.concatenate(out_t), np.concatenate(out_i), np.concatenate(out_p)
 
+    # ---- photoreceptor bandwidth -----------------------------------------------------------------
+    def _lowpass(self, ys: slice, xs: slice, frames: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The low-passed log frames of a region (its input level becomes the last frame)."""
+        assert self._lp is not None
+        lp = self._lp[ys, xs].copy()
+        out = np.empty_like(frames)
+        eps, two_pi_fc = np.float32(self.params.log_eps), 2 * np.pi * self.params.cutoff_hz
+        t0 = self.t_us
+        for k, t1 in enumerate(times):
+            inten = np.minimum((255 * (np.exp(frames[k]) - eps) + 20) / 275, 1.0)  # v2e's intensity scaling
+            lp += (1 - np.exp(-two_pi_fc * (t1 - t0) * 1e-6 * inten)) * (frames[k] - lp)
+            out[k] = lp
+            t0 = float(t1)
+        self.level[ys, xs] = frames[-1]
+        return out
+
+    def _bandwidth_regions(self, times: np.ndarray,
+                           regions: list[tuple[slice, slice, np.ndarray]]) -> list[tuple[slice, slice, np.ndarray]]:
+        """``regions`` low-passed; pixels outside them whose filtered level still lags the input (a person
+        just left) join them in one region over the bounding box, their input held at its level."""
+        assert self._lp is not None
+        lagging = np.abs(self._lp - self.level) > _SETTLED
+        for ys, xs, _ in regions:
+            lagging[ys, xs] = False
+        if lagging.any():
+            rows, cols = np.flatnonzero(lagging.any(axis=1)), np.flatnonzero(lagging.any(axis=0))
+            y0 = min([int(rows[0])] + [ys.start for ys, _, _ in regions])
+            y1 = max([int(rows[-1]) + 1] + [ys.stop for ys, _, _ in regions])
+            x0 = min([int(cols[0])] + [xs.start for _, xs, _ in regions])
+            x1 = max([int(cols[-1]) + 1] + [xs.stop for _, xs, _ in regions])
+            merged = np.repeat(self.level[None, y0:y1, x0:x1], len(times), axis=0)
+            for ys, xs, fr in regions:
+                merged[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = fr
+            regions = [(slice(y0, y1), slice(x0, x1), merged)]
+        return [(ys, xs, self._lowpass(ys, xs, fr, times)) for ys, xs, fr in regions]
+
     # ---- noise ----------------------------------------------------------------------------------
     def _noise(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dur = t1 - t0
@@ -215,6 +272,8 @@ class EventSimulator:
         times = np.asarray(times_us, dtype=np.float64)
         if len(times) == 0 or times[0] <= self.t_us or np.any(np.diff(times) <= 0):
             raise ValueError(f"frame times must increase after {self.t_us} us, got {times[:3]}...")
+        if self._lp is not None:
+            regions = self._bandwidth_regions(times, regions)
         parts = [self._region_events(ys, xs, fr, times, self.t_us) for ys, xs, fr in regions]
         parts.append(self._noise(self.t_us, float(times[-1])))
         self.t_us = float(times[-1])
