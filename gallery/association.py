@@ -9,14 +9,23 @@ Rules, applied in this order to each new sighting:
    two was a wrong merge: the one that joined the identity later (its first sighting stored later) is
    split off into a new identity with all its sightings (:class:`~anonreid.gallery.types.Split`); when
    that is this tracklet, the new sighting goes with it.
-2. Otherwise the nearest stored sightings (FAISS) are grouped by identity, each identity scored by its
-   best cosine similarity, and the identities at or above the similarity threshold are tried best
-   first. A candidate is rejected when joining it would break a physical constraint:
-   - ``simultaneous``: the identity already has a sighting overlapping this one in time on another
+2. Within the correction horizon (``correction_horizon_s`` of stream time after the tracklet's first
+   sighting), each update decides the whole tracklet again, as evidence arrives: its quality-weighted mean
+   embedding (:mod:`~anonreid.gallery.tracklets`) against its own identity's other tracklets and against
+   every other candidate. A different answer moves the tracklet with all its sightings: ``merge`` (it was
+   alone: its identity joins the other), ``move`` (to an identity that fits it better) or ``detach`` (it no
+   longer fits its identity's other tracklets: a new identity). Each is a :class:`~anonreid.gallery.types.
+   Split` of that kind, which the gallery records as a correction. Past the horizon the identity is final.
+3. A new tracklet: the identities of the nearest stored sightings (FAISS) are candidates, each scored by
+   the tracklet's appearance against the identity (the mean of its ``identity_prototypes`` best cosine
+   similarities to the identity's tracklet means), plus or minus the walk from the identity's sighting
+   before and to the one after (:mod:`~anonreid.gallery.transit`: a bonus inside the link's learned transit
+   window, a penalty for a walk no window covers: a person who left and came back). The best score at or
+   above the similarity threshold wins. A candidate is impossible when:
+   - ``simultaneous``: the identity already has a sighting overlapping the tracklet in time on another
      camera (nobody is in two places at once) or on another tracklet of the same camera;
-   - ``no_link``: the identity's previous (or next) sighting is on a camera with no walk to this one;
-   - ``too_fast`` / ``too_slow``: the gap to that sighting is outside the link's transit window.
-3. No candidate left -> a new identity.
+   - ``too_fast``: the walk from (or to) the neighbouring sighting is faster than the link allows.
+4. No candidate left -> a new identity.
 
 Every decision keeps the candidates it looked at, their similarity and the rule that rejected them, so
 an operator can see why two sightings were (not) linked. Nothing here touches FAISS, Redis or grpc.
@@ -25,9 +34,11 @@ an operator can see why two sightings were (not) linked. Nothing here touches FA
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from anonreid.gallery.types import Candidate, Decision, IdentitySummary, Split, StoredSighting
 
@@ -46,8 +57,9 @@ class Transit:
 class CameraGraph:
     """Known cameras and the allowed transitions between them, with transit windows."""
 
-    def __init__(self, cameras: Iterable[str], links: Mapping[tuple[str, str], Transit]) -> None:
+    def __init__(self, cameras: Iterable[str], links: Mapping[tuple[str, str], Transit], *, listed: bool = True) -> None:
         self.cameras = tuple(cameras)
+        self.listed = listed  # links and windows were given, not every pair with the default window
         known = set(self.cameras)
         for src, dst in links:
             for name in (src, dst):
@@ -60,7 +72,7 @@ class CameraGraph:
     def fully_connected(cls, cameras: Iterable[str], min_s: float, max_s: float) -> CameraGraph:
         cams = tuple(cameras)
         t = Transit(round(min_s * US), round(max_s * US))
-        return cls(cams, {(a, b): t for a in cams for b in cams if a != b})
+        return cls(cams, {(a, b): t for a in cams for b in cams if a != b}, listed=False)
 
     @classmethod
     def from_config(cls, config: object) -> CameraGraph:
@@ -176,6 +188,17 @@ class IdentityTrack:
         nxt = self.sightings[i] if i < len(self.sightings) else None
         return prev, nxt
 
+    def around(self, start_us: int, skip: tuple[str, str]) -> tuple[StoredSighting | None, StoredSighting | None]:
+        """Like :meth:`neighbours`, leaving out the sightings of the (camera, tracklet) ``skip``."""
+        i = bisect.bisect_left(self._keys, (start_us,))
+        rows = self.sightings
+        j = i - 1
+        while j >= 0 and (rows[j].camera_id, rows[j].tracklet_id) == skip:
+            j -= 1
+        while i < len(rows) and (rows[i].camera_id, rows[i].tracklet_id) == skip:
+            i += 1
+        return (rows[j] if j >= 0 else None), (rows[i] if i < len(rows) else None)
+
     def summary(self) -> IdentitySummary:
         return IdentitySummary(
             identity_id=self.identity_id,
@@ -194,29 +217,70 @@ class Observation:
     tracklet_id: str
     start_us: int
     end_us: int
+    # the whole tracklet with this sighting (its stored sightings too): span, and the end of its first
+    # sighting (the correction horizon counts from there); None = this sighting alone
+    tracklet_start_us: int | None = None
+    tracklet_end_us: int | None = None
+    first_end_us: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.camera_id, self.tracklet_id)
+
+    @property
+    def span(self) -> tuple[int, int]:
+        start = self.start_us if self.tracklet_start_us is None else min(self.start_us, self.tracklet_start_us)
+        end = self.end_us if self.tracklet_end_us is None else max(self.end_us, self.tracklet_end_us)
+        return start, end
+
+
+#: a tracklet's appearance against an identity (its best prototypes, the tracklet's own rows left out);
+#: None when the identity has nothing else to compare with
+Appearance = Callable[["IdentityTrack"], "float | None"]
 
 
 class Associator:
-    """Decides which identity a new sighting belongs to (pure: the caller applies the decision)."""
+    """Decides which identity a new sighting belongs to (pure: the caller applies the decision).
 
-    def __init__(self, graph: CameraGraph, threshold: float) -> None:
+    ``transit`` (:class:`~anonreid.gallery.transit.TransitModel`) prices the walk to and from an identity's
+    neighbouring sightings; ``horizon_us``: how long after its first sighting a tracklet's identity may
+    still be corrected; ``confident``: the margin above the threshold from which a match teaches the
+    transit model its walk."""
+
+    def __init__(self, graph: CameraGraph, threshold: float, transit: Any, horizon_us: int = 0,
+                 confident: float = 0.1) -> None:
         self.graph = graph
         self.threshold = threshold
+        self.transit = transit  # a TransitModel over ``graph`` (gallery/transit.py, which builds on this module)
+        self.horizon_us = horizon_us
+        self.confident = confident
 
     def violation(self, track: IdentityTrack, obs: Observation) -> tuple[str, str] | None:
         """Why ``obs`` cannot belong to ``track`` (reason, detail), or None when it can."""
-        for s in track.simultaneous(obs):  # updates of the same tracklet overlap it: they do not count
-            return "simultaneous", _simultaneous_detail(s, obs)
-        prev, nxt = track.neighbours(obs.start_us)
-        if prev is not None and prev.camera_id != obs.camera_id:
-            why = self.graph.check_transit(prev.camera_id, prev.end_us, obs.camera_id, obs.start_us)
-            if why is not None:
-                return why[0], why[1] + f" (after sighting {prev.sighting_id})"
-        if nxt is not None and nxt.camera_id != obs.camera_id:
-            why = self.graph.check_transit(obs.camera_id, obs.end_us, nxt.camera_id, nxt.start_us)
-            if why is not None:
-                return why[0], why[1] + f" (before sighting {nxt.sighting_id})"
-        return None
+        cost = self.fit(track, obs)
+        return None if cost[0] is not None else (cost[1], cost[2])
+
+    def fit(self, track: IdentityTrack, obs: Observation) -> tuple[float | None, str, str, tuple[tuple[str, str, int], ...]]:
+        """What joining ``track`` costs ``obs``'s tracklet in similarity (transit to the identity's
+        sighting before it and from the one after it, its own sightings left out): (cost, reason, detail,
+        walks), cost None when impossible (in two places at once, or a walk faster than allowed)."""
+        start, end = obs.span
+        for s in track.overlapping(start, end):
+            if s.camera_id != obs.camera_id or s.tracklet_id != obs.tracklet_id:
+                return None, "simultaneous", _simultaneous_detail(s, obs), ()
+        prev, nxt = track.around(start, obs.key)
+        total, reasons, walks = 0.0, [], []
+        legs = ([(prev.camera_id, prev.end_us, obs.camera_id, start, prev)] if prev is not None else []) + \
+               ([(obs.camera_id, end, nxt.camera_id, nxt.start_us, nxt)] if nxt is not None else [])
+        for a_cam, left, b_cam, arrived, other in legs:
+            c = self.transit.cost(a_cam, left, b_cam, arrived)
+            if c.cost is None:
+                return None, c.reason, f"{c.detail} (sighting {other.sighting_id})", ()
+            total += c.cost
+            reasons.append(c.detail)
+            if a_cam != b_cam:  # the transit model keeps those inside the configured window
+                walks.append((a_cam, b_cam, arrived - left))
+        return total, "accepted", "; ".join(reasons), tuple(walks)
 
     def decide(
         self,
@@ -225,30 +289,104 @@ class Associator:
         tracks: Mapping[str, IdentityTrack],
         tracklet_identity: str | None,
         new_identity: Callable[[], str],
+        appearance: Appearance | None = None,
     ) -> Decision:
-        """``neighbours``: (identity id, similarity) of the nearest stored sightings, any order."""
+        """``neighbours``: (identity id, similarity) of the nearest stored sightings, any order;
+        ``appearance``: the tracklet's score against an identity (default: the best neighbour similarity)."""
         best: dict[str, float] = {}
         for identity_id, sim in neighbours:
             if identity_id in tracks and sim > best.get(identity_id, -2.0):
                 best[identity_id] = sim
         if tracklet_identity is not None and tracklet_identity in tracks:
-            return self._same_tracklet(obs, tracks[tracklet_identity], best.get(tracklet_identity, 0.0),
-                                       new_identity)
+            track = tracks[tracklet_identity]
+            if any(True for _ in track.simultaneous(obs)) or appearance is None or self.horizon_us <= 0:
+                return self._same_tracklet(obs, track, best.get(tracklet_identity, 0.0), new_identity)
+            first_end = obs.end_us if obs.first_end_us is None else obs.first_end_us
+            if obs.end_us - first_end > self.horizon_us:  # past the horizon: the identity is final
+                return self._same_tracklet(obs, track, best.get(tracklet_identity, 0.0), new_identity)
+            return self._reconsider(obs, track, best, tracks, new_identity, appearance)
+        chosen, considered = self._choose(obs, best, tracks, appearance)
+        if chosen is None:
+            return Decision(new_identity(), True, 0.0, "new", considered)
+        return Decision(chosen[0], False, chosen[3], "similarity", considered, walks=chosen[2])
+
+    def _choose(self, obs: Observation, best: Mapping[str, float], tracks: Mapping[str, IdentityTrack],
+                appearance: Appearance | None, extra: str | None = None
+                ) -> tuple[tuple[str, float, tuple[tuple[str, str, int], ...], float] | None, tuple[Candidate, ...]]:
+        """The identity the tracklet fits best at or above the threshold (appearance minus transit cost),
+        with every candidate looked at; ``extra``: an identity to try even if no neighbour named it."""
+        order = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+        if extra is not None and extra not in best:
+            order.append((extra, -1.0))
         considered: list[Candidate] = []
+        chosen: tuple[str, float, tuple[tuple[str, str, int], ...], float] | None = None
         below = 0
-        for identity_id, sim in sorted(best.items(), key=lambda kv: (-kv[1], kv[0])):
-            if sim < self.threshold:
+        for identity_id, sim in order:
+            track = tracks[identity_id]
+            looks = appearance(track) if appearance is not None else sim
+            if looks is None:
+                continue
+            if looks + 2 * self.transit.bonus < self.threshold:  # not even the best walk before and after lifts it
                 below += 1
                 if below <= MAX_REJECTED_LISTED:
-                    considered.append(Candidate(identity_id, sim, False, "below_threshold",
-                                                f"{sim:.3f} < {self.threshold:.3f}"))
+                    considered.append(Candidate(identity_id, looks, False, "below_threshold",
+                                                f"appearance {looks:.3f} < {self.threshold:.3f}"))
                 continue
-            why = self.violation(tracks[identity_id], obs)
-            if why is None:
-                considered.append(Candidate(identity_id, sim, True, "accepted"))
-                return Decision(identity_id, False, sim, "similarity", tuple(considered))
-            considered.append(Candidate(identity_id, sim, False, why[0], why[1]))
-        return Decision(new_identity(), True, 0.0, "new", tuple(considered))
+            cost, reason, detail, walks = self.fit(track, obs)
+            if cost is None:
+                considered.append(Candidate(identity_id, looks, False, reason, detail))
+                continue
+            score = looks - cost
+            why = f"score {score:.3f} = appearance {looks:.3f} {-cost:+.3f} transit" + (f" ({detail})" if detail else "")
+            if score < self.threshold:
+                below += 1
+                if below <= MAX_REJECTED_LISTED:
+                    considered.append(Candidate(identity_id, looks, False, "below_threshold",
+                                                f"{score:.3f} < {self.threshold:.3f}: {why}"))
+                continue
+            considered.append(Candidate(identity_id, looks, False, "candidate", why))
+            if chosen is None or score > chosen[1]:
+                confident = score >= self.threshold + self.confident
+                chosen = (identity_id, score, walks if confident else (), looks)
+        if chosen is not None:
+            considered = [dataclasses.replace(c, accepted=True, reason="accepted") if c.identity_id == chosen[0]
+                          and c.reason == "candidate" else c for c in considered]
+            considered = [dataclasses.replace(c, reason="weaker") if c.reason == "candidate" else c
+                          for c in considered]
+        return chosen, tuple(considered)
+
+    def _reconsider(self, obs: Observation, track: IdentityTrack, best: Mapping[str, float],
+                    tracks: Mapping[str, IdentityTrack], new_identity: Callable[[], str],
+                    appearance: Appearance) -> Decision:
+        """Within the horizon: decide the whole tracklet again, against its own identity's other
+        tracklets and every other candidate; a different answer moves the tracklet (module doc)."""
+        members = track.tracklets()
+        moved = tuple(s.sighting_id for s in members.get(obs.key, []))
+        alone = all(key == obs.key for key in members)
+        others = {k: v for k, v in best.items() if k != track.identity_id}
+        chosen, considered = self._choose(obs, others, tracks, appearance,
+                                          extra=None if alone else track.identity_id)
+        here = f"tracklet {obs.tracklet_id} on {obs.camera_id}"
+        if chosen is None:
+            if alone:
+                return Decision(track.identity_id, False, 0.0, "tracklet", considered)
+            new_id = new_identity()
+            split = Split(track.identity_id, obs.camera_id, obs.tracklet_id, new_id, moved, "detach", 0.0)
+            detail = (f"detach: {here} no longer fits the other tracklets of {track.identity_id}: moved to a new "
+                      f"identity {new_id} with its {len(moved)} earlier sighting(s)")
+            return Decision(new_id, True, 0.0, "correction", (Candidate(new_id, 0.0, True, "detach", detail),
+                                                              *considered), (split,))
+        identity_id, score, walks, looks = chosen
+        if identity_id == track.identity_id:
+            return Decision(identity_id, False, looks, "tracklet", considered, walks=walks)
+        kind = "merge" if alone else "move"
+        split = Split(track.identity_id, obs.camera_id, obs.tracklet_id, identity_id, moved, kind, looks)
+        detail = (f"{kind}: {here} fits {identity_id} better ({score:.3f}) than "
+                  + (f"standing alone as {track.identity_id}" if alone else f"the other tracklets of {track.identity_id}")
+                  + f": moved with its {len(moved)} earlier sighting(s)")
+        return Decision(identity_id, False, looks, "correction", (Candidate(identity_id, looks, True, kind, detail),
+                                                                   *(c for c in considered if c.identity_id != identity_id)),
+                        (split,), walks)
 
     def _same_tracklet(self, obs: Observation, track: IdentityTrack, sim: float,
                        new_identity: Callable[[], str]) -> Decision:

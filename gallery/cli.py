@@ -168,7 +168,11 @@ def trajectory(
     rows = [{"camera": st.camera_id, "start": _at(st.span.start_us, st.clock), "end": _at(st.span.end_us, st.clock),
              "sightings": ",".join(st.sighting_ids), "start_s": _s(st.span.start_us), "end_s": _s(st.span.end_us)}
             for st in traj.steps]
-    _print(_columns(rows, 4), as_json, f"trajectory of {identity_id}", {"identity_id": identity_id, "steps": rows})
+    fixes = [{"kind": c.kind, "camera": c.camera_id, "tracklet": c.tracklet_id, "from": c.from_identity,
+              "to": c.to_identity, "sightings": c.sightings, "at_s": _s(c.at_us)} for c in traj.corrections]
+    told = ", ".join(f"{f['kind']} {f['from']}->{f['to']} at {f['at_s']} s" for f in fixes)
+    title = f"trajectory of {identity_id}" + (f" (corrections: {told})" if fixes else "")
+    _print(_columns(rows, 4), as_json, title, {"identity_id": identity_id, "steps": rows, "corrections": fixes})
 
 
 def search(

@@ -7,7 +7,10 @@ and a failure changes nothing:
 1. validate (:mod:`~anonreid.gallery.validation`: a bad sighting raises :class:`InvalidInput` naming
    the field; nothing is touched);
 2. a sighting id already stored (or erased by ``forget``) is acknowledged as a duplicate, unchanged;
-3. decide the identity (pure: :class:`~anonreid.gallery.association.Associator`);
+3. decide the identity (pure: :class:`~anonreid.gallery.association.Associator`, on the tracklet's mean
+   embedding (:mod:`~anonreid.gallery.tracklets`) and the learned transit times
+   (:mod:`~anonreid.gallery.transit`); within the correction horizon it may move the tracklet to another
+   identity: a correction, recorded in Redis with the identities and shown in their trajectories);
 4. apply it to FAISS and the in-memory tables, and write it to Redis in one transaction (a batch of a
    publish stream goes in one transaction); a decision that splits an identity (a tracklet update that
    reveals a wrong merge, see :mod:`~anonreid.gallery.association`) relabels the moved sightings in the
@@ -33,7 +36,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from anonreid.gallery.association import Associator, CameraGraph, IdentityTrack, Observation
+from anonreid.gallery.association import Associator, CameraGraph, IdentityTrack
 from anonreid.gallery.clocks import ClockBook
 from anonreid.gallery.errors import InvalidInput, NotFound, Unavailable
 from anonreid.gallery.index import BatchNeighbours, EmbeddingIndex
@@ -41,9 +44,12 @@ from anonreid.gallery.metrics import GalleryMetrics
 from anonreid.gallery.snapshot import NoSnapshot, SnapshotFiles, SnapshotKeeper, SnapshotUnusable, replay
 from anonreid.gallery.store import GalleryStore, forgotten_digest
 from anonreid.gallery.tables import IdentityTables
+from anonreid.gallery.tracklets import TrackletBook, TrackletScorer, observe, tracklet_rows
+from anonreid.gallery.transit import TransitModel
 from anonreid.gallery.types import (
     Ack,
     CameraOccupancy,
+    Correction,
     Decision,
     IdentitySummary,
     Match,
@@ -72,8 +78,12 @@ class Gallery(IdentityTables):
         super().__init__(config.camera_ids)
         self.config = config
         self.graph = CameraGraph.from_config(config)
-        self.associator = Associator(self.graph, config.similarity_threshold)
+        self.transit = TransitModel.from_config(self.graph, config)
+        self.associator = Associator(self.graph, config.similarity_threshold, self.transit,
+                                     round(config.correction_horizon_s * 1_000_000), config.transit_confident)
         self.store = store
+        self.tracklets = TrackletBook(store.weighted_embeddings)  # tracklet mean embeddings, rebuilt from Redis
+        self._history: dict[str, list[Correction]] = {}  # identity -> its corrections (trajectories show them)
         self.metrics = metrics if metrics is not None else GalleryMetrics()
         self.index = index if index is not None else EmbeddingIndex.from_config(config)
         self.clocks = ClockBook(store.client, store.prefix)  # how each sighting's times read as a time of day
@@ -96,6 +106,9 @@ class Gallery(IdentityTables):
             self.index.reset()
             meta = self.store.load_meta()
             self.clocks.load()
+            self.tracklets.clear()
+            self.transit.load(self.store.load_transit())
+            self._history = self.store.load_corrections()
             source = self._restore() if self.snapshots is not None else None
             if source is None:
                 source = "Redis"
@@ -250,6 +263,8 @@ class Gallery(IdentityTables):
             splits: list[Split] = []  # as applied to memory, in order
             moves: list[tuple[str, StoredSighting]] = []
             counters = (self._next_fid, self._next_identity, self._latest_us)
+            learned = {link: list(gaps) for link, gaps in self.transit.gaps.items()}
+            corrections: list[Correction] = []
             indexed = False
             try:
                 if checked:
@@ -259,6 +274,8 @@ class Gallery(IdentityTables):
                 for n, (s, emb) in enumerate(checked):
                     ack, row = self._associate_locked(s, emb, splits, near, n)
                     acks.append(ack)
+                    if ack.decision is not None:
+                        corrections.extend(self._corrections(ack.decision, s.end_us))
                     if row is not None:
                         staged[row.sighting_id] = (s, emb)
                 if staged:
@@ -269,13 +286,22 @@ class Gallery(IdentityTables):
                     indexed = True
                     moves = self._stored_moves(splits, staged)
                     t_persist = time.perf_counter()
-                    self.store.commit(rows, next_fid=self._next_fid, next_identity=self._next_identity, moves=moves)
+                    changed = {link: g for link, g in self.transit.gaps.items() if learned.get(link) != g}
+                    emptied = sorted({c.from_identity for c in corrections} - set(self._tracks))
+                    self.store.commit(rows, next_fid=self._next_fid, next_identity=self._next_identity, moves=moves,
+                                      corrections=corrections, emptied=emptied, transit=changed)
             except BaseException:
                 self._unremember([self._sightings[sid] for sid in staged if sid in self._sightings], indexed=indexed)
                 for sp in reversed(splits):
                     self._relabel(sp.sighting_ids, sp.identity_id)
                 self._next_fid, self._next_identity, self._latest_us = counters
+                self.transit.gaps = learned
+                self.tracklets.forget({(s.camera_id, s.tracklet_id) for s, _ in checked})
                 raise
+            for c in corrections:
+                for identity_id in dict.fromkeys((c.from_identity, c.to_identity)):
+                    if identity_id in self._tracks:
+                        self._history.setdefault(identity_id, []).append(c)
             if self.snapshots is not None:
                 self.snapshots.changes += len(staged) + len(moves)
             self._settle_index()
@@ -293,9 +319,14 @@ class Gallery(IdentityTables):
         for sp in decision.splits:
             applied.append(sp)
             self._relabel(sp.sighting_ids, sp.new_identity_id)
-            log.info("split identity %s: tracklet %s on %s (%d sighting(s)) moved to %s: it overlapped another "
-                     "tracklet of %s in time and joined it later", sp.identity_id, sp.tracklet_id, sp.camera_id,
-                     len(sp.sighting_ids), sp.new_identity_id, sp.identity_id)
+            log.info("%s: tracklet %s on %s (%d sighting(s)) moved from identity %s to %s", sp.kind, sp.tracklet_id,
+                     sp.camera_id, len(sp.sighting_ids), sp.identity_id, sp.new_identity_id)
+
+    def _corrections(self, decision: Decision, at_us: int) -> list[Correction]:
+        """The decision's moves as recorded corrections (Redis keeps them with the identities)."""
+        now = time.time_ns() // 1000
+        return [Correction(sp.kind, sp.camera_id, sp.tracklet_id, sp.identity_id, sp.new_identity_id,
+                           len(sp.sighting_ids), round(sp.similarity, 4), at_us, now) for sp in decision.splits]
 
     def _associate_locked(self, s: Sighting, emb: np.ndarray, splits: list[Split], near: BatchNeighbours,
                           n: int) -> tuple[Ack, StoredSighting | None]:
@@ -311,7 +342,9 @@ class Gallery(IdentityTables):
             return Ack(s.sighting_id, known.identity_id, True, known.similarity, False), None
         if forgotten_digest(s.sighting_id) in self._forgotten:
             return Ack(s.sighting_id, "", True, 0.0, False), None
-        obs = Observation(s.camera_id, s.tracklet_id, s.start_us, s.end_us)
+        key = (s.camera_id, s.tracklet_id)
+        obs = observe(s, tracklet_rows(self._tracks.get(self._tracklets.get(key, "")), key))
+        self.tracklets.add(key, emb, s.quality, lambda: self._tracklet_ids(key))
         by_fid = self._by_fid
         neighbours = [(row.identity_id, sim) for fid, sim in near.get(n) if (row := by_fid.get(fid)) is not None]
         minted: list[int] = []
@@ -320,9 +353,12 @@ class Gallery(IdentityTables):
             minted.append(self._next_identity + len(minted))
             return identity_name(minted[-1])
 
-        decision = self.associator.decide(obs, neighbours, self._tracks,
-                                          self._tracklets.get((s.camera_id, s.tracklet_id)), new_identity)
+        decision = self.associator.decide(obs, neighbours, self._tracks, self._tracklets.get(key), new_identity,
+                                          TrackletScorer(self.tracklets, key, self._tracklet_ids,
+                                                         self.config.identity_prototypes))
         self._apply_splits(decision, splits)
+        for src, dst, gap in decision.walks:
+            self.transit.observe(src, dst, gap)
         row = StoredSighting(s.sighting_id, self._next_fid, s.camera_id, s.tracklet_id, s.start_us, s.end_us,
                              decision.identity_id, decision.similarity, time.time_ns() // 1000)
         self.clocks.note(s.camera_id, s.clock, row.fid)
@@ -338,6 +374,13 @@ class Gallery(IdentityTables):
         if indexed and rows:
             self.index.remove(np.array([r.fid for r in rows], np.int64))
         super()._unremember(rows)
+        self.tracklets.forget({(r.camera_id, r.tracklet_id) for r in rows})
+        for identity_id in {r.identity_id for r in rows} - set(self._tracks):
+            self._history.pop(identity_id, None)
+
+    def _tracklet_ids(self, key: tuple[str, str]) -> list[str]:
+        """The stored sighting ids of a (camera, tracklet)."""
+        return [r.sighting_id for r in tracklet_rows(self._tracks.get(self._tracklets.get(key, "")), key)]
 
     # -- queries --------------------------------------------------------------------------------
     def _bounded(self, value: int, default: int, maximum: int, field: str) -> int:
@@ -375,6 +418,7 @@ class Gallery(IdentityTables):
         """Time-ordered camera visits: consecutive sightings on one camera merge into one step."""
         with self._lock:
             rows = [(r, self.clocks.clock(r.camera_id, r.fid)) for r in self._track(identity_id).sightings]
+            corrections = tuple(self._history.get(identity_id, ()))
         steps: list[TrajectoryStep] = []
         for r, clock in rows:  # a step is on one clock (a camera restarted mid-visit starts a new one)
             last = steps[-1] if steps else None
@@ -383,7 +427,7 @@ class Gallery(IdentityTables):
                                            (*last.sighting_ids, r.sighting_id), clock)
             else:
                 steps.append(TrajectoryStep(r.camera_id, r.start_us, r.end_us, (r.sighting_id,), clock))
-        return Trajectory(identity_id, tuple(steps))
+        return Trajectory(identity_id, tuple(steps), corrections)
 
     def query_by_example(self, *, sighting_id: str = "", embedding: np.ndarray | Sequence[float] | None = None,
                          camera_id: str = "", k: int = 0, exclude_same_camera: bool = False) -> list[Match]:

@@ -48,6 +48,10 @@ class GalleryMetrics:
         self.splits = Counter("anonreid_gallery_identity_splits_total",
                               "Tracklets moved out of an identity into a new one: an update showed them "
                               "overlapping another of its tracklets in time (a wrong merge undone)", registry=r)
+        self.corrections = Counter("anonreid_gallery_identity_corrections_total",
+                                   "Stored tracklets moved to another identity, by kind: split (overlapped another "
+                                   "tracklet in time), and within the correction horizon merge, move, detach",
+                                   ["kind"], registry=r)
         self.rejected = Counter("anonreid_gallery_rejected_total", "Requests rejected as bad input",
                                 ["reason"], registry=r)
         self.sighting_stage = Histogram("anonreid_gallery_sighting_stage_seconds",
@@ -72,8 +76,11 @@ class GalleryMetrics:
         if persist_s is not None:
             self.observe_stage(camera_id, "persist", persist_s)
         self.decisions.labels(decision="new" if ack.new_identity else "join").inc()
-        if ack.decision is not None and ack.decision.splits:
-            self.splits.inc(len(ack.decision.splits))
+        if ack.decision is not None:
+            for sp in ack.decision.splits:
+                self.corrections.labels(kind=sp.kind).inc()
+                if sp.kind == "split":
+                    self.splits.inc()
 
     def observe_stage(self, camera_id: str, stage: str, seconds: float) -> None:
         """Seconds a stored sighting of ``camera_id`` spent in ``stage`` (:data:`SIGHTING_STAGES`)."""

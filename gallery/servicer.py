@@ -119,7 +119,11 @@ def trajectory_to_pb(t: Trajectory) -> gallery_pb2.Trajectory:
         gallery_pb2.TrajectoryStep(camera_id=st.camera_id,
                                    span=sighting_pb2.TimeSpan(start_us=st.start_us, end_us=st.end_us),
                                    sighting_ids=list(st.sighting_ids), clock=clock_to_pb(st.clock))
-        for st in t.steps])
+        for st in t.steps], corrections=[
+        gallery_pb2.IdentityCorrection(kind=c.kind, camera_id=c.camera_id, tracklet_id=c.tracklet_id,
+                                       from_identity=c.from_identity, to_identity=c.to_identity, sightings=c.sightings,
+                                       similarity=c.similarity, at_us=c.at_us, recorded_at_us=c.recorded_at_us)
+        for c in t.corrections])
 
 
 def match_to_pb(m: Match) -> gallery_pb2.Match:

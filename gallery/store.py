@@ -11,6 +11,11 @@ Keys (``P`` = the configured prefix, ``anonreid:gallery`` by default):
 - ``P:forgotten`` set: digests (:func:`forgotten_digest`) of the sighting ids erased by ``forget``, so a
   camera replaying one does not bring the person back (no id, embedding, time or place is kept).
 - ``P:forgotten_identities`` set: identity ids erased by ``forget`` (a repeated forget answers 0).
+- ``P:e:<identity_id>`` list: the identity's corrections (JSON, oldest first): tracklets that merged into
+  it, moved in or out, or split off (:class:`~anonreid.gallery.types.Correction`), written with the relabels
+  they made; deleted with the identity (forget, an identity a merge emptied), expiring with it.
+- ``P:transit`` hash: per camera link ``src>dst``, the transit gaps (us, JSON list) of confident matches
+  that the transit model (:mod:`~anonreid.gallery.transit`) learned from.
 - ``P:audit`` stream: forget operations (identity, count, reason, time), capped.
 - ``P:access`` stream: who queried which identity and when (:mod:`anonreid.gallery.access`), capped.
 - ``P:changes`` stream, only while the gallery keeps index snapshots (``change_log``): one entry per
@@ -35,7 +40,9 @@ the gallery acknowledges it, together with the relabels of any identity split th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -47,7 +54,7 @@ import numpy as np
 import redis
 
 from anonreid.gallery.errors import Unavailable
-from anonreid.gallery.types import Box, Sighting, StoredSighting
+from anonreid.gallery.types import Box, Correction, Sighting, StoredSighting
 from anonreid.orchestration.infra.redis_persistence import PersistenceRewriteError, rewrite_persistence
 
 log = logging.getLogger(__name__)
@@ -90,6 +97,7 @@ class GalleryStore:
         self._forgotten_identities = f"{prefix}:forgotten_identities"
         self.audit_stream = f"{prefix}:audit"
         self.change_stream = f"{prefix}:changes"
+        self.transit_key = f"{prefix}:transit"
         self.change_log = False  # set by a gallery that keeps snapshots
         self._disk_lock = threading.Lock()
 
@@ -99,6 +107,9 @@ class GalleryStore:
 
     def identity_key(self, identity_id: str) -> str:
         return f"{self.prefix}:i:{identity_id}"
+
+    def corrections_key(self, identity_id: str) -> str:
+        return f"{self.prefix}:e:{identity_id}"
 
     def _run(self, what: str, fn: Any, *args: Any) -> Any:
         try:
@@ -126,13 +137,16 @@ class GalleryStore:
         }
 
     def commit(self, rows: Iterable[tuple[StoredSighting, Sighting, np.ndarray]], next_fid: int,
-               next_identity: int, moves: Sequence[tuple[str, StoredSighting]] = ()) -> None:
+               next_identity: int, moves: Sequence[tuple[str, StoredSighting]] = (),
+               corrections: Sequence[Correction] = (), emptied: Sequence[str] = (),
+               transit: dict[tuple[str, str], list[int]] | None = None) -> None:
         """Persist accepted sightings and the counters atomically (MULTI/EXEC); with a retention period
         the keys expire ``retention_s`` after the row's ingest time.
 
-        ``moves``: (identity it is stored under, row now) of stored sightings an identity split moved to
-        another identity, relabelled in the same transaction (the identity they leave keeps the tracklet
-        they clashed with, so it never empties)."""
+        ``moves``: (identity it is stored under, row now) of stored sightings a correction moved to
+        another identity, relabelled in the same transaction, with the ``corrections`` themselves (in the
+        lists of both identities); ``emptied``: identities the moves left without sightings (deleted);
+        ``transit``: the transit model's gaps of the links that learned in this batch."""
         now = time.time_ns() // 1000
 
         def write() -> None:
@@ -165,6 +179,18 @@ class GalleryStore:
                 pipe.sadd(self._identities, *members)
             for identity_id, expires_ms in expires.items():  # after the ZADDs that create the keys
                 pipe.pexpireat(self.identity_key(identity_id), expires_ms)
+            for c in corrections:
+                entry = json.dumps(dataclasses.asdict(c))
+                for identity_id in dict.fromkeys((c.from_identity, c.to_identity)):
+                    if identity_id not in emptied:
+                        pipe.rpush(self.corrections_key(identity_id), entry)
+            for identity_id in emptied:
+                pipe.delete(self.identity_key(identity_id), self.corrections_key(identity_id))
+                pipe.srem(self._identities, identity_id)
+            for identity_id, expires_ms in expires.items():
+                pipe.pexpireat(self.corrections_key(identity_id), expires_ms)
+            if transit:
+                pipe.hset(self.transit_key, mapping={f"{a}>{b}": json.dumps(g) for (a, b), g in transit.items()})
             pipe.hset(self._meta, mapping={"next_fid": next_fid, "next_identity": next_identity})
             self._log(pipe, "commit", "\n".join([*written, *(r.sighting_id for _, r in moves)]))
             pipe.execute()
@@ -187,7 +213,7 @@ class GalleryStore:
                 chunk = sighting_ids[i : i + 1000]
                 pipe.delete(*[self.sighting_key(s) for s in chunk])
                 pipe.sadd(self._forgotten, *[forgotten_digest(s) for s in chunk])
-            pipe.delete(self.identity_key(identity_id))
+            pipe.delete(self.identity_key(identity_id), self.corrections_key(identity_id))
             pipe.srem(self._identities, identity_id)
             pipe.sadd(self._forgotten_identities, identity_id)
             pipe.xadd(self.audit_stream, {"action": "forget", "identity": identity_id,
@@ -225,7 +251,7 @@ class GalleryStore:
                 pipe.delete(self.sighting_key(sighting_id))
                 pipe.zrem(self.identity_key(identity_id), sighting_id)
             for identity_id in emptied:
-                pipe.delete(self.identity_key(identity_id))
+                pipe.delete(self.identity_key(identity_id), self.corrections_key(identity_id))
             if emptied:
                 pipe.srem(self._identities, *emptied)
             if fids:
@@ -367,6 +393,45 @@ class GalleryStore:
                 "model_version": h[b"model_version"].decode(), "published_at_us": int(h[b"published_at"]),
                 "ingested_at_us": int(h[b"ingested_at"]),
                 "box": Box.from_tuple(np.frombuffer(h[b"box"], dtype="<f4").tolist())}
+
+    def weighted_embeddings(self, sighting_ids: Sequence[str]) -> list[tuple[np.ndarray, float]]:
+        """(embedding, quality) of each named sighting still stored (tracklet prototypes are rebuilt
+        from these)."""
+        def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for sid in sighting_ids:
+                pipe.hmget(self.sighting_key(sid), "emb", "quality")
+            return cast(list[Any], pipe.execute())
+
+        out = []
+        for emb, quality in self._run("reading embeddings", read):
+            if emb is not None and len(emb) == 4 * self.dim:
+                out.append((np.frombuffer(emb, dtype="<f4"), float(quality or 0.0)))
+        return out
+
+    def load_corrections(self) -> dict[str, list[Correction]]:
+        """Every identity's recorded corrections, oldest first."""
+        prefix = self.corrections_key("")
+
+        def read() -> dict[str, list[Correction]]:
+            out: dict[str, list[Correction]] = {}
+            for key in self.client.scan_iter(match=_glob_escape(prefix) + "*", count=LOAD_BATCH):
+                out[key.decode()[len(prefix):]] = [Correction(**json.loads(r)) for r in self.client.lrange(key, 0, -1)]
+            return out
+
+        return cast(dict[str, list[Correction]], self._run("reading corrections", read))
+
+    def load_transit(self) -> dict[tuple[str, str], list[int]]:
+        """The transit gaps stored per camera link (``src>dst``)."""
+        raw = self._run("reading the transit model", self.client.hgetall, self.transit_key)
+        out: dict[tuple[str, str], list[int]] = {}
+        for name, value in raw.items():
+            src, _, dst = name.decode().partition(">")
+            try:
+                out[(src, dst)] = [int(g) for g in json.loads(value)]
+            except (ValueError, TypeError):
+                log.error("skipping corrupt transit record %s in %s", name.decode(errors="replace"), self.transit_key)
+        return out
 
     def identity_sighting_ids(self, identity_id: str) -> list[str]:
         raw = self._run("reading an identity", self.client.zrange, self.identity_key(identity_id), 0, -1)

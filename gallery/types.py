@@ -102,8 +102,14 @@ class Split:
     identity_id: str  # the identity the tracklet leaves
     camera_id: str
     tracklet_id: str
-    new_identity_id: str  # the freshly minted identity it goes to
+    new_identity_id: str  # the identity it goes to: freshly minted, or an existing one (kind "merge", "move")
     sighting_ids: tuple[str, ...]  # its stored sightings that move (a sighting being decided is not one)
+    # "split": it overlapped the identity's other tracklet in time; within the correction horizon
+    # (:mod:`~anonreid.gallery.association`) "detach": the evidence no longer links it to the others
+    # (a new identity), "merge": it was alone and now joins an existing identity, "move": it leaves the
+    # identity's other tracklets for an existing identity that fits it better
+    kind: str = "split"
+    similarity: float = 0.0  # its score with the identity it goes to (0 for a new identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +119,10 @@ class Decision:
     identity_id: str
     new_identity: bool
     similarity: float
-    rule: str  # "tracklet" (same camera + tracklet), "similarity", or "new"
+    rule: str  # "tracklet" (same camera + tracklet), "similarity", "new" or "correction"
     candidates: tuple[Candidate, ...] = ()
-    splits: tuple[Split, ...] = ()  # tracklets the decision moves out of an identity (rule "tracklet" only)
+    splits: tuple[Split, ...] = ()  # tracklets the decision moves to another identity (rules "tracklet", "correction")
+    walks: tuple[tuple[str, str, int], ...] = ()  # (src, dst, gap us) of a confident match: the transit model learns them
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +160,27 @@ class TrajectoryStep:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A recorded change of identity of a stored tracklet (a :class:`Split` as applied): what moved, from
+    which identity to which, when (``at_us``: stream time of the sighting that revealed it; ``recorded_at_us``:
+    the gallery's wall clock) and why."""
+
+    kind: str  # "split", "detach", "merge", "move" (see Split.kind)
+    camera_id: str
+    tracklet_id: str
+    from_identity: str
+    to_identity: str
+    sightings: int
+    similarity: float
+    at_us: int
+    recorded_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
 class Trajectory:
     identity_id: str
     steps: tuple[TrajectoryStep, ...]
+    corrections: tuple[Correction, ...] = ()  # changes that brought tracklets in or took them out, oldest first
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,24 @@ class GalleryConfig(Section):
     similarity_threshold: float = Field(0.7, ge=-1, le=1, description="cosine similarity needed to join an identity "
                                         "(best of 0.4-0.8 on four simulated worlds: `anonreid bench association`)")
     association_k: int = Field(32, gt=0, description="nearest stored sightings considered per new sighting")
+    correction_horizon_s: float = Field(10.0, ge=0, description="stream seconds after its first sighting during which "
+                                        "a tracklet's identity is decided again with each update (merge, move, "
+                                        "detach: recorded corrections); 0 = decided once")
+    identity_prototypes: int = Field(2, gt=0, description="a tracklet is compared with an identity through the mean "
+                                     "of its best N similarities to the identity's tracklet mean embeddings")
+    transit_bonus: float = Field(0.1, ge=0, description="similarity added when the walk from/to the identity's "
+                                 "neighbouring sighting fits the link's (learned) transit window")
+    reentry_penalty: float = Field(0.1, ge=0, description="similarity taken off a walk no transit window covers "
+                                   "(no link, slower than the window, back on the same camera): people leave and return")
+    same_camera_gap_s: float = Field(3.0, ge=0, description="a tracklet starting this soon after another of the "
+                                     "identity on the same camera continues it (a tracker fragment); later = a return")
+    transit_confident: float = Field(0.1, ge=0, description="a match this far above the threshold teaches the "
+                                     "transit model its walk")
+    transit_min_samples: int = Field(5, gt=0, description="confident walks a link needs before its learned window "
+                                     "replaces the configured one")
+    transit_max_samples: int = Field(200, gt=0, description="confident walks kept per link (the latest)")
+    transit_margin_s: float = Field(1.0, ge=0, description="the learned window spans the walks seen, this much wider "
+                                    "on each side")
     camera_ids: list[str] = Field(["cam1", "cam2", "cam3", "cam4"], min_length=1, description="known cameras")
     camera_links: list[CameraLink] = Field([], description="allowed transitions; empty = every pair, default times")
     min_transit_s: float = Field(1.0, ge=0, description="fastest walk between two cameras when links are not listed")

@@ -82,16 +82,18 @@ def test_transit_window_and_camera_links(store):
     (p,) = prototypes(1, DIM, rng)
     links = [CameraLink(src="cam1", dst="cam2", min_transit_s=5, max_transit_s=30),
              CameraLink(src="cam2", dst="cam3", min_transit_s=5, max_transit_s=30, bidirectional=False)]
-    g = gallery(store, camera_links=links)
+    g = gallery(store, camera_links=links, reentry_penalty=1.0)  # here a walk no window covers never pays off
     e1 = noisy(p, 0.2, rng)  # the later, valid sightings reuse it: most similar to the first identity
     base = g.ingest(sighting("x1", "cam2", "t1", 100 * S, 103 * S, e1))
     fast = g.ingest(sighting("x2", "cam1", "t1", 104 * S, 106 * S, noisy(p, 0.2, rng)))  # 1 s after leaving cam2
     assert fast.new_identity
     assert fast.decision.candidates[0].reason == "too_fast"
+    # slower than the window, or no link at all: a person who left and came back, priced reentry_penalty
     slow = g.ingest(sighting("x3", "cam3", "t1", 200 * S, 201 * S, noisy(p, 0.2, rng)))  # 97 s later
-    assert slow.new_identity and "too_slow" in {c.reason for c in slow.decision.candidates}
+    assert slow.new_identity and any(c.reason == "below_threshold" and "window 5.0-30.0 s" in c.detail
+                                     for c in slow.decision.candidates), slow.decision
     no_link = g.ingest(sighting("x4", "cam4", "t1", 110 * S, 111 * S, noisy(p, 0.2, rng)))
-    assert no_link.new_identity and {c.reason for c in no_link.decision.candidates} >= {"no_link"}
+    assert no_link.new_identity and any("no walk known" in c.detail for c in no_link.decision.candidates)
     ok = g.ingest(sighting("x5", "cam3", "t2", 110 * S, 112 * S, e1))  # cam2 -> cam3 in 7 s
     assert ok.identity_id == base.identity_id
     # a sighting arriving late (out of order) is checked against the one after it too: cam1 -> cam2 one-way ok

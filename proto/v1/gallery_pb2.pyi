@@ -92,12 +92,36 @@ class TrajectoryStep(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., span: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., sighting_ids: _Optional[_Iterable[str]] = ..., clock: _Optional[_Union[_sighting_pb2.StreamClock, _Mapping]] = ...) -> None: ...
 
 class Trajectory(_message.Message):
-    __slots__ = ("identity_id", "steps")
+    __slots__ = ("identity_id", "steps", "corrections")
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
     identity_id: str
     steps: _containers.RepeatedCompositeFieldContainer[TrajectoryStep]
-    def __init__(self, identity_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[TrajectoryStep, _Mapping]]] = ...) -> None: ...
+    corrections: _containers.RepeatedCompositeFieldContainer[IdentityCorrection]
+    def __init__(self, identity_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[TrajectoryStep, _Mapping]]] = ..., corrections: _Optional[_Iterable[_Union[IdentityCorrection, _Mapping]]] = ...) -> None: ...
+
+class IdentityCorrection(_message.Message):
+    __slots__ = ("kind", "camera_id", "tracklet_id", "from_identity", "to_identity", "sightings", "similarity", "at_us", "recorded_at_us")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACKLET_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    TO_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    SIGHTINGS_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    AT_US_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_US_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    camera_id: str
+    tracklet_id: str
+    from_identity: str
+    to_identity: str
+    sightings: int
+    similarity: float
+    at_us: int
+    recorded_at_us: int
+    def __init__(self, kind: _Optional[str] = ..., camera_id: _Optional[str] = ..., tracklet_id: _Optional[str] = ..., from_identity: _Optional[str] = ..., to_identity: _Optional[str] = ..., sightings: _Optional[int] = ..., similarity: _Optional[float] = ..., at_us: _Optional[int] = ..., recorded_at_us: _Optional[int] = ...) -> None: ...
 
 class QueryByExampleRequest(_message.Message):
     __slots__ = ("sighting_id", "sighting", "k", "exclude_same_camera")

@@ -97,6 +97,7 @@ function clearSelection() {
   $("#traj-id").textContent = "";
   $("#timeline").innerHTML = "";
   $("#steps").innerHTML = "";
+  $("#corrections").innerHTML = "";
 }
 
 async function selectIdentity(id) {
@@ -114,6 +115,16 @@ async function selectIdentity(id) {
       step.sighting_ids.slice(0, 3).map((s) => `<a data-sighting="${s}">${s}</a>`).join(" ");
     li.querySelectorAll("a").forEach((a) => a.addEventListener("click", () => search(a.dataset.sighting)));
     list.appendChild(li);
+  }
+  // tracklets the association moved into or out of this identity as evidence arrived (merge, move, detach, split)
+  const fixes = $("#corrections");
+  fixes.innerHTML = "";
+  for (const c of traj.corrections || []) {
+    const li = document.createElement("li");
+    li.className = "correction";
+    li.textContent = `${c.kind}: tracklet ${c.tracklet_id} on ${c.camera_id} (${c.sightings} sighting(s)) ` +
+      `${c.from_identity} → ${c.to_identity} at ${(Number(c.at_us) / 1e6).toFixed(1)} s of stream`;
+    fixes.appendChild(li);
   }
 }
 

@@ -1,0 +1,109 @@
+"""Tracklet-level appearance: one quality-weighted mean embedding per (camera, tracklet).
+
+A sighting's embedding is noisy (a tracklet's first one most of all: few windows, often a partial view);
+the mean of a tracklet's sightings, each weighted by its quality, is a steadier description of the
+person. An identity is described by several prototypes, one per tracklet it holds, and a tracklet is
+compared with an identity through the mean of its ``prototypes`` best cosine similarities to them.
+
+The book is a cache over Redis: rows ingested here are added as they come; a tracklet it does not hold
+(after a restart, a forget, a rolled-back batch) is rebuilt from its stored sightings through the
+``fetch`` callback (embedding and quality of each sighting id). Pure numpy otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+
+import numpy as np
+
+from anonreid.gallery.association import IdentityTrack, Observation
+from anonreid.gallery.types import Sighting, StoredSighting
+
+Key = tuple[str, str]  # (camera id, tracklet id)
+MIN_WEIGHT = 0.01  # a sighting of quality 0 still counts a little (its embedding is all a tracklet may have)
+
+Fetch = Callable[[Sequence[str]], Iterable[tuple[np.ndarray, float]]]
+
+
+class TrackletBook:
+    """Quality-weighted embedding sums per tracklet (see the module doc)."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._fetch = fetch
+        self._sums: dict[Key, np.ndarray] = {}
+
+    def add(self, key: Key, embedding: np.ndarray, quality: float, stored: Callable[[], Sequence[str]]) -> None:
+        """Add one new sighting of ``key``; ``stored``: the ids of its sightings stored before this one
+        (read only when the tracklet must be rebuilt first)."""
+        total = self._sums.get(key)
+        if total is None:
+            total = self._rebuild(key, stored())
+        part = max(float(quality), MIN_WEIGHT) * np.asarray(embedding, np.float64)
+        self._sums[key] = total + part if total.size else part
+
+    def prototype(self, key: Key, stored: Callable[[], Sequence[str]]) -> np.ndarray:
+        """The tracklet's L2-normalised mean embedding (zeros when nothing is stored)."""
+        total = self._sums.get(key)
+        if total is None:
+            total = self._sums[key] = self._rebuild(key, stored())
+        norm = float(np.linalg.norm(total))
+        return total / norm if norm > 0 else total
+
+    def forget(self, keys: Iterable[Key]) -> None:
+        """Drop tracklets (their sightings changed: rebuilt from the store when next needed)."""
+        for key in keys:
+            self._sums.pop(key, None)
+
+    def clear(self) -> None:
+        self._sums.clear()
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._sums
+
+    def _rebuild(self, key: Key, sighting_ids: Sequence[str]) -> np.ndarray:
+        total: np.ndarray | None = None
+        for emb, quality in self._fetch(sighting_ids):
+            part = max(float(quality), MIN_WEIGHT) * np.asarray(emb, np.float64)
+            total = part if total is None else total + part
+        return total if total is not None else np.zeros(0)
+
+
+def identity_similarity(query: np.ndarray, prototypes: Sequence[np.ndarray], best: int) -> float | None:
+    """Mean of the ``best`` highest cosine similarities of ``query`` to ``prototypes`` (None when none)."""
+    protos = [p for p in prototypes if p.size == query.size and p.size]
+    if not protos or not query.size:
+        return None
+    sims = np.sort(np.stack(protos) @ query)[::-1][:best]
+    return float(sims.mean())
+
+
+def tracklet_rows(track: IdentityTrack | None, key: Key) -> list[StoredSighting]:
+    """The stored sightings of tracklet ``key`` in its identity's track, in storage order (FAISS id)."""
+    if track is None:
+        return []
+    return sorted((r for r in track.sightings if (r.camera_id, r.tracklet_id) == key), key=lambda r: r.fid)
+
+
+def observe(s: Sighting, rows: Sequence[StoredSighting]) -> Observation:
+    """The association's view of ``s``: its span, and its tracklet's whole span and first sighting's end."""
+    if not rows:
+        return Observation(s.camera_id, s.tracklet_id, s.start_us, s.end_us)
+    return Observation(s.camera_id, s.tracklet_id, s.start_us, s.end_us, min(r.start_us for r in rows),
+                       max(r.end_us for r in rows), rows[0].end_us)
+
+
+class TrackletScorer:
+    """The appearance of one tracklet against identities: its prototype against the identity's
+    prototypes (one per other tracklet, the ``recent`` latest of them), mean of the ``best`` highest."""
+
+    def __init__(self, book: TrackletBook, key: Key, stored: Callable[[Key], Sequence[str]], best: int,
+                 recent: int = 32) -> None:
+        self.book, self.key, self.stored, self.best, self.recent = book, key, stored, best, recent
+        self.query = book.prototype(key, lambda: stored(key))
+
+    def __call__(self, track: IdentityTrack) -> float | None:
+        keys = list(dict.fromkeys((r.camera_id, r.tracklet_id) for r in reversed(track.sightings)))
+        keys = [k for k in keys if k != self.key][: self.recent]
+        return identity_similarity(self.query, [self.book.prototype(k, partial(self.stored, k)) for k in keys],
+                                   self.best)
