@@ -167,7 +167,7 @@ def test_queue_drops_oldest_and_counts() -> None:
     assert len(node.queue) == 5
     assert node.queue.dropped == 40 - 1 - 5  # the last window is still open in the windower
     assert node.process_pending() == 5
-    assert node._last_window_end_us > 38 * 33_333 - 1000  # the newest windows were kept
+    assert node.throughput.last_window_end_us > 38 * 33_333 - 1000  # the newest windows were kept
     assert node.stats()["windows_dropped"] == 34
     # a bad packet is rejected whole and counted; the node keeps running
     before = node.stats()["events"]

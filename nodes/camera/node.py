@@ -57,6 +57,7 @@ from anonreid.nodes.camera.ground_truth import GroundTruth, GroundTruthFn
 from anonreid.nodes.camera.inference import Anonymized, Inference
 from anonreid.nodes.camera.publisher import GalleryPublish, SightingPublisher, sighting_message
 from anonreid.nodes.camera.segments import EmbedJob, Segment, SegmentBook, SegmentPolicy
+from anonreid.nodes.camera.throughput import Throughput
 from anonreid.nodes.camera.tiles import TileWriter, TrackView
 from anonreid.nodes.camera.windows import WindowItem, WindowQueue
 from anonreid.nodes.detection import ActivityDetector, DetectorConfig
@@ -165,18 +166,8 @@ class CameraNode:
         self.audit_waits = True
         self.publisher = SightingPublisher(camera_id, gallery, self.metrics) if gallery is not None else None
         self._last_t: int | None = None
-        self._events_in = 0
-        self._windows_done = 0
-        self._busy_s = 0.0
-        self._process_cpu0 = 0.0
-        self._pipeline_cpu_s = 0.0  # CPU time of the processing thread (independent of machine load)
-        self._source_cpu_s = 0.0  # CPU time of the reader thread (the source: a live world renders here)
-        self._stream_s_done = 0.0
-        self._started_wall: float | None = None
-        self._ended_wall: float | None = None  # when ``run`` stopped processing (rates exclude the final drain)
-        self._last_window_end_us = 0
+        self.throughput = Throughput()
         self.failed_batches = 0
-        self._rtf_window: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
         self._lock = threading.Lock()  # guards push vs. process on the windower
 
     @property
@@ -193,9 +184,7 @@ class CameraNode:
         counted under ``anonreid_camera_bad_input_total`` and logged; the node keeps running.
         """
         arrival_wall = time.time() if arrival_wall is None else arrival_wall
-        if self._started_wall is None:
-            self._started_wall = arrival_wall
-            self._process_cpu0 = time.process_time()
+        self.throughput.arrived(arrival_wall)
         try:
             validate_events(packet, self.sensor, source=f"camera {self.camera_id}", previous_t=self._last_t)
         except EventFormatError as exc:
@@ -207,7 +196,7 @@ class CameraNode:
             return 0
         if len(packet):
             self._last_t = int(packet["t"][-1])
-        self._events_in += len(packet)
+        self.throughput.events_in += len(packet)
         self.metrics.events.inc(len(packet))
         t0 = time.perf_counter()
         with self._lock:
@@ -383,16 +372,10 @@ class CameraNode:
         """Stage 9: the batch's counters and gauges."""
         m = self.metrics
         stream_s = sum(item.end_us - item.start_us for item in batch) / 1e6
-        self._pipeline_cpu_s += cpu_s
-        self._busy_s += busy
-        self._stream_s_done += stream_s
-        self._windows_done += len(batch)
-        self._last_window_end_us = batch[-1].end_us
-        self._rtf_window.append((stream_s, busy))
+        rtf = self.throughput.batch(len(batch), stream_s, batch[-1].end_us, busy, cpu_s)
         m.windows.inc(len(batch))
         m.active_tracks.set(sum(1 for t in self.tracker.tracks if t.confirmed))
         m.queue_depth.set(len(self.queue))
-        rtf = sum(s for s, _ in self._rtf_window) / max(sum(b for _, b in self._rtf_window), 1e-9)
         m.realtime_factor.set(rtf)
 
     def _event_wall(self, item: WindowItem) -> float:
@@ -433,7 +416,7 @@ class CameraNode:
                     if stop.is_set():
                         break
                     self.push(packet, block=backpressure)
-                    self._source_cpu_s = time.thread_time() - cpu0
+                    self.throughput.source_cpu_s = time.thread_time() - cpu0
                 if not stop.is_set():
                     self.end_of_stream(block=backpressure)
             except BaseException as exc:  # surfaced to the caller below
@@ -462,7 +445,7 @@ class CameraNode:
                 elif reader_done.is_set() and not len(self.queue):
                     break
         finally:
-            self._ended_wall = time.time()
+            self.throughput.ended_wall = time.time()
             stop.set()
             thread.join(timeout=5)
         if errors:
@@ -493,27 +476,10 @@ class CameraNode:
 
     def stats(self) -> dict[str, Any]:
         """Counters for the demo summary (plain Python types, cheap to send from an actor)."""
-        wall = (self._ended_wall or time.time()) - self._started_wall if self._started_wall else 0.0
-        stream_s = self._stream_s_done
         pub = self.publisher
         return {
             "camera": self.camera_id,
-            "events": self._events_in,
-            "windows": self._windows_done,
-            "windows_dropped": self.queue.dropped,
-            "queue_depth": len(self.queue),
-            "wall_s": wall,
-            "stream_s": stream_s,
-            "busy_s": self._busy_s,
-            "events_per_s": self._events_in / wall if wall > 0 else 0.0,
-            "windows_per_s": self._windows_done / wall if wall > 0 else 0.0,
-            "realtime_factor": stream_s / self._busy_s if self._busy_s > 0 else 0.0,
-            "pipeline_cpu_s": self._pipeline_cpu_s,
-            "source_cpu_s": self._source_cpu_s,
-            # stream seconds per CPU second of the pipeline: the real-time factor on an idle core
-            "cpu_realtime_factor": stream_s / self._pipeline_cpu_s if self._pipeline_cpu_s > 0 else 0.0,
-            "process_cpu_s": time.process_time() - self._process_cpu0 if self._started_wall else 0.0,
-            "stream_rate": stream_s / wall if wall > 0 else 0.0,
+            **self.throughput.summary(self.queue.dropped, len(self.queue)),
             "sightings_submitted": pub.submitted if pub else 0,
             "sightings_acked": pub.acked if pub else 0,
             "sightings_rejected": pub.rejected if pub else 0,
