@@ -62,6 +62,32 @@ def test_integer_hdf5_timestamps_stay_microseconds_without_a_warning(tmp_path: P
         assert read_events(path)["t"].tolist() == US.tolist()
 
 
+def test_every_command_that_reads_event_files_has_the_same_options() -> None:
+    """One definition (orchestration.cli_common) on train, evaluate, camera run and bench event-stats."""
+    import typer
+
+    from anonreid.orchestration.cli import app
+
+    root = typer.main.get_command(app)
+    helps = {}
+    for path in (("train",), ("evaluate",), ("camera", "run"), ("bench", "event-stats")):
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        helps[" ".join(path)] = {opt: next(p.help for p in cmd.params if opt in p.opts) for opt in ("--time-unit", "--sensor")}
+    assert len({repr(h) for h in helps.values()}) == 1, helps
+
+
+def test_evaluate_refuses_a_bad_unit_naming_the_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from anonreid.orchestration.cli import app
+
+    res = CliRunner().invoke(app, ["evaluate", "--dataset", "event-reid", "--root", str(tmp_path), "--out",
+                                   str(tmp_path / "o"), "--time-unit", "fortnight"])
+    assert res.exit_code == 2 and "error: --time-unit: unknown time unit 'fortnight'" in res.output, res.output
+
+
 def test_train_takes_the_shared_time_unit_and_sensor_options(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from anonreid.orchestration.cli_common import SensorOption, TimeUnitOption, check_event_file_options
+
 if TYPE_CHECKING:
     from anonreid.models.evaluation.attacks import AttackerCfg
 
@@ -23,11 +25,8 @@ def evaluate(
     root: Annotated[Path | None, typer.Option(
         "--root", help="Event-ReId root (with --dataset event-reid): <ID>/camNN/events.txt, or chunk files with "
                        "query_list.txt + gallery_list.txt")] = None,
-    time_unit: Annotated[str | None, typer.Option(
-        "--time-unit", help="Event-ReId files: timestamp unit, a power of ten from ns to s (e.g. 100us) or seconds "
-                            "per tick (1e-4); default: inferred, with a warning")] = None,
-    sensor: Annotated[str, typer.Option(
-        "--sensor", help="Event-ReId chunk files: sensor WxH (they do not record it; Event-ReId: 640x480)")] = "",
+    time_unit: TimeUnitOption = "",
+    sensor: SensorOption = "",
     clips_per_pass: Annotated[int, typer.Option("--clips-per-pass", min=1, help="test clips per pass, evenly spaced")] = 8,
     attacker_steps: Annotated[
         int | None, typer.Option("--attacker-steps", min=1, help="training steps of the attacker's nets (default 150)")
@@ -45,10 +44,9 @@ def evaluate(
         "--train-data", help="the world the run was trained on, when it is not --data (to check its identities)")] = None,
 ) -> None:
     """Reproduce the paper's tables (and the extra attacks) for a trained run."""
+    time_unit, sensor = check_event_file_options(time_unit, sensor)  # a bad value fails before torch is imported
     import logging
 
-    from anonreid.events.io.time_units import time_scale_to_us
-    from anonreid.events.types import SensorSize
     from anonreid.models.bundle import run_view
     from anonreid.models.evaluation.evaluate import EvalOptions, evaluate_run
 
@@ -72,15 +70,11 @@ def evaluate(
         typer.echo(f"error: --dataset must be world or event-reid, got {dataset!r}", err=True)
         raise typer.Exit(2)
     try:
-        if time_unit:
-            time_scale_to_us(time_unit)  # a bad value fails here, before any model is loaded
-        if sensor:
-            SensorSize.parse(sensor)
         run_dir = run_view(run, out)
         opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
                            detection=detection, progress=progress, attacker=_attacker_cfg(run_dir, attacker_steps),
                            verdict=verdict, train_data=train_data,
-                           time_unit=time_unit, sensor=sensor)
+                           time_unit=time_unit or None, sensor=sensor)
         res = evaluate_run(run_dir, out, data, dataset, root, opts, command=" ".join(parts))
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
