@@ -97,6 +97,13 @@ def _sine(hz: float, amp: float, seconds: float, fps: float, shape: tuple[int, i
     return frames.astype(np.float32), t * 1e6
 
 
+def test_thresholds_per_pixel_have_the_asymmetry_and_mismatch_asked_for() -> None:
+    params = SensorParams(threshold=0.2, off_on_ratio=1.5, threshold_sigma=0.04)
+    sim = EventSimulator(SensorSize(200, 150), params, np.zeros((150, 200), np.float32), np.ones((150, 200), np.float32), 0)
+    assert sim.theta_on.mean() == pytest.approx(0.16, abs=0.002) and sim.theta_off.mean() == pytest.approx(0.24, abs=0.002)
+    assert sim.theta_on.std() == pytest.approx(0.04, rel=0.05) and sim.theta_off.std() == pytest.approx(0.04, rel=0.05)
+
+
 def test_refractory_period_no_pixel_fires_twice_within_it() -> None:
     frames, times = _sine(40.0, 2.0, 0.5, 2000.0)  # steep: crossings far closer than the period
     params = replace(QUIET, threshold_sigma=0.03, refractory_us=800)
