@@ -138,7 +138,8 @@ def test_bench_train_every_stage(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path) -> None:
-    r = bench(tmp_path, "association", "--seconds", "12", "--thresholds", "1.0,0.6,-1")
+    saved = tmp_path / "recording.jsonl.gz"
+    r = bench(tmp_path, "association", "--seconds", "12", "--thresholds", "1.0,0.6,-1", "--save-recording", str(saved))
     assert r["sightings"] > 0 and r["tracklets"] > 0 and 0 < r["covered_by_a_sighting"] <= 1, r
     assert [row["threshold"] for row in r["thresholds"]] == [1.0, 0.6, -1.0]
     assert r["configured_threshold"] == GalleryConfig().similarity_threshold
@@ -150,6 +151,14 @@ def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path
     never = r["thresholds"][0]
     assert never["identities"] == r["tracklets"] and never["scores"] == r["separate"]
     assert r["best_threshold"] in (1.0, 0.6, -1.0)
+    # the saved recording replays to the same result without recording again
+    again = bench(tmp_path, "association", "--recording", str(saved), "--thresholds", "1.0,0.6,-1")
+    assert again["replayed_from"] == str(saved) and "record_s" not in again and again["seconds"] == 12.0
+    assert {k: v for k, v in again.items() if k != "replayed_from"} == {k: v for k, v in r.items() if k != "record_s"}
+    # ... and refuses another world than the one it was recorded on
+    proc = subprocess.run([sys.executable, "-m", "anonreid.orchestration.cli", "bench", "association", "--recording",
+                           str(saved), "--set", "world.seed=5"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "world seed 0" in proc.stderr and "world.seed=5" in proc.stderr, proc.stderr
 
     proc = subprocess.run([sys.executable, "-m", "anonreid.orchestration.cli", "bench", "association",
                            "--thresholds", "0.5,high"], capture_output=True, text=True, timeout=120)

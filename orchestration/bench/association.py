@@ -18,12 +18,18 @@
    tracklet's first sighting.
 
 The recording depends on the models and the world, not on the gallery settings, so the sweep shows
-which threshold suits the models a site runs, and how far association is from the oracle.
+which threshold suits the models a site runs, and how far association is from the oracle. Recording is
+the expensive step: ``--save-recording FILE`` keeps it (gzipped JSON lines: a header with the model
+version and the world settings, then the sightings' protobufs and the ground-truth observations) and
+``--recording FILE`` replays it instead of recording, refusing a file made with other models or on
+another world. Each replay row also reports the corrections made (by kind) and the transit windows learned.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
+import gzip
 import json
 import shutil
 import tempfile
@@ -40,6 +46,11 @@ def main(
     seconds: Annotated[float, typer.Option(help="stream seconds recorded per camera")] = 60.0,
     thresholds: Annotated[str, typer.Option(help="comma-separated similarity thresholds to replay")] = "0.4,0.5,0.6,0.7,0.8",
     json_path: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+    save_recording: Annotated[Path | None, typer.Option(
+        help="also write the recording (sightings + ground truth) here, to replay it later with --recording")] = None,
+    recording_path: Annotated[Path | None, typer.Option(
+        "--recording", help="replay this saved recording instead of recording (same models and world, else an "
+                            "error); --seconds is then the recording's")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
@@ -53,15 +64,86 @@ def main(
         raise typer.BadParameter(f"thresholds are cosine similarities in [-1, 1], got {thresholds!r}",
                                  param_hint="--thresholds")
     t0 = time.perf_counter()
-    recording = record(cfg, seconds)
+    if recording_path is not None:
+        try:
+            recording = load_recording(recording_path, cfg)
+        except RecordingMismatch as exc:
+            raise typer.BadParameter(str(exc), param_hint="--recording") from None
+        seconds = recording["seconds"]
+    else:
+        recording = record(cfg, seconds)
     record_s = time.perf_counter() - t0
+    if save_recording is not None:
+        save(save_recording, recording, cfg, seconds)
     result = evaluate(cfg, recording, values)
     result.update({"bench": "association", "seconds": seconds, "world_seed": cfg.world.seed,
-                   "model_version": recording["model_version"], "record_s": round(record_s, 1)})
+                   "model_version": recording["model_version"],
+                   ("replayed_from" if recording_path is not None else "record_s"):
+                       str(recording_path) if recording_path is not None else round(record_s, 1)})
     text = json.dumps(result, indent=2)
     typer.echo(text)
     if json_path is not None:
         json_path.write_text(text + "\n")
+
+
+RECORDING_FORMAT = "anonreid-association-recording/1"
+
+
+class RecordingMismatch(ValueError):
+    """A saved recording that does not belong to the models or the world configured now."""
+
+
+def save(path: Path, recording: dict[str, Any], cfg: Any, seconds: float) -> None:
+    """Write ``recording`` as gzipped JSON lines: a header (format, model version, world, cameras,
+    seconds), then one line per sighting (its protobuf, base64) and one per ground-truth observation."""
+    header = {"format": RECORDING_FORMAT, "model_version": recording["model_version"], "world_seed": cfg.world.seed,
+              "world": cfg.world.model_dump(mode="json"), "cameras": list(cfg.demo.cameras), "seconds": seconds,
+              "sightings": len(recording["sightings"]), "observations": len(recording["observations"])}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(json.dumps(header) + "\n")
+        for s in recording["sightings"]:
+            f.write(json.dumps({"s": base64.b64encode(s.SerializeToString()).decode()}) + "\n")
+        for g, sid in recording["observations"]:
+            f.write(json.dumps({"o": [g, sid]}) + "\n")
+
+
+def load_recording(path: Path, cfg: Any) -> dict[str, Any]:
+    """A recording written by :func:`save`; :class:`RecordingMismatch` when it was made with other models
+    (model version) or another world (seed or any world setting) than ``cfg``'s."""
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.proto.v1 import sighting_pb2
+
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            header = json.loads(f.readline())
+            rows = [json.loads(line) for line in f]
+    except (OSError, EOFError, json.JSONDecodeError) as exc:
+        raise RecordingMismatch(f"{path}: not a readable association recording ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != RECORDING_FORMAT:
+        raise RecordingMismatch(f"{path}: not an association recording (format "
+                                f"{header.get('format') if isinstance(header, dict) else None!r}, "
+                                f"expected {RECORDING_FORMAT!r})")
+    if header["world_seed"] != cfg.world.seed:
+        raise RecordingMismatch(f"{path} was recorded on world seed {header['world_seed']}, the configuration "
+                                f"has world.seed={cfg.world.seed} (pass --set world.seed={header['world_seed']})")
+    world = cfg.world.model_dump(mode="json")  # settings newer than the recording are not compared
+    differ = sorted(k for k in header["world"] if world.get(k) != header["world"][k])
+    if differ:
+        raise RecordingMismatch(f"{path} was recorded on another world: world.{differ[0]} "
+                                f"{header['world'].get(differ[0])!r} there, {world.get(differ[0])!r} configured")
+    if header["cameras"] != list(cfg.demo.cameras):
+        raise RecordingMismatch(f"{path} holds cameras {header['cameras']}, demo.cameras is {list(cfg.demo.cameras)}")
+    version = str(load_model_bundle(cfg.camera.model_dir or None).version)
+    if header["model_version"] != version:
+        raise RecordingMismatch(f"{path} was recorded with models {header['model_version']!r}, the configured "
+                                f"camera.model_dir loads {version!r}: record it again")
+    sightings = [sighting_pb2.Sighting.FromString(base64.b64decode(r["s"])) for r in rows if "s" in r]
+    observations = [tuple(r["o"]) for r in rows if "o" in r]
+    if len(sightings) != header["sightings"] or len(observations) != header["observations"]:
+        raise RecordingMismatch(f"{path} is truncated: {len(sightings)} sightings and {len(observations)} "
+                                f"observations, its header says {header['sightings']} and {header['observations']}")
+    return {"sightings": sightings, "observations": observations, "model_version": version,
+            "seconds": header["seconds"]}
 
 
 class _Recorder:
@@ -155,8 +237,11 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
             for s in sightings:
                 gallery.ingest(sighting_from_pb(s))
             final = {sid: gallery.sighting(sid).identity_id for sid in tracklet}
+            corrections = {kind: int(gallery.metrics.value("anonreid_gallery_identity_corrections_total", kind=kind))
+                           for kind in ("split", "detach", "merge", "move")}
             out["thresholds"].append({"threshold": threshold, "identities": len(set(final.values())),
-                                      "scores": scores(final)})
+                                      "scores": scores(final), "corrections": corrections,
+                                      "transit_learned": gallery.transit.learned()})
     finally:
         service.stop()
         shutil.rmtree(tmp, ignore_errors=True)
