@@ -135,7 +135,7 @@ class GalleryConfig(Section):
 
 
 class CameraConfig(Section):
-    """The camera node (nodes/camera.py): queues, batching, sampling of embeddings, sightings and audit."""
+    """The camera node (nodes/camera/): queues, batching, sampling of embeddings, sightings and audit."""
 
     queue_windows: int = Field(60, gt=0, description="windows buffered before the oldest are dropped (2 s)")
     max_batch: int = Field(8, gt=0, description="windows processed per batch (inference is batched across them)")
