@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from anonreid.orchestration.infra.files import load_yaml
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -435,12 +437,7 @@ def load_config(
     origin = "defaults"
     if path is not None:
         path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+        loaded = load_yaml(path, what, ConfigError)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{what} {path} must hold a mapping, got {type(loaded).__name__}")
         data = loaded or {}

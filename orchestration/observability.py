@@ -10,11 +10,12 @@ are the ones agreed in the contracts (:func:`metric_family` maps a sample name b
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from anonreid.orchestration.infra.files import load_json
 
 #: The chart's dashboard, relative to the repository root.
 DASHBOARD_PATH = Path(__file__).resolve().parents[1] / "helm" / "anonreid" / "dashboards" / "anonreid.json"
@@ -37,12 +38,7 @@ class DashboardError(ValueError):
 
 def load_dashboard(path: str | Path = DASHBOARD_PATH) -> dict[str, Any]:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise DashboardError(f"cannot read dashboard {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise DashboardError(f"dashboard {path} is not valid JSON: {exc}") from exc
+    data = load_json(path, "dashboard", DashboardError)
     if not isinstance(data, dict) or not isinstance(data.get("panels"), list):
         raise DashboardError(f"dashboard {path} has no 'panels' list (not a Grafana dashboard)")
     return data

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from anonreid.models.evaluation.intervals import BREACH, best_rank1_upper, privacy_state
+from anonreid.orchestration.infra.files import load_yaml
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 Attack = Literal["reconstruction", "retrieval", "inversion", "linear", "adaptive", "finetuned", "identity", "face"]
@@ -101,12 +101,7 @@ class PrivacyPolicy(BaseModel):
     @classmethod
     def load(cls, path: str | Path | None = None) -> PrivacyPolicy:
         path = Path(path) if path else DEFAULT_POLICY
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise PolicyError(f"cannot read privacy policy {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"privacy policy {path} is not valid YAML: {exc}") from exc
+        data = load_yaml(path, "privacy policy", PolicyError)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

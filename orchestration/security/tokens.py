@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from anonreid.orchestration.infra.files import load_yaml
 from anonreid.orchestration.security.roles import Role
 
 
@@ -67,12 +68,7 @@ class TokenStore:
     @classmethod
     def load(cls, path: str | Path) -> TokenStore:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise TokenError(f"cannot read token file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise TokenError(f"token file {path} is not valid YAML: {exc}") from exc
+        data = load_yaml(path, "token file", TokenError) or {}
         entries: dict[str, Principal] = {}
         for i, item in enumerate(data.get("tokens") or []):
             where = f"{path}, tokens[{i}]"
@@ -126,7 +122,7 @@ def create_token(path: str | Path, name: str, role: Role | str, cameras: tuple[s
         raise TokenError("a camera token must name the cameras it publishes as (--camera cam1[,cam2])")
     if cameras and role is not Role.CAMERA:
         raise TokenError(f"--camera binds camera tokens only, not role {role.value}")
-    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    data = load_yaml(path, "token file", TokenError) if path.exists() else None
     data = data or {}
     token = secrets.token_urlsafe(32)
     entry: dict[str, object] = {"name": name, "role": role.value, "sha256": hash_token(token)}
