@@ -17,6 +17,7 @@ from anonreid.orchestration.cli_common import (
     SetOption,
     TimeUnitOption,
     event_file_options,
+    option_or_config,
     resolve_config,
     serve_until_stopped,
 )
@@ -47,10 +48,7 @@ def gateway_push(
 
     cfg = resolve_config(config, set_)
     time_unit, sensor = event_file_options(cfg, time_unit, sensor)
-    url = redis_url or cfg.redis.url
-    if not url:
-        typer.echo("error: no Redis to push to: give --redis-url or set redis.url", err=True)
-        raise typer.Exit(2)
+    url = option_or_config(redis_url, cfg.redis.url, "--redis-url", "redis.url", "Redis to push to")
     if not file.exists():
         typer.echo(f"error: {file}: no such file", err=True)
         raise typer.Exit(2)

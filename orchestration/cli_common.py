@@ -1,6 +1,6 @@
 """What every ``anonreid`` command that runs on the deployment configuration shares: the
 ``--config`` / ``--set`` options, resolving them (a bad value exits with code 2 and the validation
-message), and serving a node in the foreground until it ends, ``--duration`` passes, SIGTERM or Ctrl-C.
+message), an option that falls back on a config key (neither set: exit code 2), and serving a node in the foreground until it ends, ``--duration`` passes, SIGTERM or Ctrl-C.
 
 Light on purpose (typer and the configuration only): the command modules import it at module level,
 and ``anonreid --help`` stays fast.
@@ -35,6 +35,16 @@ def resolve_config(config: Path | None, overrides: list[str] | None) -> Config:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def option_or_config(given: str, configured: str, option: str, key: str, what: str) -> str:
+    """The command-line value ``given``, else the configuration's; when neither is set, exit with code 2:
+    ``error: no <what>: give <option> or set <key>``."""
+    value = given or configured
+    if not value:
+        typer.echo(f"error: no {what}: give {option} or set {key}", err=True)
+        raise typer.Exit(2)
+    return value
 
 
 def event_file_options(cfg: Config, time_unit: str, sensor: str) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config
+from anonreid.orchestration.cli_common import ConfigOption, SetOption, option_or_config, resolve_config
 from anonreid.orchestration.config import Config
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,7 @@ def place_cameras_cmd(
     from anonreid.orchestration.ray_cluster import start_ray
 
     cfg = resolve_config(config, set_)
-    address = ray_address or cfg.ray.address
-    if not address:
-        typer.echo("error: no Ray cluster to join: give --ray-address or set ray.address", err=True)
-        raise typer.Exit(2)
+    address = option_or_config(ray_address, cfg.ray.address, "--ray-address", "ray.address", "Ray cluster to join")
     if source not in SOURCES:
         typer.echo(f"error: --source {source}: expected one of {', '.join(SOURCES)}", err=True)
         raise typer.Exit(2)

@@ -33,13 +33,14 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _run(path: Path, world: Path, val_identities: int, command: str | None = None) -> Path:
     """A run directory as `anonreid train` leaves it, minus the training: config + checkpoint metadata."""
     from anonreid.models.checkpoint import save_checkpoint
-    from anonreid.models.config import config_yaml, load_train_config
+    from anonreid.models.config import load_train_config
     from anonreid.models.data import dataset_fingerprint
     from anonreid.models.registry import create_model
+    from anonreid.orchestration.config import config_to_yaml
 
     cfg = load_train_config("tiny", [f"data.val_identities={val_identities}"])
     path.mkdir(parents=True)
-    (path / "config.yaml").write_text(config_yaml(cfg))
+    (path / "config.yaml").write_text(config_to_yaml(cfg))
     meta = {"stage": "rec", "data_fingerprint": dataset_fingerprint(world),
             "command": command if command is not None else f"anonreid train --data {world} --config tiny --out {path}"}
     save_checkpoint(path / "checkpoints" / "e_rec", create_model("firenet"), meta)

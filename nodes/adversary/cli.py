@@ -14,7 +14,13 @@ from typing import Annotated
 
 import typer
 
-from anonreid.orchestration.cli_common import ConfigOption, SetOption, resolve_config, serve_until_stopped
+from anonreid.orchestration.cli_common import (
+    ConfigOption,
+    SetOption,
+    option_or_config,
+    resolve_config,
+    serve_until_stopped,
+)
 
 adversary_app = typer.Typer(help="The adversary node: attacks the audit tap continuously.", no_args_is_help=True)
 audit_app = typer.Typer(help="The privacy auditor's report.", no_args_is_help=True)
@@ -52,11 +58,7 @@ def parse_since(text: str, now: float | None = None) -> int:
 def _redis(url: str, cfg):  # type: ignore[no-untyped-def]
     from anonreid.orchestration.redis_service import connect
 
-    url = url or cfg.redis.url
-    if not url:
-        typer.echo("error: no Redis: give --redis-url or set redis.url", err=True)
-        raise typer.Exit(2)
-    return connect(url, cfg.redis.password or None)
+    return connect(option_or_config(url, cfg.redis.url, "--redis-url", "redis.url", "Redis"), cfg.redis.password or None)
 
 
 @adversary_app.command("run")
