@@ -192,6 +192,9 @@ def test_lint_reports_a_broken_chart(tmp_path: Path) -> None:
     ({"ray": {"gpuWorkers": {"enabled": "yes"}}}, "/ray/gpuWorkers/enabled"),
     ({"cameras": {"ids": ["Cam 1"]}}, "/cameras/ids/0"),
     ({"cameras": {"source": "kafka"}}, "/cameras/source"),
+    ({"console": {"allowedHosts": ["console.example.com:8080"]}}, "/console/allowedHosts/0"),
+    ({"console": {"allowedHosts": ["https://console.example.com"]}}, "/console/allowedHosts/0"),
+    ({"console": {"allowUnauthenticated": "yes"}}, "/console/allowUnauthenticated"),
 ])
 def test_values_schema_rejects_typos_and_wrong_types(bad: dict[str, Any], where: str) -> None:
     """values.schema.json: a misspelt key or a wrong type fails at install instead of being ignored."""
@@ -631,6 +634,45 @@ def test_camera_and_adversary_metrics_listen_beyond_the_pod() -> None:
     them to every interface (the nodes' own default is loopback)."""
     config = rendered_config(render({}))
     assert config["camera"]["metrics_host"] == config["adversary"]["metrics_host"] == "0.0.0.0"
+
+
+def test_console_host_and_write_checks_are_chart_values(tmp_path: Path) -> None:
+    """console.allowedHosts / console.allowUnauthenticated reach the config file the console reads, closed by
+    default: with auth off, the console the chart configures refuses a foreign DNS name and refuses forget."""
+    from http import HTTPStatus
+
+    from anonreid.gallery.console.guard import ApiError, RequestGuard
+
+    def console(values: dict[str, Any]) -> tuple[Any, RequestGuard]:
+        path = tmp_path / "config.yaml"
+        path.write_text(one(render(values), "ConfigMap", f"{PREFIX}-config")["data"]["config.yaml"])
+        c = load_config(path)
+        return c.console, RequestGuard(c.console.host, c.console.allowed_hosts, c.console.allow_unauthenticated,
+                                       access_control=bool(c.security.tokens_file))
+
+    write = {"origin": None, "fetch_site": None, "content_type": "application/json"}
+    default, guard = console({"auth": {"enabled": False}})
+    assert (default.host, default.allowed_hosts, default.allow_unauthenticated) == ("0.0.0.0", [], False)
+    guard.check_host("localhost:8080")  # kubectl port-forward
+    for refused in (lambda: guard.check_host("console.example.com"),
+                    lambda: guard.check_write("10.0.0.7:8080", **write)):
+        with pytest.raises(ApiError) as info:
+            refused()
+        assert info.value.status == HTTPStatus.FORBIDDEN
+
+    opened, guard = console({"auth": {"enabled": False},
+                             "console": {"allowedHosts": ["console.example.com"], "allowUnauthenticated": True}})
+    assert (opened.allowed_hosts, opened.allow_unauthenticated) == (["console.example.com"], True)
+    guard.check_host("console.example.com")
+    guard.check_write("console.example.com", **{**write, "origin": "https://console.example.com"})
+    assert "console.allowUnauthenticated=true: anyone who reaches the console port can also erase" in notes(
+        {"auth": {"enabled": False}, "console": {"allowUnauthenticated": True}})
+
+    # the same keys through the generic passthrough would be overridden by the chart's: refused, named
+    for key, value in (("allowed_hosts", "allowedHosts"), ("allow_unauthenticated", "allowUnauthenticated")):
+        with pytest.raises(helm.HelmError, match=rf"config\.console\.{key}: set the chart value console\.{value}"):
+            render({"config": {"console": {key: ["x"] if key == "allowed_hosts" else True}}})
+    assert rendered_config(render({"config": {"console": {"request_timeout_s": 5}}}))["console"]["request_timeout_s"] == 5
 
 
 # ---------------------------------------------------------------------------------------------- config
