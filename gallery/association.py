@@ -245,12 +245,15 @@ class Associator:
     ``transit`` (:class:`~anonreid.gallery.transit.TransitModel`) prices the walk to and from an identity's
     neighbouring sightings; ``horizon_us``: how long after its first sighting a tracklet's identity may
     still be corrected; ``confident``: the margin above the threshold from which a match teaches the
-    transit model its walk."""
+    transit model its walk; ``correction_threshold``: the score a tracklet needs within the horizon, on
+    its mean embedding, to stay with or move to an identity."""
 
     def __init__(self, graph: CameraGraph, threshold: float, transit: Any, horizon_us: int = 0,
-                 confident: float = 0.1) -> None:
+                 confident: float = 0.1, correction_threshold: float | None = None) -> None:
         self.graph = graph
         self.threshold = threshold
+        # a tracklet decided again on its mean (more evidence than the first sighting) may use another bar
+        self.correction_threshold = threshold if correction_threshold is None else correction_threshold
         self.transit = transit  # a TransitModel over ``graph`` (gallery/transit.py, which builds on this module)
         self.horizon_us = horizon_us
         self.confident = confident
@@ -311,10 +314,12 @@ class Associator:
         return Decision(chosen[0], False, chosen[3], "similarity", considered, walks=chosen[2])
 
     def _choose(self, obs: Observation, best: Mapping[str, float], tracks: Mapping[str, IdentityTrack],
-                appearance: Appearance | None, extra: str | None = None
+                appearance: Appearance | None, extra: str | None = None, threshold: float | None = None
                 ) -> tuple[tuple[str, float, tuple[tuple[str, str, int], ...], float] | None, tuple[Candidate, ...]]:
         """The identity the tracklet fits best at or above the threshold (appearance minus transit cost),
-        with every candidate looked at; ``extra``: an identity to try even if no neighbour named it."""
+        with every candidate looked at; ``extra``: an identity to try even if no neighbour named it;
+        ``threshold``: the bar (default: the similarity threshold)."""
+        bar = self.threshold if threshold is None else threshold
         order = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
         if extra is not None and extra not in best:
             order.append((extra, -1.0))
@@ -326,11 +331,11 @@ class Associator:
             looks = appearance(track) if appearance is not None else sim
             if looks is None:
                 continue
-            if looks + 2 * self.transit.bonus < self.threshold:  # not even the best walk before and after lifts it
+            if looks + 2 * self.transit.bonus < bar:  # not even the best walk before and after lifts it
                 below += 1
                 if below <= MAX_REJECTED_LISTED:
                     considered.append(Candidate(identity_id, looks, False, "below_threshold",
-                                                f"appearance {looks:.3f} < {self.threshold:.3f}"))
+                                                f"appearance {looks:.3f} < {bar:.3f}"))
                 continue
             cost, reason, detail, walks = self.fit(track, obs)
             if cost is None:
@@ -338,15 +343,15 @@ class Associator:
                 continue
             score = looks - cost
             why = f"score {score:.3f} = appearance {looks:.3f} {-cost:+.3f} transit" + (f" ({detail})" if detail else "")
-            if score < self.threshold:
+            if score < bar:
                 below += 1
                 if below <= MAX_REJECTED_LISTED:
                     considered.append(Candidate(identity_id, looks, False, "below_threshold",
-                                                f"{score:.3f} < {self.threshold:.3f}: {why}"))
+                                                f"{score:.3f} < {bar:.3f}: {why}"))
                 continue
             considered.append(Candidate(identity_id, looks, False, "candidate", why))
             if chosen is None or score > chosen[1]:
-                confident = score >= self.threshold + self.confident
+                confident = score >= bar + self.confident
                 chosen = (identity_id, score, walks if confident else (), looks)
         if chosen is not None:
             considered = [dataclasses.replace(c, accepted=True, reason="accepted") if c.identity_id == chosen[0]
@@ -365,7 +370,8 @@ class Associator:
         alone = all(key == obs.key for key in members)
         others = {k: v for k, v in best.items() if k != track.identity_id}
         chosen, considered = self._choose(obs, others, tracks, appearance,
-                                          extra=None if alone else track.identity_id)
+                                          extra=None if alone else track.identity_id,
+                                          threshold=self.correction_threshold)
         here = f"tracklet {obs.tracklet_id} on {obs.camera_id}"
         if chosen is None:
             if alone:

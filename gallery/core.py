@@ -80,7 +80,8 @@ class Gallery(IdentityTables):
         self.graph = CameraGraph.from_config(config)
         self.transit = TransitModel.from_config(self.graph, config)
         self.associator = Associator(self.graph, config.similarity_threshold, self.transit,
-                                     round(config.correction_horizon_s * 1_000_000), config.transit_confident)
+                                     round(config.correction_horizon_s * 1_000_000), config.transit_confident,
+                                     config.correction_threshold)
         self.store = store
         self.tracklets = TrackletBook(store.weighted_embeddings)  # tracklet mean embeddings, rebuilt from Redis
         self._history: dict[str, list[Correction]] = {}  # identity -> its corrections (trajectories show them)

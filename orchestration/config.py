@@ -81,6 +81,9 @@ class GalleryConfig(Section):
     correction_horizon_s: float = Field(10.0, ge=0, description="stream seconds after its first sighting during which "
                                         "a tracklet's identity is decided again with each update (merge, move, "
                                         "detach: recorded corrections); 0 = decided once")
+    correction_threshold: float = Field(0.6, ge=-1, le=1, description="score a tracklet needs within the correction "
+                                        "horizon, on its mean embedding (steadier than a first sighting), to stay "
+                                        "with or move to an identity")
     identity_prototypes: int = Field(2, gt=0, description="a tracklet is compared with an identity through the mean "
                                      "of its best N similarities to the identity's tracklet mean embeddings")
     transit_bonus: float = Field(0.1, ge=0, description="similarity added when the walk from/to the identity's "

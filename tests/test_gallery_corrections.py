@@ -139,3 +139,16 @@ def test_transit_model_prices_walks():
     assert model.cost("c1", 0, "c1", 10 * S).cost == 0.2  # back on the same camera later
     assert model.cost("c1", 5 * S, "c2", 4 * S).reason == "simultaneous"
     assert not model.observe("c1", "c3", 5 * S) and not model.observe("c1", "c2", 30 * S)  # outside the prior
+
+
+@pytest.mark.parametrize(("bar", "merged"), [(0.6, True), (0.7, False)])
+def test_within_the_horizon_a_tracklet_mean_is_held_to_the_correction_threshold(store, bar, merged):
+    rng = np.random.default_rng(6)
+    a, b = prototypes(2, DIM, rng)
+    g = make_gallery(store, similarity_threshold=0.7, correction_threshold=bar)
+    first = g.ingest(sighting("a1", "cam1", "t1", 0, 3 * S, a))
+    half = looks_like(a, b, 0.65)  # below the similarity threshold: a first sighting like it starts an identity
+    assert g.ingest(sighting("a2", "cam2", "t7", 10 * S, 11 * S, half)).new_identity
+    # the tracklet's mean (two sightings) scores 0.65 again: enough within the horizon at a 0.6 bar
+    update = g.ingest(sighting("a3", "cam2", "t7", 11 * S, 13 * S, half))
+    assert (update.identity_id == first.identity_id) == merged, update.decision
