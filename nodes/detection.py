@@ -21,34 +21,10 @@ import numpy as np
 from scipy import ndimage
 
 from anonreid.events.types import SensorSize
+from anonreid.orchestration.config import DetectorConfig
 
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Parameters of :class:`ActivityDetector` (pixel sizes are in sensor pixels)."""
-
-    cell: int = 4  # cell size of the count image in pixels
-    decay: float = 0.5  # weight of the previous activity image (0 = no temporal smoothing)
-    threshold: float = 0.08  # smoothed events per pixel per window above which a cell is active
-    close_iterations: int = 2  # binary closing iterations (3x3 cells) bridging gaps inside a person
-    min_height: float = 16.0  # smallest box height kept, px
-    min_area: float = 160.0  # smallest box area kept, px^2
-    min_aspect: float = 0.6  # height / width range of a person box
-    max_aspect: float = 8.0
-    min_fill: float = 0.15  # active cells / box cells below this is scattered noise, not a body
-    merge_gap: float = 6.0  # boxes closer than this (px) and overlapping horizontally are merged
-    hot_pixel_rate: float = 0.8  # a cell active in more than this fraction of recent windows is "hot"
-    hot_pixel_halflife: float = 60.0  # windows over which that fraction is averaged
-
-    def __post_init__(self) -> None:
-        if self.cell < 1:
-            raise ValueError(f"detector cell must be >= 1 px, got {self.cell}")
-        if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"detector decay must be in [0, 1), got {self.decay}")
-        if self.threshold <= 0:
-            raise ValueError(f"detector threshold must be > 0, got {self.threshold}")
-        if self.min_aspect <= 0 or self.max_aspect < self.min_aspect:
-            raise ValueError(f"detector aspect range [{self.min_aspect}, {self.max_aspect}] is empty")
+#: the config tree's defaults (``camera.detector``), which a detector built without a config takes
+DEFAULTS = DetectorConfig()
 
 
 @dataclass(frozen=True)
@@ -76,17 +52,53 @@ def count_image(events: np.ndarray, sensor: SensorSize, cell: int) -> np.ndarray
 
 
 class ActivityDetector:
-    """Stateful per-camera detector: call :meth:`update` once per window, in time order."""
+    """Stateful per-camera detector: call :meth:`update` once per window, in time order.
 
-    def __init__(self, sensor: SensorSize, config: DetectorConfig | None = None) -> None:
+    The parameters are those of the config section ``camera.detector`` (:class:`DetectorConfig`, where
+    each is described and validated); :meth:`from_config` builds a detector from it.
+    """
+
+    def __init__(
+        self,
+        sensor: SensorSize,
+        *,
+        cell: int = DEFAULTS.cell,
+        decay: float = DEFAULTS.decay,
+        threshold: float = DEFAULTS.threshold,
+        close_iterations: int = DEFAULTS.close_iterations,
+        min_height: float = DEFAULTS.min_height,
+        min_area: float = DEFAULTS.min_area,
+        min_aspect: float = DEFAULTS.min_aspect,
+        max_aspect: float = DEFAULTS.max_aspect,
+        min_fill: float = DEFAULTS.min_fill,
+        merge_gap: float = DEFAULTS.merge_gap,
+        merge_overlap: float = DEFAULTS.merge_overlap,
+        hot_pixel_rate: float = DEFAULTS.hot_pixel_rate,
+        hot_pixel_halflife: float = DEFAULTS.hot_pixel_halflife,
+    ) -> None:
         self.sensor = sensor
-        self.config = config or DetectorConfig()
-        c = self.config.cell
-        self.grid_hw = (-(-sensor.height // c), -(-sensor.width // c))
+        self.cell = cell
+        self.decay = decay
+        self.threshold = threshold
+        self.close_iterations = close_iterations
+        self.min_height = min_height
+        self.min_area = min_area
+        self.min_aspect = min_aspect
+        self.max_aspect = max_aspect
+        self.min_fill = min_fill
+        self.merge_gap = merge_gap
+        self.merge_overlap = merge_overlap
+        self.hot_pixel_rate = hot_pixel_rate
+        self.hot_pixel_halflife = hot_pixel_halflife
+        self.grid_hw = (-(-sensor.height // cell), -(-sensor.width // cell))
         self._activity = np.zeros(self.grid_hw, np.float32)
         self._hot_rate = np.zeros(self.grid_hw, np.float32)
         self._windows = 0
         self._structure = np.ones((3, 3), bool)
+
+    @classmethod
+    def from_config(cls, sensor: SensorSize, config: DetectorConfig) -> ActivityDetector:
+        return cls(sensor, **config.model_dump())
 
     def reset(self) -> None:
         self._activity[:] = 0
@@ -95,32 +107,31 @@ class ActivityDetector:
 
     def update(self, events: np.ndarray) -> list[Detection]:
         """Detections in this window (boxes sorted left to right)."""
-        cfg = self.config
-        counts = count_image(events, self.sensor, cfg.cell)
-        self._activity *= cfg.decay
+        counts = count_image(events, self.sensor, self.cell)
+        self._activity *= self.decay
         self._activity += counts
         # normalise to "events per pixel per window" so the threshold does not depend on cell or decay
-        smooth = ndimage.uniform_filter(self._activity, size=3, mode="constant") * ((1 - cfg.decay) / cfg.cell**2)
-        active = smooth > cfg.threshold
+        smooth = ndimage.uniform_filter(self._activity, size=3, mode="constant") * ((1 - self.decay) / self.cell**2)
+        active = smooth > self.threshold
         # hot cells: active nearly always, whether or not anyone is there
         raw_active = counts > 0
-        alpha = 1.0 - 0.5 ** (1.0 / cfg.hot_pixel_halflife)
+        alpha = 1.0 - 0.5 ** (1.0 / self.hot_pixel_halflife)
         self._hot_rate += alpha * (raw_active.astype(np.float32) - self._hot_rate)
         self._windows += 1
-        if self._windows > cfg.hot_pixel_halflife:
-            hot = self._hot_rate > cfg.hot_pixel_rate
+        if self._windows > self.hot_pixel_halflife:
+            hot = self._hot_rate > self.hot_pixel_rate
             if hot.any():
-                active &= ~ndimage.binary_dilation(hot, self._structure) | (smooth > 4 * cfg.threshold)
+                active &= ~ndimage.binary_dilation(hot, self._structure) | (smooth > 4 * self.threshold)
         if not active.any():
             return []
-        if cfg.close_iterations:
-            active = ndimage.binary_closing(active, self._structure, iterations=cfg.close_iterations, border_value=0)
+        if self.close_iterations:
+            active = ndimage.binary_closing(active, self._structure, iterations=self.close_iterations, border_value=0)
         labels, n = ndimage.label(active, self._structure)
         if n == 0:
             return []
         # the 3x3 smoothing and the closing grow a blob by a cell or two: the box is fitted to the cells
         # of the component that are dense on their own (unfiltered), falling back to the whole component
-        dense = labels * (self._activity * ((1 - cfg.decay) / cfg.cell**2) > 0.5 * cfg.threshold)
+        dense = labels * (self._activity * ((1 - self.decay) / self.cell**2) > 0.5 * self.threshold)
         tight = ndimage.find_objects(dense, max_label=n)
         slices = ndimage.find_objects(labels)
         boxes = [
@@ -128,7 +139,7 @@ class ActivityDetector:
             for s in (t if t is not None else c for t, c in zip(tight, slices, strict=True))
             if s is not None
         ]
-        boxes = _merge_boxes(boxes, cfg.merge_gap / cfg.cell)
+        boxes = _merge_boxes(boxes, self.merge_gap / self.cell, self.merge_overlap)
         return self._to_detections(boxes, active, counts, smooth)
 
     def _to_detections(
@@ -138,33 +149,35 @@ class ActivityDetector:
         counts: np.ndarray,
         smooth: np.ndarray,
     ) -> list[Detection]:
-        cfg = self.config
-        c = cfg.cell
+        c = self.cell
         out: list[Detection] = []
         for x1, y1, x2, y2 in cell_boxes:
             px1, py1 = float(x1 * c), float(y1 * c)
             px2, py2 = float(min(x2 * c, self.sensor.width)), float(min(y2 * c, self.sensor.height))
             w, h = px2 - px1, py2 - py1
-            if h < cfg.min_height or w * h < cfg.min_area:
+            if h < self.min_height or w * h < self.min_area:
                 continue
             aspect = h / max(w, 1.0)
             # a person entering at the left/right edge is cut: do not reject it for being narrow-wide
             at_edge = px1 <= 0 or px2 >= self.sensor.width
-            if aspect > cfg.max_aspect or (aspect < cfg.min_aspect and not at_edge):
+            if aspect > self.max_aspect or (aspect < self.min_aspect and not at_edge):
                 continue
             region = active[y1:y2, x1:x2]
             fill = float(region.mean())
-            if fill < cfg.min_fill:
+            if fill < self.min_fill:
                 continue
             strength = float(smooth[y1:y2, x1:x2][region].mean())
-            score = fill * strength / (strength + cfg.threshold)
+            score = fill * strength / (strength + self.threshold)
             out.append(Detection((px1, py1, px2, py2), float(np.clip(score, 0, 1)), int(counts[y1:y2, x1:x2].sum())))
         out.sort(key=lambda d: d.box[0])
         return out
 
 
-def _merge_boxes(boxes: list[tuple[int, int, int, int]], gap: float) -> list[tuple[int, int, int, int]]:
-    """Merge boxes that overlap horizontally (>50% of the narrower) and are within ``gap`` vertically.
+def _merge_boxes(
+    boxes: list[tuple[int, int, int, int]], gap: float, overlap: float
+) -> list[tuple[int, int, int, int]]:
+    """Merge boxes that overlap horizontally (more than ``overlap`` of the narrower) and are within ``gap``
+    vertically.
 
     A head separated from the torso by a quiet neck, or legs by a quiet waist, come out as stacked
     components; people side by side do not overlap horizontally and stay apart.
@@ -179,7 +192,7 @@ def _merge_boxes(boxes: list[tuple[int, int, int, int]], gap: float) -> list[tup
                 overlap_x = min(a[2], b[2]) - max(a[0], b[0])
                 narrower = min(a[2] - a[0], b[2] - b[0])
                 gap_y = max(a[1], b[1]) - min(a[3], b[3])
-                if overlap_x > 0.5 * narrower and gap_y <= gap:
+                if overlap_x > overlap * narrower and gap_y <= gap:
                     merged[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
                     del merged[j]
                     changed = True

@@ -26,26 +26,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from anonreid.nodes.detection import Detection, box_iou
+from anonreid.orchestration.config import TrackerConfig
 
 Box = tuple[float, float, float, float]
 
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """Parameters of :class:`Tracker`."""
-
-    iou_threshold: float = 0.15  # minimum IoU between a prediction and a detection to match
-    min_hits: int = 3  # matched windows before a tentative track is confirmed
-    max_misses: int = 8  # unmatched windows a confirmed track survives on its prediction
-    velocity_smoothing: float = 0.5  # EMA weight of the newest velocity measurement
-    max_tracks: int = 64  # hard cap on live tracks (memory stays bounded on pathological input)
-    max_gap_windows: int = 30  # windows without any event that are bridged; a longer gap ends every track
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.iou_threshold < 1.0:
-            raise ValueError(f"tracker iou_threshold must be in (0, 1), got {self.iou_threshold}")
-        if self.min_hits < 1 or self.max_misses < 0 or self.max_gap_windows < 0:
-            raise ValueError("tracker min_hits must be >= 1, max_misses and max_gap_windows >= 0")
+#: the config tree's defaults (``camera.tracker``), which a tracker built without a config takes
+DEFAULTS = TrackerConfig()
 
 
 @dataclass
@@ -106,12 +92,34 @@ def _shift(box: Box, dx: float, dy: float) -> Box:
 
 
 class Tracker:
-    """Stateful per-camera tracker: call :meth:`update` once per window, in time order."""
+    """Stateful per-camera tracker: call :meth:`update` once per window, in time order.
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
-        self.config = config or TrackerConfig()
+    The parameters are those of the config section ``camera.tracker`` (:class:`TrackerConfig`, where
+    each is described and validated); :meth:`from_config` builds a tracker from it.
+    """
+
+    def __init__(
+        self,
+        *,
+        iou_threshold: float = DEFAULTS.iou_threshold,
+        min_hits: int = DEFAULTS.min_hits,
+        max_misses: int = DEFAULTS.max_misses,
+        velocity_smoothing: float = DEFAULTS.velocity_smoothing,
+        max_tracks: int = DEFAULTS.max_tracks,
+        max_gap_windows: int = DEFAULTS.max_gap_windows,
+    ) -> None:
+        self.iou_threshold = iou_threshold
+        self.min_hits = min_hits
+        self.max_misses = max_misses
+        self.velocity_smoothing = velocity_smoothing
+        self.max_tracks = max_tracks
+        self.max_gap_windows = max_gap_windows
         self.tracks: list[Track] = []
         self.gap_windows = 0  # consecutive windows without data so far
+
+    @classmethod
+    def from_config(cls, config: TrackerConfig) -> Tracker:
+        return cls(**config.model_dump())
 
     def predicted_boxes(self) -> np.ndarray:
         return np.array(
@@ -122,10 +130,9 @@ class Tracker:
         self, detections: list[Detection], window_start_us: int, window_end_us: int, observed: bool = True
     ) -> TrackerUpdate:
         """Track one window's detections; ``observed=False``: the window had no data (module docstring)."""
-        cfg = self.config
         if not observed:
             self.gap_windows += 1
-            if self.gap_windows > cfg.max_gap_windows:
+            if self.gap_windows > self.max_gap_windows:
                 return TrackerUpdate([], self.flush())
             for track in self.tracks:
                 track.matched = False
@@ -139,7 +146,7 @@ class Tracker:
             # confirmed tracks win ties against tentative ones
             bonus = np.array([0.01 if t.confirmed else 0.0 for t in self.tracks])[:, None]
             rows, cols = linear_sum_assignment(-(iou + bonus * (iou > 0)))
-            matches = [(r, c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= cfg.iou_threshold]
+            matches = [(r, c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.iou_threshold]
         matched_tracks = {r for r, _ in matches}
         matched_dets = {c for _, c in matches}
         for r, c in matches:
@@ -151,7 +158,7 @@ class Tracker:
                 track.matched = False
                 track.misses += 1
                 track.box = tuple(predicted[i])  # type: ignore[assignment]
-                limit = cfg.max_misses if track.confirmed else 0
+                limit = self.max_misses if track.confirmed else 0
                 if track.misses > limit:
                     if track.confirmed:
                         ended.append(track)
@@ -159,7 +166,7 @@ class Tracker:
             survivors.append(track)
         k = 0
         for c, det in enumerate(detections):
-            if c in matched_dets or len(survivors) >= cfg.max_tracks:
+            if c in matched_dets or len(survivors) >= self.max_tracks:
                 continue
             survivors.append(self._birth(det, window_start_us, window_end_us, k))
             k += 1
@@ -186,11 +193,11 @@ class Tracker:
             last_centre=centre,
             first_seen_us=end_us,
         )
-        track.confirmed = track.hits >= self.config.min_hits
+        track.confirmed = track.hits >= self.min_hits
         return track
 
     def _observe(self, track: Track, det: Detection, end_us: int) -> None:
-        a = self.config.velocity_smoothing
+        a = self.velocity_smoothing
         cx, cy = _centre(det.box)
         px, py = track.last_centre  # the last observed centre (track.box may be a prediction)
         # misses in between: the displacement spans several windows
@@ -210,5 +217,5 @@ class Tracker:
         track.area_sum += det.area
         track.score_sum += det.score
         track.last_centre = (cx, cy)
-        if track.hits >= self.config.min_hits:
+        if track.hits >= self.min_hits:
             track.confirmed = True

@@ -139,8 +139,56 @@ class GalleryConfig(Section):
 
 
 
+class DetectorConfig(Section):
+    """Stage 4, detect (nodes/detection.py, ``ActivityDetector``): people boxes from event activity.
+    Sizes are in sensor pixels; "per window" means per ``events.window_us``."""
+
+    cell: int = Field(4, ge=1, description="cell size of the count image, px")
+    decay: float = Field(0.5, ge=0, lt=1, description="weight of the previous activity image (0 = no temporal "
+                         "smoothing)")
+    threshold: float = Field(0.08, gt=0, description="smoothed events per pixel per window above which a cell "
+                             "is active")
+    close_iterations: int = Field(2, ge=0, description="binary closing iterations (3x3 cells) bridging gaps "
+                                  "inside a person")
+    min_height: float = Field(16.0, ge=0, description="smallest box height kept, px")
+    min_area: float = Field(160.0, ge=0, description="smallest box area kept, px^2")
+    min_aspect: float = Field(0.6, gt=0, description="smallest height / width of a person box (a box cut by the "
+                              "sensor's left or right edge may be narrower)")
+    max_aspect: float = Field(8.0, gt=0, description="largest height / width of a person box")
+    min_fill: float = Field(0.15, ge=0, le=1, description="active cells / box cells below this is scattered "
+                            "noise, not a body")
+    merge_gap: float = Field(6.0, ge=0, description="stacked boxes (head, torso, legs) this close vertically, px, "
+                             "and overlapping horizontally by merge_overlap are merged")
+    merge_overlap: float = Field(0.5, ge=0, lt=1, description="horizontal overlap, as a fraction of the narrower "
+                                 "box, above which stacked boxes are merged (people side by side stay apart)")
+    hot_pixel_rate: float = Field(0.8, gt=0, le=1, description="a cell active in more than this fraction of recent "
+                                  "windows is a hot pixel and masked out")
+    hot_pixel_halflife: float = Field(60.0, gt=0, description="windows over which that fraction is averaged")
+
+    @model_validator(mode="after")
+    def _check(self) -> DetectorConfig:
+        if self.max_aspect < self.min_aspect:
+            raise ValueError(f"aspect range [min_aspect {self.min_aspect}, max_aspect {self.max_aspect}] is empty")
+        return self
+
+
+class TrackerConfig(Section):
+    """Stage 5, track (nodes/tracking.py, ``Tracker``): IoU matching with constant-velocity prediction."""
+
+    iou_threshold: float = Field(0.15, gt=0, lt=1, description="smallest IoU between a predicted track box and a "
+                                 "detection that matches them")
+    min_hits: int = Field(3, ge=1, description="matched windows before a new track is confirmed (one-off noise "
+                          "blobs never become tracklets)")
+    max_misses: int = Field(8, ge=0, description="unmatched windows a confirmed track survives on its prediction")
+    velocity_smoothing: float = Field(0.5, gt=0, le=1, description="EMA weight of the newest velocity measurement")
+    max_tracks: int = Field(64, ge=1, description="live tracks at most (memory stays bounded on pathological input)")
+    max_gap_windows: int = Field(30, ge=0, description="windows without any event (gaps in a recording) that are "
+                                 "bridged; a longer gap ends every track")
+
+
 class CameraConfig(Section):
-    """The camera node (nodes/camera/): queues, batching, sampling of embeddings, sightings and audit."""
+    """The camera node (nodes/camera/): queues, batching, sampling of embeddings, sightings and audit;
+    its detector and tracker are the subsections ``detector`` and ``tracker``."""
 
     queue_windows: int = Field(60, gt=0, description="windows buffered before the oldest are dropped (2 s)")
     max_batch: int = Field(8, gt=0, description="windows processed per batch (inference is batched across them)")
@@ -180,6 +228,10 @@ class CameraConfig(Section):
     placement: dict[str, str] = Field(
         {}, description="camera id -> Ray custom resource its actor must run on (a node label, e.g. zone-a)"
     )
+    publish_backoff_max_s: float = Field(30.0, gt=0, description="longest wait between two tries of a failed "
+                                         "publish to the gallery (the wait doubles from 1 s up to this)")
+    detector: DetectorConfig = Field(DetectorConfig(), description="stage 4: people boxes from event activity")
+    tracker: TrackerConfig = Field(TrackerConfig(), description="stage 5: per-camera tracklets")
 
 
 class DemoConfig(Section):
@@ -401,6 +453,9 @@ def _format_errors(exc: ValidationError, model: type[BaseModel], origin: str) ->
             lines.append(f"{key}: unknown key (not a field of {parent})")
             continue
         expected = _expected_type(model, loc)
+        if err["type"] == "value_error" and isinstance(err.get("input"), dict):  # a section's own check
+            lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
+            continue
         got = err.get("input")
         detail = err["msg"]
         lines.append(f"{key}: expected {expected}, got {got!r} ({detail})")

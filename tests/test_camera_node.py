@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anonreid.orchestration.config import CameraConfig, EventsConfig, WorldConfig
+from anonreid.orchestration.config import CameraConfig, EventsConfig, TrackerConfig, WorldConfig
 
 STREAM_S = 4.0
 CAMERA = "cam3"  # person 032 walks through it from 0.5 s
@@ -355,12 +355,12 @@ def test_sightings_do_not_depend_on_batching() -> None:
     from anonreid.events.types import empty_events
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.camera import CameraNode
-    from anonreid.nodes.tracking import TrackerConfig
 
     sensor = _world_sensor()
     bundle = load_model_bundle()
     # updates every 15 windows and an embedding every 5: a few seconds give several segments per tracklet
-    cfg = _camera_config(publish_every=15, embed_every=5, queue_windows=100_000)
+    cfg = _camera_config(publish_every=15, embed_every=5, queue_windows=100_000,
+                         tracker=TrackerConfig(max_gap_windows=8))
     windower = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0)
     for p in _packets(STREAM_S):
         windower.push(p)
@@ -371,7 +371,7 @@ def test_sightings_do_not_depend_on_batching() -> None:
     windows = [dataclasses.replace(w, events=empty_events()) if k in gap else w for k, w in enumerate(windows)]
 
     def run(sizes: list[int]) -> list[Any]:
-        node = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0, tracker=TrackerConfig(max_gap_windows=8))
+        node = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0)
         out: list[Any] = []
         start = 0
         for n in sizes:

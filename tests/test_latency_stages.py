@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anonreid.orchestration.config import CameraConfig, EventsConfig, GalleryConfig, WorldConfig
+from anonreid.orchestration.config import (
+    CameraConfig,
+    EventsConfig,
+    GalleryConfig,
+    TrackerConfig,
+    WorldConfig,
+)
 
 CAMERA = "cam3"  # person 032 walks through it from 0.5 s
 STREAM_S = 4.0
@@ -120,15 +126,15 @@ def test_last_segment_goes_out_once_the_person_is_missed() -> None:
     from anonreid.events.types import SensorSize
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.camera import CameraNode
-    from anonreid.nodes.tracking import TrackerConfig
 
     sensor = SensorSize.parse(WorldConfig().resolution)
     bundle = load_model_bundle()
     windows = _walker_windows(sensor, range(0, 30), 60)
 
     def emitted(close_after_misses: int) -> list[tuple[int, Any]]:
-        cfg = CameraConfig(embed_every=5, publish_every=1000, torch_threads=1, close_after_misses=close_after_misses)
-        node = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0, tracker=TrackerConfig(max_misses=8))
+        cfg = CameraConfig(embed_every=5, publish_every=1000, torch_threads=1, close_after_misses=close_after_misses,
+                           tracker=TrackerConfig(max_misses=8))
+        node = CameraNode(CAMERA, sensor, cfg, models=bundle, window_t0_us=0)
         return [(k, s) for k, w in enumerate(windows) for s in node.process_batch([w])]
 
     out = emitted(1)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from anonreid.events.types import SensorSize, make_events
-from anonreid.nodes.detection import ActivityDetector, DetectorConfig, box_iou
-from anonreid.nodes.tracking import Tracker, TrackerConfig
+from anonreid.nodes.detection import ActivityDetector, box_iou
+from anonreid.nodes.tracking import Tracker
+from anonreid.orchestration.config import DetectorConfig
 
 SENSOR = SensorSize(320, 240)
 WINDOW_US = 33_333
@@ -121,8 +122,8 @@ def test_tracker_keeps_ids_through_crossing_and_gaps() -> None:
     for k in range(50, 54):  # b "stands still" and produces almost no events
         keep = ~((windows[k]["y"] >= 150) & (windows[k]["x"] >= b.box(k)[0] - 1) & (windows[k]["x"] < b.box(k)[2] + 1))
         windows[k] = windows[k][keep]
-    det = ActivityDetector(SENSOR, DetectorConfig(decay=0.0))
-    tracker = Tracker(TrackerConfig(max_misses=6))
+    det = ActivityDetector(SENSOR, decay=0.0)
+    tracker = Tracker(max_misses=6)
     ids_a, ids_b, ended = set(), set(), []
     for k, ev in enumerate(windows):
         upd = tracker.update(det.update(ev), k * WINDOW_US, (k + 1) * WINDOW_US)
@@ -148,7 +149,7 @@ def test_tracker_keeps_ids_through_crossing_and_gaps() -> None:
 def test_tracker_hysteresis_blips_never_confirm() -> None:
     from anonreid.nodes.detection import Detection
 
-    tracker = Tracker(TrackerConfig(min_hits=3))
+    tracker = Tracker(min_hits=3)
     blip = Detection((10.0, 10.0, 40.0, 90.0), 0.9, 100)
     # two windows on, then gone: never confirmed, never reported
     for k in range(2):

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from anonreid.events.io import TimeUnitWarning, write_hdf5
 from anonreid.events.types import SensorSize, concat_events
 from anonreid.nodes.detection import Detection
-from anonreid.nodes.tracking import Tracker, TrackerConfig
+from anonreid.nodes.tracking import Tracker
 from anonreid.orchestration.cli import app
 from anonreid.orchestration.config import CameraConfig, WorldConfig
 
@@ -54,7 +54,7 @@ def write_ticks(path: Path, events: np.ndarray) -> Path:
 def test_tracker_bridges_windows_without_data_and_ends_tracks_after_a_long_gap() -> None:
     """A person seen every 5th window (the windows between hold no event at all: no data, not an
     absence) is one confirmed track; a gap longer than max_gap_windows ends it."""
-    tracker = Tracker(TrackerConfig(max_gap_windows=10))
+    tracker = Tracker(max_gap_windows=10)
     seen = []
     for k in range(0, 40):
         start = k * WINDOW

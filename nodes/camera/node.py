@@ -60,10 +60,10 @@ from anonreid.nodes.camera.segments import EmbedJob, Segment, SegmentBook, Segme
 from anonreid.nodes.camera.throughput import Throughput
 from anonreid.nodes.camera.tiles import TileWriter, TrackView
 from anonreid.nodes.camera.windows import WindowItem, WindowQueue
-from anonreid.nodes.detection import ActivityDetector, DetectorConfig
+from anonreid.nodes.detection import ActivityDetector
 from anonreid.nodes.latency import BatchClock, SightingTiming
 from anonreid.nodes.metrics import CameraMetrics
-from anonreid.nodes.tracking import Tracker, TrackerConfig
+from anonreid.nodes.tracking import Tracker
 from anonreid.orchestration.config import CameraConfig, EventsConfig
 from anonreid.proto.console_tiles import LATENCY_WINDOW_S
 
@@ -108,8 +108,6 @@ class CameraNode:
         models: ModelBundle | None = None,
         ground_truth: GroundTruthFn | None = None,
         clock_anchor: float | None = None,
-        detector: DetectorConfig | None = None,
-        tracker: TrackerConfig | None = None,
         window_t0_us: int | None = None,
     ) -> None:
         import torch
@@ -137,8 +135,8 @@ class CameraNode:
             log.warning("camera %s: the model bundle %s takes %d voxel bins; events.num_bins (%d) is not used here",
                         camera_id, self.model_version, self.inference.num_bins, self.events_config.num_bins)
         self.metrics = CameraMetrics(camera_id)
-        self.detector = ActivityDetector(sensor, detector)
-        self.tracker = Tracker(tracker)
+        self.detector = ActivityDetector.from_config(sensor, cfg.detector)
+        self.tracker = Tracker.from_config(cfg.tracker)
         self.segments = SegmentBook(camera_id, self.inference.embed_dim, SegmentPolicy(
             cfg.embed_every, cfg.min_embeddings, cfg.publish_every, cfg.close_after_misses))
         # windows on a fixed grid (the world's ground truth uses the same one); None: first event
@@ -164,7 +162,8 @@ class CameraNode:
                                                 self._begin_audit_burst)
         #: a live source must not wait for the audit tap (a full tap skips the burst); ``run`` sets it
         self.audit_waits = True
-        self.publisher = SightingPublisher(camera_id, gallery, self.metrics) if gallery is not None else None
+        self.publisher = (SightingPublisher(camera_id, gallery, self.metrics, max_backoff_s=cfg.publish_backoff_max_s)
+                          if gallery is not None else None)
         self._last_t: int | None = None
         self.throughput = Throughput()
         self.failed_batches = 0

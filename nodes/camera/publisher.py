@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 #: acknowledged sightings kept for the live latency window (the console's p95)
 RECENT_MAX = 2000
 STAGES_KEPT = 10_000
-#: the longest wait between two tries of a failed publish (the wait doubles from 1 s)
-MAX_BACKOFF_S = 30.0
+#: the first wait before retrying a failed publish; it doubles with each failure up to ``max_backoff_s``
+FIRST_BACKOFF_S = 1.0
 
 
 class GalleryPublish(Protocol):
@@ -72,17 +72,19 @@ class SightingPublisher(BackgroundQueue["Sighting"]):
     """Background thread that publishes sightings to the gallery and records the acks.
 
     Sightings wait in an in-memory list until acknowledged; a failed publish is retried with
-    exponential backoff (1 s .. 30 s), so nothing is lost while the gallery restarts (the gallery is
-    idempotent by sighting id, so a retry after a lost ack changes nothing). A sighting whose timing
+    exponential backoff (1 s .. ``max_backoff_s``, config ``camera.publish_backoff_max_s``), so nothing
+    is lost while the gallery restarts (the gallery is idempotent by sighting id, so a retry after a
+    lost ack changes nothing). A sighting whose timing
     was given (:meth:`expect`) is stamped ``published_at_us`` when first handed to the client, and its
     ack records its latency and stages (:meth:`CameraMetrics.observe_sighting`).
     """
 
-    def __init__(self, camera_id: str, client: GalleryPublish, metrics: CameraMetrics) -> None:
+    def __init__(self, camera_id: str, client: GalleryPublish, metrics: CameraMetrics, *, max_backoff_s: float) -> None:
         super().__init__(f"publish-{camera_id}")
         self.camera_id = camera_id
         self.client = client
         self.metrics = metrics
+        self.max_backoff_s = max_backoff_s
         self.submitted = 0
         self.acked = 0
         self.rejected = 0
@@ -124,7 +126,8 @@ class SightingPublisher(BackgroundQueue["Sighting"]):
                 msg.published_at_us = int(now * 1e6)
 
     def _run(self) -> None:
-        backoff = 1.0
+        first = min(FIRST_BACKOFF_S, self.max_backoff_s)
+        backoff = first
         while (batch := self._take(everything=True)) is not None:
             t0 = time.perf_counter()
             self._stamp_sent(batch)
@@ -138,12 +141,12 @@ class SightingPublisher(BackgroundQueue["Sighting"]):
                         self._timing.pop(r.sighting_id, None)
                     self._settle(list(stored), len(batch))
                     continue
-                log.warning("camera %s: publishing %d sightings failed (%s); retrying in %.0f s",
+                log.warning("camera %s: publishing %d sightings failed (%s); retrying in %.3g s",
                             self.camera_id, len(batch), exc, backoff)
                 self._requeue(batch, backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                backoff = min(backoff * 2, self.max_backoff_s)
                 continue
-            backoff = 1.0
+            backoff = first
             self._settle(list(acks), len(batch))
             log.debug("camera %s: %d sightings acked in %.1f ms", self.camera_id, len(acks),
                       1e3 * (time.perf_counter() - t0))

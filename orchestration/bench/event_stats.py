@@ -10,7 +10,7 @@ person's box, and events per whole window. Where the people are comes from what 
   boxes of ``events.txt``, or for chunk files the extent of each chunk's events (the authors removed
   the events outside the person), over the test split, at most ``--max-passes`` passes;
 * a FILE (``.raw``, ``.dat``, AEDAT4, HDF5, ``.npz``, text): the first ``--seconds``, with the boxes of
-  the camera node's activity detector (:mod:`anonreid.nodes.detection`).
+  the camera node's activity detector (:mod:`anonreid.nodes.detection`, configured by ``camera.detector``).
 
 Files that do not record their time unit or sensor size take ``--time-unit`` / ``--sensor`` (config
 ``events.time_unit`` / ``events.sensor``). Prints a table and JSON (``--json FILE`` writes it).
@@ -27,6 +27,7 @@ import numpy as np
 import typer
 
 from anonreid.orchestration import cli_common
+from anonreid.orchestration.config import DetectorConfig
 
 ROWS = ("events_per_person_window", "events_per_active_pixel", "on_share", "active_pixel_fraction",
         "events_per_window", "person_windows", "windows")
@@ -63,8 +64,10 @@ def dataset_windows(root: Path, time_unit: str, sensor: str, max_passes: int) ->
                 yield data.events[edges[k] : edges[k + 1]], box[None]
 
 
-def file_windows(path: Path, time_unit: str, sensor: str, seconds: float, window_us: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(events, detected boxes) of the first ``seconds`` of a recording."""
+def file_windows(path: Path, time_unit: str, sensor: str, seconds: float, window_us: int,
+                 detector_config: DetectorConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(events, detected boxes: the camera's detector, config ``camera.detector``) of the first ``seconds``
+    of a recording."""
     from anonreid.events.io import open_events
     from anonreid.events.types import SensorSize
     from anonreid.events.windowing import FixedDurationWindower
@@ -73,7 +76,7 @@ def file_windows(path: Path, time_unit: str, sensor: str, seconds: float, window
     reader = open_events(path, SensorSize.parse(sensor) if sensor else None, time_unit=time_unit or None)
     if reader.sensor is None:
         raise ValueError(f"{path}: the file does not record its sensor size; give it (--sensor WxH)")
-    detector = ActivityDetector(reader.sensor)
+    detector = ActivityDetector.from_config(reader.sensor, detector_config)
     windower = FixedDurationWindower(window_us)
     for chunk in reader:
         windows = windower.push(chunk)
@@ -110,7 +113,8 @@ def main(
             if not path.exists():
                 raise ValueError(f"{path}: no such file or directory")
             windows = (dataset_windows(path, time_unit, sensor, max_passes) if path.is_dir()
-                       else file_windows(path, time_unit, sensor, seconds, cfg.events.window_us))
+                       else file_windows(path, time_unit, sensor, seconds, cfg.events.window_us,
+                                       cfg.camera.detector))
             people = "Event-ReId boxes" if path.is_dir() else "activity detector"
             result[str(path)] = {**EventStats().extend(windows).summary(), "people": people}
         if world:
