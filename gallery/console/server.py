@@ -8,9 +8,9 @@ else; it never sees raw events. Routes:
     GET  /api/cameras              cameras with their current tracks and tile timestamps, and the live
                                    event-to-identity latency (p50 / p95 over the last minute's sightings)
     GET  /api/tile/<camera>.png    the camera's anonymized activity tile
-    GET  /api/identities           global identities (?limit=)
+    GET  /api/identities           global identities (?limit=; none or 0: the gallery's gallery.list_limit)
     GET  /api/trajectory/<id>      an identity's camera visits, time-ordered
-    GET  /api/search?sighting=ID   query by example from a sighting (&k=)
+    GET  /api/search?sighting=ID   query by example from a sighting (&k=; none or 0: gallery.query_k)
     GET  /api/occupancy            identities per camera
     GET  /api/privacy              the adversary's latest verdicts
     POST /api/forget               {"identity_id": ..., "confirm": <the same id>}
@@ -253,14 +253,14 @@ def _handler(backend: ConsoleBackend, guard: RequestGuard, timeout_s: float) -> 
             if name == "tile":
                 return self._send(HTTPStatus.OK, backend.tile(params["camera"]), "image/png")
             if name == "identities":
-                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "200"), "limit", UINT32_MAX),
+                return self._json(HTTPStatus.OK, backend.identities(_int(q("limit", "0"), "limit", UINT32_MAX),
                                                                     token))
             if name == "trajectory":
                 return self._json(HTTPStatus.OK, backend.trajectory(params["identity"], token))
             if name == "search":
                 if not q("sighting"):
                     raise ApiError(HTTPStatus.BAD_REQUEST, "query parameter 'sighting' is required")
-                k = _int(q("k", "10"), "k", UINT32_MAX)
+                k = _int(q("k", "0"), "k", UINT32_MAX)
                 return self._json(HTTPStatus.OK, backend.search(q("sighting"), k, token))
             if name == "occupancy":
                 return self._json(HTTPStatus.OK, backend.occupancy(token))

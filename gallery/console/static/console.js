@@ -75,7 +75,7 @@ async function refreshCameras() {
 }
 
 async function refreshIdentities() {
-  const { identities } = await api("/api/identities?limit=200");
+  const { identities } = await api("/api/identities"); // as many as the gallery lists by default
   const body = $("#identities tbody");
   body.innerHTML = "";
   for (const ident of identities) {
@@ -153,7 +153,7 @@ function drawTimeline(steps) {
 
 async function search(sighting) {
   $("#search-id").textContent = sighting;
-  const { matches } = await api(`/api/search?sighting=${encodeURIComponent(sighting)}&k=10`);
+  const { matches } = await api(`/api/search?sighting=${encodeURIComponent(sighting)}`);
   const body = $("#matches tbody");
   body.innerHTML = "";
   for (const m of matches) {
