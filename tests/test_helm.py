@@ -30,7 +30,7 @@ import kubernetes_validate  # kubernetes-validate (dev extra): Kubernetes JSON s
 import pytest
 import yaml
 
-from anonreid.orchestration.config import load_config
+from anonreid.orchestration.config import ConfigError, load_config
 from anonreid.orchestration.observability import (
     DASHBOARD_PATH,
     dashboard_metric_names,
@@ -724,6 +724,25 @@ def test_config_value_passes_through_and_chart_values_win() -> None:
     assert gallery["readinessProbe"]["grpc"]["port"] == 6000
     svc = one(docs, "Service", f"{PREFIX}-gallery")
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["grpc"] == 6000
+
+
+def test_detector_and_tracker_settings_reach_the_cameras_config(tmp_path: Path) -> None:
+    """camera.detector.*, camera.tracker.* and camera.publish_backoff_max_s (issue #20 item 3) go through
+    `config` into the file the camera driver loads; the application's loader checks them there, and a bad
+    value fails naming its key."""
+    def camera(settings: dict[str, Any]) -> Any:
+        path = tmp_path / "config.yaml"
+        docs = render({"config": {"camera": settings}})
+        path.write_text(one(docs, "ConfigMap", f"{PREFIX}-config")["data"]["config.yaml"])
+        return load_config(path).camera
+
+    got = camera({"detector": {"cell": 8, "merge_overlap": 0.7}, "tracker": {"iou_threshold": 0.3, "max_misses": 5},
+                  "publish_backoff_max_s": 5.0})
+    assert (got.detector.cell, got.detector.merge_overlap, got.detector.threshold) == (8, 0.7, 0.08)
+    assert (got.tracker.iou_threshold, got.tracker.max_misses, got.tracker.min_hits) == (0.3, 5, 3)
+    assert got.publish_backoff_max_s == 5.0 and got.metrics_host == "0.0.0.0"  # the chart's own keys still win
+    with pytest.raises(ConfigError, match=r"camera\.tracker\.iou_threshold: expected float, got 1\.5"):
+        camera({"tracker": {"iou_threshold": 1.5}})
 
 
 def test_config_change_restarts_pods() -> None:
