@@ -324,10 +324,15 @@ def test_client_reconnects_and_replays_across_a_gallery_restart(redis_url):
     def source():
         for i, s in enumerate(items):
             if i == 15:
-                first.stop(0)  # the gallery goes away with sightings in flight
+                # the gallery goes away with sightings in flight, once it has stored some (a gallery that
+                # stores nothing fails the publish with this source's error)
+                deadline = time.monotonic() + 10
+                while not len(first.gallery or []):
+                    assert time.monotonic() < deadline, "the gallery stored none of the first 15 sightings"
+                    time.sleep(0.01)
+                first.stop(0)
                 threading.Thread(target=restart, daemon=True).start()
             yield s
-            time.sleep(0.01)
 
     second: list[GalleryServer] = []
 

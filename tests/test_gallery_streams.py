@@ -192,14 +192,21 @@ def test_keepalive_closes_the_streams_of_a_peer_that_stopped_answering(redis_url
 def test_a_client_whose_source_pauses_past_the_idle_timeout_loses_nothing(redis_url: str) -> None:
     srv = _server(redis_url, publish_idle_timeout_s=0.5)
     protos = prototypes(2, 256, np.random.default_rng(0))
+    clients: list[GalleryClient] = []
 
     def slow() -> Iterator[Any]:
         yield sighting("p1", "cam1", "t1", 0, S, protos[0])
-        time.sleep(1.5)  # the gallery closes the idle stream meanwhile; the client opens a new one
+        # the source pauses until the gallery has closed the idle stream and the client has opened a new
+        # one (an error raised here fails the publish, so a gallery that never closes it fails the test)
+        deadline = time.monotonic() + 10
+        while clients[0].reconnects < 1:
+            assert time.monotonic() < deadline, "the gallery did not close the idle publish stream in 10 s"
+            time.sleep(0.01)
         yield sighting("p2", "cam2", "t2", 100 * S, 101 * S, protos[1])
 
     try:
         with GalleryClient(srv.address, retry_timeout_s=1.0) as client:
+            clients.append(client)
             acks = client.publish(slow())
             assert [a.sighting_id for a in acks] == ["p1", "p2"] and client.reconnects >= 1
         assert len(srv.gallery or []) == 2
