@@ -121,12 +121,15 @@ class IdentityTrack:
         self._longest_us = 0
         self._first: dict[str, int] = {}  # camera -> start of its earliest sighting
         self.cameras: list[str] = []  # in order of first appearance (by time)
+        # (camera, tracklet) -> its sightings here, in the order they were added (a load: by FAISS id)
+        self.by_tracklet: dict[tuple[str, str], list[StoredSighting]] = {}
 
     def add(self, s: StoredSighting) -> None:
         key = (s.start_us, s.end_us, s.fid)
         i = bisect.bisect_right(self._keys, key)
         self._keys.insert(i, key)
         self.sightings.insert(i, s)
+        self.by_tracklet.setdefault((s.camera_id, s.tracklet_id), []).append(s)
         self._longest_us = max(self._longest_us, s.end_us - s.start_us, 1)
         # sightings arrive out of time order: an earlier one can move a known camera forward too
         if s.start_us < self._first.get(s.camera_id, s.start_us + 1):
@@ -149,6 +152,9 @@ class IdentityTrack:
         self._first = {}
         for s in ordered:  # sorted by start: the first time a camera appears is its first sighting
             self._first.setdefault(s.camera_id, s.start_us)
+        self.by_tracklet = {}
+        for s in sorted(ordered, key=lambda r: r.fid):
+            self.by_tracklet.setdefault((s.camera_id, s.tracklet_id), []).append(s)
         self.cameras = sorted(self._first, key=lambda c: (self._first[c], c))
 
     def __len__(self) -> int:
@@ -174,12 +180,7 @@ class IdentityTrack:
     def tracklets(self) -> dict[tuple[str, str], list[StoredSighting]]:
         """The identity's sightings by (camera, tracklet), each list in storage order (by FAISS id, which
         grows with every sighting stored): its first row is when the tracklet joined the identity."""
-        out: dict[tuple[str, str], list[StoredSighting]] = {}
-        for s in self.sightings:
-            out.setdefault((s.camera_id, s.tracklet_id), []).append(s)
-        for rows in out.values():
-            rows.sort(key=lambda s: s.fid)
-        return out
+        return {key: sorted(rows, key=lambda s: s.fid) for key, rows in self.by_tracklet.items()}
 
     def neighbours(self, start_us: int) -> tuple[StoredSighting | None, StoredSighting | None]:
         """The sighting that started last before ``start_us`` and the first one starting at/after it."""
@@ -249,8 +250,9 @@ class Associator:
     its mean embedding, to stay with or move to an identity."""
 
     def __init__(self, graph: CameraGraph, threshold: float, transit: Any, horizon_us: int = 0,
-                 confident: float = 0.1, correction_threshold: float | None = None) -> None:
+                 confident: float = 0.1, correction_threshold: float | None = None, candidates: int = 8) -> None:
         self.graph = graph
+        self.candidates = candidates  # identities scored per decision, by their nearest sighting's similarity
         self.threshold = threshold
         # a tracklet decided again on its mean (more evidence than the first sighting) may use another bar
         self.correction_threshold = threshold if correction_threshold is None else correction_threshold
@@ -320,7 +322,7 @@ class Associator:
         with every candidate looked at; ``extra``: an identity to try even if no neighbour named it;
         ``threshold``: the bar (default: the similarity threshold)."""
         bar = self.threshold if threshold is None else threshold
-        order = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+        order = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[: self.candidates]
         if extra is not None and extra not in best:
             order.append((extra, -1.0))
         considered: list[Candidate] = []
@@ -365,9 +367,9 @@ class Associator:
                     appearance: Appearance) -> Decision:
         """Within the horizon: decide the whole tracklet again, against its own identity's other
         tracklets and every other candidate; a different answer moves the tracklet (module doc)."""
-        members = track.tracklets()
-        moved = tuple(s.sighting_id for s in members.get(obs.key, []))
-        alone = all(key == obs.key for key in members)
+        own = sorted(track.by_tracklet.get(obs.key, []), key=lambda r: r.fid)
+        moved = tuple(s.sighting_id for s in own)
+        alone = all(key == obs.key for key in track.by_tracklet)
         others = {k: v for k, v in best.items() if k != track.identity_id}
         chosen, considered = self._choose(obs, others, tracks, appearance,
                                           extra=None if alone else track.identity_id,

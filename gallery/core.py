@@ -81,7 +81,7 @@ class Gallery(IdentityTables):
         self.transit = TransitModel.from_config(self.graph, config)
         self.associator = Associator(self.graph, config.similarity_threshold, self.transit,
                                      round(config.correction_horizon_s * 1_000_000), config.transit_confident,
-                                     config.correction_threshold)
+                                     config.correction_threshold, config.association_candidates)
         self.store = store
         self.tracklets = TrackletBook(store.weighted_embeddings)  # tracklet mean embeddings, rebuilt from Redis
         self._history: dict[str, list[Correction]] = {}  # identity -> its corrections (trajectories show them)
@@ -272,6 +272,7 @@ class Gallery(IdentityTables):
                     with self._timed_search():
                         near = BatchNeighbours(self.index, np.stack([emb for _, emb in checked]),
                                                self.config.association_k)
+                    self._prefetch_tracklets(checked, near)
                 for n, (s, emb) in enumerate(checked):
                     ack, row = self._associate_locked(s, emb, splits, near, n)
                     acks.append(ack)
@@ -378,6 +379,17 @@ class Gallery(IdentityTables):
         self.tracklets.forget({(r.camera_id, r.tracklet_id) for r in rows})
         for identity_id in {r.identity_id for r in rows} - set(self._tracks):
             self._history.pop(identity_id, None)
+
+    def _prefetch_tracklets(self, checked: Sequence[tuple[Sighting, np.ndarray]], near: BatchNeighbours) -> None:
+        """Have the tracklet book hold the batch's own tracklets and every tracklet of the identities its
+        neighbours belong to, fetched from Redis in one pipeline (after a restart the book is empty)."""
+        tracks = {self._tracklets[(s.camera_id, s.tracklet_id)] for s, _ in checked
+                  if (s.camera_id, s.tracklet_id) in self._tracklets}
+        tracks.update(row.identity_id for n in range(len(checked)) for fid, _ in near.get(n)
+                      if (row := self._by_fid.get(fid)) is not None)
+        self.tracklets.prefetch({key: [r.sighting_id for r in rows] for identity_id in tracks
+                                 if (track := self._tracks.get(identity_id)) is not None
+                                 for key, rows in track.by_tracklet.items()})
 
     def _tracklet_ids(self, key: tuple[str, str]) -> list[str]:
         """The stored sighting ids of a (camera, tracklet)."""

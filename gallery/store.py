@@ -394,20 +394,18 @@ class GalleryStore:
                 "ingested_at_us": int(h[b"ingested_at"]),
                 "box": Box.from_tuple(np.frombuffer(h[b"box"], dtype="<f4").tolist())}
 
-    def weighted_embeddings(self, sighting_ids: Sequence[str]) -> list[tuple[np.ndarray, float]]:
-        """(embedding, quality) of each named sighting still stored (tracklet prototypes are rebuilt
-        from these)."""
+    def weighted_embeddings(self, sighting_ids: Sequence[str]) -> list[tuple[np.ndarray, float] | None]:
+        """(embedding, quality) of each named sighting, None where it is no longer stored (one pipeline;
+        tracklet prototypes are rebuilt from these)."""
         def read() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             for sid in sighting_ids:
                 pipe.hmget(self.sighting_key(sid), "emb", "quality")
             return cast(list[Any], pipe.execute())
 
-        out = []
-        for emb, quality in self._run("reading embeddings", read):
-            if emb is not None and len(emb) == 4 * self.dim:
-                out.append((np.frombuffer(emb, dtype="<f4"), float(quality or 0.0)))
-        return out
+        return [(np.frombuffer(emb, dtype="<f4"), float(quality or 0.0))
+                if emb is not None and len(emb) == 4 * self.dim else None
+                for emb, quality in self._run("reading embeddings", read)]
 
     def load_corrections(self) -> dict[str, list[Correction]]:
         """Every identity's recorded corrections, oldest first."""

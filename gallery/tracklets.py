@@ -12,7 +12,7 @@ The book is a cache over Redis: rows ingested here are added as they come; a tra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
 import numpy as np
@@ -23,7 +23,7 @@ from anonreid.gallery.types import Sighting, StoredSighting
 Key = tuple[str, str]  # (camera id, tracklet id)
 MIN_WEIGHT = 0.01  # a sighting of quality 0 still counts a little (its embedding is all a tracklet may have)
 
-Fetch = Callable[[Sequence[str]], Iterable[tuple[np.ndarray, float]]]
+Fetch = Callable[[Sequence[str]], Sequence[tuple[np.ndarray, float] | None]]
 
 
 class TrackletBook:
@@ -32,6 +32,7 @@ class TrackletBook:
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
         self._sums: dict[Key, np.ndarray] = {}
+        self._units: dict[Key, np.ndarray] = {}  # the normalised sums, computed when first asked for
 
     def add(self, key: Key, embedding: np.ndarray, quality: float, stored: Callable[[], Sequence[str]]) -> None:
         """Add one new sighting of ``key``; ``stored``: the ids of its sightings stored before this one
@@ -41,48 +42,72 @@ class TrackletBook:
             total = self._rebuild(key, stored())
         part = max(float(quality), MIN_WEIGHT) * np.asarray(embedding, np.float64)
         self._sums[key] = total + part if total.size else part
+        self._units.pop(key, None)
 
     def prototype(self, key: Key, stored: Callable[[], Sequence[str]]) -> np.ndarray:
         """The tracklet's L2-normalised mean embedding (zeros when nothing is stored)."""
+        unit = self._units.get(key)
+        if unit is not None:
+            return unit
         total = self._sums.get(key)
         if total is None:
             total = self._sums[key] = self._rebuild(key, stored())
         norm = float(np.linalg.norm(total))
-        return total / norm if norm > 0 else total
+        unit = self._units[key] = total / norm if norm > 0 else total
+        return unit
 
     def forget(self, keys: Iterable[Key]) -> None:
         """Drop tracklets (their sightings changed: rebuilt from the store when next needed)."""
         for key in keys:
             self._sums.pop(key, None)
+            self._units.pop(key, None)
 
     def clear(self) -> None:
         self._sums.clear()
+        self._units.clear()
 
     def __contains__(self, key: Key) -> bool:
         return key in self._sums
 
+    def prefetch(self, wanted: Mapping[Key, Sequence[str]]) -> None:
+        """Rebuild every tracklet of ``wanted`` (key -> its stored sighting ids) not held yet, with one
+        fetch: a gallery about to score a batch against them (after a restart, most are not held)."""
+        missing = {key: ids for key, ids in wanted.items() if key not in self._sums}
+        flat = [sid for ids in missing.values() for sid in ids]
+        if not flat:
+            return
+        got = iter(self._fetch(flat))
+        for key, ids in missing.items():
+            self._sums[key] = _weighted_sum([next(got) for _ in ids])
+
     def _rebuild(self, key: Key, sighting_ids: Sequence[str]) -> np.ndarray:
-        total: np.ndarray | None = None
-        for emb, quality in self._fetch(sighting_ids):
-            part = max(float(quality), MIN_WEIGHT) * np.asarray(emb, np.float64)
-            total = part if total is None else total + part
-        return total if total is not None else np.zeros(0)
+        return _weighted_sum(self._fetch(sighting_ids)) if sighting_ids else np.zeros(0)
+
+
+def _weighted_sum(found: Iterable[tuple[np.ndarray, float] | None]) -> np.ndarray:
+    """The quality-weighted sum of the embeddings found (zeros(0) when none)."""
+    total: np.ndarray | None = None
+    for item in found:
+        if item is None:
+            continue
+        part = max(float(item[1]), MIN_WEIGHT) * np.asarray(item[0], np.float64)
+        total = part if total is None else total + part
+    return total if total is not None else np.zeros(0)
 
 
 def identity_similarity(query: np.ndarray, prototypes: Sequence[np.ndarray], best: int) -> float | None:
     """Mean of the ``best`` highest cosine similarities of ``query`` to ``prototypes`` (None when none)."""
-    protos = [p for p in prototypes if p.size == query.size and p.size]
-    if not protos or not query.size:
+    if not query.size:
         return None
-    sims = np.sort(np.stack(protos) @ query)[::-1][:best]
-    return float(sims.mean())
+    sims = sorted((float(p @ query) for p in prototypes if p.size == query.size), reverse=True)[:best]
+    return sum(sims) / len(sims) if sims else None
 
 
 def tracklet_rows(track: IdentityTrack | None, key: Key) -> list[StoredSighting]:
     """The stored sightings of tracklet ``key`` in its identity's track, in storage order (FAISS id)."""
     if track is None:
         return []
-    return sorted((r for r in track.sightings if (r.camera_id, r.tracklet_id) == key), key=lambda r: r.fid)
+    return sorted(track.by_tracklet.get(key, []), key=lambda r: r.fid)
 
 
 def observe(s: Sighting, rows: Sequence[StoredSighting]) -> Observation:
@@ -103,7 +128,6 @@ class TrackletScorer:
         self.query = book.prototype(key, lambda: stored(key))
 
     def __call__(self, track: IdentityTrack) -> float | None:
-        keys = list(dict.fromkeys((r.camera_id, r.tracklet_id) for r in reversed(track.sightings)))
-        keys = [k for k in keys if k != self.key][: self.recent]
+        keys = [k for k in track.by_tracklet if k != self.key][-self.recent:]
         return identity_similarity(self.query, [self.book.prototype(k, partial(self.stored, k)) for k in keys],
                                    self.best)

@@ -75,9 +75,12 @@ class GalleryConfig(Section):
     hnsw_m: int = Field(32, gt=1, description="HNSW neighbours per node")
     hnsw_ef_search: int = Field(128, gt=0, description="HNSW search breadth")
     faiss_threads: int = Field(1, ge=0, description="FAISS OpenMP threads (1: fastest for one query at a time; 0 = all)")
-    similarity_threshold: float = Field(0.7, ge=-1, le=1, description="cosine similarity needed to join an identity "
-                                        "(best of 0.4-0.8 on four simulated worlds: `anonreid bench association`)")
+    similarity_threshold: float = Field(0.7, ge=-1, le=1, description="score (tracklet appearance +- transit) a new "
+                                        "tracklet needs to join an identity (chosen on four simulated worlds with "
+                                        "`anonreid bench association`)")
     association_k: int = Field(32, gt=0, description="nearest stored sightings considered per new sighting")
+    association_candidates: int = Field(8, gt=0, description="identities of those neighbours scored per decision (the "
+                                        "ones with the most similar sightings): each costs a tracklet-level comparison")
     correction_horizon_s: float = Field(10.0, ge=0, description="stream seconds after its first sighting during which "
                                         "a tracklet's identity is decided again with each update (merge, move, "
                                         "detach: recorded corrections); 0 = decided once")
