@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +150,12 @@ def load_checkpoint(
     if expected_cfg is not None:
         _check_expected(stem.with_suffix(".json"), cfg, expected_cfg)
     model = create_model(cfg.name, **cfg.kwargs())
-    if model_cfg(model) != cfg:  # the registry's defaults changed since the checkpoint was written
-        raise CheckpointError(f"{stem}.json: rebuilt model differs from the checkpoint: {model_cfg(model).diff(cfg)}")
+    rebuilt = model_cfg(model)
+    # a builder argument added after the checkpoint was written rebuilds at its default, which must keep
+    # the old network (e.g. firenet's input_affine); a recorded argument or convention that differs is an error
+    recorded = replace(cfg, params=tuple(sorted({**dict(rebuilt.params), **dict(cfg.params)}.items())))
+    if rebuilt != recorded:  # the registry's defaults changed since the checkpoint was written
+        raise CheckpointError(f"{stem}.json: rebuilt model differs from the checkpoint: {rebuilt.diff(cfg)}")
     weights = stem.with_suffix(".safetensors")
     if not weights.exists():
         raise CheckpointError(f"{weights}: checkpoint weights not found")

@@ -13,6 +13,38 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class ChannelAffine(nn.Module):
+    """A fixed per-channel affine ``x * scale + shift`` (buffers, saved with the weights, not trained).
+
+    An attacker on anonymized events fits it once before training (:func:`fit_channel_affine`) so that
+    each input channel has the mean and spread of the raw voxels: an anonymizer whose output is the raw
+    signal under large per-channel offsets or gains (a min–max E_an can learn exactly that) then
+    neither saturates the attacker's first layer nor passes for privacy. Identity until fitted.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(channels, 1, 1))
+        self.register_buffer("shift", torch.zeros(channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+@torch.no_grad()
+def fit_channel_affine(affine: ChannelAffine, inputs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> dict[str, list[float]]:
+    """Set ``affine`` so that ``inputs`` (N, C, H, W) get the per-channel mean and std of ``target``
+    (N', C, H', W'); returns what was fitted (for the checkpoint's metadata)."""
+    dims = (0, 2, 3)
+    mu_in, sd_in = inputs.mean(dims), inputs.std(dims)
+    mu_t, sd_t = target.mean(dims), target.std(dims)
+    scale = sd_t / sd_in.clamp_min(eps)
+    affine.scale.copy_(scale.view(-1, 1, 1))
+    affine.shift.copy_((mu_t - mu_in * scale).view(-1, 1, 1))
+    return {"input_mean": mu_in.tolist(), "input_std": sd_in.tolist(), "target_mean": mu_t.tolist(),
+            "target_std": sd_t.tolist()}
+
+
 class ConvLayer(nn.Sequential):
     """Conv2d + optional BatchNorm + ReLU, 'same' padding for odd kernels at stride 1."""
 

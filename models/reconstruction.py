@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from anonreid.models.layers import (
+    ChannelAffine,
     ConvGRU,
     ConvLayer,
     ConvLSTM,
@@ -93,9 +94,10 @@ class E2VID(nn.Module):
 class FireNet(nn.Module):
     """FireNet: 16-channel ConvGRU / residual stack, sigmoid output."""
 
-    def __init__(self, in_bins: int = 5, base: int = 16) -> None:
+    def __init__(self, in_bins: int = 5, base: int = 16, input_affine: bool = False) -> None:
         super().__init__()
         self.conventions = {"in_bins": in_bins, "out_channels": 1, "output_range": "image"}
+        self.input_affine = ChannelAffine(in_bins) if input_affine else None
         self.head = ConvLayer(in_bins, base, 3)
         self.g1 = ConvGRU(base, base)
         self.r1 = ResidualBlock(base)
@@ -107,6 +109,8 @@ class FireNet(nn.Module):
         self, x: torch.Tensor, state: list[torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         s1, s2 = state if state is not None else (None, None)
+        if self.input_affine is not None:
+            x = self.input_affine(x)
         h1 = self.g1(self.head(x), s1)
         h2 = self.g2(self.r1(h1), s2)
         return torch.sigmoid(self.pred(self.r2(h2))), [h1, h2]
@@ -122,6 +126,7 @@ def e2vid(in_bins: int = 5, base: int = 32, num_encoders: int = 3, num_res: int 
 
 
 @register_model("firenet", family="reconstruction")
-def firenet(in_bins: int = 5, base: int = 16) -> nn.Module:
-    """FireNet-size recurrent attacker (the CPU attacker)."""
-    return FireNet(in_bins, base)
+def firenet(in_bins: int = 5, base: int = 16, input_affine: bool = False) -> nn.Module:
+    """FireNet-size recurrent attacker (the CPU attacker); ``input_affine``: a fitted per-channel input
+    standardisation (:class:`~anonreid.models.layers.ChannelAffine`), for attackers on anonymized events."""
+    return FireNet(in_bins, base, input_affine)

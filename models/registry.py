@@ -126,6 +126,14 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model
 
 
+def builder_args(name: str) -> dict[str, Any]:
+    """The arguments (with defaults) the builder of a registered model takes."""
+    _ensure_families_loaded()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    return dict(_REGISTRY[name].defaults)
+
+
 def model_cfg(model: nn.Module) -> ModelCfg:
     """The :class:`ModelCfg` of a model built by :func:`create_model` (typed access to ``model.cfg``)."""
     cfg = getattr(model, "cfg", None)

@@ -71,9 +71,10 @@ from anonreid.models.engine import (
     resolve_device,
     seed_everything,
 )
+from anonreid.models.layers import fit_channel_affine
 from anonreid.models.losses import reconstruction_loss, ssim
 from anonreid.models.reconstruction import run_sequence
-from anonreid.models.registry import create_model, model_cfg
+from anonreid.models.registry import builder_args, create_model, model_cfg
 from anonreid.models.reid import ReidOutput, reid_loss
 
 log = logging.getLogger(__name__)
@@ -277,10 +278,17 @@ def train_reconstruction(
     E_rec) and ``finetune`` (a copy of ``init``, the raw E_rec); the stage's config section sizes it."""
     rcfg: RecCfg = getattr(ctx.cfg, stage)
     seed_everything(ctx.cfg.seed + STAGES.index(stage))
+    standardise = anonymizer is not None and "input_affine" in builder_args(
+        model_cfg(init).name if init is not None else rcfg.model)
     if init is not None:
         rec = copy.deepcopy(init).requires_grad_(True).to(ctx.device)
+        if standardise and getattr(rec, "input_affine", None) is None:  # the raw E_rec, plus a fitted input layer
+            icfg = model_cfg(init)
+            rec = create_model(icfg.name, **{**dict(icfg.params), "input_affine": True}).to(ctx.device)
+            rec.load_state_dict(init.state_dict(), strict=False)
     else:
-        rec = create_model(rcfg.model, in_bins=ctx.cfg.data.num_bins, **rcfg.model_args).to(ctx.device)
+        args = {**rcfg.model_args, **({"input_affine": True} if standardise else {})}
+        rec = create_model(rcfg.model, in_bins=ctx.cfg.data.num_bins, **args).to(ctx.device)
 
     def inputs(voxels: torch.Tensor) -> torch.Tensor:
         if anonymizer is None:
@@ -288,6 +296,12 @@ def train_reconstruction(
         with torch.no_grad():
             a = anonymizer(voxels.flatten(0, 1))
             return attacker_input(a, model_cfg(anonymizer)).view_as(voxels)
+
+    fitted: dict[str, Any] = {}
+    if standardise:  # each input channel gets the raw voxels' mean and spread (ChannelAffine's docstring)
+        rng = ctx.rng(stage, rcfg.steps)  # a step the training loop never draws
+        b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), min(len(ctx.train), 64)), False)
+        fitted = fit_channel_affine(rec.input_affine, inputs(b.voxels).flatten(0, 1), b.voxels.flatten(0, 1))
 
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
         rng = ctx.rng(stage, i)
@@ -311,7 +325,8 @@ def train_reconstruction(
     trained_on = "raw" if anonymizer is None else f"anonymized by {model_cfg(anonymizer).name}"
     budget = {"budget": Budget(name, "reconstruction", rcfg.steps, rcfg.batch_size).as_dict()}
     ctx.save(ctx.ckpt_dir / name, rec, ctx.metadata(stage, ctx.results[stage]["metrics"], trained_on=trained_on,
-                                                    **(extra_meta or budget)))
+                                                    **(extra_meta or budget),
+                                                    **({"input_affine": fitted} if fitted else {})))
     del trainer
     return rec.eval()
 
