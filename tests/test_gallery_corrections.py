@@ -104,6 +104,8 @@ def test_a_wrong_join_is_detached_when_the_tracklet_turns_out_to_be_someone_else
         (c,) = g.trajectory(identity).corrections
         assert (c.kind, c.from_identity, c.to_identity) == ("detach", first.identity_id, seen.identity_id)
         assert make_gallery(store).trajectory(identity).corrections == (c,)
+    restarted = make_gallery(store)  # and the detached tracklet stays detached
+    assert restarted.sighting("b1").identity_id == restarted.sighting("b2").identity_id == seen.identity_id
     assert g.metrics.value("anonreid_gallery_identity_corrections_total", kind="detach") == 1
 
 
