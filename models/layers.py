@@ -45,6 +45,17 @@ def fit_channel_affine(affine: ChannelAffine, inputs: torch.Tensor, target: torc
             "target_std": sd_t.tolist()}
 
 
+def standardise_like(x: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``x`` with each channel (dim -3) given the mean and spread of ``ref``'s, over the whole batch
+    (differentiable in ``x``): the batch form of :class:`ChannelAffine`, for attackers trained in the loop."""
+    dims_x = tuple(d for d in range(x.dim()) if d != x.dim() - 3)
+    dims_r = tuple(d for d in range(ref.dim()) if d != ref.dim() - 3)
+    shape = (-1, 1, 1)
+    mu, sd = x.mean(dims_x).view(shape), x.std(dims_x).view(shape)
+    mu_r, sd_r = ref.mean(dims_r).view(shape), ref.std(dims_r).view(shape)
+    return (x - mu) / sd.clamp_min(eps) * sd_r + mu_r
+
+
 class ConvLayer(nn.Sequential):
     """Conv2d + optional BatchNorm + ReLU, 'same' padding for odd kernels at stride 1."""
 

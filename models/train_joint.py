@@ -24,6 +24,7 @@ from anonreid.models.config import STAGES
 from anonreid.models.data import Batch, crop_boxes, pk_index, uniform_index
 from anonreid.models.engine import Hook, seed_everything
 from anonreid.models.identity_attack import build_identity_attacker
+from anonreid.models.layers import standardise_like
 from anonreid.models.losses import ssim
 from anonreid.models.minmax import AttackerPool, PoolState
 from anonreid.models.reconstruction import run_sequence
@@ -81,8 +82,11 @@ def joint_loss(
         privacy = ssim(pred.flatten(0, 1), frames.flatten(0, 1))
         plogs = {"attacker_ssim": float(privacy.detach())}
     else:
-        rec_term, plogs = m.pool.rec_privacy(attacker_input(a_seq, cfg), frames, b.boxes[sel])
-        id_term, id_logs = m.pool.id_privacy(a_last, b.boxes, b.labels)
+        seq, tiles = attacker_input(a_seq, cfg), a_last
+        if m.pool.cfg.standardise:
+            seq, tiles = standardise_like(seq, b.voxels[sel, length - w :]), standardise_like(tiles, x_last)
+        rec_term, plogs = m.pool.rec_privacy(seq, frames, b.boxes[sel])
+        id_term, id_logs = m.pool.id_privacy(tiles, b.boxes, b.labels)
         privacy = rec_term + m.pool.cfg.id_weight * id_term
         plogs.update(id_logs)
     out = m.reid(crop_boxes(a_last, b.boxes, crop_hw, flip))
@@ -117,10 +121,12 @@ def _update_attackers(ctx: Context, pool: AttackerPool, anonymizer: nn.Module, s
         b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), mc.rec_batch), False)
         with torch.no_grad():
             seq = attacker_input(anonymizer(b.voxels.flatten(0, 1)), cfg).view_as(b.voxels)
+            seq = standardise_like(seq, b.voxels) if mc.standardise else seq
         logs.update(pool.update_rec(seq, b.frames, (rc.w_l1, rc.w_ssim, rc.w_tc)))
         b, _ = ctx.sample(rng, pk_index(rng, ctx.train.labels, mc.id_p, mc.id_k), False)
         with torch.no_grad():
             tiles = anonymizer(b.voxels[:, -1])
+            tiles = standardise_like(tiles, b.voxels[:, -1]) if mc.standardise else tiles
         clean = crop_boxes(b.frames[:, -1], b.boxes, (ic.crop_hw[0], ic.crop_hw[1]))
         logs.update(pool.update_id(tiles, b.boxes, b.labels, clean, rng))
     return logs
@@ -165,7 +171,7 @@ def train_joint(
             priv += float(ssim(pa.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
             raw += float(ssim(pr.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
             if pool is not None:
-                pl, _ = run_sequence(pool.live_rec.eval(), seq)
+                pl, _ = run_sequence(pool.live_rec.eval(), standardise_like(seq, b.voxels) if pool.cfg.standardise else seq)
                 live += float(ssim(pl.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
             n += len(b.labels)
         rank1 = _reid_eval(ctx, reid, anonymizer)

@@ -100,3 +100,23 @@ def test_checkpoints_from_before_the_new_argument_still_load(tmp_path: Path) -> 
     (tmp_path / "old.json").write_text(json.dumps(sidecar))
     with pytest.raises(CheckpointError, match="rebuilt model differs"):
         load_checkpoint(tmp_path / "old")
+
+
+def test_in_loop_attackers_see_through_per_channel_gains_and_offsets() -> None:
+    """The min-max stage's batch standardisation (joint.minmax.standardise): E_an's output under any
+    per-channel gain and offset reaches the pool's attackers as the raw voxels' statistics, and the
+    privacy term keeps its gradient to E_an."""
+    from anonreid.models.config import MinmaxCfg
+    from anonreid.models.layers import standardise_like
+
+    assert MinmaxCfg().standardise is True
+    raw = _raw(8).view(2, 4, 5, 24, 16)  # (N, T, B, H, W) clips
+    gains = torch.tensor([0.02, 0.1, 0.1, 0.05, 0.02]).view(1, 1, -1, 1, 1)
+    offsets = torch.tensor([-5.0, -4.3, 4.5, 4.9, -5.0]).view(1, 1, -1, 1, 1)
+    anon = (raw * gains + offsets).requires_grad_(True)
+    seen = standardise_like(anon, raw)
+    assert torch.allclose(seen, raw, atol=1e-4)
+    seen.square().sum().backward()
+    assert anon.grad is not None and float(anon.grad.abs().sum()) > 0
+    tiles = standardise_like(anon[:, -1].detach(), raw[:, -1])  # (N, B, H, W) tiles of the identity attacker
+    assert torch.allclose(tiles, raw[:, -1], atol=1e-3)
