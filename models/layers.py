@@ -22,6 +22,9 @@ class ChannelAffine(nn.Module):
     neither saturates the attacker's first layer nor passes for privacy. Identity until fitted.
     """
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.register_buffer("scale", torch.ones(channels, 1, 1))

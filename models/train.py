@@ -71,7 +71,7 @@ from anonreid.models.engine import (
     resolve_device,
     seed_everything,
 )
-from anonreid.models.layers import fit_channel_affine
+from anonreid.models.layers import ChannelAffine, fit_channel_affine
 from anonreid.models.losses import reconstruction_loss, ssim
 from anonreid.models.reconstruction import run_sequence
 from anonreid.models.registry import builder_args, create_model, model_cfg
@@ -301,7 +301,9 @@ def train_reconstruction(
     if standardise:  # each input channel gets the raw voxels' mean and spread (ChannelAffine's docstring)
         rng = ctx.rng(stage, rcfg.steps)  # a step the training loop never draws
         b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), min(len(ctx.train), 64)), False)
-        fitted = fit_channel_affine(rec.input_affine, inputs(b.voxels).flatten(0, 1), b.voxels.flatten(0, 1))
+        affine = rec.input_affine
+        assert isinstance(affine, ChannelAffine)
+        fitted = fit_channel_affine(affine, inputs(b.voxels).flatten(0, 1), b.voxels.flatten(0, 1))
 
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
         rng = ctx.rng(stage, i)
