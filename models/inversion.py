@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anonreid.models.anonymizer import to_voxel_range
-from anonreid.models.layers import SmallUNet
+from anonreid.models.layers import ChannelAffine, SmallUNet
 from anonreid.models.registry import register_model
 
 
@@ -46,11 +46,13 @@ class InversionNet(nn.Module):
 class ResidualInversionNet(nn.Module):
     """``to_voxel_range(a) + head(trunk(to_voxel_range(a)))``, the head initialised to zero."""
 
-    def __init__(self, in_bins: int = 5, base: int = 32, num_res: int = 2, input_range: str = "unit") -> None:
+    def __init__(self, in_bins: int = 5, base: int = 32, num_res: int = 2, input_range: str = "unit",
+                 input_affine: bool = False) -> None:
         super().__init__()
         self.conventions = {"in_bins": in_bins, "out_channels": in_bins, "output_range": "voxel",
                             "input_range": input_range}
         self.input_range = input_range
+        self.input_affine = ChannelAffine(in_bins) if input_affine else None
         self.trunk = SmallUNet(in_bins, base, 4 * base, num_res)
         self.head = nn.Conv2d(base, in_bins, 3, padding=1)
         nn.init.zeros_(self.head.weight)
@@ -59,6 +61,8 @@ class ResidualInversionNet(nn.Module):
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         z = to_voxel_range(a, self.input_range)
+        if self.input_affine is not None:  # fitted by the inv stage: each channel gets the raw voxels' statistics
+            z = self.input_affine(z)
         return z + self.head(self.trunk(z))
 
 
@@ -121,9 +125,10 @@ def inversion(in_bins: int = 5, base: int = 32, num_res: int = 2) -> nn.Module:
 
 
 @register_model("inversion_residual", family="inversion")
-def inversion_residual(in_bins: int = 5, base: int = 32, num_res: int = 2, input_range: str = "unit") -> nn.Module:
+def inversion_residual(in_bins: int = 5, base: int = 32, num_res: int = 2, input_range: str = "unit",
+                       input_affine: bool = False) -> nn.Module:
     """E_inv trained end to end through the frozen E_rec: voxel-range skip + learned residual."""
-    return ResidualInversionNet(in_bins, base, num_res, input_range)
+    return ResidualInversionNet(in_bins, base, num_res, input_range, input_affine)
 
 
 @register_model("linear_inverse", family="inversion")

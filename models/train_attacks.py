@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anonreid.models.anonymizer import to_voxel_range
 from anonreid.models.budget import Budget, budget_report, check_attack_budget, trained_against
 from anonreid.models.checkpoint import read_sidecar
 from anonreid.models.config import STAGES
@@ -43,9 +44,10 @@ from anonreid.models.identity_attack import (
     identity_loss,
 )
 from anonreid.models.inversion import fit_linear_inverse
+from anonreid.models.layers import ChannelAffine, fit_channel_affine
 from anonreid.models.losses import ssim
 from anonreid.models.reconstruction import run_sequence
-from anonreid.models.registry import create_model, model_cfg
+from anonreid.models.registry import builder_args, create_model, model_cfg
 from anonreid.models.train import (
     OUTPUTS,
     Context,
@@ -122,10 +124,20 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
     app_hw = tuple(model_cfg(appearance).input_hw or (64, 32)) if appearance is not None else (64, 32)
     seed_everything(ctx.cfg.seed + STAGES.index("inv"))
     an_cfg = model_cfg(anonymizer)
-    args = {"input_range": an_cfg.output_range} if ic.model == "inversion_residual" else {}
+    args: dict[str, Any] = {"input_range": an_cfg.output_range} if ic.model == "inversion_residual" else {}
+    if "input_affine" in builder_args(ic.model):
+        args["input_affine"] = True
     inv = create_model(ic.model, in_bins=ctx.cfg.data.num_bins, **args).to(ctx.device)
     for m in (anonymizer, rec, *([appearance] if appearance is not None else [])):
         m.requires_grad_(False).eval()
+    fitted: dict[str, Any] = {}
+    affine = getattr(inv, "input_affine", None)
+    if isinstance(affine, ChannelAffine):  # E_an's output channels get the raw voxels' mean and spread
+        rng = ctx.rng("inv", ic.steps)  # a step the training loop never draws
+        b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), min(len(ctx.train), 64)), False)
+        x = b.voxels.flatten(0, 1)
+        with torch.no_grad():
+            fitted = fit_channel_affine(affine, to_voxel_range(anonymizer(x), an_cfg.output_range), x)
 
     def frames_of(voxels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -167,7 +179,7 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
     _run(ctx, "inv", {"inv": inv}, _optimizer([{"params": inv.parameters()}], ic), step, evaluate, ic, ic.batch_size)
     ctx.save(ctx.ckpt_dir / "e_inv", inv, ctx.metadata(
         "inv", ctx.results["inv"]["metrics"], trained_on=_trained_on(anonymizer), through="e_rec (frozen, raw)",
-        appearance_loss=appearance is not None and ic.w_emb > 0, **meta))
+        appearance_loss=appearance is not None and ic.w_emb > 0, **({"input_affine": fitted} if fitted else {}), **meta))
     return inv.eval()
 
 
