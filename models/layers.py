@@ -34,29 +34,36 @@ class ChannelAffine(nn.Module):
         return x * self.scale + self.shift
 
 
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of each channel (dim -3) over every other dimension, as ``(C, 1, 1)``."""
+    dims = tuple(d for d in range(x.dim()) if d != x.dim() - 3)
+    return x.mean(dims).view(-1, 1, 1), x.std(dims).view(-1, 1, 1)
+
+
+def _affine_to(inputs: torch.Tensor, target: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` that give each channel of ``inputs`` the mean and spread of ``target``'s."""
+    (mu_in, sd_in), (mu_t, sd_t) = channel_stats(inputs), channel_stats(target)
+    scale = sd_t / sd_in.clamp_min(eps)
+    return scale, mu_t - mu_in * scale
+
+
 @torch.no_grad()
 def fit_channel_affine(affine: ChannelAffine, inputs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> dict[str, list[float]]:
-    """Set ``affine`` so that ``inputs`` (N, C, H, W) get the per-channel mean and std of ``target``
-    (N', C, H', W'); returns what was fitted (for the checkpoint's metadata)."""
-    dims = (0, 2, 3)
-    mu_in, sd_in = inputs.mean(dims), inputs.std(dims)
-    mu_t, sd_t = target.mean(dims), target.std(dims)
-    scale = sd_t / sd_in.clamp_min(eps)
-    affine.scale.copy_(scale.view(-1, 1, 1))
-    affine.shift.copy_((mu_t - mu_in * scale).view(-1, 1, 1))
-    return {"input_mean": mu_in.tolist(), "input_std": sd_in.tolist(), "target_mean": mu_t.tolist(),
-            "target_std": sd_t.tolist()}
+    """Set ``affine`` so that ``inputs`` (..., C, H, W) get the per-channel mean and std of ``target``;
+    returns what was fitted (for the checkpoint's metadata)."""
+    scale, shift = _affine_to(inputs, target, eps)
+    affine.scale.copy_(scale)
+    affine.shift.copy_(shift)
+    (mu_in, sd_in), (mu_t, sd_t) = channel_stats(inputs), channel_stats(target)
+    return {"input_mean": mu_in.flatten().tolist(), "input_std": sd_in.flatten().tolist(),
+            "target_mean": mu_t.flatten().tolist(), "target_std": sd_t.flatten().tolist()}
 
 
 def standardise_like(x: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """``x`` with each channel (dim -3) given the mean and spread of ``ref``'s, over the whole batch
     (differentiable in ``x``): the batch form of :class:`ChannelAffine`, for attackers trained in the loop."""
-    dims_x = tuple(d for d in range(x.dim()) if d != x.dim() - 3)
-    dims_r = tuple(d for d in range(ref.dim()) if d != ref.dim() - 3)
-    shape = (-1, 1, 1)
-    mu, sd = x.mean(dims_x).view(shape), x.std(dims_x).view(shape)
-    mu_r, sd_r = ref.mean(dims_r).view(shape), ref.std(dims_r).view(shape)
-    return (x - mu) / sd.clamp_min(eps) * sd_r + mu_r
+    scale, shift = _affine_to(x, ref.detach(), eps)
+    return x * scale + shift
 
 
 class ConvLayer(nn.Sequential):
