@@ -19,6 +19,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_run(n: int, low: int = 20000, high: int = 32000) -> int:
+    """The first of ``n`` consecutive free ports (for services that take ``base + i``), drawn below the
+    kernel's ephemeral range (32768+) and above Ray's worker ports (10002-19999), so that no process
+    binding port 0 (Ray, gRPC) can take one of them between this check and their use."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(low, high - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports in [{low}, {high})")
+
+
 class PrometheusServer:
     def __init__(self, targets: dict[str, list[str]], workdir: Path, scrape_interval_s: float = 1.0) -> None:
         self.port = free_port()

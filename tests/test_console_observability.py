@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO
-from prometheus_server import PrometheusServer, free_port
+from prometheus_server import PrometheusServer, free_port, free_port_run
 
 pytestmark = pytest.mark.slow
 CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
@@ -33,7 +33,7 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, ray_local: dict) -> A
     from anonreid.orchestration.demo import run_demo
 
     tmp = tmp_path_factory.mktemp("demo")
-    ports = {"console": free_port(), "gallery_metrics": free_port(), "camera": free_port() + 100,
+    ports = {"console": free_port(), "gallery_metrics": free_port(), "camera": free_port_run(len(CAMERAS)),
              "adversary": free_port()}
     cfg = load_config(None, [
         f"redis.embedded_dir={tmp / 'redis'}", "gallery.port=0", f"gallery.metrics_port={ports['gallery_metrics']}",
