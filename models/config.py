@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
 from anonreid.orchestration.config import Section, load_config
@@ -180,6 +179,3 @@ def load_train_config(preset_or_path: str | Path, overrides: list[str] | tuple[s
     path = CONFIG_DIR / f"{preset_or_path}.yaml" if str(preset_or_path) in PRESETS else Path(preset_or_path)
     return load_config(path, overrides, TrainConfig, what="training config")
 
-
-def config_yaml(cfg: TrainConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

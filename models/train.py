@@ -1,4 +1,5 @@
-"""``anonreid train``: the five training stages of the method, on the synthetic world.
+"""``anonreid train``: the five training stages of the method, on the synthetic world (or stages 2-3 on
+real events, Event-ReId: :mod:`anonreid.models.sources`, I = E_rec(X) there).
 
   1 ``rec``       E_rec (the attacker) on raw events -> reference frames: L1 + (1 - SSIM) + temporal
                   consistency, unrolled over clips of consecutive windows.
@@ -38,7 +39,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,15 +49,13 @@ from torch import nn
 from anonreid.models.anonymizer import attacker_input
 from anonreid.models.budget import Budget
 from anonreid.models.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
-from anonreid.models.config import STAGES, OptimCfg, RecCfg, TrainConfig, config_yaml
+from anonreid.models.config import STAGES, OptimCfg, RecCfg, TrainConfig
 from anonreid.models.data import (
     Batch,
     ClipSet,
     build_clips,
     crop_boxes,
-    dataset_fingerprint,
     pk_index,
-    split_identities,
     uniform_index,
 )
 from anonreid.models.engine import (
@@ -76,6 +75,10 @@ from anonreid.models.losses import reconstruction_loss, ssim
 from anonreid.models.reconstruction import run_sequence
 from anonreid.models.registry import builder_args, create_model, model_cfg
 from anonreid.models.reid import ReidOutput, reid_loss
+from anonreid.orchestration.config import config_to_yaml
+
+if TYPE_CHECKING:
+    from anonreid.models.sources import EventReidSource
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class Context:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_dir: Path | None = None  # the world (the attack stages train the attacker's nets on it)
     photos: torch.Tensor | None = None  # (num_classes, 1, h, w) enrollment-photo crops of the training ids
+    identity_split: dict[str, list[str]] = field(default_factory=dict)  # real events: recorded in the checkpoints
 
     @property
     def is_main(self) -> bool:
@@ -147,6 +151,7 @@ class Context:
             "data_fingerprint": self.fingerprint,
             "metrics": metrics,
             **({"command": self.command} if self.command else {}),
+            **({"identities": self.identity_split} if self.identity_split else {}),
             **extra,
         }
 
@@ -388,7 +393,7 @@ def train_reid_raw(ctx: Context) -> nn.Module:
 
 def _write_run_files(run_dir: Path, cfg: TrainConfig, device: torch.device, data_dir: Path, command: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config_yaml(cfg))
+    (run_dir / "config.yaml").write_text(config_to_yaml(cfg))
     (run_dir / "command.txt").write_text(command + "\n")
     env = {
         "python": platform.python_version(),
@@ -404,39 +409,42 @@ def _write_run_files(run_dir: Path, cfg: TrainConfig, device: torch.device, data
 
 
 def prepare_context(
-    data_dir: str | Path, cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
-    command: str | None = None, rank: int = 0, world: int = 1, device: torch.device | None = None,
+    data_dir: str | Path | EventReidSource, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
+    progress: bool = True, command: str | None = None, rank: int = 0, world: int = 1, device: torch.device | None = None,
 ) -> Context:
-    """Open the world, build (or reuse) the cached clips, set threads/seed/device.
+    """Open the world (or the Event-ReId root of an :class:`~anonreid.models.sources.EventReidSource`:
+    :mod:`anonreid.models.sources`), build (or reuse) the cached clips, set threads/seed/device.
 
     With several data-parallel ranks, rank 0 builds the clip cache and the others then map it.
     """
-    from anonreid.events.world import WorldDataset
+    from anonreid.models.sources import install_rec, open_training_data
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = device or resolve_device(cfg.device)
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
-    fingerprint = dataset_fingerprint(data_dir)
-    world_ds = WorldDataset(data_dir)
-    train_ids, val_ids = split_identities(world_ds, cfg.data)
+    run_dir = Path(run_dir)
+    data = open_training_data(data_dir, cfg)
+    cfg = data.cfg  # real events: single-window clips
     cache = run_dir / "cache"
-    n_val_passes = max(1, sum(1 for p in world_ds.passes if p.identity in set(val_ids)))
+    val_ids = set(data.val_ids)
+    n_val_passes = max(1, sum(1 for p in data.val_set.passes if p.identity in val_ids))
     per_pass = max(1, math.ceil(cfg.data.val_clips / n_val_passes))
-    ctx = Context(cfg, run_dir, None, None, np.zeros(0, np.int64), fingerprint, device, resume,  # type: ignore[arg-type]
+    ctx = Context(cfg, run_dir, None, None, np.zeros(0, np.int64), data.fingerprint, device, resume,  # type: ignore[arg-type]
                   progress and rank == 0, command or " ".join(sys.argv), rank, world)
+    key = {s: f"{data.fingerprint}:{split}" for s, split in data.splits.items()}
     for turn in ((0,) if world == 1 else (0, 1)):
         if (rank == 0) == (turn == 0):
-            ctx.train = build_clips(world_ds, train_ids, cfg.data, cache, fingerprint, progress=ctx.progress)
-            ctx.val = build_clips(world_ds, val_ids, cfg.data, cache, fingerprint, max_clips_per_pass=per_pass,
-                                  progress=ctx.progress)
+            train = build_clips(data.train_set, data.train_ids, cfg.data, cache, key.get("train", data.fingerprint),
+                                progress=ctx.progress)
+            val = build_clips(data.val_set, data.val_ids, cfg.data, cache, key.get("val", data.fingerprint),
+                              max_clips_per_pass=per_pass, progress=ctx.progress)
+            ctx.train, ctx.val = data.with_reference(train, cache, device), data.with_reference(val, cache, device)
         _barrier(ctx)
     ctx.val_index = np.unique(np.linspace(0, len(ctx.val) - 1, min(cfg.data.val_clips, len(ctx.val))).round().astype(int))
-    ctx.data_dir = data_dir
-    from anonreid.models.identity_attack import photo_crops
-
-    hw = (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1])
-    ctx.photos = photo_crops([world_ds.enrollment(i) for i in ctx.train.identities], hw)
+    ctx.data_dir = data.path if data.world is not None else None
+    ctx.identity_split = data.identity_split()
+    ctx.photos = data.photos(ctx.train.identities, (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1]))
     if ctx.is_main:
-        _write_run_files(run_dir, cfg, device, data_dir, ctx.command)
+        _write_run_files(run_dir, cfg, device, data.path, ctx.command)
+        install_rec(data, ctx.ckpt_dir)
     return ctx
