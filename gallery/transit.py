@@ -21,8 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from anonreid.gallery.association import US, CameraGraph, Transit
+
+if TYPE_CHECKING:
+    from anonreid.orchestration.config import GalleryConfig
 
 Link = tuple[str, str]
 
@@ -39,9 +43,9 @@ class TransitCost:
 class TransitModel:
     """Transit windows per camera link: the configured prior, narrowed by what confident matches showed."""
 
-    def __init__(self, graph: CameraGraph, *, min_samples: int = 5, max_samples: int = 200, margin_s: float = 1.0,
-                 bonus: float = 0.1, reentry_penalty: float = 0.1, same_camera_gap_s: float = 3.0,
-                 min_gap_s: float = 1.0) -> None:
+    def __init__(self, graph: CameraGraph, *, min_samples: int, max_samples: int, margin_s: float, bonus: float,
+                 reentry_penalty: float, same_camera_gap_s: float, min_gap_s: float) -> None:
+        """Plain values, no defaults of their own: the defaults live in the config tree (:meth:`from_config`)."""
         self.graph = graph
         self.min_samples = min_samples
         self.max_samples = max_samples
@@ -53,12 +57,12 @@ class TransitModel:
         self.gaps: dict[Link, list[int]] = {}
 
     @classmethod
-    def from_config(cls, graph: CameraGraph, config: object) -> TransitModel:
-        c = config
-        return cls(graph, min_samples=c.transit_min_samples, max_samples=c.transit_max_samples,  # type: ignore[attr-defined]
-                   margin_s=c.transit_margin_s, bonus=c.transit_bonus,  # type: ignore[attr-defined]
-                   reentry_penalty=c.reentry_penalty, same_camera_gap_s=c.same_camera_gap_s,  # type: ignore[attr-defined]
-                   min_gap_s=c.min_transit_s)  # type: ignore[attr-defined]
+    def from_config(cls, graph: CameraGraph, c: GalleryConfig) -> TransitModel:
+        """The model of the ``gallery`` config section (keys ``transit_*``, ``reentry_penalty``,
+        ``same_camera_gap_s``, ``min_transit_s``)."""
+        return cls(graph, min_samples=c.transit_min_samples, max_samples=c.transit_max_samples,
+                   margin_s=c.transit_margin_s, bonus=c.transit_bonus, reentry_penalty=c.reentry_penalty,
+                   same_camera_gap_s=c.same_camera_gap_s, min_gap_s=c.min_transit_s)
 
     # -- learning -------------------------------------------------------------------------------
     def observe(self, src: str, dst: str, gap_us: int) -> bool:

@@ -3,6 +3,8 @@ matches, and both surviving a restart: the gallery core on a real embedded Redis
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from test_gallery_core import DIM, S, make_config
@@ -13,7 +15,7 @@ from anonreid.gallery.errors import NotFound
 from anonreid.gallery.store import GalleryStore
 from anonreid.gallery.synthetic import noisy, prototypes, sighting, unit
 from anonreid.gallery.transit import TransitModel
-from anonreid.orchestration.config import CameraLink
+from anonreid.orchestration.config import CameraLink, GalleryConfig
 
 
 @pytest.fixture
@@ -132,7 +134,8 @@ def test_the_transit_model_learns_a_link_window_from_confident_matches(store):
 
 def test_transit_model_prices_walks():
     graph = CameraGraph(["c1", "c2", "c3"], {("c1", "c2"): Transit(2 * S, 20 * S)})
-    model = TransitModel(graph, min_samples=2, bonus=0.1, reentry_penalty=0.2, same_camera_gap_s=3.0)
+    model = TransitModel.from_config(graph, GalleryConfig(transit_min_samples=2, transit_bonus=0.1, reentry_penalty=0.2,
+                                                          same_camera_gap_s=3.0))
     assert model.cost("c1", 0, "c2", 1 * S).cost is None  # faster than the link allows
     assert model.cost("c1", 0, "c2", 5 * S).cost == -0.1
     assert model.cost("c1", 0, "c2", 30 * S).cost == 0.2  # slower: a return, priced
@@ -141,6 +144,17 @@ def test_transit_model_prices_walks():
     assert model.cost("c1", 0, "c1", 10 * S).cost == 0.2  # back on the same camera later
     assert model.cost("c1", 5 * S, "c2", 4 * S).reason == "simultaneous"
     assert not model.observe("c1", "c3", 5 * S) and not model.observe("c1", "c2", 30 * S)  # outside the prior
+
+
+def test_the_transit_model_takes_its_settings_from_the_config_tree_only():
+    """Its defaults live in one place, the gallery config section: the leaf has none of its own to drift."""
+    params = inspect.signature(TransitModel).parameters
+    assert [n for n, p in params.items() if p.default is not inspect.Parameter.empty] == []
+    c = GalleryConfig()
+    m = TransitModel.from_config(CameraGraph(["c1"], {}), c)
+    assert (m.min_samples, m.max_samples, m.margin_us, m.bonus, m.reentry_penalty, m.same_camera_gap_us, m.min_gap_us) \
+        == (c.transit_min_samples, c.transit_max_samples, round(c.transit_margin_s * S), c.transit_bonus,
+            c.reentry_penalty, round(c.same_camera_gap_s * S), round(c.min_transit_s * S))
 
 
 @pytest.mark.parametrize(("bar", "merged"), [(0.6, True), (0.7, False)])
