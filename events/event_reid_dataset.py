@@ -42,6 +42,7 @@ from anonreid.events.io.event_reid import (
 )
 from anonreid.events.io.text import TextReader
 from anonreid.events.types import EventFormatError, SensorSize, concat_events
+from anonreid.events.windowing import DEFAULT_WINDOW_US
 from anonreid.events.world.dataset import PassData, PassInfo
 
 __all__ = [
@@ -122,7 +123,7 @@ def open_event_reid_dataset(
     split: Literal["train", "test"] = "test",
     time_unit: str | float | None = None,
     sensor: SensorSize | None = None,
-    window_us: int = 33_333,
+    window_us: int = DEFAULT_WINDOW_US,
 ) -> EventReidDataset:
     """The ``split`` of the Event-ReId data at ``root``: the chunk-and-list layout when ``root`` holds
     its list files, else the full layout (module docstring). ``time_unit`` None: inferred, with a

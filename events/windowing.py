@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from anonreid.events.types import EventFormatError, concat_events, empty_events, validate_events
+from anonreid.orchestration.infra.timebase import DEFAULT_WINDOW_US
 
 __all__ = ["DEFAULT_WINDOW_US", "FixedCountWindower", "FixedDurationWindower", "Window", "iter_windows"]
-
-DEFAULT_WINDOW_US = 33_333
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from anonreid.orchestration.config import Section, load_config
+from anonreid.orchestration.infra.timebase import DEFAULT_WINDOW_US
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRESETS = ("tiny", "cpu", "minmax", "paper")
@@ -25,7 +26,7 @@ class DataCfg(Section):
     """How passes of the world become training samples (clips of consecutive windows)."""
 
     num_bins: int = Field(5, gt=1, description="voxel bins B")
-    window_us: int = Field(33_333, gt=0, description="window length; frame k of a pass covers window k")
+    window_us: int = Field(DEFAULT_WINDOW_US, gt=0, description="window length; frame k of a pass covers window k")
     clip_len: int = Field(3, ge=1, description="consecutive windows per sample (recurrent E_rec unrolls over them)")
     clip_stride: int = Field(4, ge=1, description="start a clip every N windows (window subsampling)")
     max_clips_per_pass: int = Field(16, ge=1, description="at most this many clips per pass, evenly spaced")

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from anonreid.orchestration.infra.files import load_yaml
+from anonreid.orchestration.infra.timebase import DEFAULT_WINDOW_US
 
 
 class Section(BaseModel):
@@ -24,7 +25,7 @@ class Section(BaseModel):
 
 
 class EventsConfig(Section):
-    window_us: int = Field(33_333, gt=0, description="fixed window length in microseconds (33.3 ms)")
+    window_us: int = Field(DEFAULT_WINDOW_US, gt=0, description="fixed window length in microseconds (33.3 ms)")
     num_bins: int = Field(5, gt=1, description="temporal bins of the voxel grid (B)")
     time_unit: str = Field(
         "", pattern=r"^$|^((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)?\s*(ns|us|µs|ms|s)?$",
@@ -251,6 +252,11 @@ class DemoConfig(Section):
         "system under test, so they do not compete with it for the CPU; 0 = render in step with the clock"
     )
     json_path: str = Field("", description="write the summary JSON here")
+    link_slack_min_s: float = Field(1.0, ge=0, description="the gallery's camera links, made from the world's walks "
+                                    "when gallery.camera_links is empty, allow a walk this much faster than the "
+                                    "world's fastest (a tracklet ends a little after the person leaves the view)")
+    link_slack_max_s: float = Field(2.0, ge=0, description="... and this much slower than the world's slowest (a "
+                                    "detection starts a little after the person enters the next view)")
 
 
 class ConsoleConfig(Section):
@@ -336,7 +342,7 @@ class WorldConfig(Section):
     seed: int = Field(0, ge=0, description="world seed: same seed, byte-identical dataset")
     pass_seconds: float = Field(3.5, gt=0.2, le=60, description="length of one dataset pass (one person, one camera)")
     passes_per_camera: int = Field(1, ge=1, le=20, description="passes of every identity through every camera")
-    window_us: int = Field(33_333, gt=0, description="ground-truth window (boxes, reference frames) in us")
+    window_us: int = Field(DEFAULT_WINDOW_US, gt=0, description="ground-truth window (boxes, reference frames) in us")
     threshold: float = Field(0.25, gt=0.01, le=2, description="mean contrast threshold (log intensity)")
     threshold_sigma: float = Field(0.03, ge=0, description="per-pixel threshold mismatch (std)")
     refractory_us: int = Field(500, ge=0, description="pixel refractory period in us")

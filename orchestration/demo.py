@@ -225,7 +225,7 @@ def world_gallery_config(cfg: Any) -> Any:
 
     The world's transit times run from leaving one view to entering the next; detections start a
     little after a person enters and tracklets end a little after they leave, so the window is widened
-    by a second on the short side and two on the long side.
+    by ``demo.link_slack_min_s`` on the short side and ``demo.link_slack_max_s`` on the long side.
     """
     if cfg.gallery.camera_links:
         return cfg.gallery
@@ -234,8 +234,8 @@ def world_gallery_config(cfg: Any) -> Any:
 
     links = [
         CameraLink(
-            src=e.src, dst=e.dst, min_transit_s=max(0.0, e.min_transit_s - 1.0), max_transit_s=e.max_transit_s + 2.0,
-            bidirectional=False,
+            src=e.src, dst=e.dst, min_transit_s=max(0.0, e.min_transit_s - cfg.demo.link_slack_min_s),
+            max_transit_s=e.max_transit_s + cfg.demo.link_slack_max_s, bidirectional=False,
         )
         for e in LiveWorld(cfg.world).camera_graph()
         if e.src in cfg.demo.cameras and e.dst in cfg.demo.cameras

@@ -15,9 +15,10 @@ Every reader is an iterable of validated event chunks (``chunk_events`` at a tim
 ``.sensor``; :func:`read_events` concatenates them for files that fit in memory.
 
 Time units (:mod:`anonreid.events.io.time_units`): the binary formats record microseconds (a unit given
-for them is not used, with a warning); HDF5 integer timestamps and ``.npz`` are read as us unless
-``time_unit`` says otherwise; HDF5 float timestamps record no unit: without ``time_unit`` it is inferred
-from them, with a :class:`TimeUnitWarning` (:class:`Hdf5Reader`); a text file records no unit, so without
+for them is not used, with a warning); HDF5 and ``.npz`` integer timestamps are read as us unless
+``time_unit`` says otherwise; their float timestamps record no unit: without ``time_unit`` it is inferred
+from them, with a :class:`TimeUnitWarning` (:class:`Hdf5Reader`, :class:`NpzReader`, through
+:func:`~anonreid.events.io.time_units.float_column_time_unit`); a text file records no unit, so without
 ``time_unit`` it is decided by :func:`text_time_unit` (an Event-ReId chunk's from its span, an
 ``events.txt``'s from its labels, else us), always with a :class:`TimeUnitWarning`.
 """

@@ -53,6 +53,7 @@ from anonreid.events.io.time_units import (
     warn_inferred,
 )
 from anonreid.events.types import EventFormatError, SensorSize, concat_events, validate_events
+from anonreid.events.windowing import DEFAULT_WINDOW_US
 
 __all__ = [
     "ChunkEntry",
@@ -102,7 +103,7 @@ def parse_chunk_name(name: str | Path) -> ChunkName:
 
 def open_event_reid(
     path: str | Path, sensor: SensorSize | None = None, chunk_events: int = 1_000_000,
-    time_unit: str | float | None = None, window_us: int = 33_333,
+    time_unit: str | float | None = None, window_us: int = DEFAULT_WINDOW_US,
 ) -> TextReader:
     """Reader of an ``events.txt`` (header required, polarity 0/1); ``time_unit`` None: see
     :func:`text_time_unit` (inferred from the labelled windows, with a warning)."""
@@ -112,7 +113,7 @@ def open_event_reid(
 
 def open_event_reid_chunk(
     path: str | Path, time_unit: str | float | None = None, sensor: SensorSize | None = None,
-    chunk_events: int = 1_000_000, window_us: int = 33_333,
+    chunk_events: int = 1_000_000, window_us: int = DEFAULT_WINDOW_US,
 ) -> TextReader:
     """Reader of a 33.3 ms chunk file (no header, float timestamps in ``time_unit``, polarity 0/1);
     ``time_unit`` None: inferred from the chunk's span, with a warning (see :func:`text_time_unit`)."""
@@ -130,7 +131,7 @@ def _labelled_windows(events_txt: Path) -> int:
 
 
 def text_time_unit(
-    path: str | Path, time_unit: str | float | None = None, window_us: int = 33_333, chunk: bool | None = None,
+    path: str | Path, time_unit: str | float | None = None, window_us: int = DEFAULT_WINDOW_US, chunk: bool | None = None,
 ) -> str | float:
     """The time unit to read text file ``path`` in, checked against what is known about it.
 
@@ -340,7 +341,7 @@ def open_event_reid_list(
     root: str | Path | None = None,
     *,
     time_unit: str | float | None = None,
-    window_us: int = 33_333,
+    window_us: int = DEFAULT_WINDOW_US,
     clock: Clock = "auto",
     sensor: SensorSize | None = None,
     chunk_events: int = 1_000_000,
@@ -463,7 +464,7 @@ def write_event_reid_chunks(
     identity: str,
     camera: int,
     events: np.ndarray,
-    window_us: int = 33_333,
+    window_us: int = DEFAULT_WINDOW_US,
     time_unit: str = "s",
     clock: Literal["continuous", "restart"] = "continuous",
     *,

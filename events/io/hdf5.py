@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from anonreid.events.io.base import EventReader, time_scale_to_us
-from anonreid.events.io.time_units import float_column_time_unit
+from anonreid.events.io.time_units import FLOAT_UNIT_SAMPLE, float_column_time_unit
 from anonreid.events.types import SensorSize, validate_events
 
 __all__ = ["Hdf5Reader", "write_hdf5"]
@@ -25,7 +25,6 @@ __all__ = ["Hdf5Reader", "write_hdf5"]
 _COLUMNS = ("ts", "xs", "ys", "ps")
 # what h5py raises on corrupt files (HDF5 errors surface as OSError, KeyError, ValueError or RuntimeError)
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
-_UNIT_SAMPLE = 100_000  # leading float timestamps a unit is inferred from
 
 
 class Hdf5Reader(EventReader):
@@ -49,14 +48,12 @@ class Hdf5Reader(EventReader):
                 if self.sensor is None:
                     self.sensor = self._sensor_from_attrs(f)
                 ts = f[self.group]["ts"]
-                sample = ts[:_UNIT_SAMPLE] if ts.dtype.kind == "f" and self.num_events else None
+                sample = ts[:FLOAT_UNIT_SAMPLE] if ts.dtype.kind == "f" and self.num_events else None
                 last = float(ts[self.num_events - 1]) if sample is not None else 0.0
             except _H5_ERRORS as exc:
                 raise self.error(f"corrupt HDF5 metadata ({exc})") from None
         if sample is not None:  # a float column records no unit
-            with np.errstate(all="ignore"):
-                span = last - float(sample[0])
-            time_unit = float_column_time_unit(sample, self.num_events, span, time_unit, self.source)
+            time_unit = float_column_time_unit(sample, last, self.num_events, time_unit, self.source)
         self.time_unit = "us" if time_unit is None else time_unit
         self.time_scale = time_scale_to_us(self.time_unit)
 

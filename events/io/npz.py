@@ -2,7 +2,12 @@
 
 The ``.npy`` members are streamed out of the zip archive (their headers parsed with
 ``numpy.lib.format``), so even a compressed multi-GB archive is read chunk by chunk. The sensor comes
-from a ``sensor`` member ``[width, height]`` when present.
+from a ``sensor`` member ``[width, height]`` when present. Integer ``t`` is us unless ``time_unit`` says
+otherwise; float ``t`` records no unit and is treated as HDF5's float ``ts`` is, by the same helper
+(:func:`~anonreid.events.io.time_units.float_column_time_unit`): without ``time_unit`` the unit is
+inferred from the timestamps with a ``TimeUnitWarning``, and one under which the events would come
+faster than any sensor reads out, or float timestamps that are whole microseconds in no unit, are an
+error naming ``--time-unit``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import IO
 import numpy as np
 
 from anonreid.events.io.base import EventReader, time_scale_to_us
+from anonreid.events.io.time_units import FLOAT_UNIT_SAMPLE, float_column_time_unit
 from anonreid.events.types import EventFormatError, SensorSize
 
 __all__ = ["NpzReader", "write_npz"]
@@ -47,6 +53,15 @@ class _NpyStream:
         self.fp, self.name, self.source, self.dtype, self.length = fp, name, source, dtype, int(shape[0])
         self.done = 0
 
+    def skip_to(self, index: int) -> None:
+        """Continue reading at element ``index`` (forward; zipfile decompresses up to it in bounded steps)."""
+        try:
+            self.fp.seek((index - self.done) * self.dtype.itemsize, 1)
+        except _ZIP_ERRORS as exc:
+            raise EventFormatError(self.source, f"member {self.name!r} is corrupt: {exc}",
+                                   f"element {self.done}") from None
+        self.done = index
+
     def read(self, n: int) -> np.ndarray:
         n = min(n, self.length - self.done)
         want = n * self.dtype.itemsize
@@ -68,10 +83,9 @@ class NpzReader(EventReader):
 
     def __init__(
         self, path: str | Path, sensor: SensorSize | None = None, chunk_events: int = 1_000_000,
-        time_unit: str | float = "us",
+        time_unit: str | float | None = None,
     ) -> None:
         super().__init__(path, sensor, chunk_events)
-        self.time_scale = time_scale_to_us(time_unit)
         with self._zip() as z:
             names = {n.removesuffix(".npy") for n in z.namelist()}
             if "events" in names:
@@ -95,6 +109,35 @@ class NpzReader(EventReader):
                     self.sensor = SensorSize(int(values[0]), int(values[1]))
                 except (ValueError, IndexError, OverflowError, TypeError) as exc:  # inf, short, non-numeric
                     raise self.error(f"bad 'sensor' member: {exc}") from None
+            float_times = self._float_times(z)
+        if float_times is not None:  # a float column records no unit
+            time_unit = float_column_time_unit(*float_times, time_unit, self.source)
+        self.time_unit = "us" if time_unit is None else time_unit
+        self.time_scale = time_scale_to_us(self.time_unit)
+
+    def _float_times(self, z: zipfile.ZipFile) -> tuple[np.ndarray, float, int] | None:
+        """``(first timestamps, last timestamp, count)`` when the ``t`` column is float, else None."""
+        member = self.members.get("events") or self.members["t"]
+        try:
+            with z.open(member) as fp:
+                stream = _NpyStream(fp, member, self.source)
+                field = "t" if "events" in self.members else None
+                if field is not None and "t" not in (stream.dtype.names or ()):
+                    return None  # the layout error comes from _chunks
+                kind = stream.dtype[field].kind if field is not None else stream.dtype.kind
+                if kind != "f" or not stream.length:
+                    return None
+                sample = last = stream.read(FLOAT_UNIT_SAMPLE)
+                if stream.length > len(sample):
+                    stream.skip_to(stream.length - 1)
+                    last = stream.read(1)
+        except EventFormatError:
+            raise
+        except _ZIP_ERRORS as exc:
+            raise self.error(f"corrupt archive: {exc}") from None
+        if field is not None:
+            sample, last = sample[field], last[field]
+        return sample, float(last[-1]), stream.length
 
     def _zip(self) -> zipfile.ZipFile:
         try:

@@ -14,9 +14,10 @@ stderr):
   no chunk is longer than the window (a chunk never is; real chunks of people walking fill most of it);
 * a whole recording with labelled windows (:func:`nearest_time_unit`): the power of ten whose span
   is closest, on a log scale, to the labelled length;
-* a column of float timestamps (:func:`float_column_time_unit`, e.g. HDF5 ``events/ts`` in seconds, as
-  E2VID's tools write them): the finest power of ten under which every timestamp is a whole number of
-  microseconds, the clock of event sensors (DAVIS346 and Prophesee Gen4 timestamp in 1 us ticks).
+* a column of float timestamps (:func:`float_column_time_unit`, e.g. HDF5 ``events/ts`` or an ``.npz``
+  ``t`` column in seconds, as E2VID's tools write them): the finest power of ten under which every
+  timestamp is a whole number of microseconds, the clock of event sensors (DAVIS346 and Prophesee
+  Gen4 timestamp in 1 us ticks).
 
 A unit that was given is checked the same way (:func:`check_chunk_spans`,
 :func:`check_recording_span`): a span that cannot be right for it is an :class:`EventFormatError`
@@ -35,6 +36,7 @@ import numpy as np
 from anonreid.events.types import EventFormatError
 
 __all__ = [
+    "FLOAT_UNIT_SAMPLE",
     "TIME_UNITS",
     "TimeUnitWarning",
     "check_chunk_spans",
@@ -67,6 +69,11 @@ _RECORDING_LOW, _RECORDING_HIGH, _RECORDING_HIGH_GIVEN = 0.8, 5.0, 20.0
 #: no recording's mean event rate can exceed the fastest published event readout, 1.066 Gevent/s (Prophesee
 #: Gen4, Finateu et al., "A 1280x720 ... 1.066GEPS readout ...", ISSCC 2020)
 MAX_EVENT_RATE_HZ = 1.066e9
+# a float timestamp this close to a whole microsecond (plus its dtype's rounding) is one: a tenth of a ns, so
+# that a value 1 ns off (0.001 us) is not (at 1e-3, [1.0, 9.3e18] in us was inferred as ns)
+_WHOLE_US_SLACK = 1e-4
+#: how many leading float timestamps a reader gives :func:`float_column_time_unit` to infer their unit from
+FLOAT_UNIT_SAMPLE = 100_000
 
 
 class TimeUnitWarning(UserWarning):
@@ -182,7 +189,7 @@ def whole_microsecond_unit(values: np.ndarray) -> str | None:
     with np.errstate(all="ignore"):  # huge values overflow to inf, which is whole in no unit
         for name, scale in sorted(TIME_UNITS.items(), key=lambda kv: kv[1]):
             us = v * scale
-            if np.all(np.abs(us - np.round(us)) <= 1e-3 + 4 * eps * np.abs(us)):
+            if np.all(np.abs(us - np.round(us)) <= _WHOLE_US_SLACK + 4 * eps * np.abs(us)):
                 return name
     return None
 
@@ -203,13 +210,16 @@ def check_event_rate(count: int, span: float, time_unit: str | float, source: st
 
 
 def float_column_time_unit(
-    sample: np.ndarray, count: int, span: float, time_unit: str | float | None, source: str
+    sample: np.ndarray, last: float, count: int, time_unit: str | float | None, source: str
 ) -> str | float:
-    """The unit of a float time column: ``time_unit`` when given, else inferred from ``sample`` (some of
-    its values) as :func:`whole_microsecond_unit`, with a :class:`TimeUnitWarning`. Either way ``count``
-    events over the raw ``span`` must be a possible event rate (:func:`check_event_rate`); a column
-    that is whole microseconds in no unit cannot be inferred and is an :class:`EventFormatError`.
-    Fewer than two distinct timestamps say nothing: us, with the warning."""
+    """The unit of a float time column of ``count`` values, the first ones ``sample`` and the last one
+    ``last`` (the one helper of every reader whose format may hold float timestamps: HDF5, ``.npz``):
+    ``time_unit`` when given, else inferred from ``sample`` as :func:`whole_microsecond_unit`, with a
+    :class:`TimeUnitWarning`. Either way ``count`` events over the raw span ``last - sample[0]`` must be
+    a possible event rate (:func:`check_event_rate`); a column that is whole microseconds in no unit
+    cannot be inferred and is an :class:`EventFormatError`. Fewer than two distinct timestamps say
+    nothing: us, with the warning. Call it from the reader's ``__init__`` (the warning points at its caller)."""
+    span = float(last) - float(sample[0]) if len(sample) else 0.0  # Python floats: inf - inf is nan, no warning
     inferred = whole_microsecond_unit(sample)
     if time_unit is not None:
         check_event_rate(count, span, time_unit, source, inferred)

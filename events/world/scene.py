@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from anonreid.events.types import SensorSize, concat_events, empty_events
+from anonreid.events.windowing import DEFAULT_WINDOW_US
 from anonreid.events.world.cameras import Camera
 from anonreid.events.world.render import Geometry, PersonInstance, rasterize
 from anonreid.events.world.schedule import Walk
@@ -156,7 +157,7 @@ class CameraSimulation:
     """Renders ``camera`` with the walks from ``walks`` and simulates its event sensor from ``t0_us``."""
 
     def __init__(self, camera: Camera, walks: WalkProvider, seed: int | np.random.SeedSequence,
-                 t0_us: int = 0, slot_us: int = 33_333) -> None:
+                 t0_us: int = 0, slot_us: int = DEFAULT_WINDOW_US) -> None:
         self.camera, self.walks, self.slot_us = camera, walks, slot_us
         self.view = CameraView(camera, walks)
         self.sensor = SensorSize(camera.width, camera.height)

@@ -87,6 +87,7 @@ def main(
 
     from anonreid.events import make_events
     from anonreid.events.voxel import events_to_voxel, events_to_voxel_torch
+    from anonreid.events.windowing import DEFAULT_WINDOW_US
 
     torch.set_num_threads(1)
     tonic_fn: Callable[..., Any] | None = None
@@ -102,7 +103,7 @@ def main(
     results = []
     for n in (int(s) for s in sizes.split(",") if s.strip()):
         ev = make_events(
-            np.sort(rng.integers(0, max(n // 30, 33_333), n)),
+            np.sort(rng.integers(0, max(n // 30, DEFAULT_WINDOW_US), n)),
             rng.integers(0, WIDTH, n), rng.integers(0, HEIGHT, n), rng.choice(np.array([-1, 1], np.int8), n),
         )
         impls: dict[str, Callable[[], Any]] = {
