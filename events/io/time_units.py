@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from anonreid.events.types import EventFormatError
+from anonreid.events.windowing import DEFAULT_WINDOW_US
 
 __all__ = [
     "FLOAT_UNIT_SAMPLE",
@@ -116,7 +117,7 @@ def _positive(spans: Iterable[float]) -> np.ndarray:
     return np.asarray([s for s in spans if s > 0 and math.isfinite(s)], dtype=np.float64)
 
 
-def infer_time_unit(spans: Iterable[float], window_us: float = 33_333) -> str:
+def infer_time_unit(spans: Iterable[float], window_us: float = DEFAULT_WINDOW_US) -> str:
     """The unit of chunk files whose raw time spans (last - first timestamp) are ``spans``: the coarsest
     power of ten under which no chunk (95th percentile) is longer than the window ``window_us``.
     Give the spans of several chunks; empty or zero spans are ignored. Raises ValueError when there
