@@ -294,29 +294,42 @@ class SensorRealismConfig(Section):
     """Sensor realism randomised per camera (issue 18, sim-to-real). Off (the default): every camera keeps
     the world's fixed sensor above, the world the shipped models were trained on. On: each camera draws its
     own sensor from these (low, high) ranges with the world seed (log-uniform, except the threshold and its
-    mismatch: uniform). Sources: v2e = Hu, Liu, Delbruck, "v2e: From Video Frames to Realistic DVS Events",
-    CVPRW 2021, with its emulator's settings (github.com/SensorsINI/v2e: the command-line defaults and
-    the 'clean' / 'noisy' presets); DAVIS346 = the iniVation DAVIS346 datasheet. Ranges without a source
-    are the project's own, around the fixed world's values."""
+    mismatch: uniform). Sources, each checked (2026-12-03) against the text named in its comment:
+    v2e = the emulator of Hu, Liu, Delbruck, "v2e: From Video Frames to Realistic DVS Events", CVPRW 2021,
+    github.com/SensorsINI/v2e at commit b0ae3bc: its command-line defaults (v2ecore/v2e_args.py), its
+    presets (v2ecore/emulator.py, EventEmulator.set_dvs_params: 'clean', 'noisy') and its class defaults
+    (EventEmulator.__init__); the paper's own section numbers were not verified. DAVIS346 = iniVation's
+    DAVIS346 specification, contrast sensitivity 14.3 % ON / 22.5 % OFF (50 % of pixels responding), as
+    quoted by EvaGaussians (Yu et al., arXiv 2405.20224v3, supplementary, their DAVIS346 dataset); the
+    iniVation datasheet itself was not retrieved. Ranges without a source are the project's own, around
+    the fixed world's values."""
 
     enabled: bool = Field(False, description="randomise each camera's sensor from these ranges (off = the fixed world)")
-    # DAVIS346: ON 14.3 %, OFF 22.5 % contrast = ln 1.143 = 0.134 and ln 1.225 = 0.203; v2e default 0.2 (both);
-    # upper end: the fixed world's least sensitive camera (0.28)
+    # DAVIS346: ON 14.3 %, OFF 22.5 % contrast = ln 1.143 = 0.134 and ln 1.225 = 0.203; v2e --pos_thres and
+    # --neg_thres default 0.2 (v2e_args.py; 0.2 in both presets too); upper end: the fixed world's least
+    # sensitive camera (0.28), the project's own
     threshold: tuple[float, float] = Field((0.134, 0.28), description="mean of the ON and OFF thresholds (log)")
     # DAVIS346: OFF / ON = 0.203 / 0.134 = 1.52; either way round (Prophesee sensors set ON and OFF by separate
-    # biases, bias_diff_on / bias_diff_off)
+    # biases, bias_diff_on / bias_diff_off: docs.prophesee.ai, Hardware > Biases)
     off_on_ratio: tuple[float, float] = Field((1 / 1.52, 1.52), description="OFF threshold / ON threshold")
-    # v2e: sigma_thres 0.02 ('clean') to 0.05 ('noisy'), 0.03 by default
+    # v2e --sigma_thres: 0.02 ('clean' preset) to 0.05 ('noisy' preset), 0.03 by default (v2e_args.py and
+    # EventEmulator.__init__)
     threshold_sigma: tuple[float, float] = Field((0.02, 0.05), description="per-pixel threshold mismatch (std)")
-    # no published default used: around the fixed world's 500 us
+    # v2e --refractory_period default 0.0005 s = 500 us (v2e_args.py; both presets and EventEmulator.__init__
+    # set 0, off); the range around it is the project's own
     refractory_us: tuple[float, float] = Field((250.0, 1000.0), description="pixel refractory period, us")
-    # v2e: cutoff_hz 30 ('noisy') to 300 (command-line default), scaled down with intensity
+    # v2e --cutoff_hz: 30 ('noisy' preset) to 300 (command-line default); 'clean' and EventEmulator.__init__
+    # set 0 (unlimited); the cutoff is scaled by each pixel's intensity, (I + 20) / 275 for I in 0..255
+    # (v2ecore/emulator_utils.py: rescale_intensity_frame, low_pass_filter), as events/world/simulator.py does
     cutoff_hz: tuple[float, float] = Field((30.0, 300.0), description="photoreceptor 3 dB bandwidth at full intensity")
-    # v2e: shot_noise_rate_hz 0.001 (default, good lighting) to 5 ('noisy')
+    # v2e --shot_noise_rate_hz (ON+OFF, in the darkest parts of the scene): 0.001 (command-line default, "good
+    # lighting") to 5.0 ('noisy' preset)
     shot_noise_hz: tuple[float, float] = Field((0.001, 5.0), description="shot-noise events per pixel per second")
-    # v2e: leak_rate_hz 0.01 (command-line default) to 0.1 ('noisy', and the emulator's default)
+    # v2e --leak_rate_hz: 0.01 (command-line default, "typical for normal illumination levels with Davis
+    # cameras") to 0.1 ('noisy' preset, and EventEmulator.__init__'s default)
     leak_hz: tuple[float, float] = Field((0.01, 0.1), description="leak (ON) events per pixel per second")
-    # no published default used: around the fixed world's 2e-4 and 30 Hz
+    # no published figure found (v2e's EventEmulator has no hot-pixel parameter): around the fixed world's
+    # 2e-4 and 30 Hz, the project's own
     hot_pixel_fraction: tuple[float, float] = Field((5e-5, 5e-4), description="fraction of hot pixels")
     hot_pixel_hz: tuple[float, float] = Field((10.0, 100.0), description="event rate of a hot pixel")
 
