@@ -51,6 +51,7 @@ __all__ = [
     "OFFICIAL_TEST_IDS",
     "OFFICIAL_TRAIN_IDS",
     "EventReidDataset",
+    "listed_identities",
     "open_event_reid_dataset",
 ]
 
@@ -77,6 +78,12 @@ class EventReidDataset:
     time_unit: str | float
     window_us: int
     files: dict[str, Path]
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the data a model was trained or evaluated on (checkpoints, clip caches); ``event-reid:``
+        first, as :mod:`anonreid.models.evaluation.protocol` tells real data from a world by it."""
+        return f"event-reid:{self.root.resolve()}:{self.layout}:{self.time_unit}:{self.sensor}"
 
     def identities(self, split: str | None = None) -> list[str]:
         roles = {"test": ("test", "query", "gallery")}.get(split or "", (split,))
@@ -141,6 +148,16 @@ def open_event_reid_dataset(
         missing = [LIST_FILES[r] for r in roles if not (root / LIST_FILES[r]).is_file()]
         raise FileNotFoundError(f"{root}: has {', '.join(present)} but not {', '.join(missing)} (the {split} lists)")
     return _open_full(root, split, time_unit, sensor, window_us)
+
+
+def listed_identities(root: str | Path, split: Literal["train", "test"] = "test") -> list[str]:
+    """The identities of ``split`` at ``root`` without reading an event: the ids of its list files
+    (chunk-and-list layout), else those of the split files or the official split that have a folder."""
+    root = Path(root)
+    roles = ("train",) if split == "train" else ("query", "gallery")
+    if all((root / LIST_FILES[r]).is_file() for r in roles):
+        return sorted({ident for r in roles for _, ident in read_list_file(root / LIST_FILES[r])})
+    return sorted(i for i in _split_ids(root, split)[0] if (root / i).is_dir())
 
 
 def _open_lists(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -11,8 +11,16 @@ from anonreid.orchestration.cli_common import SensorOption, TimeUnitOption, chec
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="world dataset directory (world.json + world.h5)")],
     out: Annotated[Path, typer.Option("--out", help="run directory (created)")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="world dataset directory (world.json + world.h5), with --dataset world")] = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="world | event-reid (real events: stages reid, joint)")] = "world",
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Event-ReId root (with --dataset event-reid): <ID>/camNN/events.txt, or chunk files with "
+                       "train_list.txt (+ query_list.txt, gallery_list.txt)")] = None,
+    rec: Annotated[Path | None, typer.Option(
+        "--rec", help="frozen world-trained E_rec for the privacy term on real events (a checkpoint, or a folder "
+                      "with e_rec.json); default: the shipped models/weights/default")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="preset tiny | cpu | minmax | paper, or a YAML path")] = "tiny",
     stage: Annotated[
         list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive | finetune | linear | identity "
@@ -28,13 +36,15 @@ def train(
     sensor: SensorOption = "",
 ) -> None:
     """Train E_rec, the raw ReId baseline, E_an + E_reid jointly (min-max with ``joint.minmax``), then the
-    attacks on the frozen E_an (inversion, adaptive, fine-tuned, linear inverse, direct identity)."""
+    attacks on the frozen E_an (inversion, adaptive, fine-tuned, linear inverse, direct identity); on
+    Event-ReId (``--dataset event-reid``) the raw ReId baseline and E_an + E_reid against a frozen E_rec."""
     import json
 
     from anonreid.models.config import load_train_config
     from anonreid.orchestration.config import ConfigError
 
-    parts = ["anonreid train", f"--data {data}", f"--config {config}", f"--out {out}"]
+    source = f"--data {data}" if dataset == "world" else f"--dataset {dataset} --root {root}" + f" --rec {rec}" * bool(rec)
+    parts = ["anonreid train", source, f"--config {config}", f"--out {out}"]
     parts += [f"--stage {s}" for s in stage or []] + [f"--set {s}" for s in set_ or []]
     parts += ["--resume"] * resume + ["--ablation"] * ablation + ([f"--workers {workers}"] if workers > 1 else [])
     time_unit, sensor = check_event_file_options(time_unit, sensor)
@@ -45,26 +55,65 @@ def train(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if not (data / "world.json").exists():
-        typer.echo(f"error: --data {data}: no world.json (create one with `anonreid world simulate`)", err=True)
-        raise typer.Exit(2)
-    if time_unit or sensor:  # as for the formats that record them (.raw, .dat, AEDAT4): said, not used
-        typer.echo(f"warning: --data {data} is a world dataset, which records its time unit (us) and sensor size "
-                   "(world.json); --time-unit / --sensor are for event files that do not, and are not used for it",
-                   err=True)
+    source_arg = _training_source(dataset, data, root, rec, time_unit, sensor, workers > 1 or bool(ray_address))
     from anonreid.models.budget import AttackBudgetError
+    from anonreid.models.sources import TrainingDataError
 
     try:
         if workers > 1 or ray_address:
             from anonreid.models.distributed import run_distributed
 
-            summary = run_distributed(data, cfg, out, stage, resume, ablation, workers, ray_address, command)
+            assert isinstance(source_arg, Path)
+            summary = run_distributed(source_arg, cfg, out, stage, resume, ablation, workers, ray_address, command)
         else:
+            import logging
+
             from anonreid.models.pipeline import run_training
 
-            summary = run_training(data, cfg, out, stage, resume=resume, ablation=ablation, progress=progress,
+            logging.captureWarnings(True)  # e.g. an inferred time unit: on stderr through the log
+            summary = run_training(source_arg, cfg, out, stage, resume=resume, ablation=ablation, progress=progress,
                                    command=command)
-    except AttackBudgetError as exc:  # an attack too weak to judge privacy by: refused before it trains
+    except (AttackBudgetError, TrainingDataError) as exc:  # refused before anything trains
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _training_source(
+    dataset: str, data: Path | None, root: Path | None, rec: Path | None, time_unit: str, sensor: str,
+    distributed: bool,
+) -> Any:
+    """``--data WORLD`` (a Path) or an Event-ReId source; a missing or misplaced option exits with code 2."""
+
+    def fail(message: str) -> NoReturn:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2)
+
+    if dataset == "world":
+        if data is None:
+            fail("--data DIR (the world dataset) is required with --dataset world")
+        if root is not None or rec is not None:
+            fail("--root / --rec are for --dataset event-reid")
+        if not (data / "world.json").exists():
+            fail(f"--data {data}: no world.json (create one with `anonreid world simulate`)")
+        if time_unit or sensor:  # as for the formats that record them (.raw, .dat, AEDAT4): said, not used
+            typer.echo(f"warning: --data {data} is a world dataset, which records its time unit (us) and sensor size "
+                       "(world.json); --time-unit / --sensor are for event files that do not, and are not used for it",
+                       err=True)
+        return data
+    if dataset != "event-reid":
+        fail(f"--dataset must be world or event-reid, got {dataset!r}")
+    if root is None:
+        fail("--root PATH (the Event-ReId directory) is required with --dataset event-reid")
+    if data is not None:
+        fail("--data is the world; with --dataset event-reid the events come from --root")
+    if distributed:
+        fail("--dataset event-reid trains in one process (--workers 1, no --ray-address)")
+    from anonreid.models.bundle import DEFAULT_WEIGHTS
+    from anonreid.models.sources import EventReidSource, TrainingDataError, rec_checkpoint
+
+    try:
+        stem = rec_checkpoint(rec if rec is not None else DEFAULT_WEIGHTS)
+    except TrainingDataError as exc:
+        fail(str(exc))
+    return EventReidSource(root, stem, time_unit or None, sensor)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from anonreid.models.config import STAGES, TrainConfig
+from anonreid.models.sources import REAL_DATA_STAGES, EventReidSource, check_real_data_config
 from anonreid.models.train import (
     OUTPUTS,
     Context,
@@ -49,7 +50,7 @@ def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
 
 
 def run_training(
-    data_dir: str | Path,
+    data_dir: str | Path | EventReidSource,
     cfg: TrainConfig,
     run_dir: str | Path,
     stages: Sequence[str] | None = None,
@@ -61,14 +62,18 @@ def run_training(
     world: int = 1,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Run the chosen stages (all by default) and return/write ``summary.json``.
+    """Run the chosen stages (all by default; on real events, ``data_dir`` an :class:`EventReidSource`,
+    ``reid`` and ``joint``) and return/write ``summary.json``.
 
     ``command`` is recorded in the run directory and every checkpoint (default: ``sys.argv``).
     """
-    stages = list(stages or STAGES)
+    real = isinstance(data_dir, EventReidSource)
+    stages = list(stages or (REAL_DATA_STAGES if real else STAGES))
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise ValueError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
+    if real:
+        check_real_data_config(cfg, [*stages, *(["joint"] if ablation else [])])
     t0 = time.perf_counter()
     ctx = prepare_context(data_dir, cfg, run_dir, resume, progress, command, rank, world, device)
     prep_s = time.perf_counter() - t0

@@ -130,9 +130,10 @@ def check_protocol(
         proto.verdict, proto.reason = False, f"{run_dir}/checkpoints: no checkpoint records the world it was trained on"
         return proto
     if dataset != "world" or test_dir is None:
-        if any(f.startswith("event-reid") for f in fingerprints):
-            proto.verdict, proto.reason = False, "the run was trained on Event-ReId: its identity split cannot be checked"
-        return proto  # trained on the synthetic world, tested on real people
+        real = [m for m in meta.values() if str(m.get("data_fingerprint", "")).startswith("event-reid")]
+        if real:  # trained on real people: their names are the dataset's person ids
+            _check_real_identities(proto, [m.get("identities") for m in real], dataset, test_ids)
+        return proto  # (else trained on the synthetic world, tested on real people)
     test_fp = dataset_fingerprint(test_dir)
     candidates = [test_dir] + ([train_data] if train_data else []) + _data_args(meta, run_dir)
     test_people = person_keys(test_dir, test_ids)
@@ -162,20 +163,44 @@ def check_protocol(
     return proto
 
 
+def _check_real_identities(proto: Protocol, recorded: list[Any], dataset: str, test_ids: list[str]) -> None:
+    """A run trained on Event-ReId (:mod:`anonreid.models.sources`) records its training and validation
+    identities in every checkpoint; on Event-ReId they are compared with the test identities by name."""
+    if dataset != "event-reid" or not all(isinstance(r, dict) for r in recorded):
+        proto.verdict, proto.reason = False, "the run was trained on Event-ReId: its identity split cannot be checked"
+        return
+    train = {i for r in recorded for i in r.get("train", [])}
+    val = {i for r in recorded for i in r.get("val", [])}
+    proto.train_identities, proto.val_identities = len(train), len(val)
+    seen = sorted(set(test_ids) & (train | val))
+    proto.seen_test_identities = seen
+    if seen:
+        proto.verdict = False
+        fix = ("retrain with --set data.val_identities=N so that validation uses held-out training identities"
+               if not (train & set(seen)) else "evaluate on identities the run did not train on")
+        proto.reason = (f"{len(seen)} of the {len(test_ids)} Event-ReId test identities were seen by the run in "
+                        f"training or validation ({', '.join(seen[:8])}{', ...' if len(seen) > 8 else ''}): {fix}")
+
+
 def evaluation_protocol(
     run_dir: Path, run_cfg: Any, dataset: str, data_path: Path | None, verdict: bool = True,
-    train_data: Path | None = None,
+    train_data: Path | None = None, root: Path | None = None,
 ) -> Protocol:
-    """:func:`check_protocol` on the evaluated world's test identities, logged; raises
-    :class:`ProtocolError` when the verdict is refused, unless ``verdict`` is off (``--no-verdict``)."""
+    """:func:`check_protocol` on the evaluated world's (or Event-ReId ``root``'s) test identities, logged;
+    raises :class:`ProtocolError` when the verdict is refused, unless ``verdict`` is off (``--no-verdict``)."""
+    from anonreid.events.event_reid_dataset import listed_identities
     from anonreid.events.world import WorldDataset
 
-    test_ids = WorldDataset(data_path).identities("test") if dataset == "world" and data_path is not None else []
+    test_ids: list[str] = []
+    if dataset == "world" and data_path is not None:
+        test_ids = WorldDataset(data_path).identities("test")
+    elif dataset == "event-reid" and root is not None and Path(root).is_dir():
+        test_ids = listed_identities(root, "test")
     protocol = check_protocol(run_dir, run_cfg, dataset, data_path, test_ids, train_data)
     if not verdict:
         protocol.verdict, protocol.reason = False, protocol.reason or "not asked for (--no-verdict)"
     elif not protocol.verdict:
-        raise ProtocolError(f"no privacy verdict for {run_dir} on {data_path}: {protocol.reason}. "
+        raise ProtocolError(f"no privacy verdict for {run_dir} on {data_path or root}: {protocol.reason}. "
                             "(--no-verdict writes the numbers without one)")
     log.info("protocol: %d test identities; the run trained on %s, validated on %s; privacy verdict: %s",
              protocol.test_identities, protocol.train_identities, protocol.validation,
