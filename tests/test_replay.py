@@ -1,6 +1,7 @@
 """Recordings replayed through the live system: ``camera run --source FILE --time-unit --sensor``,
 ``gateway push --time-unit``, ``demo --source cam1=FILE,...``, and the sighting rules on a recording
-with gaps (windows without any event: missing chunks, a list that keeps every 5th window).
+with gaps (windows without any event: missing chunks, a list that keeps every 5th window, a recorder
+paused for seconds).
 
 The recordings are the live world's camera ``cam3`` (a person walks through from 0.5 s), written by the
 project's own writers: headerless text in ticks of 100 us, EVT 3.0 ``.raw``, HDF5."""
@@ -16,7 +17,7 @@ import pytest
 from event_file_encoders import encode_evt3
 from typer.testing import CliRunner
 
-from anonreid.events.io import TimeUnitWarning, write_hdf5
+from anonreid.events.io import TimeUnitWarning, write_hdf5, write_npz
 from anonreid.events.types import SensorSize, concat_events
 from anonreid.nodes.detection import Detection
 from anonreid.nodes.tracking import Tracker
@@ -196,3 +197,35 @@ def test_demo_replays_recordings_into_the_gallery(recording: np.ndarray, tmp_pat
         assert c["error"] is None and c["sightings"] > 0 and c["windows"] >= int(0.9 * SECONDS * 30), (cam, c)
         assert 0.7 < c["stream_rate"] <= 1.1, (cam, c)  # real time
     assert summary["global_identities"] >= 1
+
+
+def test_camera_run_gives_sightings_on_both_sides_of_a_multi_second_gap(
+    recording: np.ndarray, gallery_address: str, tmp_path: Path
+) -> None:
+    """A recording that stops for 5 s in the middle (the recorder paused: no event at all, not even
+    noise) and goes on, replayed from a self-written ``.npz`` by `camera run --source FILE --fast` into a
+    real gallery: the person gets sightings before the gap and after it, and the gallery's trajectory
+    shows both visits; the stream is not cut at the gap, and nothing is left unacknowledged."""
+    from anonreid.gallery.client import GalleryClient
+
+    cut_us, gap_us = 2_000_000, 5_000_000
+    after = recording[recording["t"] >= cut_us].copy()
+    after["t"] += gap_us
+    paused = np.concatenate([recording[recording["t"] < cut_us], after])
+    path = write_npz(tmp_path / "paused.npz", paused, SENSOR)
+    out = tmp_path / "stats.json"
+    res = CliRunner().invoke(app, ["camera", "run", "--camera", CAMERA, "--source", str(path), "--fast",
+                                   "--gallery", gallery_address, "--metrics-port", "0",
+                                   "--set", "camera.torch_threads=1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(out.read_text())
+    assert stats["error"] is None and stats["sightings_acked"] > 0 and stats["sightings_pending"] == 0, stats
+    assert stats["stream_s"] > 8.5 and stats["windows"] >= int(0.9 * 9 * 30), stats  # all 9 s, gap included
+    client = GalleryClient(gallery_address)
+    try:
+        steps = [step for ident in client.list_identities(camera_id=CAMERA)
+                 for step in client.trajectory(ident.identity_id).steps if step.camera_id == CAMERA]
+    finally:
+        client.close()
+    assert any(s.span.start_us < cut_us for s in steps), steps  # seen before the gap
+    assert any(s.span.end_us > cut_us + gap_us for s in steps), steps  # and after it
