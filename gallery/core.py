@@ -381,15 +381,24 @@ class Gallery(IdentityTables):
             self._history.pop(identity_id, None)
 
     def _prefetch_tracklets(self, checked: Sequence[tuple[Sighting, np.ndarray]], near: BatchNeighbours) -> None:
-        """Have the tracklet book hold the batch's own tracklets and every tracklet of the identities its
-        neighbours belong to, fetched from Redis in one pipeline (after a restart the book is empty)."""
-        tracks = {self._tracklets[(s.camera_id, s.tracklet_id)] for s, _ in checked
-                  if (s.camera_id, s.tracklet_id) in self._tracklets}
-        tracks.update(row.identity_id for n in range(len(checked)) for fid, _ in near.get(n)
-                      if (row := self._by_fid.get(fid)) is not None)
-        self.tracklets.prefetch({key: [r.sighting_id for r in rows] for identity_id in tracks
-                                 if (track := self._tracks.get(identity_id)) is not None
-                                 for key, rows in track.by_tracklet.items()})
+        """Have the tracklet book hold what the batch's decisions will score: every tracklet of the
+        identity each sighting's tracklet has, and of the identities a decision may compare it with (the
+        ``association_candidates`` + 1 with the most similar neighbours: a tracklet's own identity is
+        left out of them), the ones not held fetched from Redis in one pipeline (after a restart the
+        book is empty). One missed here (brought in by a sighting earlier in the batch) is fetched when
+        scored."""
+        by_fid, top = self._by_fid, self.associator.candidates + 1
+        wanted = {i for s, _ in checked if (i := self._tracklets.get((s.camera_id, s.tracklet_id))) is not None}
+        for n in range(len(checked)):
+            best: dict[str, float] = {}
+            for fid, sim in near.get(n):
+                if (row := by_fid.get(fid)) is not None and sim > best.get(row.identity_id, -2.0):
+                    best[row.identity_id] = sim
+            wanted.update(i for i, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+        book = self.tracklets
+        book.prefetch({key: [r.sighting_id for r in rows] for identity_id in wanted
+                       if (track := self._tracks.get(identity_id)) is not None
+                       for key, rows in track.by_tracklet.items() if key not in book})
 
     def _tracklet_ids(self, key: tuple[str, str]) -> list[str]:
         """The stored sighting ids of a (camera, tracklet)."""

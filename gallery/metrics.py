@@ -63,6 +63,17 @@ class GalleryMetrics:
         self.rpc_latency = Histogram("anonreid_grpc_request_latency_seconds", "gRPC handling time by method",
                                      ["method"], buckets=RPC_BUCKETS, registry=r)
         self._http: Any = None
+        # labelled children, looked up once: labels() costs more than the update itself, and every stored
+        # sighting makes six of them (the label values are bounded, see the module doc)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, cached."""
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def record_ack(self, camera_id: str, ack: Ack, associate_s: float | None = None,
                    persist_s: float | None = None) -> None:
@@ -70,12 +81,12 @@ class GalleryMetrics:
         if ack.duplicate:
             self.duplicates.inc()
             return
-        self.sightings.labels(camera=camera_id).inc()
+        self._child(self.sightings, camera_id).inc()
         if associate_s is not None:
             self.observe_stage(camera_id, "associate", associate_s)
         if persist_s is not None:
             self.observe_stage(camera_id, "persist", persist_s)
-        self.decisions.labels(decision="new" if ack.new_identity else "join").inc()
+        self._child(self.decisions, "new" if ack.new_identity else "join").inc()
         if ack.decision is not None:
             for sp in ack.decision.splits:
                 self.corrections.labels(kind=sp.kind).inc()
@@ -86,7 +97,7 @@ class GalleryMetrics:
         """Seconds a stored sighting of ``camera_id`` spent in ``stage`` (:data:`SIGHTING_STAGES`)."""
         if stage not in SIGHTING_STAGES:
             raise ValueError(f"unknown sighting stage {stage!r}; expected one of {SIGHTING_STAGES}")
-        self.sighting_stage.labels(camera=camera_id, stage=stage).observe(max(0.0, seconds))
+        self._child(self.sighting_stage, camera_id, stage).observe(max(0.0, seconds))
 
     def record_rejected(self, reason: str) -> None:
         self.rejected.labels(reason=reason).inc()
