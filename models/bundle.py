@@ -28,12 +28,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from anonreid.models.checkpoint import load_checkpoint, save_checkpoint
+from anonreid.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from anonreid.models.identity_attack import PHOTO_TOWER, VOXEL_TOWER
 from anonreid.models.registry import create_model, model_cfg
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default"
 RANDOM_VERSION = "random-init"
+#: alignment (px) of the regions the camera anonymizes: a multiple of the anonymizer's total downsampling
+#: (anonymizer_resunet / _noisy: 4, anonymizer_paper: 1) keeps a region's output equal to the full frame's;
+#: 8 covers every registered anonymizer
+DEFAULT_STRIDE = 8
+#: the anonymizer checkpoint's metadata key that records the bundle's stride (``anonreid train`` writes it;
+#: checkpoints written before it was recorded load with :data:`DEFAULT_STRIDE`)
+STRIDE_KEY = "region_stride"
 
 
 @dataclass
@@ -45,10 +52,9 @@ class ModelBundle:
     num_bins: int = 5
     embed_dim: int = 256
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: alignment (px) of the regions the camera anonymizes: a multiple of the anonymizer's total
-    #: downsampling (anonymizer_resunet / _noisy: 4, anonymizer_paper: 1) keeps a region's output equal to
-    #: the full frame's; 8 covers every registered anonymizer (not yet recorded in checkpoints)
-    stride: int = 8
+    #: alignment (px) of the regions the camera anonymizes (:data:`DEFAULT_STRIDE`); recorded in the
+    #: anonymizer checkpoint's metadata (:data:`STRIDE_KEY`)
+    stride: int = DEFAULT_STRIDE
 
 
 def _checkpoint_dir(run_dir: Path) -> Path | None:
@@ -56,6 +62,14 @@ def _checkpoint_dir(run_dir: Path) -> Path | None:
         if (candidate / "anonymizer.json").exists() and (candidate / "reid.json").exists():
             return candidate
     return None
+
+
+def _stride(path: Path, metadata: dict[str, Any]) -> int:
+    """The stride an anonymizer checkpoint records, :data:`DEFAULT_STRIDE` when it records none."""
+    stride = metadata.get(STRIDE_KEY, DEFAULT_STRIDE)
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise CheckpointError(f"{path}.json: metadata.{STRIDE_KEY} must be a positive integer, got {stride!r}")
+    return stride
 
 
 def _version(ckpt_dir: Path, metadata: dict[str, Any]) -> str:
@@ -95,6 +109,7 @@ def load_model_bundle(
         return ModelBundle(
             an.model, re.model, _version(ckpt_dir, re.metadata), (int(crop_hw[0]), int(crop_hw[1])),
             an.cfg.in_bins, int(re.cfg.embed_dim or 256), {"anonymizer": an.metadata, "reid": re.metadata},
+            stride=_stride(ckpt_dir / "anonymizer", an.metadata),
         )
     return random_model_bundle(anonymizer, reid, device)
 

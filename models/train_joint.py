@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from anonreid.models.anonymizer import attacker_input, to_unit
+from anonreid.models.bundle import DEFAULT_STRIDE, STRIDE_KEY
 from anonreid.models.config import STAGES
 from anonreid.models.data import Batch, crop_boxes, pk_index, uniform_index
 from anonreid.models.engine import Hook, seed_everything
@@ -195,6 +196,6 @@ def train_joint(
                         attacker=model_cfg(rec).name, attackers_in_training=[b.as_dict() for b in against],
                         **({"pool": {"snapshots_taken": pool.snapshots_taken, "attacker_updates": pool.updates}}
                            if pool is not None else {}))
-    ctx.save(out_dir / "anonymizer", anonymizer, meta)
+    ctx.save(out_dir / "anonymizer", anonymizer, {**meta, STRIDE_KEY: DEFAULT_STRIDE})  # the camera's region grid
     ctx.save(out_dir / "reid", reid, {**meta, "trained_on": f"anonymized by {model_cfg(anonymizer).name}"})
     return JointModels(anonymizer.eval(), reid.eval(), rec, pool)

@@ -314,3 +314,25 @@ def test_random_model_bundle_is_seeded_and_named_by_its_architectures() -> None:
     big = random_model_bundle("anonymizer_paper", "reid_resnet50")
     assert big.version == f"{RANDOM_VERSION}-anonymizer_paper-reid_resnet50" and big.crop_hw == (384, 192)
     assert big.embed_dim == 256 and not big.reid.training
+
+
+def test_a_bundle_loaded_from_disk_carries_the_stride_its_checkpoint_records(tmp_path: Path) -> None:
+    """The camera reads num_bins, crop_hw, embed_dim and stride from the bundle: the first three are the
+    networks' ModelCfg, the stride is the anonymizer checkpoint's metadata. A checkpoint written before the
+    stride was recorded loads with the default; a bad value is refused naming the file and the key."""
+    from anonreid.models.bundle import DEFAULT_STRIDE, STRIDE_KEY, load_model_bundle
+
+    ckpt = tmp_path / "run" / "checkpoints"
+    an = create_model("anonymizer_paper", in_bins=3)
+    save_checkpoint(ckpt / "anonymizer", an, {STRIDE_KEY: 4})
+    save_checkpoint(ckpt / "reid", create_model("reid_resnet18", in_bins=3, embed_dim=32, crop_hw=(32, 16)))
+    bundle = load_model_bundle(tmp_path / "run")
+    assert (bundle.stride, bundle.num_bins, bundle.crop_hw, bundle.embed_dim) == (4, 3, (32, 16), 32)
+
+    save_checkpoint(ckpt / "anonymizer", an, {"stage": "joint"})  # the format before the stride was recorded
+    assert load_model_bundle(tmp_path / "run").stride == DEFAULT_STRIDE == 8
+    assert load_model_bundle().stride == DEFAULT_STRIDE  # the shipped set predates it
+
+    save_checkpoint(ckpt / "anonymizer", an, {STRIDE_KEY: 0})
+    with pytest.raises(CheckpointError, match=rf"anonymizer\.json: metadata\.{STRIDE_KEY} must be a positive integer"):
+        load_model_bundle(tmp_path / "run")

@@ -200,6 +200,10 @@ def test_minmax_joint_trains_against_a_pool_and_resumes_exactly(
     assert budgets["live_rec"]["init_from"] == "e_rec" and budgets["live_rec"]["samples"] == 4 * 1 * 2
     assert budgets["live_identity"]["samples"] == 4 * 1 * min(2, ctx.train.num_classes) * 2
     assert meta["pool"] == {"snapshots_taken": 4, "attacker_updates": 4}
+    # the camera's bundle, loaded from the run, carries the region stride the stage recorded
+    from anonreid.models.bundle import DEFAULT_STRIDE, STRIDE_KEY, load_model_bundle
+
+    assert meta[STRIDE_KEY] == DEFAULT_STRIDE and load_model_bundle(tmp_path).stride == DEFAULT_STRIDE
 
     # stochastic anonymization: fresh noise at every call, in eval mode too (documented, intended)
     anonymizer = full.anonymizer.eval()
