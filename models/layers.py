@@ -40,21 +40,35 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(dims).view(-1, 1, 1), x.std(dims).view(-1, 1, 1)
 
 
-def _affine_to(inputs: torch.Tensor, target: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+#: what an attacker's input channels are standardised to: voxels (their :func:`channel_stats` are taken),
+#: or those statistics themselves (``(mean, std)``, each of ``C`` values)
+Target = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def _target_stats(target: Target) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(target, torch.Tensor):
+        return channel_stats(target)
+    mean, std = target
+    return torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1), torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+
+def _affine_to(inputs: torch.Tensor, target: Target, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, shift)`` that give each channel of ``inputs`` the mean and spread of ``target``'s."""
-    (mu_in, sd_in), (mu_t, sd_t) = channel_stats(inputs), channel_stats(target)
+    (mu_in, sd_in), (mu_t, sd_t) = channel_stats(inputs), _target_stats(target)
+    mu_t, sd_t = mu_t.to(inputs), sd_t.to(inputs)
     scale = sd_t / sd_in.clamp_min(eps)
     return scale, mu_t - mu_in * scale
 
 
 @torch.no_grad()
-def fit_channel_affine(affine: ChannelAffine, inputs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> dict[str, list[float]]:
-    """Set ``affine`` so that ``inputs`` (..., C, H, W) get the per-channel mean and std of ``target``;
-    returns what was fitted (for the checkpoint's metadata)."""
+def fit_channel_affine(affine: ChannelAffine, inputs: torch.Tensor, target: Target, eps: float = 1e-6) -> dict[str, list[float]]:
+    """Set ``affine`` so that ``inputs`` (..., C, H, W) get the per-channel mean and std of ``target``
+    (voxels, or their ``(mean, std)`` as recorded by an earlier fit); returns what was fitted (for the
+    checkpoint's metadata: ``target_mean`` / ``target_std`` are what a later fit can be given)."""
     scale, shift = _affine_to(inputs, target, eps)
     affine.scale.copy_(scale)
     affine.shift.copy_(shift)
-    (mu_in, sd_in), (mu_t, sd_t) = channel_stats(inputs), channel_stats(target)
+    (mu_in, sd_in), (mu_t, sd_t) = channel_stats(inputs), _target_stats(target)
     return {"input_mean": mu_in.flatten().tolist(), "input_std": sd_in.flatten().tolist(),
             "target_mean": mu_t.flatten().tolist(), "target_std": sd_t.flatten().tolist()}
 

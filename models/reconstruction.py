@@ -32,7 +32,7 @@ from anonreid.models.layers import (
     UpsampleConv,
     pad_to_multiple,
 )
-from anonreid.models.registry import register_model
+from anonreid.models.registry import builder_args, create_model, model_cfg, register_model
 
 State = Any  # a list of per-layer recurrent states (tensors or (h, c) tuples)
 
@@ -53,6 +53,25 @@ def run_sequence(model: nn.Module, voxels: torch.Tensor, state: State = None) ->
         frame, state = model(voxels[:, t], state)
         frames.append(frame)
     return torch.stack(frames, dim=1), state
+
+
+def with_input_affine(rec: nn.Module) -> nn.Module | None:
+    """A copy of the reconstruction attacker ``rec`` with a per-channel input standardisation in front
+    (its ``input_affine``, a :class:`~anonreid.models.layers.ChannelAffine`, identity until fitted):
+    ``rec``'s own when it has one, else ``rec`` rebuilt with ``input_affine=True`` and its weights.
+    None when its family takes no such input (``e2vid``)."""
+    import copy
+
+    cfg = model_cfg(rec)
+    if "input_affine" not in builder_args(cfg.name):
+        return None
+    if isinstance(getattr(rec, "input_affine", None), ChannelAffine):
+        return copy.deepcopy(rec)
+    out = create_model(cfg.name, **{**dict(cfg.params), "input_affine": True})
+    missing, unexpected = out.load_state_dict(rec.state_dict(), strict=False)  # the affine stays the identity
+    if unexpected or any(not k.startswith("input_affine.") for k in missing):
+        raise RuntimeError(f"{cfg.name}: rebuilt with input_affine, its weights no longer fit ({missing}, {unexpected})")
+    return out.to(next(rec.parameters()).device)
 
 
 # ------------------------------------------------------------------------------------------------ models

@@ -58,6 +58,17 @@ class Attackers:
     identity: IdentityTowers | None = None
     absent: list[str] = field(default_factory=list)  # optional attacks this run did not train
     described: list[dict[str, Any]] = field(default_factory=list)  # name, role, budget per loaded network
+    #: the raw voxels' per-channel (mean, std) an attack stage standardised its input to (None: not recorded)
+    voxel_stats: tuple[list[float], list[float]] | None = None
+
+
+def recorded_voxel_stats(metadata: dict[str, Any]) -> tuple[list[float], list[float]] | None:
+    """The raw voxels' per-channel ``(mean, std)`` a checkpoint's fitted input standardisation maps to
+    (``input_affine.target_mean`` / ``target_std``, :func:`anonreid.models.layers.fit_channel_affine`)."""
+    fitted = metadata.get("input_affine")
+    if isinstance(fitted, dict) and "target_mean" in fitted and "target_std" in fitted:
+        return [float(v) for v in fitted["target_mean"]], [float(v) for v in fitted["target_std"]]
+    return None
 
 
 def attacker_budget(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +129,9 @@ def load_attackers(model_dir: str | Path | None) -> Attackers:
             continue
         try:
             nets[name] = load_checkpoint(path).model.eval()
-            out.described.append(describe_attacker(name, path, read_sidecar(path)["metadata"]))
+            metadata = read_sidecar(path)["metadata"]
+            out.described.append(describe_attacker(name, path, metadata))
+            out.voxel_stats = out.voxel_stats or recorded_voxel_stats(metadata)
         except (CheckpointError, OSError, ValueError) as exc:
             out.missing.append(f"{path}: cannot be loaded ({exc})")
     if "e_rec" in nets:

@@ -16,6 +16,11 @@ newest), the rest of the window scored from the cached outputs:
   reconstruction): each anonymized person crop of the clip's last window ranks the enrollment photos
   (``identity`` rank-1 and mAP against chance).
 
+An attacker whose person crops hardly vary (spread under 10 % of the reference crops',
+:func:`anonreid.models.evaluation.collapse.collapse_check`, the offline suite's check) collapsed: its
+scores (SSIM, PSNR and the retrieval on its reconstructions) are recorded with the reason, and the policy
+never lets them pass.
+
 Every score goes to the :class:`Recorder` (the node's record / policy / metrics choke point).
 """
 
@@ -37,7 +42,6 @@ if TYPE_CHECKING:
 
     from anonreid.models.evaluation.intervals import Estimate
 
-ENROLLMENT_CAMERA = "enrollment"
 IDENTITY = "identity"
 #: the suite's name of a view -> the node's attack name (the policy's and the records')
 NODE_NAMES = {"anonymized": "reconstruction"}
@@ -51,7 +55,7 @@ class Recorder(Protocol):
 
     def __call__(
         self, camera: str, attack: str, metric: str, est: Estimate, chance: float, window_us: tuple[int, int],
-        n: int, version: str, people: int,
+        n: int, version: str, people: int, collapsed: str = "",
     ) -> audit_pb2.AuditRecord: ...
 
 
@@ -180,7 +184,7 @@ class AttackStage:
             self._enrolled_identity = ids, towers.photo_embeddings([self.enrollment[i] for i in ids]).numpy()
         g_ids, g_emb = self._enrolled_identity
         r = suite.retrieval_scores(np.stack(q_emb), q_ids, [camera] * len(q_ids), g_emb, g_ids,
-                                   [ENROLLMENT_CAMERA] * len(g_ids))
+                                   [suite.ENROLLMENT_CAMERA] * len(g_ids))
         n, people = r.num_queries, len(set(q_ids))
         return [self.record(camera, attack, "rank1", r.rank1, r.chance["rank1"], window_us, n, version, people),
                 self.record(camera, attack, "map", r.mAP, r.chance["mAP"], window_us, n, version, people)]
@@ -190,8 +194,10 @@ class AttackStage:
         version: str,
     ) -> list[audit_pb2.AuditRecord]:
         from anonreid.models.evaluation import attacks as suite
+        from anonreid.models.evaluation.collapse import collapse_check
 
         out = []
+        collapsed = ""
         # reconstruction quality on the people (box crops of the clip's last, best-informed frame): the
         # static background carries no events and would only measure how grey the scene is
         pred, ref, ids = [], [], []
@@ -205,9 +211,10 @@ class AttackStage:
                 ids.append(identity)
         if pred:
             people = len(set(ids))
+            collapsed = "; ".join(collapse_check(attack, np.stack(pred), np.stack(ref)).reasons)
             r = suite.reconstruction_attack(np.stack(pred), np.stack(ref), groups=ids if people > 1 else None)
-            out.append(self.record(camera, attack, "ssim", r.ssim, r.ssim_floor, window_us, len(pred), version, people))
-            out.append(self.record(camera, attack, "psnr", r.psnr, r.psnr_floor, window_us, len(pred), version, people))
+            for metric, est, floor in (("ssim", r.ssim, r.ssim_floor), ("psnr", r.psnr, r.psnr_floor)):
+                out.append(self.record(camera, attack, metric, est, floor, window_us, len(pred), version, people, collapsed))
         # retrieval against the enrollment photos: each person crop of the reconstructed (last) frame
         # ranks every enrolled identity (chance ~ 1 / enrolled); the CI resamples identities
         app = self.attackers.appearance
@@ -221,11 +228,11 @@ class AttackStage:
         if app is not None and q_ids:
             g_ids, g = self._enrollment_crops()
             q = suite.image_crops(np.stack(q_img), np.asarray(q_box, np.float32), self.attackers.appearance_hw)
-            r2 = suite.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [ENROLLMENT_CAMERA] * len(g_ids))
+            r2 = suite.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [suite.ENROLLMENT_CAMERA] * len(g_ids))
             name = "retrieval" if attack == "reconstruction" else attack  # retrieval on the plain reconstructions
             n, people = r2.num_queries, len(set(q_ids))
-            out.append(self.record(camera, name, "rank1", r2.rank1, r2.chance["rank1"], window_us, n, version, people))
-            out.append(self.record(camera, name, "map", r2.mAP, r2.chance["mAP"], window_us, n, version, people))
+            for metric, est, level in (("rank1", r2.rank1, r2.chance["rank1"]), ("map", r2.mAP, r2.chance["mAP"])):
+                out.append(self.record(camera, name, metric, est, level, window_us, n, version, people, collapsed))
         return out
 
     def _enrollment_crops(self) -> tuple[list[str], torch.Tensor]:

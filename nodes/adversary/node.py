@@ -111,7 +111,7 @@ class AdversaryNode:
         side = self.attackers.side
         if cfg.adaptive_steps and side is not None:
             base, name = (side.e_rec_adaptive, "e_rec_adaptive") if side.e_rec_adaptive is not None else (side.e_rec, "e_rec")
-            self.adaptive = AdaptiveAttacker.from_config(cfg, base, name)
+            self.adaptive = AdaptiveAttacker.from_config(cfg, base, name, self.attackers.voxel_stats)
         self._seq = 0
         self.rounds = 0
         self.bad_samples = 0
@@ -177,15 +177,16 @@ class AdversaryNode:
 
     def _emit(
         self, camera: str, attack: str, metric: str, est: Estimate, chance: float, window_us: tuple[int, int], n: int,
-        version: str, people: int,
+        version: str, people: int, collapsed: str = "",
     ) -> audit_pb2.AuditRecord:
         """One score -> audit record, policy judgement on its interval, gauges (the state included); a
-        breach -> alert + WARNING log line. Every score the node makes needs ground truth (identities)."""
+        breach -> alert + WARNING log line. Every score the node makes needs ground truth (identities).
+        ``collapsed``: why the attacker's output says nothing about privacy (never a pass then)."""
         record = make_record(attack, camera, metric, est.value, chance, (est.ci_low, est.ci_high), window_us, n,
-                             version, True, people, est.method)
+                             version, True, people, est.method, collapsed)
         self.log.append(record)
         judgements = self.policy.judge(camera, attack, metric, record.value, (record.ci_low, record.ci_high),
-                                       record.chance, n, people)
+                                       record.chance, n, people, collapsed)
         self.metrics.observe(record, [j.state for j in judgements])
         for b in (j for j in judgements if j.state == BREACH):
             self.log.alert(audit_pb2.PrivacyAlert(record=record, threshold=b.threshold, comparison="<=", message=b.message))

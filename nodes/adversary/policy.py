@@ -11,7 +11,9 @@ at all; ``insufficient evidence`` otherwise while the interval is wider than the
 (default: its ``max_above_chance``, else :data:`DEFAULT_RESOLUTION` of the metric). The sample can show
 privacy when it covers at least the policy's ``min_identities`` distinct people (one person's clips say
 nothing about everyone else) and, for rank-1, when 0 hits in its ``n`` queries would bring the
-Clopper–Pearson upper bound under the threshold.
+Clopper–Pearson upper bound under the threshold. A score of an attacker that collapsed (its output
+hardly varies: the record's ``collapsed`` reason) can never pass: a grey-frame attacker scores at the
+floor whatever the anonymizer hides.
 """
 
 from __future__ import annotations
@@ -115,16 +117,19 @@ class PrivacyPolicy(BaseModel):
 
     def judge(
         self, camera: str, attack: str, metric: str, value: float, ci: tuple[float, float],
-        chance: float = math.nan, num_samples: int = 0, num_identities: int = 0,
+        chance: float = math.nan, num_samples: int = 0, num_identities: int = 0, collapsed: str = "",
     ) -> list[Judgement]:
         """The state of the score under every rule that covers it (empty when none does); see the module
         docstring for the rule. ``ci`` is the score's 95% interval, ``num_samples`` its sample size (queries
-        for rank-1), ``num_identities`` the distinct people it covers."""
+        for rank-1), ``num_identities`` the distinct people it covers, ``collapsed`` why the attacker that
+        made it collapsed (empty: it did not)."""
         out = []
         for rule in self.rules_for(attack, metric):
             threshold = rule.threshold(chance)
             why = ""
-            if num_identities < self.min_identities:
+            if collapsed:
+                why = f"attacker collapsed ({collapsed}): its score is no evidence of privacy"
+            elif num_identities < self.min_identities:
                 why = f"{num_identities} identities, a pass needs {self.min_identities}"
             elif metric == "rank1" and best_rank1_upper(num_samples) > threshold:
                 why = f"{num_samples} queries cannot bound rank-1 under {threshold:.3f} even with no hit"

@@ -42,6 +42,7 @@ def make_record(
     needs_ground_truth: bool,
     num_identities: int = 0,
     interval_method: str = "",
+    collapsed: str = "",
 ) -> audit_pb2.AuditRecord:
     return audit_pb2.AuditRecord(
         record_id=uuid.uuid4().hex,
@@ -59,6 +60,7 @@ def make_record(
         created_at_us=now_us(),
         num_identities=int(num_identities),
         interval_method=interval_method,
+        collapsed=collapsed,
     )
 
 

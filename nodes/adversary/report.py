@@ -128,7 +128,8 @@ def compute_verdicts(
                 verdicts.append(Verdict(camera, rule.attack, rule.metric, "not checked", reason=reason))
                 continue
             [j] = [j for j in policy.judge(camera, rule.attack, rule.metric, rec.value, (rec.ci_low, rec.ci_high),
-                                           rec.chance, rec.num_samples, rec.num_identities) if j.rule == rule]
+                                           rec.chance, rec.num_samples, rec.num_identities, rec.collapsed)
+                  if j.rule == rule]
             verdicts.append(
                 Verdict(
                     camera, rule.attack, rule.metric, j.state, rec.value, rec.chance, (rec.ci_low, rec.ci_high),

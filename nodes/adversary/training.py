@@ -6,6 +6,18 @@ A copy of the offline adaptive E_rec' (or of E_rec when the attacker run has non
 ``batch_size`` tiles of one shape, Adam at ``lr``. After a refresh it is scored only on samples read
 after it (held out).
 
+Its input is standardised per channel, as the offline attackers on anonymized events are
+(:class:`~anonreid.models.layers.ChannelAffine` before the network, :func:`~anonreid.models.reconstruction.with_input_affine`):
+at its first refresh under an anonymizer version the affine is fitted
+(:func:`~anonreid.models.layers.fit_channel_affine`) so that each channel of that version's anonymized
+tiles gets the raw voxels' per-channel mean and spread, ``target``: the statistics the attacker run
+recorded when it fitted its own (``input_affine.target_*`` of a checkpoint's metadata), else zero mean
+and unit spread. An anonymizer that emits the raw signal under per-channel offsets or gains would
+otherwise saturate the network's first layer, the attacker would predict grey frames and the node would
+read its failure as privacy. A base network whose family has no such input (``e2vid``) trains
+unstandardised (logged, and said in its report entry); the attack stage's collapse guard still keeps a
+grey-frame attacker from passing.
+
 It is trained through one anonymizer version (:attr:`AdaptiveAttacker.version`, the samples'
 ``model_version``): it collects and is scored on that version's clips only, and when the cameras move
 to another version (:meth:`AdaptiveAttacker.follow`) it drops the pairs of the old one and restarts from
@@ -51,10 +63,14 @@ class AdaptiveAttacker:
 
     def __init__(
         self, base: nn.Module, base_name: str, *, steps: int, budget_s: float, every_s: float, max_pairs: int,
-        tile_hw: tuple[int, int], lr: float, batch_size: int,
+        tile_hw: tuple[int, int], lr: float, batch_size: int, target: tuple[list[float], list[float]] | None = None,
     ) -> None:
         self.base_name, self._base = base_name, base
-        self.model = copy.deepcopy(base).eval()
+        self.target = target  # the raw voxels' per-channel (mean, std) its input is standardised to
+        self.model = self._fresh()
+        if self.affine is None:
+            log.warning("adversary: the live attacker's base %s has no per-channel input standardisation; it "
+                        "trains on the anonymized voxels as they come", base_name)
         self.steps, self.budget_s, self.every_s = steps, budget_s, every_s
         self.tile_hw, self.lr, self.batch_size = tile_hw, lr, batch_size
         self.pairs: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=max_pairs)
@@ -68,10 +84,36 @@ class AdaptiveAttacker:
         self.retrains = 0  # restarts from the base weights after a version change
 
     @classmethod
-    def from_config(cls, cfg: AdversaryConfig, base: nn.Module, base_name: str) -> AdaptiveAttacker:
+    def from_config(
+        cls, cfg: AdversaryConfig, base: nn.Module, base_name: str, target: tuple[list[float], list[float]] | None = None,
+    ) -> AdaptiveAttacker:
         return cls(base, base_name, steps=cfg.adaptive_steps, budget_s=cfg.adaptive_budget_s,
                    every_s=cfg.adaptive_every_s, max_pairs=cfg.adaptive_pairs, tile_hw=cfg.tile_hw,
-                   lr=cfg.adaptive_lr, batch_size=cfg.adaptive_batch_size)
+                   lr=cfg.adaptive_lr, batch_size=cfg.adaptive_batch_size, target=target)
+
+    def _fresh(self) -> nn.Module:
+        """The base network again, with an unfitted input standardisation where its family has one."""
+        from anonreid.models.reconstruction import with_input_affine
+
+        return (with_input_affine(self._base) or copy.deepcopy(self._base)).eval()
+
+    @property
+    def affine(self) -> Any:
+        """The :class:`~anonreid.models.layers.ChannelAffine` before the network (None: none)."""
+        return getattr(self.model, "input_affine", None)
+
+    def _standardise(self, anonymized: Any) -> None:
+        """Fit the input affine on this version's anonymized voxels ``(N, B, h, w)`` (module docstring)."""
+        import torch
+
+        from anonreid.models.layers import fit_channel_affine
+
+        channels = int(anonymized.shape[1])
+        mean, std = self.target or ([0.0] * channels, [1.0] * channels)
+        if len(mean) != channels or len(std) != channels:
+            raise ValueError(f"adversary: the raw voxel statistics recorded for {self.base_name} have {len(mean)} "
+                             f"channels, the anonymized voxels {channels}")
+        fit_channel_affine(self.affine, anonymized, (torch.tensor(mean), torch.tensor(std)))
 
     def worth_running(self) -> bool:
         """An unrefreshed copy of E_rec would only repeat the plain reconstruction attack."""
@@ -97,7 +139,7 @@ class AdaptiveAttacker:
         self.version = version
         if first:  # the base weights, nothing collected yet
             return False
-        self.model = copy.deepcopy(self._base).eval()
+        self.model = self._fresh()
         self.pairs.clear()
         self.cutoff = -1
         self.refreshes = self.steps_trained = self.pairs_seen = 0
@@ -140,6 +182,9 @@ class AdaptiveAttacker:
         group = max(by_shape.values(), key=len)  # one tile shape per batch
         output_range = output_range_of(np.stack([a for a, _ in group]).astype(np.float32))
         rng = np.random.default_rng(self.refreshes)
+        if self.refreshes == 0 and self.affine is not None:  # fitted once per version, before its first steps
+            x = torch.from_numpy(np.stack([a for a, _ in group]).astype(np.float32))
+            self._standardise(to_voxel_range(x.flatten(0, 1), output_range))
         model = self.model.train()
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         t0, steps, loss_value = time.monotonic(), 0, float("nan")
@@ -171,8 +216,16 @@ class AdaptiveAttacker:
             "checkpoint": "in memory",
             "trained_on": "(anonymized, reference) pairs collected from the audit tap, anonymizer "
                           f"{self.version or 'not seen yet'}",
-            "anonymizer_version": self.version, "retrains": self.retrains,
+            "anonymizer_version": self.version, "retrains": self.retrains, "input": self._input(),
             "budget": {"steps": self.steps_trained, "batch_size": self.batch_size, "samples": self.pairs_seen,
                        "unit": "clips", "refreshes": self.refreshes, "init_from": self.base_name, "lr": self.lr,
                        "retrains": self.retrains, "source": "this adversary node"},
         }
+
+    def _input(self) -> str:
+        """What its network is given, for the report."""
+        if self.affine is None:
+            return f"anonymized voxels as they come ({self.base_name} has no per-channel input standardisation)"
+        to = "the raw voxels' per-channel mean and spread" if self.target else "zero mean and unit spread"
+        when = f"fitted on anonymizer {self.version}'s tiles" if self.refreshes else "fitted at the first refresh"
+        return f"standardised per channel to {to} ({when})"
