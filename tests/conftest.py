@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,53 @@ def ray_local() -> Iterator[dict]:
     resources = start_ray(RayConfig(num_cpus=2))
     yield resources
     stop_ray()
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """The session's one tiny training run: its world, run directory, command line and cost."""
+
+    world: Path
+    run: Path
+    args: list[str]  # the `anonreid train` arguments that made it (a test reruns them with --resume)
+    cpu_s: float  # CPU time of the training (it runs in this process, one torch thread)
+    wall_s: float
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's tiny world: 6 identities (4 train, of which the tiny run holds 1 out for validation,
+    2 test), one second a pass at 128x96."""
+    from anonreid.events.world.dataset import simulate_dataset
+    from anonreid.orchestration.config import WorldConfig
+
+    cfg = WorldConfig(identities=6, train_identities=4, pass_seconds=1.0, resolution="128x96", seed=0)
+    return simulate_dataset(tmp_path_factory.mktemp("tiny-world") / "world", cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One ``anonreid train --config tiny --ablation`` on the tiny world for every test that needs a
+    trained run (with the world, the suite's costliest set-up: ~100 s on the 2-core machine, so never a
+    second one): every stage and the ablation, one identity held out for validation (training still
+    sees 3 identities). Tests read it; the evaluator only adds its attacker nets under run/attacker."""
+    import torch
+    from typer.testing import CliRunner
+
+    from anonreid.orchestration.cli import app
+
+    run = tmp_path_factory.mktemp("tiny-run") / "run"
+    args = ["train", "--data", str(tiny_world), "--config", "tiny", "--out", str(run), "--ablation", "--no-progress",
+            "--set", "threads=1", "--set", "data.val_identities=1"]
+    threads = torch.get_num_threads()  # the training sets one thread: the tests after it keep their default
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        torch.set_num_threads(threads)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert result.exit_code == 0, result.output
+    return TinyRun(tiny_world, run, args, cpu, wall)
 
 
 @pytest.fixture

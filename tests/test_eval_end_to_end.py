@@ -1,5 +1,6 @@
-"""``anonreid evaluate`` end to end: a tiny world, ``anonreid train --config tiny --ablation``, then every
-table, figure and attack; and the Event-ReId path on a tiny directory in Event-ReId's layout."""
+"""``anonreid evaluate`` end to end on the session's tiny run (tests/conftest.py: ``tiny_run``, a tiny world
+and ``anonreid train --config tiny --ablation``): every table, figure and attack; and the Event-ReId path
+on a tiny directory in Event-ReId's layout."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TinyRun
 from typer.testing import CliRunner
 
 from anonreid.orchestration.cli import app
@@ -15,26 +17,9 @@ from anonreid.orchestration.cli import app
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(world dir, run dir): 6 identities (3 train, 1 held out for validation, 2 test), every stage and the
-    ablation, tiny preset."""
-    from anonreid.events.world.dataset import simulate_dataset
-    from anonreid.orchestration.config import WorldConfig
-
-    base = tmp_path_factory.mktemp("eval")
-    cfg = WorldConfig(identities=6, train_identities=4, pass_seconds=1.0, resolution="128x96", seed=0)
-    world = simulate_dataset(base / "world", cfg, progress=False)
-    run = base / "run"
-    result = CliRunner().invoke(app, ["train", "--data", str(world), "--config", "tiny", "--out", str(run),
-                                      "--ablation", "--no-progress", "--set", "threads=1", "--set", "data.val_identities=1"])
-    assert result.exit_code == 0, result.output
-    return world, run
-
-
 @pytest.mark.slow
-def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
-    world, run = tiny_run
+def test_evaluate_world_writes_every_table_and_figure(tiny_run: TinyRun, tmp_path: Path) -> None:
+    world, run = tiny_run.world, tiny_run.run
     out = tmp_path / "out"
     args = ["evaluate", "--run", str(run), "--data", str(world), "--out", str(out), "--clips-per-pass", "2",
             "--no-progress"]
@@ -91,12 +76,12 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: tuple[Path, Path
 
 
 @pytest.mark.slow
-def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_run: TinyRun, tmp_path: Path) -> None:
     """Issue 16's attacks on the tiny min-max run: each trained one meets the 3x budget rule and has not
     collapsed (a collapsed attack fails this test), and the strongest attack per metric is named."""
     from anonreid.models.evaluation.collapse import collapsed_attacks
 
-    world, run = tiny_run
+    world, run = tiny_run.world, tiny_run.run
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(world), "--out", str(out),
                                       "--clips-per-pass", "2", "--no-progress", "--no-encryption", "--no-detection"])
@@ -128,7 +113,7 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
 
 
 @pytest.mark.slow
-def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: TinyRun, tmp_path: Path) -> None:
     """``ship_default_weights`` copies the cameras' models and every attacker net the run has (the
     retrieval attacker's appearance net and the strong post-hoc attacks included) as float16; both loaders
     read the shipped set, and the adversary node gets every attack from it."""
@@ -147,9 +132,9 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Pat
     from anonreid.models.evaluation.evaluate import attacker_networks
     from anonreid.nodes.adversary.attackers import load_attackers
 
-    world, run = tiny_run
-    attacker_networks(run, world, load_train_config(run / "config.yaml"), AttackerCfg.for_preset("tiny"),
-                      torch.device("cpu"), progress=False)  # trained once per run (reused if there)
+    world, run = tiny_run.world, tiny_run.run
+    cfg = load_train_config(run / "config.yaml")
+    attacker_networks(run, world, cfg, AttackerCfg.from_config(cfg), torch.device("cpu"), progress=False)  # trained once per run (reused if there)
     dest = tmp_path / "weights"
     written = ship_default_weights(run, dest)
     names = ["anonymizer", "reid", *BASELINE_WEIGHTS, *ATTACKER_WEIGHTS, *STRONG_ATTACK_WEIGHTS]
@@ -167,12 +152,12 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: tuple[Pat
 
 
 @pytest.mark.slow
-def test_evaluate_event_reid_layout(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_evaluate_event_reid_layout(tiny_run: TinyRun, tmp_path: Path) -> None:
     """The world's test passes written in Event-ReId's layout under two official test ids."""
     from anonreid.events.io import write_event_reid
     from anonreid.events.world import WorldDataset
 
-    world, run = tiny_run
+    world, run = tiny_run.world, tiny_run.run
     ds = WorldDataset(world)
     root = tmp_path / "event-reid"
     for ident, new in zip(ds.identities("test"), ("002", "005"), strict=True):
@@ -194,7 +179,7 @@ def test_evaluate_event_reid_layout(tiny_run: tuple[Path, Path], tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_evaluate_event_reid_chunk_lists_with_a_shipped_model_set(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_evaluate_event_reid_chunk_lists_with_a_shipped_model_set(tiny_run: TinyRun, tmp_path: Path) -> None:
     """The authors' chunk-and-list layout, written by the project's own exporter (ticks of 100 us, every 5th
     chunk of a test sequence listed): the unit is inferred with a warning, the query and gallery are the
     list files' (a line taken out of the query list is one query less), every clip is one window, and a
@@ -203,7 +188,7 @@ def test_evaluate_event_reid_chunk_lists_with_a_shipped_model_set(tiny_run: tupl
     from anonreid.events.world.export import export_event_reid_chunks
     from anonreid.models.bundle import ship_default_weights
 
-    world, run = tiny_run
+    world, run = tiny_run.world, tiny_run.run
     root = export_event_reid_chunks(world, tmp_path / "chunks")
     query = read_list_file(root / "query_list.txt")
     (root / "query_list.txt").write_text("".join(f"{rel} {ident}\n" for rel, ident in query[1:]))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import TinyRun
 from typer.testing import CliRunner
 
 from anonreid.orchestration.cli import app
@@ -15,27 +15,12 @@ from anonreid.orchestration.cli import app
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from anonreid.events.world.dataset import simulate_dataset
-    from anonreid.orchestration.config import WorldConfig
-
-    out = tmp_path_factory.mktemp("world")
-    cfg = WorldConfig(identities=4, train_identities=3, pass_seconds=1.0, resolution="128x96", seed=0)
-    return simulate_dataset(out, cfg, progress=False)
-
-
 @pytest.mark.slow
-def test_tiny_config_trains_every_stage_end_to_end(tiny_world: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    args = ["train", "--data", str(tiny_world), "--config", "tiny", "--out", str(run), "--ablation",
-            "--no-progress", "--set", "threads=1"]
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = CliRunner().invoke(app, args)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    assert result.exit_code == 0, result.output
+def test_tiny_config_trains_every_stage_end_to_end(tiny_run: TinyRun) -> None:
+    """The session's tiny run (tests/conftest.py: ``tiny_run``, shared with the evaluation tests)."""
+    run, args = tiny_run.run, tiny_run.args
     # CPU time, not wall time: the budget is the work done (one thread), whatever else shares the machine
-    assert cpu < 90, f"tiny training used {cpu:.0f} s of CPU ({wall:.0f} s wall)"
+    assert tiny_run.cpu_s < 90, f"tiny training used {tiny_run.cpu_s:.0f} s of CPU ({tiny_run.wall_s:.0f} s wall)"
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["stages"]) >= {"rec", "reid", "joint", "inv", "adaptive", "joint_a0_b0_g1", "joint_a0_b1_g1"}
     for name in ("e_rec", "reid_raw", "anonymizer", "reid", "e_inv", "e_rec_adaptive"):
