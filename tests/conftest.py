@@ -168,11 +168,30 @@ def gallery_address(redis_service: Any) -> Iterator[str]:
     server.stop()
 
 
+SLOW_S = 20.0  # what the `slow` marker means (pyproject.toml): `make unit-fast` runs the tests without it
+_unmarked_s: dict[str, float] = {}  # set-up + call + teardown seconds of each test without the marker
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "slow" not in report.keywords:
+        _unmarked_s[report.nodeid] = _unmarked_s.get(report.nodeid, 0.0) + report.duration
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Report the hypothesis cases tried by the property-based tests that count them
-    (tests/test_reliability_properties.py stores them in ``config.anonreid_hypothesis_cases``)."""
+    (tests/test_reliability_properties.py stores them in ``config.anonreid_hypothesis_cases``), and the
+    tests without the `slow` marker that took longer than SLOW_S (wall time, their fixtures' set-up
+    included: on a busy machine every test is slower, so this is a list to look at, not a failure)."""
     counts = config.__dict__.get("anonreid_hypothesis_cases")
     if counts:
         terminalreporter.section("hypothesis cases tried")
         for name, n in sorted(counts.items()):
             terminalreporter.write_line(f"{name}: {n} cases")
+    over = sorted(((s, n) for n, s in _unmarked_s.items() if s > SLOW_S), reverse=True)
+    if over:
+        terminalreporter.section(f"tests over {SLOW_S:.0f} s without the slow marker")
+        for seconds, nodeid in over:
+            terminalreporter.write_line(f"{seconds:7.1f} s  {nodeid}")
+    if _unmarked_s:
+        terminalreporter.write_line(f"tests without the slow marker: {len(_unmarked_s)}, "
+                                    f"{sum(_unmarked_s.values()):.0f} s in all")
