@@ -40,7 +40,8 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest
 
-# the tests not marked slow (a slow one takes more than ~20 s here: full demo, Ray actors, training, browser)
+# the tests not marked slow (a slow one takes more than ~20 s here: full demo, Ray actors, training, browser);
+# every pytest summary lists the unmarked tests that took longer (tests/conftest.py)
 unit-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
