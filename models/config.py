@@ -143,6 +143,30 @@ class LinearCfg(Section):
         return v
 
 
+class AttackerNetSection(Section):
+    """One embedding net of the attacker of ``anonreid evaluate`` (and of the inversion stage's appearance
+    loss), trained on reference-frame crops and enrollment photos of the training identities under
+    ``RUN_DIR/attacker/``: the appearance ReId net on person crops, or the face net on face crops."""
+
+    crop_hw: tuple[int, int] = Field((64, 32), description="crops resized to (h, w)")
+    steps: int = Field(150, ge=1, description="training steps (`anonreid evaluate --attacker-steps` overrides)")
+    model: str = Field("reid_resnet18", description="embedding backbone (reid_resnet18 | reid_resnet50)")
+    embed_dim: int = Field(128, gt=0, description="embedding size")
+    p: int = Field(8, ge=2, description="identities per batch")
+    k: int = Field(4, ge=1, description="crops per identity")
+    lr: float = Field(5e-4, gt=0, description="peak learning rate (AdamW), cosine decay after warm-up")
+    warmup: int = Field(10, ge=0, description="linear warm-up steps")
+    seed: int = Field(0, description="seeds its initialisation and batches")
+    augment: bool = Field(True, description="contrast, brightness, blur and flips (photos -> reconstructions)")
+
+
+class AttackerSection(Section):
+    """The attacker's nets. A run whose config.yaml predates this section gets its preset's."""
+
+    appearance: AttackerNetSection = AttackerNetSection()
+    face: AttackerNetSection = AttackerNetSection(crop_hw=(32, 32))
+
+
 class AblationCfg(Section):
     """Loss-weight settings trained by ``--ablation`` (Table 5 of the paper), as [alpha, beta, gamma]."""
 
@@ -172,6 +196,7 @@ class TrainConfig(Section):
                                                    "(its model is the raw E_rec's; `model` is ignored)")
     linear: LinearCfg = LinearCfg()
     identity: IdentityCfg = IdentityCfg()
+    attacker: AttackerSection = AttackerSection()
     ablation: AblationCfg = AblationCfg()
 
 

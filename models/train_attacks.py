@@ -103,7 +103,7 @@ def appearance_net(ctx: Context) -> nn.Module:
     if ctx.data_dir is None:
         raise ValueError("stage inv: the appearance-embedding loss needs the world (--data) to train the "
                          "retrieval attacker's appearance net on; or pass appearance= / set inv.w_emb=0")
-    acfg = AttackerCfg.for_preset(ctx.cfg.name)
+    acfg = AttackerCfg.from_config(ctx.cfg)
     if ctx.is_main:  # rank 0 trains it when missing, then every rank loads it
         attacker_networks(ctx.run_dir, ctx.data_dir, ctx.cfg, acfg, ctx.device, ctx.progress)
     _barrier(ctx)

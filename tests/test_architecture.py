@@ -62,7 +62,7 @@ KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
     ("anonreid.nodes.actors", "anonreid.gallery.client"):
         "the camera actor builds the gallery's gRPC client; the client (stubs, TLS, token, retries) belongs "
         "below both, beside the proto contract; gallery/client.py was being changed by others",
-    ("anonreid.models.evaluation.evaluate", "anonreid.nodes.detection"):
+    ("anonreid.models.evaluation.testset", "anonreid.nodes.detection"):
         "evaluation on detected crops runs the camera's activity detector; the detector (numpy over "
         "voxels, no node state) belongs below models, which moves a stage out of DESIGN's nodes/ table",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
+from anonreid.models.config import load_train_config
 from anonreid.models.evaluation.attacks import (
     ENROLLMENT_WALL,
-    AttackerNetCfg,
+    AttackerCfg,
     AttackerSide,
     attacker_views,
     face_boxes,
@@ -144,14 +146,15 @@ def test_reconstruct_and_views_shapes() -> None:
 def test_attacker_net_trains_checkpoints_and_reloads(tmp_path: Path) -> None:
     labels = np.repeat(np.arange(4), 6)
     crops = identity_crops(labels, (32, 16)) + 0.05 * torch.rand(24, 1, 32, 16)
-    cfg = AttackerNetCfg("appearance", (32, 16), steps=2, embed_dim=16, p=4, k=2)
+    tiny = AttackerCfg.from_config(load_train_config("tiny")).appearance  # 32 x 16 crops
+    cfg = replace(tiny, steps=2, embed_dim=16, p=4, k=2)
     model = train_attacker_net(crops, labels, cfg, tmp_path, metadata={"data_fingerprint": "world-1"})
     assert (tmp_path / "appearance.safetensors").exists() and (tmp_path / "stages" / "appearance" / "log.jsonl").exists()
     again = load_attacker_net(tmp_path, cfg)
     assert again is not None
     x = torch.rand(3, 1, 32, 16)
     torch.testing.assert_close(again(x), model.eval()(x))
-    assert load_attacker_net(tmp_path, AttackerNetCfg("appearance", (32, 16), steps=5)) is None  # other config: retrain
+    assert load_attacker_net(tmp_path, replace(cfg, steps=5)) is None  # other config: retrain
     assert load_attacker_net(tmp_path, cfg, data_fingerprint="world-1") is not None
     assert load_attacker_net(tmp_path, cfg, data_fingerprint="world-2") is None  # another world: retrain
     with pytest.raises(ValueError, match="at least 2 training identities"):

@@ -112,7 +112,11 @@ def _results(protocol: dict) -> dict:
 
 
 def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None:
-    from anonreid.models.evaluation.report import strongest_attacks, verdicts_json
+    from anonreid.models.evaluation.report import strongest_attacks, verdicts
+    from anonreid.models.evaluation.results import Scores
+
+    def verdicts_json(res: dict) -> dict:
+        return verdicts(Scores.from_json(res)).to_json()
 
     given = {"test_identities": 40, "reid_queries": 160, "verdict": True, "reason": ""}
     v = verdicts_json(_results(given))
@@ -120,7 +124,7 @@ def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None
     assert states == {"enrollment queries → E_rec(anonymized)": "pass", "enrollment queries → linear inverse (floor)": "insufficient evidence",
                       "enrollment queries → adaptive attacker": "breach", "face verification on E_rec(anonymized)": "pass"}
     assert any("power issue #16 asks for" in line and line.endswith("holds") for line in v["lines"])
-    strongest = "\n".join(strongest_attacks(_results(given)))
+    strongest = "\n".join(strongest_attacks(Scores.from_json(_results(given))))
     assert "adaptive attacker" in strongest and "DOES NOT HOLD" in strongest
     refused = verdicts_json(_results({**given, "verdict": False, "reason": "2 of the 40 test identities were seen"}))
     assert not refused["privacy_verdict_given"] and refused["privacy_checks"] == []

@@ -28,8 +28,9 @@ reference frames ``ref (N, T, H, W)`` in [0, 1] where the world gives them, boxe
     side = load_attacker_side(run_dir)                            # E_rec, E_inv, adaptive E_rec'
     views = anonymized_views(anon, side, anonymizer_cfg.output_range)
     score = reconstruction_attack(views["anonymized"], ref, groups=ids)
-    app = load_attacker_net(run_dir / "attacker", AttackerCfg().appearance)
-    crops = image_crops(views["anonymized"][:, -1], boxes, AttackerCfg().appearance.crop_hw)
+    acfg = AttackerCfg.from_config(load_train_config(run_dir / "config.yaml"))
+    app = load_attacker_net(run_dir / "attacker", acfg.appearance)
+    crops = image_crops(views["anonymized"][:, -1], boxes, acfg.appearance.crop_hw)
     r = retrieval_attack(app, enrollment_crops, enrollment_ids, ["enrollment"] * n, crops, ids, cams)
     r.rank1.value, r.chance["rank1"], (r.rank1.ci_low, r.rank1.ci_high)
 """
@@ -37,9 +38,9 @@ reference frames ``ref (N, T, H, W)`` in [0, 1] where the world gives them, boxe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -55,7 +56,13 @@ from anonreid.models.evaluation.metrics import (
     psnr,
     ssim,
 )
+from anonreid.models.evaluation.results import FaceScore, ReconstructionScore, RetrievalScore
 
+if TYPE_CHECKING:
+    from anonreid.models.config import TrainConfig
+
+#: the camera of enrollment photos, the attacker's queries (Market-1501 keeps same-camera matches out)
+ENROLLMENT_CAMERA = "enrollment"
 #: the head (face + hair) as a fraction of the person box height when the world gives none
 DEFAULT_HEAD_RATIO = 0.13
 #: enrollment photos are shot against a plain wall of this grey level (render_enrollment: 0.72 linear)
@@ -202,27 +209,6 @@ def attacker_views(
 # ------------------------------------------------------------------------------------- reconstruction attack
 
 
-@dataclass(frozen=True)
-class ReconstructionScore:
-    """Full-frame SSIM / PSNR (dominated by the static background) with the flat-grey floor; with boxes,
-    the same on the person region beside its flat-grey and blurred-silhouette floors
-    (:func:`~anonreid.models.evaluation.metrics.person_region_scores`)."""
-
-    ssim: Estimate
-    psnr: Estimate
-    ssim_floor: float  # a flat image at the reference's mean grey
-    psnr_floor: float
-    person: dict[str, Estimate] = field(default_factory=dict)  # ssim, psnr on the person region
-    person_floors: dict[str, dict[str, float]] = field(default_factory=dict)  # flat / silhouette -> ssim, psnr
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ssim": self.ssim.as_dict(), "psnr": self.psnr.as_dict(), "ssim_floor": self.ssim_floor,
-                               "psnr_floor": self.psnr_floor}
-        if self.person:
-            out["person"] = {k: e.as_dict() for k, e in self.person.items()} | {"floors": self.person_floors}
-        return out
-
-
 #: the range of each reconstruction score (the bound an interval is widened to when it cannot vary)
 SSIM_RANGE, PSNR_RANGE = (-1.0, 1.0), (0.0, 100.0)
 
@@ -313,25 +299,6 @@ def embed(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], crops: torc
 # ------------------------------------------------------------------------------------------ retrieval / ReId
 
 
-@dataclass(frozen=True)
-class RetrievalScore:
-    """CMC / mAP with intervals over identities and the exact chance level of a random ranking on the same ids."""
-
-    rank1: Estimate
-    rank5: float
-    rank10: float
-    mAP: Estimate
-    chance: dict[str, float]
-    num_queries: int
-    num_queries_without_match: int
-    num_gallery: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rank1": self.rank1.as_dict(), "rank5": self.rank5, "rank10": self.rank10, "mAP": self.mAP.as_dict(),
-                "chance": self.chance, "num_queries": self.num_queries,
-                "num_queries_without_match": self.num_queries_without_match, "num_gallery": self.num_gallery}
-
-
 def retrieval_scores(
     q_emb: np.ndarray, q_ids: Sequence | np.ndarray, q_cams: Sequence | np.ndarray,
     g_emb: np.ndarray, g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray,
@@ -395,22 +362,6 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
-@dataclass(frozen=True)
-class FaceScore:
-    auc: Estimate
-    fpr: np.ndarray
-    tpr: np.ndarray
-    num_genuine: int
-    num_impostor: int
-    chance_auc: float = 0.5
-
-    def as_dict(self) -> dict[str, Any]:
-        step = max(1, len(self.fpr) // 200)  # a thinned curve is enough to plot
-        return {"auc": self.auc.as_dict(), "chance_auc": self.chance_auc, "num_genuine": self.num_genuine,
-                "num_impostor": self.num_impostor, "roc_fpr": self.fpr[::step].round(4).tolist(),
-                "roc_tpr": self.tpr[::step].round(4).tolist()}
-
-
 def face_verification_attack(
     probe_emb: np.ndarray, probe_ids: Sequence | np.ndarray, ref_emb: np.ndarray, ref_ids: Sequence | np.ndarray,
     seed: int = 0,
@@ -453,38 +404,46 @@ def load_face_embedder(path: str | Path, input_hw: tuple[int, int] = (112, 112))
 
 @dataclass(frozen=True)
 class AttackerNetCfg:
-    """One attacker embedding net (appearance ReId on person crops, or face embedding)."""
+    """One attacker embedding net (appearance ReId on person crops, or face embedding); the values come
+    from the training config's ``attacker`` section (:meth:`AttackerCfg.from_config`)."""
 
     name: str  # checkpoint name under RUN_DIR/attacker/
     crop_hw: tuple[int, int]
-    steps: int = 150
-    model: str = "reid_resnet18"
-    embed_dim: int = 128
-    p: int = 8
-    k: int = 4
-    lr: float = 5e-4
-    warmup: int = 10
-    seed: int = 0
-    augment: bool = True
+    steps: int
+    model: str
+    embed_dim: int
+    p: int
+    k: int
+    lr: float
+    warmup: int
+    seed: int
+    augment: bool
 
 
 @dataclass(frozen=True)
 class AttackerCfg:
-    appearance: AttackerNetCfg = field(default_factory=lambda: AttackerNetCfg("appearance", (64, 32)))
-    face: AttackerNetCfg = field(default_factory=lambda: AttackerNetCfg("face", (32, 32)))
+    appearance: AttackerNetCfg
+    face: AttackerNetCfg
 
     @classmethod
-    def for_preset(cls, preset: str, steps: int | None = None) -> AttackerCfg:
-        """The attacker for a run of training preset ``preset``: ``tiny`` gets nets sized for tests
-        (numbers meaningless), every other preset the default; ``steps`` overrides the step count."""
-        if preset == "tiny":
-            small: dict[str, Any] = {"embed_dim": 32, "p": 4, "k": 2, "steps": 3, "warmup": 1}
-            app, face = AttackerNetCfg("appearance", (32, 16), **small), AttackerNetCfg("face", (16, 16), **small)
-        else:
-            app, face = cls().appearance, cls().face
-        if steps is not None:
-            app, face = replace(app, steps=steps), replace(face, steps=steps)
-        return cls(app, face)
+    def from_config(cls, cfg: TrainConfig, steps: int | None = None) -> AttackerCfg:
+        """The attacker nets of training config ``cfg``: its ``attacker`` section, or, for a run whose
+        config.yaml predates that section, its preset's (``tiny``: nets sized for tests); ``steps``
+        overrides both nets' step counts."""
+        from anonreid.models.config import PRESETS, load_train_config
+
+        section = cfg.attacker
+        if "attacker" not in cfg.model_fields_set and cfg.name in PRESETS:
+            section = load_train_config(cfg.name).attacker
+
+        def net(name: str) -> AttackerNetCfg:
+            args = getattr(section, name).model_dump()
+            args["crop_hw"] = tuple(args["crop_hw"])
+            if steps is not None:
+                args["steps"] = steps
+            return AttackerNetCfg(name, **args)
+
+        return cls(net("appearance"), net("face"))
 
 
 def augment_crops(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

@@ -29,7 +29,8 @@ def evaluate(
     sensor: SensorOption = "",
     clips_per_pass: Annotated[int, typer.Option("--clips-per-pass", min=1, help="test clips per pass, evenly spaced")] = 8,
     attacker_steps: Annotated[
-        int | None, typer.Option("--attacker-steps", min=1, help="training steps of the attacker's nets (default 150)")
+        int | None, typer.Option("--attacker-steps", min=1, help="training steps of the attacker's nets (default: the "
+                                                           "run config's attacker section)")
     ] = None,
     face_weights: Annotated[
         Path | None, typer.Option("--face-weights", help="TorchScript ArcFace-style face embedder to use instead")
@@ -79,19 +80,17 @@ def evaluate(
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res['wall_s']} s)")
+    typer.echo(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res.wall_s} s)")
 
 
 def _attacker_cfg(run: Path, steps: int | None) -> AttackerCfg | None:
-    """The attacker for the run's preset with ``--attacker-steps`` applied (None: evaluate_run decides)."""
+    """The attacker of the run's config with ``--attacker-steps`` applied (None: evaluate_run decides)."""
     if steps is None:
         return None
-    import yaml
-
+    from anonreid.models.config import load_train_config
     from anonreid.models.evaluation.attacks import AttackerCfg
 
-    preset = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("name", "")
-    return AttackerCfg.for_preset(str(preset), steps)
+    return AttackerCfg.from_config(load_train_config(run / "config.yaml"), steps)
 
 
 def frontier(

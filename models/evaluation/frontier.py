@@ -43,10 +43,10 @@ from anonreid.models.evaluation.report import (
     MARGIN,
     NOT_ATTACKS,
     _save,
-    check_state,
     strongest_checks,
     table,
 )
+from anonreid.models.evaluation.results import Scores
 
 #: the utility target: anonymized ReId rank-1 at least this
 REID_MIN = 0.50
@@ -232,11 +232,6 @@ def _finite_estimate(res: dict[str, Any], path: Path, *keys: str) -> Estimate:
     return e
 
 
-def _as_estimate(e: dict[str, Any]) -> Estimate:
-    return Estimate(float(e["value"]), float(e["ci_low"]), float(e["ci_high"]), int(e.get("n") or 0),
-                    str(e.get("method") or ""), int(e.get("clusters") or 0))
-
-
 # ----------------------------------------------------------------------------------------------- points
 
 
@@ -246,22 +241,22 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     reid = _finite_estimate(res, path, "reid", "gt", "anonymized", "rank1")
     reid_raw = _estimate_at(res, path, "reid", "gt", "raw", "rank1", finite=False) if res["reid"]["gt"].get("raw") else None
     try:
-        best = strongest_checks(res)
-    except (KeyError, TypeError) as exc:
+        best = strongest_checks(Scores.from_json(res))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FrontierInputError(f"{path}: malformed results ({type(exc).__name__}: {exc})") from None
-    rank1 = [(what, e, limit) for what, metric, e, limit in best.values() if metric == "rank-1"]
+    rank1 = [c for c in best.values() if c.metric == "rank-1"]
     attacker = None
     if rank1:
-        what, e, limit = max(rank1, key=lambda c: c[1]["ci_high"] - c[2])  # strongest_checks' rule across queries
-        attacker = StrongestAttack(what, _as_estimate(e), round(limit - MARGIN, 12), check_state("rank-1", e, limit))
+        c = max(rank1, key=lambda c: c.estimate.ci_high - c.limit)  # strongest_checks' rule across queries
+        attacker = StrongestAttack(c.what, c.estimate, round(c.limit - MARGIN, 12), c.state)
     face = best.get("AUC")
-    face_auc = _as_estimate(face[2]) if face else None
+    face_auc = face.estimate if face else None
     proto = res.get("protocol") or {}
     given = proto.get("verdict", True) is not False
     beta = (res.get("joint") or {}).get("beta")
     return FrontierPoint(
         name=name, source=str(source), beta=None if beta is None else float(beta), reid=reid, reid_raw=reid_raw,
-        attacker=attacker, face_auc=face_auc, face_what=face[0] if face else "", verdict_given=given,
+        attacker=attacker, face_auc=face_auc, face_what=face.what if face else "", verdict_given=given,
         reason="" if given else str(proto.get("reason", "")),
         targets=shipping_targets(reid, reid_raw, attacker, face_auc, given))
 

@@ -34,8 +34,9 @@ made the interval. No method here returns a degenerate interval ``[x, x]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -58,6 +59,15 @@ class Estimate:
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Estimate:
+        """The inverse of :meth:`as_dict` for a results.json entry (``null``, JSON's NaN, reads as NaN)."""
+        def num(x: Any) -> float:
+            return float("nan") if x is None else float(x)
+
+        return cls(num(d.get("value")), num(d.get("ci_low")), num(d.get("ci_high")), int(d.get("n") or 0),
+                   str(d.get("method") or ""), int(d.get("clusters") or 0))
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"

@@ -5,7 +5,7 @@
 (SSIM/PSNR with floors, retrieval by the attacker's appearance net, face verification). This module
 adds the direct identity attack (:func:`identity_attack`: enrollment photos -> anonymized crops through
 the two towers of stage ``identity``, no reconstruction step) and gathers, per attack
-(:func:`attack_results`):
+(:func:`attacks_table`):
 
   * its training budget and the 3x rule's verdict against the attackers E_an was trained against
     (:mod:`anonreid.models.budget`; ``null`` for the untrained plain attack and the closed-form floor);
@@ -15,20 +15,31 @@ the two towers of stage ``identity``, no reconstruction step) and gathers, per a
 
 and the strongest attack per metric: the one with the highest upper bound of its 95 % interval, the
 rule results.md's "Strongest attack per metric" (:func:`~anonreid.models.evaluation.report.strongest_attacks`)
-and every privacy check use.
+and every privacy check use. Each comes back typed (:class:`~anonreid.models.evaluation.results.AttacksTable`,
+:func:`attacks_table`); the report renders it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from anonreid.models.evaluation.attacks import RetrievalScore, retrieval_scores
+from anonreid.models.evaluation.attacks import retrieval_scores
 from anonreid.models.evaluation.collapse import collapse_check
+from anonreid.models.evaluation.intervals import Estimate
+from anonreid.models.evaluation.results import (
+    AttackRow,
+    AttackScores,
+    AttacksTable,
+    ChanceEstimate,
+    RetrievalScore,
+    Scores,
+)
 
 #: every attack: (results key / view, what it is, its checkpoint (None: nothing trained), trained attack)
 ATTACKS: tuple[tuple[str, str, str | None, bool], ...] = (
@@ -83,96 +94,59 @@ def _budget(run_dir: Path, checkpoint: str, against: list[Any]) -> dict[str, Any
     return budget_report(budget, against)
 
 
-def _score(res: dict[str, Any], view: str) -> dict[str, Any]:
-    rec = res.get("reconstruction", {}).get(view) or {}
-    person = (rec.get("person") or {}).get("ssim")
-    out: dict[str, Any] = {"ssim": person or rec.get("ssim"), "ssim_region": "person" if person else "full frame"}
-    for metric, key in (("enrollment_rank1", f"enrollment->{view}"), ("raw_rank1", f"raw->{view}")):
-        r = res.get("retrieval", {}).get(key)
-        out[metric] = {**r["rank1"], "chance": r["chance"]["rank1"]} if r else None
-    face = res.get("face", {}).get(view)
-    out["face_auc"] = {**face["auc"], "chance": face.get("chance_auc", 0.5)} if face else None
-    return out
+def _score(scores: Scores, view: str) -> AttackScores:
+    rec = scores.reconstruction.views.get(view)
+    person = rec.person.get("ssim") if rec is not None else None
+    ssim = person or (rec.ssim if rec is not None else None)
+
+    def rank1(key: str) -> ChanceEstimate | None:
+        r = scores.retrieval.get(key)
+        return None if r is None else ChanceEstimate(r.rank1, r.chance["rank1"])
+
+    face = scores.face.rows.get(view)
+    return AttackScores(ssim, "person" if person else "full frame", rank1(f"enrollment->{view}"),
+                        rank1(f"raw->{view}"), None if face is None else ChanceEstimate(face.auc, face.chance_auc))
 
 
-def attack_results(run_dir: Path, res: dict[str, Any], views: Mapping[str, np.ndarray],
-                   reference: np.ndarray | None) -> dict[str, Any]:
-    """``{"attacks": {...}, "strongest": {...}}`` for ``results.json`` (see the module docstring); ``res``
-    already holds the reconstruction, retrieval and face scores (and ``res["retrieval"]["enrollment->
-    identity"]`` for the identity attack)."""
+def attacks_table(run_dir: Path, scores: Scores, views: Mapping[str, np.ndarray],
+                  reference: np.ndarray | None) -> AttacksTable:
+    """Every attack with its budget, scores and collapse verdict, and the strongest attack per metric (see
+    the module docstring); ``scores`` holds the reconstruction, retrieval and face tables (and the
+    identity attack's ``enrollment->identity`` retrieval row)."""
     from anonreid.models.budget import trained_against
     from anonreid.models.checkpoint import read_sidecar
 
     an_path = run_dir / "checkpoints" / "anonymizer"
     against = trained_against(read_sidecar(an_path)["metadata"]) if an_path.with_suffix(".json").exists() else []
-    present = {name for name in views} | ({"identity"} if res.get("retrieval", {}).get("enrollment->identity") else set())
-    attacks: dict[str, Any] = {}
+    present = set(views) | ({"identity"} if scores.retrieval.get("enrollment->identity") else set())
+    rows: dict[str, AttackRow] = {}
     for name, title, ckpt, trained in ATTACKS:
-        if name not in present:
+        if name in present:
+            rows[name] = AttackRow(title, ckpt, trained, _budget(run_dir, ckpt, against) if trained and ckpt else None,
+                                   _score(scores, name))
+    linear = rows["linear"].scores if "linear" in rows else None
+    for name, a in rows.items():
+        if not a.trained:
             continue
-        attacks[name] = {"title": title, "checkpoint": ckpt, "trained": trained,
-                         "budget": _budget(run_dir, ckpt, against) if trained and ckpt else None,
-                         "scores": _score(res, name)}
-    linear = attacks.get("linear", {}).get("scores", {})
-    for name, a in attacks.items():
-        if not a["trained"]:
-            continue
-        scores = {m: a["scores"][m] for m in ("ssim", "enrollment_rank1") if a["scores"].get(m)}
-        floor = {m: linear[m] for m in ("ssim", "enrollment_rank1") if linear.get(m)}
+        mine = {m: _interval(e) for m in ("ssim", "enrollment_rank1") if (e := a.scores.metric(m)) is not None}
+        floor = {m: _interval(e) for m in ("ssim", "enrollment_rank1")
+                 if linear is not None and (e := linear.metric(m)) is not None}
         output = views.get(name) if reference is not None else None
-        a["collapse"] = collapse_check(name, output, reference if output is not None else None, scores,
-                                       floor).as_dict()
-    strongest: dict[str, Any] = {}
+        verdict = collapse_check(name, output, reference if output is not None else None, mine, floor)
+        rows[name] = replace(a, collapse=verdict)
+    strongest: dict[str, tuple[str, Estimate | ChanceEstimate]] = {}
     for metric in METRICS:
-        cands = [(a["scores"][metric], name) for name, a in attacks.items() if a["scores"].get(metric)]
-        cands = [(s, n) for s, n in cands if s.get("value") is not None and np.isfinite(s["value"])]
+        cands = [(getattr(a.scores, metric), name) for name, a in rows.items() if getattr(a.scores, metric) is not None]
+        cands = [(s, n) for s, n in cands if np.isfinite(_estimate(s).value)]
         if cands:
-            best, name = max(cands, key=lambda c: (c[0]["ci_high"], c[0]["value"]))
-            strongest[metric] = {"attack": name, **best}
-    return {"attacks": attacks, "strongest": strongest, "attackers_in_training": [b.as_dict() for b in against]}
+            best, name = max(cands, key=lambda c: (_estimate(c[0]).ci_high, _estimate(c[0]).value))
+            strongest[metric] = (name, best)
+    return AttacksTable(rows, strongest, [b.as_dict() for b in against])
 
 
-def attacks_markdown(res: dict[str, Any]) -> str:
-    """The "every attack" section of results.md."""
-    from anonreid.models.evaluation.report import est, est_pct, pct, table
-
-    attacks = res.get("attacks") or {}
-    if not attacks:
-        return ""
-
-    def rank(s: dict[str, Any] | None) -> str:
-        return "n/a" if not s else f"{est_pct(s)} (chance {pct(s['chance'])})"
-
-    def budget(b: dict[str, Any] | None) -> str:
-        if not b:
-            return "—"
-        verdict = "ok" if b["ok"] else "BELOW 3x"
-        return f"{b['samples']} ({b['steps']} x {b['batch_size']}) / needs {b['required']}: {verdict}"
-
-    rows = []
-    for name, a in attacks.items():
-        c = a.get("collapse")
-        state = "—" if c is None else ("COLLAPSED: " + "; ".join(c["reasons"]) if c["collapsed"] else "ok")
-        s = a["scores"]
-        rows.append([f"{name}: {a['title']}", budget(a["budget"]), est(s["ssim"]) if s["ssim"] else "n/a",
-                     rank(s["enrollment_rank1"]), rank(s["raw_rank1"]),
-                     est(s["face_auc"]) if s["face_auc"] else "n/a", state])
-    trained = ", ".join(f"{b['name']} ({b['kind']}, {b['total']} samples)" for b in res.get("attackers_in_training", []))
-    out = ["## Every attack (trained after E_an was frozen, on training identities only)", "",
-           f"Attackers E_an was trained against: {trained or 'not recorded'}. Budget = the attack's own "
-           "steps x batch samples (clips for reconstruction, crops for identity), which must be at least 3x the "
-           "total of every attacker of its kind in E_an's training. Collapsed = output spread under 10% of the "
-           "target's, or its interval wholly below the linear-inverse floor's on every metric.", "",
-           table(["attack", "budget", METRICS["ssim"], "rank-1 enrollment → attack", "rank-1 raw → attack",
-                  "face AUC", "collapse check"], rows), ""]
-    return "\n".join(out) + "\n\n"
+def _interval(e: Estimate) -> dict[str, float]:
+    return {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high}
 
 
-def with_attacks_section(markdown: str, res: dict[str, Any]) -> str:
-    """results.md with the every-attack section inserted before its strongest-attack section (or its
-    figures; appended when it has neither)."""
-    section = attacks_markdown(res)
-    for anchor in ("\n## Strongest attack per metric", "\n## Figures"):
-        if anchor in markdown:
-            return markdown.replace(anchor, "\n" + section + anchor.lstrip("\n"), 1)
-    return markdown + "\n" + section
+def _estimate(s: Estimate | ChanceEstimate) -> Estimate:
+    return s.estimate if isinstance(s, ChanceEstimate) else s

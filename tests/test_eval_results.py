@@ -1,0 +1,201 @@
+"""The typed results of ``anonreid evaluate`` (one per table), results.json written from them, results.md
+rendered from them, and the attacker's nets read from the training config tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anonreid.models.evaluation.collapse import CollapseVerdict
+from anonreid.models.evaluation.intervals import Estimate
+from anonreid.models.evaluation.protocol import Protocol
+from anonreid.models.evaluation.results import (
+    PAPER,
+    AblationRow,
+    AblationTable,
+    AttackRow,
+    AttackScores,
+    AttacksTable,
+    ChanceEstimate,
+    EncryptionRow,
+    EncryptionTable,
+    EvaluatedSetSummary,
+    EvaluationResults,
+    FaceScore,
+    FaceTable,
+    ReconstructionScore,
+    ReconstructionTable,
+    ReidTable,
+    RetrievalScore,
+    RetrievalTable,
+    RunInfo,
+    Scores,
+)
+
+
+def _e(value: float, lo: float, hi: float) -> Estimate:
+    return Estimate(value, lo, hi, 8, "clopper-pearson", 2)
+
+
+def _ret(r1: float, lo: float, hi: float, chance: float = 0.25) -> RetrievalScore:
+    return RetrievalScore(_e(r1, lo, hi), 0.75, 1.0, _e(0.4, 0.3, 0.5), {"rank1": chance, "mAP": 0.3}, 8, 1, 16)
+
+
+def _rec(ssim: float) -> ReconstructionScore:
+    floors = {"flat": {"ssim": 0.30, "psnr": 9.0}, "silhouette": {"ssim": 0.35, "psnr": 10.0}}
+    return ReconstructionScore(_e(ssim, ssim - 0.05, ssim + 0.05), _e(11.0, 10.0, 12.0), 0.2, 8.0,
+                               {"ssim": _e(ssim, ssim - 0.02, ssim + 0.02), "psnr": _e(10.0, 9.5, 10.5)}, floors)
+
+
+def _scores(verdict: bool = True) -> Scores:
+    face = FaceScore(_e(0.55, 0.45, 0.65), np.linspace(0, 1, 5), np.linspace(0, 1, 5) ** 0.5, 8, 24)
+    return Scores(
+        ReconstructionTable({"raw": _rec(0.6), "anonymized": _rec(0.3), "adaptive": _rec(0.5)}),
+        ReidTable({"gt": {"raw": _ret(0.875, 0.47, 1.0), "anonymized": _ret(0.75, 0.35, 0.97)}, "detected": {}},
+                  "", 0.5),
+        RetrievalTable({"enrollment->raw": _ret(1.0, 0.16, 1.0, 0.5), "raw->raw": None,
+                        "enrollment->adaptive": _ret(0.5, 0.01, 0.99, 0.5)}),
+        FaceTable({"reference": face, "anonymized": None, "adaptive": face}),
+        Protocol(2, 3, 1, "held-out training identities", ["world-1"], [], verdict,
+                 "" if verdict else "1 of the 2 test identities was seen", 8, 2),
+    )
+
+
+def _results(verdict: bool = True) -> EvaluationResults:
+    from anonreid.models.evaluation.report import verdicts
+
+    s = _scores(verdict)
+    adaptive = AttackScores(_e(0.5, 0.48, 0.52), "person", ChanceEstimate(_e(0.5, 0.01, 0.99), 0.5), None, None)
+    attacks = AttacksTable(
+        {"adaptive": AttackRow("E_rec' trained on anonymized events from scratch", "e_rec_adaptive", True, None,
+                               adaptive, CollapseVerdict("adaptive", True, ["flat output"]))},
+        {"ssim": ("adaptive", adaptive.ssim)}, [])  # type: ignore[dict-item]
+    info = RunInfo("anonreid evaluate --run r", "r", "world", "w", "tiny", "cpu", {}, {"beta": 1.0},
+                   EvaluatedSetSummary(16, 2, ["cam0", "cam1"], 2, 2, [64, 48], True, "query = one clip per identity and camera"),
+                   {"appearance": {"crop_hw": (32, 16)}}, "attacker's own face net")
+    return EvaluationResults(info, s, EncryptionTable({"scrambling": EncryptionRow("ChaoticScramble()", None, None, None)}),
+                             AblationTable({"a0_b0_g1": AblationRow(0.0, 0.0, 1.0, missing="not trained")}),
+                             attacks, 1.5, ["face_roc.png"], verdicts(s))
+
+
+def test_results_json_holds_every_table_in_its_keys_and_reads_back() -> None:
+    """results.json is written from the typed results (NaN as null, tuples as lists) in the keys other code
+    reads, and the score tables read back from it give the same JSON."""
+    res = _results().to_json()
+    assert list(res) == ["command", "run_dir", "dataset", "data", "preset", "device", "models", "joint", "test",
+                         "attacker", "paper", "reconstruction", "reid", "retrieval", "protocol", "face", "encryption",
+                         "ablation", "attacks", "strongest", "attackers_in_training", "wall_s", "figures", "verdicts"]
+    assert res["paper"] == PAPER and res["attacker"] == {"appearance": {"crop_hw": [32, 16]},
+                                                         "face_embedder": "attacker's own face net"}
+    assert res["reid"]["detection_recall"] == 0.5 and "raw_missing" not in res["reid"]
+    assert res["retrieval"]["raw->raw"] is None and res["face"]["anonymized"] is None
+    assert res["encryption"]["scrambling"] == {"transform": "ChaoticScramble()", "retrieval": None}
+    assert res["ablation"]["a0_b0_g1"] == {"alpha": 0.0, "beta": 0.0, "gamma": 1.0, "missing": "not trained"}
+    assert res["attacks"]["adaptive"]["collapse"]["reasons"] == ["flat output"]
+    assert res["strongest"]["ssim"]["attack"] == "adaptive" and res["strongest"]["ssim"]["value"] == 0.5
+    assert res["attacks"]["adaptive"]["scores"]["enrollment_rank1"]["chance"] == 0.5
+    text = json.dumps(res)  # plain JSON
+    back = Scores.from_json(json.loads(text))
+    for key, table in (("reconstruction", back.reconstruction), ("reid", back.reid), ("retrieval", back.retrieval)):
+        assert table.to_json() == res[key], key
+    assert back.protocol == _scores().protocol
+    nan = Scores.from_json({**res, "retrieval": {"enrollment->raw": {**res["retrieval"]["enrollment->raw"],
+                                                                    "rank1": {"value": None}}}})
+    rank1 = nan.retrieval.rows["enrollment->raw"].rank1  # type: ignore[union-attr]
+    assert np.isnan(rank1.value) and np.isnan(rank1.ci_high)
+    assert EvaluationResults(**{**_results().__dict__, "encryption": None}).to_json().get("encryption") is None
+    assert ReconstructionTable({}, "no reference frames").to_json() == {"missing": "no reference frames"}
+
+
+def test_results_md_renders_every_table_from_the_types() -> None:
+    from anonreid.models.evaluation.report import write_markdown
+
+    md = write_markdown(_results())
+    assert md.startswith("# Evaluation of `r` (tiny)") and "anonreid evaluate --run r" in md
+    assert "| raw (ground-truth boxes) | 87.5 [47.0, 100.0] | 75.0 | 100.0 | 40.0 [30.0, 50.0] | 25.0 / 30.0 | 8 | 1 | " \
+           "63.7 / 40.7 |" in md
+    assert "found in 50.0% of the clips' last windows" in md
+    assert "| enrollment → raw | 100.0 [16.0, 100.0] |" in md and "| raw → raw | n/a | n/a |" in md
+    assert "| chaotic scrambling | n/a | n/a | n/a | n/a |" in md and "Keys: scrambling: `ChaoticScramble()`" in md
+    assert "| α=0 β=0 γ=1 | missing |" in md
+    assert "| adaptive attacker | 0.550 [0.450, 0.650] | 0.500 | 8 | 24 |  |" in md  # face; paper has no adaptive
+    assert "COLLAPSED: flat output" in md
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections.index("## Every attack (trained after E_an was frozen, on training identities only)") + 1 == \
+        sections.index("## Strongest attack per metric")
+    story = md.split("## Against the paper's story")[1]
+    assert "enrollment queries → adaptive attacker: rank-1 50.0 [1.0, 99.0], upper bound at most 55.0: " \
+           "not shown (insufficient evidence)" in story
+    assert "whole-frame SSIM of reconstructions clearly lower from anonymized than from raw events (0.300 vs 0.600" in story
+    assert "![face_roc.png](face_roc.png)" in md
+
+
+def test_no_verdict_renders_the_numbers_without_privacy_checks() -> None:
+    from anonreid.models.evaluation.report import strongest_attacks, write_markdown
+
+    res = _results(verdict=False)
+    assert res.to_json()["verdicts"] == {"privacy_verdict_given": False, "reason": "1 of the 2 test identities was seen",
+                                         "privacy_checks": [], "lines": res.verdicts.lines}
+    assert res.verdicts.lines[-1] == "privacy: NO VERDICT: 1 of the 2 test identities was seen"
+    assert strongest_attacks(res.scores) == [] and "## Strongest attack" not in write_markdown(res)
+
+
+def test_frontier_reads_what_the_typed_results_write(tmp_path: Path) -> None:
+    from anonreid.models.evaluation.frontier import frontier_point
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(_results().to_json()))
+    point = frontier_point(json.loads(path.read_text()), "tiny", path)
+    assert point.attacker is not None and point.attacker.rank1.ci_high == 0.99  # enrollment -> adaptive
+    assert point.face_auc is not None and point.face_auc.value == 0.55 and point.face_what.endswith("adaptive attacker")
+
+
+# ------------------------------------------------------------------------------------------ attacker config
+
+
+def _nets(acfg: object) -> dict:
+    return {name: {k: v for k, v in getattr(acfg, name).__dict__.items() if k != "name"} for name in ("appearance", "face")}
+
+
+def test_attacker_nets_come_from_the_training_config_with_the_old_preset_values() -> None:
+    """The values AttackerCfg.for_preset hard-coded before: tiny nets sized for tests, the default elsewhere."""
+    from anonreid.models.config import PRESETS, load_train_config
+    from anonreid.models.evaluation.attacks import AttackerCfg
+
+    default = {"steps": 150, "model": "reid_resnet18", "embed_dim": 128, "p": 8, "k": 4, "lr": 5e-4, "warmup": 10,
+               "seed": 0, "augment": True}
+    tiny = {**default, "embed_dim": 32, "p": 4, "k": 2, "steps": 3, "warmup": 1}
+    for preset in PRESETS:
+        want = tiny if preset == "tiny" else default
+        hw = ((32, 16), (16, 16)) if preset == "tiny" else ((64, 32), (32, 32))
+        acfg = AttackerCfg.from_config(load_train_config(preset))
+        assert _nets(acfg) == {"appearance": {"crop_hw": hw[0], **want}, "face": {"crop_hw": hw[1], **want}}, preset
+        assert (acfg.appearance.name, acfg.face.name) == ("appearance", "face")
+    steps = AttackerCfg.from_config(load_train_config("cpu"), steps=7)
+    assert steps.appearance.steps == steps.face.steps == 7
+
+
+def test_a_run_config_without_the_attacker_section_gets_its_presets(tmp_path: Path) -> None:
+    """A run directory written before the section existed still evaluates with its preset's attacker; a
+    run config that has the section (every new run) or a --set override is read as written."""
+    import yaml
+
+    from anonreid.models.config import load_train_config
+    from anonreid.models.evaluation.attacks import AttackerCfg
+    from anonreid.orchestration.config import ConfigError, config_to_yaml
+
+    written = yaml.safe_load(config_to_yaml(load_train_config("tiny")))
+    assert written["attacker"]["face"]["crop_hw"] == [16, 16]  # a new run records it
+    old = {k: v for k, v in written.items() if k != "attacker"}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    assert AttackerCfg.from_config(load_train_config(tmp_path / "old.yaml")) == AttackerCfg.from_config(
+        load_train_config("tiny"))
+    custom = load_train_config(tmp_path / "old.yaml", ["name=custom"])  # no preset of that name: the defaults
+    assert AttackerCfg.from_config(custom).appearance.crop_hw == (64, 32)
+    mine = load_train_config(tmp_path / "old.yaml", ["attacker.appearance.embed_dim=48"])
+    assert AttackerCfg.from_config(mine).appearance.embed_dim == 48
+    with pytest.raises(ConfigError, match=r"attacker\.appearance\.steps"):
+        load_train_config("tiny", ["attacker.appearance.steps=0"])
