@@ -55,16 +55,6 @@ class Protocol:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_queries(self, res: dict[str, Any]) -> dict[str, Any]:
-        """Record the number of ReId queries (one per identity and camera) and enrollment queries of the
-        results ``res`` of ``anonreid evaluate``; returns :meth:`as_dict`."""
-        reid = res["reid"].get("gt", {})
-        row = reid.get("anonymized") or reid.get("raw")
-        enrollment = res["retrieval"].get("enrollment->raw")
-        self.reid_queries = row["num_queries"] if row else None
-        self.enrollment_queries = enrollment["num_queries"] if enrollment else None
-        return self.as_dict()
-
 
 def person_keys(world_dir: Path, identities: list[str]) -> dict[str, str]:
     """identity -> its person as canonical JSON (every attribute of ``world.json`` but the split)."""
