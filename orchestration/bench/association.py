@@ -15,7 +15,10 @@
    tracklets offline (average linkage over their box-weighted mean embeddings, no constraints) at the
    cosine cut that scores best, i.e. chosen with the ground truth: what the embeddings allow when every
    tracklet is complete, an optimistic reference for online association, which decides on a
-   tracklet's first sighting.
+   tracklet's first sighting; ``tracklet_oracle`` gives each whole tracklet its majority person (the
+   most linking tracklets can reach). Each replay row breaks its loss down (``losses``: IDF1 without
+   fragmentation, without false merges, and both per camera pair:
+   :mod:`~anonreid.orchestration.bench.association_losses`).
 
 The recording depends on the models and the world, not on the gallery settings, so the sweep shows
 which threshold suits the models a site runs, and how far association is from the oracle. Recording is
@@ -195,6 +198,7 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
     from anonreid.gallery.servicer import sighting_from_pb
     from anonreid.gallery.store import GalleryStore
     from anonreid.models.evaluation.association_metrics import identity_scores
+    from anonreid.orchestration.bench.association_losses import losses, tracklet_persons, tracklet_spans
     from anonreid.orchestration.config import RedisConfig
     from anonreid.orchestration.demo import world_gallery_config
     from anonreid.orchestration.redis_service import RedisService
@@ -213,6 +217,8 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
         pred = [None if sid is None else identity_of.get(sid) for _, sid in observations]
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in identity_scores(gt, pred).as_dict().items()}
 
+    who = tracklet_persons(observations, tracklet)
+    spans = tracklet_spans(sightings, tracklet)
     truth = sum(g is not None for g in gt)
     covered = sum(g is not None and sid is not None for g, sid in observations)
     out: dict[str, Any] = {
@@ -224,6 +230,7 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
         "oracle": scores({sid: person.get(sid, f"false:{sid}") for sid in tracklet}),
         "separate": scores(tracklet),
         "hindsight": _hindsight(sightings, tracklet, scores),
+        "tracklet_oracle": scores({sid: who[key] for sid, key in tracklet.items()}),
         "thresholds": [],
     }
     tmp = tempfile.mkdtemp(prefix="anonreid-bench-association-")
@@ -241,6 +248,7 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
                            for kind in ("split", "detach", "merge", "move")}
             out["thresholds"].append({"threshold": threshold, "identities": len(set(final.values())),
                                       "scores": scores(final), "corrections": corrections,
+                                      "losses": losses(observations, spans, tracklet, final, scores),
                                       "transit_learned": gallery.transit.learned()})
     finally:
         service.stop()
