@@ -147,9 +147,16 @@ def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path
     for row in (*r["thresholds"], r["hindsight"], r["separate"]):  # per-sighting majority identities
         scores = row.get("scores", row)  # maximise IDTP: no partition of the sightings beats them
         assert scores["idf1"] <= oracle["idf1"] + 1e-9, row
+    assert r["tracklet_oracle"]["idf1"] <= oracle["idf1"] + 1e-9  # whole tracklets: never more than per sighting
+    for row in r["thresholds"]:  # where each replay loses IDF1: relabelled sightings, bounded by the oracle too,
+        losses = row["losses"]  # and every junction between tracklets names a camera pair
+        assert min(losses["idf1_no_fragmentation"], losses["idf1_no_false_merges"]) >= 0, row
+        assert max(losses["idf1_no_fragmentation"], losses["idf1_no_false_merges"]) <= oracle["idf1"] + 1e-9, row
+        assert all("->" in pair and n > 0 for kind in ("false_merges", "fragments") for pair, n in losses[kind].items())
     # nothing reaches similarity 1 across tracklets: every tracklet keeps its own identity
     never = r["thresholds"][0]
     assert never["identities"] == r["tracklets"] and never["scores"] == r["separate"]
+    assert never["losses"]["false_merges"] == {}  # no identity holds two tracklets
     assert r["best_threshold"] in (1.0, 0.6, -1.0)
     # the saved recording replays to the same result without recording again
     again = bench(tmp_path, "association", "--recording", str(saved), "--thresholds", "1.0,0.6,-1")
