@@ -396,9 +396,9 @@ class Gallery(IdentityTables):
                     best[row.identity_id] = sim
             wanted.update(i for i, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
         book = self.tracklets
-        book.prefetch({key: [r.sighting_id for r in rows] for identity_id in wanted
+        book.prefetch({key: [r.sighting_id for r in track.by_tracklet[key]] for identity_id in wanted
                        if (track := self._tracks.get(identity_id)) is not None
-                       for key, rows in track.by_tracklet.items() if key not in book})
+                       for key in book.missing(track.by_tracklet)})
 
     def _tracklet_ids(self, key: tuple[str, str]) -> list[str]:
         """The stored sighting ids of a (camera, tracklet)."""

@@ -12,8 +12,10 @@ The book is a cache over Redis: rows ingested here are added as they come; a tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
+from itertools import filterfalse
 
 import numpy as np
 
@@ -52,7 +54,7 @@ class TrackletBook:
         total = self._sums.get(key)
         if total is None:
             total = self._sums[key] = self._rebuild(key, stored())
-        norm = float(np.linalg.norm(total))
+        norm = math.sqrt(float(total.dot(total)))  # np.linalg.norm's own formula for a vector, without its overhead
         unit = self._units[key] = total / norm if norm > 0 else total
         return unit
 
@@ -74,6 +76,10 @@ class TrackletBook:
 
     def __contains__(self, key: Key) -> bool:
         return key in self._sums
+
+    def missing(self, keys: Iterable[Key]) -> list[Key]:
+        """The ``keys`` not held, in their order."""
+        return list(filterfalse(self._sums.__contains__, keys))
 
     def prefetch(self, wanted: Mapping[Key, Sequence[str]]) -> None:
         """Rebuild every tracklet of ``wanted`` (key -> its stored sighting ids) not held yet, with one
@@ -137,5 +143,7 @@ class TrackletScorer:
         self.query = book.prototype(key, lambda: stored(key))
 
     def __call__(self, track: IdentityTrack) -> float | None:
-        keys = [k for k in track.by_tracklet if k != self.key][-self.recent:]
-        return identity_similarity(self.query, self.book.prototypes(keys, self.stored), self.best)
+        keys = list(track.by_tracklet)
+        if self.key in track.by_tracklet:
+            keys.remove(self.key)
+        return identity_similarity(self.query, self.book.prototypes(keys[-self.recent:], self.stored), self.best)
