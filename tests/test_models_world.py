@@ -19,8 +19,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_tiny_config_trains_every_stage_end_to_end(tiny_run: TinyRun) -> None:
     """The session's tiny run (tests/conftest.py: ``tiny_run``, shared with the evaluation tests)."""
     run, args = tiny_run.run, tiny_run.args
-    # CPU time, not wall time: the budget is the work done (one thread), whatever else shares the machine
-    assert tiny_run.cpu_s < 90, f"tiny training used {tiny_run.cpu_s:.0f} s of CPU ({tiny_run.wall_s:.0f} s wall)"
+    # CPU time, not wall time: the budget is the work done (one thread), whatever else shares the machine. The
+    # same run measured 84 CPU-s in one clean-clone CI rehearsal and 117 in the next (CPU seconds are not
+    # constant on a shared 2-core host: caches and memory bandwidth are shared with the other core's work), so
+    # the guard is 150: it still catches a tiny preset that grows by a factor, not a noisy neighbour
+    assert tiny_run.cpu_s < 150, f"tiny training used {tiny_run.cpu_s:.0f} s of CPU ({tiny_run.wall_s:.0f} s wall)"
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["stages"]) >= {"rec", "reid", "joint", "inv", "adaptive", "joint_a0_b0_g1", "joint_a0_b1_g1"}
     for name in ("e_rec", "reid_raw", "anonymizer", "reid", "e_inv", "e_rec_adaptive"):
