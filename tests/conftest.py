@@ -85,6 +85,31 @@ class TinyRun:
     args: list[str]  # the `anonreid train` arguments that made it (a test reruns them with --resume)
     cpu_s: float  # CPU time of the training (it runs in this process, one torch thread)
     wall_s: float
+    reference_cpu_s: float  # CPU time of ``reference_torch_work`` (the mean of one run before and one after)
+
+    @property
+    def cost_ratio(self) -> float:
+        """The training's CPU time in units of the reference workload measured around it in this process:
+        a host that runs everything slower (a busy CI machine, a shared core) slows both alike."""
+        return self.cpu_s / self.reference_cpu_s
+
+
+def reference_torch_work(steps: int = 20) -> float:
+    """CPU seconds of a fixed one-thread torch workload shaped like the tiny training (a small conv net's
+    forward, backward and Adam step on 5-bin 96x128 voxels); the caller sets the thread count."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(5, 32, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 5, 3, padding=1))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randn(4, 5, 96, 128, generator=gen)
+    c0 = time.process_time()
+    for _ in range(steps):
+        opt.zero_grad()
+        net(x).square().mean().backward()
+        opt.step()
+    return time.process_time() - c0
 
 
 @pytest.fixture(scope="session")
@@ -113,14 +138,18 @@ def tiny_run(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Tiny
     args = ["train", "--data", str(tiny_world), "--config", "tiny", "--out", str(run), "--ablation", "--no-progress",
             "--set", "threads=1", "--set", "data.val_identities=1"]
     threads = torch.get_num_threads()  # the training sets one thread: the tests after it keep their default
-    t0, c0 = time.perf_counter(), time.process_time()
     try:
+        torch.set_num_threads(1)
+        before = reference_torch_work()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = CliRunner().invoke(app, args)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        torch.set_num_threads(1)
+        after = reference_torch_work()
     finally:
         torch.set_num_threads(threads)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert result.exit_code == 0, result.output
-    return TinyRun(tiny_world, run, args, cpu, wall)
+    return TinyRun(tiny_world, run, args, cpu, wall, (before + after) / 2)
 
 
 @pytest.fixture

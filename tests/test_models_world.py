@@ -13,17 +13,20 @@ from typer.testing import CliRunner
 from anonreid.orchestration.cli import app
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# the tiny run measured 58x the reference (98 CPU-s against 1.69) on the 2-core machine beside a training run
+RATIO_LIMIT = 100
 
 
 @pytest.mark.slow
 def test_tiny_config_trains_every_stage_end_to_end(tiny_run: TinyRun) -> None:
     """The session's tiny run (tests/conftest.py: ``tiny_run``, shared with the evaluation tests)."""
     run, args = tiny_run.run, tiny_run.args
-    # CPU time, not wall time: the budget is the work done (one thread), whatever else shares the machine. The
-    # same run measured 84 CPU-s in one clean-clone CI rehearsal and 117 in the next (CPU seconds are not
-    # constant on a shared 2-core host: caches and memory bandwidth are shared with the other core's work), so
-    # the guard is 150: it still catches a tiny preset that grows by a factor, not a noisy neighbour
-    assert tiny_run.cpu_s < 150, f"tiny training used {tiny_run.cpu_s:.0f} s of CPU ({tiny_run.wall_s:.0f} s wall)"
+    # the budget is the work done, as a ratio against a fixed torch workload measured around it in this process
+    # (tests/conftest.py: reference_torch_work): CPU seconds alone moved from 84 to 151 between CI runs of the same
+    # code on hosts of this kind; the ratio catches a tiny preset that grows by a factor, not a slower host
+    assert tiny_run.cost_ratio < RATIO_LIMIT, (
+        f"tiny training cost {tiny_run.cost_ratio:.0f}x the reference workload ({tiny_run.cpu_s:.0f} CPU-s, "
+        f"{tiny_run.wall_s:.0f} s wall; the reference {tiny_run.reference_cpu_s:.2f} CPU-s)")
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["stages"]) >= {"rec", "reid", "joint", "inv", "adaptive", "joint_a0_b0_g1", "joint_a0_b1_g1"}
     for name in ("e_rec", "reid_raw", "anonymizer", "reid", "e_inv", "e_rec_adaptive"):
