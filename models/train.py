@@ -72,7 +72,7 @@ from anonreid.models.engine import (
 )
 from anonreid.models.layers import ChannelAffine, fit_channel_affine
 from anonreid.models.losses import reconstruction_loss, ssim
-from anonreid.models.reconstruction import run_sequence
+from anonreid.models.reconstruction import run_sequence, with_input_affine
 from anonreid.models.registry import builder_args, create_model, model_cfg
 from anonreid.models.reid import ReidOutput, reid_loss
 from anonreid.orchestration.config import config_to_yaml
@@ -285,12 +285,8 @@ def train_reconstruction(
     seed_everything(ctx.cfg.seed + STAGES.index(stage))
     standardise = anonymizer is not None and "input_affine" in builder_args(
         model_cfg(init).name if init is not None else rcfg.model)
-    if init is not None:
-        rec = copy.deepcopy(init).requires_grad_(True).to(ctx.device)
-        if standardise and getattr(rec, "input_affine", None) is None:  # the raw E_rec, plus a fitted input layer
-            icfg = model_cfg(init)
-            rec = create_model(icfg.name, **{**dict(icfg.params), "input_affine": True}).to(ctx.device)
-            rec.load_state_dict(init.state_dict(), strict=False)
+    if init is not None:  # a copy of the raw E_rec (plus its fitted input layer when the attack standardises)
+        rec = ((with_input_affine(init) if standardise else None) or copy.deepcopy(init)).requires_grad_(True).to(ctx.device)
     else:
         args = {**rcfg.model_args, **({"input_affine": True} if standardise else {})}
         rec = create_model(rcfg.model, in_bins=ctx.cfg.data.num_bins, **args).to(ctx.device)
