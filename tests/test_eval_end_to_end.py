@@ -39,6 +39,9 @@ def test_evaluate_world_writes_every_table_and_figure(tiny_run: TinyRun, tmp_pat
                 "enrollment->inversion", "raw->inversion", "enrollment->adaptive"):
         r = res["retrieval"][key]
         assert r["num_queries"] == (2 if key.startswith("enrollment") else 8) and "rank1" in r["chance"], key
+    for view in ("reference", "raw", "anonymized", "inversion", "adaptive"):  # every clip a query vs the photos
+        r = res["retrieval"][f"{view}->enrollment"]
+        assert (r["num_queries"], r["num_gallery"], r["chance"]["rank1"]) == (res["test"]["clips"], 2, 0.5), view
     assert set(res["face"]) == {"reference", "raw", "anonymized", "inversion", "linear", "adaptive", "finetuned"}
     assert all(0 <= f["auc"]["value"] <= 1 and f["num_genuine"] > 0 for f in res["face"].values())
     assert set(res["encryption"]) == {"scrambling", "discarding"}
@@ -95,8 +98,10 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
             assert b["ok"] and b["samples"] >= b["required"] > 0 and b["factor"] == 3, (name, b)
     assert collapsed_attacks(res) == {}
     assert all("collapse" in a for a in res["attacks"].values() if a["trained"])
-    assert res["retrieval"]["enrollment->identity"]["num_queries"] == 2  # the direct identity attack
-    assert set(res["strongest"]) == {"ssim", "enrollment_rank1", "raw_rank1", "face_auc"}
+    assert res["retrieval"]["enrollment->identity"]["num_queries"] == 2  # the direct identity attack, both ways
+    assert res["retrieval"]["identity->enrollment"]["num_queries"] == res["test"]["clips"]
+    assert res["attacks"]["identity"]["scores"]["stream_rank1"]["chance"] == 0.5
+    assert set(res["strongest"]) == {"ssim", "enrollment_rank1", "stream_rank1", "raw_rank1", "face_auc"}
     assert all(s["attack"] in res["attacks"] and s["ci_low"] <= s["value"] <= s["ci_high"] for s in res["strongest"].values())
     md = (out / "results.md").read_text()
     assert "## Every attack" in md and "COLLAPSED" not in md and "BELOW 3x" not in md

@@ -107,6 +107,9 @@ def _results(protocol: dict) -> dict:
             "enrollment->anonymized": {**row, "rank1": _est(0.025, 0.001, 0.074)},  # upper bound 7.4 <= 7.5: holds
             "enrollment->linear": {**row, "rank1": _est(0.05, 0.006, 0.169)},  # straddles, wide: not shown
             "enrollment->adaptive": {**row, "rank1": _est(0.30, 0.166, 0.465)},  # lower bound over: does not hold
+            # every clip a query against the enrollment photos: the raw baseline is no check; 320 queries hold
+            "raw->enrollment": {**row, "num_queries": 320, "rank1": _est(0.5, 0.4, 0.6)},
+            "anonymized->enrollment": {**row, "num_queries": 320, "rank1": _est(0.025, 0.011, 0.049)},
         },
     }
 
@@ -122,10 +125,30 @@ def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None
     v = verdicts_json(_results(given))
     states = {c["what"]: c["state"] for c in v["privacy_checks"]}
     assert states == {"enrollment queries → E_rec(anonymized)": "pass", "enrollment queries → linear inverse (floor)": "insufficient evidence",
-                      "enrollment queries → adaptive attacker": "breach", "face verification on E_rec(anonymized)": "pass"}
+                      "enrollment queries → adaptive attacker": "breach", "face verification on E_rec(anonymized)": "pass",
+                      "stream queries (E_rec(anonymized)) → enrollment photos": "pass"}
     assert any("power issue #16 asks for" in line and line.endswith("holds") for line in v["lines"])
     strongest = "\n".join(strongest_attacks(Scores.from_json(_results(given))))
     assert "adaptive attacker" in strongest and "DOES NOT HOLD" in strongest
+    assert "rank-1 (stream queries)" in strongest  # its own row: the strongest attack of that direction
     refused = verdicts_json(_results({**given, "verdict": False, "reason": "2 of the 40 test identities were seen"}))
     assert not refused["privacy_verdict_given"] and refused["privacy_checks"] == []
     assert refused["lines"][-1] == "privacy: NO VERDICT: 2 of the 40 test identities were seen"
+
+
+def test_one_query_per_identity_cannot_show_rank1_privacy_and_every_clip_can() -> None:
+    """Why ``view->enrollment`` exists: with 40 enrollment queries even 0 hits leaves an upper bound over
+    chance + 5 (2.5 + 5 = 7.5 %), so the enrollment direction can never pass; 8 clips per identity as
+    queries against the 40 photos, at the chance rate and clustered by identity, can."""
+    import numpy as np
+
+    from anonreid.models.evaluation.intervals import proportion_ci
+
+    limit = 1 / 40 + 0.05
+    none_of_40 = proportion_ci(np.zeros(40), np.arange(40))
+    assert none_of_40.ci_high > limit and abs(none_of_40.ci_high - 0.0881) < 1e-3
+    ids = np.repeat(np.arange(40), 8)
+    hits = np.zeros(320)
+    hits[::40] = 1  # 8 hits of 320 (2.5 %, chance), spread over 8 identities
+    at_chance = proportion_ci(hits, ids)
+    assert at_chance.value == 0.025 and at_chance.ci_high <= limit, at_chance

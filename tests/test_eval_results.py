@@ -68,7 +68,7 @@ def _results(verdict: bool = True) -> EvaluationResults:
     from anonreid.models.evaluation.report import verdicts
 
     s = _scores(verdict)
-    adaptive = AttackScores(_e(0.5, 0.48, 0.52), "person", ChanceEstimate(_e(0.5, 0.01, 0.99), 0.5), None, None)
+    adaptive = AttackScores(_e(0.5, 0.48, 0.52), "person", ChanceEstimate(_e(0.5, 0.01, 0.99), 0.5), None, None, None)
     attacks = AttacksTable(
         {"adaptive": AttackRow("E_rec' trained on anonymized events from scratch", "e_rec_adaptive", True, None,
                                adaptive, CollapseVerdict("adaptive", True, ["flat output"]))},

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from anonreid.models.evaluation.attacks import ENROLLMENT_CAMERA
 from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS, Estimate, privacy_state
 from anonreid.models.evaluation.protocol import MIN_REID_QUERIES, MIN_TEST_IDENTITIES, Protocol
 from anonreid.models.evaluation.results import (
@@ -32,7 +33,8 @@ VIEW_TITLES = {"reference": "reference frame", "raw": "E_rec(raw)", "anonymized"
                "inversion": "inversion attack", "adaptive": "adaptive attacker",
                "finetuned": "fine-tuned E_rec", "linear": "linear inverse (floor)", "identity": "direct identity attack"}
 #: the every-attack table's metric columns (anonreid.models.evaluation.strong_attacks.METRICS, in this order)
-ATTACK_METRIC_TITLES = ("SSIM (person region)", "rank-1 enrollment → attack", "rank-1 raw → attack", "face AUC")
+ATTACK_METRIC_TITLES = ("SSIM (person region)", "rank-1 enrollment → attack", "rank-1 attack → enrollment",
+                        "rank-1 raw → attack", "face AUC")
 
 
 # ----------------------------------------------------------------------------------------------- formatting
@@ -242,7 +244,7 @@ def attacks_lines(attacks: AttacksTable) -> list[str]:
         state = "—" if c is None else ("COLLAPSED: " + "; ".join(c.reasons) if c.collapsed else "ok")
         sc = a.scores
         rows.append([f"{name}: {a.title}", budget(a.budget), est(sc.ssim), rank(sc.enrollment_rank1),
-                     rank(sc.raw_rank1), est(sc.face_auc.estimate) if sc.face_auc else "n/a", state])
+                     rank(sc.stream_rank1), rank(sc.raw_rank1), est(sc.face_auc.estimate) if sc.face_auc else "n/a", state])
     trained = ", ".join(f"{b['name']} ({b['kind']}, {b['total']} samples)" for b in attacks.attackers_in_training)
     return ["## Every attack (trained after E_an was frozen, on training identities only)", "",
             f"Attackers E_an was trained against: {trained or 'not recorded'}. Budget = the attack's own "
@@ -260,9 +262,14 @@ NOT_ATTACKS = ("raw", "reference")  # views that are baselines, not attacks on t
 
 
 def _attacked(key: str) -> tuple[str, str] | None:
-    """(query, view) of a retrieval key ``query->view`` whose view is an attack on the anonymized stream."""
+    """(what, view) of a retrieval key whose view is an attack on the anonymized stream: ``query->view``
+    (enrollment photos or raw reconstructions against the attack's crops) or ``view->enrollment`` (the
+    attack's crops, every clip a query, against the enrollment photos)."""
     query, _, view = key.partition("->")
-    return None if view in NOT_ATTACKS or not view else (query, view)
+    if view == ENROLLMENT_CAMERA:  # the attack's view is the query side
+        return None if query in NOT_ATTACKS else (f"stream queries ({VIEW_TITLES.get(query, query)}) → enrollment photos",
+                                                  query)
+    return None if view in NOT_ATTACKS or not view else (f"{query} queries → {VIEW_TITLES.get(view, view)}", view)
 
 
 def check_state(metric: str, e: Estimate, limit: float) -> str:
@@ -281,9 +288,7 @@ def privacy_checks(s: Scores) -> list[PrivacyCheck]:
     for key, r in s.retrieval.rows.items():
         attacked = _attacked(key)
         if r is not None and attacked:
-            query, view = attacked
-            checks.append(_check(f"{query} queries → {VIEW_TITLES.get(view, view)}", "rank-1", r.rank1,
-                                 r.chance["rank1"] + MARGIN))
+            checks.append(_check(attacked[0], "rank-1", r.rank1, r.chance["rank1"] + MARGIN))
     for view, f in s.face.rows.items():
         if f is not None and view not in NOT_ATTACKS:
             checks.append(_check(f"face verification on {VIEW_TITLES.get(view, view)}", "AUC", f.auc, FACE_AUC_MAX))

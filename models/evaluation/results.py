@@ -297,11 +297,12 @@ class AttackScores:
     ssim: Estimate | None
     ssim_region: str
     enrollment_rank1: ChanceEstimate | None
+    stream_rank1: ChanceEstimate | None  # the attack's clips as queries against the enrollment photos
     raw_rank1: ChanceEstimate | None
     face_auc: ChanceEstimate | None
 
     def metric(self, name: str) -> Estimate | None:
-        """``ssim``, ``enrollment_rank1``, ``raw_rank1`` or ``face_auc`` as an estimate."""
+        """``ssim``, ``enrollment_rank1``, ``stream_rank1``, ``raw_rank1`` or ``face_auc`` as an estimate."""
         s = getattr(self, name)
         return s.estimate if isinstance(s, ChanceEstimate) else s
 
@@ -310,7 +311,7 @@ class AttackScores:
             return None if x is None else x.to_json()
 
         return {"ssim": _as(self.ssim), "ssim_region": self.ssim_region, "enrollment_rank1": ce(self.enrollment_rank1),
-                "raw_rank1": ce(self.raw_rank1), "face_auc": ce(self.face_auc)}
+                "stream_rank1": ce(self.stream_rank1), "raw_rank1": ce(self.raw_rank1), "face_auc": ce(self.face_auc)}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ the two towers of stage ``identity``, no reconstruction step) and gathers, per a
   * its training budget and the 3x rule's verdict against the attackers E_an was trained against
     (:mod:`anonreid.models.budget`; ``null`` for the untrained plain attack and the closed-form floor);
   * its scores: person-region SSIM (full-frame where boxes are missing), enrollment -> attack rank-1,
+    attack -> enrollment rank-1 (every test clip a query: the direction with the power to show privacy),
     raw reconstruction -> attack rank-1, face-verification AUC, each with its interval;
   * its collapse verdict (:mod:`anonreid.models.evaluation.collapse`);
 
@@ -52,6 +53,7 @@ ATTACKS: tuple[tuple[str, str, str | None, bool], ...] = (
 )
 #: metric -> (title, higher = stronger attack)
 METRICS = {"ssim": "SSIM (person region)", "enrollment_rank1": "rank-1 enrollment photo -> attack",
+           "stream_rank1": "rank-1 attack's clips -> enrollment photos",
            "raw_rank1": "rank-1 raw reconstruction -> attack", "face_auc": "face verification AUC"}
 #: stage config section of each trained attack's checkpoint (for runs whose checkpoints predate budgets)
 _STAGE_OF = {"e_inv": "inv", "e_rec_adaptive": "adaptive", "e_rec_finetuned": "finetune", "attack_id_voxel": "identity"}
@@ -60,21 +62,23 @@ _STAGE_OF = {"e_inv": "inv", "e_rec_adaptive": "adaptive", "e_rec_finetuned": "f
 @torch.no_grad()
 def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_last: np.ndarray | None,
                     boxes: np.ndarray, ids: np.ndarray, cams: np.ndarray, query_camera: str, seed: int = 0,
-                    device: str | torch.device = "cpu", batch: int = 64) -> RetrievalScore | None:
-    """Enrollment photo -> anonymized crop rank-1 of the direct identity attack (None when the run has
-    no such attack, or there are no photos / anonymized clips)."""
+                    device: str | torch.device = "cpu", batch: int = 64) -> dict[str, RetrievalScore | None]:
+    """The direct identity attack's retrieval rows: ``enrollment->identity`` (each enrollment photo against
+    the anonymized crops) and ``identity->enrollment`` (each anonymized crop against the photos); empty
+    when the run has no such attack, or there are no photos / anonymized clips."""
     from anonreid.models.identity_attack import load_identity_towers
 
     if anon_last is None or not enrollment:
-        return None
+        return {}
     towers = load_identity_towers(run_dir / "checkpoints", device)
     if towers is None:
-        return None
-    q_ids = np.asarray(sorted(enrollment))
-    q_emb = towers.photo_embeddings([enrollment[i] for i in q_ids])
-    g_emb = towers.voxel_embeddings(anon_last, boxes, batch)
-    return retrieval_scores(q_emb.numpy(), q_ids, np.full(len(q_ids), query_camera), g_emb.numpy(), ids, cams,
-                            seed=seed)
+        return {}
+    p_ids = np.asarray(sorted(enrollment))
+    p_emb = towers.photo_embeddings([enrollment[i] for i in p_ids]).numpy()
+    v_emb = towers.voxel_embeddings(anon_last, boxes, batch).numpy()
+    p_cams = np.full(len(p_ids), query_camera)
+    return {"enrollment->identity": retrieval_scores(p_emb, p_ids, p_cams, v_emb, ids, cams, seed=seed),
+            "identity->enrollment": retrieval_scores(v_emb, ids, cams, p_emb, p_ids, p_cams, seed=seed)}
 
 
 def _budget(run_dir: Path, checkpoint: str, against: list[Any]) -> dict[str, Any] | None:
@@ -105,7 +109,8 @@ def _score(scores: Scores, view: str) -> AttackScores:
 
     face = scores.face.rows.get(view)
     return AttackScores(ssim, "person" if person else "full frame", rank1(f"enrollment->{view}"),
-                        rank1(f"raw->{view}"), None if face is None else ChanceEstimate(face.auc, face.chance_auc))
+                        rank1(f"{view}->enrollment"), rank1(f"raw->{view}"),
+                        None if face is None else ChanceEstimate(face.auc, face.chance_auc))
 
 
 def attacks_table(run_dir: Path, scores: Scores, views: Mapping[str, np.ndarray],
@@ -118,7 +123,8 @@ def attacks_table(run_dir: Path, scores: Scores, views: Mapping[str, np.ndarray]
 
     an_path = run_dir / "checkpoints" / "anonymizer"
     against = trained_against(read_sidecar(an_path)["metadata"]) if an_path.with_suffix(".json").exists() else []
-    present = set(views) | ({"identity"} if scores.retrieval.get("enrollment->identity") else set())
+    identity = scores.retrieval.get("enrollment->identity") or scores.retrieval.get("identity->enrollment")
+    present = set(views) | ({"identity"} if identity else set())
     rows: dict[str, AttackRow] = {}
     for name, title, ckpt, trained in ATTACKS:
         if name in present:
