@@ -188,3 +188,17 @@ def test_paper_without_an_attacker_rank1_is_a_reid_line_only(tmp_path: Path) -> 
     write_frontier(fr, tmp_path / "out")
     assert "no attacker rank-1 reported" in (tmp_path / "out" / "frontier.md").read_text()
     assert (tmp_path / "out" / "frontier.png").stat().st_size > 1000
+
+
+def test_a_strongest_attack_too_small_to_show_privacy_says_so() -> None:
+    """0 of 40 enrollment queries: the upper bound 8.8 % misses chance + 5 = 7.5 %, and the target's note
+    says that no anonymizer could pass at this size (at chance: 1 hit in 40, upper bound 13.2 %)."""
+    chance = 0.025
+    rank1 = {**_est(0.0, 0.0, 0.088), "n_eff": 40.0}
+    small = _results(retrieval={"enrollment->adaptive": {**_ret(0.0, 0.0, 0.088, chance), "rank1": rank1}})
+    target = frontier_point(small, "run").targets[0]
+    assert target.met is False and "cannot show it" in target.note and "13.2" in target.note
+    big = {**_est(0.02, 0.008, 0.049), "n_eff": 320.0}  # at chance its upper bound would be 4.9 %: no note
+    large = _results(retrieval={"adaptive->enrollment": {**_ret(0.02, 0.008, 0.049, chance), "rank1": big}})
+    target = frontier_point(large, "run").targets[0]
+    assert target.met is True and target.note == ""

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from anonreid.models.evaluation.intervals import Estimate
+from anonreid.models.evaluation.intervals import Estimate, upper_bound_at_chance
 from anonreid.models.evaluation.report import (
     FACE_AUC_MAX,
     MARGIN,
@@ -270,8 +270,12 @@ def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: Strong
     if attacker is None:
         x = Target("strongest attacker rank-1", rule_x, None, None, None, note="no identity attack in the run")
     else:
+        at_chance = upper_bound_at_chance(attacker.chance, attacker.rank1.n_eff)
+        power = (f"this size cannot show it: at chance the upper bound would be {100 * at_chance:.1f}"
+                 if at_chance > attacker.limit else "")  # NaN (no effective size recorded) compares False
         x = Target("strongest attacker rank-1", rule_x, attacker.rank1.ci_high, attacker.limit,
-                   None if no_verdict else attacker.rank1.ci_high <= attacker.limit, note=no_verdict)
+                   None if no_verdict else attacker.rank1.ci_high <= attacker.limit,
+                   note="; ".join(n for n in (no_verdict, power) if n))
     rule_f = f"upper bound <= {FACE_AUC_MAX:.2f}"
     if face_auc is None:
         f = Target("face AUC", rule_f, None, FACE_AUC_MAX, None, percent=False, note="no face-verification attack")
@@ -350,7 +354,7 @@ def _target_cell(t: Target) -> str:
         return t.note or "not judged"
     value = _pct(t.value) if t.percent else f"{t.value:.3f}"
     limit = _pct(t.limit) if t.percent else f"{t.limit:.2f}"
-    return f"{'yes' if t.met else 'NO'} ({value} vs {limit})"
+    return f"{'yes' if t.met else 'NO'} ({value} vs {limit}{'; ' + t.note if t.note else ''})"
 
 
 def frontier_markdown(fr: Frontier) -> str:

@@ -56,6 +56,7 @@ class Estimate:
     n: int
     method: str = ""
     clusters: int = 0  # independent units (identities) behind the interval; 0 = not clustered
+    n_eff: float = 0.0  # a proportion's effective sample size (n / design effect); 0 = not a proportion
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -67,7 +68,7 @@ class Estimate:
             return float("nan") if x is None else float(x)
 
         return cls(num(d.get("value")), num(d.get("ci_low")), num(d.get("ci_high")), int(d.get("n") or 0),
-                   str(d.get("method") or ""), int(d.get("clusters") or 0))
+                   str(d.get("method") or ""), int(d.get("clusters") or 0), float(d.get("n_eff") or 0.0))
 
     def __str__(self) -> str:
         return f"{self.value:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"
@@ -129,7 +130,14 @@ def proportion_ci(hits: Sequence | np.ndarray, groups: Sequence | np.ndarray | N
     n_eff = len(h) / deff
     lo, hi = clopper_pearson(float(h.mean()) * n_eff, n_eff, alpha)
     method = "clopper-pearson" if deff == 1.0 else f"clopper-pearson, design effect {deff:.2f} (korn-graubard)"
-    return Estimate(float(h.mean()), lo, hi, len(h), method, clusters if groups is not None else 0)
+    return Estimate(float(h.mean()), lo, hi, len(h), method, clusters if groups is not None else 0, n_eff)
+
+
+def upper_bound_at_chance(chance: float, n_eff: float, alpha: float = 0.05) -> float:
+    """The Clopper–Pearson upper bound an attacker scoring exactly ``chance`` would get from a sample of
+    effective size ``n_eff``: the most private result the evaluation can report. Over the privacy limit,
+    the evaluation cannot show privacy at this size, whatever the anonymizer does."""
+    return clopper_pearson(chance * n_eff, n_eff, alpha)[1] if n_eff > 0 else float("nan")
 
 
 # ------------------------------------------------------------------------------------------------------ AUC

@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from anonreid.models.evaluation.attacks import ENROLLMENT_CAMERA
-from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS, Estimate, privacy_state
+from anonreid.models.evaluation.intervals import (
+    BREACH,
+    INSUFFICIENT,
+    PASS,
+    Estimate,
+    privacy_state,
+    upper_bound_at_chance,
+)
 from anonreid.models.evaluation.protocol import MIN_REID_QUERIES, MIN_TEST_IDENTITIES, Protocol
 from anonreid.models.evaluation.results import (
     PAPER,
@@ -277,8 +284,9 @@ def check_state(metric: str, e: Estimate, limit: float) -> str:
     return privacy_state(e.ci_low, e.ci_high, limit, resolution)
 
 
-def _check(what: str, metric: str, e: Estimate, limit: float) -> PrivacyCheck:
-    return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit))
+def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None) -> PrivacyCheck:
+    at_chance = upper_bound_at_chance(chance, e.n_eff) if chance is not None and e.n_eff > 0 else None
+    return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit), at_chance)
 
 
 def privacy_checks(s: Scores) -> list[PrivacyCheck]:
@@ -288,7 +296,7 @@ def privacy_checks(s: Scores) -> list[PrivacyCheck]:
     for key, r in s.retrieval.rows.items():
         attacked = _attacked(key)
         if r is not None and attacked:
-            checks.append(_check(attacked[0], "rank-1", r.rank1, r.chance["rank1"] + MARGIN))
+            checks.append(_check(attacked[0], "rank-1", r.rank1, r.chance["rank1"] + MARGIN, r.chance["rank1"]))
     for view, f in s.face.rows.items():
         if f is not None and view not in NOT_ATTACKS:
             checks.append(_check(f"face verification on {VIEW_TITLES.get(view, view)}", "AUC", f.auc, FACE_AUC_MAX))
@@ -348,8 +356,11 @@ def story_checks(s: Scores, margin: float = MARGIN) -> list[str]:
     if proto is not None and not proto.verdict:
         return [*lines, f"privacy: NO VERDICT: {proto.reason}"]
     for c in privacy_checks(s):
+        power = "" if c.upper_at_chance is None or c.upper_at_chance <= c.limit else (
+            f" (this size cannot show it: an attacker at chance would have an upper bound of {pct(c.upper_at_chance)}, "
+            f"from {c.estimate.n_eff:.0f} effective queries)")
         lines.append(f"{c.what}: {c.metric} {_fmt_est(c.metric, c.estimate)}, upper bound at most "
-                     f"{_fmt_limit(c.metric, c.limit)}: {STATE_WORDS[c.state]}")
+                     f"{_fmt_limit(c.metric, c.limit)}: {STATE_WORDS[c.state]}{power}")
     return lines or ["nothing to check (no anonymizer or no reference frames in this run)"]
 
 

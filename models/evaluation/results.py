@@ -361,12 +361,20 @@ class PrivacyCheck:
     estimate: Estimate
     limit: float
     state: str
+    #: rank-1 only: the upper bound an attacker exactly at chance would get from this check's effective
+    #: sample size (its measured design effect; 1 when no query or every query hit). Over ``limit``, this
+    #: evaluation is too small to show the claim even if it were true
+    upper_at_chance: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.estimate
-        return {"what": self.what, "metric": self.metric, "value": e.value, "ci": [e.ci_low, e.ci_high],
-                "interval_method": e.method, "limit": self.limit, "compared": "upper bound <= limit",
-                "state": self.state}
+        out = {"what": self.what, "metric": self.metric, "value": e.value, "ci": [e.ci_low, e.ci_high],
+               "interval_method": e.method, "limit": self.limit, "compared": "upper bound <= limit",
+               "state": self.state}
+        if self.upper_at_chance is None:
+            return out
+        return {**out, "effective_queries": e.n_eff, "upper_bound_at_chance": self.upper_at_chance,
+                "can_show_privacy": bool(self.upper_at_chance <= self.limit)}
 
 
 @dataclass(frozen=True)
