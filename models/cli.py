@@ -14,13 +14,16 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="run directory (created)")],
     data: Annotated[Path | None, typer.Option(
         "--data", help="world dataset directory (world.json + world.h5), with --dataset world")] = None,
-    dataset: Annotated[str, typer.Option("--dataset", help="world | event-reid (real events: stages reid, joint)")] = "world",
+    dataset: Annotated[str, typer.Option(
+        "--dataset", help="world | event-reid (real events: stages reid, joint) | paired-h5 (real events + frames "
+                          "in HDF5: stage rec)")] = "world",
     root: Annotated[Path | None, typer.Option(
         "--root", help="Event-ReId root (with --dataset event-reid): <ID>/camNN/events.txt, or chunk files with "
-                       "train_list.txt (+ query_list.txt, gallery_list.txt)")] = None,
+                       "train_list.txt (+ query_list.txt, gallery_list.txt); with --dataset paired-h5 an HDF5 file "
+                       "(events/xs,ys,ts,ps + images/* with attribute timestamp) or a directory of them")] = None,
     rec: Annotated[Path | None, typer.Option(
-        "--rec", help="frozen world-trained E_rec for the privacy term on real events (a checkpoint, or a folder "
-                      "with e_rec.json); default: the shipped models/weights/default")] = None,
+        "--rec", help="frozen E_rec for the privacy term on real events (a checkpoint, or a folder with e_rec.json: "
+                      "a world run, or a --dataset paired-h5 run); default: the shipped models/weights/default")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="preset tiny | cpu | minmax | paper, or a YAML path")] = "tiny",
     stage: Annotated[
         list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive | finetune | linear | identity "
@@ -37,7 +40,8 @@ def train(
 ) -> None:
     """Train E_rec, the raw ReId baseline, E_an + E_reid jointly (min-max with ``joint.minmax``), then the
     attacks on the frozen E_an (inversion, adaptive, fine-tuned, linear inverse, direct identity); on
-    Event-ReId (``--dataset event-reid``) the raw ReId baseline and E_an + E_reid against a frozen E_rec."""
+    Event-ReId (``--dataset event-reid``) the raw ReId baseline and E_an + E_reid against a frozen E_rec; on
+    paired events + frames in HDF5 (``--dataset paired-h5``) E_rec, for ``--dataset event-reid --rec RUN``."""
     import json
 
     from anonreid.models.config import load_train_config
@@ -56,6 +60,7 @@ def train(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     source_arg = _training_source(dataset, data, root, rec, time_unit, sensor, workers > 1 or bool(ray_address))
+    from anonreid.events.types import EventFormatError
     from anonreid.models.budget import AttackBudgetError
     from anonreid.models.sources import TrainingDataError
 
@@ -73,7 +78,7 @@ def train(
             logging.captureWarnings(True)  # e.g. an inferred time unit: on stderr through the log
             summary = run_training(source_arg, cfg, out, stage, resume=resume, ablation=ablation, progress=progress,
                                    command=command)
-    except (AttackBudgetError, TrainingDataError) as exc:  # refused before anything trains
+    except (AttackBudgetError, TrainingDataError, EventFormatError) as exc:  # bad input: refused, no traceback
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(summary, indent=2))
@@ -83,7 +88,8 @@ def _training_source(
     dataset: str, data: Path | None, root: Path | None, rec: Path | None, time_unit: str, sensor: str,
     distributed: bool,
 ) -> Any:
-    """``--data WORLD`` (a Path) or an Event-ReId source; a missing or misplaced option exits with code 2."""
+    """``--data WORLD`` (a Path), an Event-ReId or a paired-HDF5 source; a missing or misplaced option exits
+    with code 2."""
 
     def fail(message: str) -> NoReturn:
         typer.echo(f"error: {message}", err=True)
@@ -93,7 +99,7 @@ def _training_source(
         if data is None:
             fail("--data DIR (the world dataset) is required with --dataset world")
         if root is not None or rec is not None:
-            fail("--root / --rec are for --dataset event-reid")
+            fail("--root / --rec are for --dataset event-reid (and --root for --dataset paired-h5)")
         if not (data / "world.json").exists():
             fail(f"--data {data}: no world.json (create one with `anonreid world simulate`)")
         if time_unit or sensor:  # as for the formats that record them (.raw, .dat, AEDAT4): said, not used
@@ -101,8 +107,20 @@ def _training_source(
                        "(world.json); --time-unit / --sensor are for event files that do not, and are not used for it",
                        err=True)
         return data
+    if dataset == "paired-h5":
+        if root is None:
+            fail("--root FILE_OR_DIR (the paired HDF5 recordings) is required with --dataset paired-h5")
+        if data is not None:
+            fail("--data is the world; with --dataset paired-h5 the events and frames come from --root")
+        if rec is not None:
+            fail("--rec is the frozen E_rec of --dataset event-reid; --dataset paired-h5 trains an E_rec")
+        if distributed:
+            fail("--dataset paired-h5 trains in one process (--workers 1, no --ray-address)")
+        from anonreid.models.sources import PairedH5Source
+
+        return PairedH5Source(root, time_unit or None, sensor)
     if dataset != "event-reid":
-        fail(f"--dataset must be world or event-reid, got {dataset!r}")
+        fail(f"--dataset must be world, event-reid or paired-h5, got {dataset!r}")
     if root is None:
         fail("--root PATH (the Event-ReId directory) is required with --dataset event-reid")
     if data is not None:

@@ -18,7 +18,13 @@ from typing import Any
 import torch
 
 from anonreid.models.config import STAGES, TrainConfig
-from anonreid.models.sources import REAL_DATA_STAGES, EventReidSource, check_real_data_config
+from anonreid.models.sources import (
+    EventReidSource,
+    PairedH5Source,
+    RealSource,
+    check_real_data_config,
+    source_stages,
+)
 from anonreid.models.train import (
     OUTPUTS,
     Context,
@@ -50,7 +56,7 @@ def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
 
 
 def run_training(
-    data_dir: str | Path | EventReidSource,
+    data_dir: str | Path | RealSource,
     cfg: TrainConfig,
     run_dir: str | Path,
     stages: Sequence[str] | None = None,
@@ -63,17 +69,18 @@ def run_training(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Run the chosen stages (all by default; on real events, ``data_dir`` an :class:`EventReidSource`,
-    ``reid`` and ``joint``) and return/write ``summary.json``.
+    ``reid`` and ``joint``; on paired events + frames, a :class:`PairedH5Source`, ``rec``) and return/write
+    ``summary.json``.
 
     ``command`` is recorded in the run directory and every checkpoint (default: ``sys.argv``).
     """
-    real = isinstance(data_dir, EventReidSource)
-    stages = list(stages or (REAL_DATA_STAGES if real else STAGES))
+    real = data_dir if isinstance(data_dir, EventReidSource | PairedH5Source) else None
+    stages = list(stages or (source_stages(real) if real is not None else STAGES))
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise ValueError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
-    if real:
-        check_real_data_config(cfg, [*stages, *(["joint"] if ablation else [])])
+    if real is not None:
+        check_real_data_config(cfg, [*stages, *(["joint"] if ablation else [])], real)
     t0 = time.perf_counter()
     ctx = prepare_context(data_dir, cfg, run_dir, resume, progress, command, rank, world, device)
     prep_s = time.perf_counter() - t0

@@ -1,7 +1,9 @@
-"""Where ``anonreid train`` reads its passes: the synthetic world, or real events (Event-ReId).
+"""Where ``anonreid train`` reads its passes: the synthetic world, or real events (Event-ReId, or a
+user's paired events + frames in HDF5).
 
-:func:`open_training_data` turns ``--data WORLD`` or an :class:`EventReidSource` (``--dataset event-reid
---root PATH``) into a :class:`TrainingData`: the datasets of passes and identities of the training and
+:func:`open_training_data` turns ``--data WORLD``, an :class:`EventReidSource` (``--dataset event-reid
+--root PATH``) or a :class:`PairedH5Source` (``--dataset paired-h5 --root FILE_OR_DIR``) into a
+:class:`TrainingData`: the datasets of passes and identities of the training and
 validation splits, the fingerprint recorded in every checkpoint, the enrollment photos (the world's
 only), and the reference frames of the clips. :func:`anonreid.models.train.prepare_context` builds its
 clips from it with :func:`anonreid.models.data.build_clips` either way, so the stages do not know which
@@ -22,6 +24,12 @@ Stages on real events: ``reid`` (the raw-event baseline) and ``joint`` (E_an + E
 frozen E_rec, ``--ablation`` too). ``rec`` needs reference frames, ``joint.minmax`` and the attack
 stages need frames or enrollment photos: :data:`REAL_DATA_STAGES` and :func:`check_real_data_config`
 refuse them with the reason.
+
+Paired events + frames (``--dataset paired-h5``, :mod:`anonreid.events.paired_h5_dataset`): the E2VID
+family's HDF5 recordings with ``images/*`` frames train the one stage that needs exactly that, ``rec``
+(E_rec, raw events -> the frame at each window's end); they have no identities, so nothing else
+(:data:`PAIRED_H5_STAGES`). The run's ``checkpoints/e_rec`` is then an attacker trained on real data, for
+``--dataset event-reid --rec RUN``.
 """
 
 from __future__ import annotations
@@ -48,12 +56,26 @@ log = logging.getLogger(__name__)
 REAL_DATA_STAGES = ("reid", "joint")
 _WHY_NOT = {
     "rec": "E_rec learns raw events -> reference frames, and real events have none (give a world-trained one "
-           "with --rec)",
+           "with --rec, or one trained on your paired events + frames: --dataset paired-h5)",
     "inv": "the inversion attack is trained and judged through reconstructions against reference frames",
     "adaptive": "the adaptive attacker learns anonymized events -> reference frames",
     "finetune": "the fine-tuned attacker learns anonymized events -> reference frames",
     "linear": "the linear inverse attack is judged on reference frames",
     "identity": "the direct identity attack needs the identities' enrollment photos",
+}
+
+
+#: the stages that train on paired events + frames (``--dataset paired-h5``)
+PAIRED_H5_STAGES = ("rec",)
+_WHY_NOT_PAIRED = {
+    "reid": "recordings carry no identity labels",
+    "joint": "E_an + E_reid learn identities, which recordings do not label (train them on Event-ReId with this "
+             "run as --rec, or on the world)",
+    "inv": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
+    "adaptive": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
+    "finetune": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
+    "linear": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
+    "identity": "the direct identity attack needs identities and their enrollment photos",
 }
 
 
@@ -72,6 +94,26 @@ class EventReidSource:
     rec: Path
     time_unit: str | None = None
     sensor: str = ""
+
+
+@dataclass(frozen=True)
+class PairedH5Source:
+    """``--dataset paired-h5 --root FILE_OR_DIR``: paired events + frames in HDF5
+    (:mod:`anonreid.events.paired_h5_dataset`); ``time_unit`` / ``sensor`` as every command that reads
+    event files takes them (the file's ``sensor_resolution`` attribute when not given)."""
+
+    root: Path
+    time_unit: str | None = None
+    sensor: str = ""
+
+
+#: what ``anonreid train`` reads real data from
+RealSource = EventReidSource | PairedH5Source
+
+
+def source_stages(source: RealSource) -> tuple[str, ...]:
+    """The stages a real-data source trains (and the default ones)."""
+    return PAIRED_H5_STAGES if isinstance(source, PairedH5Source) else REAL_DATA_STAGES
 
 
 @dataclass
@@ -108,8 +150,16 @@ class TrainingData:
         return {"train": sorted(self.train_ids), "val": sorted(self.val_ids)} if self.rec is not None else {}
 
 
-def open_training_data(data: str | Path | EventReidSource, cfg: TrainConfig) -> TrainingData:
-    """The world at ``data``, or the Event-ReId root of an :class:`EventReidSource`."""
+def open_training_data(data: str | Path | RealSource, cfg: TrainConfig) -> TrainingData:
+    """The world at ``data``, the Event-ReId root of an :class:`EventReidSource`, or the recordings of a
+    :class:`PairedH5Source`."""
+    if isinstance(data, PairedH5Source):
+        try:
+            return _open_paired_h5(data, cfg)
+        except TrainingDataError:
+            raise
+        except (ValueError, FileNotFoundError) as exc:  # EventFormatError is a ValueError
+            raise TrainingDataError(f"--dataset paired-h5 --root {data.root}: {exc}") from exc
     if isinstance(data, EventReidSource):
         try:
             return _open_event_reid(data, cfg)
@@ -139,8 +189,16 @@ def rec_checkpoint(path: str | Path) -> Path:
                             "`anonreid train --stage rec` on a world, or models/weights/default)")
 
 
-def check_real_data_config(cfg: TrainConfig, stages: Sequence[str]) -> None:
-    """Refuse, with the reason, what cannot train on real events (module docstring)."""
+def check_real_data_config(cfg: TrainConfig, stages: Sequence[str], source: RealSource | None = None) -> None:
+    """Refuse, with the reason, what cannot train on real events (module docstring); ``source`` None is
+    Event-ReId."""
+    if isinstance(source, PairedH5Source):
+        bad = [s for s in stages if s not in PAIRED_H5_STAGES]
+        if bad:
+            why = "; ".join(f"{s}: {_WHY_NOT_PAIRED.get(s, 'not a paired-data stage')}" for s in bad)
+            raise TrainingDataError(f"--dataset paired-h5 trains the stage {', '.join(PAIRED_H5_STAGES)} (E_rec) only, "
+                                    f"not {', '.join(bad)} ({why})")
+        return
     bad = [s for s in stages if s not in REAL_DATA_STAGES]
     if bad:
         why = "; ".join(f"{s}: {_WHY_NOT.get(s, 'not a real-data stage')}" for s in bad)
@@ -184,6 +242,41 @@ def _open_event_reid(src: EventReidSource, cfg: TrainConfig) -> TrainingData:
              len(val_ids), rec)
     return TrainingData(cfg, train_set, val_set, train_ids, val_ids, train_set.fingerprint, Path(src.root), None, rec,
                         {"train": "train", "val": "train" if n_val else "test"})
+
+
+def _open_paired_h5(src: PairedH5Source, cfg: TrainConfig) -> TrainingData:
+    from anonreid.events.paired_h5_dataset import VAL_FRACTION, open_paired_h5_dataset
+    from anonreid.events.types import SensorSize
+
+    sensor = SensorSize.parse(src.sensor) if src.sensor else None
+    n_val = cfg.data.val_identities
+    ds = open_paired_h5_dataset(src.root, src.time_unit, sensor, cfg.data.window_us, n_val)
+    train_set, val_set = ds.split("train"), ds.split("val")
+    min_hw = cfg.data.min_box_hw
+    if ds.sensor.height < min_hw[0] or ds.sensor.width < min_hw[1]:
+        raise TrainingDataError(f"--dataset paired-h5 --root {src.root}: the sensor {ds.sensor} is smaller than "
+                                f"data.min_box_hw = {tuple(min_hw)} (h, w): no window would be used")
+    for role, part in (("training", train_set), ("validation", val_set)):
+        clips = sum(_clip_starts(ds.recordings[ds.segments[p.pass_id][0]].usable[slice(*ds.segments[p.pass_id][1:])],
+                                 cfg.data.clip_len, cfg.data.clip_stride) for p in part.passes)
+        if not clips:
+            where = (f"the last {VAL_FRACTION:.0%} of each recording" if role == "validation" and not n_val
+                     else f"the {role} recordings")
+            raise TrainingDataError(
+                f"--dataset paired-h5 --root {src.root}: no {role} clip: {where} holds no run of data.clip_len = "
+                f"{cfg.data.clip_len} consecutive windows with a reference frame (longer recordings or more frames, "
+                "a smaller data.clip_len, or data.val_identities=N to validate on N whole recordings)")
+    ids = train_set.identities()
+    log.info("paired HDF5 at %s: %d recordings (sensor %s, %s), validation on %s; E_rec against the frame at each "
+             "window's end", src.root, len(ds.recordings), ds.sensor, ds.time_unit,
+             f"{n_val} held-out recordings" if n_val else f"the last {VAL_FRACTION:.0%} of each recording")
+    return TrainingData(cfg, train_set, val_set, ids, val_set.identities(), ds.fingerprint, Path(src.root), None, None,
+                        {"train": "train", "val": "val"})
+
+
+def _clip_starts(usable: Any, clip_len: int, stride: int) -> int:
+    """How many clips :func:`anonreid.models.data.build_clips` can start in a pass with these usable windows."""
+    return sum(1 for k in range(0, len(usable) - clip_len + 1, stride) if usable[k : k + clip_len].all())
 
 
 def install_rec(data: TrainingData, ckpt_dir: Path) -> None:

@@ -78,7 +78,7 @@ from anonreid.models.reid import ReidOutput, reid_loss
 from anonreid.orchestration.config import config_to_yaml
 
 if TYPE_CHECKING:
-    from anonreid.models.sources import EventReidSource
+    from anonreid.models.sources import RealSource
 
 log = logging.getLogger(__name__)
 
@@ -405,11 +405,12 @@ def _write_run_files(run_dir: Path, cfg: TrainConfig, device: torch.device, data
 
 
 def prepare_context(
-    data_dir: str | Path | EventReidSource, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
+    data_dir: str | Path | RealSource, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
     progress: bool = True, command: str | None = None, rank: int = 0, world: int = 1, device: torch.device | None = None,
 ) -> Context:
-    """Open the world (or the Event-ReId root of an :class:`~anonreid.models.sources.EventReidSource`:
-    :mod:`anonreid.models.sources`), build (or reuse) the cached clips, set threads/seed/device.
+    """Open the world (or the Event-ReId root of an :class:`~anonreid.models.sources.EventReidSource`, or the
+    paired recordings of a :class:`~anonreid.models.sources.PairedH5Source`: :mod:`anonreid.models.sources`),
+    build (or reuse) the cached clips, set threads/seed/device.
 
     With several data-parallel ranks, rank 0 builds the clip cache and the others then map it.
     """

@@ -5,7 +5,7 @@
 | format | suffix | reader |
 | --- | --- | --- |
 | Event-ReId ``events.txt`` / chunk files, plain text | ``.txt`` ``.csv`` | :class:`TextReader` |
-| HDF5 ``events/{xs,ys,ts,ps}`` | ``.h5`` ``.hdf5`` | :class:`Hdf5Reader` |
+| HDF5 ``events/{xs,ys,ts,ps}`` (+ frames: ``images/*``, or ``frames``) | ``.h5`` ``.hdf5`` | :class:`Hdf5Reader` |
 | Prophesee EVT 2.0 / 3.0 | ``.raw`` | :class:`RawReader` |
 | Prophesee DAT | ``.dat`` | :class:`DatReader` |
 | AEDAT4 | ``.aedat4`` | :class:`Aedat4Reader` |

@@ -1,4 +1,4 @@
-"""HDF5 events (``events/xs, ys, ts, ps``; optional ``frames`` + ``frame_ts``) through h5py.
+"""HDF5 events (``events/xs, ys, ts, ps``) and their frames through h5py.
 
 Chunks are read as slices of the datasets, so a file of any size streams. ``ts`` may be integers (us
 unless ``time_unit`` says otherwise) or floats: a float column records no unit, so without ``time_unit``
@@ -7,22 +7,36 @@ microseconds in the unit, e.g. seconds as E2VID's tools write them) with a ``Tim
 unit (given or inferred) under which the events would come faster than any sensor reads out is an
 error naming ``--time-unit``. ``ps`` may be 0/1, -1/+1 or bool. The sensor comes from the root attributes
 ``width``/``height`` (or ``sensor_resolution`` = (height, width), the E2VID convention) unless given.
+
+Frames (:meth:`Hdf5Reader.frame_times`, :meth:`Hdf5Reader.read_frames`), in either of two layouts:
+
+* ``images/<name>``: one dataset per frame, uint8 ``(H, W)`` grey (``(H, W, 1)``, or ``(H, W, 3)``
+  turned to grey with the ITU-R BT.601 luma weights), each with the attribute ``timestamp`` in the
+  **same unit as** ``events/ts``; frames are in the natural order of their names (``image2`` before
+  ``image10``). The layout of the E2VID / event_cnn_minimal family (their ``h5`` packagers);
+* ``frames`` ``(N, H, W)`` uint8 with ``frame_ts`` ``(N,)`` in us (what :func:`write_hdf5` writes).
+
+Frame timestamps must be there (an ``images/*`` without ``timestamp``, ``frames`` without ``frame_ts``)
+and strictly increasing; every error names the file and the dataset or attribute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from anonreid.events.io.base import EventReader, time_scale_to_us
 from anonreid.events.io.time_units import FLOAT_UNIT_SAMPLE, float_column_time_unit
-from anonreid.events.types import SensorSize, validate_events
+from anonreid.events.types import EventFormatError, SensorSize, validate_events
 
 __all__ = ["Hdf5Reader", "write_hdf5"]
 
 _COLUMNS = ("ts", "xs", "ys", "ps")
+IMAGES = "images"  # the E2VID family's group of frames, one dataset per frame with attribute `timestamp`
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, for (H, W, 3) frames
 # what h5py raises on corrupt files (HDF5 errors surface as OSError, KeyError, ValueError or RuntimeError)
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
 
@@ -50,6 +64,8 @@ class Hdf5Reader(EventReader):
                 ts = f[self.group]["ts"]
                 sample = ts[:FLOAT_UNIT_SAMPLE] if ts.dtype.kind == "f" and self.num_events else None
                 last = float(ts[self.num_events - 1]) if sample is not None else 0.0
+            except EventFormatError:  # ours, already naming the place (a ValueError, as h5py's are)
+                raise
             except _H5_ERRORS as exc:
                 raise self.error(f"corrupt HDF5 metadata ({exc})") from None
         if sample is not None:  # a float column records no unit
@@ -106,19 +122,152 @@ class Hdf5Reader(EventReader):
                     raise self.error(f"corrupt data ({exc})", f"{self.group}/*[{start}:{stop}]") from None
                 yield self.columns_to_events(t, x, y, p, start, self.time_scale)
 
-    def frames(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(frames (N, H, W), frame_ts (N,) us)`` when the file has them, else None (loads them)."""
+    def span_us(self) -> tuple[int, int]:
+        """First and last timestamp (us) of the events, after checking that ``ts`` never decreases: reads
+        the ``ts`` column only, in chunks (the other columns are checked when the events are read)."""
+        if not self.num_events:
+            raise self.error(f"no events in {self.group}/ts")
+        first, previous = 0.0, None
         with self._open() as f:
-            if "frames" not in f:
+            ts = f[self.group]["ts"]
+            for start in range(0, self.num_events, self.chunk_events):
+                try:
+                    col = np.asarray(ts[start : start + self.chunk_events], np.float64)
+                except _H5_ERRORS as exc:
+                    raise self.error(f"corrupt data ({exc})", f"{self.group}/ts[{start}:]") from None
+                if previous is not None:
+                    col = np.concatenate([[previous], col])
+                back = np.flatnonzero(np.diff(col) < 0)
+                if len(back):
+                    i = start + int(back[0]) + (0 if previous is not None else 1)
+                    raise self.error(f"timestamps go backwards ({col[back[0] + 1]:.12g} after {col[back[0]]:.12g}): "
+                                     f"{self.group}/ts must be sorted", self.locate(i))
+                if start == 0:
+                    first = float(col[0])
+                previous = float(col[-1])
+        assert previous is not None
+        return round(first * self.time_scale), round(previous * self.time_scale)
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(frames (N, H, W) uint8, timestamps (N,) us)`` when the file has frames, else None (loads them
+        all; :meth:`frame_times` and :meth:`read_frames` read only what is asked)."""
+        times = self.frame_times()
+        return None if times is None else (self.read_frames(), times)
+
+    def frame_layout(self) -> str | None:
+        """``"images"`` (``images/<name>`` + ``timestamp``), ``"frames"`` (``frames`` + ``frame_ts``) or None."""
+        with self._open() as f:
+            return _frame_layout(f)
+
+    def frame_names(self) -> list[str]:
+        """The datasets holding the frames in order: ``images/<name>`` in natural name order, or ``frames``."""
+        with self._open() as f:
+            layout = _frame_layout(f)
+            if layout == IMAGES:
+                return [f"{IMAGES}/{name}" for name in _natural(f[IMAGES].keys())]
+            return ["frames"] if layout else []
+
+    def frame_times(self) -> np.ndarray | None:
+        """Timestamps of the frames (``(N,)`` int64 us, strictly increasing), None when the file has none:
+        ``images/*`` attributes ``timestamp`` in the unit of ``events/ts``, or ``frame_ts`` in us. A frame
+        without a timestamp, a timestamp that is not one finite number, or one not after the previous
+        frame's is an error naming the dataset."""
+        with self._open() as f:
+            layout = _frame_layout(f)
+            if layout is None:
                 return None
             try:
-                frames = f["frames"][()]
-                ts = f["frame_ts"][()] if "frame_ts" in f else np.arange(len(frames), dtype=np.int64)
+                if layout == IMAGES:
+                    names = _natural(f[IMAGES].keys())
+                    if not names:
+                        raise self.error(f"group {IMAGES} holds no frames", IMAGES)
+                    raw = [self._timestamp(f[IMAGES][n], f"{IMAGES}/{n}") for n in names]
+                    where = [f"{IMAGES}/{n}.attrs['timestamp']" for n in names]
+                    us = np.asarray(raw, np.float64) * self.time_scale
+                else:
+                    if "frame_ts" not in f:
+                        raise self.error("frames without frame_ts (their timestamps, us)", "frames")
+                    ts, n_frames = f["frame_ts"], f["frames"].shape[0]
+                    if ts.ndim != 1 or ts.dtype.kind not in "iuf" or ts.shape[0] != n_frames:
+                        raise self.error(f"frame_ts must be a 1-d numeric dataset of {n_frames} timestamps (one per "
+                                         f"frame), got {ts.shape} {ts.dtype}", "frame_ts")
+                    us = np.asarray(ts[()], np.float64)
+                    where = [f"frame_ts[{i}]" for i in range(len(us))]
+            except EventFormatError:  # ours, already naming the place (a ValueError, as h5py's are)
+                raise
             except _H5_ERRORS as exc:
-                raise self.error(f"corrupt frames ({exc})", "frames") from None
-        if len(ts) != len(frames):
-            raise self.error(f"{len(frames)} frames but {len(ts)} frame_ts")
-        return frames, ts.astype(np.int64)
+                raise self.error(f"corrupt frame metadata ({exc})", layout) from None
+        for i, value in enumerate(us):
+            if not np.isfinite(value) or abs(value) >= 2.0**62:
+                raise self.error(f"frame timestamp {value!r} us is not a finite time", where[i])
+        times = np.round(us).astype(np.int64)
+        back = np.flatnonzero(np.diff(times) <= 0)
+        if len(back):
+            i = int(back[0]) + 1
+            raise self.error(f"frame timestamps must increase: {times[i]} us is not after the previous frame's "
+                             f"{times[i - 1]} us ({where[i - 1]})", where[i])
+        return times
+
+    def _timestamp(self, ds, where: str) -> float:  # type: ignore[no-untyped-def]
+        if not hasattr(ds, "shape"):
+            raise self.error(f"{where} is a group, expected a frame dataset", where)
+        if "timestamp" not in ds.attrs:
+            raise self.error(f"frame without its 'timestamp' attribute (in the unit of {self.group}/ts)", where)
+        value = np.asarray(ds.attrs["timestamp"])
+        if value.size != 1 or value.dtype.kind not in "iuf":
+            raise self.error(f"attribute 'timestamp' must be one number, got {value.dtype} {value.shape}",
+                             f"{where}.attrs['timestamp']")
+        return float(value.reshape(-1)[0])
+
+    def read_frames(self, index: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Frames ``index`` (all when None) as ``(n, H, W)`` uint8 grey, in the order of :meth:`frame_names`."""
+        names = self.frame_names()
+        index = np.arange(len(names) if names != ["frames"] else self._num_frames()) if index is None else index
+        with self._open() as f:
+            try:
+                if names == ["frames"]:
+                    ds = f["frames"]
+                    if ds.ndim != 3 or ds.dtype != np.uint8:
+                        raise self.error(f"frames must be (N, H, W) uint8, got {ds.shape} {ds.dtype}", "frames")
+                    idx = np.asarray(index, np.int64)
+                    uniq = np.unique(idx)  # h5py reads increasing indices
+                    return ds[uniq][np.searchsorted(uniq, idx)] if len(idx) else np.zeros((0, *ds.shape[1:]), np.uint8)
+                frames = [self._grey(f[names[int(i)]], names[int(i)]) for i in index]
+            except EventFormatError:  # ours, already naming the place (a ValueError, as h5py's are)
+                raise
+            except _H5_ERRORS as exc:
+                raise self.error(f"corrupt frames ({exc})", IMAGES if names != ["frames"] else "frames") from None
+        shapes = {fr.shape for fr in frames}
+        if len(shapes) > 1:
+            first = frames[0].shape
+            k = next(k for k, fr in enumerate(frames) if fr.shape != first)
+            raise self.error(f"frames of different sizes: {frames[k].shape} here, {first} in "
+                             f"{names[int(index[0])]}", names[int(index[k])])
+        return np.stack(frames) if frames else np.zeros((0, 0, 0), np.uint8)
+
+    def _num_frames(self) -> int:
+        with self._open() as f:
+            return int(f["frames"].shape[0])
+
+    def _grey(self, ds, where: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+        shape, dtype = ds.shape, ds.dtype
+        if dtype != np.uint8 or not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3))):
+            raise self.error(f"a frame must be uint8 (H, W) grey (or (H, W, 1), (H, W, 3)), got {shape} {dtype}", where)
+        a = np.asarray(ds[()])
+        if a.ndim == 3:
+            a = a[..., 0] if a.shape[2] == 1 else np.clip(np.round(a @ _LUMA), 0, 255).astype(np.uint8)
+        return a
+
+
+def _frame_layout(f) -> str | None:  # type: ignore[no-untyped-def]
+    if IMAGES in f and not hasattr(f[IMAGES], "shape"):
+        return IMAGES
+    return "frames" if "frames" in f else None
+
+
+def _natural(names: Iterable[str]) -> list[str]:
+    """Names in natural order: the digit runs compare as numbers (``image2`` before ``image10``)."""
+    return sorted(names, key=lambda n: [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", n)])
 
 
 def write_hdf5(
