@@ -80,6 +80,21 @@ def test_the_same_person_in_a_larger_world_is_recognised(worlds: dict[str, Path]
     assert _check(hidden, large, train_data=small).seen_test_identities == ["003"]
 
 
+def test_a_checkpoint_trained_on_real_recordings_does_not_block_a_world_verdict(worlds: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """An E_rec trained on a user's paired recordings (``--dataset paired-h5``) beside world-trained
+    models: real people are not the world's, so the world's test split stays unseen."""
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.registry import create_model
+
+    small = worlds["small"]
+    run = _run(tmp_path / "run", small, 1)
+    save_checkpoint(run / "checkpoints" / "e_rec_real", create_model("firenet"),
+                    {"stage": "rec", "data_fingerprint": "paired-h5:/recordings:us:640x480:0123456789abcdef"})
+    proto = _check(run, small)
+    assert proto.verdict and proto.seen_test_identities == [] and (proto.train_identities, proto.val_identities) == (2, 1)
+
+
 def test_evaluate_refuses_before_any_work_and_no_verdict_is_explicit(worlds: dict[str, Path], tmp_path: Path) -> None:
     small = worlds["small"]
     run = _run(tmp_path / "run", small, 0)

@@ -102,6 +102,10 @@ def _world_of(fingerprint: str, candidates: list[Path]) -> Path | None:
     return None
 
 
+#: fingerprint prefixes of real recordings (events/event_reid_dataset.py, events/paired_h5_dataset.py)
+REAL_DATA_FINGERPRINTS = ("event-reid:", "paired-h5:")
+
+
 def check_protocol(
     run_dir: Path, run_cfg: Any, dataset: str, test_dir: Path | None, test_ids: list[str],
     train_data: Path | None = None,
@@ -129,6 +133,8 @@ def check_protocol(
     test_people = person_keys(test_dir, test_ids)
     seen: set[str] = set()
     for fp in fingerprints:
+        if fp.startswith(REAL_DATA_FINGERPRINTS):  # real recordings (an E_rec from paired frames, a model
+            continue  # trained on Event-ReId): their people are not the world's, so they cannot be test people
         world_dir = test_dir if fp == test_fp else _world_of(fp, candidates)
         if world_dir is None:
             proto.verdict = False
