@@ -173,7 +173,7 @@ class IdentityTowers:
         out = []
         for i in range(0, len(tiles), batch):
             x = torch.from_numpy(np.asarray(tiles[i : i + batch], np.float32))
-            crops = crop_boxes(x, torch.from_numpy(np.asarray(boxes[i : i + batch], np.float32)), self.crop_hw)
+            crops = crop_boxes(x, torch.tensor(np.asarray(boxes[i : i + batch], np.float32)), self.crop_hw)
             out.append(tower_embedding(self.voxel, crops.to(device)).cpu())
         return torch.cat(out) if out else torch.zeros((0, 1))
 
