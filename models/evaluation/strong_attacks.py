@@ -10,7 +10,7 @@ the two towers of stage ``identity``, no reconstruction step) and gathers, per a
   * its training budget and the 3x rule's verdict against the attackers E_an was trained against
     (:mod:`anonreid.models.budget`; ``null`` for the untrained plain attack and the closed-form floor);
   * its scores: person-region SSIM (full-frame where boxes are missing), enrollment -> attack rank-1,
-    attack -> enrollment rank-1 (every test clip a query: the direction with the power to show privacy),
+    attack -> enrollment rank-1 (every test clip a query against the enrollment photos),
     raw reconstruction -> attack rank-1, face-verification AUC, each with its interval;
   * its collapse verdict (:mod:`anonreid.models.evaluation.collapse`);
 

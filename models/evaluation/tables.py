@@ -146,9 +146,9 @@ class Attacks:
     def identification(self, frames: np.ndarray) -> RetrievalScore | None:
         """Every clip's crop of ``frames`` (a query each) against the enrollment photos (one per identity):
         who is this person in the stream? Chance is one in the number of enrolled identities, and there are
-        as many queries as test clips, so its interval is narrow enough to show privacy where it holds
-        (the enrollment -> stream direction has one query per identity: 0 of 40 hits still has an upper
-        bound of 8.8 %)."""
+        as many queries as test clips, not one per identity (0 of 40 enrollment queries still has an upper
+        bound of 8.8 %); clips of one identity are alike, so the interval narrows by less than the count
+        says (the design effect; each check's power is in results.md)."""
         if self.app is None or not len(self.enroll_ids):
             return None
         return retrieval_attack(self.app, self.gallery(frames), self.test.ids, self.test.cams, self.enroll_app,
