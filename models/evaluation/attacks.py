@@ -61,8 +61,6 @@ from anonreid.models.evaluation.results import FaceScore, ReconstructionScore, R
 if TYPE_CHECKING:
     from anonreid.models.config import TrainConfig
 
-#: the camera of enrollment photos, the attacker's queries (Market-1501 keeps same-camera matches out)
-ENROLLMENT_CAMERA = "enrollment"
 #: the head (face + hair) as a fraction of the person box height when the world gives none
 DEFAULT_HEAD_RATIO = 0.13
 #: enrollment photos are shot against a plain wall of this grey level (render_enrollment: 0.72 linear)

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from anonreid.models.evaluation.attacks import ENROLLMENT_CAMERA
 from anonreid.models.evaluation.intervals import (
     BREACH,
     INSUFFICIENT,
@@ -21,6 +20,7 @@ from anonreid.models.evaluation.intervals import (
 )
 from anonreid.models.evaluation.protocol import MIN_REID_QUERIES, MIN_TEST_IDENTITIES, Protocol
 from anonreid.models.evaluation.results import (
+    ENROLLMENT_CAMERA,
     PAPER,
     AttacksTable,
     ChanceEstimate,

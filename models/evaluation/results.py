@@ -23,6 +23,10 @@ from anonreid.models.evaluation.collapse import CollapseVerdict
 from anonreid.models.evaluation.intervals import Estimate
 from anonreid.models.evaluation.protocol import Protocol
 
+#: the camera label of enrollment photos (Market-1501 keeps same-camera matches out); a retrieval key
+#: ``VIEW->enrollment`` has them as its gallery (here, not in the torch-side attacks, so the report needs no torch)
+ENROLLMENT_CAMERA = "enrollment"
+
 #: the paper's numbers on Event-ReId (Ahmad et al., ICCV 2023), printed beside ours
 PAPER: dict[str, Any] = {
     "ssim": {"raw": 0.548, "anonymized": 0.384},

@@ -31,7 +31,6 @@ from torch import nn
 from anonreid.models.evaluation.attacks import (
     ATTACK_VIEWS,
     DEFAULT_HEAD_RATIO,
-    ENROLLMENT_CAMERA,
     AttackerSide,
     Views,
     attacker_views,
@@ -47,6 +46,7 @@ from anonreid.models.evaluation.attacks import (
     retrieval_scores,
 )
 from anonreid.models.evaluation.results import (
+    ENROLLMENT_CAMERA,
     AblationRow,
     AblationTable,
     EncryptionRow,

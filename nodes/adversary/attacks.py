@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from anonreid.models.evaluation.results import ENROLLMENT_CAMERA
 from anonreid.nodes.adversary.attackers import Attackers
 from anonreid.nodes.adversary.samples import Clip, Sample, output_range_of, split_clips
 from anonreid.proto.v1 import audit_pb2
@@ -184,7 +185,7 @@ class AttackStage:
             self._enrolled_identity = ids, towers.photo_embeddings([self.enrollment[i] for i in ids]).numpy()
         g_ids, g_emb = self._enrolled_identity
         r = suite.retrieval_scores(np.stack(q_emb), q_ids, [camera] * len(q_ids), g_emb, g_ids,
-                                   [suite.ENROLLMENT_CAMERA] * len(g_ids))
+                                   [ENROLLMENT_CAMERA] * len(g_ids))
         n, people = r.num_queries, len(set(q_ids))
         return [self.record(camera, attack, "rank1", r.rank1, r.chance["rank1"], window_us, n, version, people),
                 self.record(camera, attack, "map", r.mAP, r.chance["mAP"], window_us, n, version, people)]
@@ -228,7 +229,7 @@ class AttackStage:
         if app is not None and q_ids:
             g_ids, g = self._enrollment_crops()
             q = suite.image_crops(np.stack(q_img), np.asarray(q_box, np.float32), self.attackers.appearance_hw)
-            r2 = suite.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [suite.ENROLLMENT_CAMERA] * len(g_ids))
+            r2 = suite.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [ENROLLMENT_CAMERA] * len(g_ids))
             name = "retrieval" if attack == "reconstruction" else attack  # retrieval on the plain reconstructions
             n, people = r2.num_queries, len(set(q_ids))
             for metric, est, level in (("rank1", r2.rank1, r2.chance["rank1"]), ("map", r2.mAP, r2.chance["mAP"])):
