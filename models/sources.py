@@ -153,20 +153,14 @@ class TrainingData:
 def open_training_data(data: str | Path | RealSource, cfg: TrainConfig) -> TrainingData:
     """The world at ``data``, the Event-ReId root of an :class:`EventReidSource`, or the recordings of a
     :class:`PairedH5Source`."""
-    if isinstance(data, PairedH5Source):
-        try:
-            return _open_paired_h5(data, cfg)
+    if isinstance(data, (PairedH5Source, EventReidSource)):
+        dataset = "paired-h5" if isinstance(data, PairedH5Source) else "event-reid"
+        try:  # (isinstance again, for the type checker)
+            return _open_paired_h5(data, cfg) if isinstance(data, PairedH5Source) else _open_event_reid(data, cfg)
         except TrainingDataError:
             raise
         except (ValueError, FileNotFoundError) as exc:  # EventFormatError is a ValueError
-            raise TrainingDataError(f"--dataset paired-h5 --root {data.root}: {exc}") from exc
-    if isinstance(data, EventReidSource):
-        try:
-            return _open_event_reid(data, cfg)
-        except TrainingDataError:
-            raise
-        except (ValueError, FileNotFoundError) as exc:  # EventFormatError is a ValueError
-            raise TrainingDataError(f"--dataset event-reid --root {data.root}: {exc}") from exc
+            raise TrainingDataError(f"--dataset {dataset} --root {data.root}: {exc}") from exc
     from anonreid.events.world import WorldDataset
     from anonreid.models.data import dataset_fingerprint, split_identities
 
