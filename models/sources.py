@@ -71,10 +71,8 @@ _WHY_NOT_PAIRED = {
     "reid": "recordings carry no identity labels",
     "joint": "E_an + E_reid learn identities, which recordings do not label (train them on Event-ReId with this "
              "run as --rec, or on the world)",
-    "inv": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
-    "adaptive": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
-    "finetune": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
-    "linear": "the attacks are trained on a frozen anonymizer, which a joint stage makes",
+    **dict.fromkeys(("inv", "adaptive", "finetune", "linear"),
+                    "the attacks are trained on a frozen anonymizer, which a joint stage makes"),
     "identity": "the direct identity attack needs identities and their enrollment photos",
 }
 
