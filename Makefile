@@ -37,25 +37,35 @@ typecheck: $(STAMP)
 	@for p in $(PACKAGES); do ln -s "$(CURDIR)/$$p" $(TYPECHECK_ROOT)/anonreid/$$p; done
 	MYPYPATH=$(TYPECHECK_ROOT) $(PY) -m mypy -p anonreid
 
+# The tests run in two phases (tests/parallel.py): every test but the `alone` ones on two pytest-xdist
+# workers, a test file (or an xdist_group) each at a time; then the `alone` tests (a wall-clock assertion,
+# a multi-node Ray cluster) one after another with the machine to themselves. Both phases always run, and
+# either failing fails the target. `pytest` by itself runs everything in one process.
+PARALLEL_PHASE = $(PY) -m pytest -n 2 --dist loadgroup -m "$(1)not alone"
+ALONE_PHASE = $(PY) -m pytest -m "$(1)alone"
+
 unit: $(STAMP)
-	$(PY) -m pytest
+	@$(call PARALLEL_PHASE,); parallel=$$?; $(call ALONE_PHASE,); alone=$$?; [ $$parallel -eq 0 ] && [ $$alone -eq 0 ]
 
 # the tests not marked slow (a slow one takes more than ~20 s here: full demo, Ray actors, training, browser);
 # every pytest summary lists the unmarked tests that took longer (tests/conftest.py)
 unit-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	@$(call PARALLEL_PHASE,not slow and ); parallel=$$?; $(call ALONE_PHASE,not slow and ); alone=$$?; \
+	[ $$parallel -eq 0 ] && [ $$alone -eq 0 ]
 
-# lint and typecheck run beside the tests at a lower CPU priority (nice 10): mypy takes the core time the
-# suite leaves idle (it waits on servers, streams and one-thread torch) instead of adding its own minutes
-# before it; their output comes after the tests', and either failing fails `make test`
+# lint and typecheck run beside the parallel phase at a lower CPU priority (nice 10): mypy takes the core
+# time the suite leaves idle (it waits on servers, streams and one-thread torch) instead of adding its own
+# minutes before it, and is done before the `alone` tests start; their output comes after the tests', and
+# either failing fails `make test`
 test: setup
 	@mkdir -p .build
 	@nice -n 10 $(MAKE) --no-print-directory -k lint typecheck > .build/static-checks.log 2>&1 & checks=$$!; \
-	$(MAKE) --no-print-directory unit; tests=$$?; \
+	$(call PARALLEL_PHASE,); parallel=$$?; \
 	wait $$checks; static=$$?; \
+	$(call ALONE_PHASE,); alone=$$?; \
 	echo "--- make lint typecheck (beside the tests; .build/static-checks.log):"; cat .build/static-checks.log; \
 	if [ $$static -ne 0 ]; then echo "make test: lint or typecheck failed"; fi; \
-	[ $$tests -eq 0 ] && [ $$static -eq 0 ]
+	[ $$parallel -eq 0 ] && [ $$alone -eq 0 ] && [ $$static -eq 0 ]
 
 proto: $(STAMP)
 	$(PY) -m anonreid.proto.codegen

@@ -12,10 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parallel import FileOrGroupScheduling, slow_files_first
 from process_tools import redis_servers_under
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (``make unit``) schedules whole files, and xdist groups, per worker
+    (tests/parallel.py)."""
+    return FileOrGroupScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slow_files_first(items)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -113,6 +113,7 @@ def test_bench_simulate_offline_and_live(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_bench_load_max_speed_and_paced(tmp_path: Path) -> None:
     r = bench(tmp_path, "load", "--cameras", "2", "--seconds", "3", "--paced-seconds", "2", "--record-s", "2")
     fast, paced = r["runs"]

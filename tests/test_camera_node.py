@@ -463,6 +463,7 @@ def test_audit_offset_shifts_the_schedule_after_the_first_sample(redis_service: 
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_live_camera_never_waits_for_its_audit_tap(redis_service: Any) -> None:
     """Audit asked for at every window (full-frame E_an far beyond one core): on a live, paced stream the
     tap takes what it can on its own low-priority thread and skips the rest, and the camera keeps real

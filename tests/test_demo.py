@@ -52,6 +52,7 @@ def _wait_until_checkable(thread: threading.Thread) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_demo_short_run(tmp_path: Path, ray_local: dict, capsys: pytest.CaptureFixture[str]) -> None:
     from anonreid.orchestration.cli_common import resolve_config
     from anonreid.orchestration.demo import print_summary, run_demo

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from anonreid.orchestration.cli import app
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# one worker builds the session's tiny run for both files that read it (tests/parallel.py)
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xdist_group("tiny-run")]
 
 
 @pytest.mark.slow

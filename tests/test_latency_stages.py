@@ -35,6 +35,7 @@ def _camera_values(name: str, stages: tuple[str, ...]) -> dict[str, float]:
 
 
 @pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.alone
 def test_stage_latencies_exist_and_add_up(redis_service: Any) -> None:
     from prometheus_client import REGISTRY
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from anonreid.orchestration.cli import app
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# one worker builds the session's tiny run for both files that read it (tests/parallel.py)
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xdist_group("tiny-run")]
 # the tiny run measured 58x the reference (98 CPU-s against 1.69) on the 2-core machine beside a training run
 RATIO_LIMIT = 100
 

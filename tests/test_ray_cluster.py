@@ -12,13 +12,34 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# alone: a second Ray instance on the machine (another test's) broke this cluster's connections under xdist
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
+@pytest.fixture
+def no_local_ray() -> Iterator[None]:
+    """No Ray instance of this process while the cluster runs: started right after another test's local
+    instance (the session's ``ray_local`` after the demo), the cluster's GCS did not answer its driver.
+    The local instance starts again afterwards for the tests that use it."""
+    import ray
+
+    from anonreid.orchestration.config import RayConfig
+    from anonreid.orchestration.ray_cluster import start_ray, stop_ray
+
+    was_running = ray.is_initialized()
+    resources = dict(ray.cluster_resources()) if was_running else {}
+    stop_ray()
+    yield
+    if was_running:
+        start_ray(RayConfig(num_cpus=int(resources.get("CPU", 2))))
+
+
+@pytest.mark.usefixtures("no_local_ray")
 def test_cameras_on_two_labelled_nodes_reach_the_gallery(redis_service: Any, gallery_address: str) -> None:
     from ray.cluster_utils import Cluster
 

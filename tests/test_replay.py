@@ -101,6 +101,7 @@ def test_a_recording_with_gaps_still_gives_the_person_one_tracklet_with_sighting
     assert min(s.span.start_us for s in gapped) < 2_000_000
 
 
+@pytest.mark.alone
 def test_camera_run_replays_a_recording_in_its_own_time_unit(
     recording: np.ndarray, gallery_address: str, tmp_path: Path
 ) -> None:
@@ -176,6 +177,7 @@ def test_demo_source_arguments_are_checked_before_anything_starts(recording: np.
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_demo_replays_recordings_into_the_gallery(recording: np.ndarray, tmp_path: Path, ray_local: dict) -> None:
     """`anonreid demo --source cam1=A.raw,cam2=B.h5`: two camera actors replay the recordings in real time
     (one with a gap) into the gallery; the summary names those cameras and their sightings."""

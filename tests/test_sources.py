@@ -32,6 +32,7 @@ def test_split_packets_cuts_at_packet_boundaries() -> None:
 
 
 @pytest.mark.parametrize("suffix", ["h5", "npz"])
+@pytest.mark.alone
 def test_file_replay_fast_and_paced(tmp_path: Path, suffix: str) -> None:
     from anonreid.events import io
 
