@@ -110,8 +110,7 @@ class PairedH5Dataset:
         rec = self.recordings[name]
         reader = Hdf5Reader(rec.path, self.sensor, time_unit=self.time_unit)
         t_from, t_to = int(rec.starts[start]), int(rec.starts[end - 1]) + self.window_us
-        events = reader.read_all()
-        events = events[np.searchsorted(events["t"], t_from) : np.searchsorted(events["t"], t_to)]
+        events = reader.read_time_range(t_from, t_to)  # the segment's slice only, not the whole recording
         ref = rec.reference[start:end]
         frames = np.zeros((end - start, self.sensor.height, self.sensor.width), np.uint8)
         used = np.unique(ref[ref >= 0])

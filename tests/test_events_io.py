@@ -66,6 +66,34 @@ def test_hdf5_round_trip_streams_chunks_and_frames(tmp_path):
     assert np.array_equal(got_frames, frames) and ts.tolist() == [0, 33_333, 66_666]
 
 
+def test_hdf5_time_range_reads_the_same_events_as_slicing_them_all(tmp_path):
+    """`Hdf5Reader.read_time_range` (a training segment of a long recording) gives exactly the events of
+    `read_all()` in [t_from, t_to): integer us, and float seconds rounded to the us like every read."""
+    import h5py
+
+    from anonreid.events.io.hdf5 import Hdf5Reader
+
+    ev = random_events(n=3000, t_max=2_000_000)
+    ev["t"][100:140] = ev["t"][100]  # a run of equal timestamps to land a bound on
+    ev = ev[np.lexsort((ev["x"], ev["p"], ev["y"], ev["t"]))]
+    int_path = write_hdf5(tmp_path / "us.h5", ev, SENSOR)
+    float_path = tmp_path / "s.h5"
+    with h5py.File(float_path, "w") as f:  # E2VID's tools: float seconds, polarity 0/1
+        for name, col in (("ts", ev["t"] / 1e6), ("xs", ev["x"]), ("ys", ev["y"]), ("ps", ev["p"] > 0)):
+            f.create_dataset(f"events/{name}", data=col)
+    t = ev["t"]
+    bounds = [(0, 0), (-5, 0), (-5, 10**9), (int(t[100]), int(t[100]) + 1), (int(t[100]) + 1, int(t[2000])),
+              (int(t[-1]), int(t[-1]) + 1), (int(t[-1]) + 1, 10**9), (500_000, 400_000), (333_333, 366_666)]
+    for path, unit in ((int_path, None), (float_path, "s")):
+        reader = Hdf5Reader(path, SENSOR, time_unit=unit, chunk_events=500)
+        everything = reader.read_all()
+        assert np.array_equal(everything, ev)
+        for t_from, t_to in bounds:
+            want = everything[np.searchsorted(everything["t"], t_from) : np.searchsorted(everything["t"], max(t_from, t_to))]
+            got = reader.read_time_range(t_from, t_to)
+            assert np.array_equal(got, want), (path.name, t_from, t_to, len(got), len(want))
+
+
 def test_event_reid_round_trip_with_labels(tmp_path):
     ev = random_events(500, t_max=66_000)  # the two labelled windows
     path = write_event_reid(tmp_path, "007", 2, ev, SENSOR, boxes=[((10, 20, 110, 300), 0), ((12, 21, 112, 301), 1)])
