@@ -10,7 +10,7 @@ binary formats) through :meth:`EventReader.locate`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +74,14 @@ class EventReader:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        seen = 0
+        return self._validated(self._chunks())
+
+    def _validated(self, chunks: Iterable[np.ndarray], first_index: int = 0) -> Iterator[np.ndarray]:
+        """``chunks`` (the file's events from event ``first_index`` on), each checked against the sensor
+        and the one before it; errors name the place in the file."""
+        seen = first_index
         last_t: int | None = None
-        for chunk in self._chunks():
+        for chunk in chunks:
             try:
                 validate_events(chunk, self.sensor, self.source, index_offset=seen, previous_t=last_t)
             except EventFormatError as exc:

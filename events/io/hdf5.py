@@ -30,7 +30,7 @@ import numpy as np
 
 from anonreid.events.io.base import EventReader, time_scale_to_us
 from anonreid.events.io.time_units import FLOAT_UNIT_SAMPLE, float_column_time_unit
-from anonreid.events.types import EventFormatError, SensorSize, validate_events
+from anonreid.events.types import EventFormatError, SensorSize, concat_events, validate_events
 
 __all__ = ["Hdf5Reader", "write_hdf5"]
 
@@ -111,11 +111,13 @@ class Hdf5Reader(EventReader):
     def locate(self, event_index: int) -> str:
         return f"{self.group}/ts[{event_index}]"
 
-    def _chunks(self) -> Iterator[np.ndarray]:
+    def _chunks(self, first: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
+        """Events ``first`` to ``end`` (default: all), ``chunk_events`` at a time."""
+        end = self.num_events if end is None else end
         with self._open() as f:
             g = f[self.group]
-            for start in range(0, self.num_events, self.chunk_events):
-                stop = min(start + self.chunk_events, self.num_events)
+            for start in range(first, end, self.chunk_events):
+                stop = min(start + self.chunk_events, end)
                 try:
                     t, x, y, p = (g[name][start:stop] for name in _COLUMNS)
                 except _H5_ERRORS as exc:
@@ -125,29 +127,22 @@ class Hdf5Reader(EventReader):
     def read_time_range(self, t_from: int, t_to: int) -> np.ndarray:
         """The events with ``t_from <= t < t_to`` (us), reading only their slice of each column: a binary
         search over single ``ts`` elements finds the slice (``ts`` must be sorted, as :meth:`span_us`
-        checks). The same events, validated the same way, as slicing :meth:`read_all` by time."""
+        checks), which is then read and validated as :meth:`read_all` reads the whole file."""
         import bisect
 
         with self._open() as f:
-            g = f[self.group]
-            ts = g["ts"]
+            ts = f[self.group]["ts"]
             scaled = ts.dtype.kind == "f" or self.time_scale != 1.0
 
             def us(i: int) -> int:  # as columns_to_events converts it: times the scale, to the nearest us
                 return int(np.rint(float(ts[i]) * self.time_scale)) if scaled else int(ts[i])
 
             try:
-                lo = bisect.bisect_left(range(self.num_events), t_from, key=us)
-                hi = bisect.bisect_left(range(self.num_events), t_to, lo=lo, key=us)
-                t, x, y, p = (g[name][lo:hi] for name in _COLUMNS)
+                first = bisect.bisect_left(range(self.num_events), t_from, key=us)
+                end = bisect.bisect_left(range(self.num_events), t_to, lo=first, key=us)
             except _H5_ERRORS as exc:
-                raise self.error(f"corrupt data ({exc})", f"{self.group}/*") from None
-        events = self.columns_to_events(t, x, y, p, lo, self.time_scale)
-        try:
-            validate_events(events, self.sensor, self.source, index_offset=lo)
-        except EventFormatError as exc:
-            raise self.relocate(exc) from None
-        return events
+                raise self.error(f"corrupt data ({exc})", f"{self.group}/ts") from None
+        return concat_events(self._validated(self._chunks(first, end), first))
 
     def span_us(self) -> tuple[int, int]:
         """First and last timestamp (us) of the events, after checking that ``ts`` never decreases: reads
