@@ -351,6 +351,8 @@ class WorldConfig(Section):
 
     resolution: str = Field("320x240", description="sensor WIDTHxHEIGHT of every camera (640x480 like Event-ReId)")
     identities: int = Field(33, ge=2, le=9999, description="number of people (identities 001..N)")
+    first_identity: int = Field(1, ge=1, le=9999, description="number of the first person: a world of people that "
+                                "the same seed's smaller worlds do not hold (151 after a 150-identity world)")
     train_identities: int = Field(22, ge=1, description="the first N identities form the train split, the rest test")
     seed: int = Field(0, ge=0, description="world seed: same seed, byte-identical dataset")
     pass_seconds: float = Field(3.5, gt=0.2, le=60, description="length of one dataset pass (one person, one camera)")
@@ -377,6 +379,8 @@ class WorldConfig(Section):
     def _check(self) -> WorldConfig:
         if self.train_identities >= self.identities:
             raise ValueError(f"train_identities ({self.train_identities}) must be < identities ({self.identities})")
+        if self.first_identity + self.identities - 1 > 9999:
+            raise ValueError(f"first_identity + identities - 1 must be <= 9999, got {self.first_identity + self.identities - 1}")
         parts = self.resolution.lower().split("x")
         if len(parts) != 2 or not all(p.isdigit() and 16 <= int(p) <= 4096 for p in parts):
             raise ValueError(f"resolution must look like 320x240 (16..4096 each), got {self.resolution!r}")

@@ -110,3 +110,26 @@ def test_export_event_reid_round_trip(dataset: Path, tmp_path: Path) -> None:
     first = read_labels(labels[0])[0]
     assert first.frame == visible[0]
     assert np.allclose(first.box, data.boxes[visible[0]], atol=1e-3)
+
+
+def test_a_world_from_first_identity_holds_the_same_people_and_passes(dataset: Path, tmp_path: Path) -> None:
+    # people 003.. of a world that starts at 3 are the 3-identity world's person 003 (same events), and
+    # the protocol tells them apart from 001-002 as people, so such a world trains on unseen persons
+    later = simulate_dataset(tmp_path / "later", CFG.model_copy(update={"first_identity": 3, "identities": 2,
+                                                                      "train_identities": 1}), progress=False)
+    ds, base = WorldDataset(later), WorldDataset(dataset)
+    assert ds.identities("train") == ["003"] and ds.identities("test") == ["004"]
+    for cam in ("cam1", "cam3"):
+        a, b = ds.load_pass(f"003_{cam}_0"), base.load_pass(f"003_{cam}_0")
+        assert np.array_equal(a.events, b.events) and np.array_equal(a.frames, b.frames)
+    from anonreid.models.evaluation.protocol import person_keys
+
+    assert person_keys(later, ["003"]) == person_keys(dataset, ["003"])
+    assert person_keys(later, ["003"])["003"] not in person_keys(dataset, ["001", "002"]).values()
+    with pytest.raises(ValueError, match="first_identity"):
+        WorldConfig(identities=3, train_identities=2, first_identity=9999)
+    from anonreid.orchestration.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "bad"), "--first-identity", "0"])
+    assert result.exit_code == 2 and "world.first_identity" in result.output, result.output
+    assert not (tmp_path / "bad").exists()

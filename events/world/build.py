@@ -26,6 +26,14 @@ class World:
                 return cam
         raise KeyError(f"unknown camera {name!r}; the world has {[c.name for c in self.cameras]}")
 
+    def person(self, index: int) -> Person:
+        """The person with ``index`` (identity number - 1; worlds from ``first_identity`` > 1 do not start at 0)."""
+        pos = index - self.people[0].index
+        if not 0 <= pos < len(self.people) or self.people[pos].index != index:
+            raise KeyError(f"no person with index {index}; the world holds identities "
+                           f"{self.people[0].identity}..{self.people[-1].identity}")
+        return self.people[pos]
+
 
 def sensor_params(cfg: WorldConfig) -> SensorParams:
     return SensorParams(
@@ -37,6 +45,6 @@ def sensor_params(cfg: WorldConfig) -> SensorParams:
 
 def build_world(cfg: WorldConfig) -> World:
     sensor = SensorSize.parse(cfg.resolution)
-    people = generate_people(cfg.identities, cfg.train_identities, cfg.seed)
+    people = generate_people(cfg.identities, cfg.train_identities, cfg.seed, cfg.first_identity)
     cams = default_cameras(sensor.width, sensor.height, cfg.seed, sensor_params(cfg), cfg.lamp_flicker, cfg.realism)
     return World(cfg, people, cams, sensor)

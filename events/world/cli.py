@@ -18,6 +18,9 @@ def simulate(
     resolution: Annotated[str | None, typer.Option("--resolution", help="WIDTHxHEIGHT (default 320x240)")] = None,
     train_identities: Annotated[int | None, typer.Option("--train-identities",
                                                          help="train split size (default: 2/3 of identities)")] = None,
+    first_identity: Annotated[int | None, typer.Option(
+        "--first-identity", help="number of the first person (default 1): 151 gives people 151.. that the "
+                                 "same seed's 150-identity world does not hold")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="simulation processes")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="write PNG grids into OUT/preview")] = False,
     export: Annotated[str | None, typer.Option(
@@ -35,7 +38,8 @@ def simulate(
         updates["train_identities"] = train_identities or max(1, round(identities * 2 / 3))
     elif train_identities is not None:
         updates["train_identities"] = train_identities
-    for key, val in (("pass_seconds", seconds), ("seed", seed), ("resolution", resolution), ("workers", workers)):
+    for key, val in (("pass_seconds", seconds), ("seed", seed), ("resolution", resolution), ("workers", workers),
+                     ("first_identity", first_identity)):
         if val is not None:
             updates[key] = val
     if export not in (None, "event-reid", "event-reid-chunks"):
@@ -48,7 +52,9 @@ def simulate(
     try:
         cfg = WorldConfig(**{**cfg.model_dump(), **updates})
     except ValidationError as exc:
-        typer.echo(f"error: invalid world configuration: {exc.errors()[0]['msg']}", err=True)
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in ("world", *err["loc"]))
+        typer.echo(f"error: invalid world configuration: {field}: {err['msg']}", err=True)
         raise typer.Exit(2) from None
     from anonreid.events.world.dataset import simulate_dataset
 

@@ -82,7 +82,7 @@ def pass_plan(world: World) -> list[tuple[str, int, int, int]]:
 def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: int, rep: int) -> SimulatedPass:
     """Simulate one pass: the person crosses the camera once in ``pass_seconds``."""
     cfg = world.config
-    person, cam = world.people[person_index], world.cameras[camera_index]
+    person, cam = world.person(person_index), world.cameras[camera_index]
     ss = np.random.SeedSequence([cfg.seed, 0x5A55, person_index, camera_index, rep])
     walk_seed, sim_seed = ss.spawn(2)
     window = cfg.window_us

@@ -192,12 +192,16 @@ def generate_person(index: int, seed: int, split: str) -> Person:
     )
 
 
-def generate_people(count: int, train_count: int, seed: int) -> list[Person]:
-    """``count`` identities "001".."NNN"; the first ``train_count`` are the train split, the rest test.
+def generate_people(count: int, train_count: int, seed: int, first: int = 1) -> list[Person]:
+    """``count`` identities from number ``first`` ("001".."NNN" by default); the first ``train_count``
+    are the train split, the rest test.
 
     The split is fixed by index (as in Event-ReId), and identity ``i`` does not depend on ``count``,
-    so a larger world extends a smaller one.
+    so a larger world extends a smaller one, and a world from ``first`` = N + 1 holds only people that
+    the same seed's N-identity world does not.
     """
     if not 0 < train_count < count:
         raise ValueError(f"train identities must be between 1 and identities - 1, got {train_count} of {count}")
-    return [generate_person(i, seed, "train" if i < train_count else "test") for i in range(count)]
+    if first < 1:
+        raise ValueError(f"the first identity is numbered from 1, got {first}")
+    return [generate_person(first - 1 + i, seed, "train" if i < train_count else "test") for i in range(count)]
