@@ -16,7 +16,7 @@ def train(
         "--data", help="world dataset directory (world.json + world.h5), with --dataset world")] = None,
     dataset: Annotated[str, typer.Option(
         "--dataset", help="world | event-reid (real events: stages reid, joint) | paired-h5 (real events + frames "
-                          "in HDF5: stage rec)")] = "world",
+                          "in HDF5: stage rec, and the reconstruction attacks with --anonymizer)")] = "world",
     root: Annotated[Path | None, typer.Option(
         "--root", help="Event-ReId root (with --dataset event-reid): <ID>/camNN/events.txt, or chunk files with "
                        "train_list.txt (+ query_list.txt, gallery_list.txt); with --dataset paired-h5 an HDF5 file "
@@ -24,6 +24,10 @@ def train(
     rec: Annotated[Path | None, typer.Option(
         "--rec", help="frozen E_rec for the privacy term on real events (a checkpoint, or a folder with e_rec.json: "
                       "a world run, or a --dataset paired-h5 run); default: the shipped models/weights/default")] = None,
+    anonymizer: Annotated[Path | None, typer.Option(
+        "--anonymizer", help="with --dataset paired-h5: the frozen anonymizer the attacks (adaptive, finetune, linear, "
+                             "inv) train against on your recordings (a run, models/weights/default, or a "
+                             "checkpoint)")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="preset tiny | cpu | minmax | paper, or a YAML path")] = "tiny",
     stage: Annotated[
         list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive | finetune | linear | identity "
@@ -41,13 +45,15 @@ def train(
     """Train E_rec, the raw ReId baseline, E_an + E_reid jointly (min-max with ``joint.minmax``), then the
     attacks on the frozen E_an (inversion, adaptive, fine-tuned, linear inverse, direct identity); on
     Event-ReId (``--dataset event-reid``) the raw ReId baseline and E_an + E_reid against a frozen E_rec; on
-    paired events + frames in HDF5 (``--dataset paired-h5``) E_rec, for ``--dataset event-reid --rec RUN``."""
+    paired events + frames in HDF5 (``--dataset paired-h5``) E_rec, for ``--dataset event-reid --rec RUN``, and
+    the reconstruction attacks on a frozen ``--anonymizer``."""
     import json
 
     from anonreid.models.config import load_train_config
     from anonreid.orchestration.config import ConfigError
 
     source = f"--data {data}" if dataset == "world" else f"--dataset {dataset} --root {root}" + f" --rec {rec}" * bool(rec)
+    source += f" --anonymizer {anonymizer}" * bool(anonymizer)
     parts = ["anonreid train", source, f"--config {config}", f"--out {out}"]
     parts += [f"--stage {s}" for s in stage or []] + [f"--set {s}" for s in set_ or []]
     parts += ["--resume"] * resume + ["--ablation"] * ablation + ([f"--workers {workers}"] if workers > 1 else [])
@@ -59,7 +65,8 @@ def train(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    source_arg = _training_source(dataset, data, root, rec, time_unit, sensor, workers > 1 or bool(ray_address))
+    source_arg = _training_source(dataset, data, root, rec, time_unit, sensor, workers > 1 or bool(ray_address),
+                                  anonymizer)
     from anonreid.events.types import EventFormatError
     from anonreid.models.budget import AttackBudgetError
     from anonreid.models.sources import TrainingDataError
@@ -86,7 +93,7 @@ def train(
 
 def _training_source(
     dataset: str, data: Path | None, root: Path | None, rec: Path | None, time_unit: str, sensor: str,
-    distributed: bool,
+    distributed: bool, anonymizer: Path | None = None,
 ) -> Any:
     """``--data WORLD`` (a Path), an Event-ReId or a paired-HDF5 source; a missing or misplaced option exits
     with code 2."""
@@ -95,6 +102,9 @@ def _training_source(
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2)
 
+    if anonymizer is not None and dataset != "paired-h5":
+        fail("--anonymizer is the frozen anonymizer of the attacks on --dataset paired-h5 (a world run's attacks "
+             "use the run's own)")
     if dataset == "world":
         if data is None:
             fail("--data DIR (the world dataset) is required with --dataset world")
@@ -116,9 +126,13 @@ def _training_source(
             fail("--rec is the frozen E_rec of --dataset event-reid; --dataset paired-h5 trains an E_rec")
         if distributed:
             fail("--dataset paired-h5 trains in one process (--workers 1, no --ray-address)")
-        from anonreid.models.sources import PairedH5Source
+        from anonreid.models.sources import PairedH5Source, TrainingDataError, anonymizer_checkpoint
 
-        return PairedH5Source(root, time_unit or None, sensor)
+        try:
+            stem = anonymizer_checkpoint(anonymizer) if anonymizer is not None else None
+        except TrainingDataError as exc:
+            fail(str(exc))
+        return PairedH5Source(root, time_unit or None, sensor, stem)
     if dataset != "event-reid":
         fail(f"--dataset must be world, event-reid or paired-h5, got {dataset!r}")
     if root is None:

@@ -22,6 +22,7 @@ from anonreid.models.sources import (
     EventReidSource,
     PairedH5Source,
     RealSource,
+    TrainingDataError,
     check_real_data_config,
     source_stages,
 )
@@ -69,8 +70,8 @@ def run_training(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Run the chosen stages (all by default; on real events, ``data_dir`` an :class:`EventReidSource`,
-    ``reid`` and ``joint``; on paired events + frames, a :class:`PairedH5Source`, ``rec``) and return/write
-    ``summary.json``.
+    ``reid`` and ``joint``; on paired events + frames, a :class:`PairedH5Source`, ``rec``, and the
+    reconstruction attacks when it names an anonymizer) and return/write ``summary.json``.
 
     ``command`` is recorded in the run directory and every checkpoint (default: ``sys.argv``).
     """
@@ -81,6 +82,12 @@ def run_training(
         raise ValueError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
     if real is not None:
         check_real_data_config(cfg, [*stages, *(["joint"] if ablation else [])], real)
+    if isinstance(real, PairedH5Source):
+        through = [s for s in stages if s in ("finetune", "linear", "inv")]
+        if through and "rec" not in stages and not (Path(run_dir) / "checkpoints" / "e_rec.json").exists():
+            raise TrainingDataError(f"--stage {' --stage '.join(through)} on paired recordings starts from, or "
+                                    f"reconstructs through, the run's own E_rec, and {run_dir}/checkpoints has none: "
+                                    "add --stage rec (E_rec on these recordings)")
     t0 = time.perf_counter()
     ctx = prepare_context(data_dir, cfg, run_dir, resume, progress, command, rank, world, device)
     prep_s = time.perf_counter() - t0

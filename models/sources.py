@@ -26,10 +26,13 @@ stages need frames or enrollment photos: :data:`REAL_DATA_STAGES` and :func:`che
 refuse them with the reason.
 
 Paired events + frames (``--dataset paired-h5``, :mod:`anonreid.events.paired_h5_dataset`): the E2VID
-family's HDF5 recordings with ``images/*`` frames train the one stage that needs exactly that, ``rec``
-(E_rec, raw events -> the frame at each window's end); they have no identities, so nothing else
-(:data:`PAIRED_H5_STAGES`). The run's ``checkpoints/e_rec`` is then an attacker trained on real data, for
-``--dataset event-reid --rec RUN``.
+family's HDF5 recordings with ``images/*`` frames train what needs exactly that: ``rec`` (E_rec, raw
+events -> the frame at each window's end), and, against a frozen anonymizer given with ``--anonymizer``
+(a run, a shipped model set or a checkpoint; copied into the run's ``checkpoints/anonymizer``), the
+reconstruction attacks ``adaptive``, ``finetune``, ``linear`` and ``inv`` (the last three through the
+run's own E_rec): a privacy auditor's attackers trained and judged on real events and real frames. They
+have no identities, so nothing else (:data:`PAIRED_H5_STAGES`). The run's ``checkpoints/e_rec`` is also
+an attacker trained on real data, for ``--dataset event-reid --rec RUN``.
 """
 
 from __future__ import annotations
@@ -65,14 +68,13 @@ _WHY_NOT = {
 }
 
 
-#: the stages that train on paired events + frames (``--dataset paired-h5``)
-PAIRED_H5_STAGES = ("rec",)
+#: the stages that train on paired events + frames (``--dataset paired-h5``); the attacks need ``--anonymizer``
+PAIRED_H5_ATTACKS = ("adaptive", "finetune", "linear", "inv")
+PAIRED_H5_STAGES = ("rec", *PAIRED_H5_ATTACKS)
 _WHY_NOT_PAIRED = {
     "reid": "recordings carry no identity labels",
     "joint": "E_an + E_reid learn identities, which recordings do not label (train them on Event-ReId with this "
              "run as --rec, or on the world)",
-    **dict.fromkeys(("inv", "adaptive", "finetune", "linear"),
-                    "the attacks are trained on a frozen anonymizer, which a joint stage makes"),
     "identity": "the direct identity attack needs identities and their enrollment photos",
 }
 
@@ -98,11 +100,13 @@ class EventReidSource:
 class PairedH5Source:
     """``--dataset paired-h5 --root FILE_OR_DIR``: paired events + frames in HDF5
     (:mod:`anonreid.events.paired_h5_dataset`); ``time_unit`` / ``sensor`` as every command that reads
-    event files takes them (the file's ``sensor_resolution`` attribute when not given)."""
+    event files takes them (the file's ``sensor_resolution`` attribute when not given); ``anonymizer``
+    the frozen E_an of the attack stages (``--anonymizer``, :func:`anonymizer_checkpoint`)."""
 
     root: Path
     time_unit: str | None = None
     sensor: str = ""
+    anonymizer: Path | None = None  # the frozen E_an the attack stages train against (its checkpoint stem)
 
 
 #: what ``anonreid train`` reads real data from
@@ -110,8 +114,11 @@ RealSource = EventReidSource | PairedH5Source
 
 
 def source_stages(source: RealSource) -> tuple[str, ...]:
-    """The stages a real-data source trains (and the default ones)."""
-    return PAIRED_H5_STAGES if isinstance(source, PairedH5Source) else REAL_DATA_STAGES
+    """The stages a real-data source trains by default: on paired recordings ``rec``, and the attacks
+    but ``inv`` (its appearance loss needs enrollment photos: asked for by name) with an anonymizer."""
+    if isinstance(source, PairedH5Source):
+        return PAIRED_H5_STAGES[:-1] if source.anonymizer is not None else ("rec",)
+    return REAL_DATA_STAGES
 
 
 @dataclass
@@ -128,6 +135,7 @@ class TrainingData:
     world: Any = None  # the WorldDataset (enrollment photos, the attack stages); None on real events
     rec: Path | None = None  # real events: the frozen E_rec giving the pseudo-reference frames
     splits: dict[str, str] = field(default_factory=dict)  # cache-key suffix per clip set ("train", "val")
+    anonymizer: Path | None = None  # paired recordings: the frozen E_an of the attack stages
 
     def photos(self, identities: Sequence[str], hw: tuple[int, int]) -> torch.Tensor | None:
         """Enrollment-photo crops of ``identities`` (None: real events have no enrollment photos)."""
@@ -169,16 +177,27 @@ def open_training_data(data: str | Path | RealSource, cfg: TrainConfig) -> Train
     return TrainingData(cfg, world, world, train_ids, val_ids, fingerprint, path, world)
 
 
-def rec_checkpoint(path: str | Path) -> Path:
-    """The E_rec checkpoint stem ``--rec`` names: a checkpoint path (with or without its suffix) or a
-    folder holding ``e_rec.json`` (a shipped model set, a run or its ``checkpoints/``)."""
+def named_checkpoint(path: str | Path, name: str, option: str, made_by: tuple[str, str]) -> Path:
+    """The ``name`` checkpoint stem an ``option`` names: a checkpoint path (with or without its suffix) or
+    a folder holding ``<name>.json`` (a shipped model set, a run or its ``checkpoints/``); ``made_by`` = (what
+    it is, what makes it) for the error."""
     path = Path(path)
-    for stem in (path / "e_rec", path / "checkpoints" / "e_rec", path.with_suffix("") if path.suffix in
+    for stem in (path / name, path / "checkpoints" / name, path.with_suffix("") if path.suffix in
                  (".json", ".safetensors") else path):
         if stem.with_suffix(".json").is_file() and stem.with_suffix(".safetensors").is_file():
             return stem
-    raise TrainingDataError(f"--rec {path}: no E_rec checkpoint there (e_rec.json + e_rec.safetensors, from "
-                            "`anonreid train --stage rec` on a world, or models/weights/default)")
+    raise TrainingDataError(f"{option} {path}: no {made_by[0]} checkpoint there ({name}.json + {name}.safetensors, "
+                            f"from {made_by[1]}, or models/weights/default)")
+
+
+def rec_checkpoint(path: str | Path) -> Path:
+    """The E_rec checkpoint ``--rec`` names (:func:`named_checkpoint`)."""
+    return named_checkpoint(path, "e_rec", "--rec", ("E_rec", "`anonreid train --stage rec` on a world"))
+
+
+def anonymizer_checkpoint(path: str | Path) -> Path:
+    """The anonymizer checkpoint ``--anonymizer`` names (:func:`named_checkpoint`)."""
+    return named_checkpoint(path, "anonymizer", "--anonymizer", ("anonymizer", "`anonreid train --stage joint`"))
 
 
 def check_real_data_config(cfg: TrainConfig, stages: Sequence[str], source: RealSource | None = None) -> None:
@@ -188,8 +207,17 @@ def check_real_data_config(cfg: TrainConfig, stages: Sequence[str], source: Real
         bad = [s for s in stages if s not in PAIRED_H5_STAGES]
         if bad:
             why = "; ".join(f"{s}: {_WHY_NOT_PAIRED.get(s, 'not a paired-data stage')}" for s in bad)
-            raise TrainingDataError(f"--dataset paired-h5 trains the stage {', '.join(PAIRED_H5_STAGES)} (E_rec) only, "
-                                    f"not {', '.join(bad)} ({why})")
+            raise TrainingDataError(f"--dataset paired-h5 trains the stages {', '.join(PAIRED_H5_STAGES)} (E_rec and "
+                                    f"the reconstruction attacks) only, not {', '.join(bad)} ({why})")
+        attacks = [s for s in stages if s in PAIRED_H5_ATTACKS]
+        if attacks and source.anonymizer is None:
+            raise TrainingDataError(f"--dataset paired-h5 --stage {' --stage '.join(attacks)}: the attacks train against "
+                                    "a frozen anonymizer: give it with --anonymizer (a run, models/weights/default or "
+                                    "an anonymizer checkpoint)")
+        if "inv" in stages and cfg.inv.w_emb > 0:
+            raise TrainingDataError(f"--dataset paired-h5 --stage inv: inv.w_emb = {cfg.inv.w_emb:g} asks for the "
+                                    "appearance-embedding loss, whose net is trained on enrollment photos, which "
+                                    "recordings do not have: --set inv.w_emb=0 (frames only: L1 + SSIM)")
         return
     bad = [s for s in stages if s not in REAL_DATA_STAGES]
     if bad:
@@ -202,13 +230,18 @@ def check_real_data_config(cfg: TrainConfig, stages: Sequence[str], source: Real
                          "(or --config cpu)")
 
 
+def _model_cfg_of(stem: Path) -> dict[str, Any]:
+    from anonreid.models.checkpoint import read_sidecar
+
+    return dict(read_sidecar(stem)["model_cfg"])
+
+
 def _open_event_reid(src: EventReidSource, cfg: TrainConfig) -> TrainingData:
     from anonreid.events.event_reid_dataset import open_event_reid_dataset
     from anonreid.events.types import SensorSize
-    from anonreid.models.checkpoint import read_sidecar
 
     rec = rec_checkpoint(src.rec)
-    mcfg = read_sidecar(rec)["model_cfg"]
+    mcfg = _model_cfg_of(rec)
     if mcfg.get("family") != "reconstruction" or int(mcfg.get("in_bins") or 0) != cfg.data.num_bins:
         raise TrainingDataError(f"--rec {rec}.json: a {mcfg.get('family')} model {mcfg.get('name')!r} with "
                          f"{mcfg.get('in_bins')} bins, not an E_rec taking data.num_bins = {cfg.data.num_bins}")
@@ -262,8 +295,16 @@ def _open_paired_h5(src: PairedH5Source, cfg: TrainConfig) -> TrainingData:
     log.info("paired HDF5 at %s: %d recordings (sensor %s, %s), validation on %s; E_rec against the frame at each "
              "window's end", src.root, len(ds.recordings), ds.sensor, ds.time_unit,
              f"{n_val} held-out recordings" if n_val else f"the last {VAL_FRACTION:.0%} of each recording")
+    anonymizer = None
+    if src.anonymizer is not None:
+        anonymizer = anonymizer_checkpoint(src.anonymizer)
+        mcfg = _model_cfg_of(anonymizer)
+        if mcfg.get("family") != "anonymizer" or int(mcfg.get("in_bins") or 0) != cfg.data.num_bins:
+            raise TrainingDataError(f"--anonymizer {anonymizer}.json: a {mcfg.get('family')} model {mcfg.get('name')!r} "
+                                    f"with {mcfg.get('in_bins')} bins, not an anonymizer taking data.num_bins = "
+                                    f"{cfg.data.num_bins}")
     return TrainingData(cfg, train_set, val_set, ids, val_set.identities(), ds.fingerprint, Path(src.root), None, None,
-                        {"train": "train", "val": "val"})
+                        {"train": "train", "val": "val"}, anonymizer)
 
 
 def _clip_starts(usable: Any, clip_len: int, stride: int) -> int:
@@ -271,15 +312,17 @@ def _clip_starts(usable: Any, clip_len: int, stride: int) -> int:
     return sum(1 for k in range(0, len(usable) - clip_len + 1, stride) if usable[k : k + clip_len].all())
 
 
-def install_rec(data: TrainingData, ckpt_dir: Path) -> None:
-    """Copy a real-data run's frozen E_rec into its ``checkpoints/`` (the joint stage and evaluate load it)."""
-    if data.rec is None:
-        return
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    for suffix in (".json", ".safetensors"):
-        src, dst = data.rec.with_suffix(suffix), ckpt_dir / f"e_rec{suffix}"
-        if src.resolve() != dst.resolve():
-            shutil.copyfile(src, dst)
+def install_frozen(data: TrainingData, ckpt_dir: Path) -> None:
+    """Copy a real-data run's frozen models into its ``checkpoints/``: the E_rec of Event-ReId training (the
+    joint stage and evaluate load it), the anonymizer that paired-recording attacks train against."""
+    for src, name in ((data.rec, "e_rec"), (data.anonymizer, "anonymizer")):
+        if src is None:
+            continue
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in (".json", ".safetensors"):
+            dst = ckpt_dir / f"{name}{suffix}"
+            if src.with_suffix(suffix).resolve() != dst.resolve():
+                shutil.copyfile(src.with_suffix(suffix), dst)
 
 
 def _rec_key(rec: Path) -> str:

@@ -414,7 +414,7 @@ def prepare_context(
 
     With several data-parallel ranks, rank 0 builds the clip cache and the others then map it.
     """
-    from anonreid.models.sources import install_rec, open_training_data
+    from anonreid.models.sources import install_frozen, open_training_data
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -443,5 +443,5 @@ def prepare_context(
     ctx.photos = data.photos(ctx.train.identities, (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1]))
     if ctx.is_main:
         _write_run_files(run_dir, cfg, device, data.path, ctx.command)
-        install_rec(data, ctx.ckpt_dir)
+        install_frozen(data, ctx.ckpt_dir)
     return ctx

@@ -202,8 +202,149 @@ def test_bad_paired_input_is_refused_naming_the_file_and_the_field(world: Path, 
     assert "no .h5 / .hdf5 files" in refused(tmp_path / "empty")
     # what the dataset cannot train, and options that belong to other datasets
     out = refused(paired, "--stage", "rec", "--stage", "joint")
-    assert "trains the stage rec (E_rec) only, not joint" in out
+    assert "trains the stages rec, adaptive, finetune, linear, inv (E_rec and the reconstruction attacks) only, " \
+           "not joint (joint: E_an + E_reid learn identities" in out
     assert "--rec is the frozen E_rec of --dataset event-reid" in refused(paired, "--rec", str(tmp_path))
     assert "data.val_identities = 3 recordings" in refused(paired, "--set", "data.val_identities=3")
     assert "no validation clip" in refused(paired, "--set", "data.clip_len=5", "--set", "data.clip_stride=1")
     assert not (run / "checkpoints").exists()  # nothing trained
+
+
+def _anonymizer(path: Path, against_samples: int) -> Path:
+    """An anonymizer checkpoint (random weights: the attacks' plumbing, not their strength, is tested)
+    whose metadata says it was trained against an E_rec of ``against_samples`` clips."""
+    from anonreid.models.budget import Budget
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.registry import create_model
+
+    budget = Budget("e_rec", "reconstruction", against_samples // 4, 4)
+    save_checkpoint(path, create_model("anonymizer_paper", in_bins=5),
+                    {"stage": "joint", "attackers_in_training": [budget.as_dict()]})
+    return path
+
+
+def test_the_reconstruction_attacks_train_on_paired_recordings_against_a_frozen_anonymizer(
+        paired: Path, tmp_path: Path) -> None:
+    """``--anonymizer``: E_rec, then the adaptive, fine-tuned and linear attacks (the default stages) on the
+    real events anonymized by that frozen E_an, judged on the real frames; ``inv`` by name, frames only."""
+    anon = _anonymizer(tmp_path / "anon" / "anonymizer", 4)  # 3x: 12 clips
+    run = tmp_path / "run"
+    short = [f"--set={k}" for k in ("rec.steps=3", "adaptive.steps=2", "finetune.steps=1", "inv.steps=1")]
+
+    def train(*extra: str) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the inferred unit
+            return CliRunner().invoke(app, ["train", "--dataset", "paired-h5", "--root", str(paired), "--out", str(run),
+                                            *TINY, *short, *extra])
+
+    result = train("--anonymizer", str(anon.parent))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["stages"]) == {"rec", "adaptive", "finetune", "linear"}
+    assert (run / "checkpoints" / "anonymizer.safetensors").read_bytes() == anon.with_suffix(".safetensors").read_bytes()
+    fp = summary["data_fingerprint"]
+    for name, stage in (("e_rec_adaptive", "adaptive"), ("e_rec_finetuned", "finetune"), ("e_lin", "linear")):
+        meta = _sidecar(run, name)["metadata"]
+        assert meta["data_fingerprint"] == fp and meta["stage"] == stage
+        assert meta["trained_on"].startswith("anonymized by anonymizer_paper")
+        assert "--anonymizer" in meta["command"]
+    assert _sidecar(run, "e_rec_adaptive")["metadata"]["budget_rule"]["ok"]
+    for stage, key in (("adaptive", "val_ssim"), ("finetune", "val_ssim"), ("linear", "val_attacker_ssim")):
+        assert 0 < summary["stages"][stage]["metrics"][key] <= 1
+    # inv, asked for by name, without the appearance loss (its net needs enrollment photos)
+    result = train("--anonymizer", str(anon.parent), "--resume", "--stage", "inv")
+    assert result.exit_code == 2 and "--set inv.w_emb=0" in " ".join(result.output.split()), result.output
+    result = train("--anonymizer", str(anon.parent), "--resume", "--stage", "inv", "--set", "inv.w_emb=0")
+    assert result.exit_code == 0, result.output
+    assert _sidecar(run, "e_inv")["metadata"]["appearance_loss"] is False
+    # judged on the held-out windows' real frames: every view, its interval over one-second blocks, its check
+    out = tmp_path / "eval"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = CliRunner().invoke(app, ["evaluate", "--dataset", "paired-h5", "--root", str(paired), "--run", str(run),
+                                          "--out", str(out), "--clips-per-pass", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text())
+    rows = {r["view"]: r for r in res["rows"]}
+    assert set(rows) == {"raw", "anonymized", "adaptive", "finetuned", "linear", "inversion"}
+    assert res["recordings"] == ["a", "b", "day2/c"] and res["fingerprint"] == fp
+    # the last 20% of a 0.6 s recording is one clip of 3 windows: 3 clips in 3 one-second blocks, too few to
+    # bootstrap, so every interval is the exact bound and no check can pass or fail
+    assert (res["clips"], res["clusters"]) == (3, 3)
+    raw = rows["raw"]["score"]["ssim"]["value"]
+    for view, r in rows.items():
+        e, floor = r["score"]["ssim"], r["score"]["ssim_floor"]
+        assert e["ci_low"] < floor < e["ci_high"] and e["method"] == "exact bound on identities"
+        if view == "raw":
+            assert r["state"] is None and r["recovered"] is None
+        else:
+            assert r["state"] == "insufficient evidence"
+            assert r["recovered"] == pytest.approx((e["value"] - floor) / (raw - floor))
+    assert rows["adaptive"]["budget"]["budget"]["total"] == 2 * 8 and rows["adaptive"]["budget"]["rule"]["ok"]
+    assert rows["linear"]["budget"]["budget"] is None  # the closed form has no training budget
+    assert (out / "image_grid.png").stat().st_size > 2000
+    md = (out / "results.md").read_text()
+    assert "anonreid evaluate --run" in md and "adaptive attacker" in md and "one-second blocks" in md
+
+
+def test_paired_attacks_refuse_what_they_cannot_do(paired: Path, tmp_path: Path) -> None:
+    """Exit code 2 with the reason: no --anonymizer, no E_rec to go through, a model that is not an
+    anonymizer, --anonymizer off paired data, an attack under the 3x budget rule."""
+    anon = _anonymizer(tmp_path / "anon", 4)
+
+    def refused(*extra: str, dataset: tuple[str, ...] = ("--dataset", "paired-h5", "--root", str(paired))) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = CliRunner().invoke(app, ["train", *dataset, "--out", str(tmp_path / "run"), *TINY, *extra])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        return " ".join(result.output.split())
+
+    assert "give it with --anonymizer" in refused("--stage", "adaptive")
+    assert "has none: add --stage rec" in refused("--anonymizer", str(anon), "--stage", "linear")
+    assert not (tmp_path / "run" / "cache").exists()  # refused before any clip was built
+    rec = tmp_path / "rec"
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.registry import create_model
+
+    save_checkpoint(rec, create_model("firenet", in_bins=5))
+    assert "a reconstruction model 'firenet'" in refused("--anonymizer", str(rec), "--stage", "adaptive")
+    assert "no anonymizer checkpoint there" in refused("--anonymizer", str(tmp_path / "nowhere"))
+    assert "--anonymizer is the frozen anonymizer" in refused("--anonymizer", str(anon), dataset=(
+        "--data", str(paired)))
+    result = CliRunner().invoke(app, ["evaluate", "--dataset", "paired-h5", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 2 and "--root PATH (the paired HDF5 recordings) is required" in result.output
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "config.yaml").write_text("name: tiny\n")
+    result = CliRunner().invoke(app, ["evaluate", "--dataset", "paired-h5", "--root", str(paired), "--run",
+                                      str(tmp_path / "plain"), "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 2 and "anonymizer.json: the run has no anonymizer to attack" in result.output
+    strong = _anonymizer(tmp_path / "strong", 4000)  # 3x: 12000 clips; tiny trains 21 x 8
+    out = refused("--anonymizer", str(strong), "--stage", "adaptive")
+    assert "adaptive" in out and "12000" in out
+
+
+def test_paired_test_clips_are_clustered_by_recording_and_second(world: Path, tmp_path: Path) -> None:
+    """The bootstrap's unit: a clip belongs to the second of its recording in which its last window falls."""
+    from anonreid.events.paired_h5_dataset import open_paired_h5_dataset
+    from anonreid.models.config import load_train_config
+    from anonreid.models.data import build_clips
+    from anonreid.models.evaluation.paired import BLOCK_WINDOWS, _blocks
+
+    parts = [world_pass(world, k) for k in range(12)]  # one 7.2 s recording: the world's 12 passes in a row
+    span = 18 * 33_333
+    events = np.concatenate([e.copy() for e, _, _ in parts])
+    events["t"] = np.concatenate([e["t"] + k * span for k, (e, _, _) in enumerate(parts)])
+    frames = np.concatenate([f for _, f, _ in parts])
+    frame_ts = np.concatenate([t + k * span for k, (_, _, t) in enumerate(parts)])
+    path = write_paired(tmp_path / "long.h5", events, frames, frame_ts)
+    cfg = load_train_config("tiny").data.model_copy(update={"clip_stride": 1})
+    test = open_paired_h5_dataset(path, "s", None, cfg.window_us).split("val")
+    clips = build_clips(test, test.identities(), cfg, None, max_clips_per_pass=100, progress=False)
+    groups = _blocks(test, clips, cfg, 100)
+    _, start, end = test.segments["long:val"]
+    usable = test.recordings["long"].usable[start:end]
+    lasts = [start + k + cfg.clip_len - 1 for k in range(end - start - cfg.clip_len + 1) if usable[k : k + cfg.clip_len].all()]
+    assert len(clips) == len(lasts) > 20
+    assert groups.tolist() == [f"long@{w // BLOCK_WINDOWS}" for w in lasts]
+    assert len(set(groups.tolist())) == 3  # 1.44 s of validation windows (seconds 5.76-7.2) touch three seconds

@@ -21,10 +21,12 @@ def evaluate(
     data: Annotated[
         Path | None, typer.Option("--data", help="world dataset directory (also trains the attacker's nets)")
     ] = None,
-    dataset: Annotated[str, typer.Option("--dataset", help="world | event-reid")] = "world",
+    dataset: Annotated[str, typer.Option(
+        "--dataset", help="world | event-reid | paired-h5 (the reconstruction attacks on real events + frames)")] = "world",
     root: Annotated[Path | None, typer.Option(
         "--root", help="Event-ReId root (with --dataset event-reid): <ID>/camNN/events.txt, or chunk files with "
-                       "query_list.txt + gallery_list.txt")] = None,
+                       "query_list.txt + gallery_list.txt; with --dataset paired-h5 an HDF5 file (events/xs,ys,ts,ps "
+                       "+ images/*) or a directory of them")] = None,
     time_unit: TimeUnitOption = "",
     sensor: SensorOption = "",
     clips_per_pass: Annotated[int, typer.Option("--clips-per-pass", min=1, help="test clips per pass, evenly spaced")] = 8,
@@ -64,12 +66,16 @@ def evaluate(
     if dataset == "world" and data is None:
         typer.echo("error: --data DIR (the world dataset) is required with --dataset world", err=True)
         raise typer.Exit(2)
-    if dataset == "event-reid" and root is None:
-        typer.echo("error: --root PATH (the Event-ReId directory) is required with --dataset event-reid", err=True)
+    if dataset in ("event-reid", "paired-h5") and root is None:
+        what = "the Event-ReId directory" if dataset == "event-reid" else "the paired HDF5 recordings"
+        typer.echo(f"error: --root PATH ({what}) is required with --dataset {dataset}", err=True)
         raise typer.Exit(2)
-    if dataset not in ("world", "event-reid"):
-        typer.echo(f"error: --dataset must be world or event-reid, got {dataset!r}", err=True)
+    if dataset not in ("world", "event-reid", "paired-h5"):
+        typer.echo(f"error: --dataset must be world, event-reid or paired-h5, got {dataset!r}", err=True)
         raise typer.Exit(2)
+    if dataset == "paired-h5":
+        _evaluate_paired(run, out, root, time_unit, sensor, clips_per_pass, progress, " ".join(parts))
+        return
     try:
         run_dir = run_view(run, out)
         opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
@@ -78,6 +84,22 @@ def evaluate(
                            time_unit=time_unit or None, sensor=sensor)
         res = evaluate_run(run_dir, out, data, dataset, root, opts, command=" ".join(parts))
     except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res.wall_s} s)")
+
+
+def _evaluate_paired(run: Path | None, out: Path, root: Path | None, time_unit: str, sensor: str, clips_per_pass: int,
+                     progress: bool, command: str) -> None:
+    """``--dataset paired-h5``: :mod:`anonreid.models.evaluation.paired`."""
+    from anonreid.events.types import EventFormatError
+    from anonreid.models.bundle import run_view
+    from anonreid.models.evaluation.paired import evaluate_paired
+
+    assert root is not None
+    try:
+        res = evaluate_paired(run_view(run, out), out, root, time_unit or None, sensor, clips_per_pass, progress, command)
+    except (FileNotFoundError, ValueError, EventFormatError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res.wall_s} s)")

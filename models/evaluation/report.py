@@ -479,20 +479,7 @@ def write_figures(s: Scores, views: dict[str, np.ndarray], reference: np.ndarray
         names.append(_save(fig, out_dir / "reid_bars.png"))
     cols = ([("reference", reference)] if reference is not None else []) + [(k, v) for k, v in views.items()]
     if cols:
-        ids = test.ids
-        picks = [int(np.flatnonzero(ids == i)[len(np.flatnonzero(ids == i)) // 2]) for i in sorted(set(ids.tolist()))][:6]
-        fig, axes = plt.subplots(len(picks), len(cols), figsize=(1.6 * len(cols), 2.2 * len(picks)), squeeze=False)
-        for r, idx in enumerate(picks):
-            for c, (name, frames) in enumerate(cols):
-                ax = axes[r, c]
-                ax.imshow(frames[idx, -1], cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(VIEW_TITLES.get(name, name), fontsize=8)
-                if c == 0:
-                    ax.set_ylabel(f"id {ids[idx]} {test.cams[idx]}", fontsize=7)
-        names.append(_save(fig, out_dir / "image_grid.png"))
+        names.append(image_grid(cols, test.ids, test.cams, out_dir / "image_grid.png"))
     faces = {k: f for k, f in s.face.rows.items() if f is not None}
     if faces:
         fig, ax = plt.subplots(figsize=(4.2, 4))
@@ -506,6 +493,30 @@ def write_figures(s: Scores, views: dict[str, np.ndarray], reference: np.ndarray
         ax.legend(fontsize=7)
         names.append(_save(fig, out_dir / "face_roc.png"))
     return names
+
+
+def image_grid(cols: list[tuple[str, np.ndarray]], ids: np.ndarray, cams: np.ndarray, path: Path,
+               label: str = "id") -> str:
+    """A grid of the last frame of one clip per identity (its middle clip; 6 at most): a column per view
+    (``(name, (N, T, H, W) frames in [0, 1])``), a row per clip; returns the file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = [int(np.flatnonzero(ids == i)[len(np.flatnonzero(ids == i)) // 2]) for i in sorted(set(ids.tolist()))][:6]
+    fig, axes = plt.subplots(len(picks), len(cols), figsize=(1.6 * len(cols), 2.2 * len(picks)), squeeze=False)
+    for r, idx in enumerate(picks):
+        for c, (name, frames) in enumerate(cols):
+            ax = axes[r, c]
+            ax.imshow(frames[idx, -1], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(VIEW_TITLES.get(name, name), fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"{label} {ids[idx]} {cams[idx]}", fontsize=7)
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> str:
