@@ -176,6 +176,44 @@ def test_queue_drops_oldest_and_counts() -> None:
     assert node.stats()["events"] == before
 
 
+def test_a_gap_completes_its_empty_windows_at_once_without_dropping_any() -> None:
+    """A recording that pauses for 5 s: its 150 empty windows complete together when the next event
+    arrives. They do not count against the queue's bound on windows with events (none is dropped, the
+    queued windows with events stay); past EMPTY_FACTOR x the bound empty windows are dropped oldest first,
+    and windows with events still drop the oldest window with events."""
+    from anonreid.events.types import make_events
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.camera import CameraNode
+    from anonreid.nodes.camera.windows import EMPTY_FACTOR
+
+    bound = 20
+    node = CameraNode(CAMERA, _world_sensor(), CameraConfig(queue_windows=bound), models=load_model_bundle())
+    rng = np.random.default_rng(2)
+
+    def window_events(k: int) -> np.ndarray:  # inside window k of the grid from t = 0
+        t = np.sort(rng.integers(k * 33_333 + 1_000, (k + 1) * 33_333 - 1_000, 50))
+        t[0] = 0 if k == 0 else t[0]
+        return make_events(t, rng.integers(0, 320, 50), rng.integers(0, 240, 50), rng.choice([-1, 1], 50))
+
+    def indices(with_events: bool) -> list[int]:
+        return [item.index for item in node.queue._items if bool(len(item.events)) == with_events]
+
+    for k in range(4):
+        node.push(window_events(k))
+    assert node.push(window_events(4 + 150)) == 0  # window 3 (events) and 4-153 (the gap) complete now
+    assert node.queue.dropped == 0 and indices(True) == [0, 1, 2, 3] and indices(False) == list(range(4, 154))
+    second = 154 + 100  # a second gap of 99 windows: 249 empty ones, past the bound on them
+    node.push(window_events(second))
+    cap = EMPTY_FACTOR * bound
+    assert node.queue.dropped == 249 - cap and indices(False) == [*range(4, 154), *range(155, second)][-cap:]
+    assert indices(True) == [0, 1, 2, 3, 154]  # only empty windows were dropped
+    for k in range(second + 1, second + bound + 1):  # past the bound on windows with events
+        node.push(window_events(k))
+    assert indices(True) == list(range(second, second + bound))  # the oldest with events went: 0-3 and 154
+    assert node.queue.dropped == 249 - cap + 5
+    assert node.process_pending() == bound + cap
+
+
 def test_redis_stream_ingest_resumes_after_restart(redis_service: Any, gallery_address: str, tmp_path: Path) -> None:
     """gateway push -> events:<camera> -> camera node; a node stopped mid-stream resumes from its pending entries."""
     from anonreid.events.io import read_events, write_hdf5
