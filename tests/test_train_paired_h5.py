@@ -285,6 +285,19 @@ def test_the_reconstruction_attacks_train_on_paired_recordings_against_a_frozen_
     assert (out / "image_grid.png").stat().st_size > 2000
     md = (out / "results.md").read_text()
     assert "anonreid evaluate --run" in md and "adaptive attacker" in md and "one-second blocks" in md
+    assert "the run trained on these recordings" in res["test_split"]
+    # recordings the run never trained on are judged whole
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.h5").write_bytes((paired / "a.h5").read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = CliRunner().invoke(app, ["evaluate", "--dataset", "paired-h5", "--root", str(tmp_path / "other"),
+                                          "--run", str(run), "--out", str(tmp_path / "eval2"), "--clips-per-pass", "4",
+                                          "--no-progress"])
+    assert result.exit_code == 0, result.output
+    other = json.loads((tmp_path / "eval2" / "results.json").read_text())
+    assert other["test_split"].startswith("every usable window") and other["recordings"] == ["a"]
+    assert other["clips"] > 3 and other["fingerprint"] != fp
 
 
 def test_paired_attacks_refuse_what_they_cannot_do(paired: Path, tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ asks what an attacker recovers of the real scene from the anonymized real events
 recordings against the frozen E_an ``A``) or any world run (its world-trained attacks, judged on real
 data: the sim-to-real attacker).
 
-Test windows: the run config's validation split of the recordings (``data.val_identities`` held-out
-recordings, else the last :data:`~anonreid.events.paired_h5_dataset.VAL_FRACTION` of each), which a
-paired-h5 run's attacks never trained on. Clips are built as training builds them, at most
-``clips_per_pass`` per recording, evenly spaced.
+Test windows: when the run trained on these recordings (a checkpoint records their fingerprint), the
+run config's validation split (``data.val_identities`` held-out recordings, else the last
+:data:`~anonreid.events.paired_h5_dataset.VAL_FRACTION` of each), which its attacks never trained on;
+otherwise every usable window. Clips are built as training builds them, at most ``clips_per_pass`` per
+recording part, evenly spaced.
 
 Every view of :func:`~anonreid.models.evaluation.attacks.attacker_views` the run holds is scored against
 the real frames: ``raw`` (E_rec on the raw events: what an attacker gets without the anonymizer, the
@@ -27,6 +28,7 @@ by the static background, so a check that holds here is weaker than the world's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -102,6 +104,13 @@ def _blocks(test_set: Any, clips: Any, data_cfg: Any, clips_per_pass: int) -> np
     return out
 
 
+def _trained_on(run_dir: Path) -> set[str]:
+    """The data fingerprints the run's checkpoints record."""
+    from anonreid.models.checkpoint import read_sidecar
+
+    return {str(read_sidecar(p)["metadata"].get("data_fingerprint")) for p in (run_dir / "checkpoints").glob("*.json")}
+
+
 def _budget(run_dir: Path, view: str) -> dict[str, Any] | None:
     from anonreid.models.checkpoint import read_sidecar
     from anonreid.models.evaluation.attacks import ATTACK_VIEWS
@@ -141,11 +150,19 @@ def evaluate_paired(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    n_val = cfg.data.val_identities
-    ds = open_paired_h5_dataset(root, time_unit, SensorSize.parse(sensor) if sensor else None, cfg.data.window_us, n_val)
-    test_set = ds.split("val")
-    split = (f"the {n_val} held-out recordings" if n_val else
-             "the last 20% of every recording's usable windows") + " (the run config's validation split)"
+    size = SensorSize.parse(sensor) if sensor else None
+    ds = open_paired_h5_dataset(root, time_unit, size, cfg.data.window_us)
+    if ds.fingerprint in _trained_on(run_dir):  # the run trained on these recordings: its validation split
+        n_val = cfg.data.val_identities
+        if n_val:
+            ds = open_paired_h5_dataset(root, ds.time_unit, ds.sensor, cfg.data.window_us, n_val)
+        test_set = ds.split("val")
+        split = (f"the {n_val} held-out recordings" if n_val else "the last 20% of every recording's usable "
+                 "windows") + " (the run config's validation split: the run trained on these recordings)"
+    else:
+        train, val = ds.split("train"), ds.split("val")
+        test_set = dataclasses.replace(train, passes=train.passes + val.passes)
+        split = "every usable window (the run never trained on these recordings)"
     clips = build_clips(test_set, test_set.identities(), cfg.data, out_dir / "cache", f"{ds.fingerprint}:val",
                         max_clips_per_pass=clips_per_pass, progress=progress)
     if not len(clips):
