@@ -41,6 +41,9 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory, ray_local: dict) -> A
         # the adversary scores the audit tap within the first minute: samples every 3 stream seconds
         f"adversary.metrics_port={ports['adversary']}", "camera.audit_every_s=3", "adversary.interval_s=5",
         "adversary.min_samples=2", "adversary.max_new_clips=1",
+        # at normal priority: beside the other pytest worker a nice-19 loop waited ~50 s for its first round
+        # (the priority itself is tested in test_adversary_node.py)
+        "adversary.background=false",
         # 20 s of world rendered before the clock starts, the rest while it runs: a short set-up
         "demo.render_ahead_s=20",
     ])
