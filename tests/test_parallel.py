@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
-from parallel import FileOrGroupScheduling, slow_files_first
+from parallel import FileOrGroupScheduling, file_group, slow_files_first
 
 
-def test_a_file_is_one_scope_and_a_group_joins_files() -> None:
-    split = FileOrGroupScheduling._split_scope
-    assert split(None, "tests/test_a.py::test_x") == split(None, "tests/test_a.py::test_y[1]") == "tests/test_a.py"
-    assert split(None, "tests/test_a.py::Cls::test_z") == "tests/test_a.py"
-    assert split(None, "tests/test_a.py::test_x@tiny-run") == split(None, "tests/test_b.py::test_y@tiny-run") == "tiny-run"
-    assert split(None, "tests/test_a.py::test_x[a@b]") == "tests/test_a.py"  # an "@" in a parameter is not a group
+def test_a_file_is_one_scope_and_a_group_joins_files(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("import pytest\n\nx = 'xdist_group(\"not this\")'\n")
+    for name in ("test_b.py", "test_c.py"):
+        (tmp_path / "tests" / name).write_text(
+            'import pytest\n\npytestmark = [pytest.mark.usefixtures("f"),\n              pytest.mark.xdist_group("tiny-run")]\n')
+    sched = SimpleNamespace(config=SimpleNamespace(rootpath=tmp_path))
+
+    def split(nodeid: str) -> str:
+        return FileOrGroupScheduling._split_scope(sched, nodeid)  # type: ignore[arg-type]
+
+    assert split("tests/test_a.py::test_x") == split("tests/test_a.py::test_y[1]") == "tests/test_a.py"
+    assert split("tests/test_a.py::Cls::test_z") == "tests/test_a.py"
+    assert split("tests/test_b.py::test_x") == split("tests/test_c.py::test_y[2]") == "tiny-run"  # the files' pytestmark
+    assert split("tests/test_a.py::test_x@g") == split("tests/test_d.py::test_y@g") == "g"  # xdist's own suffix
+    assert split("tests/test_a.py::test_x[a@b]") == "tests/test_a.py"  # an "@" in a parameter is not a group
+
+
+def test_the_suites_tiny_run_files_are_one_group() -> None:
+    """The two files that read the session's tiny training run share one worker (it is trained once)."""
+    root = Path(__file__).resolve().parents[1]
+    assert file_group(root / "tests" / "test_models_world.py") == file_group(root / "tests" / "test_eval_end_to_end.py") \
+        == "tiny-run"
 
 
 def test_files_with_a_slow_test_come_first_and_stay_whole() -> None:
