@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,8 +38,6 @@ from typing import Any
 import numpy as np
 
 from anonreid.models.evaluation.results import ReconstructionScore, jsonable
-
-log = logging.getLogger(__name__)
 
 #: the bootstrap's unit: one second of 33.3 ms windows of one recording
 BLOCK_WINDOWS = 30
@@ -73,9 +70,6 @@ class PairedResults:
     wall_s: float = 0.0
     figures: list[str] = field(default_factory=list)
 
-    def row(self, view: str) -> PairedAttackRow | None:
-        return next((r for r in self.rows if r.view == view), None)
-
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in (f.name for f in fields(self)) if k != "rows"}
         out["rows"] = [{"view": r.view, "score": r.score.as_dict(), "recovered": r.recovered, "state": r.state,
@@ -104,24 +98,15 @@ def _blocks(test_set: Any, clips: Any, data_cfg: Any, clips_per_pass: int) -> np
     return out
 
 
-def _trained_on(run_dir: Path) -> set[str]:
-    """The data fingerprints the run's checkpoints record."""
-    from anonreid.models.checkpoint import read_sidecar
-
-    return {str(read_sidecar(p)["metadata"].get("data_fingerprint")) for p in (run_dir / "checkpoints").glob("*.json")}
-
-
-def _budget(run_dir: Path, view: str) -> dict[str, Any] | None:
-    from anonreid.models.checkpoint import read_sidecar
+def _budget(meta: dict[str, dict[str, Any]], view: str) -> dict[str, Any] | None:
+    """The training budget of the attack behind ``view`` and the 3x rule's verdict, from its checkpoint."""
     from anonreid.models.evaluation.attacks import ATTACK_VIEWS
 
-    name = ATTACK_VIEWS.get(view)
-    path = run_dir / "checkpoints" / f"{name}.json"
-    if name is None or not path.exists():
+    m = meta.get(ATTACK_VIEWS.get(view, ""))
+    if m is None:
         return None
-    meta = read_sidecar(path)["metadata"]
-    return {"budget": meta.get("budget"), "rule": meta.get("budget_rule"), "trained_on": meta.get("trained_on"),
-            "data_fingerprint": meta.get("data_fingerprint")}
+    return {"budget": m.get("budget"), "rule": m.get("budget_rule"), "trained_on": m.get("trained_on"),
+            "data_fingerprint": m.get("data_fingerprint")}
 
 
 def evaluate_paired(
@@ -134,11 +119,12 @@ def evaluate_paired(
 
     from anonreid.events.paired_h5_dataset import open_paired_h5_dataset
     from anonreid.events.types import SensorSize
-    from anonreid.models.checkpoint import load_checkpoint, read_sidecar
+    from anonreid.models.checkpoint import load_checkpoint
     from anonreid.models.config import load_train_config
     from anonreid.models.data import build_clips
     from anonreid.models.engine import resolve_device, seed_everything
     from anonreid.models.evaluation.attacks import attacker_views, load_attacker_side, reconstruction_attack
+    from anonreid.models.evaluation.protocol import checkpoint_meta
     from anonreid.models.evaluation.report import check_state
 
     t0 = time.perf_counter()
@@ -152,7 +138,8 @@ def evaluate_paired(
     device = resolve_device(cfg.device)
     size = SensorSize.parse(sensor) if sensor else None
     ds = open_paired_h5_dataset(root, time_unit, size, cfg.data.window_us)
-    if ds.fingerprint in _trained_on(run_dir):  # the run trained on these recordings: its validation split
+    meta = checkpoint_meta(run_dir)
+    if ds.fingerprint in {str(m.get("data_fingerprint")) for m in meta.values()}:  # the run trained on these recordings: its validation split
         n_val = cfg.data.val_identities
         if n_val:
             ds = open_paired_h5_dataset(root, ds.time_unit, ds.sensor, cfg.data.window_us, n_val)
@@ -180,10 +167,10 @@ def evaluate_paired(
         gain = raw.ssim.value - sc.ssim_floor
         recovered = (sc.ssim.value - sc.ssim_floor) / gain if view != "raw" and gain > 1e-6 else None
         state = None if view == "raw" else check_state("SSIM", sc.ssim, sc.ssim_floor)
-        rows.append(PairedAttackRow(view, sc, recovered, state, _budget(run_dir, view)))
+        rows.append(PairedAttackRow(view, sc, recovered, state, _budget(meta, view)))
     from anonreid.models.budget import trained_against
 
-    against = [b.as_dict() for b in trained_against(read_sidecar(anon_path)["metadata"])]
+    against = [b.as_dict() for b in trained_against(meta["anonymizer"])]
     res = PairedResults(command, str(run_dir), str(root), ds.fingerprint, split, len(clips),
                         sorted(set(test_set.identities())), len(set(groups.tolist())), cfg.data.clip_len, rows, against)
     out_dir.mkdir(parents=True, exist_ok=True)

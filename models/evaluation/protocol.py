@@ -63,7 +63,8 @@ def person_keys(world_dir: Path, identities: list[str]) -> dict[str, str]:
     return {i: json.dumps({k: v for k, v in people[i].items() if k != "split"}, sort_keys=True) for i in identities}
 
 
-def _checkpoint_meta(run_dir: Path) -> dict[str, dict[str, Any]]:
+def checkpoint_meta(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The metadata of every checkpoint of the run, by name."""
     from anonreid.models.checkpoint import read_sidecar
 
     out = {}
@@ -114,7 +115,7 @@ def check_protocol(
     from anonreid.events.world import WorldDataset
     from anonreid.models.data import dataset_fingerprint, split_identities
 
-    meta = _checkpoint_meta(run_dir)
+    meta = checkpoint_meta(run_dir)
     fingerprints = sorted({str(m["data_fingerprint"]) for m in meta.values() if m.get("data_fingerprint")})
     val_n = int(run_cfg.data.val_identities)
     proto = Protocol(len(test_ids), training_worlds=fingerprints,
