@@ -7,6 +7,7 @@ attacker of ``--dataset event-reid --rec RUN``. Bad input is refused with the fi
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,20 @@ def test_the_reconstruction_attacks_train_on_paired_recordings_against_a_frozen_
     other = json.loads((tmp_path / "eval2" / "results.json").read_text())
     assert other["test_split"].startswith("every usable window") and other["recordings"] == ["a"]
     assert other["clips"] > 3 and other["fingerprint"] != fp
+    # the same recordings judged whole by a run that did not train on them, into the same output directory:
+    # its clips are not the cached validation clips of the first evaluation
+    foreign = tmp_path / "foreign"
+    shutil.copytree(run / "checkpoints", foreign / "checkpoints")
+    shutil.copy(run / "config.yaml", foreign / "config.yaml")
+    for sidecar in (foreign / "checkpoints").glob("*.json"):
+        sidecar.write_text(sidecar.read_text().replace(fp, "paired-h5:elsewhere"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = CliRunner().invoke(app, ["evaluate", "--dataset", "paired-h5", "--root", str(paired), "--run",
+                                          str(foreign), "--out", str(out), "--clips-per-pass", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    whole = json.loads((out / "results.json").read_text())
+    assert whole["test_split"].startswith("every usable window") and whole["clips"] > res["clips"] == 3
 
 
 def test_paired_attacks_refuse_what_they_cannot_do(paired: Path, tmp_path: Path) -> None:

@@ -143,14 +143,16 @@ def evaluate_paired(
         n_val = cfg.data.val_identities
         if n_val:
             ds = open_paired_h5_dataset(root, ds.time_unit, ds.sensor, cfg.data.window_us, n_val)
-        test_set = ds.split("val")
+        test_set, part = ds.split("val"), "val"
         split = (f"the {n_val} held-out recordings" if n_val else "the last 20% of every recording's usable "
                  "windows") + " (the run config's validation split: the run trained on these recordings)"
     else:
         train, val = ds.split("train"), ds.split("val")
-        test_set = dataclasses.replace(train, passes=train.passes + val.passes)
+        test_set, part = dataclasses.replace(train, passes=train.passes + val.passes), "all"
         split = "every usable window (the run never trained on these recordings)"
-    clips = build_clips(test_set, test_set.identities(), cfg.data, out_dir / "cache", f"{ds.fingerprint}:val",
+    # the cache key tells the two parts apart: build_clips keys by identities, which both hold when no
+    # recording is held out
+    clips = build_clips(test_set, test_set.identities(), cfg.data, out_dir / "cache", f"{ds.fingerprint}:{part}",
                         max_clips_per_pass=clips_per_pass, progress=progress)
     if not len(clips):
         raise ValueError(f"{root}: no test clip in {split}: longer recordings, or a smaller data.clip_len")
