@@ -167,13 +167,46 @@ def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS
     for name, src in sources.items():
         loaded = load_checkpoint(src)
         meta = dict(loaded.metadata)
-        meta["reproduce"] = (
-            "anonreid simulate --out WORLD && anonreid train --data WORLD --config "
-            f"{meta.get('preset', 'cpu')} --out RUN (world fingerprint {meta.get('data_fingerprint')})"
-        )
+        meta["reproduce"] = reproduce_line(run, meta)
         meta["shipped_from"] = str(run.resolve())
         written.append(save_checkpoint(dest / name, loaded.model, meta, fp16=True))
     return written
+
+
+def reproduce_line(run: Path, meta: dict[str, Any]) -> str:
+    """How to make a run's weights again: the world it trained on (``anonreid simulate`` with every
+    setting of the run's ``world.json`` that differs from the defaults) and its training command, with
+    the paths as WORLD and RUN."""
+    import json
+    import shlex
+
+    from anonreid.orchestration.config import WorldConfig
+
+    simulate = ["anonreid", "simulate", "--out", "WORLD"]
+    try:  # env.json records the world's path as the training command was given it
+        data_dir = Path(json.loads((run / "env.json").read_text())["data_dir"])
+        world = json.loads((data_dir / "world.json").read_text())["config"]
+    except (OSError, KeyError, TypeError, ValueError):
+        world = None  # the world is gone, or the run trained on real events: the fingerprint names the data
+    if world is not None:
+        defaults = WorldConfig().model_dump(mode="json")
+        for key, value in world.items():
+            nested = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, v in nested:
+                default = defaults.get(key, {}).get(sub) if sub is not None else defaults.get(key)
+                if v != default:
+                    simulate += ["--set", f"world.{key}{'.' + sub if sub else ''}={json.dumps(v)}"]
+    given = shlex.split(meta.get("command") or f"anonreid train --data WORLD --config {meta.get('preset', 'cpu')}")
+    train: list[str] = []
+    paths = {"--data": "WORLD", "--out": "RUN", "--root": "ROOT"}
+    it = iter(given)
+    for arg in it:  # every stage of the run, in one command: its --stage and --resume go
+        if arg == "--stage":
+            next(it, None)
+        elif arg != "--resume":
+            train += [arg, paths[arg]] if arg in paths and next(it, None) is not None else [arg]
+    return (f"{shlex.join(simulate) if world is not None else 'anonreid simulate --out WORLD'} && {shlex.join(train)} "
+            f"(world fingerprint {meta.get('data_fingerprint')})")
 
 
 def run_view(path: str | Path | None, work: str | Path) -> Path:

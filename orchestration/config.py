@@ -305,6 +305,8 @@ class SensorRealismConfig(Section):
     the fixed world's values."""
 
     enabled: bool = Field(False, description="randomise each camera's sensor from these ranges (off = the fixed world)")
+    per_pass: bool = Field(False, description="with enabled: a simulated dataset draws a new sensor for every pass "
+                           "(training data that spans many sensors); the live world keeps each camera's own draw")
     # DAVIS346: ON 14.3 %, OFF 22.5 % contrast = ln 1.143 = 0.134 and ln 1.225 = 0.203; v2e --pos_thres and
     # --neg_thres default 0.2 (v2e_args.py; 0.2 in both presets too); upper end: the fixed world's least
     # sensitive camera (0.28), the project's own

@@ -336,3 +336,27 @@ def test_a_bundle_loaded_from_disk_carries_the_stride_its_checkpoint_records(tmp
     save_checkpoint(ckpt / "anonymizer", an, {STRIDE_KEY: 0})
     with pytest.raises(CheckpointError, match=rf"anonymizer\.json: metadata\.{STRIDE_KEY} must be a positive integer"):
         load_model_bundle(tmp_path / "run")
+
+
+def test_shipped_weights_record_the_world_and_the_command_that_made_them(tmp_path: Path) -> None:
+    """A shipped set's ``reproduce`` line: the world's non-default settings (realism too) and every stage
+    of the run in one command, with WORLD and RUN for the paths."""
+    from anonreid.models.bundle import reproduce_line
+    from anonreid.orchestration.config import SensorRealismConfig, WorldConfig
+
+    world_dir, run = tmp_path / "world", tmp_path / "run"
+    world_dir.mkdir()
+    run.mkdir()
+    cfg = WorldConfig(identities=100, first_identity=34, train_identities=90,
+                      realism=SensorRealismConfig(enabled=True, per_pass=True))
+    (world_dir / "world.json").write_text(json.dumps({"config": cfg.model_dump(mode="json")}))
+    (run / "env.json").write_text(json.dumps({"data_dir": str(world_dir)}))
+    meta = {"command": f"anonreid train --data {world_dir} --config cpu --out {run} --stage joint --set reid.steps=900 "
+                       "--resume", "data_fingerprint": "abc"}
+    assert reproduce_line(run, meta) == (
+        "anonreid simulate --out WORLD --set world.identities=100 --set world.first_identity=34 "
+        "--set world.train_identities=90 --set world.realism.enabled=true --set world.realism.per_pass=true && "
+        "anonreid train --data WORLD --config cpu --out RUN --set reid.steps=900 (world fingerprint abc)")
+    (run / "env.json").write_text(json.dumps({"data_dir": str(tmp_path / "gone")}))  # the world is not there
+    assert reproduce_line(run, {"preset": "tiny"}).startswith(
+        "anonreid simulate --out WORLD && anonreid train --data WORLD --config tiny")

@@ -170,3 +170,32 @@ def test_shot_noise_and_leak_of_a_drawn_sensor_come_at_its_rates() -> None:
     expected = sim.expected_noise_rate() * 2
     assert expected > (params.shot_noise_hz + params.leak_hz) * h * w * 2 * 0.9
     assert abs(len(ev) - expected) < 5 * np.sqrt(expected)
+
+
+def test_per_pass_draws_give_every_dataset_pass_its_own_recorded_sensor(tmp_path) -> None:
+    import json
+
+    from anonreid.events.world.dataset import WorldDataset, pass_plan, simulate_dataset, simulate_pass
+
+    cfg = WorldConfig(identities=3, train_identities=2, resolution="64x48", pass_seconds=0.3, seed=4,
+                      realism=SensorRealismConfig(enabled=True, per_pass=True))
+    world = build_world(cfg)
+    per_camera = build_world(cfg.model_copy(update={"realism": SensorRealismConfig(enabled=True)}))
+    assert world.cameras == per_camera.cameras  # the live world keeps each camera's own draw
+    root = simulate_dataset(tmp_path / "w", cfg, progress=False)
+    passes = json.loads((root / "world.json").read_text())["passes"]
+    cam3 = [p["sensor"] for p in passes if p["camera"] == "cam3"]
+    assert len(cam3) == 3 and len({json.dumps(s, sort_keys=True) for s in cam3}) == 3  # one draw per pass
+    assert all(s != world.cameras[2].sensor.to_json() for s in cam3)
+    for s in (p["sensor"] for p in passes):
+        for name in ("threshold", "off_on_ratio", "cutoff_hz", "leak_hz"):
+            lo, hi = getattr(cfg.realism, name)
+            assert lo <= s[name] <= hi
+    # what world.json records is what simulated the pass: the same events again from a camera with that sensor
+    pass_id, pi, ci, rep = pass_plan(world)[4]
+    again = simulate_pass(world, pass_id, pi, ci, rep)
+    assert again.sensor == next(p["sensor"] for p in passes if p["pass_id"] == pass_id)
+    stored = WorldDataset(root).load_pass(pass_id).events
+    assert np.array_equal(stored["t"], again.events["t"]) and np.array_equal(stored["x"], again.events["x"])
+    off = simulate_pass(per_camera, pass_id, pi, ci, rep)  # per camera: the camera's own sensor, other events
+    assert off.sensor is None and not np.array_equal(off.events["t"], again.events["t"])

@@ -215,6 +215,15 @@ _THRESHOLDS = (0.22, 0.25, 0.28, 0.24)
 CAMERA_NAMES = ("cam1", "cam2", "cam3", "cam4")
 
 
+def drawn_sensor(base: SensorParams, realism: SensorRealismConfig, seed: int, camera_index: int,
+                 draw: tuple[int, ...] = ()) -> SensorParams:
+    """Camera ``camera_index``'s sensor drawn with realism on
+    (:func:`~anonreid.events.world.sensor_realism.draw_sensor_params`); the dim third camera gets twice
+    the shot noise."""
+    s = draw_sensor_params(base, realism, seed, camera_index, draw)
+    return replace(s, shot_noise_hz=s.shot_noise_hz * (2.0 if camera_index == 2 else 1.0))
+
+
 def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
                     lamp_flicker: bool = False, realism: SensorRealismConfig | None = None) -> list[Camera]:
     """The world's four cameras at ``width x height``; ``sensor`` gives the defaults that each camera
@@ -231,8 +240,7 @@ def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
         jit["wall_tone"] = float(np.clip(layout["wall_tone"] + rng.uniform(-0.08, 0.08), 0.1, 0.9))
         jit["floor_tone"] = float(np.clip(layout["floor_tone"] + rng.uniform(-0.08, 0.08), 0.1, 0.9))
         if realism is not None and realism.enabled:
-            cam_sensor = draw_sensor_params(sensor, realism, seed, i)
-            cam_sensor = replace(cam_sensor, shot_noise_hz=cam_sensor.shot_noise_hz * (2.0 if i == 2 else 1.0))
+            cam_sensor = drawn_sensor(sensor, realism, seed, i)
         else:
             cam_sensor = replace(sensor, threshold=sensor.threshold * th / 0.25,
                                  shot_noise_hz=sensor.shot_noise_hz * (2.0 if i == 2 else 1.0))

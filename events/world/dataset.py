@@ -9,7 +9,9 @@ identity, camera, split, width, height; and ``enrollment/<identity>`` (256, 128)
 
 Every identity passes through every camera ``passes_per_camera`` times; each pass is simulated from
 its own seed (world seed, identity, camera, pass), so passes are independent and the file is
-byte-identical for the same configuration (HDF5 object timestamps are switched off).
+byte-identical for the same configuration (HDF5 object timestamps are switched off). With
+``realism.enabled`` and ``realism.per_pass`` every pass also draws its own sensor (recorded with the
+pass in ``world.json``), so that models trained on the world see as many sensors as passes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from anonreid.events.types import EventFormatError, SensorSize, concat_events, make_events
 from anonreid.events.world.build import World, build_world
+from anonreid.events.world.cameras import drawn_sensor
 from anonreid.events.world.render import render_enrollment
 from anonreid.events.world.scene import CameraSimulation
 from anonreid.events.world.schedule import pass_walk
@@ -67,6 +70,7 @@ class SimulatedPass:
     frame_ts: np.ndarray
     boxes: np.ndarray
     stats: dict[str, float]
+    sensor: dict[str, Any] | None = None  # the pass's own sensor draw (``realism.per_pass``)
 
 
 def pass_plan(world: World) -> list[tuple[str, int, int, int]]:
@@ -83,6 +87,9 @@ def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: i
     """Simulate one pass: the person crosses the camera once in ``pass_seconds``."""
     cfg = world.config
     person, cam = world.person(person_index), world.cameras[camera_index]
+    per_pass = cfg.realism.enabled and cfg.realism.per_pass
+    if per_pass:
+        cam = replace(cam, sensor=drawn_sensor(cam.sensor, cfg.realism, cfg.seed, camera_index, (person_index, rep)))
     ss = np.random.SeedSequence([cfg.seed, 0x5A55, person_index, camera_index, rep])
     walk_seed, sim_seed = ss.spawn(2)
     window = cfg.window_us
@@ -101,7 +108,7 @@ def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: i
     stats = {"frames": st.frames, "capped_slots": st.capped_slots, "max_log_step": st.max_log_step,
              "events": st.events}
     return SimulatedPass(info, concat_events(chunks), frames, np.arange(n_win, dtype=np.int64) * window, boxes,
-                         stats)
+                         stats, cam.sensor.to_json() if per_pass else None)
 
 
 def _worker(args: tuple[dict[str, Any], str, int, int, int]) -> SimulatedPass:
@@ -172,7 +179,7 @@ def simulate_dataset(out_dir: str | Path, config: WorldConfig, progress: bool = 
                 _write_pass(h5, sp, world.sensor)
                 passes.append({"pass_id": sp.info.pass_id, "identity": sp.info.identity, "camera": sp.info.camera,
                                "split": sp.info.split, "num_windows": sp.info.num_windows,
-                               "num_events": len(sp.events)})
+                               "num_events": len(sp.events), **({"sensor": sp.sensor} if sp.sensor else {})})
                 stats.append(sp.stats)
                 if bar is not None:
                     bar.advance(task)

@@ -23,10 +23,12 @@ _UNIFORM = ("threshold", "threshold_sigma")
 _STREAM = 0x5E45  # the seed stream of the sensor draws, apart from the cameras' layout jitter
 
 
-def draw_sensor_params(base: SensorParams, realism: SensorRealismConfig, seed: int, camera_index: int) -> SensorParams:
+def draw_sensor_params(base: SensorParams, realism: SensorRealismConfig, seed: int, camera_index: int,
+                       draw: tuple[int, ...] = ()) -> SensorParams:
     """The sensor of camera ``camera_index`` in a world of seed ``seed``: ``base`` with every parameter
-    of ``realism`` drawn from its range (the rendering settings of ``base`` are kept)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM, camera_index]))
+    of ``realism`` drawn from its range (the rendering settings of ``base`` are kept). ``draw`` names
+    another draw of the same camera (a dataset pass, with ``realism.per_pass``); empty, the camera's own."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _STREAM, camera_index, *draw]))
     drawn: dict[str, float] = {}
     for name in ("threshold", "off_on_ratio", "threshold_sigma", "refractory_us", "cutoff_hz", "shot_noise_hz",
                  "leak_hz", "hot_pixel_fraction", "hot_pixel_hz"):
