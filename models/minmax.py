@@ -174,15 +174,8 @@ class AttackerPool:
     # ---------------------------------------------------------------------------------------- bookkeeping
 
     def budgets(self, steps: int, rec_budget: Budget | None) -> list[Budget]:
-        """The live attackers' total training budgets over ``steps`` E_an steps (init included); an identity
-        batch has ``min(id_p, identities) x id_k`` crops (P x K sampling caps P at the identities there are)."""
-        c = self.cfg
-        init = rec_budget.total if rec_budget is not None and c.init_rec_from_raw else 0
-        return [
-            Budget("live_rec", "reconstruction", steps * c.attacker_steps, c.rec_batch,
-                   "e_rec" if init else None, init),
-            Budget("live_identity", "identity", steps * c.attacker_steps, min(c.id_p, len(self.photos)) * c.id_k),
-        ]
+        """The live attackers' total training budgets over ``steps`` E_an steps (:func:`pool_budgets`)."""
+        return pool_budgets(self.cfg, steps, rec_budget, len(self.photos))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -232,3 +225,13 @@ class PoolState(Hook):
             tmp = self.path.with_suffix(".tmp")
             torch.save({"step": trainer.step, "pool": self.pool.state_dict()}, tmp)
             tmp.replace(self.path)
+
+
+def pool_budgets(cfg: MinmaxCfg, steps: int, rec_budget: Budget | None, identities: int) -> list[Budget]:
+    """The live attackers' total training budgets over ``steps`` E_an steps (init included); an identity
+    batch has ``min(id_p, identities) x id_k`` crops (P x K sampling caps P at the identities there are)."""
+    init = rec_budget.total if rec_budget is not None and cfg.init_rec_from_raw else 0
+    return [
+        Budget("live_rec", "reconstruction", steps * cfg.attacker_steps, cfg.rec_batch, "e_rec" if init else None, init),
+        Budget("live_identity", "identity", steps * cfg.attacker_steps, min(cfg.id_p, identities) * cfg.id_k),
+    ]

@@ -34,7 +34,7 @@ from anonreid.models.train import (
     train_reconstruction,
     train_reid_raw,
 )
-from anonreid.models.train_attacks import run_attack_stage
+from anonreid.models.train_attacks import ATTACK_STAGES, check_budgets_up_front, run_attack_stage
 from anonreid.models.train_joint import train_joint
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,9 @@ def run_training(
             return True
         return False
 
+    # the 3x rule, before the stages ahead of the attacks train (hours on a CPU)
+    check_budgets_up_front(ctx, [s for s in stages if s in ATTACK_STAGES and not _done(ctx, s)],
+                           "joint" in stages and not _done(ctx, "joint"))
     if "rec" in stages and not skip("rec"):
         train_reconstruction(ctx, "rec")
     if "reid" in stages and not skip("reid"):

@@ -22,7 +22,7 @@ Every checkpoint records its ``budget`` and the rule's verdict against the anony
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from anonreid.models.identity_attack import (
 from anonreid.models.inversion import fit_linear_inverse
 from anonreid.models.layers import ChannelAffine, fit_channel_affine
 from anonreid.models.losses import ssim
+from anonreid.models.minmax import pool_budgets
 from anonreid.models.reconstruction import run_sequence
 from anonreid.models.registry import builder_args, create_model, model_cfg
 from anonreid.models.train import (
@@ -69,10 +70,52 @@ def anonymizer_budgets(ctx: Context) -> list[Budget]:
     return trained_against(read_sidecar(ctx.ckpt_dir / "anonymizer")["metadata"])
 
 
-def _checked(ctx: Context, budget: Budget, knobs: str) -> dict[str, Any]:
-    """Refuse an attack below the 3x rule; the rule's verdict for its checkpoint metadata otherwise."""
+#: the config keys that raise each attack's budget (named when the rule refuses it)
+BUDGET_KNOBS = {"inv": "inv.steps or inv.batch_size", "adaptive": "adaptive.steps or adaptive.batch_size",
+                "finetune": "finetune.steps or finetune.batch_size", "identity": "identity.steps or identity.p x k"}
+
+
+def attack_budget(ctx: Context, stage: str) -> Budget | None:
+    """The training budget of attack ``stage`` in this run (None for ``linear``: a closed-form fit, which
+    the rule does not cover)."""
+    cfg = ctx.cfg
+    if stage == "inv":
+        return Budget("e_inv", "reconstruction", cfg.inv.steps, cfg.inv.batch_size)
+    if stage in ("adaptive", "finetune"):
+        rcfg = getattr(cfg, stage)
+        start = rec_budget(ctx) if stage == "finetune" else None
+        return Budget(OUTPUTS[stage][0], "reconstruction", rcfg.steps, rcfg.batch_size,
+                      "e_rec" if start else None, start.total if start else 0)
+    if stage == "identity":  # P x K sampling caps P at the identities there are
+        return Budget(VOXEL_TOWER, "identity", cfg.identity.steps, min(cfg.identity.p, ctx.train.num_classes) * cfg.identity.k)
+    return None
+
+
+def check_budgets_up_front(ctx: Context, attacks: Sequence[str], joint_pending: bool) -> None:
+    """Refuse, before any stage trains, a run whose attack stages would fall under the 3x rule (each
+    stage checks again when it starts; this spares the hours of the stages before it). ``joint_pending``:
+    the anonymizer is trained in this run, against the attackers its config and E_rec give."""
+    if joint_pending:
+        against = [rec_budget(ctx)]
+        mc = ctx.cfg.joint.minmax
+        if mc.enabled and ctx.photos is not None:
+            against += pool_budgets(mc, ctx.cfg.joint.steps, rec_budget(ctx), len(ctx.photos))
+    elif (ctx.ckpt_dir / "anonymizer.json").exists():
+        against = anonymizer_budgets(ctx)
+    else:
+        return  # no anonymizer, none to be trained: the attack stage says so itself
+    for stage in attacks:
+        budget = attack_budget(ctx, stage)
+        if budget is not None:
+            check_attack_budget(budget, against, knobs=BUDGET_KNOBS[stage])
+
+
+def _checked(ctx: Context, stage: str) -> dict[str, Any]:
+    """Refuse attack ``stage`` below the 3x rule; the rule's verdict for its checkpoint metadata otherwise."""
+    budget = attack_budget(ctx, stage)
+    assert budget is not None
     against = anonymizer_budgets(ctx)
-    check_attack_budget(budget, against, knobs=knobs)
+    check_attack_budget(budget, against, knobs=BUDGET_KNOBS[stage])
     return {"budget": budget.as_dict(), "budget_rule": budget_report(budget, against)}
 
 
@@ -85,12 +128,8 @@ def _trained_on(anonymizer: nn.Module) -> str:
 
 def train_adaptive(ctx: Context, stage: str, anonymizer: nn.Module) -> nn.Module:
     """``adaptive`` (a fresh E_rec) or ``finetune`` (from the raw E_rec) on E_an(X) -> I."""
-    rcfg = getattr(ctx.cfg, stage)
+    meta = _checked(ctx, stage)
     init = ctx.load("e_rec") if stage == "finetune" else None
-    start = rec_budget(ctx) if init is not None else None
-    budget = Budget(OUTPUTS[stage][0], "reconstruction", rcfg.steps, rcfg.batch_size,
-                    "e_rec" if start else None, start.total if start else 0)
-    meta = _checked(ctx, budget, f"{stage}.steps or {stage}.batch_size")
     return train_reconstruction(ctx, stage, anonymizer, init, extra_meta=meta)
 
 
@@ -118,7 +157,7 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
     from anonreid.models.evaluation.attacks import normalise_images
 
     ic = ctx.cfg.inv
-    meta = _checked(ctx, Budget("e_inv", "reconstruction", ic.steps, ic.batch_size), "inv.steps or inv.batch_size")
+    meta = _checked(ctx, "inv")
     if appearance is None and ic.w_emb > 0:
         appearance = appearance_net(ctx)
     app_hw = tuple(model_cfg(appearance).input_hw or (64, 32)) if appearance is not None else (64, 32)
@@ -221,8 +260,8 @@ def train_identity(ctx: Context, anonymizer: nn.Module) -> nn.Module:
     from anonreid.models.evaluation.attacks import augment_crops
 
     ic = ctx.cfg.identity
-    batch = min(ic.p, ctx.train.num_classes) * ic.k  # P x K sampling caps P at the identities there are
-    meta = _checked(ctx, Budget(VOXEL_TOWER, "identity", ic.steps, batch), "identity.steps or identity.p x k")
+    meta = _checked(ctx, "identity")
+    batch = min(ic.p, ctx.train.num_classes) * ic.k
     if ctx.photos is None:
         raise ValueError("stage identity needs the training identities' enrollment photos (a world with enrollment/)")
     seed_everything(ctx.cfg.seed + STAGES.index("identity"))

@@ -81,6 +81,31 @@ def test_attack_stages_refuse_a_budget_below_the_rule_before_training(tmp_path: 
     assert not (tmp_path / "stages").exists()  # refused before any training started
 
 
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "minmax", "paper"])
+def test_every_preset_gives_its_attacks_the_budget_the_rule_asks(preset: str, tmp_path: Path) -> None:
+    """`anonreid train --config PRESET` runs every stage: none of its attacks may be refused by the 3x rule
+    (the cpu preset's were, after an hour of training, until its inv and adaptive budgets were raised)."""
+    from test_models_train import synthetic_clips, synthetic_photos
+
+    from anonreid.models.train_attacks import ATTACK_STAGES, check_budgets_up_front
+
+    cfg = load_train_config(preset)
+    train = synthetic_clips(n_ids=cfg.identity.p + 2)  # P x K sampling is not capped by the identities
+    ctx = Context(cfg, tmp_path, train, synthetic_clips(seed=1), np.arange(4), "synthetic", torch.device("cpu"),
+                  progress=False, photos=synthetic_photos(train, tuple(cfg.identity.crop_hw)))
+    check_budgets_up_front(ctx, ATTACK_STAGES, joint_pending=True)
+
+
+def test_a_run_is_refused_before_its_first_stage_when_an_attack_would_be(tmp_path: Path, tiny_world: Path) -> None:
+    """The rule is checked up front: a run whose adaptive attack is too small fails before E_rec trains."""
+    from anonreid.models.pipeline import run_training
+
+    cfg = load_train_config("tiny", ["adaptive.steps=1"])
+    with pytest.raises(AttackBudgetError, match=r"adaptive\.steps or adaptive\.batch_size"):
+        run_training(tiny_world, cfg, tmp_path / "run", ["rec", "reid", "joint", "adaptive"], progress=False)
+    assert not (tmp_path / "run" / "stages").exists() and not list((tmp_path / "run" / "checkpoints").glob("*.json"))
+
+
 # -------------------------------------------------------------------------------------------- collapse
 
 
