@@ -158,19 +158,22 @@ def ship_default_weights(run_dir: str | Path, dest: str | Path = DEFAULT_WEIGHTS
     if ckpt_dir is None:
         raise FileNotFoundError(f"{run_dir}: no anonymizer/reid checkpoints to ship")
     dest = Path(dest)
-    written = []
     sources = {name: ckpt_dir / name for name in ("anonymizer", "reid")}
     for name in (*BASELINE_WEIGHTS, *ATTACKER_WEIGHTS, *STRONG_ATTACK_WEIGHTS):
         src = (run if name.startswith("attacker/") else ckpt_dir) / name
         if src.with_suffix(".json").exists():
             sources[name] = src
-    for name, src in sources.items():
-        loaded = load_checkpoint(src)
-        meta = dict(loaded.metadata)
-        meta["reproduce"] = reproduce_line(run, meta)
-        meta["shipped_from"] = str(run.resolve())
-        written.append(save_checkpoint(dest / name, loaded.model, meta, fp16=True))
-    return written
+    return [ship_checkpoint(run, src, dest / name) for name, src in sources.items()]
+
+
+def ship_checkpoint(run: Path, src: Path, dest: Path, note: str = "") -> Path:
+    """One checkpoint of ``run`` (``src``, without suffix) stored at ``dest`` as float16, its metadata
+    with the ``reproduce`` line, the run it was shipped from and ``note`` (when given)."""
+    loaded = load_checkpoint(src)
+    meta = dict(loaded.metadata) | ({"note": note} if note else {})
+    meta["reproduce"] = reproduce_line(run, meta)
+    meta["shipped_from"] = str(run.resolve())
+    return save_checkpoint(dest, loaded.model, meta, fp16=True)
 
 
 def reproduce_line(run: Path, meta: dict[str, Any]) -> str:

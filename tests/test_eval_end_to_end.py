@@ -228,7 +228,7 @@ def test_evaluate_reads_a_shipped_set_as_a_run(tmp_path: Path) -> None:
     view = run_view(None, tmp_path)
     assert run_view(DEFAULT_WEIGHTS, tmp_path) == view and run_view(view, tmp_path) == view  # a run is itself
     assert load_train_config(view / "config.yaml").name == "cpu"
-    for name in ("anonymizer", "reid", "e_rec"):
+    for name in ("anonymizer", "reid", "e_rec", "reid_raw"):  # reid_raw: the raw-event baseline ships too
         link = view / "checkpoints" / f"{name}.safetensors"
         assert link.is_symlink() and link.resolve() == (DEFAULT_WEIGHTS / f"{name}.safetensors").resolve()
     assert (view / "attacker" / "appearance.json").is_symlink()

@@ -55,6 +55,22 @@ def test_realism_off_changes_neither_the_cameras_nor_what_world_json_records() -
         assert replace(a, sensor=b.sensor) == b and a.sensor != b.sensor
 
 
+def test_world_json_leaves_later_settings_out_at_their_neutral_values() -> None:
+    """A default world records what it recorded before realism, per-pass draws and first_identity existed
+    (the shipped models' data fingerprint is a hash of that world.json)."""
+    from anonreid.events.world.dataset import recorded_config
+
+    plain = recorded_config(CFG)
+    assert not {"realism", "first_identity", "workers"} & set(plain)
+    on = recorded_config(CFG.model_copy(update={"realism": SensorRealismConfig(enabled=True)}))
+    assert on["realism"]["enabled"] is True and "per_pass" not in on["realism"]
+    both = recorded_config(CFG.model_copy(update={"realism": SensorRealismConfig(enabled=True, per_pass=True),
+                                                  "first_identity": 151}))
+    assert both["realism"]["per_pass"] is True and both["first_identity"] == 151
+    assert WorldConfig(**both) == CFG.model_copy(update={"realism": SensorRealismConfig(enabled=True, per_pass=True),
+                                                         "first_identity": 151, "workers": CFG.workers})
+
+
 def test_each_camera_draws_its_sensor_from_the_ranges_deterministically() -> None:
     realism = SensorRealismConfig(enabled=True)
     base = SensorParams()

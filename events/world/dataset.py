@@ -111,6 +111,21 @@ def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: i
                          stats, cam.sensor.to_json() if per_pass else None)
 
 
+def recorded_config(config: WorldConfig) -> dict[str, Any]:
+    """The world's settings as ``world.json`` records them: how it ran (``workers``) is not what it is, and
+    settings added later are left out at their neutral value (realism off, ``realism.per_pass`` off,
+    ``first_identity`` 1), so a world simulated before they existed keeps its ``world.json`` byte for
+    byte, and with it its data fingerprint (the one the shipped models record)."""
+    exclude: dict[str, Any] = {"workers": True}
+    if not config.realism.enabled:
+        exclude["realism"] = True
+    elif not config.realism.per_pass:
+        exclude["realism"] = {"per_pass": True}
+    if config.first_identity == 1:
+        exclude["first_identity"] = True
+    return config.model_dump(mode="json", exclude=exclude)
+
+
 def _worker(args: tuple[dict[str, Any], str, int, int, int]) -> SimulatedPass:
     import torch
 
@@ -194,8 +209,7 @@ def simulate_dataset(out_dir: str | Path, config: WorldConfig, progress: bool = 
         "format": FORMAT,
         "version": VERSION,
         "seed": config.seed,
-        # how it ran is not what it is; realism is recorded when on (off, world.json is as before it existed)
-        "config": config.model_dump(mode="json", exclude={"workers"} | ({"realism"} if not config.realism.enabled else set())),
+        "config": recorded_config(config),
         "sensor": {"width": world.sensor.width, "height": world.sensor.height},
         "window_us": config.window_us,
         "identities": [p.to_json() for p in world.people],
