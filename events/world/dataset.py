@@ -115,7 +115,7 @@ def recorded_config(config: WorldConfig) -> dict[str, Any]:
     """The world's settings as ``world.json`` records them: how it ran (``workers``) is not what it is, and
     settings added later are left out at their neutral value (realism off, ``realism.per_pass`` off,
     ``first_identity`` 1), so a world simulated before they existed keeps its ``world.json`` byte for
-    byte, and with it its data fingerprint (the one the shipped models record)."""
+    byte, and with it its data fingerprint."""
     exclude: dict[str, Any] = {"workers": True}
     if not config.realism.enabled:
         exclude["realism"] = True
