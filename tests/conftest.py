@@ -77,7 +77,7 @@ def redis_url(redis_module: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[dict]:
+def _ray_session() -> Iterator[dict]:
     """One local Ray instance for the whole session (starting Ray costs ~4 s)."""
     from anonreid.orchestration.config import RayConfig
     from anonreid.orchestration.ray_cluster import start_ray, stop_ray
@@ -85,6 +85,24 @@ def ray_local() -> Iterator[dict]:
     resources = start_ray(RayConfig(num_cpus=2))
     yield resources
     stop_ray()
+
+
+@pytest.fixture(scope="module")
+def ray_local(_ray_session: dict) -> dict:
+    """The session's local Ray, connected for this test module. A CI run (2026-12-04) found this process
+    disconnected (``ray.is_initialized()`` false) in test_placement on a worker whose earlier modules had
+    ended it (which one is not known); a module that asks for Ray then gets it again, with a warning."""
+    import warnings
+
+    import ray
+
+    from anonreid.orchestration.config import RayConfig
+    from anonreid.orchestration.ray_cluster import start_ray
+
+    if ray.is_initialized():
+        return _ray_session
+    warnings.warn("the session's Ray was no longer connected: started again for this module", stacklevel=1)
+    return start_ray(RayConfig(num_cpus=2))
 
 
 @dataclass(frozen=True)
