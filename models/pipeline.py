@@ -105,7 +105,7 @@ def run_training(
 
     # the 3x rule, before the stages ahead of the attacks train (hours on a CPU)
     check_budgets_up_front(ctx, [s for s in stages if s in ATTACK_STAGES and not _done(ctx, s)],
-                           "joint" in stages and not _done(ctx, "joint"))
+                           lambda: "joint" in stages and not _done(ctx, "joint"))
     if "rec" in stages and not skip("rec"):
         train_reconstruction(ctx, "rec")
     if "reid" in stages and not skip("reid"):

@@ -22,7 +22,7 @@ Every checkpoint records its ``budget`` and the rule's verdict against the anony
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,15 +91,19 @@ def attack_budget(ctx: Context, stage: str) -> Budget | None:
     return None
 
 
-def check_budgets_up_front(ctx: Context, attacks: Sequence[str], joint_pending: bool) -> None:
+def check_budgets_up_front(ctx: Context, attacks: Sequence[str], joint_pending: Callable[[], bool]) -> None:
     """Refuse, before any stage trains, a run whose attack stages would fall under the 3x rule (each
-    stage checks again when it starts; this spares the hours of the stages before it). ``joint_pending``:
-    the anonymizer is trained in this run, against the attackers its config and E_rec give."""
-    if joint_pending:
-        against = [rec_budget(ctx)]
+    stage checks again when it starts; this spares the hours of the stages before it). ``joint_pending()``:
+    whether the anonymizer is trained in this run, against the attackers its config and E_rec give (asked
+    only when there are attacks to check: on a resumed run it reads the joint stage's state)."""
+    if not attacks:
+        return
+    if joint_pending():
+        rec = rec_budget(ctx)
+        against = [rec]
         mc = ctx.cfg.joint.minmax
         if mc.enabled and ctx.photos is not None:
-            against += pool_budgets(mc, ctx.cfg.joint.steps, rec_budget(ctx), len(ctx.photos))
+            against += pool_budgets(mc, ctx.cfg.joint.steps, rec, len(ctx.photos))
     elif (ctx.ckpt_dir / "anonymizer.json").exists():
         against = anonymizer_budgets(ctx)
     else:

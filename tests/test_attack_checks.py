@@ -93,7 +93,7 @@ def test_every_preset_gives_its_attacks_the_budget_the_rule_asks(preset: str, tm
     train = synthetic_clips(n_ids=cfg.identity.p + 2)  # P x K sampling is not capped by the identities
     ctx = Context(cfg, tmp_path, train, synthetic_clips(seed=1), np.arange(4), "synthetic", torch.device("cpu"),
                   progress=False, photos=synthetic_photos(train, tuple(cfg.identity.crop_hw)))
-    check_budgets_up_front(ctx, ATTACK_STAGES, joint_pending=True)
+    check_budgets_up_front(ctx, ATTACK_STAGES, joint_pending=lambda: True)
 
 
 def test_a_run_is_refused_before_its_first_stage_when_an_attack_would_be(tmp_path: Path, tiny_world: Path) -> None:
