@@ -15,8 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -204,6 +204,24 @@ def read_ahead(requests: Iterator[T], max_batch: int, depth: int = 256,
         stop.set()
 
 
+@dataclass(frozen=True)
+class _Ingested:
+    """One chunk of a publish stream, ingested: its requests, their acks (fewer when one was refused),
+    when it was off the wire and decoded (``received``) and when Redis had it (``stored``)."""
+
+    requests: Sequence[sighting_pb2.Sighting]
+    acks: list[Ack]
+    received: float
+    stored: float
+
+    def observe(self, gallery: Gallery, r: sighting_pb2.Sighting, a: Ack) -> None:
+        """Record a stored sighting's ``transport`` and ``ack`` stages once its ack is sent."""
+        if not a.duplicate:
+            if r.published_at_us:
+                gallery.metrics.observe_stage(r.camera_id, "transport", self.received - r.published_at_us / 1e6)
+            gallery.metrics.observe_stage(r.camera_id, "ack", time.time() - self.stored)
+
+
 def _peer(context: Any) -> str:
     """The caller's gRPC peer address; empty outside a gRPC call."""
     return str(context.peer()) if context is not None else ""
@@ -215,7 +233,7 @@ def _authenticated() -> Principal | None:
     return principal if principal is not None and principal is not ANONYMOUS else None
 
 
-def _refused_camera(batch: list[sighting_pb2.Sighting], principal: Principal | None
+def _refused_camera(batch: Sequence[sighting_pb2.Sighting], principal: Principal | None
                     ) -> tuple[int, PermissionDenied | None]:
     """The position of the first sighting ``principal`` may not publish (its camera is not one its
     token is bound to), with the error; ``(len(batch), None)`` when it may publish them all."""
@@ -244,33 +262,59 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
     def Publish(self, request_iterator: Iterator[sighting_pb2.Sighting], context: Any
                 ) -> Iterator[gallery_pb2.PublishAck]:
         """Ingest the stream in the batches that have arrived (one Redis transaction per batch);
-        acks go back in order. A refused sighting ends the stream after the acks of those before it.
-        Each stored sighting's ``transport`` (from its ``published_at_us``) and ``ack`` (until its ack is
-        sent) stages are recorded (:mod:`~anonreid.gallery.metrics`)."""
+        acks go back in order, one message each. A refused sighting ends the stream after the acks of
+        those before it. Each stored sighting's ``transport`` (from its ``published_at_us``) and ``ack``
+        (until its ack is sent) stages are recorded (:mod:`~anonreid.gallery.metrics`)."""
+        with self._admitted(context) as principal:
+            for chunk in self._ingested(read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s),
+                                        principal, context, "Publish"):
+                for r, a in zip(chunk.requests, chunk.acks, strict=False):
+                    yield ack_to_pb(a)  # resumes once gRPC has sent it
+                    chunk.observe(self.gallery, r, a)
+
+    def PublishBatches(self, request_iterator: Iterator[gallery_pb2.SightingBatch], context: Any
+                       ) -> Iterator[gallery_pb2.PublishBatchAck]:
+        """Publish with many sightings a message: gRPC's cost per message (a thread hand-off each way,
+        the larger part of the gallery's CPU a sighting on ``Publish``) is paid once a batch. The
+        sightings of the messages that have arrived are ingested in order, in chunks of ``max_batch``,
+        and each chunk is answered with one message of its acks; refusals, metrics and the
+        persist-before-ack order are Publish's."""
+        with self._admitted(context) as principal:
+            chunks = (arrived[i : i + self.max_batch]
+                      for messages in read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s)
+                      for arrived in [[r for m in messages for r in m.sightings]]
+                      for i in range(0, len(arrived), self.max_batch))
+            for chunk in self._ingested(chunks, principal, context, "PublishBatches"):
+                yield gallery_pb2.PublishBatchAck(acks=[ack_to_pb(a) for a in chunk.acks])
+                for r, a in zip(chunk.requests, chunk.acks, strict=False):
+                    chunk.observe(self.gallery, r, a)
+
+    @contextmanager
+    def _admitted(self, context: Any) -> Iterator[Principal | None]:
+        """A publish stream admitted by the stream limiter, with the caller's token principal."""
         principal = _authenticated()
         admitted = (nullcontext() if self.streams is None
                     else self.streams.admit(peer_host(_peer(context)), principal.name if principal is not None else ""))
         with admitted:
-            metrics = self.gallery.metrics
-            for batch in read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s):
-                n, denied = _refused_camera(batch, principal)
-                sightings = [sighting_from_pb(r) for r in batch[:n]]
-                received = time.time()  # off the wire and decoded
-                acks, error = self.gallery.ingest_many(sightings)
-                stored = time.time()
-                for r, a in zip(batch, acks, strict=False):
-                    yield ack_to_pb(a)  # resumes once gRPC has sent it
-                    if not a.duplicate:
-                        if r.published_at_us:
-                            metrics.observe_stage(r.camera_id, "transport", received - r.published_at_us / 1e6)
-                        metrics.observe_stage(r.camera_id, "ack", time.time() - stored)
-                if error is not None:
-                    raise error
-                if denied is not None:
-                    if self.on_denied is not None and principal is not None:
-                        self.on_denied(principal, GALLERY_SERVICE + "Publish", "PERMISSION_DENIED", denied.message,
-                                       _peer(context))
-                    raise denied
+            yield principal
+
+    def _ingested(self, chunks: Iterable[Sequence[sighting_pb2.Sighting]], principal: Principal | None, context: Any,
+                  method: str) -> Iterator[_Ingested]:
+        """Each chunk's sightings ingested in one :meth:`Gallery.ingest_many`; after the chunk whose
+        sighting was invalid or whose camera the token may not publish as, that error is raised."""
+        for requests in chunks:
+            n, denied = _refused_camera(requests, principal)
+            sightings = [sighting_from_pb(r) for r in requests[:n]]
+            received = time.time()  # off the wire and decoded
+            acks, error = self.gallery.ingest_many(sightings)
+            yield _Ingested(requests, acks, received, time.time())
+            if error is not None:
+                raise error
+            if denied is not None:
+                if self.on_denied is not None and principal is not None:
+                    self.on_denied(principal, GALLERY_SERVICE + method, "PERMISSION_DENIED", denied.message,
+                                   _peer(context))
+                raise denied
 
     def ListIdentities(self, request: gallery_pb2.ListIdentitiesRequest, context: Any
                        ) -> gallery_pb2.ListIdentitiesResponse:

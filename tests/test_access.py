@@ -70,8 +70,14 @@ def _code(fn: Any) -> CODE:
 def _calls(client: GalleryClient, sid: str) -> dict[str, Any]:
     """One call per Gallery method (the publish uses a fresh sighting id each time)."""
     rng = np.random.default_rng(abs(hash(sid)) % 2**32)
+
+    def publish(batch: int) -> Any:  # publish_batch 1 publishes on Publish, more on PublishBatches
+        client.publish_batch = batch
+        return client.publish([sighting(f"{sid}-{batch}", "cam1", "t", 0, S, prototypes(1, 256, rng)[0])])
+
     return {
-        "Publish": lambda: client.publish([sighting(sid, "cam1", "t", 0, S, prototypes(1, 256, rng)[0])]),
+        "Publish": lambda: publish(1),
+        "PublishBatches": lambda: publish(64),
         "ListIdentities": lambda: client.list_identities(),
         "GetTrajectory": lambda: client.trajectory("id-999999"),
         "QueryByExample": lambda: client.query(sighting=sighting("q", "cam1", "t", 0, S, prototypes(1, 256, rng)[0])),
@@ -98,7 +104,7 @@ def test_every_role_is_refused_outside_its_rights(redis_url: str, pki: Any, toke
                 for method, call in _calls(client, "anon").items():
                     assert _code(call) == CODE.UNAUTHENTICATED, (who, method)
                 assert client.health() == "SERVING"  # health checks stay public
-        assert len(srv.gallery or []) == 2  # the camera's and the admin's publish, nobody else's
+        assert len(srv.gallery or []) == 4  # the camera's and the admin's publish on each RPC, nobody else's
     finally:
         srv.stop(0)
 
@@ -188,7 +194,7 @@ def test_a_camera_token_publishes_only_as_its_cameras(redis_url: str, pki: Any, 
             assert admin.publish([sighting("a4", "cam4", "t4", 0, S, protos[3])])[0].sighting_id == "a4"
         assert sorted(srv.gallery._sightings) == ["a4", "c1", "c2"]  # type: ignore[union-attr]  # no c3
         refused = [r for r in AccessLog(srv.gallery.store.client).records() if r.outcome != "OK"]  # type: ignore[union-attr]
-        assert [(r.principal, r.method, r.outcome) for r in refused] == [("camera-1", "Publish", "PERMISSION_DENIED")]
+        assert [(r.principal, r.method, r.outcome) for r in refused] == [("camera-1", "PublishBatches", "PERMISSION_DENIED")]
         assert "'cam3'" in refused[0].detail
     finally:
         srv.stop(0)

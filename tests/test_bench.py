@@ -76,10 +76,13 @@ def test_bench_gallery_beside_faiss(tmp_path: Path) -> None:
     (size,) = r["sizes"]
     assert size["entries"] == 2000 and "2000 vectors" in size["index"], size  # rebuilt from Redis in full
     assert size["index"].startswith("auto: exact") and size["snapshot_write_s"] > 0  # below gallery.auto_ivf_min
-    pub, search = size["publish"], size["search"]
-    assert pub["count"] > 0 and 0 <= pub["joined_existing"] <= pub["count"], pub
+    pub, one, search = size["publish"], size["publish_per_message"], size["search"]
+    for phase in (pub, one):  # PublishBatches (50 a message), then Publish (one a message)
+        assert phase["count"] > 0 and 0 <= phase["joined_existing"] <= phase["count"], phase
+        assert phase["gallery_cpu_ms_per_sighting"] > 0
+    assert (pub["sightings_per_message"], one["sightings_per_message"]) == (50, 1)
     assert pub["overhead_ratio"] == pytest.approx(pub["faiss_per_s"] / pub["per_s"], rel=1e-6)
-    assert pub["gallery_cpu_ms_per_sighting"] > 0
+    assert pub["speedup_over_per_message"] == pytest.approx(pub["per_s"] / one["per_s"], rel=1e-6)
     gallery, faiss = search["gallery"], search["faiss"]
     assert gallery["n"] == faiss["n"] > 0  # the same queries on both sides
     assert 0 < gallery["p50_ms"] <= gallery["p99_ms"] and 0 < faiss["p50_ms"] <= faiss["p99_ms"]
@@ -88,10 +91,11 @@ def test_bench_gallery_beside_faiss(tmp_path: Path) -> None:
     # restarts: from the snapshot written before publishing plus the published tail, then from the one
     # written at the clean stop; every entry back
     restart = size["restart"]
-    assert restart["tail_sightings"] == pub["count"]
+    published = pub["count"] + one["count"]
+    assert restart["tail_sightings"] == published
     crash, clean = restart["after_crash"], restart["after_clean_stop"]
-    assert crash["entries"] == clean["entries"] == 2000 + pub["count"]
-    assert f"({pub['count']} sighting(s) written, 0 erased)" in crash["loaded_from"]
+    assert crash["entries"] == clean["entries"] == 2000 + published
+    assert f"({published} sighting(s) written, 0 erased)" in crash["loaded_from"]
     assert "(0 sighting(s) written, 0 erased)" in clean["loaded_from"] and crash["s"] > 0
     real = r["real_embeddings"]  # two people cross the cameras in the first 10 s
     assert real["sightings"] > 20 and real["tracklets"] >= 2 and real["queries"] > 0, real

@@ -11,9 +11,11 @@ from gallery_streams import CAMS, DIM, S, batches, recorded_stream, same_decisio
 
 from anonreid.gallery.core import Gallery
 from anonreid.gallery.index import BatchNeighbours, EmbeddingIndex
+from anonreid.gallery.servicer import GalleryServicer, sighting_to_pb
 from anonreid.gallery.store import GalleryStore
 from anonreid.gallery.synthetic import noisy, prototypes, sighting
 from anonreid.orchestration.config import GalleryConfig
+from anonreid.proto.v1 import gallery_pb2
 
 
 def config(**kw: object) -> GalleryConfig:
@@ -86,6 +88,29 @@ def test_batched_association_equals_one_by_one_with_an_ivf_that_probes_few_lists
     singles = [one.ingest(s) for s in stream]
     batched = [a for b in batches(stream, seed=4) for a in many.ingest_many(b)[0]]
     same_decisions(batched, singles)
+
+
+def pb_decisions(acks: list[gallery_pb2.PublishAck]) -> list[tuple]:
+    """What the acks on the wire say, similarities to float32 rounding (see ``same_decisions``)."""
+    return [(a.sighting_id, a.identity_id, a.duplicate, a.new_identity, a.rule, round(a.similarity, 4),
+             tuple((c.identity_id, c.accepted, c.reason, c.detail, round(c.similarity, 4)) for c in a.candidates))
+            for a in acks]
+
+
+def test_publish_batches_answers_as_publish_does(client):
+    """The recorded stream over the servicer: on Publish (one sighting a message, batched as read) and
+    on PublishBatches (messages of 1..40 sightings, ingested in chunks of the servicer's max_batch 16):
+    the same acks in the same order, every ack message at most one chunk, and the same galleries."""
+    requests = [sighting_to_pb(s) for s in recorded_stream(seed=6)]
+    one = GalleryServicer(Gallery(config(), GalleryStore(client, "one", dim=DIM)), max_batch=16)
+    many = GalleryServicer(Gallery(config(), GalleryStore(client, "many", dim=DIM)), max_batch=16)
+    singles = list(one.Publish(iter(requests), None))
+    messages = [gallery_pb2.SightingBatch(sightings=b) for b in batches(requests, seed=7, most=40)]
+    replies = list(many.PublishBatches(iter(messages), None))
+    assert max(len(r.acks) for r in replies) == 16 and len(replies) < len(requests) / 8
+    assert pb_decisions([a for r in replies for a in r.acks]) == pb_decisions(singles)
+    assert one.gallery.store.identity_ids() == many.gallery.store.identity_ids()
+    assert len(one.gallery) == len(many.gallery) == len({r.sighting_id for r in requests})
 
 
 def test_batch_neighbours_merge_the_batch_into_the_index_answer():

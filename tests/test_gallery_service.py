@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import urllib.request
+from concurrent import futures
 from dataclasses import replace
 
 import grpc
@@ -391,6 +392,36 @@ def test_a_failing_source_is_raised_after_what_it_gave_is_stored(server):
     with GalleryClient(server.address) as client, pytest.raises(RuntimeError, match="pipeline broke"):
         client.publish(source())
     assert server.gallery.sighting("e1").camera_id == "cam1"
+
+
+def test_a_gallery_without_publish_batches_is_published_to_on_publish(redis_module):
+    """A camera newer than its gallery: an older gallery has no PublishBatches (UNIMPLEMENTED), so the
+    client publishes on Publish, one sighting a message, from then on; nothing is lost or stored twice."""
+    store = redis_module.client()
+    store.flushdb()
+    gallery = Gallery(config(), GalleryStore(store, "old", DIM))
+    publish_only = grpc.method_handlers_generic_handler("anonreid.v1.Gallery", {
+        "Publish": grpc.stream_stream_rpc_method_handler(
+            GalleryServicer(gallery).Publish, request_deserializer=sighting_pb2.Sighting.FromString,
+            response_serializer=gallery_pb2.PublishAck.SerializeToString)})
+    old = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    old.add_generic_rpc_handlers((publish_only,))
+    port = old.add_insecure_port("127.0.0.1:0")
+    old.start()
+    rng = np.random.default_rng(8)
+    sent = [sighting(f"o{i}", CAMERAS[i % 4], f"t{i}", i * 100 * S, i * 100 * S + S, prototypes(1, DIM, rng)[0])
+            for i in range(10)]
+    try:
+        with GalleryClient(f"127.0.0.1:{port}", retry_timeout_s=5.0) as client:
+            assert client.publish_batch > 1
+            acks = client.publish(sent[:6])
+            assert client.publish_batch == 1
+            acks += client.publish(sent[6:])
+        assert [a.sighting_id for a in acks] == [s.sighting_id for s in sent] and not any(a.duplicate for a in acks)
+        assert len(gallery) == 10
+    finally:
+        old.stop(0)
+        store.close()
 
 
 class _OperatorsCannotForget(grpc.ServerInterceptor):

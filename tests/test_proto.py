@@ -26,9 +26,11 @@ def test_sighting_round_trip():
 
 def test_gallery_service_surface():
     methods = set(gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].methods_by_name)
-    assert methods == {"Publish", "ListIdentities", "GetTrajectory", "QueryByExample", "Occupancy", "Forget"}
-    publish = gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].methods_by_name["Publish"]
-    assert publish.client_streaming and publish.server_streaming
+    assert methods == {"Publish", "PublishBatches", "ListIdentities", "GetTrajectory", "QueryByExample", "Occupancy",
+                       "Forget"}
+    for name in ("Publish", "PublishBatches"):
+        publish = gallery_pb2.DESCRIPTOR.services_by_name["Gallery"].methods_by_name[name]
+        assert publish.client_streaming and publish.server_streaming
     assert hasattr(gallery_pb2_grpc, "GalleryServicer")
     rec = audit_pb2.AuditRecord(attack="retrieval", camera_id="cam1", metric="rank1", value=0.1, chance=0.09)
     assert audit_pb2.AuditRecord.FromString(rec.SerializeToString()).metric == "rank1"

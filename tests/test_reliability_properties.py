@@ -69,7 +69,7 @@ def _status(fn: Any) -> tuple[grpc.StatusCode, Any, str]:
         return err.code(), None, err.details() or ""
 
 
-METHODS = ["Publish", "ListIdentities", "GetTrajectory", "QueryByExample", "Occupancy", "Forget"]
+METHODS = ["Publish", "PublishBatches", "ListIdentities", "GetTrajectory", "QueryByExample", "Occupancy", "Forget"]
 
 
 @SETTINGS
@@ -78,7 +78,7 @@ def test_arbitrary_bytes_get_a_deliberate_status(gallery: Any, cases: dict, meth
     srv, channel = gallery
     cases["arbitrary_bytes"] = cases.get("arbitrary_bytes", 0) + 1
     before = len(srv.gallery)
-    streaming = method == "Publish"
+    streaming = method.startswith("Publish")
     call = _raw(channel, method, streaming)
     code, _reply, details = _status(
         (lambda: list(call(iter([payload]), timeout=10))) if streaming else (lambda: call(payload, timeout=10)))
@@ -143,9 +143,11 @@ def _valid(s: sighting_pb2.Sighting) -> bool:
 
 
 @SETTINGS
-@given(batch=st.lists(sightings(), min_size=1, max_size=4))
+@given(batch=st.lists(sightings(), min_size=1, max_size=4), per_message=st.integers(0, 4))
 def test_published_sightings_are_stored_exactly_when_acknowledged(gallery: Any, cases: dict,
-                                                                   batch: list[sighting_pb2.Sighting]) -> None:
+                                                                   batch: list[sighting_pb2.Sighting],
+                                                                   per_message: int) -> None:
+    """On Publish (``per_message`` 0), and on PublishBatches with that many sightings a message."""
     srv, channel = gallery
     cases["publish_fields"] = cases.get("publish_fields", 0) + 1
     stub = gallery_pb2_grpc.GalleryStub(channel)
@@ -154,8 +156,13 @@ def test_published_sightings_are_stored_exactly_when_acknowledged(gallery: Any, 
     acks: list[gallery_pb2.PublishAck] = []
 
     def publish() -> None:
-        for ack in stub.Publish(iter(batch), timeout=10):
-            acks.append(ack)
+        if per_message == 0:
+            acks.extend(stub.Publish(iter(batch), timeout=10))
+            return
+        messages = [gallery_pb2.SightingBatch(sightings=batch[i : i + per_message])
+                    for i in range(0, len(batch), per_message)]
+        for reply in stub.PublishBatches(iter(messages), timeout=10):
+            acks.extend(reply.acks)
 
     code, _, details = _status(publish)
     assert code in DELIBERATE, (code, details)

@@ -11,6 +11,7 @@ from anonreid.orchestration.security.tokens import TokenError, TokenStore, beare
 def test_roles_are_least_privilege():
     svc = "/anonreid.v1.Gallery/"
     assert method_allowed(Role.CAMERA, svc + "Publish")
+    assert method_allowed(Role.CAMERA, svc + "PublishBatches")
     assert not method_allowed(Role.CAMERA, svc + "ListIdentities")
     assert method_allowed(Role.OPERATOR, svc + "GetTrajectory")
     assert not method_allowed(Role.OPERATOR, svc + "Forget")

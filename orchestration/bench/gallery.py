@@ -11,7 +11,9 @@ For each size N (default 10k, 100k, 1M entries):
 3. publish: a camera process (another process, as in a deployment) streams new sightings over gRPC for
    ``--seconds``, in streams of 50 as a camera's publisher sends them; each is validated, associated
    (one FAISS search per arriving batch), written to Redis (one transaction per batch) and acknowledged.
-   FAISS alone does the same batched search + add in this process;
+   Twice, the same length each: first one sighting a message (``Publish``: ``publish_per_message``),
+   then the stream's 50 in one message (``PublishBatches``, what cameras use: ``publish``), on the
+   gallery the first phase grew. FAISS alone does the same batched search + add in this process;
 4. search: query-by-example over gRPC, one at a time, for ``--seconds``; FAISS alone answers the same
    queries; p50 / p99 latency;
 5. recall@10 of the gallery's index against exact search over its stored vectors, for new sightings;
@@ -121,15 +123,17 @@ def _take(it: Iterator[Any], n: int) -> list[Any]:
     return [next(it) for _ in range(n)]
 
 
-def _camera(address: str, protos: np.ndarray, seed: int, seconds: float, out: Any) -> None:
-    """A camera process: publish prepared sightings over gRPC in streams of ``STREAM`` for ``seconds``;
-    sends (sightings acknowledged, of them joining a known identity, seconds) to ``out``."""
+def _camera(address: str, protos: np.ndarray, seed: int, seconds: float, out: Any, batch: int) -> None:
+    """A camera process: publish prepared sightings over gRPC in streams of ``STREAM`` for ``seconds``,
+    ``batch`` sightings a message (1: one a message, on ``Publish``); sends (sightings acknowledged, of
+    them joining a known identity, seconds) to ``out``."""
     from anonreid.gallery.client import GalleryClient
     from anonreid.gallery.servicer import sighting_to_pb
 
-    stream = _new_sightings(protos, np.random.default_rng(seed), 10**13, "p")
+    # each phase's own sighting ids and stream times (the second phase's 100,000 s after the first's)
+    stream = _new_sightings(protos, np.random.default_rng(seed), 10**13 + batch * 10**11, f"p{batch}-")
     ready = [sighting_to_pb(s) for s in _take(stream, 20_000)]
-    with GalleryClient(address, timeout_s=120) as gc:
+    with GalleryClient(address, timeout_s=120, publish_batch=batch) as gc:
         acks, joined, i = 0, 0, 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
@@ -143,10 +147,10 @@ def _camera(address: str, protos: np.ndarray, seed: int, seconds: float, out: An
     out.close()
 
 
-def _publish(address: str, protos: np.ndarray, seed: int, seconds: float) -> tuple[int, int, float]:
+def _publish(address: str, protos: np.ndarray, seed: int, seconds: float, batch: int) -> tuple[int, int, float]:
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_camera, args=(address, protos[:20_000], seed, seconds, send), daemon=True)
+    proc = ctx.Process(target=_camera, args=(address, protos[:20_000], seed, seconds, send, batch), daemon=True)
     proc.start()
     try:
         if not receive.poll(seconds + 300):
@@ -212,10 +216,18 @@ def run_size(n: int, *, index_type: str, nprobe: int, seconds: float, k: int, se
         gallery.write_snapshot()
         out["snapshot_write_s"] = time.perf_counter() - t0
         out["snapshot_mb"] = sum(f.stat().st_size for f in snap_dir.iterdir()) / 1e6
-        # -- publish over gRPC from a camera process, for `seconds`
-        cpu0 = time.process_time()
-        acks, joined, pub_s = _publish(address, protos, seed + 1, seconds)
-        gallery_cpu_s = time.process_time() - cpu0  # this process: the gallery server (the camera is another)
+        # -- publish over gRPC from a camera process, for `seconds`: one sighting a message (Publish), then
+        # a stream's sightings in one message (PublishBatches, what cameras use), on the gallery grown by the first
+        phases: dict[str, dict[str, Any]] = {}
+        for name, per_message in (("publish_per_message", 1), ("publish", STREAM)):
+            cpu0 = time.process_time()
+            acks, joined, pub_s = _publish(address, protos, seed + 1 + per_message, seconds, per_message)
+            gallery_cpu_s = time.process_time() - cpu0  # this process: the gallery server (the camera is another)
+            phases[name] = {"count": acks, "joined_existing": joined, "per_s": acks / pub_s, "sightings_per_message": per_message,
+                            "gallery_cpu_ms_per_sighting": 1e3 * gallery_cpu_s / acks, "load_avg": _load()}
+            log.info("N=%d: %s %.0f /s, gallery CPU %.3f ms a sighting", n, name, acks / pub_s,
+                     phases[name]["gallery_cpu_ms_per_sighting"])
+        acks = sum(p["count"] for p in phases.values())
         # -- FAISS alone: the association's batched k-NN search + add, per stream of STREAM
         embs = np.stack([s.embedding for s in _take(_new_sightings(protos, rng, 0, "q"), max(acks, STREAM))])
         next_id = n + 10**9
@@ -226,11 +238,10 @@ def run_size(n: int, *, index_type: str, nprobe: int, seconds: float, k: int, se
             direct.add(np.arange(next_id, next_id + len(batch)), batch)
             next_id += len(batch)
         faiss_pub_s = time.perf_counter() - t0
-        out["publish"] = {"count": acks, "joined_existing": joined, "per_s": acks / pub_s,
-                          "gallery_cpu_ms_per_sighting": 1e3 * gallery_cpu_s / acks,
-                          "faiss_per_s": len(embs) / faiss_pub_s,
-                          "overhead_ratio": (pub_s / acks) / (faiss_pub_s / len(embs)),
-                          "load_avg": _load()}
+        faiss_per_s = len(embs) / faiss_pub_s
+        out.update(phases)
+        out["publish"].update(faiss_per_s=faiss_per_s, overhead_ratio=faiss_per_s / out["publish"]["per_s"],
+                              speedup_over_per_message=out["publish"]["per_s"] / out["publish_per_message"]["per_s"])
         # -- search: query by example over gRPC vs FAISS directly, the same queries
         queries = [sighting_to_pb(s) for s in _take(_new_sightings(protos, rng, 0, "x"), 20_000)]
         grpc_lat: list[float] = []

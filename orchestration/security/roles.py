@@ -24,6 +24,7 @@ GALLERY_SERVICE = "/anonreid.v1.Gallery/"
 # gRPC full method name -> roles allowed (admin is always allowed)
 METHOD_ROLES: dict[str, frozenset[Role]] = {
     GALLERY_SERVICE + "Publish": frozenset({Role.CAMERA}),
+    GALLERY_SERVICE + "PublishBatches": frozenset({Role.CAMERA}),
     GALLERY_SERVICE + "ListIdentities": frozenset({Role.OPERATOR}),
     GALLERY_SERVICE + "GetTrajectory": frozenset({Role.OPERATOR}),
     GALLERY_SERVICE + "QueryByExample": frozenset({Role.OPERATOR}),

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from anonreid.proto.v1 import sighting_pb2 as anonreid_dot_v1_dot_sighting__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61nonreid/v1/gallery.proto\x12\x0b\x61nonreid.v1\x1a\x1a\x61nonreid/v1/sighting.proto\"\xb8\x01\n\nPublishAck\x12\x13\n\x0bsighting_id\x18\x01 \x01(\t\x12\x13\n\x0bidentity_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x12\n\nsimilarity\x18\x04 \x01(\x02\x12\x14\n\x0cnew_identity\x18\x05 \x01(\x08\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x35\n\ncandidates\x18\x07 \x03(\x0b\x32!.anonreid.v1.AssociationCandidate\"q\n\x14\x41ssociationCandidate\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\xe2\x01\n\x0fIdentitySummary\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61meras\x18\x02 \x03(\t\x12\x15\n\rfirst_seen_us\x18\x03 \x01(\x03\x12\x14\n\x0clast_seen_us\x18\x04 \x01(\x03\x12\x15\n\rnum_sightings\x18\x05 \x01(\r\x12\x32\n\x10\x66irst_seen_clock\x18\x06 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\x12\x31\n\x0flast_seen_clock\x18\x07 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\"P\n\x15ListIdentitiesRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x15\n\rseen_since_us\x18\x02 \x01(\x03\x12\x11\n\tcamera_id\x18\x03 \x01(\t\"J\n\x16ListIdentitiesResponse\x12\x30\n\nidentities\x18\x01 \x03(\x0b\x32\x1c.anonreid.v1.IdentitySummary\"+\n\x14GetTrajectoryRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\"\x87\x01\n\x0eTrajectoryStep\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12#\n\x04span\x18\x02 \x01(\x0b\x32\x15.anonreid.v1.TimeSpan\x12\x14\n\x0csighting_ids\x18\x03 \x03(\t\x12\'\n\x05\x63lock\x18\x04 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\"\x83\x01\n\nTrajectory\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12*\n\x05steps\x18\x02 \x03(\x0b\x32\x1b.anonreid.v1.TrajectoryStep\x12\x34\n\x0b\x63orrections\x18\x03 \x03(\x0b\x32\x1f.anonreid.v1.IdentityCorrection\"\xc4\x01\n\x12IdentityCorrection\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x13\n\x0btracklet_id\x18\x03 \x01(\t\x12\x15\n\rfrom_identity\x18\x04 \x01(\t\x12\x13\n\x0bto_identity\x18\x05 \x01(\t\x12\x11\n\tsightings\x18\x06 \x01(\r\x12\x12\n\nsimilarity\x18\x07 \x01(\x02\x12\r\n\x05\x61t_us\x18\x08 \x01(\x03\x12\x16\n\x0erecorded_at_us\x18\t \x01(\x03\"\x8c\x01\n\x15QueryByExampleRequest\x12\x15\n\x0bsighting_id\x18\x01 \x01(\tH\x00\x12)\n\x08sighting\x18\x02 \x01(\x0b\x32\x15.anonreid.v1.SightingH\x00\x12\t\n\x01k\x18\x03 \x01(\r\x12\x1b\n\x13\x65xclude_same_camera\x18\x04 \x01(\x08\x42\t\n\x07\x65xample\"\xa6\x01\n\x05Match\x12\x13\n\x0bsighting_id\x18\x01 \x01(\t\x12\x13\n\x0bidentity_id\x18\x02 \x01(\t\x12\x11\n\tcamera_id\x18\x03 \x01(\t\x12#\n\x04span\x18\x04 \x01(\x0b\x32\x15.anonreid.v1.TimeSpan\x12\x12\n\nsimilarity\x18\x05 \x01(\x02\x12\'\n\x05\x63lock\x18\x06 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\"=\n\x16QueryByExampleResponse\x12#\n\x07matches\x18\x01 \x03(\x0b\x32\x12.anonreid.v1.Match\"4\n\x10OccupancyRequest\x12\r\n\x05\x61t_us\x18\x01 \x01(\x03\x12\x11\n\twindow_us\x18\x02 \x01(\x03\"I\n\x0f\x43\x61meraOccupancy\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x14\n\x0cidentity_ids\x18\x03 \x03(\t\"B\n\x11OccupancyResponse\x12-\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32\x1c.anonreid.v1.CameraOccupancy\"4\n\rForgetRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x0e\x46orgetResponse\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x18\n\x10sightings_erased\x18\x02 \x01(\r2\xda\x03\n\x07Gallery\x12=\n\x07Publish\x12\x15.anonreid.v1.Sighting\x1a\x17.anonreid.v1.PublishAck(\x01\x30\x01\x12Y\n\x0eListIdentities\x12\".anonreid.v1.ListIdentitiesRequest\x1a#.anonreid.v1.ListIdentitiesResponse\x12K\n\rGetTrajectory\x12!.anonreid.v1.GetTrajectoryRequest\x1a\x17.anonreid.v1.Trajectory\x12Y\n\x0eQueryByExample\x12\".anonreid.v1.QueryByExampleRequest\x1a#.anonreid.v1.QueryByExampleResponse\x12J\n\tOccupancy\x12\x1d.anonreid.v1.OccupancyRequest\x1a\x1e.anonreid.v1.OccupancyResponse\x12\x41\n\x06\x46orget\x12\x1a.anonreid.v1.ForgetRequest\x1a\x1b.anonreid.v1.ForgetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61nonreid/v1/gallery.proto\x12\x0b\x61nonreid.v1\x1a\x1a\x61nonreid/v1/sighting.proto\"\xb8\x01\n\nPublishAck\x12\x13\n\x0bsighting_id\x18\x01 \x01(\t\x12\x13\n\x0bidentity_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x12\n\nsimilarity\x18\x04 \x01(\x02\x12\x14\n\x0cnew_identity\x18\x05 \x01(\x08\x12\x0c\n\x04rule\x18\x06 \x01(\t\x12\x35\n\ncandidates\x18\x07 \x03(\x0b\x32!.anonreid.v1.AssociationCandidate\"9\n\rSightingBatch\x12(\n\tsightings\x18\x01 \x03(\x0b\x32\x15.anonreid.v1.Sighting\"8\n\x0fPublishBatchAck\x12%\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x17.anonreid.v1.PublishAck\"q\n\x14\x41ssociationCandidate\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\xe2\x01\n\x0fIdentitySummary\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61meras\x18\x02 \x03(\t\x12\x15\n\rfirst_seen_us\x18\x03 \x01(\x03\x12\x14\n\x0clast_seen_us\x18\x04 \x01(\x03\x12\x15\n\rnum_sightings\x18\x05 \x01(\r\x12\x32\n\x10\x66irst_seen_clock\x18\x06 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\x12\x31\n\x0flast_seen_clock\x18\x07 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\"P\n\x15ListIdentitiesRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x15\n\rseen_since_us\x18\x02 \x01(\x03\x12\x11\n\tcamera_id\x18\x03 \x01(\t\"J\n\x16ListIdentitiesResponse\x12\x30\n\nidentities\x18\x01 \x03(\x0b\x32\x1c.anonreid.v1.IdentitySummary\"+\n\x14GetTrajectoryRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\"\x87\x01\n\x0eTrajectoryStep\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12#\n\x04span\x18\x02 \x01(\x0b\x32\x15.anonreid.v1.TimeSpan\x12\x14\n\x0csighting_ids\x18\x03 \x03(\t\x12\'\n\x05\x63lock\x18\x04 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\"\x83\x01\n\nTrajectory\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12*\n\x05steps\x18\x02 \x03(\x0b\x32\x1b.anonreid.v1.TrajectoryStep\x12\x34\n\x0b\x63orrections\x18\x03 \x03(\x0b\x32\x1f.anonreid.v1.IdentityCorrection\"\xc4\x01\n\x12IdentityCorrection\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x13\n\x0btracklet_id\x18\x03 \x01(\t\x12\x15\n\rfrom_identity\x18\x04 \x01(\t\x12\x13\n\x0bto_identity\x18\x05 \x01(\t\x12\x11\n\tsightings\x18\x06 \x01(\r\x12\x12\n\nsimilarity\x18\x07 \x01(\x02\x12\r\n\x05\x61t_us\x18\x08 \x01(\x03\x12\x16\n\x0erecorded_at_us\x18\t \x01(\x03\"\x8c\x01\n\x15QueryByExampleRequest\x12\x15\n\x0bsighting_id\x18\x01 \x01(\tH\x00\x12)\n\x08sighting\x18\x02 \x01(\x0b\x32\x15.anonreid.v1.SightingH\x00\x12\t\n\x01k\x18\x03 \x01(\r\x12\x1b\n\x13\x65xclude_same_camera\x18\x04 \x01(\x08\x42\t\n\x07\x65xample\"\xa6\x01\n\x05Match\x12\x13\n\x0bsighting_id\x18\x01 \x01(\t\x12\x13\n\x0bidentity_id\x18\x02 \x01(\t\x12\x11\n\tcamera_id\x18\x03 \x01(\t\x12#\n\x04span\x18\x04 \x01(\x0b\x32\x15.anonreid.v1.TimeSpan\x12\x12\n\nsimilarity\x18\x05 \x01(\x02\x12\'\n\x05\x63lock\x18\x06 \x01(\x0b\x32\x18.anonreid.v1.StreamClock\"=\n\x16QueryByExampleResponse\x12#\n\x07matches\x18\x01 \x03(\x0b\x32\x12.anonreid.v1.Match\"4\n\x10OccupancyRequest\x12\r\n\x05\x61t_us\x18\x01 \x01(\x03\x12\x11\n\twindow_us\x18\x02 \x01(\x03\"I\n\x0f\x43\x61meraOccupancy\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x14\n\x0cidentity_ids\x18\x03 \x03(\t\"B\n\x11OccupancyResponse\x12-\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32\x1c.anonreid.v1.CameraOccupancy\"4\n\rForgetRequest\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"?\n\x0e\x46orgetResponse\x12\x13\n\x0bidentity_id\x18\x01 \x01(\t\x12\x18\n\x10sightings_erased\x18\x02 \x01(\r2\xaa\x04\n\x07Gallery\x12=\n\x07Publish\x12\x15.anonreid.v1.Sighting\x1a\x17.anonreid.v1.PublishAck(\x01\x30\x01\x12N\n\x0ePublishBatches\x12\x1a.anonreid.v1.SightingBatch\x1a\x1c.anonreid.v1.PublishBatchAck(\x01\x30\x01\x12Y\n\x0eListIdentities\x12\".anonreid.v1.ListIdentitiesRequest\x1a#.anonreid.v1.ListIdentitiesResponse\x12K\n\rGetTrajectory\x12!.anonreid.v1.GetTrajectoryRequest\x1a\x17.anonreid.v1.Trajectory\x12Y\n\x0eQueryByExample\x12\".anonreid.v1.QueryByExampleRequest\x1a#.anonreid.v1.QueryByExampleResponse\x12J\n\tOccupancy\x12\x1d.anonreid.v1.OccupancyRequest\x1a\x1e.anonreid.v1.OccupancyResponse\x12\x41\n\x06\x46orget\x12\x1a.anonreid.v1.ForgetRequest\x1a\x1b.anonreid.v1.ForgetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,38 +34,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PUBLISHACK']._serialized_start=71
   _globals['_PUBLISHACK']._serialized_end=255
-  _globals['_ASSOCIATIONCANDIDATE']._serialized_start=257
-  _globals['_ASSOCIATIONCANDIDATE']._serialized_end=370
-  _globals['_IDENTITYSUMMARY']._serialized_start=373
-  _globals['_IDENTITYSUMMARY']._serialized_end=599
-  _globals['_LISTIDENTITIESREQUEST']._serialized_start=601
-  _globals['_LISTIDENTITIESREQUEST']._serialized_end=681
-  _globals['_LISTIDENTITIESRESPONSE']._serialized_start=683
-  _globals['_LISTIDENTITIESRESPONSE']._serialized_end=757
-  _globals['_GETTRAJECTORYREQUEST']._serialized_start=759
-  _globals['_GETTRAJECTORYREQUEST']._serialized_end=802
-  _globals['_TRAJECTORYSTEP']._serialized_start=805
-  _globals['_TRAJECTORYSTEP']._serialized_end=940
-  _globals['_TRAJECTORY']._serialized_start=943
-  _globals['_TRAJECTORY']._serialized_end=1074
-  _globals['_IDENTITYCORRECTION']._serialized_start=1077
-  _globals['_IDENTITYCORRECTION']._serialized_end=1273
-  _globals['_QUERYBYEXAMPLEREQUEST']._serialized_start=1276
-  _globals['_QUERYBYEXAMPLEREQUEST']._serialized_end=1416
-  _globals['_MATCH']._serialized_start=1419
-  _globals['_MATCH']._serialized_end=1585
-  _globals['_QUERYBYEXAMPLERESPONSE']._serialized_start=1587
-  _globals['_QUERYBYEXAMPLERESPONSE']._serialized_end=1648
-  _globals['_OCCUPANCYREQUEST']._serialized_start=1650
-  _globals['_OCCUPANCYREQUEST']._serialized_end=1702
-  _globals['_CAMERAOCCUPANCY']._serialized_start=1704
-  _globals['_CAMERAOCCUPANCY']._serialized_end=1777
-  _globals['_OCCUPANCYRESPONSE']._serialized_start=1779
-  _globals['_OCCUPANCYRESPONSE']._serialized_end=1845
-  _globals['_FORGETREQUEST']._serialized_start=1847
-  _globals['_FORGETREQUEST']._serialized_end=1899
-  _globals['_FORGETRESPONSE']._serialized_start=1901
-  _globals['_FORGETRESPONSE']._serialized_end=1964
-  _globals['_GALLERY']._serialized_start=1967
-  _globals['_GALLERY']._serialized_end=2441
+  _globals['_SIGHTINGBATCH']._serialized_start=257
+  _globals['_SIGHTINGBATCH']._serialized_end=314
+  _globals['_PUBLISHBATCHACK']._serialized_start=316
+  _globals['_PUBLISHBATCHACK']._serialized_end=372
+  _globals['_ASSOCIATIONCANDIDATE']._serialized_start=374
+  _globals['_ASSOCIATIONCANDIDATE']._serialized_end=487
+  _globals['_IDENTITYSUMMARY']._serialized_start=490
+  _globals['_IDENTITYSUMMARY']._serialized_end=716
+  _globals['_LISTIDENTITIESREQUEST']._serialized_start=718
+  _globals['_LISTIDENTITIESREQUEST']._serialized_end=798
+  _globals['_LISTIDENTITIESRESPONSE']._serialized_start=800
+  _globals['_LISTIDENTITIESRESPONSE']._serialized_end=874
+  _globals['_GETTRAJECTORYREQUEST']._serialized_start=876
+  _globals['_GETTRAJECTORYREQUEST']._serialized_end=919
+  _globals['_TRAJECTORYSTEP']._serialized_start=922
+  _globals['_TRAJECTORYSTEP']._serialized_end=1057
+  _globals['_TRAJECTORY']._serialized_start=1060
+  _globals['_TRAJECTORY']._serialized_end=1191
+  _globals['_IDENTITYCORRECTION']._serialized_start=1194
+  _globals['_IDENTITYCORRECTION']._serialized_end=1390
+  _globals['_QUERYBYEXAMPLEREQUEST']._serialized_start=1393
+  _globals['_QUERYBYEXAMPLEREQUEST']._serialized_end=1533
+  _globals['_MATCH']._serialized_start=1536
+  _globals['_MATCH']._serialized_end=1702
+  _globals['_QUERYBYEXAMPLERESPONSE']._serialized_start=1704
+  _globals['_QUERYBYEXAMPLERESPONSE']._serialized_end=1765
+  _globals['_OCCUPANCYREQUEST']._serialized_start=1767
+  _globals['_OCCUPANCYREQUEST']._serialized_end=1819
+  _globals['_CAMERAOCCUPANCY']._serialized_start=1821
+  _globals['_CAMERAOCCUPANCY']._serialized_end=1894
+  _globals['_OCCUPANCYRESPONSE']._serialized_start=1896
+  _globals['_OCCUPANCYRESPONSE']._serialized_end=1962
+  _globals['_FORGETREQUEST']._serialized_start=1964
+  _globals['_FORGETREQUEST']._serialized_end=2016
+  _globals['_FORGETRESPONSE']._serialized_start=2018
+  _globals['_FORGETRESPONSE']._serialized_end=2081
+  _globals['_GALLERY']._serialized_start=2084
+  _globals['_GALLERY']._serialized_end=2638
 # @@protoc_insertion_point(module_scope)

@@ -25,6 +25,18 @@ class PublishAck(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[AssociationCandidate]
     def __init__(self, sighting_id: _Optional[str] = ..., identity_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., similarity: _Optional[float] = ..., new_identity: _Optional[bool] = ..., rule: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[AssociationCandidate, _Mapping]]] = ...) -> None: ...
 
+class SightingBatch(_message.Message):
+    __slots__ = ("sightings",)
+    SIGHTINGS_FIELD_NUMBER: _ClassVar[int]
+    sightings: _containers.RepeatedCompositeFieldContainer[_sighting_pb2.Sighting]
+    def __init__(self, sightings: _Optional[_Iterable[_Union[_sighting_pb2.Sighting, _Mapping]]] = ...) -> None: ...
+
+class PublishBatchAck(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[PublishAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[PublishAck, _Mapping]]] = ...) -> None: ...
+
 class AssociationCandidate(_message.Message):
     __slots__ = ("identity_id", "similarity", "accepted", "reason", "detail")
     IDENTITY_ID_FIELD_NUMBER: _ClassVar[int]

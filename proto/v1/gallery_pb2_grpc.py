@@ -40,6 +40,11 @@ class GalleryStub:
                 request_serializer=anonreid_dot_v1_dot_sighting__pb2.Sighting.SerializeToString,
                 response_deserializer=anonreid_dot_v1_dot_gallery__pb2.PublishAck.FromString,
                 _registered_method=True)
+        self.PublishBatches = channel.stream_stream(
+                '/anonreid.v1.Gallery/PublishBatches',
+                request_serializer=anonreid_dot_v1_dot_gallery__pb2.SightingBatch.SerializeToString,
+                response_deserializer=anonreid_dot_v1_dot_gallery__pb2.PublishBatchAck.FromString,
+                _registered_method=True)
         self.ListIdentities = channel.unary_unary(
                 '/anonreid.v1.Gallery/ListIdentities',
                 request_serializer=anonreid_dot_v1_dot_gallery__pb2.ListIdentitiesRequest.SerializeToString,
@@ -72,6 +77,16 @@ class GalleryServicer:
 
     def Publish(self, request_iterator, context):
         """Cameras stream sightings; each is persisted before its ack, which carries the global identity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishBatches(self, request_iterator, context):
+        """The same contract, many sightings a message: the sightings are ingested in order, in chunks of the
+        gallery's batch size (one FAISS search and one Redis transaction each), and each chunk is answered
+        by one message of its acks. A refused sighting ends the stream, as in Publish, after the acks of
+        those before it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +129,11 @@ def add_GalleryServicer_to_server(servicer, server):
                     servicer.Publish,
                     request_deserializer=anonreid_dot_v1_dot_sighting__pb2.Sighting.FromString,
                     response_serializer=anonreid_dot_v1_dot_gallery__pb2.PublishAck.SerializeToString,
+            ),
+            'PublishBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.PublishBatches,
+                    request_deserializer=anonreid_dot_v1_dot_gallery__pb2.SightingBatch.FromString,
+                    response_serializer=anonreid_dot_v1_dot_gallery__pb2.PublishBatchAck.SerializeToString,
             ),
             'ListIdentities': grpc.unary_unary_rpc_method_handler(
                     servicer.ListIdentities,
@@ -168,6 +188,33 @@ class Gallery:
             '/anonreid.v1.Gallery/Publish',
             anonreid_dot_v1_dot_sighting__pb2.Sighting.SerializeToString,
             anonreid_dot_v1_dot_gallery__pb2.PublishAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/anonreid.v1.Gallery/PublishBatches',
+            anonreid_dot_v1_dot_gallery__pb2.SightingBatch.SerializeToString,
+            anonreid_dot_v1_dot_gallery__pb2.PublishBatchAck.FromString,
             options,
             channel_credentials,
             insecure,
