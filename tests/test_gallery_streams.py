@@ -38,7 +38,8 @@ def _server(redis_url: str, security: SecurityConfig | None = None, **gallery: A
 
 @dataclass
 class IdleStream:
-    """A Publish stream that sends nothing until released; its outcome is recorded when it ends."""
+    """A Publish (or PublishBatches) stream that sends nothing until released; its outcome is recorded
+    when it ends."""
 
     call: Any
     release: threading.Event
@@ -54,9 +55,10 @@ def _silent(release: threading.Event) -> Iterator[Any]:
     yield from ()
 
 
-def _open(stub: gallery_pb2_grpc.GalleryStub, metadata: tuple = ()) -> IdleStream:
+def _open(stub: gallery_pb2_grpc.GalleryStub, metadata: tuple = (), batches: bool = False) -> IdleStream:
     release = threading.Event()
-    stream = IdleStream(stub.Publish(_silent(release), metadata=metadata), release)
+    rpc = stub.PublishBatches if batches else stub.Publish
+    stream = IdleStream(rpc(_silent(release), metadata=metadata), release)
 
     def drain() -> None:
         try:
@@ -73,10 +75,10 @@ def _open(stub: gallery_pb2_grpc.GalleryStub, metadata: tuple = ()) -> IdleStrea
 
 
 def _open_settled(srv: GalleryServer, stub: gallery_pb2_grpc.GalleryStub, streams: list[IdleStream],
-                  metadata: tuple = ()) -> IdleStream:
+                  metadata: tuple = (), batches: bool = False) -> IdleStream:
     """Open one more idle stream and wait until the gallery admitted it or refused it."""
     before = srv.streams.open
-    stream = _open(stub, metadata)
+    stream = _open(stub, metadata, batches)
     deadline = time.monotonic() + 10
     while srv.streams.open == before and not stream.done.is_set():
         assert time.monotonic() < deadline, "the gallery neither admitted nor refused a stream"
@@ -93,8 +95,8 @@ def test_idle_streams_are_capped_closed_and_leave_the_operator_served(redis_url:
     streams: list[IdleStream] = []
     try:
         stub = gallery_pb2_grpc.GalleryStub(channel)
-        for _ in range(64):
-            _open_settled(srv, stub, streams)
+        for i in range(64):  # both publish RPCs count against the same limits
+            _open_settled(srv, stub, streams, batches=i % 2 == 1)
         admitted = [s for s in streams if not s.done.is_set()]
         refused = [s for s in streams if s.done.is_set()]
         assert len(admitted) == 16 and srv.streams.open == 16
