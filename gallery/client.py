@@ -10,9 +10,10 @@ refuses for its stream limits (RESOURCE_EXHAUSTED, reason ``too_many_streams``) 
 like an outage; one it closed for idleness (reason ``idle_stream``) is reopened at once. The channel
 pings the gallery every :data:`KEEPALIVE_S` during a call, so a gallery that vanished is noticed.
 
-The sightings of a list go out ``publish_batch`` to a message on ``PublishBatches`` (gRPC's cost per message was a fifth
-of the gallery's CPU a sighting on the one-per-message ``Publish``, docs/BENCHMARKS.md); a gallery that does not
-have that method (UNIMPLEMENTED: an older one) is published to on ``Publish`` instead, from then on.
+The sightings of a list go out ``publish_batch`` to a message on ``PublishBatches`` (gRPC's cost per
+message was a fifth of the gallery's CPU a sighting on the one-per-message ``Publish``, docs/BENCHMARKS.md);
+a gallery that does not have that method (UNIMPLEMENTED: an older one) is published to on ``Publish``
+instead, from then on.
 """
 
 from __future__ import annotations
