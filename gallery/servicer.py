@@ -222,6 +222,14 @@ class _Ingested:
             gallery.metrics.observe_stage(r.camera_id, "ack", time.time() - self.stored)
 
 
+def _chunks(arrivals: Iterable[list[gallery_pb2.SightingBatch]], size: int) -> Iterator[list[sighting_pb2.Sighting]]:
+    """The sightings of each read's messages, in order, in chunks of at most ``size``."""
+    for messages in arrivals:
+        arrived = [r for m in messages for r in m.sightings]
+        for i in range(0, len(arrived), size):
+            yield arrived[i : i + size]
+
+
 def _peer(context: Any) -> str:
     """The caller's gRPC peer address; empty outside a gRPC call."""
     return str(context.peer()) if context is not None else ""
@@ -280,11 +288,8 @@ class GalleryServicer(gallery_pb2_grpc.GalleryServicer):
         and each chunk is answered with one message of its acks; refusals, metrics and the
         persist-before-ack order are Publish's."""
         with self._admitted(context) as principal:
-            chunks = (arrived[i : i + self.max_batch]
-                      for messages in read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s)
-                      for arrived in [[r for m in messages for r in m.sightings]]
-                      for i in range(0, len(arrived), self.max_batch))
-            for chunk in self._ingested(chunks, principal, context, "PublishBatches"):
+            messages = read_ahead(request_iterator, self.max_batch, idle_timeout_s=self.idle_timeout_s)
+            for chunk in self._ingested(_chunks(messages, self.max_batch), principal, context, "PublishBatches"):
                 yield gallery_pb2.PublishBatchAck(acks=[ack_to_pb(a) for a in chunk.acks])
                 for r, a in zip(chunk.requests, chunk.acks, strict=False):
                     chunk.observe(self.gallery, r, a)

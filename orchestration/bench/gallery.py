@@ -223,7 +223,8 @@ def run_size(n: int, *, index_type: str, nprobe: int, seconds: float, k: int, se
             cpu0 = time.process_time()
             acks, joined, pub_s = _publish(address, protos, seed + 1 + per_message, seconds, per_message)
             gallery_cpu_s = time.process_time() - cpu0  # this process: the gallery server (the camera is another)
-            phases[name] = {"count": acks, "joined_existing": joined, "per_s": acks / pub_s, "sightings_per_message": per_message,
+            phases[name] = {"count": acks, "joined_existing": joined, "per_s": acks / pub_s,
+                            "sightings_per_message": per_message,
                             "gallery_cpu_ms_per_sighting": 1e3 * gallery_cpu_s / acks, "load_avg": _load()}
             log.info("N=%d: %s %.0f /s, gallery CPU %.3f ms a sighting", n, name, acks / pub_s,
                      phases[name]["gallery_cpu_ms_per_sighting"])
