@@ -80,6 +80,40 @@ def test_the_same_person_in_a_larger_world_is_recognised(worlds: dict[str, Path]
     assert _check(hidden, large, train_data=small).seen_test_identities == ["003"]
 
 
+def test_a_world_alias_stands_for_a_fingerprint_no_world_reproduces(worlds: dict[str, Path], tmp_path: Path) -> None:
+    """A run whose checkpoints record a world no directory reproduces byte for byte (the shipped models:
+    world.json gained fields since): --world-alias names the re-simulation whose people are compared,
+    recorded as asserted; an alias no checkpoint records, or a directory without a world, is an error."""
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.checkpoint import read_sidecar, save_checkpoint
+    from anonreid.models.config import load_train_config
+    from anonreid.models.evaluation.protocol import check_protocol
+    from anonreid.models.evaluation.report import protocol_lines
+    from anonreid.models.registry import create_model
+
+    small, large = worlds["small"], worlds["large"]
+    run = _run(tmp_path / "run", small, 1, command="anonreid train --config tiny")
+    meta = {**read_sidecar(run / "checkpoints" / "e_rec")["metadata"], "data_fingerprint": "a04d935382b28b09"}
+    save_checkpoint(run / "checkpoints" / "e_rec", create_model("firenet"), meta)
+    cfg, test_ids = load_train_config(run / "config.yaml"), WorldDataset(large).identities("test")
+    lost = check_protocol(run, cfg, "world", large, test_ids)
+    assert not lost.verdict and "--world-alias a04d935382b28b09=DIR" in lost.reason
+    seen = check_protocol(run, cfg, "world", large, test_ids, aliases={"a04d935382b28b09": small})
+    assert not seen.verdict and seen.seen_test_identities == ["003"]  # the small world's people, compared
+    assert seen.asserted_worlds == {"a04d935382b28b09": str(small)}
+    assert "asserted with --world-alias" in "".join(protocol_lines(seen))
+    other = check_protocol(run, cfg, "world", worlds["other"], WorldDataset(worlds["other"]).identities("test"),
+                           aliases={"a04d935382b28b09": small})
+    assert other.verdict and other.seen_test_identities == []
+    with pytest.raises(ValueError, match="--world-alias 0000: no checkpoint"):
+        check_protocol(run, cfg, "world", large, test_ids, aliases={"0000": small})
+    with pytest.raises(FileNotFoundError, match="not a world dataset directory"):
+        check_protocol(run, cfg, "world", large, test_ids, aliases={"a04d935382b28b09": tmp_path})
+    bad = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(large), "--out", str(tmp_path / "o"),
+                                   "--world-alias", "a04d935382b28b09", "--no-progress"])
+    assert bad.exit_code == 2 and "FINGERPRINT=DIR" in bad.output
+
+
 def test_a_checkpoint_trained_on_real_recordings_does_not_block_a_world_verdict(worlds: dict[str, Path],
                                                                                tmp_path: Path) -> None:
     """An E_rec trained on a user's paired recordings (``--dataset paired-h5``) beside world-trained

@@ -45,6 +45,11 @@ def evaluate(
                                        "validated on a test identity); --no-verdict: only the numbers")] = True,
     train_data: Annotated[Path | None, typer.Option(
         "--train-data", help="the world the run was trained on, when it is not --data (to check its identities)")] = None,
+    world_alias: Annotated[list[str] | None, typer.Option(
+        "--world-alias", help="FINGERPRINT=DIR: the run's checkpoints recording world FINGERPRINT were trained on "
+                              "a world that DIR re-simulates (same seed and settings; its world.json has gained "
+                              "fields since, e.g. the shipped models' a04d935382b28b09): compare DIR's people "
+                              "instead (recorded in the results as asserted; repeatable)")] = None,
 ) -> None:
     """Reproduce the paper's tables (and the extra attacks) for a trained run."""
     time_unit, sensor = check_event_file_options(time_unit, sensor)  # a bad value fails before torch is imported
@@ -62,7 +67,14 @@ def evaluate(
     parts += [f"--clips-per-pass {clips_per_pass}"] + ([f"--attacker-steps {attacker_steps}"] if attacker_steps else [])
     parts += [f"--face-weights {face_weights}"] * bool(face_weights) + ["--no-encryption"] * (not encryption)
     parts += ["--no-detection"] * (not detection) + ["--no-verdict"] * (not verdict)
-    parts += [f"--train-data {train_data}"] * bool(train_data)
+    parts += [f"--train-data {train_data}"] * bool(train_data) + [f"--world-alias {a}" for a in world_alias or []]
+    aliases: dict[str, Path] = {}
+    for item in world_alias or []:
+        fp, sep, where = item.partition("=")
+        if not sep or not fp.strip() or not where.strip():
+            typer.echo(f"error: --world-alias needs FINGERPRINT=DIR, got {item!r}", err=True)
+            raise typer.Exit(2)
+        aliases[fp.strip()] = Path(where.strip())
     if dataset == "world" and data is None:
         typer.echo("error: --data DIR (the world dataset) is required with --dataset world", err=True)
         raise typer.Exit(2)
@@ -80,7 +92,7 @@ def evaluate(
         run_dir = run_view(run, out)
         opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
                            detection=detection, progress=progress, attacker=_attacker_cfg(run_dir, attacker_steps),
-                           verdict=verdict, train_data=train_data,
+                           verdict=verdict, train_data=train_data, world_aliases=aliases,
                            time_unit=time_unit or None, sensor=sensor)
         res = evaluate_run(run_dir, out, data, dataset, root, opts, command=" ".join(parts))
     except (FileNotFoundError, ValueError) as exc:

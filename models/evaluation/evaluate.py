@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ class EvalOptions:
     sensor: str = ""  # Event-ReId chunk files: WxH
     verdict: bool = True  # False (--no-verdict): the numbers without privacy verdicts, even on seen identities
     train_data: Path | None = None  # the world the run trained on, when it is not the evaluated one
+    world_aliases: dict[str, Path] = field(default_factory=dict)  # fingerprint -> a re-simulation of that world
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -178,7 +179,7 @@ def evaluate_run(
     data_path = Path(data_dir) if data_dir is not None else None
     run_cfg = load_train_config(run_dir / "config.yaml")
     protocol = evaluation_protocol(run_dir, run_cfg, dataset, data_path, opts.verdict, opts.train_data,
-                                   Path(root) if root else None)  # first
+                                   Path(root) if root else None, opts.world_aliases)  # first
     if run_cfg.threads:
         torch.set_num_threads(run_cfg.threads)
     device = resolve_device(run_cfg.device)

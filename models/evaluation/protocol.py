@@ -14,6 +14,11 @@ training person under the same name.
 The verdict is refused (:class:`ProtocolError`, a clear message naming the overlap and the fix) when
 a tested person was seen in training or validation, or when that cannot be checked (the training
 world is not found). ``anonreid evaluate --no-verdict`` still writes every number, without verdicts.
+
+A run trained before ``world.json`` gained fields records a fingerprint that no re-simulation reproduces
+(the shipped models: fingerprint ``a04d935382b28b09``). ``--world-alias FINGERPRINT=DIR`` names the
+re-simulated world (same seed and settings) whose people stand for it; the protocol records every alias
+as the user's assertion (``asserted_worlds``), which the report prints beside the verdict.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Protocol:
     validation: str = ""  # where the run selected / validated its models
     training_worlds: list[str] = field(default_factory=list)  # fingerprints of the checkpoints' worlds
     seen_test_identities: list[str] = field(default_factory=list)
+    asserted_worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> the world standing for it
     verdict: bool = True
     reason: str = ""
     reid_queries: int | None = None
@@ -109,9 +115,10 @@ REAL_DATA_FINGERPRINTS = ("event-reid:", "paired-h5:")
 
 def check_protocol(
     run_dir: Path, run_cfg: Any, dataset: str, test_dir: Path | None, test_ids: list[str],
-    train_data: Path | None = None,
+    train_data: Path | None = None, aliases: dict[str, Path] | None = None,
 ) -> Protocol:
-    """Split sizes and whether the run saw any evaluated test identity (module docstring)."""
+    """Split sizes and whether the run saw any evaluated test identity (module docstring); ``aliases``:
+    fingerprint -> the world whose people stand for it (``--world-alias``)."""
     from anonreid.events.world import WorldDataset
     from anonreid.models.data import dataset_fingerprint, split_identities
 
@@ -121,6 +128,13 @@ def check_protocol(
     proto = Protocol(len(test_ids), training_worlds=fingerprints,
                      validation=f"{val_n} held-out training identities (data.val_identities)" if val_n
                      else "the training world's test split (data.val_identities = 0)")
+    unknown = sorted(set(aliases or {}) - set(fingerprints))
+    if unknown:
+        raise ValueError(f"--world-alias {unknown[0]}: no checkpoint of {run_dir} records that world (they record "
+                         f"{', '.join(fingerprints) or 'none'})")
+    for fp, where in (aliases or {}).items():
+        if not (Path(where) / "world.json").is_file():
+            raise FileNotFoundError(f"--world-alias {fp}={where}: not a world dataset directory (no world.json)")
     if not fingerprints:
         proto.verdict, proto.reason = False, f"{run_dir}/checkpoints: no checkpoint records the world it was trained on"
         return proto
@@ -137,11 +151,15 @@ def check_protocol(
         if fp.startswith(REAL_DATA_FINGERPRINTS):  # real recordings (an E_rec from paired frames, a model
             continue  # trained on Event-ReId): their people are not the world's, so they cannot be test people
         world_dir = test_dir if fp == test_fp else _world_of(fp, candidates)
+        if world_dir is None and aliases and fp in aliases:
+            world_dir = aliases[fp]
+            proto.asserted_worlds[fp] = str(world_dir)
         if world_dir is None:
             proto.verdict = False
             proto.reason = (f"the run was trained on a world with fingerprint {fp} that is not found (looked at "
                             f"{', '.join(sorted({str(c) for c in candidates}))}): give it with --train-data DIR so that "
-                            "its training and validation identities can be compared with the test identities")
+                            "its training and validation identities can be compared with the test identities (or, for "
+                            f"a world re-simulated since with the same seed and settings, --world-alias {fp}=DIR)")
             return proto
         world = WorldDataset(world_dir)
         train, val = split_identities(world, run_cfg.data)
@@ -181,7 +199,7 @@ def _check_real_identities(proto: Protocol, recorded: list[Any], dataset: str, t
 
 def evaluation_protocol(
     run_dir: Path, run_cfg: Any, dataset: str, data_path: Path | None, verdict: bool = True,
-    train_data: Path | None = None, root: Path | None = None,
+    train_data: Path | None = None, root: Path | None = None, aliases: dict[str, Path] | None = None,
 ) -> Protocol:
     """:func:`check_protocol` on the evaluated world's (or Event-ReId ``root``'s) test identities, logged;
     raises :class:`ProtocolError` when the verdict is refused, unless ``verdict`` is off (``--no-verdict``)."""
@@ -193,7 +211,7 @@ def evaluation_protocol(
         test_ids = WorldDataset(data_path).identities("test")
     elif dataset == "event-reid" and root is not None and Path(root).is_dir():
         test_ids = listed_identities(root, "test")
-    protocol = check_protocol(run_dir, run_cfg, dataset, data_path, test_ids, train_data)
+    protocol = check_protocol(run_dir, run_cfg, dataset, data_path, test_ids, train_data, aliases)
     if not verdict:
         protocol.verdict, protocol.reason = False, protocol.reason or "not asked for (--no-verdict)"
     elif not protocol.verdict:

@@ -409,7 +409,10 @@ def protocol_lines(proto: Protocol | None) -> list[str]:
             f"Test identities: {proto.test_identities}; the run trained on {proto.train_identities} identities "
             f"and validated on {proto.validation}; training worlds {', '.join(proto.training_worlds)}. "
             f"ReId queries: {proto.reid_queries} (one per identity and camera); enrollment queries: "
-            f"{proto.enrollment_queries}. Privacy verdict: "
+            f"{proto.enrollment_queries}. "
+            + "".join(f"World {fp} (not found byte for byte) taken as {where}, re-simulated with the same seed "
+                      "and settings: asserted with --world-alias, not checked. " for fp, where in proto.asserted_worlds.items())
+            + "Privacy verdict: "
             + ("given (no test identity was seen in training or validation)." if proto.verdict
                else f"NONE ({proto.reason})."), ""]
 
