@@ -73,6 +73,7 @@ def test_the_same_person_in_a_larger_world_is_recognised(worlds: dict[str, Path]
     run = _run(tmp_path / "run", small, 1)
     overlap = _check(run, large)  # the training world is found through the checkpoints' --data
     assert not overlap.verdict and overlap.seen_test_identities == ["003"]
+    assert list(overlap.worlds.values()) == ["e_rec: 2 training + 1 validation identities"]
     assert _check(run, other).verdict  # another seed: other people under the same names
     hidden = _run(tmp_path / "moved", small, 1, command="anonreid train --config tiny")
     lost = _check(hidden, large)
@@ -109,6 +110,15 @@ def test_a_world_alias_stands_for_a_fingerprint_no_world_reproduces(worlds: dict
         check_protocol(run, cfg, "world", large, test_ids, aliases={"0000": small})
     with pytest.raises(FileNotFoundError, match="not a world dataset directory"):
         check_protocol(run, cfg, "world", large, test_ids, aliases={"a04d935382b28b09": tmp_path})
+    # an anonymizer trained on another world than its attacker: the protocol line reports the anonymizer's split
+    from anonreid.models.data import dataset_fingerprint
+
+    save_checkpoint(run / "checkpoints" / "anonymizer", create_model("firenet"),
+                    {**meta, "data_fingerprint": dataset_fingerprint(worlds["other"])})
+    both = check_protocol(run, cfg, "world", large, test_ids, aliases={"a04d935382b28b09": small},
+                          train_data=worlds["other"])
+    assert (both.train_identities, both.val_identities) == (1, 1) and len(both.worlds) == 2
+    assert both.worlds["a04d935382b28b09"] == "e_rec: 2 training + 1 validation identities"
     bad = CliRunner().invoke(app, ["evaluate", "--run", str(run), "--data", str(large), "--out", str(tmp_path / "o"),
                                    "--world-alias", "a04d935382b28b09", "--no-progress"])
     assert bad.exit_code == 2 and "FINGERPRINT=DIR" in bad.output

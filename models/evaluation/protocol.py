@@ -53,6 +53,7 @@ class Protocol:
     training_worlds: list[str] = field(default_factory=list)  # fingerprints of the checkpoints' worlds
     seen_test_identities: list[str] = field(default_factory=list)
     asserted_worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> the world standing for it
+    worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> its checkpoints and split sizes
     verdict: bool = True
     reason: str = ""
     reid_queries: int | None = None
@@ -147,6 +148,9 @@ def check_protocol(
     candidates = [test_dir] + ([train_data] if train_data else []) + _data_args(meta, run_dir)
     test_people = person_keys(test_dir, test_ids)
     seen: set[str] = set()
+    # the split the protocol line reports: the anonymizer's world (the ReId's without one), not an attacker's
+    main_fp = next((str(meta[n]["data_fingerprint"]) for n in ("anonymizer", "reid") if meta.get(n, {}).get(
+        "data_fingerprint")), fingerprints[0])
     for fp in fingerprints:
         if fp.startswith(REAL_DATA_FINGERPRINTS):  # real recordings (an E_rec from paired frames, a model
             continue  # trained on Event-ReId): their people are not the world's, so they cannot be test people
@@ -163,8 +167,10 @@ def check_protocol(
             return proto
         world = WorldDataset(world_dir)
         train, val = split_identities(world, run_cfg.data)
-        if fp == fingerprints[0] or fp == test_fp:
+        if fp == main_fp:
             proto.train_identities, proto.val_identities = len(train), len(val)
+        names = sorted(name for name, m in meta.items() if str(m.get("data_fingerprint")) == fp)
+        proto.worlds[fp] = f"{', '.join(names)}: {len(train)} training + {len(val)} validation identities"
         used = set(person_keys(world_dir, train + val).values())
         seen |= {i for i, key in test_people.items() if key in used}
     proto.seen_test_identities = sorted(seen)

@@ -406,8 +406,10 @@ def protocol_lines(proto: Protocol | None) -> list[str]:
     if proto is None:
         return []
     return ["## Protocol", "",
-            f"Test identities: {proto.test_identities}; the run trained on {proto.train_identities} identities "
-            f"and validated on {proto.validation}; training worlds {', '.join(proto.training_worlds)}. "
+            f"Test identities: {proto.test_identities}; the run (its anonymizer, else its ReId) trained on "
+            f"{proto.train_identities} identities "
+            f"and validated on {proto.validation}; training worlds "
+            f"{'; '.join(f'{fp} ({proto.worlds[fp]})' if fp in proto.worlds else fp for fp in proto.training_worlds)}. "
             f"ReId queries: {proto.reid_queries} (one per identity and camera); enrollment queries: "
             f"{proto.enrollment_queries}. "
             + "".join(f"World {fp} (not found byte for byte) taken as {where}, re-simulated with the same seed "
