@@ -52,12 +52,12 @@ class Protocol:
     validation: str = ""  # where the run selected / validated its models
     training_worlds: list[str] = field(default_factory=list)  # fingerprints of the checkpoints' worlds
     seen_test_identities: list[str] = field(default_factory=list)
-    asserted_worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> the world standing for it
-    worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> its checkpoints and split sizes
     verdict: bool = True
     reason: str = ""
     reid_queries: int | None = None
     enrollment_queries: int | None = None
+    asserted_worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> the world standing for it
+    worlds: dict[str, str] = field(default_factory=dict)  # fingerprint -> its checkpoints and split sizes
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
