@@ -68,13 +68,7 @@ def evaluate(
     parts += [f"--face-weights {face_weights}"] * bool(face_weights) + ["--no-encryption"] * (not encryption)
     parts += ["--no-detection"] * (not detection) + ["--no-verdict"] * (not verdict)
     parts += [f"--train-data {train_data}"] * bool(train_data) + [f"--world-alias {a}" for a in world_alias or []]
-    aliases: dict[str, Path] = {}
-    for item in world_alias or []:
-        fp, sep, where = item.partition("=")
-        if not sep or not fp.strip() or not where.strip():
-            typer.echo(f"error: --world-alias needs FINGERPRINT=DIR, got {item!r}", err=True)
-            raise typer.Exit(2)
-        aliases[fp.strip()] = Path(where.strip())
+    aliases = dict(_named_paths(world_alias, "--world-alias", "FINGERPRINT=DIR"))
     if dataset == "world" and data is None:
         typer.echo("error: --data DIR (the world dataset) is required with --dataset world", err=True)
         raise typer.Exit(2)
@@ -117,6 +111,18 @@ def _evaluate_paired(run: Path | None, out: Path, root: Path | None, time_unit: 
     typer.echo(f"wrote {out / 'results.md'} and {out / 'results.json'} ({res.wall_s} s)")
 
 
+def _named_paths(items: list[str] | None, option: str, form: str) -> list[tuple[str, Path]]:
+    """``KEY=PATH`` option values as (key, path) pairs; a malformed one exits 2 naming ``option``."""
+    pairs = []
+    for item in items or []:
+        key, sep, path = item.partition("=")
+        if not sep or not key.strip() or not path.strip():
+            typer.echo(f"error: {option} needs {form}, got {item!r}", err=True)
+            raise typer.Exit(2)
+        pairs.append((key.strip(), Path(path.strip())))
+    return pairs
+
+
 def _attacker_cfg(run: Path, steps: int | None) -> AttackerCfg | None:
     """The attacker of the run's config with ``--attacker-steps`` applied (None: evaluate_run decides)."""
     if steps is None:
@@ -139,12 +145,7 @@ def frontier(
     from anonreid.models.evaluation.frontier import build_frontier, results_path, write_frontier
 
     runs = [(results_path(p).parent.name or str(p), p) for p in results or []]
-    for item in label or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            typer.echo(f"error: --label needs NAME=PATH, got {item!r}", err=True)
-            raise typer.Exit(2)
-        runs.append((name.strip(), Path(path.strip())))
+    runs += _named_paths(label, "--label", "NAME=PATH")
     if not runs:
         typer.echo("error: give at least one results.json (RESULTS_JSON... or --label NAME=PATH)", err=True)
         raise typer.Exit(2)
