@@ -6,7 +6,7 @@ so a resumed run continues with exactly the batches it would have seen). Everyth
 called in list order at each point:
 
   before_train   :class:`Resume` (restores models, optimizer, step, history, RNG) runs first so
-                 later hooks see the resumed step;
+                 later hooks see the resumed step (and the state of their ``Trainer.extras``);
   before_step    :class:`CosineLR` sets the learning rate for the coming step;
   after_step     :class:`Evaluate` (adds validation metrics to this step's log), then
                  :class:`Logger` (JSONL line, progress bar, history), then :class:`Checkpoint`
@@ -75,6 +75,10 @@ class Trainer:
     step_s: float = 0.0  # inside run_step only (forward, backward, optimizer): for samples/s
     cpu_s: float = 0.0  # CPU seconds of this process (all threads) inside run_step: the work, whatever the load
     world: int = 1  # data-parallel processes (torch.distributed initialised by Ray Train)
+    # more resumable state a hook owns (``state_dict`` / ``load_state_dict``), saved in the same
+    # ``state.pt`` as the models so that the two can never disagree about the step
+    extras: dict[str, Any] = field(default_factory=dict)
+    resumed_extras: dict[str, Any] = field(default_factory=dict)  # what Resume read for them
 
     def run(self) -> Trainer:
         for hook in self.hooks:
@@ -224,6 +228,7 @@ class Checkpoint(Hook):
                 "optimizer": trainer.optimizer.state_dict(),
                 "history": trainer.history,
                 "torch_rng": torch.get_rng_state(),
+                "extras": {k: e.state_dict() for k, e in trainer.extras.items()},
             }
             tmp = self.path.with_suffix(".tmp")
             torch.save(state, tmp)
@@ -245,6 +250,7 @@ class Resume(Hook):
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.step, trainer.history = state["step"], state["history"]
         torch.set_rng_state(state["torch_rng"].cpu())
+        trainer.resumed_extras = state.get("extras", {})  # the hooks that own them restore them
 
 
 class LossPlot(Hook):

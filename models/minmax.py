@@ -22,8 +22,8 @@ to its floor, per attacker kind, then summed with ``id_weight``:
     cross-entropy below chance (log P), as a fraction of chance, clamped at 0.
 
 Every member is scored without gradients, and the gradient flows through the worst one only (the
-max is attained there). The pool and both live attackers (with their optimizers) are saved beside the
-stage state (``pool.pt``, :class:`PoolState`), so ``--resume`` continues with the same pool.
+max is attained there). The pool and both live attackers (with their optimizers) are saved with the
+stage state (in ``state.pt``, :class:`PoolState`), so ``--resume`` continues with the same pool.
 """
 
 from __future__ import annotations
@@ -205,26 +205,35 @@ class AttackerPool:
 
 
 class PoolState(Hook):
-    """Saves the pool beside ``state.pt`` (``pool.pt``) whenever the stage state is saved, and restores
-    it on ``--resume``; also takes the pool's snapshots every ``snapshot_every`` steps."""
+    """The pool in the stage's resumable state: it is one of the trainer's ``extras``, saved in the same
+    ``state.pt`` as E_an and E_reid (one atomic file: a run stopped between two saves cannot resume with
+    a pool of another step) and restored on ``--resume``; also takes the pool's snapshots every
+    ``snapshot_every`` steps. Stage states written before the pool moved into ``state.pt`` are resumed
+    from the ``pool.pt`` beside them when its step is the state's."""
 
-    def __init__(self, pool: AttackerPool, stage_dir: Path, every: int, resume: bool, save: bool) -> None:
-        self.pool, self.path, self.every, self.resume, self.save = pool, stage_dir / "pool.pt", every, resume, save
+    KEY = "pool"
+
+    def __init__(self, pool: AttackerPool, stage_dir: Path) -> None:
+        self.pool, self.legacy = pool, stage_dir / "pool.pt"
 
     def before_train(self, trainer: Trainer) -> None:
-        if self.resume and self.path.exists():
-            state = torch.load(self.path, map_location=trainer.device, weights_only=False)
-            if state["step"] != trainer.step:
-                raise RuntimeError(f"{self.path}: pool saved at step {state['step']}, stage state at {trainer.step}")
-            self.pool.load_state_dict(state["pool"])
+        trainer.extras[self.KEY] = self.pool
+        if trainer.step == 0:  # nothing resumed: the pool starts as a fresh run's
+            return
+        if self.KEY in trainer.resumed_extras:
+            self.pool.load_state_dict(trainer.resumed_extras[self.KEY])
+            return
+        state = torch.load(self.legacy, map_location=trainer.device, weights_only=False) if self.legacy.exists() else None
+        if state is None or state["step"] != trainer.step:
+            found = "none" if state is None else f"step {state['step']}"
+            raise RuntimeError(f"{self.legacy.parent / 'state.pt'}: the stage state at step {trainer.step} holds no "
+                               f"attacker pool and {self.legacy.name} has {found}: remove the stage directory "
+                               "to train the stage again")
+        self.pool.load_state_dict(state["pool"])
 
     def after_step(self, trainer: Trainer) -> None:
         if trainer.step % self.pool.cfg.snapshot_every == 0:
             self.pool.snapshot()
-        if self.save and (trainer.step % self.every == 0 or trainer.step == trainer.steps):
-            tmp = self.path.with_suffix(".tmp")
-            torch.save({"step": trainer.step, "pool": self.pool.state_dict()}, tmp)
-            tmp.replace(self.path)
 
 
 def pool_budgets(cfg: MinmaxCfg, steps: int, rec_budget: Budget | None, identities: int) -> list[Budget]:

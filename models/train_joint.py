@@ -186,7 +186,7 @@ def train_joint(
 
     def pool_hooks(stage_dir: Path) -> list[Hook]:
         assert pool is not None
-        return [PoolState(pool, stage_dir, ctx.cfg.ckpt_every, ctx.resume, ctx.is_main)]
+        return [PoolState(pool, stage_dir)]
 
     _run(ctx, stage, {"anonymizer": anonymizer, "reid": reid}, optimizer, step, evaluate, ocfg, rc.p * rc.k,
          extra_hooks=pool_hooks if pool is not None else None)

@@ -216,17 +216,33 @@ def test_minmax_joint_trains_against_a_pool_and_resumes_exactly(
     # an interrupted run resumed from its state (models, optimizers, RNG, pool) ends where the full one did
     final = {k: v.clone() for k, v in full.anonymizer.state_dict().items()}
     live = {k: v.clone() for k, v in pool.live_rec.state_dict().items()}
+    stage = tmp_path / "stages" / "joint"
     _minmax_cfg(ctx, 2)
     train_joint(ctx, copy.deepcopy(fitted_attacker), None)
-    assert (tmp_path / "stages" / "joint" / "pool.pt").exists()
-    _minmax_cfg(ctx, 4)
-    ctx.resume = True
-    resumed = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
-    assert resumed.pool is not None and resumed.pool.snapshots_taken == 4
-    for k, v in resumed.anonymizer.state_dict().items():
-        assert torch.allclose(v, final[k], atol=1e-6), k
-    for k, v in resumed.pool.live_rec.state_dict().items():
-        assert torch.allclose(v, live[k], atol=1e-6), k
+    state = torch.load(stage / "state.pt", weights_only=False)  # the pool is in the one atomic state file
+    assert state["step"] == 2 and set(state["extras"]) == {"pool"} and not (stage / "pool.pt").exists()
+
+    def resume_to_4() -> None:
+        _minmax_cfg(ctx, 4)
+        ctx.resume = True
+        resumed = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
+        assert resumed.pool is not None and resumed.pool.snapshots_taken == 4
+        for k, v in resumed.anonymizer.state_dict().items():
+            assert torch.allclose(v, final[k], atol=1e-6), k
+        for k, v in resumed.pool.live_rec.state_dict().items():
+            assert torch.allclose(v, live[k], atol=1e-6), k
+
+    resume_to_4()
+    # a stage state from before the pool moved into it resumes from the pool.pt of its own step, and a
+    # pool.pt of another step (a run stopped between the two saves) is refused, naming the fix
+    legacy = {k: v for k, v in state.items() if k != "extras"}
+    torch.save(legacy, stage / "state.pt")
+    torch.save({"step": 2, "pool": state["extras"]["pool"]}, stage / "pool.pt")
+    resume_to_4()
+    torch.save(legacy, stage / "state.pt")
+    torch.save({"step": 4, "pool": state["extras"]["pool"]}, stage / "pool.pt")
+    with pytest.raises(RuntimeError, match=r"holds no attacker pool and pool\.pt has step 4: remove the stage directory"):
+        resume_to_4()
 
 
 def test_privacy_term_is_the_worst_member_of_the_pool(ctx: Context, fitted_attacker: torch.nn.Module) -> None:
