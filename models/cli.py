@@ -31,7 +31,8 @@ def train(
     config: Annotated[str, typer.Option("--config", "-c", help="preset tiny | cpu | minmax | paper, or a YAML path")] = "tiny",
     stage: Annotated[
         list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive | finetune | linear | identity "
-                                     "(repeatable; default all)")
+                                     "| identity_raw (the identity attack on raw events: its no-privacy "
+                                     "reference) (repeatable; default all)")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip finished stages, continue a partial one")] = False,
     ablation: Annotated[bool, typer.Option("--ablation", help="also train the loss-ablation settings (Table 5)")] = False,

@@ -18,8 +18,22 @@ from anonreid.orchestration.infra.timebase import DEFAULT_WINDOW_US
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRESETS = ("tiny", "cpu", "minmax", "paper")
 #: training stages in run order: the anonymizer's (rec, reid, joint), then the attacks on the frozen
-#: anonymizer (inv, adaptive, finetune, linear, identity; :mod:`anonreid.models.train_attacks`)
-STAGES = ("rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity")
+#: anonymizer (inv, adaptive, finetune, linear, identity; :mod:`anonreid.models.train_attacks`) and the
+#: identity attack's no-privacy reference on raw events (identity_raw)
+STAGES = ("rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity", "identity_raw")
+#: stages trained with another stage's config section
+_SECTION_OF = {"identity_raw": "identity"}
+
+
+def stage_base(stage: str) -> str:
+    """The :data:`STAGES` entry of a stage name (an ablation's ``joint_<tag>`` -> ``joint``)."""
+    return "joint" if stage.startswith("joint_") else stage
+
+
+def stage_section(stage: str) -> str:
+    """The config section a stage trains with (``identity_raw`` -> ``identity``, ``joint_<tag>`` -> ``joint``)."""
+    base = stage_base(stage)
+    return _SECTION_OF.get(base, base)
 
 
 class DataCfg(Section):

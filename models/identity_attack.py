@@ -36,6 +36,7 @@ from anonreid.models.data import crop_boxes
 from anonreid.models.registry import create_model
 
 VOXEL_TOWER, PHOTO_TOWER = "attack_id_voxel", "attack_id_photo"  # checkpoint names (stage identity)
+RAW_VOXEL_TOWER, RAW_PHOTO_TOWER = "attack_id_raw_voxel", "attack_id_raw_photo"  # stage identity_raw (the reference)
 
 
 class IdentityAttacker(nn.Module):
@@ -178,15 +179,17 @@ class IdentityTowers:
         return torch.cat(out) if out else torch.zeros((0, 1))
 
 
-def load_identity_towers(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> IdentityTowers | None:
+def load_identity_towers(ckpt_dir: str | Path, device: str | torch.device = "cpu",
+                         raw: bool = False) -> IdentityTowers | None:
     """The two towers from ``ckpt_dir`` (a run's ``checkpoints/`` or a flat weight set); None when the
-    directory has no identity attack."""
+    directory has no identity attack. ``raw``: the towers of stage ``identity_raw`` (raw events)."""
     from anonreid.models.checkpoint import load_checkpoint
 
     ckpt = Path(ckpt_dir)
-    if not (ckpt / f"{VOXEL_TOWER}.json").exists():
+    voxel_name, photo_name = (RAW_VOXEL_TOWER, RAW_PHOTO_TOWER) if raw else (VOXEL_TOWER, PHOTO_TOWER)
+    if not (ckpt / f"{voxel_name}.json").exists():
         return None
-    voxel = load_checkpoint(ckpt / VOXEL_TOWER, device=device)
-    photo = load_checkpoint(ckpt / PHOTO_TOWER, device=device)
+    voxel = load_checkpoint(ckpt / voxel_name, device=device)
+    photo = load_checkpoint(ckpt / photo_name, device=device)
     hw = voxel.metadata.get("crop_hw") or list(voxel.cfg.input_hw or (64, 32))
     return IdentityTowers(voxel.model.eval(), photo.model.eval(), (int(hw[0]), int(hw[1])), dict(voxel.metadata))

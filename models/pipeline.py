@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from anonreid.models.config import STAGES, TrainConfig
+from anonreid.models.config import STAGES, TrainConfig, stage_base, stage_section
 from anonreid.models.sources import (
     EventReidSource,
     PairedH5Source,
@@ -46,12 +46,12 @@ def _weights_tag(w: Sequence[float]) -> str:
 
 def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
     state = ctx.run_dir / "stages" / stage / "state.pt"
-    outputs = [(ckpt_dir or ctx.ckpt_dir) / f"{n}.json" for n in OUTPUTS[stage.split("_")[0]]]
+    outputs = [(ckpt_dir or ctx.ckpt_dir) / f"{n}.json" for n in OUTPUTS[stage_base(stage)]]
     if not (ctx.resume and all(p.exists() for p in outputs)):
         return False
     if state.exists():  # finished only when the state reached the configured step count
         logged = torch.load(state, map_location="cpu", weights_only=False)["step"]
-        stage_cfg = getattr(ctx.cfg, stage.split("_")[0])
+        stage_cfg = getattr(ctx.cfg, stage_section(stage))
         return bool(logged >= stage_cfg.steps) or stage.startswith("joint_")
     return True
 

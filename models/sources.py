@@ -65,6 +65,7 @@ _WHY_NOT = {
     "finetune": "the fine-tuned attacker learns anonymized events -> reference frames",
     "linear": "the linear inverse attack is judged on reference frames",
     "identity": "the direct identity attack needs the identities' enrollment photos",
+    "identity_raw": "the direct identity attack's raw-event reference needs the identities' enrollment photos",
 }
 
 
@@ -76,6 +77,7 @@ _WHY_NOT_PAIRED = {
     "joint": "E_an + E_reid learn identities, which recordings do not label (train them on Event-ReId with this "
              "run as --rec, or on the world)",
     "identity": "the direct identity attack needs identities and their enrollment photos",
+    "identity_raw": "the direct identity attack's raw-event reference needs identities and their enrollment photos",
 }
 
 

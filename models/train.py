@@ -18,7 +18,7 @@ read)::
     RUN_DIR/config.yaml  env.json  command.txt  summary.json
     RUN_DIR/checkpoints/{e_rec, reid_raw, anonymizer, reid, e_inv, e_rec_adaptive, e_rec_finetuned, e_lin,
                          attack_id_voxel, attack_id_photo}.{safetensors,json}
-    RUN_DIR/stages/<stage>/{log.jsonl, loss.png, state.pt, pool.pt (min-max joint)}
+    RUN_DIR/stages/<stage>/{log.jsonl, loss.png, state.pt (with the min-max joint's attacker pool)}
     RUN_DIR/ablation/a<alpha>_b<beta>_g<gamma>/checkpoints/{anonymizer, reid}.*   (``--ablation``)
     RUN_DIR/cache/<key>/*.npy    voxel clips shared by the stages
 
@@ -49,7 +49,7 @@ from torch import nn
 from anonreid.models.anonymizer import attacker_input
 from anonreid.models.budget import Budget
 from anonreid.models.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
-from anonreid.models.config import STAGES, OptimCfg, RecCfg, TrainConfig
+from anonreid.models.config import STAGES, OptimCfg, RecCfg, TrainConfig, stage_base
 from anonreid.models.data import (
     Batch,
     ClipSet,
@@ -92,6 +92,7 @@ OUTPUTS = {
     "finetune": ["e_rec_finetuned"],
     "linear": ["e_lin"],
     "identity": ["attack_id_voxel", "attack_id_photo"],
+    "identity_raw": ["attack_id_raw_voxel", "attack_id_raw_photo"],
 }
 
 
@@ -140,7 +141,7 @@ class Context:
         return self.run_dir / "checkpoints"
 
     def rng(self, stage: str, step: int) -> np.random.Generator:
-        return np.random.default_rng([self.cfg.seed, STAGES.index(stage.split("_")[0]), step])
+        return np.random.default_rng([self.cfg.seed, STAGES.index(stage_base(stage)), step])
 
     def metadata(self, stage: str, metrics: dict[str, float], **extra: Any) -> dict[str, Any]:
         return {

@@ -14,6 +14,10 @@ checked before it trains, refused with :class:`~anonreid.models.budget.AttackBud
   ``identity``  the direct identity attack: voxel + photo towers matching anonymized crops to
                 enrollment photos (:mod:`anonreid.models.identity_attack`)    -> ``attack_id_voxel``,
                                                                                 ``attack_id_photo``
+  ``identity_raw``  the same attack, budget and batches on the *raw* events: not an attack on E_an but
+                its no-privacy reference (what the anonymizer takes away from the strongest attack;
+                no budget rule)                                              -> ``attack_id_raw_voxel``,
+                                                                                ``attack_id_raw_photo``
 
 Every checkpoint records its ``budget`` and the rule's verdict against the anonymizer's
 ``attackers_in_training`` (``budget_rule``).
@@ -38,6 +42,8 @@ from anonreid.models.data import crop_boxes, pk_index, uniform_index
 from anonreid.models.engine import seed_everything
 from anonreid.models.identity_attack import (
     PHOTO_TOWER,
+    RAW_PHOTO_TOWER,
+    RAW_VOXEL_TOWER,
     VOXEL_TOWER,
     batch_photos,
     build_identity_attacker,
@@ -62,7 +68,7 @@ from anonreid.models.train import (
 
 log = logging.getLogger(__name__)
 
-ATTACK_STAGES = ("inv", "adaptive", "finetune", "linear", "identity")
+ATTACK_STAGES = ("inv", "adaptive", "finetune", "linear", "identity", "identity_raw")
 
 
 def anonymizer_budgets(ctx: Context) -> list[Budget]:
@@ -87,8 +93,13 @@ def attack_budget(ctx: Context, stage: str) -> Budget | None:
         return Budget(OUTPUTS[stage][0], "reconstruction", rcfg.steps, rcfg.batch_size,
                       "e_rec" if start else None, start.total if start else 0)
     if stage == "identity":  # P x K sampling caps P at the identities there are
-        return Budget(VOXEL_TOWER, "identity", cfg.identity.steps, min(cfg.identity.p, ctx.train.num_classes) * cfg.identity.k)
+        return Budget(VOXEL_TOWER, "identity", cfg.identity.steps, identity_batch(ctx))
     return None
+
+
+def identity_batch(ctx: Context) -> int:
+    """Crops per batch of the direct identity attack (P x K sampling caps P at the identities there are)."""
+    return min(ctx.cfg.identity.p, ctx.train.num_classes) * ctx.cfg.identity.k
 
 
 def check_budgets_up_front(ctx: Context, attacks: Sequence[str], joint_pending: Callable[[], bool]) -> None:
@@ -259,18 +270,28 @@ def train_linear(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Modu
 # ---------------------------------------------------------------------------------------------- identity
 
 
-def train_identity(ctx: Context, anonymizer: nn.Module) -> nn.Module:
-    """Stage ``identity``: the direct identity attack's two towers (saved as two checkpoints)."""
+def train_identity(ctx: Context, anonymizer: nn.Module | None) -> nn.Module:
+    """Stage ``identity``: the direct identity attack's two towers on E_an's output (saved as two
+    checkpoints); with ``anonymizer`` None, stage ``identity_raw``: the same towers, steps and batches (the
+    same draws: one rng per step for both stages) on the raw events, the no-privacy reference."""
     from anonreid.models.evaluation.attacks import augment_crops
 
     ic = ctx.cfg.identity
-    meta = _checked(ctx, "identity")
-    batch = min(ic.p, ctx.train.num_classes) * ic.k
+    stage = "identity" if anonymizer is not None else "identity_raw"
+    batch = identity_batch(ctx)
+    if anonymizer is not None:
+        meta = _checked(ctx, stage)
+        trained_on, towers = _trained_on(anonymizer), (VOXEL_TOWER, PHOTO_TOWER)
+    else:  # not an attack on E_an: its budget is recorded, no rule applies
+        meta = {"budget": Budget(RAW_VOXEL_TOWER, "identity", ic.steps, batch).as_dict()}
+        trained_on, towers = "raw events (no anonymizer: the no-privacy reference), training identities only", \
+            (RAW_VOXEL_TOWER, RAW_PHOTO_TOWER)
     if ctx.photos is None:
-        raise ValueError("stage identity needs the training identities' enrollment photos (a world with enrollment/)")
+        raise ValueError(f"stage {stage} needs the training identities' enrollment photos (a world with enrollment/)")
     seed_everything(ctx.cfg.seed + STAGES.index("identity"))
     att = build_identity_attacker(ic, ctx.cfg.data.num_bins, ctx.train.num_classes).to(ctx.device)
-    anonymizer.requires_grad_(False).eval()
+    if anonymizer is not None:
+        anonymizer.requires_grad_(False).eval()
     photos_all = ctx.photos.to(ctx.device)
     hw = (ic.crop_hw[0], ic.crop_hw[1])
 
@@ -278,22 +299,26 @@ def train_identity(ctx: Context, anonymizer: nn.Module) -> nn.Module:
         rng = ctx.rng("identity", i)
         b, _ = ctx.sample(rng, pk_index(rng, ctx.train.labels, ic.p, ic.k), False)
         with torch.no_grad():
-            tiles = anonymizer(b.voxels[:, -1])
+            tiles = anonymizer(b.voxels[:, -1]) if anonymizer is not None else b.voxels[:, -1]
         clean = augment_crops(crop_boxes(b.frames[:, -1], b.boxes, hw).cpu(), rng).to(ctx.device)
         photos, photo_labels = batch_photos(photos_all, b.labels, rng)
         return identity_loss(att, crop_boxes(tiles, b.boxes, hw), b.labels, photos, photo_labels, clean, b.labels)
 
-    _run(ctx, "identity", {"voxel": att.voxel, "photo": att.photo}, _optimizer([{"params": att.parameters()}], ic),
+    _run(ctx, stage, {"voxel": att.voxel, "photo": att.photo}, _optimizer([{"params": att.parameters()}], ic),
          step, lambda: {}, ic, batch)
-    extra = {"temperature": ic.temperature, "crop_hw": list(hw), "trained_on": _trained_on(anonymizer), **meta}
-    base = ctx.metadata("identity", ctx.results["identity"]["metrics"], **extra)
-    ctx.save(ctx.ckpt_dir / VOXEL_TOWER, att.voxel, {**base, "tower": "anonymized voxel crops"})
-    ctx.save(ctx.ckpt_dir / PHOTO_TOWER, att.photo, {**base, "tower": "enrollment photos / clean crops"})
+    extra = {"temperature": ic.temperature, "crop_hw": list(hw), "trained_on": trained_on, **meta}
+    base = ctx.metadata(stage, ctx.results[stage]["metrics"], **extra)
+    kind = "anonymized" if anonymizer is not None else "raw"
+    ctx.save(ctx.ckpt_dir / towers[0], att.voxel, {**base, "tower": f"{kind} voxel crops"})
+    ctx.save(ctx.ckpt_dir / towers[1], att.photo, {**base, "tower": "enrollment photos / clean crops"})
     return att.eval()
 
 
 def run_attack_stage(ctx: Context, stage: str) -> None:
-    """Train one attack stage on the run's frozen anonymizer."""
+    """Train one attack stage on the run's frozen anonymizer (``identity_raw``: on the raw events)."""
+    if stage == "identity_raw":
+        train_identity(ctx, None)
+        return
     anonymizer = ctx.load("anonymizer")
     if stage == "inv":
         train_inversion(ctx, anonymizer, ctx.load("e_rec"))

@@ -81,6 +81,41 @@ def test_attack_stages_refuse_a_budget_below_the_rule_before_training(tmp_path: 
     assert not (tmp_path / "stages").exists()  # refused before any training started
 
 
+def test_the_raw_event_reference_is_not_held_to_the_rule_and_resumes_on_its_own(tmp_path: Path) -> None:
+    """Stage identity_raw (the direct identity attack on raw events, the no-privacy reference) trains with
+    no anonymizer and no 3x rule, records its budget, and is its own stage for --resume: the identity
+    attack's checkpoints do not make it look done (its name once mapped to stage identity's)."""
+    from test_models_train import synthetic_clips, synthetic_photos
+
+    from anonreid.models.checkpoint import read_sidecar
+    from anonreid.models.config import stage_base, stage_section
+    from anonreid.models.pipeline import _done
+
+    cfg = load_train_config("tiny")
+    train = synthetic_clips()
+    ctx = Context(cfg, tmp_path, train, synthetic_clips(seed=1), np.arange(4), "synthetic", torch.device("cpu"),
+                  progress=False, photos=synthetic_photos(train, tuple(cfg.identity.crop_hw)), resume=True)
+    assert (stage_base("identity_raw"), stage_section("identity_raw")) == ("identity_raw", "identity")
+    assert (stage_base("joint_a1_b0_g1"), stage_section("joint_a1_b0_g1")) == ("joint", "joint")
+    for name in ("attack_id_voxel", "attack_id_photo"):  # the identity attack is done, its reference is not
+        save_checkpoint(ctx.ckpt_dir / name, create_model("reid_resnet18", in_bins=1), {})
+    assert _done(ctx, "identity") and not _done(ctx, "identity_raw")
+    raw = train_identity(ctx, None)  # no anonymizer checkpoint in the run: the reference needs none
+    meta = read_sidecar(ctx.ckpt_dir / "attack_id_raw_voxel")["metadata"]
+    assert meta["stage"] == "identity_raw" and "budget_rule" not in meta
+    assert meta["budget"]["samples"] == cfg.identity.steps * cfg.identity.p * cfg.identity.k
+    assert _done(ctx, "identity_raw")
+    # the same initialisation and the very same batches as the attack: through an anonymizer that passes
+    # the voxels on unchanged, stage identity trains exactly the reference's towers
+    passthrough = create_model("anonymizer_paper")
+    passthrough.forward = lambda x: x  # type: ignore[method-assign]
+    save_checkpoint(ctx.ckpt_dir / "anonymizer", passthrough, {"attackers_in_training": []})
+    ctx.resume = False
+    attack = train_identity(ctx, passthrough)
+    for (name, a), b in zip(attack.state_dict().items(), raw.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("preset", ["tiny", "cpu", "minmax", "paper"])
 def test_every_preset_gives_its_attacks_the_budget_the_rule_asks(preset: str, tmp_path: Path) -> None:
     """`anonreid train --config PRESET` runs every stage: none of its attacks may be refused by the 3x rule

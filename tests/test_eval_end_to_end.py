@@ -102,6 +102,16 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
     assert res["retrieval"]["enrollment->identity"]["num_queries"] == 2  # the direct identity attack, both ways
     assert res["retrieval"]["identity->enrollment"]["num_queries"] == res["test"]["clips"]
     assert res["attacks"]["identity"]["scores"]["stream_rank1"]["chance"] == 0.5
+    # its no-privacy reference: the same towers, budget and batches on raw events, beside it but not an attack
+    assert res["retrieval"]["identity_raw->enrollment"]["num_queries"] == res["test"]["clips"]
+    assert res["retrieval"]["enrollment->identity_raw"]["num_queries"] == 2
+    from anonreid.models.checkpoint import read_sidecar
+
+    raw_meta = read_sidecar(run / "checkpoints" / "attack_id_raw_voxel")["metadata"]
+    anon_meta = read_sidecar(run / "checkpoints" / "attack_id_voxel")["metadata"]
+    assert raw_meta["budget"]["samples"] == anon_meta["budget"]["samples"] > 0 and "budget_rule" not in raw_meta
+    assert raw_meta["trained_on"].startswith("raw events") and raw_meta["tower"] == "raw voxel crops"
+    assert sum("the anonymizer lowers the direct identity attack" in line for line in res["verdicts"]["lines"]) == 2
     assert set(res["strongest"]) == {"ssim", "enrollment_rank1", "stream_rank1", "raw_rank1", "face_auc"}
     assert all(s["attack"] in res["attacks"] and s["ci_low"] <= s["value"] <= s["ci_high"] for s in res["strongest"].values())
     md = (out / "results.md").read_text()

@@ -199,3 +199,26 @@ def test_a_run_config_without_the_attacker_section_gets_its_presets(tmp_path: Pa
     assert AttackerCfg.from_config(mine).appearance.embed_dim == 48
     with pytest.raises(ConfigError, match=r"attacker\.appearance\.steps"):
         load_train_config("tiny", ["attacker.appearance.steps=0"])
+
+
+def test_the_raw_event_identity_attack_is_the_reference_not_an_attack() -> None:
+    """The direct identity attack on raw events (stage ``identity_raw``) is the no-privacy reference: never a
+    privacy check or the strongest attack, and the story says whether E_an lowers the attack below it
+    (the anonymized interval wholly under the raw one), in each direction."""
+    from anonreid.models.evaluation.report import privacy_checks, story_checks, strongest_checks
+
+    s = _scores()
+    rows = dict(s.retrieval.rows) | {
+        "identity_raw->enrollment": _ret(0.9, 0.8, 0.97, 0.5), "enrollment->identity_raw": _ret(0.9, 0.6, 1.0, 0.5),
+        "identity->enrollment": _ret(0.55, 0.45, 0.65, 0.5), "enrollment->identity": _ret(0.7, 0.4, 0.9, 0.5)}
+    s = Scores(s.reconstruction, s.reid, RetrievalTable(rows), s.face, s.protocol)
+    checks = privacy_checks(s)
+    assert "identity_raw" not in " ".join(c.what for c in checks)
+    assert any(c.what.startswith("stream queries (direct identity attack) →") for c in checks)
+    assert all("raw events" not in c.what for c in strongest_checks(s).values())
+    story = story_checks(s)
+    assert ("the anonymizer lowers the direct identity attack (clips → enrollment photos: raw events 90.0 [80.0, 97.0] "
+            "-> anonymized 55.0 [45.0, 65.0], chance 50.0; 95% intervals apart): holds") in story
+    assert ("the anonymizer lowers the direct identity attack (enrollment photo → clips: raw events 90.0 [60.0, 100.0] "
+            "-> anonymized 70.0 [40.0, 90.0], chance 50.0; 95% intervals apart): DOES NOT HOLD") in story
+    assert not any("lowers the direct identity attack" in line for line in story_checks(_scores()))  # no reference run

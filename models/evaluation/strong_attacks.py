@@ -4,7 +4,8 @@
 (:data:`~anonreid.models.evaluation.attacks.ATTACK_VIEWS`) and scores each like the paper's attack
 (SSIM/PSNR with floors, retrieval by the attacker's appearance net, face verification). This module
 adds the direct identity attack (:func:`identity_attack`: enrollment photos -> anonymized crops through
-the two towers of stage ``identity``, no reconstruction step) and gathers, per attack
+the two towers of stage ``identity``, no reconstruction step; and its no-privacy reference, the towers of
+stage ``identity_raw`` on the raw events, which is not an attack on E_an and not in the table) and gathers, per attack
 (:func:`attacks_table`):
 
   * its training budget and the 3x rule's verdict against the attackers E_an was trained against
@@ -60,25 +61,29 @@ _STAGE_OF = {"e_inv": "inv", "e_rec_adaptive": "adaptive", "e_rec_finetuned": "f
 
 
 @torch.no_grad()
-def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_last: np.ndarray | None,
+def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], last: np.ndarray | None,
                     boxes: np.ndarray, ids: np.ndarray, cams: np.ndarray, query_camera: str, seed: int = 0,
-                    device: str | torch.device = "cpu", batch: int = 64) -> dict[str, RetrievalScore | None]:
+                    device: str | torch.device = "cpu", batch: int = 64,
+                    raw: bool = False) -> dict[str, RetrievalScore | None]:
     """The direct identity attack's retrieval rows: ``enrollment->identity`` (each enrollment photo against
-    the anonymized crops) and ``identity->enrollment`` (each anonymized crop against the photos); empty
-    when the run has no such attack, or there are no photos / anonymized clips."""
+    the anonymized crops ``last``, the last window of each clip) and ``identity->enrollment`` (each
+    anonymized crop against the photos); with ``raw``, the towers of stage ``identity_raw`` on the raw
+    last windows, keys ``enrollment->identity_raw`` and ``identity_raw->enrollment`` (the no-privacy
+    reference). Empty when the run has no such towers, or there are no photos / clips."""
     from anonreid.models.identity_attack import load_identity_towers
 
-    if anon_last is None or not enrollment:
+    if last is None or not enrollment:
         return {}
-    towers = load_identity_towers(run_dir / "checkpoints", device)
+    towers = load_identity_towers(run_dir / "checkpoints", device, raw=raw)
     if towers is None:
         return {}
+    view = "identity_raw" if raw else "identity"
     p_ids = np.asarray(sorted(enrollment))
     p_emb = towers.photo_embeddings([enrollment[i] for i in p_ids]).numpy()
-    v_emb = towers.voxel_embeddings(anon_last, boxes, batch).numpy()
+    v_emb = towers.voxel_embeddings(last, boxes, batch).numpy()
     p_cams = np.full(len(p_ids), query_camera)
-    return {"enrollment->identity": retrieval_scores(p_emb, p_ids, p_cams, v_emb, ids, cams, seed=seed),
-            "identity->enrollment": retrieval_scores(v_emb, ids, cams, p_emb, p_ids, p_cams, seed=seed)}
+    return {f"enrollment->{view}": retrieval_scores(p_emb, p_ids, p_cams, v_emb, ids, cams, seed=seed),
+            f"{view}->enrollment": retrieval_scores(v_emb, ids, cams, p_emb, p_ids, p_cams, seed=seed)}
 
 
 def _budget(run_dir: Path, checkpoint: str, against: list[Any]) -> dict[str, Any] | None:

@@ -222,7 +222,8 @@ def reid_table(ctx: EvalContext, detection: bool = True) -> ReidTable:
 def retrieval_table(ctx: EvalContext) -> RetrievalTable:
     """The retrieval attack in three settings (+ the sanity check enrollment -> reference frames) on every
     view, each view's identification (``view->enrollment``: its clips as queries against the enrollment
-    photos), and the direct identity attack (no reconstruction step) in both directions."""
+    photos), and the direct identity attack (no reconstruction step) in both directions, on the anonymized
+    and (its no-privacy reference, when the run trained stage ``identity_raw``) on the raw events."""
     from anonreid.models.evaluation.strong_attacks import identity_attack
 
     views, attacks = ctx.views, ctx.attacks
@@ -240,8 +241,11 @@ def retrieval_table(ctx: EvalContext) -> RetrievalTable:
             rows[f"enrollment->{v}"] = attacks.retrieval(views[v])
             rows[f"{v}->enrollment"] = attacks.identification(views[v])
     test = ctx.test
-    rows |= identity_attack(ctx.run_dir, test.enrollment, ctx.anon_last, np.asarray(test.clips.boxes), test.ids,
-                            test.cams, ENROLLMENT_CAMERA, ctx.seed, ctx.device)
+    boxes = np.asarray(test.clips.boxes)
+    rows |= identity_attack(ctx.run_dir, test.enrollment, ctx.anon_last, boxes, test.ids, test.cams,
+                            ENROLLMENT_CAMERA, ctx.seed, ctx.device)
+    rows |= identity_attack(ctx.run_dir, test.enrollment, test.clips.voxels[:, -1], boxes, test.ids, test.cams,
+                            ENROLLMENT_CAMERA, ctx.seed, ctx.device, raw=True)  # its no-privacy reference
     return RetrievalTable(rows)
 
 

@@ -89,7 +89,9 @@ def attacker_budget(metadata: dict[str, Any]) -> dict[str, Any]:
     if metadata.get("fitted"):
         return {"samples": metadata.get("clips"), "unit": "clips",
                 "source": f"{metadata['fitted']} on {metadata.get('clips')} clips (no steps)"}
-    stage = str(metadata.get("stage", "")).split("_")[0]
+    from anonreid.models.config import stage_section
+
+    stage = stage_section(str(metadata.get("stage", "")))
     section = (metadata.get("config") or {}).get(stage)
     if isinstance(section, dict) and "steps" in section and "batch_size" in section:
         steps, batch = int(section["steps"]), int(section["batch_size"])
