@@ -112,6 +112,10 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
     assert raw_meta["budget"]["samples"] == anon_meta["budget"]["samples"] > 0 and "budget_rule" not in raw_meta
     assert raw_meta["trained_on"].startswith("raw events") and raw_meta["tower"] == "raw voxel crops"
     assert sum("the anonymizer lowers the direct identity attack" in line for line in res["verdicts"]["lines"]) == 2
+    for direction in ("identity->enrollment", "enrollment->identity"):  # paired over the same queries
+        ref, anon = (res["retrieval"][k]["rank1"]["value"] for k in (direction.replace("identity", "identity_raw"), direction))
+        diff = res["identity_reduction"][direction]
+        assert diff["value"] == pytest.approx(ref - anon) and diff["ci_low"] <= diff["value"] <= diff["ci_high"]
     assert set(res["strongest"]) == {"ssim", "enrollment_rank1", "stream_rank1", "raw_rank1", "face_auc"}
     assert all(s["attack"] in res["attacks"] and s["ci_low"] <= s["value"] <= s["ci_high"] for s in res["strongest"].values())
     md = (out / "results.md").read_text()

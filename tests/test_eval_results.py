@@ -204,21 +204,26 @@ def test_a_run_config_without_the_attacker_section_gets_its_presets(tmp_path: Pa
 def test_the_raw_event_identity_attack_is_the_reference_not_an_attack() -> None:
     """The direct identity attack on raw events (stage ``identity_raw``) is the no-privacy reference: never a
     privacy check or the strongest attack, and the story says whether E_an lowers the attack below it
-    (the anonymized interval wholly under the raw one), in each direction."""
+    (the paired difference's lower bound above zero), in each direction; results.json keeps the differences."""
     from anonreid.models.evaluation.report import privacy_checks, story_checks, strongest_checks
 
     s = _scores()
     rows = dict(s.retrieval.rows) | {
         "identity_raw->enrollment": _ret(0.9, 0.8, 0.97, 0.5), "enrollment->identity_raw": _ret(0.9, 0.6, 1.0, 0.5),
         "identity->enrollment": _ret(0.55, 0.45, 0.65, 0.5), "enrollment->identity": _ret(0.7, 0.4, 0.9, 0.5)}
-    s = Scores(s.reconstruction, s.reid, RetrievalTable(rows), s.face, s.protocol)
+    reduction = {"identity->enrollment": _e(0.35, 0.2, 0.5), "enrollment->identity": _e(0.2, -0.1, 0.5)}
+    s = Scores(s.reconstruction, s.reid, RetrievalTable(rows), s.face, s.protocol, reduction)
+    assert Scores.from_json({"retrieval": s.retrieval.to_json(), "identity_reduction": {
+        k: e.as_dict() for k, e in reduction.items()}}).identity_reduction == reduction
     checks = privacy_checks(s)
     assert "identity_raw" not in " ".join(c.what for c in checks)
     assert any(c.what.startswith("stream queries (direct identity attack) →") for c in checks)
     assert all("raw events" not in c.what for c in strongest_checks(s).values())
     story = story_checks(s)
     assert ("the anonymizer lowers the direct identity attack (clips → enrollment photos: raw events 90.0 [80.0, 97.0] "
-            "-> anonymized 55.0 [45.0, 65.0], chance 50.0; 95% intervals apart): holds") in story
+            "-> anonymized 55.0 [45.0, 65.0], chance 50.0; paired difference 35.0 [20.0, 50.0] points, lower bound "
+            "above 0): holds") in story
     assert ("the anonymizer lowers the direct identity attack (enrollment photo → clips: raw events 90.0 [60.0, 100.0] "
-            "-> anonymized 70.0 [40.0, 90.0], chance 50.0; 95% intervals apart): DOES NOT HOLD") in story
+            "-> anonymized 70.0 [40.0, 90.0], chance 50.0; paired difference 20.0 [-10.0, 50.0] points, lower bound "
+            "above 0): DOES NOT HOLD") in story
     assert not any("lowers the direct identity attack" in line for line in story_checks(_scores()))  # no reference run

@@ -55,13 +55,20 @@ from anonreid.models.evaluation.attacks import (
     train_attacker_net,
 )
 from anonreid.models.evaluation.protocol import evaluation_protocol
-from anonreid.models.evaluation.results import EvaluatedSetSummary, EvaluationResults, RunInfo, Scores
+from anonreid.models.evaluation.results import (
+    EvaluatedSetSummary,
+    EvaluationResults,
+    RetrievalTable,
+    RunInfo,
+    Scores,
+)
 from anonreid.models.evaluation.tables import (
     Attacks,
     EvalContext,
     ablation_table,
     encryption_table,
     face_table,
+    identity_table,
     photo_crops,
     reconstruction_table,
     reid_table,
@@ -206,14 +213,15 @@ def evaluate_run(
     # one evaluator per table, in this order (a stochastic anonymizer in the ablation draws from torch's RNG)
     reconstruction = reconstruction_table(ctx)
     reid = reid_table(ctx, opts.detection)
-    retrieval = retrieval_table(ctx)
+    identity_rows, identity_reduction = identity_table(ctx)
+    retrieval = RetrievalTable(retrieval_table(ctx).rows | identity_rows)
     gt = reid.boxes.get("gt", {})
     row, enrollment = gt.get("anonymized") or gt.get("raw"), retrieval.get("enrollment->raw")
     protocol = replace(protocol, reid_queries=row.num_queries if row else None,
                        enrollment_queries=enrollment.num_queries if enrollment else None)
     log.info("protocol: %s ReId queries (one per identity and camera), %s enrollment queries",
              protocol.reid_queries, protocol.enrollment_queries)
-    scores = Scores(reconstruction, reid, retrieval, face_table(ctx), protocol)
+    scores = Scores(reconstruction, reid, retrieval, face_table(ctx), protocol, identity_reduction)
     encryption = encryption_table(ctx, opts.progress) if opts.encryption else None
     ablation = ablation_table(ctx)
     from anonreid.models.evaluation.strong_attacks import attacks_table

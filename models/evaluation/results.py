@@ -202,6 +202,14 @@ class Rows(Generic[T]):
 #: the retrieval attacks: ``query->gallery`` (enrollment / raw queries against each view) -> score, ``None``
 #: where the attacker lacks the net or the queries
 RetrievalTable = Rows[RetrievalScore | None]
+#: the direct identity attack's two directions (``enrollment->identity``: each enrollment photo a query
+#: against the clips; ``identity->enrollment``: each clip a query against the photos)
+IDENTITY_DIRECTIONS = ("enrollment->identity", "identity->enrollment")
+
+
+def raw_key(key: str) -> str:
+    """The key of an identity-attack direction's no-privacy reference (``identity`` -> ``identity_raw``)."""
+    return key.replace("identity", "identity_raw")
 #: face verification per probe source (reference frames, each view) -> score, ``None`` where not run
 FaceTable = Rows[FaceScore | None]
 
@@ -215,6 +223,10 @@ class Scores:
     retrieval: RetrievalTable
     face: FaceTable
     protocol: Protocol | None = None
+    # what the anonymizer takes from the direct identity attack, per direction (``identity->enrollment``,
+    # ``enrollment->identity``): rank-1 on raw events minus on anonymized ones, paired over the same
+    # queries, with an identity-cluster bootstrap interval (empty without the raw-event reference)
+    identity_reduction: dict[str, Estimate] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, res: Mapping[str, Any]) -> Scores:
@@ -225,7 +237,8 @@ class Scores:
                    ReidTable.from_json(res.get("reid") or {}),
                    Rows.from_json(res.get("retrieval") or {}, RetrievalScore.from_dict),
                    Rows.from_json(res.get("face") or {}, FaceScore.from_dict),
-                   Protocol(**{k: v for k, v in proto.items() if k in known}) if proto else None)
+                   Protocol(**{k: v for k, v in proto.items() if k in known}) if proto else None,
+                   {k: Estimate.from_dict(e) for k, e in (res.get("identity_reduction") or {}).items()})
 
 
 # ------------------------------------------------------------------------------------- the baseline tables
@@ -454,6 +467,8 @@ class EvaluationResults:
             "reconstruction": s.reconstruction.to_json(), "reid": s.reid.to_json(), "retrieval": s.retrieval.to_json(),
             "protocol": None if s.protocol is None else s.protocol.as_dict(), "face": s.face.to_json(),
         }
+        if s.identity_reduction:
+            res["identity_reduction"] = {k: e.as_dict() for k, e in s.identity_reduction.items()}
         if self.encryption is not None:
             res["encryption"] = self.encryption.to_json()
         res["ablation"] = self.ablation.to_json()

@@ -5,7 +5,8 @@
 (SSIM/PSNR with floors, retrieval by the attacker's appearance net, face verification). This module
 adds the direct identity attack (:func:`identity_attack`: enrollment photos -> anonymized crops through
 the two towers of stage ``identity``, no reconstruction step; and its no-privacy reference, the towers of
-stage ``identity_raw`` on the raw events, which is not an attack on E_an and not in the table) and gathers, per attack
+stage ``identity_raw`` on the raw events, which is not an attack on E_an and not in the table, with the
+paired rank-1 difference between the two) and gathers, per attack
 (:func:`attacks_table`):
 
   * its training budget and the 3x rule's verdict against the attackers E_an was trained against
@@ -35,12 +36,14 @@ from anonreid.models.evaluation.attacks import retrieval_scores
 from anonreid.models.evaluation.collapse import collapse_check
 from anonreid.models.evaluation.intervals import Estimate
 from anonreid.models.evaluation.results import (
+    IDENTITY_DIRECTIONS,
     AttackRow,
     AttackScores,
     AttacksTable,
     ChanceEstimate,
     RetrievalScore,
     Scores,
+    raw_key,
 )
 
 #: every attack: (results key / view, what it is, its checkpoint (None: nothing trained), trained attack)
@@ -61,29 +64,48 @@ _STAGE_OF = {"e_inv": "inv", "e_rec_adaptive": "adaptive", "e_rec_finetuned": "f
 
 
 @torch.no_grad()
-def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], last: np.ndarray | None,
-                    boxes: np.ndarray, ids: np.ndarray, cams: np.ndarray, query_camera: str, seed: int = 0,
-                    device: str | torch.device = "cpu", batch: int = 64,
-                    raw: bool = False) -> dict[str, RetrievalScore | None]:
-    """The direct identity attack's retrieval rows: ``enrollment->identity`` (each enrollment photo against
-    the anonymized crops ``last``, the last window of each clip) and ``identity->enrollment`` (each
-    anonymized crop against the photos); with ``raw``, the towers of stage ``identity_raw`` on the raw
-    last windows, keys ``enrollment->identity_raw`` and ``identity_raw->enrollment`` (the no-privacy
-    reference). Empty when the run has no such towers, or there are no photos / clips."""
+def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_last: np.ndarray | None,
+                    raw_last: np.ndarray | None, boxes: np.ndarray, ids: np.ndarray, cams: np.ndarray,
+                    query_camera: str, seed: int = 0, device: str | torch.device = "cpu", batch: int = 64,
+                    ) -> tuple[dict[str, RetrievalScore | None], dict[str, Estimate]]:
+    """The direct identity attack's retrieval rows, both ways (:data:`IDENTITY_DIRECTIONS`), on the
+    anonymized last windows ``anon_last`` through the towers of stage ``identity``, and, as its no-privacy
+    reference, on the raw last windows ``raw_last`` through those of stage ``identity_raw`` (keys with
+    ``identity_raw``); each set only where the run trained its towers and there are photos and clips.
+
+    With both, also what the anonymizer takes from the attack, per direction: the paired difference of
+    rank-1, raw minus anonymized, over the same queries (each query's hit on raw events minus its hit
+    on anonymized ones), with an identity-cluster bootstrap interval."""
+    from anonreid.models.evaluation.intervals import bootstrap_ci
+    from anonreid.models.evaluation.metrics import cmc_map, cosine_distance
     from anonreid.models.identity_attack import load_identity_towers
 
-    if last is None or not enrollment:
-        return {}
-    towers = load_identity_towers(run_dir / "checkpoints", device, raw=raw)
-    if towers is None:
-        return {}
-    view = "identity_raw" if raw else "identity"
-    p_ids = np.asarray(sorted(enrollment))
-    p_emb = towers.photo_embeddings([enrollment[i] for i in p_ids]).numpy()
-    v_emb = towers.voxel_embeddings(last, boxes, batch).numpy()
-    p_cams = np.full(len(p_ids), query_camera)
-    return {f"enrollment->{view}": retrieval_scores(p_emb, p_ids, p_cams, v_emb, ids, cams, seed=seed),
-            f"{view}->enrollment": retrieval_scores(v_emb, ids, cams, p_emb, p_ids, p_cams, seed=seed)}
+    rows: dict[str, RetrievalScore | None] = {}
+    hits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # key -> (rank-1 hits, their query ids, index)
+    for raw, last in ((False, anon_last), (True, raw_last)):
+        if last is None or not enrollment:
+            continue
+        towers = load_identity_towers(run_dir / "checkpoints", device, raw=raw)
+        if towers is None:
+            continue
+        p_ids = np.asarray(sorted(enrollment))
+        p_emb = towers.photo_embeddings([enrollment[i] for i in p_ids]).numpy()
+        v_emb = towers.voxel_embeddings(last, boxes, batch).numpy()
+        p_cams = np.full(len(p_ids), query_camera)
+        sides = {IDENTITY_DIRECTIONS[0]: (p_emb, p_ids, p_cams, v_emb, ids, cams),
+                 IDENTITY_DIRECTIONS[1]: (v_emb, ids, cams, p_emb, p_ids, p_cams)}
+        for direction, (q, q_ids, q_cams, g, g_ids, g_cams) in sides.items():
+            key = raw_key(direction) if raw else direction
+            rows[key] = retrieval_scores(q, q_ids, q_cams, g, g_ids, g_cams, seed=seed)
+            res = cmc_map(cosine_distance(q, g), np.asarray(q_ids), np.asarray(g_ids), q_cams, g_cams)
+            hits[key] = (res.rank1_hit, np.asarray(q_ids)[res.valid_query_index], res.valid_query_index)
+    reduction: dict[str, Estimate] = {}
+    for direction in IDENTITY_DIRECTIONS:
+        anon, ref = hits.get(direction), hits.get(raw_key(direction))
+        if anon is not None and ref is not None and np.array_equal(anon[2], ref[2]):  # the same queries
+            diff = ref[0].astype(np.float64) - anon[0].astype(np.float64)
+            reduction[direction] = bootstrap_ci(diff, anon[1], seed=seed, bounds=(-1.0, 1.0))
+    return rows, reduction
 
 
 def _budget(run_dir: Path, checkpoint: str, against: list[Any]) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ table's typed result (:mod:`anonreid.models.evaluation.results`):
   :func:`reconstruction_table`  Table 2: SSIM / PSNR of E_rec's reconstructions, every view
   :func:`reid_table`            Table 4: ReId rank-1/5/10 and mAP, raw vs anonymized, GT and detected boxes
   :func:`retrieval_table`       the retrieval attack (Tables 3, 6, 7): enrollment / raw queries -> each view
+  :func:`identity_table`        the direct identity attack, its raw-event reference and the paired difference
   :func:`face_table`            face verification of reference frames and every view
   :func:`encryption_table`      Table 3's encryption baselines (chaotic scrambling and discarding)
   :func:`ablation_table`        Table 5: every ``--ablation`` setting of the run
@@ -45,6 +46,7 @@ from anonreid.models.evaluation.attacks import (
     retrieval_attack,
     retrieval_scores,
 )
+from anonreid.models.evaluation.intervals import Estimate
 from anonreid.models.evaluation.results import (
     ENROLLMENT_CAMERA,
     AblationRow,
@@ -221,11 +223,8 @@ def reid_table(ctx: EvalContext, detection: bool = True) -> ReidTable:
 
 def retrieval_table(ctx: EvalContext) -> RetrievalTable:
     """The retrieval attack in three settings (+ the sanity check enrollment -> reference frames) on every
-    view, each view's identification (``view->enrollment``: its clips as queries against the enrollment
-    photos), and the direct identity attack (no reconstruction step) in both directions, on the anonymized
-    and (its no-privacy reference, when the run trained stage ``identity_raw``) on the raw events."""
-    from anonreid.models.evaluation.strong_attacks import identity_attack
-
+    view, and each view's identification (``view->enrollment``: its clips as queries against the enrollment
+    photos); the direct identity attack's rows are :func:`identity_table`'s."""
     views, attacks = ctx.views, ctx.attacks
     rows: dict[str, RetrievalScore | None] = {}
     if ctx.reference is not None:
@@ -240,13 +239,18 @@ def retrieval_table(ctx: EvalContext) -> RetrievalTable:
             rows[f"raw->{v}"] = attacks.retrieval(views[v], views["raw"])
             rows[f"enrollment->{v}"] = attacks.retrieval(views[v])
             rows[f"{v}->enrollment"] = attacks.identification(views[v])
-    test = ctx.test
-    boxes = np.asarray(test.clips.boxes)
-    rows |= identity_attack(ctx.run_dir, test.enrollment, ctx.anon_last, boxes, test.ids, test.cams,
-                            ENROLLMENT_CAMERA, ctx.seed, ctx.device)
-    rows |= identity_attack(ctx.run_dir, test.enrollment, test.clips.voxels[:, -1], boxes, test.ids, test.cams,
-                            ENROLLMENT_CAMERA, ctx.seed, ctx.device, raw=True)  # its no-privacy reference
     return RetrievalTable(rows)
+
+
+def identity_table(ctx: EvalContext) -> tuple[dict[str, RetrievalScore | None], dict[str, Estimate]]:
+    """The direct identity attack (no reconstruction step) in both directions on the anonymized events,
+    and its no-privacy reference on the raw events (when the run trained stage ``identity_raw``), with the
+    paired rank-1 difference between the two (:func:`~anonreid.models.evaluation.strong_attacks.identity_attack`)."""
+    from anonreid.models.evaluation.strong_attacks import identity_attack
+
+    test = ctx.test
+    return identity_attack(ctx.run_dir, test.enrollment, ctx.anon_last, test.clips.voxels[:, -1],
+                           np.asarray(test.clips.boxes), test.ids, test.cams, ENROLLMENT_CAMERA, ctx.seed, ctx.device)
 
 
 def face_table(ctx: EvalContext) -> FaceTable:
