@@ -222,27 +222,29 @@ def test_minmax_joint_trains_against_a_pool_and_resumes_exactly(
     state = torch.load(stage / "state.pt", weights_only=False)  # the pool is in the one atomic state file
     assert state["step"] == 2 and set(state["extras"]) == {"pool"} and not (stage / "pool.pt").exists()
 
-    def resume_to_4() -> None:
-        _minmax_cfg(ctx, 4)
-        ctx.resume = True
-        resumed = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
-        assert resumed.pool is not None and resumed.pool.snapshots_taken == 4
-        for k, v in resumed.anonymizer.state_dict().items():
-            assert torch.allclose(v, final[k], atol=1e-6), k
-        for k, v in resumed.pool.live_rec.state_dict().items():
-            assert torch.allclose(v, live[k], atol=1e-6), k
-
-    resume_to_4()
+    _minmax_cfg(ctx, 4)
+    ctx.resume = True
+    resumed = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
+    assert resumed.pool is not None and resumed.pool.snapshots_taken == 4
+    for k, v in resumed.anonymizer.state_dict().items():
+        assert torch.allclose(v, final[k], atol=1e-6), k
+    for k, v in resumed.pool.live_rec.state_dict().items():
+        assert torch.allclose(v, live[k], atol=1e-6), k
     # a stage state from before the pool moved into it resumes from the pool.pt of its own step, and a
     # pool.pt of another step (a run stopped between the two saves) is refused, naming the fix
-    legacy = {k: v for k, v in state.items() if k != "extras"}
-    torch.save(legacy, stage / "state.pt")
-    torch.save({"step": 2, "pool": state["extras"]["pool"]}, stage / "pool.pt")
-    resume_to_4()
-    torch.save(legacy, stage / "state.pt")
-    torch.save({"step": 4, "pool": state["extras"]["pool"]}, stage / "pool.pt")
+    from types import SimpleNamespace
+
+    from anonreid.models.minmax import PoolState
+
+    saved = state["extras"]["pool"]
+    assert saved["snapshots_taken"] == 2
+    torch.save({"step": 2, "pool": saved}, stage / "pool.pt")
+    legacy = SimpleNamespace(step=2, extras={}, resumed_extras={}, device=torch.device("cpu"))
+    PoolState(pool, stage).before_train(legacy)  # type: ignore[arg-type]
+    assert legacy.extras["pool"] is pool and pool.snapshots_taken == 2 and len(pool.rec_snaps) == 2
+    torch.save({"step": 4, "pool": saved}, stage / "pool.pt")
     with pytest.raises(RuntimeError, match=r"holds no attacker pool and pool\.pt has step 4: remove the stage directory"):
-        resume_to_4()
+        PoolState(pool, stage).before_train(legacy)  # type: ignore[arg-type]
 
 
 def test_privacy_term_is_the_worst_member_of_the_pool(ctx: Context, fitted_attacker: torch.nn.Module) -> None:
