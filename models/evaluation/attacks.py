@@ -49,6 +49,7 @@ from torch import nn
 
 from anonreid.models.evaluation.intervals import Estimate, auc_ci, bootstrap_ci, proportion_ci
 from anonreid.models.evaluation.metrics import (
+    RetrievalResult,
     chance_cmc_map,
     cmc_map,
     cosine_distance,
@@ -304,8 +305,15 @@ def retrieval_scores(
 ) -> RetrievalScore:
     """Market-1501 CMC/mAP of cosine-distance rankings: rank-1 with its Clopper–Pearson interval (design
     effect over query identities), mAP with the identity bootstrap, and the exact chance levels."""
-    q_ids, g_ids = np.asarray(q_ids), np.asarray(g_ids)
-    res = cmc_map(cosine_distance(q_emb, g_emb), q_ids, g_ids, q_cams, g_cams)
+    q_ids = np.asarray(q_ids)
+    return ranking_scores(cmc_map(cosine_distance(q_emb, g_emb), q_ids, np.asarray(g_ids), q_cams, g_cams),
+                          q_ids, q_cams, g_ids, g_cams, seed)
+
+
+def ranking_scores(res: RetrievalResult, q_ids: np.ndarray, q_cams: Sequence | np.ndarray,
+                   g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray, seed: int = 0) -> RetrievalScore:
+    """:func:`retrieval_scores` of rankings already scored (``res``, of queries ``q_ids``)."""
+    g_ids = np.asarray(g_ids)
     groups = q_ids[res.valid_query_index]
     return RetrievalScore(
         rank1=proportion_ci(res.rank1_hit, groups),

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anonreid.models.evaluation.attacks import retrieval_scores
+from anonreid.models.evaluation.attacks import ranking_scores
 from anonreid.models.evaluation.collapse import collapse_check
 from anonreid.models.evaluation.intervals import Estimate
 from anonreid.models.evaluation.results import (
@@ -96,8 +96,8 @@ def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_la
                  IDENTITY_DIRECTIONS[1]: (v_emb, ids, cams, p_emb, p_ids, p_cams)}
         for direction, (q, q_ids, q_cams, g, g_ids, g_cams) in sides.items():
             key = raw_key(direction) if raw else direction
-            rows[key] = retrieval_scores(q, q_ids, q_cams, g, g_ids, g_cams, seed=seed)
             res = cmc_map(cosine_distance(q, g), np.asarray(q_ids), np.asarray(g_ids), q_cams, g_cams)
+            rows[key] = ranking_scores(res, np.asarray(q_ids), q_cams, g_ids, g_cams, seed=seed)
             hits[key] = (res.rank1_hit, np.asarray(q_ids)[res.valid_query_index], res.valid_query_index)
     reduction: dict[str, Estimate] = {}
     for direction in IDENTITY_DIRECTIONS:
