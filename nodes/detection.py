@@ -7,7 +7,11 @@ exponential decay (a person who slows down for a few windows keeps their blob) a
 3x3 box filter (isolated noise events fall below the threshold), thresholds it, closes small gaps
 (legs and torso often fire separately), labels connected components (``scipy.ndimage``) and keeps the
 components whose size and aspect ratio look like a person. Pixels that fire in almost every window
-(hot pixels) are learned online and masked out.
+(hot pixels) are learned online and masked out. A noisy sensor (shot noise of a pixel or more a second,
+inside the published range of real sensors) would put its whole field above the threshold: the
+detector estimates the background rate from the median cell's activity (people cover few cells) and
+raises the threshold to ``noise_factor`` times it when that is higher (on a quiet sensor it is not,
+and nothing changes).
 
 Everything is vectorised numpy on the cell grid (80 x 60 cells for the 320 x 240 default sensor), so a
 window costs well under a millisecond of the camera node's budget.
@@ -15,6 +19,7 @@ window costs well under a millisecond of the camera node's budget.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +80,7 @@ class ActivityDetector:
         merge_overlap: float = DEFAULTS.merge_overlap,
         hot_pixel_rate: float = DEFAULTS.hot_pixel_rate,
         hot_pixel_halflife: float = DEFAULTS.hot_pixel_halflife,
+        noise_factor: float = DEFAULTS.noise_factor,
     ) -> None:
         self.sensor = sensor
         self.cell = cell
@@ -90,6 +96,7 @@ class ActivityDetector:
         self.merge_overlap = merge_overlap
         self.hot_pixel_rate = hot_pixel_rate
         self.hot_pixel_halflife = hot_pixel_halflife
+        self.noise_factor = noise_factor
         self.grid_hw = (-(-sensor.height // cell), -(-sensor.width // cell))
         self._activity = np.zeros(self.grid_hw, np.float32)
         self._hot_rate = np.zeros(self.grid_hw, np.float32)
@@ -112,16 +119,17 @@ class ActivityDetector:
         self._activity += counts
         # normalise to "events per pixel per window" so the threshold does not depend on cell or decay
         smooth = ndimage.uniform_filter(self._activity, size=3, mode="constant") * ((1 - self.decay) / self.cell**2)
-        active = smooth > self.threshold
         # hot cells: active nearly always, whether or not anyone is there
         raw_active = counts > 0
         alpha = 1.0 - 0.5 ** (1.0 / self.hot_pixel_halflife)
         self._hot_rate += alpha * (raw_active.astype(np.float32) - self._hot_rate)
         self._windows += 1
+        threshold = max(self.threshold, self.noise_factor * self.background_rate())
+        active = smooth > threshold
         if self._windows > self.hot_pixel_halflife:
             hot = self._hot_rate > self.hot_pixel_rate
             if hot.any():
-                active &= ~ndimage.binary_dilation(hot, self._structure) | (smooth > 4 * self.threshold)
+                active &= ~ndimage.binary_dilation(hot, self._structure) | (smooth > 4 * threshold)
         if not active.any():
             return []
         if self.close_iterations:
@@ -131,7 +139,7 @@ class ActivityDetector:
             return []
         # the 3x3 smoothing and the closing grow a blob by a cell or two: the box is fitted to the cells
         # of the component that are dense on their own (unfiltered), falling back to the whole component
-        dense = labels * (self._activity * ((1 - self.decay) / self.cell**2) > 0.5 * self.threshold)
+        dense = labels * (self._activity * ((1 - self.decay) / self.cell**2) > 0.5 * threshold)
         tight = ndimage.find_objects(dense, max_label=n)
         slices = ndimage.find_objects(labels)
         boxes = [
@@ -140,7 +148,16 @@ class ActivityDetector:
             if s is not None
         ]
         boxes = _merge_boxes(boxes, self.merge_gap / self.cell, self.merge_overlap)
-        return self._to_detections(boxes, active, counts, smooth)
+        return self._to_detections(boxes, active, counts, smooth, threshold)
+
+    def background_rate(self) -> float:
+        """The sensor's background events per pixel per window: the median cell's share of windows with an
+        event (learned with the hot-pixel rate), read as a Poisson rate (0 until it has been learned)."""
+        if self.noise_factor <= 0 or self._windows <= self.hot_pixel_halflife:
+            return 0.0
+        warmed = 1.0 - 0.5 ** (self._windows / self.hot_pixel_halflife)  # the average started at 0
+        p = min(float(np.median(self._hot_rate)) / warmed, 0.999)
+        return -math.log1p(-p) / self.cell**2
 
     def _to_detections(
         self,
@@ -148,6 +165,7 @@ class ActivityDetector:
         active: np.ndarray,
         counts: np.ndarray,
         smooth: np.ndarray,
+        threshold: float,
     ) -> list[Detection]:
         c = self.cell
         out: list[Detection] = []
@@ -167,7 +185,7 @@ class ActivityDetector:
             if fill < self.min_fill:
                 continue
             strength = float(smooth[y1:y2, x1:x2][region].mean())
-            score = fill * strength / (strength + self.threshold)
+            score = fill * strength / (strength + threshold)
             out.append(Detection((px1, py1, px2, py2), float(np.clip(score, 0, 1)), int(counts[y1:y2, x1:x2].sum())))
         out.sort(key=lambda d: d.box[0])
         return out

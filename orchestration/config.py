@@ -168,6 +168,9 @@ class DetectorConfig(Section):
     hot_pixel_rate: float = Field(0.8, gt=0, le=1, description="a cell active in more than this fraction of recent "
                                   "windows is a hot pixel and masked out")
     hot_pixel_halflife: float = Field(60.0, gt=0, description="windows over which that fraction is averaged")
+    noise_factor: float = Field(3.0, ge=0, description="a noisy sensor raises the threshold to this many times its "
+                                "background rate (events per pixel per window, from the median cell's activity); "
+                                "0 = a fixed threshold")
 
     @model_validator(mode="after")
     def _check(self) -> DetectorConfig:
