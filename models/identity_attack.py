@@ -39,6 +39,11 @@ VOXEL_TOWER, PHOTO_TOWER = "attack_id_voxel", "attack_id_photo"  # checkpoint na
 RAW_VOXEL_TOWER, RAW_PHOTO_TOWER = "attack_id_raw_voxel", "attack_id_raw_photo"  # stage identity_raw (the reference)
 
 
+def tower_names(raw: bool) -> tuple[str, str]:
+    """The (voxel, photo) checkpoint names of stage ``identity``, or with ``raw`` of ``identity_raw``."""
+    return (RAW_VOXEL_TOWER, RAW_PHOTO_TOWER) if raw else (VOXEL_TOWER, PHOTO_TOWER)
+
+
 class IdentityAttacker(nn.Module):
     """The two towers (not a registered model: each tower is one, and is checkpointed on its own)."""
 
@@ -186,7 +191,7 @@ def load_identity_towers(ckpt_dir: str | Path, device: str | torch.device = "cpu
     from anonreid.models.checkpoint import load_checkpoint
 
     ckpt = Path(ckpt_dir)
-    voxel_name, photo_name = (RAW_VOXEL_TOWER, RAW_PHOTO_TOWER) if raw else (VOXEL_TOWER, PHOTO_TOWER)
+    voxel_name, photo_name = tower_names(raw)
     if not (ckpt / f"{voxel_name}.json").exists():
         return None
     voxel = load_checkpoint(ckpt / voxel_name, device=device)

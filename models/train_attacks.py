@@ -41,13 +41,11 @@ from anonreid.models.config import STAGES
 from anonreid.models.data import crop_boxes, pk_index, uniform_index
 from anonreid.models.engine import seed_everything
 from anonreid.models.identity_attack import (
-    PHOTO_TOWER,
-    RAW_PHOTO_TOWER,
-    RAW_VOXEL_TOWER,
     VOXEL_TOWER,
     batch_photos,
     build_identity_attacker,
     identity_loss,
+    tower_names,
 )
 from anonreid.models.inversion import fit_linear_inverse
 from anonreid.models.layers import ChannelAffine, fit_channel_affine
@@ -279,13 +277,13 @@ def train_identity(ctx: Context, anonymizer: nn.Module | None) -> nn.Module:
     ic = ctx.cfg.identity
     stage = "identity" if anonymizer is not None else "identity_raw"
     batch = identity_batch(ctx)
+    towers = tower_names(raw=anonymizer is None)
     if anonymizer is not None:
         meta = _checked(ctx, stage)
-        trained_on, towers = _trained_on(anonymizer), (VOXEL_TOWER, PHOTO_TOWER)
+        trained_on = _trained_on(anonymizer)
     else:  # not an attack on E_an: its budget is recorded, no rule applies
-        meta = {"budget": Budget(RAW_VOXEL_TOWER, "identity", ic.steps, batch).as_dict()}
-        trained_on, towers = "raw events (no anonymizer: the no-privacy reference), training identities only", \
-            (RAW_VOXEL_TOWER, RAW_PHOTO_TOWER)
+        meta = {"budget": Budget(towers[0], "identity", ic.steps, batch).as_dict()}
+        trained_on = "raw events (no anonymizer: the no-privacy reference), training identities only"
     if ctx.photos is None:
         raise ValueError(f"stage {stage} needs the training identities' enrollment photos (a world with enrollment/)")
     seed_everything(ctx.cfg.seed + STAGES.index("identity"))
