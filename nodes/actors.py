@@ -45,7 +45,7 @@ class CameraService:
         self.source = open_source(spec)
         gallery = None
         if gallery_address:
-            from anonreid.gallery.client import GalleryClient
+            from anonreid.proto.gallery_client import GalleryClient
 
             gallery = GalleryClient(gallery_address, security=security)
         redis_client = None

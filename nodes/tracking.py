@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from anonreid.nodes.detection import Detection, box_iou
+from anonreid.events.detection import Detection, box_iou
 from anonreid.orchestration.config import TrackerConfig
 
 Box = tuple[float, float, float, float]

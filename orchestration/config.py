@@ -144,7 +144,7 @@ class GalleryConfig(Section):
 
 
 class DetectorConfig(Section):
-    """Stage 4, detect (nodes/detection.py, ``ActivityDetector``): people boxes from event activity.
+    """Stage 4, detect (events/detection.py, ``ActivityDetector``): people boxes from event activity.
     Sizes are in sensor pixels; "per window" means per ``events.window_us``."""
 
     cell: int = Field(4, ge=1, description="cell size of the count image, px")

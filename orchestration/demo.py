@@ -210,9 +210,8 @@ def privacy_summary(cfg: Any, redis_client: Any, adversary_stats: dict[str, Any]
     stats (attack rounds, samples per camera, missing attackers); None when the demo ran without it."""
     if adversary_stats is None:
         return None
-    from anonreid.nodes.adversary.policy import PrivacyPolicy
-    from anonreid.nodes.adversary.records import AuditLog
-    from anonreid.nodes.adversary.report import privacy_status
+    from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, privacy_status
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     status = privacy_status(
         AuditLog(redis_client).records(), PrivacyPolicy.load(cfg.adversary.policy or None), list(cfg.demo.cameras)

@@ -64,9 +64,9 @@ def _enrollment() -> dict[str, np.ndarray]:
 
 
 def _node(client: Any, attackers: Any, **kw: Any) -> tuple[Any, CollectorRegistry]:
+    from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
     from anonreid.nodes.adversary.metrics import AdversaryMetrics
     from anonreid.nodes.adversary.node import AdversaryNode
-    from anonreid.nodes.adversary.policy import PrivacyPolicy
 
     registry = CollectorRegistry()
     cfg = AdversaryConfig(**{"cameras": [CAMERA], "min_samples": 3, "enrollment": "", "crop_hw": (32, 16),
@@ -109,8 +109,8 @@ def test_every_attack_of_the_run_is_run_scored_with_intervals_and_its_budget_rep
     redis_service: Any, tmp_path: Path
 ) -> None:
     from anonreid.nodes.adversary.attackers import load_attackers
-    from anonreid.nodes.adversary.records import AuditLog
     from anonreid.nodes.adversary.report import render_html, report_data
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     attackers = load_attackers(_weights(tmp_path / "weights"))
     assert attackers.side is not None and attackers.side.e_rec_finetuned is not None and attackers.side.e_lin is not None
@@ -160,7 +160,7 @@ def test_a_new_anonymizer_version_restarts_and_retrains_the_live_attacker(redis_
     from anonreid.models.evaluation.attacks import AttackerSide
     from anonreid.models.registry import create_model
     from anonreid.nodes.adversary.attackers import Attackers
-    from anonreid.nodes.adversary.records import AuditLog
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     torch.manual_seed(0)
     base = create_model("firenet").eval()

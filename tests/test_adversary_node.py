@@ -63,9 +63,9 @@ def _fresh(client: Any) -> None:
 
 
 def _adversary(client: Any, attackers: Any, cameras: list[str], **kw: Any) -> Any:
+    from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
     from anonreid.nodes.adversary.metrics import AdversaryMetrics
     from anonreid.nodes.adversary.node import AdversaryNode
-    from anonreid.nodes.adversary.policy import PrivacyPolicy
 
     cfg = AdversaryConfig(**{"cameras": cameras, "min_samples": 3, "enrollment": "world", **kw})
     registry = CollectorRegistry()
@@ -120,8 +120,8 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     from anonreid.models.registry import create_model
     from anonreid.nodes.adversary.attackers import Attackers
     from anonreid.nodes.adversary.grids import grids_key
-    from anonreid.nodes.adversary.records import AuditLog
     from anonreid.orchestration.cli import app
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     identity_tap, url = identity_tap
     _fresh(identity_tap)
@@ -208,7 +208,7 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
 def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pytest.LogCaptureFixture) -> None:
     """With the trained attacker, the identity 'anonymizer' leaks: an alert, a WARNING line, the counter."""
     from anonreid.nodes.adversary.attackers import load_attackers
-    from anonreid.nodes.adversary.records import AuditLog
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     identity_tap, _url = identity_tap
     run = _checkpoint("e_rec")
@@ -236,7 +236,7 @@ def test_trained_anonymizer_does_not_breach(redis_service: Any) -> None:
     """The same stream through the trained anonymizer: the same attacker gets nothing above chance."""
     from anonreid.models.checkpoint import load_checkpoint
     from anonreid.nodes.adversary.attackers import load_attackers
-    from anonreid.nodes.adversary.records import AuditLog
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     run, trained = _checkpoint("e_rec"), _checkpoint("anonymizer")
     if run is None or trained is None:  # shipped in models/weights/default: missing means a broken checkout

@@ -79,10 +79,10 @@ def _write(client: Any, anonymizer: nn.Module, start: int, n: int, seed: int) ->
 
 def _node(client: Any, base: nn.Module, **kw: Any) -> tuple[Any, CollectorRegistry]:
     from anonreid.models.evaluation.attacks import AttackerSide
+    from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
     from anonreid.nodes.adversary.attackers import Attackers
     from anonreid.nodes.adversary.metrics import AdversaryMetrics
     from anonreid.nodes.adversary.node import AdversaryNode
-    from anonreid.nodes.adversary.policy import PrivacyPolicy
 
     registry = CollectorRegistry()
     cfg = AdversaryConfig(**{"cameras": [CAMERA], "min_samples": 3, "enrollment": "", "crop_hw": (24, 14),
@@ -101,7 +101,7 @@ def test_offsets_do_not_make_raw_events_pass_for_private(redis_service: Any) -> 
     """The live attacker trained through the offset "anonymizer" reconstructs the people: a breach, and
     never a pass (before its input was standardised per channel, it collapsed to grey and passed)."""
     from anonreid.models.registry import create_model
-    from anonreid.nodes.adversary.records import AuditLog
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     torch.manual_seed(0)
     client = redis_service.client()
@@ -130,9 +130,9 @@ def test_a_collapsed_attacker_is_no_evidence_of_privacy(redis_service: Any) -> N
     six people, with a tight interval: a pass by the numbers. Its output spread is under 10 % of the
     reference frames', so the node records it as collapsed and the verdict is "insufficient evidence",
     in the node's gauge and in the report (which judges the records again)."""
+    from anonreid.models.evaluation.privacy_policy import privacy_status
     from anonreid.models.registry import create_model
-    from anonreid.nodes.adversary.records import AuditLog
-    from anonreid.nodes.adversary.report import privacy_status
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     torch.manual_seed(0)
     client = redis_service.client()

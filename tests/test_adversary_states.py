@@ -22,10 +22,10 @@ CHANCE = 1 / 33  # 33 enrolled people
 
 
 def _node(client: Any) -> tuple[Any, CollectorRegistry]:
+    from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
     from anonreid.nodes.adversary.attackers import Attackers
     from anonreid.nodes.adversary.metrics import AdversaryMetrics
     from anonreid.nodes.adversary.node import AdversaryNode
-    from anonreid.nodes.adversary.policy import PrivacyPolicy
 
     registry = CollectorRegistry()
     cfg = AdversaryConfig(cameras=["cam1", "cam2", "cam3"], enrollment="", adaptive_steps=0)
@@ -41,8 +41,8 @@ def _hits(people: int, per_person: int, rate: float, seed: int) -> tuple[np.ndar
 
 
 def test_few_samples_wait_many_good_pass_many_bad_breach(redis_service: Any) -> None:
-    from anonreid.nodes.adversary.records import AuditLog
-    from anonreid.nodes.adversary.report import privacy_status
+    from anonreid.models.evaluation.privacy_policy import privacy_status
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     client = redis_service.client()
     node, registry = _node(client)
@@ -92,7 +92,7 @@ def test_the_node_publishes_its_attackers_and_budgets(redis_service: Any) -> Non
     from anonreid.nodes.adversary.attackers import load_attackers
     from anonreid.nodes.adversary.metrics import AdversaryMetrics
     from anonreid.nodes.adversary.node import AdversaryNode
-    from anonreid.nodes.adversary.records import AuditLog
+    from anonreid.orchestration.infra.audit_log import AuditLog
 
     attackers = load_attackers(DEFAULT_WEIGHTS)
     by = {a["name"]: a for a in attackers.described}

@@ -5,9 +5,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from anonreid.nodes.adversary.policy import PrivacyPolicy
-from anonreid.nodes.adversary.records import AuditLog, make_record
-from anonreid.nodes.adversary.report import ReportData, compute_verdicts, write_report
+from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, compute_verdicts
+from anonreid.nodes.adversary.report import ReportData, write_report
+from anonreid.orchestration.infra.audit_log import AuditLog, make_record
 from anonreid.proto.v1 import audit_pb2
 
 
@@ -88,7 +88,7 @@ def test_report_opens_in_chromium_with_images(tmp_path, browser_page):
 
 
 def test_overall_status_orders_the_three_states():
-    from anonreid.nodes.adversary.report import Verdict, overall_status
+    from anonreid.models.evaluation.privacy_policy import Verdict, overall_status
 
     def v(status: str) -> Verdict:
         return Verdict("cam1", "retrieval", "rank1", status)

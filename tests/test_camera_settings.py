@@ -17,13 +17,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from anonreid.events.detection import ActivityDetector
 from anonreid.events.types import SensorSize, make_events
-from anonreid.nodes.detection import ActivityDetector
 from anonreid.nodes.tracking import Tracker
 from anonreid.orchestration.cli import app
 from anonreid.orchestration.config import CameraConfig, ConfigError, load_config
 
-#: the values DetectorConfig / TrackerConfig (nodes/detection.py, nodes/tracking.py dataclasses) and
+#: the values DetectorConfig / TrackerConfig (events/detection.py, nodes/tracking.py dataclasses) and
 #: MAX_BACKOFF_S (nodes/camera/publisher.py) had before they moved into the config tree
 OLD_DETECTOR = {"cell": 4, "decay": 0.5, "threshold": 0.08, "close_iterations": 2, "min_height": 16.0,
                 "min_area": 160.0, "min_aspect": 0.6, "max_aspect": 8.0, "min_fill": 0.15, "merge_gap": 6.0,

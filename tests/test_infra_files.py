@@ -80,7 +80,7 @@ def _new_token(path: Path) -> None:
 
 
 def _policy(path: Path) -> None:
-    from anonreid.nodes.adversary.policy import PrivacyPolicy
+    from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
 
     PrivacyPolicy.load(path)
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from anonreid.nodes.adversary.policy import PolicyError, PrivacyPolicy
+from anonreid.models.evaluation.privacy_policy import PolicyError, PrivacyPolicy
 
 NARROW = 0.01  # half-width of a decisive interval in the rule tests
 
@@ -43,7 +43,7 @@ def test_the_upper_bound_decides_not_the_point_estimate():
 
 
 def test_paper_policy_has_the_papers_absolute_limits():
-    from anonreid.nodes.adversary.policy import DEFAULT_POLICY
+    from anonreid.models.evaluation.privacy_policy import DEFAULT_POLICY
 
     paper = PrivacyPolicy.load(DEFAULT_POLICY.with_name("paper_policy.yaml"))
     assert _states(paper, "reconstruction", "ssim", 0.35) == [("pass", pytest.approx(0.40))]

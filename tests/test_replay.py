@@ -17,9 +17,9 @@ import pytest
 from event_file_encoders import encode_evt3
 from typer.testing import CliRunner
 
+from anonreid.events.detection import Detection
 from anonreid.events.io import TimeUnitWarning, write_hdf5, write_npz
 from anonreid.events.types import SensorSize, concat_events
-from anonreid.nodes.detection import Detection
 from anonreid.nodes.tracking import Tracker
 from anonreid.orchestration.cli import app
 from anonreid.orchestration.config import CameraConfig, WorldConfig

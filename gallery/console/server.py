@@ -51,10 +51,9 @@ from google.protobuf.json_format import MessageToDict
 
 from anonreid.gallery.console.guard import ApiError, RequestGuard, shown, valid_token
 from anonreid.gallery.console.tiles import live_latency, read_cameras, read_tile
-from anonreid.nodes.adversary.policy import PrivacyPolicy
-from anonreid.nodes.adversary.records import AuditLog
-from anonreid.nodes.adversary.report import privacy_status
+from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, privacy_status
 from anonreid.orchestration.config import Config, SecurityConfig
+from anonreid.orchestration.infra.audit_log import AuditLog
 from anonreid.orchestration.security.roles import CONSOLE_ROUTE_ROLES, allowed
 from anonreid.orchestration.security.tokens import Principal, TokenStore, bearer_token
 from anonreid.proto.v1 import gallery_pb2, gallery_pb2_grpc

@@ -5,7 +5,7 @@ built exactly as training builds its clips (:func:`anonreid.models.data.build_cl
 config: sensor-scale tiles around the person, ``clip_len`` consecutive 33.3 ms windows), at most
 ``clips_per_pass`` evenly spaced clips per pass. E_rec unrolls over each clip from a zero state; the
 last window of each clip gives the ReId crop (ground-truth box, and separately the box of the event
-activity detector :mod:`anonreid.nodes.detection`), the reconstruction crops for the retrieval attack
+activity detector :mod:`anonreid.events.detection`), the reconstruction crops for the retrieval attack
 and the face crops.
 
 Tables (``results.json`` + ``results.md`` + PNG figures in OUT_DIR):

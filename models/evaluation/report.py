@@ -177,7 +177,7 @@ def reid_lines(s: Scores, protocol: str) -> list[str]:
     if s.reid.raw_missing:
         out += [f"No raw row: {s.reid.raw_missing}.", ""]
     if s.reid.detection_recall is not None:
-        out += [f"Detected boxes: the event-activity detector (anonreid.nodes.detection), matched to the ground truth "
+        out += [f"Detected boxes: the event-activity detector (anonreid.events.detection), matched to the ground truth "
                 f"at IoU >= 0.3; found in {pct(s.reid.detection_recall)}% of the clips' last windows.", ""]
     return out
 

@@ -90,8 +90,8 @@ def detected_boxes(test: TestSet, min_iou: float = 0.3) -> np.ndarray:
 
     The detector runs over every window of the pass from its start, as the camera node runs it.
     """
+    from anonreid.events.detection import ActivityDetector, box_iou
     from anonreid.models.data import _select_clips, _tile_origin
-    from anonreid.nodes.detection import ActivityDetector, box_iou
 
     cfg = test.data_cfg.model_copy(update={"max_clips_per_pass": test.clips_per_pass})
     out = np.full((len(test.clips), 4), np.nan, np.float32)

@@ -71,8 +71,8 @@ def adversary_run(
     set_: SetOption = None,
 ) -> None:
     """Attack the audit streams of the configured cameras every adversary.interval_s, until stopped."""
+    from anonreid.models.evaluation.privacy_policy import PolicyError
     from anonreid.nodes.adversary.node import AdversaryNode
-    from anonreid.nodes.adversary.policy import PolicyError
     from anonreid.nodes.metrics import serve_metrics
 
     cfg = resolve_config(config, set_)
@@ -96,7 +96,7 @@ def audit_report(
     set_: SetOption = None,
 ) -> None:
     """Write the auditor's report (self-contained HTML + JSON) from the audit log in Redis."""
-    from anonreid.nodes.adversary.policy import PolicyError, PrivacyPolicy
+    from anonreid.models.evaluation.privacy_policy import PolicyError, PrivacyPolicy
     from anonreid.nodes.adversary.report import report_data, write_report
 
     cfg = resolve_config(config, set_)

@@ -48,16 +48,16 @@ import numpy as np
 from redis import Redis
 
 from anonreid.models.evaluation.intervals import BREACH, Estimate
+from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
 from anonreid.nodes.adversary.attackers import Attackers, load_attackers, load_enrollment
 from anonreid.nodes.adversary.attacks import AttackStage, ViewKey
 from anonreid.nodes.adversary.grids import grid_png, keep_grid
 from anonreid.nodes.adversary.metrics import AdversaryMetrics
-from anonreid.nodes.adversary.policy import PrivacyPolicy
-from anonreid.nodes.adversary.records import AuditLog, make_record
 from anonreid.nodes.adversary.samples import Clip, Sample, fleet_version
 from anonreid.nodes.adversary.training import AdaptiveAttacker
 from anonreid.nodes.priority import lower_cpu_priority
 from anonreid.orchestration.config import AdversaryConfig, WorldConfig
+from anonreid.orchestration.infra.audit_log import AuditLog, make_record
 from anonreid.proto.v1 import audit_pb2
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,9 @@ from typing import Any
 
 import redis
 
-from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS
+from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, Verdict, compute_verdicts, overall_status
 from anonreid.nodes.adversary.grids import latest_grid
-from anonreid.nodes.adversary.policy import PrivacyPolicy
-from anonreid.nodes.adversary.records import AuditLog
+from anonreid.orchestration.infra.audit_log import AuditLog
 from anonreid.proto.v1 import audit_pb2
 
 ATTACK_METHODS = {
@@ -50,33 +49,6 @@ ATTACK_METHODS = {
     "face": "face crops of reconstructions against enrollment-photo faces with an attacker-trained face "
     "embedding; ROC AUC.",
 }
-GROUND_TRUTH_METRICS = {"ssim", "psnr"}
-
-
-def _finite_or_none(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-@dataclass
-class Verdict:
-    camera: str
-    attack: str
-    metric: str
-    status: str  # pass | insufficient evidence | breach | not checked
-    value: float = math.nan
-    chance: float = math.nan
-    ci: tuple[float, float] = (math.nan, math.nan)
-    threshold: float = math.nan
-    num_samples: int = 0
-    num_identities: int = 0
-    interval_method: str = ""
-    model_version: str = ""
-    reason: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        d = self.__dict__.copy()
-        d["ci"] = [_finite_or_none(c) for c in self.ci]
-        return {k: _finite_or_none(v) for k, v in d.items()}
 
 
 @dataclass
@@ -93,57 +65,6 @@ class ReportData:
     @property
     def overall(self) -> str:
         return overall_status(self.verdicts)
-
-
-def overall_status(verdicts: list[Verdict]) -> str:
-    """breach > insufficient evidence > pass > not checked: any breach is one; a pass needs every scored
-    check to pass."""
-    for state in (BREACH, INSUFFICIENT, PASS):
-        if any(v.status == state for v in verdicts):
-            return state
-    return "not checked"
-
-
-def compute_verdicts(
-    records: list[audit_pb2.AuditRecord],
-    policy: PrivacyPolicy,
-    cameras: list[str],
-    ground_truth_available: bool = True,
-) -> list[Verdict]:
-    """The latest score per (camera, attack, metric) judged by the policy; gaps become 'not checked'."""
-    latest: dict[tuple[str, str, str], audit_pb2.AuditRecord] = {}
-    for r in sorted(records, key=lambda r: r.created_at_us):
-        latest[(r.camera_id, r.attack, r.metric)] = r
-    verdicts = []
-    for camera in cameras:
-        for rule in policy.rules:
-            rec = latest.get((camera, rule.attack, rule.metric))
-            if rec is None:
-                needs_gt = rule.metric in GROUND_TRUTH_METRICS or rule.attack == "adaptive"
-                reason = (
-                    "needs ground truth (reference frames), which this camera does not have"
-                    if needs_gt and not ground_truth_available
-                    else "no score recorded in the reporting period"
-                )
-                verdicts.append(Verdict(camera, rule.attack, rule.metric, "not checked", reason=reason))
-                continue
-            [j] = [j for j in policy.judge(camera, rule.attack, rule.metric, rec.value, (rec.ci_low, rec.ci_high),
-                                           rec.chance, rec.num_samples, rec.num_identities, rec.collapsed)
-                  if j.rule == rule]
-            verdicts.append(
-                Verdict(
-                    camera, rule.attack, rule.metric, j.state, rec.value, rec.chance, (rec.ci_low, rec.ci_high),
-                    j.threshold, rec.num_samples, rec.num_identities, rec.interval_method, rec.model_version, j.why,
-                )
-            )
-    return verdicts
-
-
-def privacy_status(records: list[audit_pb2.AuditRecord], policy: PrivacyPolicy, cameras: list[str]) -> dict[str, Any]:
-    """The latest verdicts and the overall status (breach > insufficient evidence > pass > not checked),
-    as JSON-ready data: what the console's privacy panel and the demo's summary show."""
-    verdicts = compute_verdicts(records, policy, cameras)
-    return {"overall": overall_status(verdicts), "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}
 
 
 def report_data(

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from anonreid.nodes.detection import Detection, box_iou
+from anonreid.events.detection import Detection, box_iou
 from anonreid.nodes.tracking import Track
 
 log = logging.getLogger(__name__)

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import redis as redis_py
 
+from anonreid.events.detection import ActivityDetector
 from anonreid.events.types import EventFormatError, SensorSize, validate_events
 from anonreid.nodes.camera.audit_schedule import AuditSchedule
 from anonreid.nodes.camera.audit_tap import AuditBoxes, AuditTap, AuditWindow
@@ -60,7 +61,6 @@ from anonreid.nodes.camera.segments import EmbedJob, Segment, SegmentBook, Segme
 from anonreid.nodes.camera.throughput import Throughput
 from anonreid.nodes.camera.tiles import TileWriter, TrackView
 from anonreid.nodes.camera.windows import WindowItem, WindowQueue
-from anonreid.nodes.detection import ActivityDetector
 from anonreid.nodes.latency import BatchClock, SightingTiming
 from anonreid.nodes.metrics import CameraMetrics
 from anonreid.nodes.tracking import Tracker

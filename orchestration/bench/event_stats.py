@@ -10,7 +10,7 @@ person's box, and events per whole window. Where the people are comes from what 
   boxes of ``events.txt``, or for chunk files the extent of each chunk's events (the authors removed
   the events outside the person), over the test split, at most ``--max-passes`` passes;
 * a FILE (``.raw``, ``.dat``, AEDAT4, HDF5, ``.npz``, text): the first ``--seconds``, with the boxes of
-  the camera node's activity detector (:mod:`anonreid.nodes.detection`, configured by ``camera.detector``).
+  the camera node's activity detector (:mod:`anonreid.events.detection`, configured by ``camera.detector``).
 
 Files that do not record their time unit or sensor size take ``--time-unit`` / ``--sensor`` (config
 ``events.time_unit`` / ``events.sensor``). Prints a table and JSON (``--json FILE`` writes it).
@@ -68,10 +68,10 @@ def file_windows(path: Path, time_unit: str, sensor: str, seconds: float, window
                  detector_config: DetectorConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(events, detected boxes: the camera's detector, config ``camera.detector``) of the first ``seconds``
     of a recording."""
+    from anonreid.events.detection import ActivityDetector
     from anonreid.events.io import open_events
     from anonreid.events.types import SensorSize
     from anonreid.events.windowing import FixedDurationWindower
-    from anonreid.nodes.detection import ActivityDetector
 
     reader = open_events(path, SensorSize.parse(sensor) if sensor else None, time_unit=time_unit or None)
     if reader.sensor is None:

@@ -14,6 +14,10 @@ nothing about everyone else) and, for rank-1, when 0 hits in its ``n`` queries w
 Clopper–Pearson upper bound under the threshold. A score of an attacker that collapsed (its output
 hardly varies: the record's ``collapsed`` reason) can never pass: a grey-frame attacker scores at the
 floor whatever the anonymizer hides.
+
+The verdicts (:func:`compute_verdicts`, :func:`privacy_status`: the latest audit record per camera,
+attack and metric judged by the policy) are the contract the adversary node, its report and the
+gallery's console share; it lives here, below ``nodes`` and ``gallery``, so neither imports the other.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from anonreid.models.evaluation.intervals import BREACH, best_rank1_upper, privacy_state
+from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS, best_rank1_upper, privacy_state
 from anonreid.orchestration.infra.files import load_yaml
+from anonreid.proto.v1 import audit_pb2
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.yaml")
 Attack = Literal["reconstruction", "retrieval", "inversion", "linear", "adaptive", "finetuned", "identity", "face"]
@@ -139,3 +144,83 @@ class PrivacyPolicy(BaseModel):
             out.append(Judgement(camera, attack, metric, state, float(value), (float(ci[0]), float(ci[1])),
                                  float(threshold), rule, why if state != BREACH else ""))
         return out
+
+
+GROUND_TRUTH_METRICS = {"ssim", "psnr"}
+
+
+def _finite_or_none(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+@dataclass
+class Verdict:
+    camera: str
+    attack: str
+    metric: str
+    status: str  # pass | insufficient evidence | breach | not checked
+    value: float = math.nan
+    chance: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    threshold: float = math.nan
+    num_samples: int = 0
+    num_identities: int = 0
+    interval_method: str = ""
+    model_version: str = ""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["ci"] = [_finite_or_none(c) for c in self.ci]
+        return {k: _finite_or_none(v) for k, v in d.items()}
+
+
+def overall_status(verdicts: list[Verdict]) -> str:
+    """breach > insufficient evidence > pass > not checked: any breach is one; a pass needs every scored
+    check to pass."""
+    for state in (BREACH, INSUFFICIENT, PASS):
+        if any(v.status == state for v in verdicts):
+            return state
+    return "not checked"
+
+
+def compute_verdicts(
+    records: list[audit_pb2.AuditRecord],
+    policy: PrivacyPolicy,
+    cameras: list[str],
+    ground_truth_available: bool = True,
+) -> list[Verdict]:
+    """The latest score per (camera, attack, metric) judged by the policy; gaps become 'not checked'."""
+    latest: dict[tuple[str, str, str], audit_pb2.AuditRecord] = {}
+    for r in sorted(records, key=lambda r: r.created_at_us):
+        latest[(r.camera_id, r.attack, r.metric)] = r
+    verdicts = []
+    for camera in cameras:
+        for rule in policy.rules:
+            rec = latest.get((camera, rule.attack, rule.metric))
+            if rec is None:
+                needs_gt = rule.metric in GROUND_TRUTH_METRICS or rule.attack == "adaptive"
+                reason = (
+                    "needs ground truth (reference frames), which this camera does not have"
+                    if needs_gt and not ground_truth_available
+                    else "no score recorded in the reporting period"
+                )
+                verdicts.append(Verdict(camera, rule.attack, rule.metric, "not checked", reason=reason))
+                continue
+            [j] = [j for j in policy.judge(camera, rule.attack, rule.metric, rec.value, (rec.ci_low, rec.ci_high),
+                                           rec.chance, rec.num_samples, rec.num_identities, rec.collapsed)
+                  if j.rule == rule]
+            verdicts.append(
+                Verdict(
+                    camera, rule.attack, rule.metric, j.state, rec.value, rec.chance, (rec.ci_low, rec.ci_high),
+                    j.threshold, rec.num_samples, rec.num_identities, rec.interval_method, rec.model_version, j.why,
+                )
+            )
+    return verdicts
+
+
+def privacy_status(records: list[audit_pb2.AuditRecord], policy: PrivacyPolicy, cameras: list[str]) -> dict[str, Any]:
+    """The latest verdicts and the overall status (breach > insufficient evidence > pass > not checked),
+    as JSON-ready data: what the console's privacy panel and the demo's summary show."""
+    verdicts = compute_verdicts(records, policy, cameras)
+    return {"overall": overall_status(verdicts), "verdicts": [v.as_dict() for v in verdicts], "num_records": len(records)}

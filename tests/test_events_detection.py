@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from anonreid.events.detection import ActivityDetector, box_iou
 from anonreid.events.types import SensorSize, make_events
-from anonreid.nodes.detection import ActivityDetector, box_iou
 from anonreid.nodes.tracking import Tracker
 from anonreid.orchestration.config import DetectorConfig
 
@@ -147,7 +147,7 @@ def test_tracker_keeps_ids_through_crossing_and_gaps() -> None:
 
 
 def test_tracker_hysteresis_blips_never_confirm() -> None:
-    from anonreid.nodes.detection import Detection
+    from anonreid.events.detection import Detection
 
     tracker = Tracker(min_hits=3)
     blip = Detection((10.0, 10.0, 40.0, 90.0), 0.9, 100)
