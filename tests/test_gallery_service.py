@@ -17,6 +17,7 @@ import pytest
 
 from anonreid.gallery.client import GalleryClient, GalleryClientError, PublishRejected
 from anonreid.gallery.core import Gallery
+from anonreid.gallery.errors import NotFound
 from anonreid.gallery.service import GalleryServer
 from anonreid.gallery.servicer import GalleryServicer, sighting_from_pb, sighting_to_pb
 from anonreid.gallery.store import GalleryStore
@@ -392,6 +393,24 @@ def test_a_failing_source_is_raised_after_what_it_gave_is_stored(server):
     with GalleryClient(server.address) as client, pytest.raises(RuntimeError, match="pipeline broke"):
         client.publish(source())
     assert server.gallery.sighting("e1").camera_id == "cam1"
+
+
+def test_the_wire_client_takes_messages_only_and_keeps_what_came_before_a_wrong_item(server):
+    """The camera's client (proto/gallery_client.py, no gallery import) publishes wire messages; a domain
+    Sighting given to it is refused naming its type, after the messages before it are stored. The
+    gallery's client (gallery/client.py) takes the domain type."""
+    from anonreid.proto.gallery_client import GalleryClient as WireClient
+
+    rng = np.random.default_rng(7)
+    first, second = (sighting(f"w{i}", "cam1", "t", i * S, (i + 1) * S, prototypes(1, DIM, rng)[0]) for i in range(2))
+    with WireClient(server.address) as wire, pytest.raises(TypeError, match=r"sighting_pb2\.Sighting messages, not Sighting"):
+        wire.publish([sighting_to_pb(first), second])
+    assert server.gallery.sighting("w0").camera_id == "cam1"
+    with pytest.raises(NotFound):
+        server.gallery.sighting("w1")
+    with GalleryClient(server.address) as client:
+        [ack] = client.publish([second])
+    assert ack.sighting_id == "w1" and not ack.duplicate
 
 
 def test_a_gallery_without_publish_batches_is_published_to_on_publish(redis_module):
