@@ -45,10 +45,31 @@ def start_ray(config: RayConfig, **kwargs: Any) -> dict[str, Any]:
         ray.init(address=config.address, **init_kwargs)
     else:
         with _single_machine():
-            ray.init(num_cpus=config.num_cpus or os.cpu_count(), **init_kwargs)
+            _init_local(num_cpus=config.num_cpus or os.cpu_count(), **init_kwargs)
     resources = dict(ray.cluster_resources())
     log.info("Ray %s: %s", "joined " + config.address if config.address else "started locally", resources)
     return resources
+
+
+#: what Ray 2.60 raises when a local node's raylet has not registered with its GCS within 30 s
+RAYLET_START_TIMEOUT = "timed out during startup"
+
+
+def _init_local(**init_kwargs: Any) -> None:
+    """``ray.init`` of a local instance, tried once more when its raylet did not come up.
+
+    Twice on the 2-core machine (2026-12-04, under a loaded test suite) a local instance started its GCS
+    but its raylet never registered (the session has no raylet log at all) and Ray gave up after its 30 s.
+    The failed attempt's processes end with this process (Ray's reaper); the retry is logged, so a
+    recurring failure shows and its session's logs (Ray's temp dir, ``session_*/logs``) can be read."""
+    try:
+        ray.init(**init_kwargs)
+    except Exception as exc:
+        if RAYLET_START_TIMEOUT not in str(exc):
+            raise
+        log.warning("Ray: the local instance did not start (%s); starting it again", exc)
+        ray.shutdown()
+        ray.init(**init_kwargs)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import ray
 
 from anonreid.orchestration.config import RedisConfig
@@ -53,3 +54,43 @@ def test_ray_bootstrap_runs_a_task(ray_local):
         return v * v
 
     assert ray.get(square.remote(7)) == 49
+
+
+def test_a_local_ray_whose_raylet_did_not_come_up_is_started_once_more(monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Ray's "timed out during startup" (a raylet that never registered) gets one more start, logged; any
+    other error of ray.init, or a second timeout, is raised as it is."""
+    import logging
+
+    from anonreid.orchestration import ray_cluster
+
+    calls: list[dict] = []
+    outcomes: list[Exception | None] = []
+
+    def init(**kw: object) -> None:
+        calls.append(kw)
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    timeout = Exception("The current node timed out during startup. This could happen because some of the raylet "
+                        "failed to startup or the GCS has become overloaded.")
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    caplog.set_level(logging.WARNING, logger="anonreid.orchestration.ray_cluster")
+
+    outcomes[:] = [timeout, None]
+    ray_cluster._init_local(num_cpus=2)
+    assert calls == [{"num_cpus": 2}] * 2 and "starting it again" in caplog.text
+
+    calls.clear()
+    outcomes[:] = [timeout, timeout]
+    with pytest.raises(Exception, match="timed out during startup"):
+        ray_cluster._init_local(num_cpus=2)
+    assert len(calls) == 2
+
+    calls.clear()
+    outcomes[:] = [ValueError("bad resources")]
+    with pytest.raises(ValueError, match="bad resources"):
+        ray_cluster._init_local(num_cpus=2)
+    assert len(calls) == 1
