@@ -41,8 +41,11 @@ typecheck: $(STAMP)
 # workers, a test file (or an xdist_group) each at a time; then the `alone` tests (a wall-clock assertion,
 # a multi-node Ray cluster) one after another with the machine to themselves. Both phases always run, and
 # either failing fails the target. `pytest` by itself runs everything in one process.
-PARALLEL_PHASE = $(PY) -m pytest -n 2 --dist loadgroup -m "$(1)not alone"
-ALONE_PHASE = $(PY) -m pytest -m "$(1)alone"
+# Bytecode caching stays on for the tests even where the environment turns it off (PYTHONDONTWRITEBYTECODE):
+# the suite starts many Python processes (CLI subprocesses, Ray workers, pytest workers) that each import
+# the package and its test modules, and without the __pycache__ files each compiles them again.
+PARALLEL_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n 2 --dist loadgroup -m "$(1)not alone"
+ALONE_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -m "$(1)alone"
 
 unit: $(STAMP)
 	@$(call PARALLEL_PHASE,); parallel=$$?; $(call ALONE_PHASE,); alone=$$?; [ $$parallel -eq 0 ] && [ $$alone -eq 0 ]
