@@ -267,7 +267,7 @@ def plot_history(history: Iterable[dict[str, float]], path: Path, title: str) ->
     """One panel per logged quantity against the step, three panels a row.
 
     The margins are fixed in inches rather than found by ``tight_layout``, which draws every panel twice
-    (a stage's plot took ~1 s of a tiny run's few-second stages; half of it was that second draw)."""
+    (a stage's plot took ~1 s of a tiny run's few-second stages; about a third of it was that second draw)."""
     from matplotlib.figure import Figure
 
     history = list(history)
