@@ -129,6 +129,9 @@ def test_bench_load_max_speed_and_paced(tmp_path: Path) -> None:
     # replay as fast as it goes outruns the paced replay, which follows the clock
     assert min(fast["per_camera_stream_rate"]) > max(paced["per_camera_stream_rate"])
     assert all(0.5 < rate <= 1.05 for rate in paced["per_camera_stream_rate"]), paced
+    # the camera actors share torch's libraries: the PSS sum (physical memory) is well under the RSS sum
+    mem = fast["memory_mib"]
+    assert mem["processes"] == 4 and 0 < mem["pss_peak"] < mem["rss_peak"] - 200, mem
 
 
 @pytest.mark.slow

@@ -14,8 +14,11 @@ For each N in ``--cameras`` (repeatable; e.g. 4, 8, 16):
    wait when their queue is full. Sustained throughput = events, windows and acknowledged sightings per
    second after a warm-up (the first 20 %, at most 30 s); ``realtime_capacity`` = the stream seconds
    processed per wall second, summed over cameras (how many real-time cameras this machine sustains).
-   Memory: RSS of this process (gallery), of every camera actor and of redis-server, sampled every
-   5 s: start, peak, end and the slope after warm-up (MiB per minute; a leak shows as a steady slope).
+   Memory of this process (gallery), of every camera actor and of redis-server, sampled every 5 s:
+   start, peak, end and the slope after warm-up (MiB per minute; a leak shows as a steady slope), as
+   the sum of RSS and as the sum of PSS (proportional set size: a page shared by k processes counts
+   1/k in each, so the sum is the physical memory they take). The RSS sum counts the shared libraries
+   (torch's are ~0.5 GiB) once per process and overstates what N actors need by about that much each.
 2. **paced** for ``--paced-seconds`` (default 30; 0 skips): the same cameras replayed in real time (speed
    1), dropping their oldest windows when they fall behind, as a live camera does. Backpressure has
    started when windows are dropped (``drop_fraction`` > 0) or the queues stay full.
@@ -121,16 +124,19 @@ def _machine() -> dict[str, Any]:
             "load_average_1m": os.getloadavg()[0], "python": platform.python_version()}
 
 
-def _rss(pids: list[int]) -> float:
+def _memory(pids: list[int]) -> tuple[float, float]:
+    """(sum of RSS, sum of PSS) of ``pids`` in MiB; a process gone meanwhile counts 0."""
     import psutil
 
-    total = 0
+    rss = pss = 0
     for pid in pids:
         try:
-            total += psutil.Process(pid).memory_info().rss
+            info = psutil.Process(pid).memory_full_info()  # reads /proc/PID/smaps_rollup: PSS and USS
         except psutil.Error:
             continue
-    return total / MIB
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)  # PSS is Linux's; elsewhere RSS stands in
+    return rss / MIB, pss / MIB
 
 
 def _totals(stats: list[dict[str, Any]]) -> dict[str, float]:
@@ -156,11 +162,11 @@ def _phase(n: int, files: dict[str, Path], address: str, redis_pid: int | None, 
         ray.get([a.start.remote(None) for a in actors])
         t_start = time.monotonic()
         warmup = min(30.0, 0.2 * seconds)
-        samples: list[tuple[float, float]] = []
+        samples: list[tuple[float, float, float]] = []  # (elapsed, RSS sum, PSS sum)
         base: tuple[float, dict[str, float]] | None = None
         watched = [os.getpid(), *pids, *([redis_pid] if redis_pid else [])]
         while (elapsed := time.monotonic() - t_start) < seconds:
-            samples.append((elapsed, _rss(watched)))
+            samples.append((elapsed, *_memory(watched)))
             if base is None and elapsed >= warmup:
                 base = (elapsed, _totals(ray.get([a.stats.remote() for a in actors])))
             time.sleep(min(5.0, max(0.0, seconds - elapsed)))
@@ -169,7 +175,7 @@ def _phase(n: int, files: dict[str, Path], address: str, redis_pid: int | None, 
         end = _totals(stats)
         b_t, b = base if base is not None else (0.0, dict.fromkeys(end, 0.0))
         span = max(wall - b_t, 1e-9)
-        after = [(t, m) for t, m in samples if t >= b_t]
+        after = [(t, m) for t, _, m in samples if t >= b_t]
         slope = 0.0
         if len(after) >= 2:
             import numpy as np
@@ -189,9 +195,11 @@ def _phase(n: int, files: dict[str, Path], address: str, redis_pid: int | None, 
             "drop_fraction": end["windows_dropped"] / windows if windows else 0.0,
             "sightings_acked": int(end["sightings_acked"]),
             "sightings_pending": int(sum(s["sightings_pending"] for s in stats)),
-            "memory_mib": {"start": samples[0][1] if samples else 0.0, "peak": max((m for _, m in samples), default=0.0),
-                           "end": samples[-1][1] if samples else 0.0, "slope_mib_per_min": slope,
-                           "processes": len(watched)},
+            "memory_mib": {**{f"{kind}_{at}": value for kind, col in (("rss", 1), ("pss", 2))
+                              for at, value in (("start", samples[0][col] if samples else 0.0),
+                                                ("peak", max((s[col] for s in samples), default=0.0)),
+                                                ("end", samples[-1][col] if samples else 0.0))},
+                           "slope_mib_per_min": slope, "processes": len(watched)},
             "errors": errors,
         }
     finally:
