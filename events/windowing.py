@@ -98,6 +98,19 @@ class FixedDurationWindower(_Buffered):
             return []
         return self._emit(self._take_pending(), complete_until)
 
+    def advance(self, until_us: int) -> list[Window]:
+        """The source says no event before ``until_us`` is still to come (a watermark: a paced replay
+        waiting through a gap in its recording): emit every window that ends at or before it, empty
+        ones too. An event before ``until_us`` arriving afterwards is an error, as one before a closed
+        window is. Nothing happens before the first event (the grid starts there) unless ``t0_us`` was
+        given."""
+        if self.t0_us is None:
+            return []
+        complete_until = (int(until_us) - self.t0_us) // self.window_us
+        if complete_until <= self.next_index:
+            return []
+        return self._emit(self._take_pending(), complete_until)
+
     def flush(self) -> list[Window]:
         """Emit the window holding the remaining events (if any); the stream may continue afterwards."""
         if not self._pending or self.t0_us is None:

@@ -90,7 +90,7 @@ class CameraService:
             backpressure = self.spec.kind == "redis" or not self.spec.realtime
             stats = self.node.run(
                 tracked(), duration_s=duration_s, stop=self._stop, on_processed=self.source.commit,
-                backpressure=backpressure,
+                backpressure=backpressure, watermark=lambda: self.source.watermark_us,
             )
             if isinstance(self.source, RedisStreamSource) and not self._stop.is_set():
                 self.source.flush_acks()

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from anonreid.events.types import EVENT_DTYPE, EventFormatError, SensorSize, validate_events
+from anonreid.events.types import EVENT_DTYPE, EventFormatError, SensorSize, empty_events, validate_events
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class EventSource:
     clock_kind = "recording"  # "wall": stream time + clock_anchor is the wall clock (nodes/stream_clock.py)
     ground_truth: Callable[[int, int, bool], list[Any]] | None = None
     window_t0_us: int | None = None  # window grid anchor (None: the first event)
+    #: every event before this stream time has been yielded. A paced source waiting through a gap in its
+    #: recording raises it as the clock runs and yields an empty packet each time (a tick), so the node
+    #: completes the gap's windows as they pass instead of all at once when the next event comes
+    watermark_us: int | None = None
 
     def __init__(self) -> None:
         self._stop = threading.Event()
@@ -278,11 +282,27 @@ class FileSource(EventSource):
                         t_first = int(packet["t"][0])
                         wall0 = time.time()
                         self.clock_anchor = wall0 - t_first / 1e6 / spec.speed
+                    yield from self._gap_ticks(int(packet["t"][0]), t_first, wall0)
                     due = wall0 + (int(packet["t"][-1]) - t_first) / 1e6 / spec.speed
                     delay = due - time.time()
                     if delay > 0:
                         self._stop.wait(delay)
                 yield packet
+
+    def _gap_ticks(self, next_t: int, t_first: int, wall0: float) -> Iterator[np.ndarray]:
+        """While the paced clock has not reached the next event (``next_t``) by more than a packet, wait a
+        packet's time at a time and yield an empty packet with the watermark raised to where the clock
+        is: a gap in the recording (the recorder paused, a chunk missing) passes window by window, as it
+        would live, so a track ending before it is closed and published when it ends, not after the gap."""
+        speed, tick_s = self.spec.speed, self.spec.packet_us / 1e6 / self.spec.speed
+        while not self._stop.is_set():
+            now_t = t_first + int((time.time() - wall0) * speed * 1e6)
+            if next_t - now_t <= self.spec.packet_us:
+                return
+            if self.watermark_us is None or now_t > self.watermark_us:
+                self.watermark_us = now_t
+                yield empty_events()
+            self._stop.wait(tick_s)
 
 
 class RedisStreamSource(EventSource):
@@ -429,6 +449,8 @@ def push_file(
     packets = events = 0
     pipe = client.pipeline(transaction=False)
     for packet in source.packets():
+        if not len(packet):  # a paced replay's tick in a gap: the stream carries events only
+            continue
         pipe.xadd(key, {"events": packet.tobytes(), "sensor": str(source.sensor)}, maxlen=maxlen, approximate=True)
         packets += 1
         events += len(packet)

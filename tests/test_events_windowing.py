@@ -85,6 +85,31 @@ def test_windows_are_emitted_only_when_complete():
     assert windower.flush() == []
 
 
+def test_a_watermark_completes_the_windows_a_gap_has_passed_and_later_events_still_land_exactly():
+    """A paced source in a gap says "no event before t is still to come": the windows that ended by t
+    come out (empty ones too) without waiting for the next event, and the stream goes on to the very
+    windows it gives without the watermark."""
+
+    def shape(windows):
+        return [(w.index, w.start_us, len(w)) for w in windows]
+
+    windower = FixedDurationWindower(10)
+    assert windower.advance(50) == []  # no grid before the first event
+    first = windower.push(events_from_times([0, 5, 12]))
+    assert shape(first) == [(0, 0, 2)]
+    out = windower.advance(47)  # the events before 47 are in: 10-19 holds 12 and is complete; 20-39 empty
+    assert shape(out) == [(1, 10, 1), (2, 20, 0), (3, 30, 0)]
+    assert windower.advance(47) == [] and windower.advance(45) == []  # nothing new; never backwards
+    rest = run(windower, [events_from_times([48, 71])])
+    assert shape(rest) == [(4, 40, 1), (5, 50, 0), (6, 60, 0), (7, 70, 1)]
+    assert shape([*first, *out, *rest]) == shape(iter_windows(events_from_times([0, 5, 12, 48, 71]), window_us=10))
+    late = FixedDurationWindower(10)
+    late.push(events_from_times([0]))
+    late.advance(30)
+    with pytest.raises(EventFormatError):  # an event in a window the watermark closed
+        late.push(events_from_times([25]))
+
+
 def test_streaming_equals_offline_on_chunks():
     rng = np.random.default_rng(0)
     ev = events_from_times(np.sort(rng.integers(0, 1_000_000, 20_000)))

@@ -231,3 +231,32 @@ def test_camera_run_gives_sightings_on_both_sides_of_a_multi_second_gap(
         client.close()
     assert any(s.span.start_us < cut_us for s in steps), steps  # seen before the gap
     assert any(s.span.end_us > cut_us + gap_us for s in steps), steps  # and after it
+
+
+@pytest.mark.slow
+def test_paced_replay_publishes_the_track_before_a_gap_when_it_ends_not_after_the_gap(
+    recording: np.ndarray, gallery_address: str, redis_service: Any, tmp_path: Path
+) -> None:
+    """The same recording paused for 5 s, replayed at real time (`camera run --source FILE`, paced): the
+    source ticks through the gap, so the person's tracklet before it is closed and its last sighting
+    published about a second (``tracking.max_gap_windows``) after the person was last seen, not when
+    the recording resumes 5 s later (without the source's ticks it came 0.8-2.0 s before the first
+    sighting after the gap, in two runs; with them about 5 s before)."""
+    cut_us, gap_us = 2_000_000, 5_000_000
+    after = recording[recording["t"] >= cut_us].copy()
+    after["t"] += gap_us
+    path = write_npz(tmp_path / "paused.npz", np.concatenate([recording[recording["t"] < cut_us], after]), SENSOR)
+    out = tmp_path / "stats.json"
+    res = CliRunner().invoke(app, ["camera", "run", "--camera", CAMERA, "--source", str(path),
+                                   "--gallery", gallery_address, "--metrics-port", "0",
+                                   "--set", "camera.torch_threads=1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(out.read_text())
+    assert stats["error"] is None and stats["sightings_pending"] == 0 and stats["windows_dropped"] == 0, stats
+    client = redis_service.client()
+    rows = [client.hmget(key, "start", "end", "published_at") for key in client.scan_iter("anonreid:gallery:s:*")]
+    spans = [(int(s), int(e), int(p)) for s, e, p in rows]
+    before = [p for s, e, p in spans if s < cut_us]
+    later = [p for s, e, p in spans if s >= cut_us + gap_us]
+    assert before and later, spans
+    assert min(later) - max(before) > 3_000_000, spans  # published during the gap, not as it ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,31 @@ def test_file_replay_fast_and_paced(tmp_path: Path, suffix: str) -> None:
     assert 0.2 <= elapsed <= 0.6, elapsed  # one second of events at 4x
     assert paced.clock_anchor is not None
     np.testing.assert_array_equal(got, ev)
+
+
+@pytest.mark.alone
+def test_a_paced_replay_ticks_through_a_gap_in_its_recording(tmp_path: Path) -> None:
+    """A recording paused for 2 s: replayed at real time (x10 here) the source says, packet by packet
+    through the gap, how far the clock has gone (its watermark, with an empty packet), so the node can
+    close the gap's windows as they pass; every event still comes, once; read as fast as it goes, no tick."""
+    from anonreid.events import io
+
+    ev = _events(0.4)
+    gapped = np.concatenate([ev[ev["t"] < 200_000], ev[ev["t"] >= 200_000]])
+    gapped["t"][gapped["t"] >= 200_000] += 2_000_000  # nothing from 0.2 s to 2.2 s
+    path = io.write_npz(tmp_path / "paused.npz", gapped, SENSOR)
+    spec = SourceSpec(kind="file", camera_id="c", path=str(path), realtime=True, speed=10.0, sensor="320x240")
+    paced = FileSource(spec)
+    seen = [(len(p), paced.watermark_us) for p in paced.packets()]
+    marks = [w for n, w in seen if n == 0]
+    assert len(marks) > 50, len(marks)  # 2 s of gap in packets of 10 ms: a tick for (nearly) each
+    assert all(a < b for a, b in itertools.pairwise(marks)), "the watermark only goes forward"
+    # never past an event still to come (the first after the gap, at 2.2 s), and close behind it at the end
+    assert marks[-1] < 2_200_000 <= marks[-1] + 3 * spec.packet_us, (marks[0], marks[-1])
+    again = FileSource(spec)
+    np.testing.assert_array_equal(concat_events(again.packets()), gapped)
+    fast = FileSource(SourceSpec(kind="file", camera_id="c", path=str(path), realtime=False, sensor="320x240"))
+    assert all(len(p) for p in fast.packets()) and fast.watermark_us is None
 
 
 def test_gateway_push_and_stream_ingest(tmp_path: Path, redis_service: Any) -> None:

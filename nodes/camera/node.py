@@ -203,6 +203,13 @@ class CameraNode:
         self.metrics.observe_stage("window", time.perf_counter() - t0, max(len(windows), 1))
         return self._enqueue(windows, arrival_wall, block)
 
+    def advance(self, until_us: int, block: bool = False) -> int:
+        """The source has sent every event before ``until_us`` (its watermark, during a gap in a paced
+        recording): queue the windows that ended by then, empty ones too; returns windows dropped."""
+        with self._lock:
+            windows = self.windower.advance(until_us)
+        return self._enqueue(windows, time.time(), block) if windows else 0
+
     def end_of_stream(self, block: bool = False) -> None:
         """Flush the last partial window into the queue (end of a finite source)."""
         with self._lock:
@@ -394,8 +401,12 @@ class CameraNode:
         stop: threading.Event | None = None,
         on_processed: Callable[[int], None] | None = None,
         backpressure: bool = False,
+        watermark: Callable[[], int | None] | None = None,
     ) -> dict[str, Any]:
         """Pull ``packets`` on a reader thread, process on this one, until exhausted / stopped / duration.
+
+        ``watermark``: the source's watermark (``EventSource.watermark_us``), read after each empty
+        packet (a tick of a paced source in a gap) to complete the windows the gap has passed.
 
         ``on_processed(end_us)`` is called after each batch with the end time of the last processed
         window (a Redis source acknowledges its messages there). With ``backpressure`` a full queue
@@ -414,7 +425,10 @@ class CameraNode:
                 for packet in packets:
                     if stop.is_set():
                         break
-                    self.push(packet, block=backpressure)
+                    if len(packet) or watermark is None:
+                        self.push(packet, block=backpressure)
+                    elif (until := watermark()) is not None:
+                        self.advance(until, block=backpressure)
                     self.throughput.source_cpu_s = time.thread_time() - cpu0
                 if not stop.is_set():
                     self.end_of_stream(block=backpressure)
