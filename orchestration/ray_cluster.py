@@ -60,8 +60,14 @@ def _init_local(**init_kwargs: Any) -> None:
 
     Twice on the 2-core machine (2026-12-04, under a loaded test suite) a local instance started its GCS
     but its raylet never registered (the session has no raylet log at all) and Ray gave up after its 30 s.
-    The failed attempt's processes end with this process (Ray's reaper); the retry is logged, so a
-    recurring failure shows and its session's logs (Ray's temp dir, ``session_*/logs``) can be read."""
+    Both waits are fixed in Ray 2.60: ``ray.init`` waits 30 s for the raylet to register
+    (``ray/_private/node.py``), and the raylet waits 15 s for the dashboard agent's port file before it
+    exits (ray-project/ray#65983). Load alone stretches them: with 40 busy processes on the 2 cores,
+    ``ray.init`` took 39.7 s, the raylet's first log line came 16 s after its session began and the
+    agent's 9.3 s after that (one-off run, 2026-12-04); with 12, 13.0 s in all. So a busier moment fails
+    the start without anything being wrong. The failed attempt's processes end with this process (Ray's
+    reaper); the retry is logged, so a recurring failure shows and its session's logs (Ray's temp dir,
+    ``session_*/logs``) can be read."""
     try:
         ray.init(**init_kwargs)
     except Exception as exc:
