@@ -312,7 +312,8 @@ class RedisStreamSource(EventSource):
     node restarted after a crash resumes where it was; then it reads new entries. Entries are
     acknowledged in :meth:`commit`, once the windows holding their events have been processed.
     A malformed entry is counted (``on_bad_input``), acknowledged so it is not redelivered forever,
-    and skipped. A finite push ends with an ``eos`` entry.
+    and skipped. A finite push ends with an ``eos`` entry. A ``watermark`` entry (a paced push in a gap of
+    its recording) raises :attr:`watermark_us`; an event before it is refused like time going backwards.
     """
 
     def __init__(self, spec: SourceSpec, client: Any = None) -> None:
@@ -358,12 +359,30 @@ class RedisStreamSource(EventSource):
                 if fields.get(b"eos"):
                     self._ack([entry_id])
                     return
-                packet = self._decode_packet(entry_id, fields)
+                packet = (self._decode_watermark(entry_id, fields) if b"events" not in fields and b"watermark" in fields
+                          else self._decode_packet(entry_id, fields))
                 if packet is None:
                     continue
                 with self._lock:
                     self._unacked.append((entry_id, int(packet["t"][-1]) if len(packet) else -1))
                 yield packet
+
+    def _decode_watermark(self, entry_id: bytes, fields: dict[bytes, bytes]) -> np.ndarray | None:
+        """A ``watermark`` entry (``gateway push`` of a paced replay in a gap): no event before this stream
+        time is still to come. Raises :attr:`watermark_us` and gives an empty packet (a tick); a
+        malformed one is counted, acknowledged and skipped, as a malformed events entry is."""
+        raw = fields[b"watermark"]
+        try:
+            mark = int(raw)
+        except ValueError:
+            log.warning("redis %s entry %s: 'watermark' is not an integer stream time: %r", self.key,
+                        _decode(entry_id), raw[:40])
+            self.on_bad_input("decode_error")
+            self._ack([entry_id])
+            return None
+        if self.watermark_us is None or mark > self.watermark_us:
+            self.watermark_us = mark
+        return empty_events()
 
     def _decode_packet(self, entry_id: bytes, fields: dict[bytes, bytes]) -> np.ndarray | None:
         source = f"redis {self.key} entry {_decode(entry_id)}"
@@ -376,7 +395,9 @@ class RedisStreamSource(EventSource):
                     source, f"'events' has {len(raw)} bytes, not a multiple of the {EVENT_DTYPE.itemsize}-byte event"
                 )
             packet = np.frombuffer(raw, dtype=EVENT_DTYPE).copy()
-            validate_events(packet, self.sensor, source=source, previous_t=self._last_t)
+            # an event before a watermark already given would fall in a window the node has closed
+            marks = [t for t in (self._last_t, self.watermark_us) if t is not None]
+            validate_events(packet, self.sensor, source=source, previous_t=max(marks) if marks else None)
         except EventFormatError as exc:
             reason = "time_backwards" if "backwards" in exc.reason else "out_of_sensor" if "outside" in exc.reason else "decode_error"
             log.warning("%s", exc)
@@ -449,7 +470,9 @@ def push_file(
     packets = events = 0
     pipe = client.pipeline(transaction=False)
     for packet in source.packets():
-        if not len(packet):  # a paced replay's tick in a gap: the stream carries events only
+        if not len(packet):  # a paced replay's tick in a gap: its watermark goes on the stream
+            pipe.xadd(key, {"watermark": str(source.watermark_us)}, maxlen=maxlen, approximate=True)
+            pipe.execute()
             continue
         pipe.xadd(key, {"events": packet.tobytes(), "sensor": str(source.sensor)}, maxlen=maxlen, approximate=True)
         packets += 1

@@ -122,6 +122,40 @@ def test_gateway_push_and_stream_ingest(tmp_path: Path, redis_service: Any) -> N
     assert bad == ["decode_error", "time_backwards"]
 
 
+@pytest.mark.alone
+def test_a_paced_push_carries_its_gap_ticks_to_the_camera_reading_the_stream(tmp_path: Path, redis_service: Any) -> None:
+    """`gateway push --realtime` of a recording paused for 2 s (x10 here) puts the paced source's ticks on
+    the Redis stream as ``watermark`` entries; the camera's stream source gives them back as ticks with
+    the watermark raised, every event once. A watermark that is not a number, and events before a
+    watermark already given (they would fall in windows the node has closed), are counted and skipped."""
+    from anonreid.events import io
+    from anonreid.nodes.sources import push_file
+
+    ev = _events(0.4)
+    ev["t"][ev["t"] >= 200_000] += 2_000_000
+    path = io.write_npz(tmp_path / "paused.npz", ev, SENSOR)
+    client = redis_service.client()
+    push_file(client, path, "edge3", realtime=True, speed=10.0, end_of_stream=False)
+    marks_on_stream = [int(f[b"watermark"]) for _, f in client.xrange("events:edge3") if b"watermark" in f]
+    assert len(marks_on_stream) > 50 and max(marks_on_stream) < 2_200_000, marks_on_stream[-3:]
+    last = int(ev["t"][-1])
+    client.xadd("events:edge3", {"watermark": b"soon"})
+    client.xadd("events:edge3", {"watermark": str(last + 1_000_000)})  # a producer's own mark past its events
+    late = ev[:3].copy()
+    late["t"] = last + 500_000  # after every event so far, but before that mark: refused
+    client.xadd("events:edge3", {"events": late.tobytes()})
+    client.xadd("events:edge3", {"eos": b"1"})
+    source = RedisStreamSource(SourceSpec(kind="redis", camera_id="edge3", redis_url=redis_service.url, block_ms=20))
+    bad: list[str] = []
+    source.on_bad_input = bad.append
+    seen = [(p, source.watermark_us) for p in source.packets()]
+    assert [w for p, w in seen if not len(p)] == [*marks_on_stream, last + 1_000_000]
+    np.testing.assert_array_equal(concat_events(p for p, _ in seen), ev)
+    assert bad == ["decode_error", "time_backwards"]
+    source.flush_acks()
+    assert client.xpending("events:edge3", "camera")["pending"] == 0
+
+
 def test_redis_source_needs_a_sensor(redis_service: Any) -> None:
     with pytest.raises(ValueError, match="no sensor size"):
         RedisStreamSource(SourceSpec(kind="redis", camera_id="nobody", redis_url=redis_service.url))

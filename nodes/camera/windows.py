@@ -6,9 +6,10 @@ counts it); a source that buffers durably (a file, a Redis stream) waits for roo
 
 The bound is on windows that hold events. A window without any event (a gap in a recording: the
 sensor sent nothing) costs neither memory nor processing to speak of, and a source without a watermark
-(a Redis event stream) completes a whole gap's windows at once, when the first event after it arrives:
-a 5 s pause is 150 empty windows in one burst, which a bound of 60 would have "dropped" though the node
-was idle (issue #18; a paced file replay ticks through the gap instead, ``EventSource.watermark_us``). Empty
+(one replayed as fast as it goes, or a stream pushed so) completes a whole gap's windows at once, when
+the first event after it arrives: a 5 s pause is 150 empty windows in one burst, which a bound of 60
+would have "dropped" though the node was idle (issue #18; a paced replay ticks through the gap instead,
+``EventSource.watermark_us``). Empty
 windows therefore do not count against ``maxlen``; they are bounded on their own at
 :data:`EMPTY_FACTOR` x ``maxlen`` (past it the oldest empty window goes, counted like any other).
 """
