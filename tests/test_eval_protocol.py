@@ -195,6 +195,9 @@ def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None
     assert power["enrollment queries → adaptive attacker"] is None  # no effective size recorded: not judged
     inversion = next(c for c in v["privacy_checks"] if c["what"].endswith("inversion attack"))
     assert abs(inversion["upper_bound_at_chance"] - 0.1316) < 1e-3
+    # and the chance an attacker at chance passes: never for the 40 queries, surely for the 320 clips
+    stream = next(c for c in v["privacy_checks"] if c["what"].startswith("stream queries"))
+    assert inversion["pass_probability_at_chance"] == 0.0 and 0.95 < stream["pass_probability_at_chance"] < 1
     line = next(ln for ln in v["lines"] if ln.startswith("enrollment queries → inversion attack"))
     assert "cannot show it" in line and "13.2" in line
     assert any("power issue #16 asks for" in line and line.endswith("holds") for line in v["lines"])
@@ -204,6 +207,38 @@ def test_results_verdicts_use_the_upper_bound_and_respect_the_protocol() -> None
     refused = verdicts_json(_results({**given, "verdict": False, "reason": "2 of the 40 test identities were seen"}))
     assert not refused["privacy_verdict_given"] and refused["privacy_checks"] == []
     assert refused["lines"][-1] == "privacy: NO VERDICT: 2 of the 40 test identities were seen"
+
+
+def test_the_chance_that_an_attacker_at_chance_passes_a_rank1_check_matches_an_independent_calculation() -> None:
+    """The power of "upper bound <= chance + 5 points": exact, against a sum written out with math.comb
+    and the beta quantile of each hit count, and against 20,000 simulated attackers at chance. The large
+    world's 100 enrollment queries (chance 1 %) pass only with 0 or 1 hit: probability 0.736."""
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    from anonreid.models.evaluation.intervals import clopper_pearson, pass_probability_at_chance
+
+    def by_hand(chance: float, n: int, limit: float) -> float:
+        total = 0.0
+        for k in range(n + 1):
+            upper = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
+            if upper <= limit:
+                total += math.comb(n, k) * chance**k * (1 - chance) ** (n - k)
+        return total
+
+    assert abs(pass_probability_at_chance(0.01, 100, 0.06) - (0.99**100 + 100 * 0.01 * 0.99**99)) < 1e-12
+    assert clopper_pearson(1, 100)[1] < 0.06 < clopper_pearson(2, 100)[1]
+    for chance, n, limit in ((0.01, 100, 0.06), (1 / 40, 40, 0.075), (0.025, 320, 0.075), (0.01, 200, 0.06),
+                             (0.05, 57, 0.10)):
+        assert abs(pass_probability_at_chance(chance, n, limit) - by_hand(chance, n, limit)) < 1e-12, (chance, n)
+    rng = np.random.default_rng(0)
+    hits = rng.binomial(100, 0.01, 20_000)
+    simulated = np.mean([clopper_pearson(int(k), 100)[1] <= 0.06 for k in hits])
+    assert abs(simulated - 0.7358) < 0.01, simulated
+    assert pass_probability_at_chance(0.01, 100.4, 0.06) == pass_probability_at_chance(0.01, 100, 0.06)  # n_eff rounded
+    assert math.isnan(pass_probability_at_chance(0.01, 0, 0.06))
 
 
 def test_one_query_per_identity_cannot_show_rank1_privacy_and_every_clip_can() -> None:

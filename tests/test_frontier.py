@@ -202,3 +202,8 @@ def test_a_strongest_attack_too_small_to_show_privacy_says_so() -> None:
     large = _results(retrieval={"adaptive->enrollment": {**_ret(0.02, 0.008, 0.049, chance), "rank1": big}})
     target = frontier_point(large, "run").targets[0]
     assert target.met is True and target.note == ""
+    # the large world's enrollment direction: 100 queries at chance 1 % can pass, but only with 0 or 1 hit
+    hundred = {**_est(0.0, 0.0, 0.036, n=100), "n_eff": 100.0}
+    world = _results(retrieval={"enrollment->adaptive": {**_ret(0.0, 0.0, 0.036, 0.01), "rank1": hundred}})
+    target = frontier_point(world, "run").targets[0]
+    assert target.met is True and "low power" in target.note and "probability 0.74" in target.note, target.note

@@ -37,11 +37,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from anonreid.models.evaluation.intervals import Estimate, upper_bound_at_chance
+from anonreid.models.evaluation.intervals import Estimate, pass_probability_at_chance, upper_bound_at_chance
 from anonreid.models.evaluation.report import (
     FACE_AUC_MAX,
     MARGIN,
     NOT_ATTACKS,
+    POWER,
     _save,
     strongest_checks,
     table,
@@ -271,8 +272,11 @@ def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: Strong
         x = Target("strongest attacker rank-1", rule_x, None, None, None, note="no identity attack in the run")
     else:
         at_chance = upper_bound_at_chance(attacker.chance, attacker.rank1.n_eff)
+        passes = pass_probability_at_chance(attacker.chance, attacker.rank1.n_eff, attacker.limit)
         power = (f"this size cannot show it: at chance the upper bound would be {100 * at_chance:.1f}"
-                 if at_chance > attacker.limit else "")  # NaN (no effective size recorded) compares False
+                 if at_chance > attacker.limit  # NaN (no effective size recorded) compares False
+                 else f"low power: an attacker exactly at chance passes with probability {passes:.2f}"
+                 if passes < POWER else "")
         x = Target("strongest attacker rank-1", rule_x, attacker.rank1.ci_high, attacker.limit,
                    None if no_verdict else attacker.rank1.ci_high <= attacker.limit,
                    note="; ".join(n for n in (no_verdict, power) if n))

@@ -140,6 +140,23 @@ def upper_bound_at_chance(chance: float, n_eff: float, alpha: float = 0.05) -> f
     return clopper_pearson(chance * n_eff, n_eff, alpha)[1] if n_eff > 0 else float("nan")
 
 
+def pass_probability_at_chance(chance: float, n_eff: float, limit: float, alpha: float = 0.05) -> float:
+    """The probability that an attacker whose true rank-1 is exactly ``chance`` passes the check "upper
+    bound <= ``limit``" on a sample of effective size ``n_eff`` (rounded to whole queries): the check's
+    power to show privacy that holds. :func:`upper_bound_at_chance` takes the expected hit count; this
+    takes the binomial spread around it. With 100 queries, chance 1 % and the limit chance + 5 points,
+    only 0 or 1 hit passes (2 hits give an upper bound of 7.0 %), so a perfectly private anonymizer
+    fails such a check one time in four (0.736 passes). Several checks at that power all pass with at
+    most the lowest of their probabilities."""
+    n = round(n_eff)
+    if n <= 0 or not 0 <= chance <= 1:
+        return float("nan")
+    k = np.arange(n + 1)
+    upper = stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1e-300))
+    upper[-1] = 1.0  # every query a hit: the bound is 1
+    return float(stats.binom.pmf(k, n, chance)[upper <= limit].sum())
+
+
 # ------------------------------------------------------------------------------------------------------ AUC
 
 

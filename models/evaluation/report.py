@@ -15,6 +15,7 @@ from anonreid.models.evaluation.intervals import (
     INSUFFICIENT,
     PASS,
     Estimate,
+    pass_probability_at_chance,
     privacy_state,
     upper_bound_at_chance,
 )
@@ -266,6 +267,8 @@ def attacks_lines(attacks: AttacksTable) -> list[str]:
 #: privacy limits of the automatic checks: rank-1 within MARGIN of chance, face AUC at most FACE_AUC_MAX,
 #: person-region SSIM at most the best no-appearance floor (resolution SSIM_RESOLUTION)
 MARGIN, FACE_AUC_MAX, SSIM_RESOLUTION = 0.05, 0.60, 0.02
+#: a rank-1 check whose chance of passing an attacker exactly at chance is under this is flagged as low power
+POWER = 0.95
 STATE_WORDS = {PASS: "holds", BREACH: "DOES NOT HOLD", INSUFFICIENT: "not shown (insufficient evidence)"}
 NOT_ATTACKS = ("raw", "reference", "identity_raw")  # views that are baselines, not attacks on the anonymized stream
 
@@ -287,8 +290,10 @@ def check_state(metric: str, e: Estimate, limit: float) -> str:
 
 
 def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None) -> PrivacyCheck:
-    at_chance = upper_bound_at_chance(chance, e.n_eff) if chance is not None and e.n_eff > 0 else None
-    return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit), at_chance)
+    if chance is None or e.n_eff <= 0:
+        return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit))
+    return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit), upper_bound_at_chance(chance, e.n_eff),
+                        pass_probability_at_chance(chance, e.n_eff, limit))
 
 
 def privacy_checks(s: Scores) -> list[PrivacyCheck]:
@@ -362,6 +367,9 @@ def story_checks(s: Scores, margin: float = MARGIN) -> list[str]:
         power = "" if c.upper_at_chance is None or c.upper_at_chance <= c.limit else (
             f" (this size cannot show it: an attacker at chance would have an upper bound of {pct(c.upper_at_chance)}, "
             f"from {c.estimate.n_eff:.0f} effective queries)")
+        if not power and c.pass_at_chance is not None and c.pass_at_chance < POWER:
+            power = (f" (low power: an attacker exactly at chance passes this check with probability "
+                     f"{c.pass_at_chance:.2f}, from {c.estimate.n_eff:.0f} effective queries)")
         lines.append(f"{c.what}: {c.metric} {_fmt_est(c.metric, c.estimate)}, upper bound at most "
                      f"{_fmt_limit(c.metric, c.limit)}: {STATE_WORDS[c.state]}{power}")
     return lines or ["nothing to check (no anonymizer or no reference frames in this run)"]

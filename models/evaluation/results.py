@@ -382,6 +382,9 @@ class PrivacyCheck:
     #: sample size (its measured design effect; 1 when no query or every query hit). Over ``limit``, this
     #: evaluation is too small to show the claim even if it were true
     upper_at_chance: float | None = None
+    #: rank-1 only: the probability that an attacker exactly at chance passes this check (the binomial
+    #: spread around ``upper_at_chance``'s expected hit count): the check's power to show privacy that holds
+    pass_at_chance: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.estimate
@@ -391,7 +394,8 @@ class PrivacyCheck:
         if self.upper_at_chance is None:
             return out
         return {**out, "effective_queries": e.n_eff, "upper_bound_at_chance": self.upper_at_chance,
-                "can_show_privacy": bool(self.upper_at_chance <= self.limit)}
+                "can_show_privacy": bool(self.upper_at_chance <= self.limit),
+                "pass_probability_at_chance": self.pass_at_chance}
 
 
 @dataclass(frozen=True)
