@@ -125,13 +125,18 @@ def _machine() -> dict[str, Any]:
 
 
 def _memory(pids: list[int]) -> tuple[float, float]:
-    """(sum of RSS, sum of PSS) of ``pids`` in MiB; a process gone meanwhile counts 0."""
+    """(sum of RSS, sum of PSS) of ``pids`` in MiB; a process gone meanwhile counts 0, and one whose PSS
+    cannot be read (another user's) counts its RSS there too."""
     import psutil
 
     rss = pss = 0
     for pid in pids:
         try:
-            info = psutil.Process(pid).memory_full_info()  # reads /proc/PID/smaps_rollup: PSS and USS
+            proc = psutil.Process(pid)
+            try:
+                info = proc.memory_full_info()  # reads /proc/PID/smaps_rollup: PSS and USS
+            except psutil.AccessDenied:
+                info = proc.memory_info()
         except psutil.Error:
             continue
         rss += info.rss
