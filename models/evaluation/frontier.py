@@ -273,10 +273,11 @@ def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: Strong
     else:
         at_chance = upper_bound_at_chance(attacker.chance, attacker.rank1.n_eff)
         passes = pass_probability_at_chance(attacker.chance, attacker.rank1.n_eff, attacker.limit)
-        power = (f"this size cannot show it: at chance the upper bound would be {100 * at_chance:.1f}"
-                 if at_chance > attacker.limit  # NaN (no effective size recorded) compares False
-                 else f"low power: an attacker exactly at chance passes with probability {passes:.2f}"
-                 if passes < POWER else "")
+        power = ""  # NaN (no effective size recorded) compares False below: no note
+        if at_chance > attacker.limit:
+            power = f"this size cannot show it: at chance the upper bound would be {100 * at_chance:.1f}"
+        elif passes < POWER:
+            power = f"low power: an attacker exactly at chance passes with probability {passes:.2f}"
         x = Target("strongest attacker rank-1", rule_x, attacker.rank1.ci_high, attacker.limit,
                    None if no_verdict else attacker.rank1.ci_high <= attacker.limit,
                    note="; ".join(n for n in (no_verdict, power) if n))

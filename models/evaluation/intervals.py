@@ -151,10 +151,10 @@ def pass_probability_at_chance(chance: float, n_eff: float, limit: float, alpha:
     n = round(n_eff)
     if n <= 0 or not 0 <= chance <= 1:
         return float("nan")
-    k = np.arange(n + 1)
-    upper = stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1e-300))
-    upper[-1] = 1.0  # every query a hit: the bound is 1
-    return float(stats.binom.pmf(k, n, chance)[upper <= limit].sum())
+    passing = 0  # the upper bound grows with the hits: the hit counts that pass are 0 .. passing - 1
+    while passing <= n and clopper_pearson(passing, n, alpha)[1] <= limit:
+        passing += 1
+    return float(stats.binom.cdf(passing - 1, n, chance)) if passing else 0.0
 
 
 # ------------------------------------------------------------------------------------------------------ AUC
