@@ -92,6 +92,23 @@ def crop_boxes(tiles: torch.Tensor, boxes: torch.Tensor, crop_hw: tuple[int, int
     return crops
 
 
+def jitter_boxes(boxes: torch.Tensor, amount: float, rng: np.random.Generator, hw: Sequence[int]) -> torch.Tensor:
+    """Boxes (x1, y1, x2, y2) with width and height scaled by a factor in [1 - amount, 1 + amount] and the
+    centre moved by up to ``amount`` of the box's size, each drawn per box from ``rng``, kept on the
+    ``hw`` grid and at least 2 pixels wide and high: the detector's boxes are looser, tighter and
+    off-centre against the ground truth the clips carry. ``amount`` 0 returns ``boxes`` unchanged."""
+    if amount <= 0:
+        return boxes
+    b = boxes.detach().double().cpu()
+    size = torch.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+    centre = (b[:, :2] + b[:, 2:]) / 2 + torch.from_numpy(rng.uniform(-amount, amount, (len(b), 2))) * size
+    half = size * torch.from_numpy(rng.uniform(1 - amount, 1 + amount, (len(b), 2))) / 2
+    limit = torch.tensor([hw[1], hw[0]], dtype=torch.float64)
+    lo = torch.minimum((centre - half).clamp(min=0), limit - 2)
+    hi = torch.maximum((centre + half).clamp(max=limit), lo + 2)
+    return torch.cat([lo, hi], 1).to(boxes.dtype).to(boxes.device)
+
+
 def dataset_fingerprint(data_dir: str | Path) -> str:
     """sha256 over world.json and the size of world.h5: identifies the dataset a model was trained on."""
     data_dir = Path(data_dir)

@@ -55,6 +55,7 @@ from anonreid.models.data import (
     ClipSet,
     build_clips,
     crop_boxes,
+    jitter_boxes,
     pk_index,
     uniform_index,
 )
@@ -373,7 +374,8 @@ def train_reid_raw(ctx: Context) -> nn.Module:
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
         rng = ctx.rng("reid", i)
         b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
-        out = reid(crop_boxes(b.voxels[:, -1], b.boxes, crop_hw, flip))
+        boxes = jitter_boxes(b.boxes, rc.box_jitter, rng, b.voxels.shape[-2:])
+        out = reid(crop_boxes(b.voxels[:, -1], boxes, crop_hw, flip))
         assert isinstance(out, ReidOutput)
         return reid_loss(out, b.labels, rc.smoothing, rc.margin)
 

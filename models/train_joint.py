@@ -22,7 +22,7 @@ from torch import nn
 from anonreid.models.anonymizer import attacker_input, to_unit
 from anonreid.models.bundle import DEFAULT_STRIDE, STRIDE_KEY
 from anonreid.models.config import STAGES
-from anonreid.models.data import Batch, crop_boxes, pk_index, uniform_index
+from anonreid.models.data import Batch, crop_boxes, jitter_boxes, pk_index, uniform_index
 from anonreid.models.engine import Hook, seed_everything
 from anonreid.models.identity_attack import build_identity_attacker
 from anonreid.models.layers import standardise_like
@@ -53,7 +53,7 @@ class JointModels:
 def joint_loss(
     m: JointModels, b: Batch, alpha: float, beta: float, gamma: float, crop_hw: tuple[int, int],
     smoothing: float, margin: float, privacy_windows: int, flip: torch.Tensor | None = None,
-    privacy_clips: int = 0,
+    privacy_clips: int = 0, reid_boxes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """alpha (1 - SSIM(E_an(X), X)) + beta privacy + gamma L_reid on one batch of clips.
 
@@ -90,7 +90,7 @@ def joint_loss(
         id_term, id_logs = m.pool.id_privacy(tiles, b.boxes, b.labels)
         privacy = rec_term + m.pool.cfg.id_weight * id_term
         plogs.update(id_logs)
-    out = m.reid(crop_boxes(a_last, b.boxes, crop_hw, flip))
+    out = m.reid(crop_boxes(a_last, b.boxes if reid_boxes is None else reid_boxes, crop_hw, flip))
     assert isinstance(out, ReidOutput)
     l_reid, logs = reid_loss(out, b.labels, smoothing, margin)
     loss = alpha * (1 - utility) + beta * privacy + gamma * l_reid
@@ -156,7 +156,7 @@ def train_joint(
         b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
         logs = _update_attackers(ctx, pool, anonymizer, i) if pool is not None else {}
         loss, more = joint_loss(m, b, alpha, beta, gamma, crop_hw, rc.smoothing, rc.margin, jc.privacy_windows, flip,
-                                jc.privacy_clips)
+                                jc.privacy_clips, jitter_boxes(b.boxes, rc.box_jitter, rng, b.voxels.shape[-2:]))
         return loss, {**more, **logs}
 
     def evaluate() -> dict[str, float]:

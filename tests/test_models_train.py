@@ -69,6 +69,26 @@ def ctx(tmp_path: Path) -> Context:
                    photos=synthetic_photos(train, tuple(cfg.identity.crop_hw)))
 
 
+def test_box_jitter_moves_and_scales_boxes_within_the_grid_and_zero_leaves_them() -> None:
+    """The ReId crops' box jitter (``reid.box_jitter``): 0 returns the very boxes (the default: training
+    unchanged); otherwise each box's size changes by at most the fraction and its centre moves by at most
+    that fraction of its size, reproducibly from the rng, and every box stays on the grid, 2+ px wide."""
+    from anonreid.models.data import jitter_boxes
+
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 120.0], [0.0, 0.0, 30.0, 40.0], [70.0, 100.0, 96.0, 160.0]])
+    assert jitter_boxes(boxes, 0.0, np.random.default_rng(0), (160, 96)) is boxes
+    a = jitter_boxes(boxes, 0.15, np.random.default_rng(1), (160, 96))
+    assert torch.equal(a, jitter_boxes(boxes, 0.15, np.random.default_rng(1), (160, 96)))
+    assert not torch.equal(a, boxes) and a.dtype == boxes.dtype
+    assert (a[:, 0] >= 0).all() and (a[:, 1] >= 0).all() and (a[:, 2] <= 96).all() and (a[:, 3] <= 160).all()
+    assert ((a[:, 2] - a[:, 0]) >= 2).all() and ((a[:, 3] - a[:, 1]) >= 2).all()
+    size, centre = boxes[:, 2:] - boxes[:, :2], (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = (boxes[:, 0] > 8) & (boxes[:, 2] < 88)  # the first box: nowhere near an edge, so not clipped
+    moved = ((a[:, :2] + a[:, 2:]) / 2 - centre).abs() / size
+    scaled = (a[:, 2:] - a[:, :2]) / size
+    assert (moved[inside] <= 0.15 + 1e-6).all() and ((scaled[inside] - 1).abs() <= 0.15 + 1e-6).all()
+
+
 def test_stage_writes_checkpoint_logs_plot_and_is_deterministic(ctx: Context, tmp_path: Path) -> None:
     rec = train_reconstruction(ctx, "rec")
     assert (tmp_path / "checkpoints" / "e_rec.safetensors").exists()
