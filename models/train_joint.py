@@ -60,7 +60,8 @@ def joint_loss(
     privacy is SSIM(E_rec(E_an(X)), I) of the frozen attacker, or, with an attacker pool (min-max),
     the worst person-region reconstruction score over the pool above the flat-grey floor plus
     ``id_weight`` x the worst identity advantage over chance (:mod:`anonreid.models.minmax`).
-    E_reid sees the box of the last window of every clip; the reconstruction attackers unroll over the
+    E_reid sees the box of the last window of every clip (``reid_boxes`` instead when given: the boxes
+    jittered, ``reid.box_jitter``); the reconstruction attackers unroll over the
     last ``privacy_windows`` windows (from a zero state) of ``privacy_clips`` clips spread over the
     batch (0 = all), and the utility term covers every window E_an ran on. Scoring a subset keeps the
     CPU step affordable; every term still gets a gradient through E_an at each step.
