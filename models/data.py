@@ -100,13 +100,13 @@ def jitter_boxes(boxes: torch.Tensor, amount: float, rng: np.random.Generator, h
     if amount <= 0:
         return boxes
     b = boxes.detach().double().cpu()
-    size = torch.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+    size = b[:, 2:] - b[:, :2]  # (width, height)
     centre = (b[:, :2] + b[:, 2:]) / 2 + torch.from_numpy(rng.uniform(-amount, amount, (len(b), 2))) * size
     half = size * torch.from_numpy(rng.uniform(1 - amount, 1 + amount, (len(b), 2))) / 2
     limit = torch.tensor([hw[1], hw[0]], dtype=torch.float64)
     lo = torch.minimum((centre - half).clamp(min=0), limit - 2)
     hi = torch.maximum((centre + half).clamp(max=limit), lo + 2)
-    return torch.cat([lo, hi], 1).to(boxes.dtype).to(boxes.device)
+    return torch.cat([lo, hi], 1).to(device=boxes.device, dtype=boxes.dtype)
 
 
 def dataset_fingerprint(data_dir: str | Path) -> str:
