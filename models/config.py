@@ -95,6 +95,10 @@ class IdentityCfg(OptimCfg):
     temperature: float = Field(0.1, gt=0, description="InfoNCE temperature (cosine logits / temperature)")
     p: int = Field(8, ge=2, description="identities per batch (post-hoc attack)")
     k: int = Field(4, ge=1, description="anonymized clips per identity (post-hoc attack)")
+    enrollment_day: int = Field(
+        0, ge=0, description="the enrollment photos every identity attack trains and is tested with (world only): "
+        "0 = the day the cameras film (the same outfit: identification by clothing, the cue ReId itself uses); "
+        "d >= 1 = another day (another outfit, the same body, gait, hair and face: identification by biometrics)")
 
 
 class MinmaxCfg(Section):

@@ -443,7 +443,8 @@ def prepare_context(
     ctx.val_index = np.unique(np.linspace(0, len(ctx.val) - 1, min(cfg.data.val_clips, len(ctx.val))).round().astype(int))
     ctx.data_dir = data.path if data.world is not None else None
     ctx.identity_split = data.identity_split()
-    ctx.photos = data.photos(ctx.train.identities, (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1]))
+    ctx.photos = data.photos(ctx.train.identities, (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1]),
+                             cfg.identity.enrollment_day)
     if ctx.is_main:
         _write_run_files(run_dir, cfg, device, data.path, ctx.command)
         install_frozen(data, ctx.ckpt_dir)

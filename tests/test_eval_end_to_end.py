@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import TinyRun
 from typer.testing import CliRunner
 
@@ -257,3 +258,40 @@ def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--root" in result.output
     result = CliRunner().invoke(app, ["evaluate", "--run", str(tmp_path), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--data" in result.output
+
+
+def test_identity_attack_refuses_towers_of_another_enrollment_day(tiny_run: TinyRun) -> None:
+    """The direct identity attack is scored only against the enrollment photos' day it trained on."""
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.evaluation.strong_attacks import identity_attack
+    from anonreid.models.identity_attack import load_identity_towers
+
+    towers = load_identity_towers(tiny_run.run / "checkpoints")
+    assert towers is not None and towers.metadata["enrollment_day"] == 0
+    ds = WorldDataset(tiny_run.world)
+    ids = ds.identities("test")
+    voxels = np.zeros((len(ids), 5, 96, 128), np.float32)
+    boxes = np.tile(np.asarray([[40, 20, 70, 90]], np.float32), (len(ids), 1))
+    args = (tiny_run.run, {i: ds.enrollment(i, 1) for i in ids}, voxels, None, boxes, np.asarray(ids),
+            np.asarray(["cam1"] * len(ids)), "enrollment")
+    with pytest.raises(ValueError, match=r"stage identity trained on enrollment photos of day 0.*"
+                                         r"--set identity.enrollment_day=1"):
+        identity_attack(*args, enrollment_day=1)
+    rows, _ = identity_attack(*args, enrollment_day=0)  # the day it trained on: scored
+    assert rows["enrollment->identity"] is not None
+
+
+def test_training_photos_are_those_of_the_configured_enrollment_day(tiny_run: TinyRun) -> None:
+    """identity.enrollment_day picks the photos every identity attack trains on (and the min-max pool's)."""
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.config import load_train_config
+    from anonreid.models.identity_attack import photo_crops
+    from anonreid.models.sources import open_training_data
+
+    cfg = load_train_config(tiny_run.run / "config.yaml")
+    data = open_training_data(tiny_run.world, cfg)
+    ds, ids = WorldDataset(tiny_run.world), data.train_ids
+    for day in (0, 1):
+        got = data.photos(ids, (64, 32), day)
+        assert got is not None and torch.equal(got, photo_crops([ds.enrollment(i, day) for i in ids], (64, 32)))
+    assert not torch.equal(data.photos(ids, (64, 32), 0), data.photos(ids, (64, 32), 1))

@@ -4,6 +4,7 @@ rendered from them, and the attacker's nets read from the training config tree."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def test_results_json_holds_every_table_in_its_keys_and_reads_back() -> None:
                          "attacker", "paper", "reconstruction", "reid", "retrieval", "protocol", "face", "encryption",
                          "ablation", "attacks", "strongest", "attackers_in_training", "wall_s", "figures", "verdicts"]
     assert res["paper"] == PAPER and res["attacker"] == {"appearance": {"crop_hw": [32, 16]},
-                                                         "face_embedder": "attacker's own face net"}
+                                                         "face_embedder": "attacker's own face net", "enrollment_day": 0}
     assert res["reid"]["detection_recall"] == 0.5 and "raw_missing" not in res["reid"]
     assert res["retrieval"]["raw->raw"] is None and res["face"]["anonymized"] is None
     assert res["encryption"]["scrambling"] == {"transform": "ChaoticScramble()", "retrieval": None}
@@ -131,6 +132,9 @@ def test_results_md_renders_every_table_from_the_types() -> None:
            "not shown (insufficient evidence)" in story
     assert "whole-frame SSIM of reconstructions clearly lower from anonymized than from raw events (0.300 vs 0.600" in story
     assert "![face_roc.png](face_roc.png)" in md
+    assert "Enrollment photos: taken the day the cameras film, in the same outfit." in md  # the threat it models
+    other_day = write_markdown(replace(_results(), info=replace(_results().info, enrollment_day=2)))
+    assert "Enrollment photos: taken on another day (day 2): another outfit" in other_day
 
 
 def test_no_verdict_renders_the_numbers_without_privacy_checks() -> None:

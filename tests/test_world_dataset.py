@@ -43,6 +43,11 @@ def test_round_trip(dataset: Path) -> None:
         assert d.identity == info.identity and d.camera == info.camera
     photo = ds.enrollment("002")
     assert photo.shape == (256, 128) and photo.dtype == np.uint8
+    other_day = ds.enrollment("002", day=1)  # rendered from world.json: another outfit, the same person
+    assert other_day.shape == photo.shape and np.abs(other_day.astype(int) - photo).mean() > 1
+    assert np.array_equal(other_day, ds.enrollment("002", day=1)) and not np.array_equal(other_day, ds.enrollment("002", 2))
+    with pytest.raises(KeyError, match=r"world\.json.*'009'"):
+        ds.enrollment("009", day=1)
     meta = json.loads((dataset / "world.json").read_text())
     assert meta["config"]["seed"] == 0 and len(meta["identities"]) == 3 and len(meta["cameras"]) == 4
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import torch
 
 from anonreid.events.world.build import build_world
-from anonreid.events.world.people import generate_people
+from anonreid.events.world.people import Person, generate_people
 from anonreid.events.world.render import PersonInstance, body_points, rasterize, render_enrollment
 from anonreid.events.world.schedule import pass_walk
 from anonreid.orchestration.config import WorldConfig
@@ -22,6 +26,28 @@ def test_generator_is_seeded_split_fixed_and_extends() -> None:
     assert generate_people(33, 22, 8)[0] != a[0]
     masked = sum(p.face.mask for p in generate_people(400, 300, 0))
     assert 70 < masked < 130  # about a quarter wear a face mask
+
+
+def test_another_day_changes_the_outfit_and_keeps_the_person() -> None:
+    people = generate_people(40, 30, 0)
+    for p in people:
+        assert Person.from_json(json.loads(json.dumps(p.to_json()))) == p  # world.json round trip
+        assert p.on_another_day(0) is p
+        day1, day2 = p.on_another_day(1), p.on_another_day(2)
+        assert day1 == p.on_another_day(1) and day1 != day2  # seeded per person and day
+        for other in (day1, day2):
+            for name in ("identity", "height", "shoulder_width", "hip_width", "leg_ratio", "cadence", "step_length",
+                         "hair_tone", "hair_length", "speed"):
+                assert getattr(other, name) == getattr(p, name), name
+            assert replace(other.face, mask=p.face.mask) == p.face and not other.face.mask
+    # the outfit is redrawn: garments differ from the filmed day's for nearly everyone
+    changed = [p.upper != p.on_another_day(1).upper and p.lower != p.on_another_day(1).lower for p in people]
+    assert sum(changed) == len(people)
+    masked = next(p for p in people if p.face.mask)
+    filmed, other_day = render_enrollment(masked), render_enrollment(masked.on_another_day(1))
+    assert np.abs(filmed.astype(int) - other_day).mean() > 5  # the photo of another day is another photo
+    with pytest.raises(ValueError, match="day"):
+        masked.on_another_day(-1)
 
 
 def test_two_identities_differ_in_appearance_and_gait() -> None:

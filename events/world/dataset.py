@@ -5,7 +5,8 @@ with its split and attributes, the cameras and the list of passes; ``world.h5`` 
 ``passes/<pass_id>/`` with ``events/{ts,xs,ys,ps}``, ``frames`` (N, H, W) uint8 reference frames (frame
 ``k`` shows the scene at the end of window ``k``), ``frame_ts`` (N,) window starts in us and ``boxes``
 (N, 4) float32 x1, y1, x2, y2 (the person's extent over the window; NaN when not in view), with attrs
-identity, camera, split, width, height; and ``enrollment/<identity>`` (256, 128) uint8 photos.
+identity, camera, split, width, height; and ``enrollment/<identity>`` (256, 128) uint8 photos (the
+same day's outfit; photos of other days are rendered from world.json on demand).
 
 Every identity passes through every camera ``passes_per_camera`` times; each pass is simulated from
 its own seed (world seed, identity, camera, pass), so passes are independent and the file is
@@ -30,6 +31,7 @@ import numpy as np
 from anonreid.events.types import EventFormatError, SensorSize, concat_events, make_events
 from anonreid.events.world.build import World, build_world
 from anonreid.events.world.cameras import drawn_sensor
+from anonreid.events.world.people import Person
 from anonreid.events.world.render import render_enrollment
 from anonreid.events.world.scene import CameraSimulation
 from anonreid.events.world.schedule import pass_walk
@@ -279,7 +281,16 @@ class WorldDataset:
         return PassData(events, frames, frame_ts.astype(np.int64), boxes.astype(np.float32), self.sensor,
                         info.identity, info.camera)
 
-    def enrollment(self, identity: str) -> np.ndarray:
+    def enrollment(self, identity: str, day: int = 0) -> np.ndarray:
+        """The enrollment photo of ``identity`` (256, 128) uint8: on the day the cameras film (``day`` 0,
+        the same outfit; stored in world.h5), or on another day ``day`` >= 1 (another outfit, the same
+        body and face: :meth:`~anonreid.events.world.people.Person.on_another_day`; rendered from the
+        identity's attributes in world.json)."""
+        if day:
+            attrs = next((p for p in self.meta["identities"] if p["identity"] == identity), None)
+            if attrs is None:
+                raise KeyError(f"{self.json_path}: no identity {identity!r}")
+            return render_enrollment(Person.from_json(attrs).on_another_day(day))
         with h5py.File(self.h5_path, "r") as h5:
             key = f"enrollment/{identity}"
             if key not in h5:

@@ -18,7 +18,7 @@ renderer in body-local metric coordinates.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -120,6 +120,39 @@ class Person:
     def to_json(self) -> dict[str, Any]:
         """All attributes as plain JSON values (world.json)."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, attrs: dict[str, Any]) -> Person:
+        """The person :meth:`to_json` wrote (a world.json ``identities`` entry)."""
+        nested = {"upper": Clothing, "lower": Clothing, "face": Face}
+        return cls(**{k: nested[k](**v) if k in nested else v for k, v in attrs.items()})
+
+    def on_another_day(self, day: int) -> Person:
+        """The same person on another day: a new outfit, the same body, gait, hair and face.
+
+        Day 0 is the person as the cameras film them. Day ``d`` >= 1 redraws what a person changes
+        from day to day (upper and lower garments, shoes, bag, sleeves, texture) from a seed of their
+        own and ``d``, and takes off the face mask (an identity photo shows the face). What stays is
+        what identifies a person across days: body, gait, hair and face. An enrollment photo of another
+        day is what a biometric identification attack must match; one of the same day also carries the
+        clothing, which is exactly what cross-camera ReId uses.
+        """
+        if day < 0:
+            raise ValueError(f"day must be >= 0, got {day}")
+        if day == 0:
+            return self
+        rng = np.random.default_rng(np.random.SeedSequence([self.texture_seed, 0xDA7, day]))
+        return replace(
+            self,
+            upper=_clothing(rng, 0.0),
+            lower=_clothing(rng, 0.12),
+            shoes=float(rng.uniform(0.03, 0.6)),
+            bag=str(rng.choice(["none", "backpack", "shoulder"], p=[0.5, 0.3, 0.2])),
+            bag_tone=float(rng.uniform(0.03, 0.7)),
+            long_sleeves=bool(rng.random() < 0.6),
+            texture_seed=int(rng.integers(0, 2**31 - 1)),
+            face=replace(self.face, mask=False),
+        )
 
 
 def _clothing(rng: np.random.Generator, dark_bias: float) -> Clothing:

@@ -518,10 +518,12 @@ def train_attacker_net(
 
 
 def load_attacker_net(
-    out_dir: Path, cfg: AttackerNetCfg, device: torch.device | None = None, data_fingerprint: str | None = None
+    out_dir: Path, cfg: AttackerNetCfg, device: torch.device | None = None, data_fingerprint: str | None = None,
+    enrollment_day: int = 0,
 ) -> nn.Module | None:
-    """The checkpoint ``out_dir/<name>`` when it exists and matches ``cfg`` (crop size, embedding, steps)
-    and, when given, the dataset it was trained on; ``None`` otherwise (the caller trains a new one)."""
+    """The checkpoint ``out_dir/<name>`` when it exists and matches ``cfg`` (crop size, embedding, steps),
+    the enrollment photos' day and, when given, the dataset it was trained on; ``None`` otherwise (the
+    caller trains a new one)."""
     from anonreid.models.checkpoint import load_checkpoint, read_sidecar
 
     path = out_dir / cfg.name
@@ -532,5 +534,7 @@ def load_attacker_net(
     if saved.get("crop_hw") != list(cfg.crop_hw) or saved.get("steps") != cfg.steps or saved.get("embed_dim") != cfg.embed_dim:
         return None
     if data_fingerprint is not None and meta.get("data_fingerprint") != data_fingerprint:
+        return None
+    if meta.get("enrollment_day", 0) != enrollment_day:
         return None
     return load_checkpoint(path, device=device or "cpu").model.eval()

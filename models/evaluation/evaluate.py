@@ -129,13 +129,15 @@ def attacker_networks(
     run_dir: Path, data_dir: Path | None, run_cfg: Any, acfg: AttackerCfg, device: torch.device, progress: bool = True,
 ) -> tuple[nn.Module | None, nn.Module | None]:
     """The attacker's appearance ReId and face nets from ``RUN_DIR/attacker/``, trained there first when
-    missing (on the world's *training* identities: reference-frame crops and enrollment photos)."""
+    missing (on the world's *training* identities: reference-frame crops and enrollment photos of the day
+    ``run_cfg.identity.enrollment_day``)."""
     from anonreid.models.data import build_clips, dataset_fingerprint, split_identities
 
     out_dir = run_dir / "attacker"
     fingerprint = dataset_fingerprint(data_dir) if data_dir is not None else None
-    app = load_attacker_net(out_dir, acfg.appearance, device, fingerprint)
-    face = load_attacker_net(out_dir, acfg.face, device, fingerprint)
+    day = run_cfg.identity.enrollment_day
+    app = load_attacker_net(out_dir, acfg.appearance, device, fingerprint, day)
+    face = load_attacker_net(out_dir, acfg.face, device, fingerprint, day)
     if app is not None and face is not None:
         return app, face
     if data_dir is None or fingerprint is None:
@@ -147,12 +149,13 @@ def attacker_networks(
     train_ids, _ = split_identities(ds, run_cfg.data)
     clips = build_clips(ds, train_ids, run_cfg.data, run_dir / "cache", fingerprint, progress=progress)
     head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
-    photos = [ds.enrollment(i) for i in clips.identities]
+    photos = [ds.enrollment(i, day) for i in clips.identities]
     photo_boxes = np.stack([photo_person_box(p) for p in photos])
     frames, boxes = np.asarray(clips.frames[:, -1]), np.asarray(clips.boxes)
     labels = np.r_[np.asarray(clips.labels), np.arange(len(photos))]
     ratios = np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32)
-    meta = {"data_fingerprint": fingerprint, "trained_on": "reference frames + enrollment photos of the training identities"}
+    meta = {"data_fingerprint": fingerprint, "enrollment_day": day,
+            "trained_on": "reference frames + enrollment photos of the training identities"}
     if app is None:
         hw = acfg.appearance.crop_hw
         crops = torch.cat([image_crops(frames, boxes, hw), photo_crops(photos, photo_boxes, hw)])
@@ -196,8 +199,9 @@ def evaluate_run(
     assert opts.attacker is not None
     attacker = load_attacker_side(run_dir, device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    day = run_cfg.identity.enrollment_day
     test = open_test_set(dataset, data_path, Path(root) if root else None, run_cfg.data, run_dir / "cache" / "eval",
-                         opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor)
+                         opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor, day)
     log.info("evaluating %d clips of %d identities", len(test.clips), len(set(test.ids.tolist())))
 
     seed_everything(opts.seed)  # a stochastic anonymizer (anonymizer_noisy) draws its noise from torch's RNG
@@ -251,4 +255,5 @@ def _run_info(command: str, run_dir: Path, dataset: str, data: str, run_cfg: Any
              "minmax": run_cfg.joint.minmax.enabled}  # the loss weights (beta: the frontier's knob)
     return RunInfo(command, str(run_dir), dataset, data, run_cfg.name, str(device), _model_versions(run_dir), joint,
                    summary, {"appearance": opts.attacker.appearance.__dict__, "face": opts.attacker.face.__dict__},
-                   str(opts.face_weights) if opts.face_weights else "attacker's own face net")
+                   str(opts.face_weights) if opts.face_weights else "attacker's own face net",
+                   run_cfg.identity.enrollment_day)

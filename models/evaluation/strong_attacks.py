@@ -67,7 +67,7 @@ _STAGE_OF = {"e_inv": "inv", "e_rec_adaptive": "adaptive", "e_rec_finetuned": "f
 def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_last: np.ndarray | None,
                     raw_last: np.ndarray | None, boxes: np.ndarray, ids: np.ndarray, cams: np.ndarray,
                     query_camera: str, seed: int = 0, device: str | torch.device = "cpu", batch: int = 64,
-                    ) -> tuple[dict[str, RetrievalScore | None], dict[str, Estimate]]:
+                    enrollment_day: int = 0) -> tuple[dict[str, RetrievalScore | None], dict[str, Estimate]]:
     """The direct identity attack's retrieval rows, both ways (:data:`IDENTITY_DIRECTIONS`), on the
     anonymized last windows ``anon_last`` through the towers of stage ``identity``, and, as its no-privacy
     reference, on the raw last windows ``raw_last`` through those of stage ``identity_raw`` (keys with
@@ -75,7 +75,10 @@ def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_la
 
     With both, also what the anonymizer takes from the attack, per direction: the paired difference of
     rank-1, raw minus anonymized, over the same queries (each query's hit on raw events minus its hit
-    on anonymized ones), with an identity-cluster bootstrap interval."""
+    on anonymized ones), with an identity-cluster bootstrap interval.
+
+    ``enrollment`` holds the photos of ``enrollment_day``; towers trained on another day's photos are
+    refused (the attack would be scored against a threat it was not trained for)."""
     from anonreid.models.evaluation.intervals import bootstrap_ci
     from anonreid.models.evaluation.metrics import cmc_map, cosine_distance
     from anonreid.models.identity_attack import load_identity_towers
@@ -88,6 +91,11 @@ def identity_attack(run_dir: Path, enrollment: Mapping[str, np.ndarray], anon_la
         towers = load_identity_towers(run_dir / "checkpoints", device, raw=raw)
         if towers is None:
             continue
+        if (trained := int(towers.metadata.get("enrollment_day", 0))) != enrollment_day:
+            stage = "identity_raw" if raw else "identity"
+            raise ValueError(f"{run_dir / 'checkpoints'}: stage {stage} trained on enrollment photos of day {trained}, "
+                             f"the evaluation uses day {enrollment_day} (identity.enrollment_day in config.yaml): "
+                             f"retrain it with --set identity.enrollment_day={enrollment_day}")
         p_ids = np.asarray(sorted(enrollment))
         p_emb = towers.photo_embeddings([enrollment[i] for i in p_ids]).numpy()
         v_emb = towers.voxel_embeddings(last, boxes, batch).numpy()

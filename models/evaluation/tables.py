@@ -250,7 +250,8 @@ def identity_table(ctx: EvalContext) -> tuple[dict[str, RetrievalScore | None], 
 
     test = ctx.test
     return identity_attack(ctx.run_dir, test.enrollment, ctx.anon_last, test.clips.voxels[:, -1],
-                           np.asarray(test.clips.boxes), test.ids, test.cams, ENROLLMENT_CAMERA, ctx.seed, ctx.device)
+                           np.asarray(test.clips.boxes), test.ids, test.cams, ENROLLMENT_CAMERA, ctx.seed, ctx.device,
+                           enrollment_day=ctx.run_cfg.identity.enrollment_day)
 
 
 def face_table(ctx: EvalContext) -> FaceTable:

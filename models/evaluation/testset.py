@@ -42,11 +42,12 @@ def _camera_names(dataset: Any, clips: Any) -> np.ndarray:
 
 def open_test_set(
     dataset: str, data_dir: Path | None, root: Path | None, data_cfg: Any, cache: Path, clips_per_pass: int,
-    progress: bool, time_unit: str | None = None, sensor: str = "",
+    progress: bool, time_unit: str | None = None, sensor: str = "", enrollment_day: int = 0,
 ) -> TestSet:
     """The test clips of the world (``dataset="world"``, ``data_dir``) or of Event-ReId (``root``, either
     layout of :mod:`anonreid.events.event_reid_dataset`: single-window clips, as the authors evaluate;
-    the official query and gallery lists when the root has them)."""
+    the official query and gallery lists when the root has them). The world's enrollment photos are
+    those of ``enrollment_day`` (0: the day the cameras film)."""
     from anonreid.models.data import build_clips, dataset_fingerprint
 
     query = gallery = None
@@ -59,7 +60,7 @@ def open_test_set(
         ds: Any = WorldDataset(data_dir)
         fingerprint = dataset_fingerprint(data_dir)
         ids = ds.identities("test")
-        enrollment = {i: ds.enrollment(i) for i in ids}
+        enrollment = {i: ds.enrollment(i, enrollment_day) for i in ids}
         head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
         has_reference = True
     elif dataset == "event-reid":
