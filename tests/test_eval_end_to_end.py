@@ -5,6 +5,7 @@ on a tiny directory in Event-ReId's layout."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,15 @@ def test_identity_attack_refuses_towers_of_another_enrollment_day(tiny_run: Tiny
         identity_attack(*args, enrollment_day=1)
     rows, _ = identity_attack(*args, enrollment_day=0)  # the day it trained on: scored
     assert rows["enrollment->identity"] is not None
+    # the live adversary holds the photos of the day its identity attack trained on
+    from anonreid.nodes.adversary.attackers import enrollment_day, load_attackers, load_enrollment
+
+    attackers = load_attackers(tiny_run.run)
+    assert enrollment_day(attackers) == 0
+    attackers.identity = replace(attackers.identity, metadata={**towers.metadata, "enrollment_day": 2})
+    assert enrollment_day(attackers) == 2
+    photos = load_enrollment(str(tiny_run.world), day=2)
+    assert sorted(photos) == ds.identities() and all(np.array_equal(photos[i], ds.enrollment(i, 2)) for i in ids)
 
 
 def test_training_photos_are_those_of_the_configured_enrollment_day(tiny_run: TinyRun) -> None:

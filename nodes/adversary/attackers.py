@@ -160,16 +160,24 @@ def load_attackers(model_dir: str | Path | None) -> Attackers:
     return out
 
 
-def load_enrollment(source: str, world: WorldConfig | None = None) -> dict[str, np.ndarray]:
-    """Enrollment photos by identity: ``world`` renders the live world's people, a path reads a dataset."""
+def load_enrollment(source: str, world: WorldConfig | None = None, day: int = 0) -> dict[str, np.ndarray]:
+    """Enrollment photos by identity, taken on ``day`` (0: the day the cameras film; ``d`` >= 1: another
+    outfit, :meth:`~anonreid.events.world.people.Person.on_another_day`): ``world`` renders the live
+    world's people, a path reads a dataset."""
     if not source:
         return {}
     if source == "world":
         from anonreid.events.world.build import build_world
         from anonreid.events.world.render import render_enrollment
 
-        return {p.identity: render_enrollment(p) for p in build_world(world or WorldConfig()).people}
+        return {p.identity: render_enrollment(p.on_another_day(day)) for p in build_world(world or WorldConfig()).people}
     from anonreid.events.world.dataset import WorldDataset
 
     ds = WorldDataset(source)
-    return {i: ds.enrollment(i) for i in ds.identities()}
+    return {i: ds.enrollment(i, day) for i in ds.identities()}
+
+
+def enrollment_day(attackers: Attackers) -> int:
+    """The day of the enrollment photos the attackers hold: the one the direct identity attack trained
+    on (``identity.enrollment_day`` of its run), else the day the cameras film."""
+    return int(attackers.identity.metadata.get("enrollment_day", 0)) if attackers.identity is not None else 0

@@ -49,7 +49,7 @@ from redis import Redis
 
 from anonreid.models.evaluation.intervals import BREACH, Estimate
 from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
-from anonreid.nodes.adversary.attackers import Attackers, load_attackers, load_enrollment
+from anonreid.nodes.adversary.attackers import Attackers, enrollment_day, load_attackers, load_enrollment
 from anonreid.nodes.adversary.attacks import AttackStage, ViewKey
 from anonreid.nodes.adversary.grids import grid_png, keep_grid
 from anonreid.nodes.adversary.metrics import AdversaryMetrics
@@ -102,7 +102,8 @@ class AdversaryNode:
             log.warning("adversary: %s", why)
         for why in self.attackers.absent:
             log.info("adversary: attack not run: %s", why)
-        self.enrollment = enrollment if enrollment is not None else load_enrollment(cfg.enrollment, world)
+        self.enrollment = enrollment if enrollment is not None else load_enrollment(
+            cfg.enrollment, world, enrollment_day(self.attackers))
         self.windows: dict[str, deque[Sample]] = {c: deque(maxlen=cfg.window_samples) for c in cfg.cameras}
         self.cursors = {f"audit:{c}": "0" for c in cfg.cameras}
         self.attacks = AttackStage(self.attackers, self.enrollment, self._emit, clip_windows=cfg.clip_windows,
