@@ -18,6 +18,7 @@ from anonreid.models.evaluation.frontier import (
     build_frontier,
     frontier_point,
     load_results,
+    mark_frontier,
 )
 from anonreid.models.evaluation.report import MARGIN
 from anonreid.orchestration.cli import app
@@ -174,8 +175,8 @@ def test_command_writes_a_png_that_opens_and_a_json_that_round_trips(tmp_path: P
     assert fr.paper is not None and (fr.paper.reid, fr.paper.reid_raw, fr.paper.attacker_rank1) == (0.592, 0.637, 0.091)
     assert fr.paper.attacker_what == "inversion attack" and fr.paper.label == "paper (Event-ReId, real data)"
     md = (out / "frontier.md").read_text()
-    assert "| beta-4 | 4 | 55.0 [45.0, 63.0] | 58.0 [48.0, 66.0] | enrollment queries → adaptive attacker |" in md
-    assert "| shipped | n/a |" in md and "paper (Event-ReId, real data): anonymized ReId rank-1 59.2" in md
+    assert "| beta-4 | 4 | same day | 55.0 [45.0, 63.0] | 58.0 [48.0, 66.0] | enrollment queries → adaptive attacker |" in md
+    assert "| shipped | n/a | same day |" in md and "paper (Event-ReId, real data): anonymized ReId rank-1 59.2" in md
 
 
 def test_paper_without_an_attacker_rank1_is_a_reid_line_only(tmp_path: Path) -> None:
@@ -207,3 +208,20 @@ def test_a_strongest_attack_too_small_to_show_privacy_says_so() -> None:
     world = _results(retrieval={"enrollment->adaptive": {**_ret(0.0, 0.0, 0.036, 0.01), "rank1": hundred}})
     target = frontier_point(world, "run").targets[0]
     assert target.met is True and "low power" in target.note and "probability 0.74" in target.note, target.note
+
+
+def test_runs_attacked_with_photos_of_another_day_are_a_frontier_of_their_own() -> None:
+    """A run judged against enrollment photos of another day (another outfit: biometric identification) is
+    not dominated by, nor dominates, runs judged against same-day photos (identification by clothing)."""
+    same = _results(beta=1.0, anon=0.60, retrieval={"enrollment->adaptive": _ret(0.35, 0.21, 0.51, 0.025)})
+    other = copy.deepcopy(same)
+    other["attacker"] = {"enrollment_day": 1}
+    better = _results(beta=2.0, anon=0.70, retrieval={"enrollment->adaptive": _ret(0.10, 0.05, 0.20, 0.025)})
+    points = [frontier_point(r, n) for n, r in (("same", same), ("other", other), ("better", better))]
+    marked = {p.name: p for p in mark_frontier(points)}
+    assert not marked["same"].on_frontier and marked["better"].on_frontier  # same day: dominated
+    assert marked["other"].on_frontier and marked["other"].photos == "another day (1)"
+    bad = copy.deepcopy(same)
+    bad["attacker"] = {"enrollment_day": "monday"}
+    with pytest.raises(FrontierInputError, match="enrollment_day"):
+        frontier_point(bad, "bad", "runs/bad/results.json")

@@ -109,6 +109,7 @@ class FrontierPoint:
     reason: str
     targets: tuple[Target, ...]
     on_frontier: bool = False
+    enrollment_day: int = 0  # the identity attacks' enrollment photos (0: the day filmed; d: another outfit)
 
     @property
     def meets_targets(self) -> bool:
@@ -117,6 +118,11 @@ class FrontierPoint:
     @property
     def label(self) -> str:
         return self.name if self.beta is None else f"{self.name} / β={self.beta:g}"
+
+    @property
+    def photos(self) -> str:
+        """Which threat the identity attacks model (the enrollment photos' day)."""
+        return "same day" if self.enrollment_day == 0 else f"another day ({self.enrollment_day})"
 
     @property
     def excess(self) -> float | None:
@@ -255,11 +261,14 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     proto = res.get("protocol") or {}
     given = proto.get("verdict", True) is not False
     beta = (res.get("joint") or {}).get("beta")
+    day = (res.get("attacker") or {}).get("enrollment_day", 0)
+    if not isinstance(day, int) or day < 0:
+        raise FrontierInputError(f"{path}: attacker.enrollment_day must be a day number >= 0, got {day!r}")
     return FrontierPoint(
         name=name, source=str(source), beta=None if beta is None else float(beta), reid=reid, reid_raw=reid_raw,
         attacker=attacker, face_auc=face_auc, face_what=face.what if face else "", verdict_given=given,
         reason="" if given else str(proto.get("reason", "")),
-        targets=shipping_targets(reid, reid_raw, attacker, face_auc, given))
+        targets=shipping_targets(reid, reid_raw, attacker, face_auc, given), enrollment_day=day)
 
 
 def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: StrongestAttack | None,
@@ -316,9 +325,10 @@ def _fraction(percent: float) -> float:
 
 
 def mark_frontier(points: Sequence[FrontierPoint]) -> tuple[FrontierPoint, ...]:
-    """The points with ``on_frontier`` set (Pareto: lower excess over chance, higher ReId; see the module)."""
+    """The points with ``on_frontier`` set (Pareto: lower excess over chance, higher ReId; see the module),
+    each compared only with points of the same threat (enrollment photos of the same day)."""
     def dominated(p: FrontierPoint) -> bool:
-        return any(q is not p and q.excess is not None and p.excess is not None
+        return any(q is not p and q.enrollment_day == p.enrollment_day and q.excess is not None and p.excess is not None
                    and q.excess <= p.excess and q.reid.value >= p.reid.value
                    and (q.excess < p.excess or q.reid.value > p.reid.value) for q in points)
 
@@ -366,11 +376,11 @@ def frontier_markdown(fr: Frontier) -> str:
     rows = []
     for p in fr.points:
         a = p.attacker
-        rows.append([p.name, "n/a" if p.beta is None else f"{p.beta:g}", _est(p.reid), _est(p.reid_raw),
+        rows.append([p.name, "n/a" if p.beta is None else f"{p.beta:g}", p.photos, _est(p.reid), _est(p.reid_raw),
                      a.what if a else "none", _est(a.rank1) if a else "n/a", _pct(a.chance) if a else "n/a",
                      _est(p.face_auc, percent=False), *(_target_cell(t) for t in p.targets),
                      "yes" if p.meets_targets else "no", "yes" if p.on_frontier else ""])
-    header = ["run", "β", "anonymized ReId rank-1", "raw ReId rank-1", "strongest attack", "its rank-1", "chance",
+    header = ["run", "β", "enrollment photos", "anonymized ReId rank-1", "raw ReId rank-1", "strongest attack", "its rank-1", "chance",
               "face AUC", *(f"{t.name}: {t.rule}" for t in fr.points[0].targets), "all targets", "on frontier"]
     out = ["# Privacy–utility frontier", "", "Command:", "", "```", fr.command or "(library call)", "```", "",
            "Percentages with 95% intervals (from each run's results.json). Strongest attack: of every identity attack "
@@ -378,8 +388,10 @@ def frontier_markdown(fr: Frontier) -> str:
            "direct identity attack), the one whose rank-1 upper bound reaches furthest over its chance + "
            f"{100 * fr.margin:g} points limit. Targets of issue #16: the privacy ones on the upper bound (withheld "
            "where the evaluation refused a privacy verdict), the utility ones on point estimates. On frontier: no "
-           "other run has both a strongest-attacker upper bound at most as far over chance and a higher anonymized "
-           "ReId rank-1.", "", table(header, rows) if rows else "No runs.", ""]
+           "other run attacked with enrollment photos of the same day has both a strongest-attacker upper bound at "
+           "most as far over chance and a higher anonymized ReId rank-1. Enrollment photos: the same day's show the "
+           "outfit the cameras film, so identifying from them can use clothing, the cue ReId itself needs; another "
+           "day's show another outfit on the same body and face, so identifying needs biometric cues.", "", table(header, rows) if rows else "No runs.", ""]
     refused = [p for p in fr.points if not p.verdict_given]
     out += [f"- {p.name}: no privacy verdict: {p.reason}" for p in refused] + ([""] if refused else [])
     if fr.paper is not None:
@@ -421,7 +433,7 @@ def frontier_figure(fr: Frontier, path: Path) -> str:
         x, y = 100 * a.rank1.value, 100 * p.reid.value
         ax.errorbar(x, y, xerr=[[x - 100 * a.rank1.ci_low], [100 * a.rank1.ci_high - x]],
                     yerr=[[y - 100 * p.reid.ci_low], [100 * p.reid.ci_high - y]], fmt="o", capsize=3,
-                    color="#228833" if p.meets_targets else "#4477aa")
+                    color="#228833" if p.meets_targets else "#4477aa", mfc="white" if p.enrollment_day else None)
         ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
     xmax = max([100 * p.attacker.rank1.ci_high for p in plotted if p.attacker] + [0.0])
     if fr.paper is not None:
@@ -439,7 +451,8 @@ def frontier_figure(fr: Frontier, path: Path) -> str:
     ax.set_xlabel("strongest attacker rank-1 (%; each run's own strongest attack, named in frontier.md), "
                   "lower = more private", fontsize=9)
     ax.set_ylabel("anonymized ReId rank-1 (%)")
-    ax.set_title("Privacy–utility frontier (95% intervals; green = meets every target)", fontsize=10)
+    ax.set_title("Privacy–utility frontier (95% intervals; green = meets every target; hollow = enrollment photos "
+                 "of another day)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
