@@ -260,3 +260,48 @@ def test_one_query_per_identity_cannot_show_rank1_privacy_and_every_clip_can() -
     hits[::40] = 1  # 8 hits of 320 (2.5 %, chance), spread over 8 identities
     at_chance = proportion_ci(hits, ids)
     assert at_chance.value == 0.025 and at_chance.ci_high <= limit, at_chance
+
+
+def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_show_privacy() -> None:
+    """The positive control: an identification check passes only when the same attacker, on the same
+    queries without the anonymizer, tells people apart beyond chance (clean reference frames for the
+    reconstruction attacks, raw-event towers for the direct identity attack, reference faces for face
+    verification). Otherwise its pass would only say that the attacker is blind: insufficient evidence."""
+    from anonreid.models.evaluation.report import control_key, verdicts
+    from anonreid.models.evaluation.results import Scores
+
+    assert control_key("enrollment->adaptive") == "enrollment->reference"
+    assert control_key("adaptive->enrollment") == "reference->enrollment"
+    assert control_key("raw->adaptive") == "raw->raw"
+    assert control_key("enrollment->identity") == "enrollment->identity_raw"
+    assert control_key("identity->enrollment") == "identity_raw->enrollment"
+    given = {"test_identities": 100, "reid_queries": 400, "verdict": True, "reason": ""}
+    chance = {"rank1": 0.01, "mAP": 0.05}
+    row = {"rank5": 0.05, "rank10": 0.1, "mAP": _est(0.05, 0.04, 0.06), "chance": chance, "num_queries": 800}
+    passing = {**row, "rank1": _est(0.011, 0.004, 0.025, n_eff=800)}  # upper bound 2.5 <= 6.0: would hold
+    res = {
+        "protocol": given, "reconstruction": {"missing": "no reference frames"}, "reid": {"gt": {}},
+        "face": {"reference": {"auc": _est(0.52, 0.48, 0.56, "clustered delong, logit")},
+                 "anonymized": {"auc": _est(0.51, 0.47, 0.55, "clustered delong, logit")}},
+        "retrieval": {"reference->enrollment": {**row, "rank1": _est(0.011, 0.005, 0.021, n_eff=800)},  # blind
+                      "anonymized->enrollment": passing,
+                      "identity_raw->enrollment": {**row, "rank1": _est(0.12, 0.09, 0.15, n_eff=800)},  # sees
+                      "identity->enrollment": passing},
+    }
+    checks = {c["what"]: c for c in verdicts(Scores.from_json(res)).to_json()["privacy_checks"]}
+    blind = checks["stream queries (E_rec(anonymized)) → enrollment photos"]
+    assert blind["state"] == "insufficient evidence" and "reference frame" in blind["failed_control"]
+    assert "rank-1 1.1 [0.5, 2.1] vs chance 1.0" in blind["failed_control"]
+    sees = checks["stream queries (direct identity attack) → enrollment photos"]
+    assert sees["state"] == "pass" and "failed_control" not in sees
+    face = checks["face verification on E_rec(anonymized)"]
+    assert face["state"] == "insufficient evidence" and "clean reference frames" in face["failed_control"]
+    lines = verdicts(Scores.from_json(res)).lines
+    assert any(ln.startswith("stream queries (E_rec(anonymized))") and "(not testable: the same attack without" in ln
+               for ln in lines)
+    # a control that identifies people: the same score now shows privacy
+    res["retrieval"]["reference->enrollment"] = {**row, "rank1": _est(0.2, 0.15, 0.25, n_eff=800)}
+    res["face"]["reference"] = {"auc": _est(0.8, 0.75, 0.85, "clustered delong, logit")}
+    checks = {c["what"]: c for c in verdicts(Scores.from_json(res)).to_json()["privacy_checks"]}
+    assert checks["stream queries (E_rec(anonymized)) → enrollment photos"]["state"] == "pass"
+    assert checks["face verification on E_rec(anonymized)"]["state"] == "pass"

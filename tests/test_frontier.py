@@ -225,3 +225,17 @@ def test_runs_attacked_with_photos_of_another_day_are_a_frontier_of_their_own() 
     bad["attacker"] = {"enrollment_day": "monday"}
     with pytest.raises(FrontierInputError, match="enrollment_day"):
         frontier_point(bad, "bad", "runs/bad/results.json")
+
+
+def test_a_strongest_attack_that_fails_its_positive_control_is_not_judged() -> None:
+    """Enrollment photos the attacker cannot match even to clean reference frames: its rank-1 under the
+    limit is no privacy, so the target is not judged and the run does not meet every target."""
+    res = _results(beta=3.0, anon=0.60, raw=0.62, retrieval={
+        "enrollment->reference": _ret(0.025, 0.001, 0.074, 0.025),  # the control: at chance
+        "enrollment->adaptive": _ret(0.025, 0.001, 0.074, 0.025)})
+    point = frontier_point(res, "blind")
+    target = point.targets[0]
+    assert target.met is None and target.note.startswith("not testable: the same attack without the anonymizer")
+    assert not point.meets_targets and point.attacker is not None and point.attacker.control
+    res["retrieval"]["enrollment->reference"] = _ret(0.5, 0.34, 0.66, 0.025)  # the attacker sees: judged
+    assert frontier_point(res, "sees").targets[0].met is True

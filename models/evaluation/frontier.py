@@ -87,6 +87,7 @@ class StrongestAttack:
     rank1: Estimate
     chance: float
     state: str  # pass / insufficient evidence / breach (intervals.privacy_state on chance + MARGIN)
+    control: str = ""  # the positive control it failed (report.failed_control): then it cannot show privacy
 
     @property
     def limit(self) -> float:
@@ -162,7 +163,8 @@ class Frontier:
         points = []
         for p in d["points"]:
             a = p["attacker"]
-            attacker = None if a is None else StrongestAttack(a["what"], Estimate(**a["rank1"]), a["chance"], a["state"])
+            attacker = None if a is None else StrongestAttack(a["what"], Estimate(**a["rank1"]), a["chance"], a["state"],
+                                                              a.get("control", ""))
             points.append(FrontierPoint(**{**p, "reid": Estimate(**p["reid"]), "reid_raw": est(p["reid_raw"]),
                                            "attacker": attacker, "face_auc": est(p["face_auc"]),
                                            "targets": tuple(Target(**t) for t in p["targets"])}))
@@ -255,7 +257,7 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     attacker = None
     if rank1:
         c = max(rank1, key=lambda c: c.estimate.ci_high - c.limit)  # strongest_checks' rule across queries
-        attacker = StrongestAttack(c.what, c.estimate, round(c.limit - MARGIN, 12), c.state)
+        attacker = StrongestAttack(c.what, c.estimate, round(c.limit - MARGIN, 12), c.state, c.control)
     face = best.get("AUC")
     face_auc = face.estimate if face else None
     proto = res.get("protocol") or {}
@@ -268,13 +270,15 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
         name=name, source=str(source), beta=None if beta is None else float(beta), reid=reid, reid_raw=reid_raw,
         attacker=attacker, face_auc=face_auc, face_what=face.what if face else "", verdict_given=given,
         reason="" if given else str(proto.get("reason", "")),
-        targets=shipping_targets(reid, reid_raw, attacker, face_auc, given), enrollment_day=day)
+        targets=shipping_targets(reid, reid_raw, attacker, face_auc, given, face.control if face else ""),
+        enrollment_day=day)
 
 
 def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: StrongestAttack | None,
-                     face_auc: Estimate | None, verdict_given: bool = True) -> tuple[Target, ...]:
+                     face_auc: Estimate | None, verdict_given: bool = True, face_control: str = "") -> tuple[Target, ...]:
     """Issue #16's four targets. Privacy on the upper bound (as every privacy check; ``met`` None without a
-    verdict or a score), utility on point estimates with :data:`TOLERANCE`."""
+    verdict or a score, or when the attack failed its positive control: ``attacker.control``, ``face_control``),
+    utility on point estimates with :data:`TOLERANCE`."""
     no_verdict = "" if verdict_given else "no privacy verdict (the protocol refused it)"
     rule_x = f"upper bound <= chance + {100 * MARGIN:g} points"
     if attacker is None:
@@ -287,15 +291,18 @@ def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: Strong
             power = f"this size cannot show it: at chance the upper bound would be {100 * at_chance:.1f}"
         elif passes < POWER:
             power = f"low power: an attacker exactly at chance passes with probability {passes:.2f}"
+        untestable = f"not testable: {attacker.control}" if attacker.control else ""
         x = Target("strongest attacker rank-1", rule_x, attacker.rank1.ci_high, attacker.limit,
-                   None if no_verdict else attacker.rank1.ci_high <= attacker.limit,
-                   note="; ".join(n for n in (no_verdict, power) if n))
+                   None if no_verdict or untestable else attacker.rank1.ci_high <= attacker.limit,
+                   note="; ".join(n for n in (no_verdict, untestable, power) if n))
     rule_f = f"upper bound <= {FACE_AUC_MAX:.2f}"
     if face_auc is None:
         f = Target("face AUC", rule_f, None, FACE_AUC_MAX, None, percent=False, note="no face-verification attack")
     else:
+        untestable = f"not testable: {face_control}" if face_control else ""
         f = Target("face AUC", rule_f, face_auc.ci_high, FACE_AUC_MAX,
-                   None if no_verdict else face_auc.ci_high <= FACE_AUC_MAX, percent=False, note=no_verdict)
+                   None if no_verdict or untestable else face_auc.ci_high <= FACE_AUC_MAX, percent=False,
+                   note="; ".join(n for n in (no_verdict, untestable) if n))
     rule_d = f"raw - anonymized <= {100 * MARGIN:g} points"
     if reid_raw is None:
         d = Target("ReId drop", rule_d, None, MARGIN, None, note="no raw-event ReId baseline")

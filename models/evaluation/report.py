@@ -289,35 +289,81 @@ def _attacked(key: str) -> tuple[str, str] | None:
     (enrollment photos or raw reconstructions against the attack's crops) or ``view->enrollment`` (the
     attack's crops, every clip a query, against the enrollment photos)."""
     query, _, view = key.partition("->")
-    if view == ENROLLMENT_CAMERA:  # the attack's view is the query side
-        return None if query in NOT_ATTACKS else (f"stream queries ({VIEW_TITLES.get(query, query)}) → enrollment photos",
-                                                  query)
-    return None if view in NOT_ATTACKS or not view else (f"{query} queries → {VIEW_TITLES.get(view, view)}", view)
+    attack = query if view == ENROLLMENT_CAMERA else view  # stream queries: the attack's view is the query side
+    return None if attack in NOT_ATTACKS or not attack else (retrieval_what(key), attack)
 
 
-def check_state(metric: str, e: Estimate, limit: float) -> str:
+def retrieval_what(key: str) -> str:
+    """Retrieval row ``key`` in words: ``<query> queries → <view>``, or ``stream queries (<view>) → enrollment
+    photos`` where every clip of the view is a query against the enrollment photos."""
+    query, _, view = key.partition("->")
+    if view == ENROLLMENT_CAMERA:
+        return f"stream queries ({VIEW_TITLES.get(query, query)}) → enrollment photos"
+    return f"{query} queries → {VIEW_TITLES.get(view, view)}"
+
+
+def check_state(metric: str, e: Estimate, limit: float, can_pass: bool = True) -> str:
     resolution = SSIM_RESOLUTION if metric == "SSIM" else MARGIN
-    return privacy_state(e.ci_low, e.ci_high, limit, resolution)
+    return privacy_state(e.ci_low, e.ci_high, limit, resolution, can_pass)
 
 
-def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None) -> PrivacyCheck:
+def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None,
+           control: str = "") -> PrivacyCheck:
+    state = check_state(metric, e, limit, can_pass=not control)
     if chance is None or e.n_eff <= 0:
-        return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit))
-    return PrivacyCheck(what, metric, e, limit, check_state(metric, e, limit), upper_bound_at_chance(chance, e.n_eff),
-                        pass_probability_at_chance(chance, e.n_eff, limit))
+        return PrivacyCheck(what, metric, e, limit, state, control=control)
+    return PrivacyCheck(what, metric, e, limit, state, upper_bound_at_chance(chance, e.n_eff),
+                        pass_probability_at_chance(chance, e.n_eff, limit), control)
+
+
+def control_key(key: str) -> str:
+    """The positive control of retrieval row ``key`` (an attack on the anonymized stream): the same attacker
+    on the same queries without the anonymizer: the appearance net on clean reference frames for the
+    reconstruction attacks, raw reconstructions against raw reconstructions for raw queries, the direct
+    identity attack's raw-event towers for the direct identity attack."""
+    query, _, view = key.partition("->")
+    if view == ENROLLMENT_CAMERA:
+        return raw_key(key) if query == "identity" else f"reference->{ENROLLMENT_CAMERA}"
+    if view == "identity":
+        return raw_key(key)
+    return f"{query}->raw" if query == "raw" else f"{query}->reference"
+
+
+def failed_control(s: Scores, key: str) -> str:
+    """Why retrieval row ``key`` cannot show privacy because its positive control (:func:`control_key`)
+    does not tell people apart beyond chance (its rank-1 lower bound not above chance); "" when the
+    control works or was not measured."""
+    ctrl = s.retrieval.get(control_key(key))
+    if ctrl is None or not np.isfinite(ctrl.rank1.ci_low) or ctrl.rank1.ci_low > ctrl.chance["rank1"]:
+        return ""
+    return (f"the same attack without the anonymizer ({retrieval_what(control_key(key))}) does not identify "
+            f"people either: rank-1 {est_pct(ctrl.rank1)} vs chance {pct(ctrl.chance['rank1'])}")
+
+
+def failed_face_control(s: Scores) -> str:
+    """Why face verification cannot show privacy: on clean reference frames its AUC's lower bound is not
+    above 0.5; "" when it is, or when there are no reference frames."""
+    ref = s.face.rows.get("reference")
+    if ref is None or not np.isfinite(ref.auc.ci_low) or ref.auc.ci_low > 0.5:
+        return ""
+    return f"face verification on clean reference frames does not beat chance either: AUC {est(ref.auc)}"
 
 
 def privacy_checks(s: Scores) -> list[PrivacyCheck]:
     """Every privacy claim on these scores: each attack's rank-1 against chance + MARGIN, face AUC against
-    FACE_AUC_MAX, person-region SSIM against the best floor; each with its state on the upper bound."""
+    FACE_AUC_MAX, person-region SSIM against the best floor; each with its state on the upper bound. An
+    identification check whose positive control fails (:func:`failed_control`) cannot pass."""
     checks = []
     for key, r in s.retrieval.rows.items():
         attacked = _attacked(key)
         if r is not None and attacked:
-            checks.append(_check(attacked[0], "rank-1", r.rank1, r.chance["rank1"] + MARGIN, r.chance["rank1"]))
+            checks.append(_check(attacked[0], "rank-1", r.rank1, r.chance["rank1"] + MARGIN, r.chance["rank1"],
+                                 failed_control(s, key)))
+    face_control = failed_face_control(s)
     for view, f in s.face.rows.items():
         if f is not None and view not in NOT_ATTACKS:
-            checks.append(_check(f"face verification on {VIEW_TITLES.get(view, view)}", "AUC", f.auc, FACE_AUC_MAX))
+            checks.append(_check(f"face verification on {VIEW_TITLES.get(view, view)}", "AUC", f.auc, FACE_AUC_MAX,
+                                 control=face_control))
     for view, rec in s.reconstruction.views.items():
         if rec.person and view not in NOT_ATTACKS:
             floor = max(rec.person_floors["flat"]["ssim"], rec.person_floors["silhouette"]["ssim"])
@@ -381,8 +427,9 @@ def story_checks(s: Scores, margin: float = MARGIN) -> list[str]:
         if not power and c.pass_at_chance is not None and c.pass_at_chance < POWER:
             power = (f" (low power: an attacker exactly at chance passes this check with probability "
                      f"{c.pass_at_chance:.2f}, from {c.estimate.n_eff:.0f} effective queries)")
+        control = f" (not testable: {c.control})" if c.control else ""
         lines.append(f"{c.what}: {c.metric} {_fmt_est(c.metric, c.estimate)}, upper bound at most "
-                     f"{_fmt_limit(c.metric, c.limit)}: {STATE_WORDS[c.state]}{power}")
+                     f"{_fmt_limit(c.metric, c.limit)}: {STATE_WORDS[c.state]}{control}{power}")
     return lines or ["nothing to check (no anonymizer or no reference frames in this run)"]
 
 

@@ -385,12 +385,16 @@ class PrivacyCheck:
     #: rank-1 only: the probability that an attacker exactly at chance passes this check (the binomial
     #: spread around ``upper_at_chance``'s expected hit count): the check's power to show privacy that holds
     pass_at_chance: float | None = None
+    #: the positive control this attack failed, when it did: the same attacker without the anonymizer
+    #: (clean reference frames, raw events) does not tell people apart beyond chance, so its score on the
+    #: anonymized stream cannot show privacy (the state is then at best "insufficient evidence")
+    control: str = ""
 
     def to_json(self) -> dict[str, Any]:
         e = self.estimate
         out = {"what": self.what, "metric": self.metric, "value": e.value, "ci": [e.ci_low, e.ci_high],
                "interval_method": e.method, "limit": self.limit, "compared": "upper bound <= limit",
-               "state": self.state}
+               "state": self.state, **({"failed_control": self.control} if self.control else {})}
         if self.upper_at_chance is None:
             return out
         return {**out, "effective_queries": e.n_eff, "upper_bound_at_chance": self.upper_at_chance,
