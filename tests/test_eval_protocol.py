@@ -264,9 +264,9 @@ def test_one_query_per_identity_cannot_show_rank1_privacy_and_every_clip_can() -
 
 def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_show_privacy() -> None:
     """The positive control: an identification check passes only when the same attacker, on the same
-    queries without the anonymizer, tells people apart beyond chance (clean reference frames for the
+    queries without the anonymizer, is clearly over the check's limit (clean reference frames for the
     reconstruction attacks, raw-event towers for the direct identity attack, reference faces for face
-    verification). Otherwise its pass would only say that the attacker is blind: insufficient evidence."""
+    verification). Otherwise the check could not fail: its pass would only say that the attacker is weak."""
     from anonreid.models.evaluation.report import control_key, verdicts
     from anonreid.models.evaluation.results import Scores
 
@@ -281,9 +281,9 @@ def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_sho
     passing = {**row, "rank1": _est(0.011, 0.004, 0.025, n_eff=800)}  # upper bound 2.5 <= 6.0: would hold
     res = {
         "protocol": given, "reconstruction": {"missing": "no reference frames"}, "reid": {"gt": {}},
-        "face": {"reference": {"auc": _est(0.52, 0.48, 0.56, "clustered delong, logit")},
+        "face": {"reference": {"auc": _est(0.62, 0.58, 0.66, "clustered delong, logit")},  # not clearly over 0.60
                  "anonymized": {"auc": _est(0.51, 0.47, 0.55, "clustered delong, logit")}},
-        "retrieval": {"reference->enrollment": {**row, "rank1": _est(0.011, 0.005, 0.021, n_eff=800)},  # blind
+        "retrieval": {"reference->enrollment": {**row, "rank1": _est(0.08, 0.055, 0.10, n_eff=800)},  # weak
                       "anonymized->enrollment": passing,
                       "identity_raw->enrollment": {**row, "rank1": _est(0.12, 0.09, 0.15, n_eff=800)},  # sees
                       "identity->enrollment": passing},
@@ -291,7 +291,7 @@ def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_sho
     checks = {c["what"]: c for c in verdicts(Scores.from_json(res)).to_json()["privacy_checks"]}
     blind = checks["stream queries (E_rec(anonymized)) → enrollment photos"]
     assert blind["state"] == "insufficient evidence" and "reference frame" in blind["failed_control"]
-    assert "rank-1 1.1 [0.5, 2.1] vs chance 1.0" in blind["failed_control"]
+    assert "rank-1 8.0 [5.5, 10.0] (chance 1.0, limit 6.0)" in blind["failed_control"]
     sees = checks["stream queries (direct identity attack) → enrollment photos"]
     assert sees["state"] == "pass" and "failed_control" not in sees
     face = checks["face verification on E_rec(anonymized)"]
@@ -300,8 +300,8 @@ def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_sho
     assert any(ln.startswith("stream queries (E_rec(anonymized))") and "(not testable: the same attack without" in ln
                for ln in lines)
     # a control that identifies people: the same score now shows privacy
-    res["retrieval"]["reference->enrollment"] = {**row, "rank1": _est(0.2, 0.15, 0.25, n_eff=800)}
-    res["face"]["reference"] = {"auc": _est(0.8, 0.75, 0.85, "clustered delong, logit")}
+    res["retrieval"]["reference->enrollment"] = {**row, "rank1": _est(0.08, 0.061, 0.10, n_eff=800)}
+    res["face"]["reference"] = {"auc": _est(0.65, 0.61, 0.69, "clustered delong, logit")}
     checks = {c["what"]: c for c in verdicts(Scores.from_json(res)).to_json()["privacy_checks"]}
     assert checks["stream queries (E_rec(anonymized)) → enrollment photos"]["state"] == "pass"
     assert checks["face verification on E_rec(anonymized)"]["state"] == "pass"

@@ -228,10 +228,10 @@ def test_runs_attacked_with_photos_of_another_day_are_a_frontier_of_their_own() 
 
 
 def test_a_strongest_attack_that_fails_its_positive_control_is_not_judged() -> None:
-    """Enrollment photos the attacker cannot match even to clean reference frames: its rank-1 under the
-    limit is no privacy, so the target is not judged and the run does not meet every target."""
+    """An attacker not clearly over the limit even on clean reference frames: its rank-1 under the limit
+    is no privacy, so the target is not judged and the run does not meet every target."""
     res = _results(beta=3.0, anon=0.60, raw=0.62, retrieval={
-        "enrollment->reference": _ret(0.025, 0.001, 0.074, 0.025),  # the control: at chance
+        "enrollment->reference": _ret(0.06, 0.01, 0.12, 0.025),  # the control: not clearly over 7.5
         "enrollment->adaptive": _ret(0.025, 0.001, 0.074, 0.025)})
     point = frontier_point(res, "blind")
     target = point.targets[0]

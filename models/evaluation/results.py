@@ -386,8 +386,9 @@ class PrivacyCheck:
     #: spread around ``upper_at_chance``'s expected hit count): the check's power to show privacy that holds
     pass_at_chance: float | None = None
     #: the positive control this attack failed, when it did: the same attacker without the anonymizer
-    #: (clean reference frames, raw events) does not tell people apart beyond chance, so its score on the
-    #: anonymized stream cannot show privacy (the state is then at best "insufficient evidence")
+    #: (clean reference frames, raw events) is not clearly over the limit either, so the check could not
+    #: fail and its score on the anonymized stream cannot show privacy (the state is then at best
+    #: "insufficient evidence")
     control: str = ""
 
     def to_json(self) -> dict[str, Any]:
