@@ -231,3 +231,29 @@ def test_the_raw_event_identity_attack_is_the_reference_not_an_attack() -> None:
             "-> anonymized 70.0 [40.0, 90.0], chance 50.0; paired difference 20.0 [-10.0, 50.0] points, lower bound "
             "above 0): DOES NOT HOLD") in story
     assert not any("lowers the direct identity attack" in line for line in story_checks(_scores()))  # no reference run
+
+
+def test_rejudge_rewrites_only_the_verdicts_with_this_versions_rules(tmp_path: Path) -> None:
+    """`anonreid rejudge DIR` judges stored scores again: the verdicts of results.json and the judged part
+    of results.md are what `evaluate` would write today, every other byte stays."""
+    from typer.testing import CliRunner
+
+    from anonreid.models.evaluation.report import write_markdown
+    from anonreid.orchestration.cli import app
+
+    res = _results()
+    fresh_md, fresh_json = write_markdown(res), res.to_json()
+    stale_json = {**fresh_json, "verdicts": {"privacy_verdict_given": True, "reason": "", "privacy_checks": [],
+                                             "lines": ["an old rule: holds"]}}
+    head, _, rest = fresh_md.partition("## Strongest attack per metric")
+    stale_md = head + "## Against the paper's story (automatic checks)\n\n- an old rule: holds\n\n" + \
+        rest[rest.index("## Figures"):]
+    (tmp_path / "results.json").write_text(json.dumps(stale_json))
+    (tmp_path / "results.md").write_text(stale_md)
+    result = CliRunner().invoke(app, ["rejudge", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "results.md").read_text() == fresh_md
+    assert json.loads((tmp_path / "results.json").read_text()) == json.loads(json.dumps(fresh_json))
+    (tmp_path / "results.md").unlink()
+    result = CliRunner().invoke(app, ["rejudge", str(tmp_path)])
+    assert result.exit_code == 2 and "results.md: missing" in result.output

@@ -133,6 +133,23 @@ def _attacker_cfg(run: Path, steps: int | None) -> AttackerCfg | None:
     return AttackerCfg.from_config(load_train_config(run / "config.yaml"), steps)
 
 
+def rejudge(
+    results: Annotated[list[Path], typer.Argument(
+        help="output directories of `anonreid evaluate` (results.json + results.md)", metavar="DIR...")],
+) -> None:
+    """Judge evaluated runs again with this version's privacy rules (every number stays as measured):
+    rewrites the verdicts in results.json and the checks in results.md."""
+    from anonreid.models.evaluation.report import rejudge as rejudge_dir
+
+    for path in results:
+        try:
+            rejudge_dir(path)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"rejudged {path}")
+
+
 def frontier(
     out: Annotated[Path, typer.Option("--out", help="output directory for frontier.png, frontier.json and frontier.md")],
     results: Annotated[list[Path] | None, typer.Argument(

@@ -126,16 +126,49 @@ def write_markdown(results: EvaluationResults) -> str:
     out += attack_view_lines(s)
     out += face_lines(s, info.face_embedder)
     out += attacks_lines(results.attacks)
-    out += strongest_attacks(s)
-    out += ["## Against the paper's story (automatic checks)", "",
-            "Every privacy check compares the 95% interval's *upper bound* with the limit: it holds when the upper "
-            "bound is at or under it, does not hold when the lower bound is over it (or the interval, narrower than "
-            "the margin, still reaches over it), and is not shown while the interval straddles the limit and is "
-            "wider than the margin (insufficient evidence).", ""]
-    out += [f"- {line}" for line in story_checks(s)] + [""]
+    out += judgement_lines(s)
     if results.figures:
         out += ["## Figures", ""] + [f"![{name}]({name})" for name in results.figures] + [""]
     return "\n".join(out)
+
+
+JUDGEMENT_HEADERS = ("## Strongest attack per metric", "## Against the paper's story (automatic checks)")
+
+
+def judgement_lines(s: Scores) -> list[str]:
+    """The judged part of results.md (from :data:`JUDGEMENT_HEADERS` to the figures): the strongest attack
+    per metric and every automatic check."""
+    return [*strongest_attacks(s), JUDGEMENT_HEADERS[1], "",
+            "Every privacy check compares the 95% interval's *upper bound* with the limit: it holds when the upper "
+            "bound is at or under it, does not hold when the lower bound is over it (or the interval, narrower than "
+            "the margin, still reaches over it), and is not shown while the interval straddles the limit and is "
+            "wider than the margin (insufficient evidence). An identification check also needs its positive "
+            "control: the same attack without the anonymizer (on clean reference frames, or the direct identity "
+            "attack's raw-event towers) clearly over the limit; otherwise the check could not fail and is not "
+            "testable.", "", *(f"- {line}" for line in story_checks(s)), ""]
+
+
+def rejudge(out_dir: Path) -> None:
+    """Judge an evaluation's scores again with this code's rules, without evaluating again: rewrite
+    ``verdicts`` in ``out_dir/results.json`` and the judged part of ``results.md`` (:func:`judgement_lines`);
+    every number stays as it was measured."""
+    import json
+
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    for path in (json_path, md_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (not an `anonreid evaluate` output directory)")
+    res = json.loads(json_path.read_text())
+    s = Scores.from_json(res)
+    md = md_path.read_text()
+    start = min((i for i in (md.find(h) for h in JUDGEMENT_HEADERS) if i >= 0), default=-1)
+    if start < 0:
+        raise ValueError(f"{md_path}: no section {JUDGEMENT_HEADERS[1]!r} to rewrite")
+    end = md.find("\n## Figures", start)
+    tail = md[end + 1:] if end >= 0 else ""
+    md_path.write_text(md[:start] + "\n".join(judgement_lines(s)) + ("\n" + tail if tail else ""))
+    res["verdicts"] = verdicts(s).to_json()
+    json_path.write_text(json.dumps(res, indent=1) + "\n")
 
 
 def reconstruction_lines(rec: ReconstructionTable) -> list[str]:
