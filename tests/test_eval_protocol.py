@@ -285,6 +285,7 @@ def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_sho
                  "anonymized": {"auc": _est(0.51, 0.47, 0.55, "clustered delong, logit")}},
         "retrieval": {"reference->enrollment": {**row, "rank1": _est(0.08, 0.055, 0.10, n_eff=800)},  # weak
                       "anonymized->enrollment": passing,
+                      "adaptive->enrollment": {**row, "rank1": _est(0.2, 0.15, 0.25, n_eff=800)},  # over anyway
                       "identity_raw->enrollment": {**row, "rank1": _est(0.12, 0.09, 0.15, n_eff=800)},  # sees
                       "identity->enrollment": passing},
     }
@@ -292,6 +293,8 @@ def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_sho
     blind = checks["stream queries (E_rec(anonymized)) → enrollment photos"]
     assert blind["state"] == "insufficient evidence" and "reference frame" in blind["failed_control"]
     assert "rank-1 8.0 [5.5, 10.0] (chance 1.0, limit 6.0)" in blind["failed_control"]
+    over = checks["stream queries (adaptive attacker) → enrollment photos"]
+    assert over["state"] == "breach" and "failed_control" not in over  # a weak control softens no breach
     sees = checks["stream queries (direct identity attack) → enrollment photos"]
     assert sees["state"] == "pass" and "failed_control" not in sees
     face = checks["face verification on E_rec(anonymized)"]

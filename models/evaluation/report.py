@@ -335,14 +335,20 @@ def retrieval_what(key: str) -> str:
     return f"{query} queries → {VIEW_TITLES.get(view, view)}"
 
 
-def check_state(metric: str, e: Estimate, limit: float, can_pass: bool = True) -> str:
+def check_state(metric: str, e: Estimate, limit: float) -> str:
     resolution = SSIM_RESOLUTION if metric == "SSIM" else MARGIN
-    return privacy_state(e.ci_low, e.ci_high, limit, resolution, can_pass)
+    return privacy_state(e.ci_low, e.ci_high, limit, resolution)
 
 
 def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None,
            control: str = "") -> PrivacyCheck:
-    state = check_state(metric, e, limit, can_pass=not control)
+    """The check's state on the upper bound; a failed positive control (``control``) turns a pass into
+    insufficient evidence and is kept only then (it changes nothing in a check that does not pass)."""
+    state = check_state(metric, e, limit)
+    if state == PASS and control:
+        state = INSUFFICIENT
+    else:
+        control = ""
     if chance is None or e.n_eff <= 0:
         return PrivacyCheck(what, metric, e, limit, state, control=control)
     return PrivacyCheck(what, metric, e, limit, state, upper_bound_at_chance(chance, e.n_eff),
