@@ -429,11 +429,13 @@ def frontier_figure(fr: Frontier, path: Path) -> str:
         ax.axhline(100 * (raw - fr.margin), color="#555555", ls=":", lw=1,
                    label=f"raw − {100 * fr.margin:g} (ReId target)" if i == 0 else None)
     ax.axhline(100 * fr.reid_min, color="#999999", ls="-.", lw=0.8, label=f"ReId target ≥ {100 * fr.reid_min:g}")
-    edge = [p for p in plotted if p.on_frontier]
-    if len(edge) > 1:
-        edge.sort(key=lambda p: p.attacker.rank1.value if p.attacker else 0.0)
-        ax.plot([100 * p.attacker.rank1.value for p in edge if p.attacker], [100 * p.reid.value for p in edge],
-                color="#4477aa", alpha=0.5, lw=1.5, label="frontier (Pareto-efficient runs)")
+    for i, day in enumerate(sorted({p.enrollment_day for p in plotted})):  # one frontier per threat
+        edge = sorted((p for p in plotted if p.on_frontier and p.enrollment_day == day),
+                      key=lambda p: p.attacker.rank1.value if p.attacker else 0.0)
+        if len(edge) > 1:
+            ax.plot([100 * p.attacker.rank1.value for p in edge if p.attacker], [100 * p.reid.value for p in edge],
+                    color="#4477aa", alpha=0.5, lw=1.5, ls="-" if day == 0 else "--",
+                    label="frontier (Pareto-efficient runs)" if i == 0 else None)
     for p in plotted:
         a = p.attacker
         assert a is not None

@@ -343,12 +343,12 @@ def check_state(metric: str, e: Estimate, limit: float) -> str:
 def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None,
            control: str = "") -> PrivacyCheck:
     """The check's state on the upper bound; a failed positive control (``control``) turns a pass into
-    insufficient evidence and is kept only then (it changes nothing in a check that does not pass)."""
+    insufficient evidence, and is kept for any check it leaves undecided (a breach stays a breach, without it)."""
     state = check_state(metric, e, limit)
-    if state == PASS and control:
-        state = INSUFFICIENT
-    else:
+    if state == BREACH:
         control = ""
+    elif control:
+        state = INSUFFICIENT
     if chance is None or e.n_eff <= 0:
         return PrivacyCheck(what, metric, e, limit, state, control=control)
     return PrivacyCheck(what, metric, e, limit, state, upper_bound_at_chance(chance, e.n_eff),

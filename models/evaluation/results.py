@@ -385,9 +385,10 @@ class PrivacyCheck:
     #: rank-1 only: the probability that an attacker exactly at chance passes this check (the binomial
     #: spread around ``upper_at_chance``'s expected hit count): the check's power to show privacy that holds
     pass_at_chance: float | None = None
-    #: the positive control that kept this check from passing: the same attacker without the anonymizer
-    #: (clean reference frames, raw events) is not clearly over the limit either, so the check could not
-    #: fail and its pass would show no privacy (the state is then "insufficient evidence")
+    #: the positive control this undecided check failed: the same attacker without the anonymizer (clean
+    #: reference frames, raw events) is not clearly over the limit either, so the check could not fail and
+    #: no score on the anonymized stream shows privacy (the state is then "insufficient evidence"; a
+    #: breach is kept as a breach, without this note)
     control: str = ""
 
     def to_json(self) -> dict[str, Any]:
