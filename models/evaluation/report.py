@@ -372,10 +372,11 @@ def failed_control(s: Scores, key: str, limit: float) -> str:
     """Why retrieval row ``key`` cannot show privacy: its positive control (:func:`control_key`) is not
     clearly over the check's ``limit`` (rank-1 lower bound at or under it), so the check would hold even
     with no anonymizer at all; "" when the control breaches the limit, or was not measured."""
-    ctrl = s.retrieval.get(control_key(key))
+    ctrl_key = control_key(key)
+    ctrl = s.retrieval.get(ctrl_key)
     if ctrl is None or not np.isfinite(ctrl.rank1.ci_low) or ctrl.rank1.ci_low > limit:
         return ""
-    return (f"the same attack without the anonymizer ({retrieval_what(control_key(key))}) is not clearly over the "
+    return (f"the same attack without the anonymizer ({retrieval_what(ctrl_key)}) is not clearly over the "
             f"limit either: rank-1 {est_pct(ctrl.rank1)} (chance {pct(ctrl.chance['rank1'])}, limit {pct(limit)})")
 
 
