@@ -126,6 +126,10 @@ def test_every_attack_of_the_run_is_run_scored_with_intervals_and_its_budget_rep
     for attack in ("reconstruction", "finetuned", "linear"):
         assert {(attack, "ssim"), (attack, "psnr")} <= set(by), attack
     assert {("retrieval", "rank1"), ("finetuned", "rank1"), ("linear", "rank1")} <= set(by)
+    for attack in ("retrieval", "finetuned", "linear"):  # each carries its positive control: the same retrieval
+        assert by[(attack, "rank1")].HasField("control_low")  # on the clean reference frames, one for the round
+    assert len({by[(a, "rank1")].control_low for a in ("retrieval", "finetuned", "linear")}) == 1
+    assert not by[("identity", "rank1")].HasField("control_low")  # no raw events in the audit tap: none
     assert not any(r.attack == "adaptive" for r in records)  # an unrefreshed copy of E_rec is not run
     for metric in ("rank1", "map"):
         r = by[("identity", metric)]  # each anonymized person crop (2 per window) ranks the 3 enrolled photos

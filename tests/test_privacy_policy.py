@@ -97,3 +97,28 @@ def test_bad_policy_files_are_named(tmp_path):
         PrivacyPolicy.load(typo)
     with pytest.raises(PolicyError, match="cannot read"):
         PrivacyPolicy.load(tmp_path / "missing.yaml")
+
+
+def test_a_score_whose_positive_control_cannot_fail_the_check_never_passes():
+    """The same attack without the anonymizer (its score on clean reference frames) must be clearly over the
+    threshold: otherwise the check could not fail, and a score under the threshold shows no privacy."""
+    from anonreid.models.evaluation.privacy_policy import compute_verdicts, record_control
+    from anonreid.orchestration.infra.audit_log import make_record
+
+    policy = PrivacyPolicy.load()
+    args = ("cam1", "retrieval", "rank1", 0.01, (0.004, 0.02), 0.01, 2000, 50)  # threshold 0.06: would pass
+    [(blind,)] = [(j,) for j in policy.judge(*args, control_low=0.03)]
+    assert blind.state == "insufficient evidence" and blind.why.startswith("not testable")
+    assert [j.state for j in policy.judge(*args, control_low=0.2)] == ["pass"]  # the control sees people
+    assert [j.state for j in policy.judge(*args)] == ["pass"]  # not measured: judged as before
+    assert [j.state for j in policy.judge("cam1", "retrieval", "rank1", 0.3, (0.25, 0.35), 0.01, 2000, 50,
+                                          control_low=0.03)] == ["breach"]  # a breach stays a breach
+    # stored records carry the control, and the report judges them alike
+    kept = make_record("retrieval", "cam1", "rank1", 0.01, 0.01, (0.004, 0.02), (0, 1), 2000, "v", True, 50,
+                       "clopper-pearson", "", 0.03)
+    plain = make_record("retrieval", "cam1", "rank1", 0.01, 0.01, (0.004, 0.02), (0, 1), 2000, "v", True, 50)
+    assert record_control(kept) == 0.03 and math.isnan(record_control(plain))
+    [v] = [v for v in compute_verdicts([kept], policy, ["cam1"]) if (v.attack, v.metric) == ("retrieval", "rank1")]
+    assert v.status == "insufficient evidence"
+    [v] = [v for v in compute_verdicts([plain], policy, ["cam1"]) if (v.attack, v.metric) == ("retrieval", "rank1")]
+    assert v.status == "pass"

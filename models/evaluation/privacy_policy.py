@@ -123,17 +123,23 @@ class PrivacyPolicy(BaseModel):
     def judge(
         self, camera: str, attack: str, metric: str, value: float, ci: tuple[float, float],
         chance: float = math.nan, num_samples: int = 0, num_identities: int = 0, collapsed: str = "",
+        control_low: float = math.nan,
     ) -> list[Judgement]:
         """The state of the score under every rule that covers it (empty when none does); see the module
         docstring for the rule. ``ci`` is the score's 95% interval, ``num_samples`` its sample size (queries
         for rank-1), ``num_identities`` the distinct people it covers, ``collapsed`` why the attacker that
-        made it collapsed (empty: it did not)."""
+        made it collapsed (empty: it did not), ``control_low`` the lower bound of the same attack's score
+        without the anonymizer (NaN: not measured; at or under the threshold the check could not fail, so
+        it cannot pass)."""
         out = []
         for rule in self.rules_for(attack, metric):
             threshold = rule.threshold(chance)
             why = ""
             if collapsed:
                 why = f"attacker collapsed ({collapsed}): its score is no evidence of privacy"
+            elif math.isfinite(control_low) and control_low <= threshold:
+                why = (f"not testable: without the anonymizer the same attack's lower bound is {control_low:.3f}, "
+                       f"not over the threshold {threshold:.3f}")
             elif num_identities < self.min_identities:
                 why = f"{num_identities} identities, a pass needs {self.min_identities}"
             elif metric == "rank1" and best_rank1_upper(num_samples) > threshold:
@@ -147,6 +153,11 @@ class PrivacyPolicy(BaseModel):
 
 
 GROUND_TRUTH_METRICS = {"ssim", "psnr"}
+
+
+def record_control(record: audit_pb2.AuditRecord) -> float:
+    """The record's positive-control lower bound (``control_low``), NaN when it was not measured."""
+    return record.control_low if record.HasField("control_low") else math.nan
 
 
 def _finite_or_none(v: Any) -> Any:
@@ -208,7 +219,8 @@ def compute_verdicts(
                 verdicts.append(Verdict(camera, rule.attack, rule.metric, "not checked", reason=reason))
                 continue
             [j] = [j for j in policy.judge(camera, rule.attack, rule.metric, rec.value, (rec.ci_low, rec.ci_high),
-                                           rec.chance, rec.num_samples, rec.num_identities, rec.collapsed)
+                                           rec.chance, rec.num_samples, rec.num_identities, rec.collapsed,
+                                           record_control(rec))
                   if j.rule == rule]
             verdicts.append(
                 Verdict(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from anonreid.models.evaluation.intervals import Estimate
+    from anonreid.models.evaluation.results import RetrievalScore
 
 IDENTITY = "identity"
 #: the suite's name of a view -> the node's attack name (the policy's and the records')
@@ -56,7 +57,7 @@ class Recorder(Protocol):
 
     def __call__(
         self, camera: str, attack: str, metric: str, est: Estimate, chance: float, window_us: tuple[int, int],
-        n: int, version: str, people: int, collapsed: str = "",
+        n: int, version: str, people: int, collapsed: str = "", control: Estimate | None = None,
     ) -> audit_pb2.AuditRecord: ...
 
 
@@ -227,14 +228,41 @@ class AttackStage:
                     q_box.append(box)
                     q_ids.append(identity)
         if app is not None and q_ids:
-            g_ids, g = self._enrollment_crops()
-            q = suite.image_crops(np.stack(q_img), np.asarray(q_box, np.float32), self.attackers.appearance_hw)
-            r2 = suite.retrieval_attack(app, q, q_ids, [camera] * len(q_ids), g, g_ids, [ENROLLMENT_CAMERA] * len(g_ids))
+            r2 = self._retrieval(camera, q_img, q_box, q_ids)
+            control = self._reference_retrieval(camera, clips)
             name = "retrieval" if attack == "reconstruction" else attack  # retrieval on the plain reconstructions
             n, people = r2.num_queries, len(set(q_ids))
-            for metric, est, level in (("rank1", r2.rank1, r2.chance["rank1"]), ("map", r2.mAP, r2.chance["mAP"])):
-                out.append(self.record(camera, name, metric, est, level, window_us, n, version, people, collapsed))
+            for metric, est, level, ctrl in (
+                ("rank1", r2.rank1, r2.chance["rank1"], control.rank1 if control else None),
+                ("map", r2.mAP, r2.chance["mAP"], control.mAP if control else None),
+            ):
+                out.append(self.record(camera, name, metric, est, level, window_us, n, version, people, collapsed, ctrl))
         return out
+
+    def _retrieval(self, camera: str, images: list[np.ndarray], boxes: list[Any], ids: list[str]) -> RetrievalScore:
+        """The appearance net's retrieval of the enrollment photos from the person crops of ``images``."""
+        from anonreid.models.evaluation import attacks as suite
+
+        assert self.attackers.appearance is not None
+        g_ids, g = self._enrollment_crops()
+        q = suite.image_crops(np.stack(images), np.asarray(boxes, np.float32), self.attackers.appearance_hw)
+        return suite.retrieval_attack(self.attackers.appearance, q, ids, [camera] * len(ids), g, g_ids,
+                                      [ENROLLMENT_CAMERA] * len(g_ids))
+
+    def _reference_retrieval(self, camera: str, clips: list[Clip]) -> RetrievalScore | None:
+        """The positive control of the retrieval attacks: the same retrieval on the clean reference frames
+        of the same people (None without reference frames). An attacker that cannot identify people there
+        cannot show that the anonymized stream hides them."""
+        imgs, boxes, ids = [], [], []
+        for clip in clips:
+            if clip.last.reference is None:
+                continue
+            for box, identity in clip.last.truth:
+                if identity in self.enrollment:
+                    imgs.append(clip.last.reference)
+                    boxes.append(box)
+                    ids.append(identity)
+        return self._retrieval(camera, imgs, boxes, ids) if ids else None
 
     def _enrollment_crops(self) -> tuple[list[str], torch.Tensor]:
         """Identities and person crops of the enrollment photos (computed once)."""

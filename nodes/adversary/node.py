@@ -48,7 +48,7 @@ import numpy as np
 from redis import Redis
 
 from anonreid.models.evaluation.intervals import BREACH, Estimate
-from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
+from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, record_control
 from anonreid.nodes.adversary.attackers import Attackers, enrollment_day, load_attackers, load_enrollment
 from anonreid.nodes.adversary.attacks import AttackStage, ViewKey
 from anonreid.nodes.adversary.grids import grid_png, keep_grid
@@ -178,16 +178,18 @@ class AdversaryNode:
 
     def _emit(
         self, camera: str, attack: str, metric: str, est: Estimate, chance: float, window_us: tuple[int, int], n: int,
-        version: str, people: int, collapsed: str = "",
+        version: str, people: int, collapsed: str = "", control: Estimate | None = None,
     ) -> audit_pb2.AuditRecord:
         """One score -> audit record, policy judgement on its interval, gauges (the state included); a
         breach -> alert + WARNING log line. Every score the node makes needs ground truth (identities).
-        ``collapsed``: why the attacker's output says nothing about privacy (never a pass then)."""
+        ``collapsed``: why the attacker's output says nothing about privacy (never a pass then); ``control``:
+        the same attack's score without the anonymizer (the positive control; never a pass when its lower
+        bound is not over the threshold)."""
         record = make_record(attack, camera, metric, est.value, chance, (est.ci_low, est.ci_high), window_us, n,
-                             version, True, people, est.method, collapsed)
+                             version, True, people, est.method, collapsed, None if control is None else control.ci_low)
         self.log.append(record)
         judgements = self.policy.judge(camera, attack, metric, record.value, (record.ci_low, record.ci_high),
-                                       record.chance, n, people, collapsed)
+                                       record.chance, n, people, collapsed, record_control(record))
         self.metrics.observe(record, [j.state for j in judgements])
         for b in (j for j in judgements if j.state == BREACH):
             self.log.alert(audit_pb2.PrivacyAlert(record=record, threshold=b.threshold, comparison="<=", message=b.message))

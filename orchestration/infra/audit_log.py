@@ -43,7 +43,10 @@ def make_record(
     num_identities: int = 0,
     interval_method: str = "",
     collapsed: str = "",
+    control_low: float | None = None,
 ) -> audit_pb2.AuditRecord:
+    """One score as an audit record; ``control_low``: the positive control's lower bound (None: not
+    measured, the field stays unset)."""
     return audit_pb2.AuditRecord(
         record_id=uuid.uuid4().hex,
         attack=attack,
@@ -61,6 +64,7 @@ def make_record(
         num_identities=int(num_identities),
         interval_method=interval_method,
         collapsed=collapsed,
+        **({} if control_low is None else {"control_low": float(control_low)}),
     )
 
 
