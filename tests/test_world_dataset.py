@@ -48,6 +48,9 @@ def test_round_trip(dataset: Path) -> None:
     assert np.array_equal(other_day, ds.enrollment("002", day=1)) and not np.array_equal(other_day, ds.enrollment("002", 2))
     with pytest.raises(KeyError, match=r"world\.json.*'009'"):
         ds.enrollment("009", day=1)
+    del next(p for p in ds.meta["identities"] if p["identity"] == "002")["long_sleeves"]  # an older world.json
+    with pytest.raises(ValueError, match=r"world\.json: identity '002' lacks attributes.*long_sleeves"):
+        ds.enrollment("002", day=1)
     meta = json.loads((dataset / "world.json").read_text())
     assert meta["config"]["seed"] == 0 and len(meta["identities"]) == 3 and len(meta["cameras"]) == 4
 

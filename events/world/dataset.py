@@ -290,7 +290,12 @@ class WorldDataset:
             attrs = next((p for p in self.meta["identities"] if p["identity"] == identity), None)
             if attrs is None:
                 raise KeyError(f"{self.json_path}: no identity {identity!r}")
-            return render_enrollment(Person.from_json(attrs).on_another_day(day))
+            try:
+                person = Person.from_json(attrs)
+            except TypeError as exc:  # a world.json written before an attribute existed
+                raise ValueError(f"{self.json_path}: identity {identity!r} lacks attributes to render another day "
+                                 f"({exc}); simulate the world again") from None
+            return render_enrollment(person.on_another_day(day))
         with h5py.File(self.h5_path, "r") as h5:
             key = f"enrollment/{identity}"
             if key not in h5:
