@@ -97,6 +97,8 @@ class AttackStage:
         self.views: dict[ViewKey, np.ndarray] = {}
         self._enrolled: tuple[list[str], torch.Tensor] | None = None
         self._enrolled_identity: tuple[list[str], np.ndarray] | None = None
+        #: this round's positive controls, by the clips scored (the offline attacks all score the same clips)
+        self._controls: dict[tuple[tuple[int, int], ...], RetrievalScore | None] = {}
 
     def forget(self, attack: str) -> None:
         """Drop the cached outputs of ``attack`` (a retrained attacker is a new attacker)."""
@@ -141,6 +143,7 @@ class AttackStage:
         window_us = (min(s.start_us for s in samples), max(s.end_us for s in samples))
         version = f"anonymizer {samples[-1].model_version or 'unknown'} / attacker {self.attackers.version}"
         out = CameraRound(clips=clips)
+        self._controls = {}
         for attack in outputs:
             use = [c for c in scored if attack not in held_out or held_out[attack].may_score(c)]
             score = self._score if attack in frames else self._score_identity
@@ -251,8 +254,14 @@ class AttackStage:
 
     def _reference_retrieval(self, camera: str, clips: list[Clip]) -> RetrievalScore | None:
         """The positive control of the retrieval attacks: the same retrieval on the clean reference frames
-        of the same people (None without reference frames). An attacker that cannot identify people there
-        cannot show that the anonymized stream hides them."""
+        of the same people (None without reference frames), once a round for the same clips. An attacker
+        that cannot identify people there cannot show that the anonymized stream hides them."""
+        key = tuple((c.first.seq, len(c.samples)) for c in clips)
+        if key not in self._controls:
+            self._controls[key] = self._retrieval_on_references(camera, clips)
+        return self._controls[key]
+
+    def _retrieval_on_references(self, camera: str, clips: list[Clip]) -> RetrievalScore | None:
         imgs, boxes, ids = [], [], []
         for clip in clips:
             if clip.last.reference is None:
