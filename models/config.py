@@ -99,6 +99,11 @@ class IdentityCfg(OptimCfg):
         0, ge=0, description="the enrollment photos every identity attack trains and is tested with (world only): "
         "0 = the day the cameras film (the same outfit: identification by clothing, the cue ReId itself uses); "
         "d >= 1 = another day (another outfit, the same body, gait, hair and face: identification by biometrics)")
+    photo_days: int = Field(
+        1, ge=1, description="enrollment photos per *training* identity, of days enrollment_day, enrollment_day + 1, "
+        "...; each batch draws one of them (the test identities' photos stay of enrollment_day). More than one "
+        "shows the attacker the same person in several outfits, so it learns the cues that survive a change of "
+        "clothes: the clothing-invariant attacker that identification from another day's photo needs")
 
 
 class MinmaxCfg(Section):

@@ -144,10 +144,15 @@ def photo_crops(photos: Sequence[np.ndarray], hw: tuple[int, int]) -> torch.Tens
 
 def batch_photos(photos: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator | None = None,
                  augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One photo per identity of ``labels`` (``photos`` indexed by class), augmented like the attacker's
-    nets' training crops when ``rng`` is given."""
+    """One photo per identity of ``labels`` (``photos`` ``(C, D, 1, h, w)`` indexed by class, D days each):
+    with ``rng``, of a day drawn per identity and augmented like the attacker's nets' training crops;
+    without, of the first day (``identity.enrollment_day``)."""
     uniq = torch.unique(labels)
-    crops = photos[uniq.cpu()].to(labels.device)
+    per_day = photos[uniq.to(photos.device)]
+    drawn = rng is not None and per_day.shape[1] > 1  # (one day: no draw, so the augmentation's stream is as before)
+    day = (torch.from_numpy(rng.integers(0, per_day.shape[1], len(uniq))) if drawn  # type: ignore[union-attr]
+           else torch.zeros(len(uniq), dtype=torch.long)).to(per_day.device)
+    crops = per_day[torch.arange(len(uniq), device=per_day.device), day].to(labels.device)
     if augment and rng is not None:
         from anonreid.models.evaluation.attacks import augment_crops
 

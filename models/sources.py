@@ -139,14 +139,16 @@ class TrainingData:
     splits: dict[str, str] = field(default_factory=dict)  # cache-key suffix per clip set ("train", "val")
     anonymizer: Path | None = None  # paired recordings: the frozen E_an of the attack stages
 
-    def photos(self, identities: Sequence[str], hw: tuple[int, int], day: int = 0) -> torch.Tensor | None:
-        """Enrollment-photo crops of ``identities`` taken on ``day`` (0: the day the cameras film; see
+    def photos(self, identities: Sequence[str], hw: tuple[int, int], day: int = 0, days: int = 1) -> torch.Tensor | None:
+        """Enrollment-photo crops ``(len(identities), days, 1, h, w)`` of ``identities`` taken on days ``day``,
+        ..., ``day + days - 1`` (0: the day the cameras film; see
         :meth:`~anonreid.events.world.WorldDataset.enrollment`); None: real events have no enrollment photos."""
         if self.world is None:
             return None
         from anonreid.models.identity_attack import photo_crops
 
-        return photo_crops([self.world.enrollment(i, day) for i in identities], hw)
+        return torch.stack([photo_crops([self.world.enrollment(i, d) for d in range(day, day + days)], hw)
+                            for i in identities]) if len(identities) else torch.zeros((0, days, 1, *hw))
 
     def with_reference(self, clips: ClipSet, cache: Path, device: torch.device) -> ClipSet:
         """``clips`` with their reference frames: the world's own, or E_rec(X) on real events."""

@@ -115,7 +115,7 @@ class Context:
     world: int = 1
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_dir: Path | None = None  # the world (the attack stages train the attacker's nets on it)
-    photos: torch.Tensor | None = None  # (num_classes, 1, h, w) enrollment-photo crops of the training ids
+    photos: torch.Tensor | None = None  # (num_classes, photo_days, 1, h, w) enrollment-photo crops of the training ids
     identity_split: dict[str, list[str]] = field(default_factory=dict)  # real events: recorded in the checkpoints
 
     @property
@@ -444,7 +444,7 @@ def prepare_context(
     ctx.data_dir = data.path if data.world is not None else None
     ctx.identity_split = data.identity_split()
     ctx.photos = data.photos(ctx.train.identities, (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1]),
-                             cfg.identity.enrollment_day)
+                             cfg.identity.enrollment_day, cfg.identity.photo_days)
     if ctx.is_main:
         _write_run_files(run_dir, cfg, device, data.path, ctx.command)
         install_frozen(data, ctx.ckpt_dir)

@@ -305,7 +305,7 @@ def train_identity(ctx: Context, anonymizer: nn.Module | None) -> nn.Module:
     _run(ctx, stage, {"voxel": att.voxel, "photo": att.photo}, _optimizer([{"params": att.parameters()}], ic),
          step, lambda: {}, ic, batch)
     extra = {"temperature": ic.temperature, "crop_hw": list(hw), "trained_on": trained_on,
-             "enrollment_day": ic.enrollment_day, **meta}
+             "enrollment_day": ic.enrollment_day, "photo_days": ic.photo_days, **meta}
     base = ctx.metadata(stage, ctx.results[stage]["metrics"], **extra)
     kind = "anonymized" if anonymizer is not None else "raw"
     ctx.save(ctx.ckpt_dir / towers[0], att.voxel, {**base, "tower": f"{kind} voxel crops"})

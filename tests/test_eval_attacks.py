@@ -158,6 +158,7 @@ def test_attacker_net_trains_checkpoints_and_reloads(tmp_path: Path) -> None:
     assert load_attacker_net(tmp_path, cfg, data_fingerprint="world-1") is not None
     assert load_attacker_net(tmp_path, cfg, data_fingerprint="world-2") is None  # another world: retrain
     assert load_attacker_net(tmp_path, cfg, enrollment_day=1) is None  # photos of another day: retrain
+    assert load_attacker_net(tmp_path, cfg, photo_days=3) is None  # trained on photos of more days: retrain
     with pytest.raises(ValueError, match="at least 2 training identities"):
         train_attacker_net(crops[:6], labels[:6], cfg, tmp_path)
 

@@ -303,5 +303,55 @@ def test_training_photos_are_those_of_the_configured_enrollment_day(tiny_run: Ti
     ds, ids = WorldDataset(tiny_run.world), data.train_ids
     for day in (0, 1):
         got = data.photos(ids, (64, 32), day)
-        assert got is not None and torch.equal(got, photo_crops([ds.enrollment(i, day) for i in ids], (64, 32)))
+        assert got is not None and got.shape == (len(ids), 1, 1, 64, 32)
+        assert torch.equal(got[:, 0], photo_crops([ds.enrollment(i, day) for i in ids], (64, 32)))
     assert not torch.equal(data.photos(ids, (64, 32), 0), data.photos(ids, (64, 32), 1))
+    several = data.photos(ids, (64, 32), 1, days=3)  # identity.photo_days: days 1, 2, 3 of each person
+    assert several is not None and several.shape == (len(ids), 3, 1, 64, 32)
+    for d in (1, 2, 3):
+        assert torch.equal(several[:, d - 1], photo_crops([ds.enrollment(i, d) for i in ids], (64, 32)))
+
+
+def test_attacker_nets_train_on_photos_of_several_days(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """identity.photo_days: the evaluation's appearance and face nets see every training identity's photos
+    of that many days (and are retrained when a run asks for another count)."""
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.checkpoint import read_sidecar
+    from anonreid.models.config import load_train_config
+    from anonreid.models.evaluation.attacks import AttackerCfg, load_attacker_net
+    from anonreid.models.evaluation.evaluate import attacker_networks
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache").symlink_to(tiny_run.run / "cache")
+    cfg = load_train_config(tiny_run.run / "config.yaml")
+    cfg = cfg.model_copy(update={"identity": cfg.identity.model_copy(update={"enrollment_day": 1, "photo_days": 2})})
+    acfg = AttackerCfg.from_config(cfg)
+    attacker_networks(run, tiny_run.world, cfg, acfg, torch.device("cpu"), progress=False)
+    n_train = len(WorldDataset(tiny_run.world).identities("train")) - cfg.data.val_identities
+    for net in (acfg.appearance, acfg.face):
+        meta = read_sidecar(run / "attacker" / net.name)["metadata"]
+        assert (meta["enrollment_day"], meta["photo_days"], meta["identities"]) == (1, 2, n_train)
+        assert "days 1-2" in meta["trained_on"]
+        assert load_attacker_net(run / "attacker", net, enrollment_day=1, photo_days=2) is not None
+        assert load_attacker_net(run / "attacker", net, enrollment_day=1) is None
+
+
+def test_batch_photos_draw_one_of_each_identitys_days() -> None:
+    """With several days a person, each batch shows one drawn photo per identity; without a generator
+    (the min-max privacy term) always the first: identity.enrollment_day's."""
+    from anonreid.models.identity_attack import batch_photos
+
+    photos = torch.arange(4 * 3, dtype=torch.float32).reshape(4, 3, 1, 1, 1).expand(4, 3, 1, 2, 2).contiguous()
+    labels = torch.tensor([2, 0, 2, 3])
+    fixed, uniq = batch_photos(photos, labels)
+    assert uniq.tolist() == [0, 2, 3] and fixed[:, 0, 0, 0].tolist() == [0.0, 6.0, 9.0]
+    seen = set()
+    for seed in range(20):
+        got, _ = batch_photos(photos, labels, np.random.default_rng(seed), augment=False)
+        day = (got[:, 0, 0, 0] - uniq.float() * 3).tolist()
+        assert all(d in (0.0, 1.0, 2.0) for d in day)
+        seen.update(day)
+    assert seen == {0.0, 1.0, 2.0}
+    one, _ = batch_photos(photos[:, :1], labels, np.random.default_rng(0), augment=False)  # one day: no draw
+    assert one[:, 0, 0, 0].tolist() == [0.0, 6.0, 9.0]

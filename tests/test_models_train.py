@@ -53,12 +53,13 @@ def synthetic_clips(n_ids: int = 6, per_id: int = 4, length: int = 2, hw: tuple[
 
 
 def synthetic_photos(clips: ClipSet, hw: tuple[int, int]) -> torch.Tensor:
-    """One "enrollment photo" per identity: the person crop of its first clip's last reference frame."""
+    """One "enrollment photo" per identity ``(C, 1 day, 1, h, w)``: the person crop of its first clip's last
+    reference frame."""
     from anonreid.models.data import crop_boxes
 
     first = [int(np.flatnonzero(clips.labels == c)[0]) for c in range(clips.num_classes)]
     frames = torch.from_numpy(clips.frames[first, -1:].astype(np.float32) / 255.0)
-    return crop_boxes(frames, torch.from_numpy(clips.boxes[first]), hw)
+    return crop_boxes(frames, torch.from_numpy(clips.boxes[first]), hw)[:, None]
 
 
 @pytest.fixture

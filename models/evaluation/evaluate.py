@@ -130,14 +130,14 @@ def attacker_networks(
 ) -> tuple[nn.Module | None, nn.Module | None]:
     """The attacker's appearance ReId and face nets from ``RUN_DIR/attacker/``, trained there first when
     missing (on the world's *training* identities: reference-frame crops and enrollment photos of the day
-    ``run_cfg.identity.enrollment_day``)."""
+    ``run_cfg.identity.enrollment_day`` and the ``identity.photo_days - 1`` days after it)."""
     from anonreid.models.data import build_clips, dataset_fingerprint, split_identities
 
     out_dir = run_dir / "attacker"
     fingerprint = dataset_fingerprint(data_dir) if data_dir is not None else None
-    day = run_cfg.identity.enrollment_day
-    app = load_attacker_net(out_dir, acfg.appearance, device, fingerprint, day)
-    face = load_attacker_net(out_dir, acfg.face, device, fingerprint, day)
+    day, days = run_cfg.identity.enrollment_day, run_cfg.identity.photo_days
+    app = load_attacker_net(out_dir, acfg.appearance, device, fingerprint, day, days)
+    face = load_attacker_net(out_dir, acfg.face, device, fingerprint, day, days)
     if app is not None and face is not None:
         return app, face
     if data_dir is None or fingerprint is None:
@@ -149,13 +149,14 @@ def attacker_networks(
     train_ids, _ = split_identities(ds, run_cfg.data)
     clips = build_clips(ds, train_ids, run_cfg.data, run_dir / "cache", fingerprint, progress=progress)
     head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
-    photos = [ds.enrollment(i, day) for i in clips.identities]
+    photos = [ds.enrollment(i, d) for d in range(day, day + days) for i in clips.identities]
     photo_boxes = np.stack([photo_person_box(p) for p in photos])
     frames, boxes = np.asarray(clips.frames[:, -1]), np.asarray(clips.boxes)
-    labels = np.r_[np.asarray(clips.labels), np.arange(len(photos))]
+    labels = np.r_[np.asarray(clips.labels), np.tile(np.arange(len(clips.identities)), days)]
     ratios = np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32)
-    meta = {"data_fingerprint": fingerprint, "enrollment_day": day,
-            "trained_on": "reference frames + enrollment photos of the training identities"}
+    meta = {"data_fingerprint": fingerprint, "enrollment_day": day, "photo_days": days,
+            "trained_on": "reference frames + enrollment photos of the training identities"
+                          + (f" (days {day}-{day + days - 1})" if days > 1 else "")}
     if app is None:
         hw = acfg.appearance.crop_hw
         crops = torch.cat([image_crops(frames, boxes, hw), photo_crops(photos, photo_boxes, hw)])
