@@ -90,7 +90,8 @@ def test_results_json_holds_every_table_in_its_keys_and_reads_back() -> None:
                          "attacker", "paper", "reconstruction", "reid", "retrieval", "protocol", "face", "encryption",
                          "ablation", "attacks", "strongest", "attackers_in_training", "wall_s", "figures", "verdicts"]
     assert res["paper"] == PAPER and res["attacker"] == {"appearance": {"crop_hw": [32, 16]},
-                                                         "face_embedder": "attacker's own face net", "enrollment_day": 0}
+                                                         "face_embedder": "attacker's own face net", "enrollment_day": 0,
+                                                         "photo_days": 1}
     assert res["reid"]["detection_recall"] == 0.5 and "raw_missing" not in res["reid"]
     assert res["retrieval"]["raw->raw"] is None and res["face"]["anonymized"] is None
     assert res["encryption"]["scrambling"] == {"transform": "ChaoticScramble()", "retrieval": None}
@@ -135,6 +136,9 @@ def test_results_md_renders_every_table_from_the_types() -> None:
     assert "Enrollment photos: taken the day the cameras film, in the same outfit." in md  # the threat it models
     other_day = write_markdown(replace(_results(), info=replace(_results().info, enrollment_day=2)))
     assert "Enrollment photos: taken on another day (day 2): another outfit" in other_day
+    assert "learned from photos of" not in other_day
+    several = write_markdown(replace(_results(), info=replace(_results().info, enrollment_day=1, photo_days=6)))
+    assert "The identity attackers learned from photos of 6 days (days 1-6" in several
 
 
 def test_no_verdict_renders_the_numbers_without_privacy_checks() -> None:

@@ -225,6 +225,12 @@ def test_runs_attacked_with_photos_of_another_day_are_a_frontier_of_their_own() 
     bad["attacker"] = {"enrollment_day": "monday"}
     with pytest.raises(FrontierInputError, match="enrollment_day"):
         frontier_point(bad, "bad", "runs/bad/results.json")
+    several = copy.deepcopy(other)
+    several["attacker"]["photo_days"] = 6  # a stronger attacker, the same threat
+    assert frontier_point(several, "several").photos == "another day (1); attackers saw 6 days"
+    bad["attacker"] = {"enrollment_day": 1, "photo_days": 0}
+    with pytest.raises(FrontierInputError, match="photo_days"):
+        frontier_point(bad, "bad", "runs/bad/results.json")
 
 
 def test_a_strongest_attack_that_fails_its_positive_control_is_not_judged() -> None:

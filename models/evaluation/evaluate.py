@@ -257,4 +257,4 @@ def _run_info(command: str, run_dir: Path, dataset: str, data: str, run_cfg: Any
     return RunInfo(command, str(run_dir), dataset, data, run_cfg.name, str(device), _model_versions(run_dir), joint,
                    summary, {"appearance": opts.attacker.appearance.__dict__, "face": opts.attacker.face.__dict__},
                    str(opts.face_weights) if opts.face_weights else "attacker's own face net",
-                   run_cfg.identity.enrollment_day)
+                   run_cfg.identity.enrollment_day, run_cfg.identity.photo_days)

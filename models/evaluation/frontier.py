@@ -111,6 +111,7 @@ class FrontierPoint:
     targets: tuple[Target, ...]
     on_frontier: bool = False
     enrollment_day: int = 0  # the identity attacks' enrollment photos (0: the day filmed; d: another outfit)
+    photo_days: int = 1  # the identity attackers trained on photos of this many days of each training person
 
     @property
     def meets_targets(self) -> bool:
@@ -123,7 +124,8 @@ class FrontierPoint:
     @property
     def photos(self) -> str:
         """Which threat the identity attacks model (the enrollment photos' day)."""
-        return "same day" if self.enrollment_day == 0 else f"another day ({self.enrollment_day})"
+        day = "same day" if self.enrollment_day == 0 else f"another day ({self.enrollment_day})"
+        return day if self.photo_days == 1 else f"{day}; attackers saw {self.photo_days} days"
 
     @property
     def excess(self) -> float | None:
@@ -266,12 +268,15 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     day = (res.get("attacker") or {}).get("enrollment_day", 0)
     if not isinstance(day, int) or day < 0:
         raise FrontierInputError(f"{path}: attacker.enrollment_day must be a day number >= 0, got {day!r}")
+    days = (res.get("attacker") or {}).get("photo_days", 1)
+    if not isinstance(days, int) or days < 1:
+        raise FrontierInputError(f"{path}: attacker.photo_days must be a count of days >= 1, got {days!r}")
     return FrontierPoint(
         name=name, source=str(source), beta=None if beta is None else float(beta), reid=reid, reid_raw=reid_raw,
         attacker=attacker, face_auc=face_auc, face_what=face.what if face else "", verdict_given=given,
         reason="" if given else str(proto.get("reason", "")),
         targets=shipping_targets(reid, reid_raw, attacker, face_auc, given, face.control if face else ""),
-        enrollment_day=day)
+        enrollment_day=day, photo_days=days)
 
 
 def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: StrongestAttack | None,

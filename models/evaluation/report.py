@@ -91,14 +91,22 @@ def _ssim_psnr(r: ReconstructionScore | None) -> list[str]:
 # -------------------------------------------------------------------------------------------------- markdown
 
 
-def enrollment_line(day: int) -> str:
-    """Which threat the enrollment photos model (``identity.enrollment_day``)."""
+def enrollment_line(day: int, photo_days: int = 1) -> str:
+    """Which threat the enrollment photos model (``identity.enrollment_day``), and how many days' photos
+    of each training person the identity attackers learned from (``identity.photo_days``)."""
     if day == 0:
-        return ("Enrollment photos: taken the day the cameras film, in the same outfit. Identifying people from "
+        line = ("Enrollment photos: taken the day the cameras film, in the same outfit. Identifying people from "
                 "them can use clothing, the very cue cross-camera ReId uses: an attack that links a same-day photo "
                 "to anonymized clips is what any working ReId allows (the stream is pseudonymous).")
-    return (f"Enrollment photos: taken on another day (day {day}): another outfit, the same body, gait, hair and face "
-            "(no face mask). Identifying people from them needs biometric cues, which the anonymizer is to hide.")
+    else:
+        line = (f"Enrollment photos: taken on another day (day {day}): another outfit, the same body, gait, hair and "
+                "face (no face mask). Identifying people from them needs biometric cues, which the anonymizer is "
+                "to hide.")
+    if photo_days > 1:
+        line += (f" The identity attackers learned from photos of {photo_days} days (days {day}-{day + photo_days - 1}, "
+                 "a different outfit each) of every training person, so they learn the cues that survive a change "
+                 "of clothes.")
+    return line
 
 
 def write_markdown(results: EvaluationResults) -> str:
@@ -116,7 +124,7 @@ def write_markdown(results: EvaluationResults) -> str:
            "to an exact bound where it cannot vary (anonreid.models.evaluation.intervals); chance = the exact "
            "expectation of a random ranking over the same query/gallery ids after the Market-1501 exclusions; "
            f"floor = what an attacker scores without any appearance. {PAPER_NOTE}.", "",
-           enrollment_line(info.enrollment_day) if info.dataset == "world" else "", ""]
+           enrollment_line(info.enrollment_day, info.photo_days) if info.dataset == "world" else "", ""]
     out += protocol_lines(s.protocol)
     out += reconstruction_lines(s.reconstruction)
     out += encryption_lines(s, results.encryption)

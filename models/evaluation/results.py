@@ -452,6 +452,7 @@ class RunInfo:
     attacker_nets: dict[str, dict[str, Any]]  # appearance / face -> the attacker net's settings
     face_embedder: str
     enrollment_day: int = 0  # the day of the enrollment photos (identity.enrollment_day; 0: the day filmed)
+    photo_days: int = 1  # the identity attackers' training photos: days enrollment_day.. of each training person
 
 
 @dataclass(frozen=True)
@@ -473,7 +474,8 @@ class EvaluationResults:
         res: dict[str, Any] = {
             "command": i.command, "run_dir": i.run_dir, "dataset": i.dataset, "data": i.data, "preset": i.preset,
             "device": i.device, "models": i.models, "joint": i.joint, "test": i.test.to_json(),
-            "attacker": {**i.attacker_nets, "face_embedder": i.face_embedder, "enrollment_day": i.enrollment_day},
+            "attacker": {**i.attacker_nets, "face_embedder": i.face_embedder, "enrollment_day": i.enrollment_day,
+                         "photo_days": i.photo_days},
             "paper": PAPER,
             "reconstruction": s.reconstruction.to_json(), "reid": s.reid.to_json(), "retrieval": s.retrieval.to_json(),
             "protocol": None if s.protocol is None else s.protocol.as_dict(), "face": s.face.to_json(),
