@@ -32,7 +32,9 @@ def train(
     stage: Annotated[
         list[str] | None, typer.Option("--stage", help="rec | reid | joint | inv | adaptive | finetune | linear | identity "
                                      "| identity_raw (the identity attack on raw events: its no-privacy "
-                                     "reference) (repeatable; default all)")
+                                     "reference) | reid_anon (E_reid again on the run's frozen anonymizer, e.g. "
+                                     "on a wider world: its privacy numbers still hold) (repeatable; default all "
+                                     "but reid_anon)")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip finished stages, continue a partial one")] = False,
     ablation: Annotated[bool, typer.Option("--ablation", help="also train the loss-ablation settings (Table 5)")] = False,

@@ -19,10 +19,14 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRESETS = ("tiny", "cpu", "minmax", "paper")
 #: training stages in run order: the anonymizer's (rec, reid, joint), then the attacks on the frozen
 #: anonymizer (inv, adaptive, finetune, linear, identity; :mod:`anonreid.models.train_attacks`) and the
-#: identity attack's no-privacy reference on raw events (identity_raw)
-STAGES = ("rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity", "identity_raw")
+#: identity attack's no-privacy reference on raw events (identity_raw); last, and only when asked for,
+#: E_reid again on the frozen anonymizer (reid_anon: a ReId from a wider world for an anonymizer whose
+#: privacy evaluation must stay valid)
+STAGES = ("rec", "reid", "joint", "inv", "adaptive", "finetune", "linear", "identity", "identity_raw", "reid_anon")
+#: what ``anonreid train`` runs without ``--stage``
+DEFAULT_STAGES = STAGES[: STAGES.index("reid_anon")]
 #: stages trained with another stage's config section
-_SECTION_OF = {"identity_raw": "identity"}
+_SECTION_OF = {"identity_raw": "identity", "reid_anon": "reid"}
 
 
 def stage_base(stage: str) -> str:

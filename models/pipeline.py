@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from anonreid.models.config import STAGES, TrainConfig, stage_base, stage_section
+from anonreid.models.checkpoint import read_sidecar
+from anonreid.models.config import DEFAULT_STAGES, STAGES, TrainConfig, stage_base, stage_section
 from anonreid.models.sources import (
     EventReidSource,
     PairedH5Source,
@@ -32,7 +33,7 @@ from anonreid.models.train import (
     _barrier,
     prepare_context,
     train_reconstruction,
-    train_reid_raw,
+    train_reid,
 )
 from anonreid.models.train_attacks import ATTACK_STAGES, check_budgets_up_front, run_attack_stage
 from anonreid.models.train_joint import train_joint
@@ -49,6 +50,8 @@ def _done(ctx: Context, stage: str, ckpt_dir: Path | None = None) -> bool:
     outputs = [(ckpt_dir or ctx.ckpt_dir) / f"{n}.json" for n in OUTPUTS[stage_base(stage)]]
     if not (ctx.resume and all(p.exists() for p in outputs)):
         return False
+    if stage == "reid_anon" and read_sidecar(outputs[0].with_suffix(""))["metadata"].get("stage") != stage:
+        return False  # the joint stage's E_reid, not yet this stage's
     if state.exists():  # finished only when the state reached the configured step count
         logged = torch.load(state, map_location="cpu", weights_only=False)["step"]
         stage_cfg = getattr(ctx.cfg, stage_section(stage))
@@ -76,7 +79,7 @@ def run_training(
     ``command`` is recorded in the run directory and every checkpoint (default: ``sys.argv``).
     """
     real = data_dir if isinstance(data_dir, EventReidSource | PairedH5Source) else None
-    stages = list(stages or (source_stages(real) if real is not None else STAGES))
+    stages = list(stages or (source_stages(real) if real is not None else DEFAULT_STAGES))
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise ValueError(f"unknown stage(s) {bad}; stages are {', '.join(STAGES)}")
@@ -109,7 +112,7 @@ def run_training(
     if "rec" in stages and not skip("rec"):
         train_reconstruction(ctx, "rec")
     if "reid" in stages and not skip("reid"):
-        train_reid_raw(ctx)
+        train_reid(ctx)
     if "joint" in stages and not skip("joint"):
         reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
         train_joint(ctx, ctx.load("e_rec"), reid_raw)
@@ -131,9 +134,11 @@ def run_training(
                 continue
             reid_raw = ctx.load("reid_raw") if cfg.joint.init_reid_from_raw else None
             train_joint(ctx, ctx.load("e_rec"), reid_raw, tuple(w), f"joint_{tag}", out, steps)  # type: ignore[arg-type]
-    for stage in STAGES[STAGES.index("inv") :]:  # the attacks, on the frozen anonymizer
+    for stage in ATTACK_STAGES:  # the attacks, on the frozen anonymizer
         if stage in stages and not skip(stage):
             run_attack_stage(ctx, stage)
+    if "reid_anon" in stages and not skip("reid_anon"):
+        train_reid(ctx, ctx.load("anonymizer"))
     summary["stages"].update(ctx.results)
     summary["total_wall_s"] = round(time.perf_counter() - t0, 2)
     summary["workers"] = world

@@ -94,6 +94,7 @@ OUTPUTS = {
     "linear": ["e_lin"],
     "identity": ["attack_id_voxel", "attack_id_photo"],
     "identity_raw": ["attack_id_raw_voxel", "attack_id_raw_photo"],
+    "reid_anon": ["reid"],  # (overwrites the joint stage's E_reid)
 }
 
 
@@ -364,26 +365,43 @@ def _reid_eval(ctx: Context, reid: nn.Module, transform: Callable[[torch.Tensor]
     return cross_camera_rank1(torch.cat(embs), torch.cat(labels), torch.cat(cams))
 
 
-def train_reid_raw(ctx: Context) -> nn.Module:
-    """Stage 2: the no-privacy ReId baseline on raw event crops."""
+def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
+    """Stage ``reid``: the no-privacy ReId baseline on raw event crops (``reid_raw``). With ``anonymizer``,
+    stage ``reid_anon``: E_reid alone on the frozen anonymizer's output (``reid``), from ``reid_raw``
+    when ``joint.init_reid_from_raw`` and the run has one. E_an is not touched (eval mode, no gradient,
+    not saved), so every privacy number measured on it still holds; the ReId may learn from a wider
+    world than the one E_an was trained on."""
+    stage = "reid" if anonymizer is None else "reid_anon"
     rc = ctx.cfg.reid
-    seed_everything(ctx.cfg.seed + STAGES.index("reid"))
+    seed_everything(ctx.cfg.seed + STAGES.index(stage))
     reid = _new_reid(ctx)
+    if anonymizer is not None:
+        anonymizer.requires_grad_(False).eval()
+        if ctx.cfg.joint.init_reid_from_raw and (ctx.ckpt_dir / "reid_raw.json").exists():
+            reid.load_state_dict(ctx.load("reid_raw").state_dict())
     crop_hw = ctx.crop_hw
 
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng = ctx.rng("reid", i)
+        rng = ctx.rng(stage, i)
         b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
         boxes = jitter_boxes(b.boxes, rc.box_jitter, rng, b.voxels.shape[-2:])
-        out = reid(crop_boxes(b.voxels[:, -1], boxes, crop_hw, flip))
+        tiles = b.voxels[:, -1]
+        if anonymizer is not None:
+            with torch.no_grad():
+                tiles = anonymizer(tiles)
+        out = reid(crop_boxes(tiles, boxes, crop_hw, flip))
         assert isinstance(out, ReidOutput)
         return reid_loss(out, b.labels, rc.smoothing, rc.margin)
 
     def evaluate() -> dict[str, float]:
-        return {"rank1": _reid_eval(ctx, reid)}
+        return {"rank1": _reid_eval(ctx, reid, anonymizer)}
 
-    _run(ctx, "reid", {"reid": reid}, _optimizer([{"params": reid.parameters()}], rc), step, evaluate, rc, rc.p * rc.k)
-    ctx.save(ctx.ckpt_dir / "reid_raw", reid, ctx.metadata("reid", ctx.results["reid"]["metrics"], trained_on="raw"))
+    _run(ctx, stage, {"reid": reid}, _optimizer([{"params": reid.parameters()}], rc), step, evaluate, rc, rc.p * rc.k)
+    if anonymizer is None:
+        ctx.save(ctx.ckpt_dir / "reid_raw", reid, ctx.metadata(stage, ctx.results[stage]["metrics"], trained_on="raw"))
+    else:
+        trained_on = f"anonymized by the frozen {model_cfg(anonymizer).name} (checkpoints/anonymizer, unchanged)"
+        ctx.save(ctx.ckpt_dir / "reid", reid, ctx.metadata(stage, ctx.results[stage]["metrics"], trained_on=trained_on))
     return reid.eval()
 
 

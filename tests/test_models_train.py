@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from anonreid.models.engine import seed_everything
 from anonreid.models.reconstruction import run_sequence
 from anonreid.models.registry import create_model
 from anonreid.models.reid import ReidOutput, reid_loss
-from anonreid.models.train import Context, train_reconstruction, train_reid_raw
+from anonreid.models.train import Context, train_reconstruction, train_reid
 from anonreid.models.train_joint import JointModels, joint_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -133,11 +134,53 @@ def test_stage2_lowers_the_reid_loss(ctx: Context) -> None:
         assert isinstance(out, ReidOutput)
         return float(reid_loss(out, batch.labels)[0])
 
-    untrained = train_reid_raw(ctx)
+    untrained = train_reid(ctx)
     before = loss_of(untrained)
     ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 40, "lr": 1e-3})})
-    trained = train_reid_raw(ctx)
+    trained = train_reid(ctx)
     assert loss_of(trained) < before
+
+
+def test_reid_anon_trains_a_reid_on_the_frozen_anonymizer_and_leaves_it_untouched(ctx: Context, tmp_path: Path) -> None:
+    """Stage reid_anon: E_reid alone, on the output of the run's anonymizer, which is neither trained nor
+    rewritten (its privacy numbers still hold); --resume knows the joint stage's E_reid from its own."""
+    from anonreid.models.checkpoint import read_sidecar
+    from anonreid.models.config import DEFAULT_STAGES, STAGES
+    from anonreid.models.data import crop_boxes
+    from anonreid.models.pipeline import _done
+
+    assert "reid_anon" in STAGES and "reid_anon" not in DEFAULT_STAGES  # only when asked for
+    torch.manual_seed(0)
+    anonymizer = create_model(ctx.cfg.joint.anonymizer, in_bins=ctx.cfg.data.num_bins, **ctx.cfg.joint.anonymizer_args)
+    ctx.save(ctx.ckpt_dir / "anonymizer", anonymizer, {"stage": "joint"})
+    ctx.save(ctx.ckpt_dir / "reid", train_reid(ctx), {"stage": "joint"})  # as the joint stage leaves it
+    ctx.resume = True
+    assert not _done(ctx, "reid_anon")
+    before = {k: v.clone() for k, v in anonymizer.state_dict().items()}
+    saved = (ctx.ckpt_dir / "anonymizer.safetensors").read_bytes()
+    batch = ctx.train.batch(pk_index(np.random.default_rng(5), ctx.train.labels, 4, 2))
+    with torch.no_grad():
+        crops = crop_boxes(anonymizer.eval()(batch.voxels[:, -1]), batch.boxes, tuple(ctx.cfg.data.crop_hw))
+
+    def loss_of(model: torch.nn.Module) -> float:
+        model.train()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out = model(crops)
+        assert isinstance(out, ReidOutput)
+        return float(reid_loss(out, batch.labels)[0])
+
+    ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 0})})
+    untrained = loss_of(train_reid(ctx, ctx.load("anonymizer")))
+    shutil.rmtree(ctx.run_dir / "stages" / "reid_anon")
+    ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 40, "lr": 1e-3})})
+    trained = train_reid(ctx, anonymizer)
+    assert loss_of(trained) < untrained
+    assert all(torch.equal(v, anonymizer.state_dict()[k]) for k, v in before.items())
+    assert (ctx.ckpt_dir / "anonymizer.safetensors").read_bytes() == saved
+    meta = read_sidecar(ctx.ckpt_dir / "reid")["metadata"]
+    assert meta["stage"] == "reid_anon" and "frozen" in meta["trained_on"]
+    assert _done(ctx, "reid_anon")
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def main(
     from anonreid.models.engine import resolve_device
     from anonreid.models.evaluation.attacks import AttackerCfg
     from anonreid.models.registry import create_model
-    from anonreid.models.train import Context, train_reconstruction, train_reid_raw
+    from anonreid.models.train import Context, train_reconstruction, train_reid
     from anonreid.models.train_attacks import (
         anonymizer_budgets,
         train_adaptive,
@@ -67,7 +67,7 @@ def main(
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(cfg, Path(tmp), train, val, np.arange(len(val)), "bench", dev, progress=False, photos=photos)
         rec = train_reconstruction(ctx, "rec")
-        reid = train_reid_raw(ctx)
+        reid = train_reid(ctx)
         joint = train_joint(ctx, rec, reid)
         against = anonymizer_budgets(ctx)
 
