@@ -66,6 +66,23 @@ def test_validating_on_the_test_split_refuses_the_verdict(worlds: dict[str, Path
     assert (held_out.train_identities, held_out.val_identities, held_out.test_identities) == (2, 1, 2)
 
 
+def test_each_world_is_split_as_its_checkpoints_recorded(worlds: dict[str, Path], tmp_path: Path) -> None:
+    """A run may mix checkpoints trained under other settings (--stage reid_anon on a wider world beside
+    a shipped anonymizer): a world is split with the validation setting its own checkpoints recorded,
+    not the run's config.yaml, which may have been overridden for another world."""
+    from anonreid.models.checkpoint import read_sidecar, save_checkpoint
+    from anonreid.models.registry import create_model
+
+    small = worlds["small"]
+    run = _run(tmp_path / "run", small, 1)  # config.yaml now says 1 held-out identity ...
+    meta = read_sidecar(run / "checkpoints" / "e_rec")["metadata"]
+    save_checkpoint(run / "checkpoints" / "e_rec", create_model("firenet"),
+                    {**meta, "config": {"data": {"val_identities": 0}}})  # ... the checkpoint trained with none
+    recorded = _check(run, small)
+    assert not recorded.verdict and recorded.seen_test_identities == ["004", "005"]  # validated on the test split
+    assert "test split" in recorded.validation and (recorded.train_identities, recorded.val_identities) == (3, 2)
+
+
 def test_the_same_person_in_a_larger_world_is_recognised(worlds: dict[str, Path], tmp_path: Path) -> None:
     """A run trained on the small world (validated on its held-out 003) is evaluated on the large world,
     whose test people 003-007 include the small world's 001-003 under the same names."""

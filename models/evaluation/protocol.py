@@ -126,9 +126,7 @@ def check_protocol(
     meta = checkpoint_meta(run_dir)
     fingerprints = sorted({str(m["data_fingerprint"]) for m in meta.values() if m.get("data_fingerprint")})
     val_n = int(run_cfg.data.val_identities)
-    proto = Protocol(len(test_ids), training_worlds=fingerprints,
-                     validation=f"{val_n} held-out training identities (data.val_identities)" if val_n
-                     else "the training world's test split (data.val_identities = 0)")
+    proto = Protocol(len(test_ids), training_worlds=fingerprints, validation=_validation(val_n))
     unknown = sorted(set(aliases or {}) - set(fingerprints))
     if unknown:
         raise ValueError(f"--world-alias {unknown[0]}: no checkpoint of {run_dir} records that world (they record "
@@ -166,9 +164,12 @@ def check_protocol(
                             f"a world re-simulated since with the same seed and settings, --world-alias {fp}=DIR)")
             return proto
         world = WorldDataset(world_dir)
-        train, val = split_identities(world, run_cfg.data)
+        data_cfg = _data_cfg_of(meta, fp, run_cfg.data)
+        train, val = split_identities(world, data_cfg)
         if fp == main_fp:
             proto.train_identities, proto.val_identities = len(train), len(val)
+            val_n = int(data_cfg.val_identities)
+            proto.validation = _validation(val_n)
         names = sorted(name for name, m in meta.items() if str(m.get("data_fingerprint")) == fp)
         proto.worlds[fp] = f"{', '.join(names)}: {len(train)} training + {len(val)} validation identities"
         used = set(person_keys(world_dir, train + val).values())
@@ -182,6 +183,22 @@ def check_protocol(
                         f"validation ({', '.join(sorted(seen)[:8])}{', ...' if len(seen) > 8 else ''}; validation: "
                         f"{proto.validation}): {fix}")
     return proto
+
+
+def _validation(val_n: int) -> str:
+    return (f"{val_n} held-out training identities (data.val_identities)" if val_n
+            else "the training world's test split (data.val_identities = 0)")
+
+
+def _data_cfg_of(meta: dict[str, dict[str, Any]], fingerprint: str, run_data: Any) -> Any:
+    """The data section the checkpoints trained on world ``fingerprint`` recorded (its held-out validation
+    identities, which decide the split), else the run's: a run may mix checkpoints of several worlds
+    trained under other settings (``--stage reid_anon`` on a wider world beside a shipped anonymizer)."""
+    for m in meta.values():
+        recorded = ((m.get("config") or {}).get("data") or {}).get("val_identities")
+        if str(m.get("data_fingerprint")) == fingerprint and recorded is not None:
+            return run_data.model_copy(update={"val_identities": int(recorded)})
+    return run_data
 
 
 def _check_real_identities(proto: Protocol, recorded: list[Any], dataset: str, test_ids: list[str]) -> None:
