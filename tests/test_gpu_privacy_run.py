@@ -36,11 +36,13 @@ def test_dry_run_stops_at_its_budget_then_resumes_and_brings_the_checkpoint_back
     from anonreid.models.checkpoint import load_checkpoint
 
     work, out = tmp_path / "work", tmp_path / "out"
-    rc, first = _run(out, work, budget_s=40)  # 15 s for the work (25 s are kept for packaging): not enough
+    # 7 s for the work (25 s are kept for packaging): the world, perhaps, but never the training (15 s were
+    # once not enough either, but an idle 2-core machine now trains the tiny stages in 11 s)
+    rc, first = _run(out, work, budget_s=32)
     statuses = [p["status"] for p in first["phases"].values()]
     assert rc == 3 and first["complete"] is False and "evaluate" not in first["phases"]
     assert statuses[-1].startswith(("stopped at the budget", "skipped: no time left")), statuses
-    assert all(s == "done" for s in statuses[:-1]) and first["elapsed_s"] <= 40 + 10
+    assert all(s == "done" for s in statuses[:-1]) and first["elapsed_s"] <= 32 + 10
     assert not list((work / "run" / "checkpoints").glob("anonymizer.*"))
     leftover = subprocess.run(["pgrep", "-f", str(work)], capture_output=True, text=True)
     assert leftover.stdout == "", leftover.stdout  # the stopped phase's processes are gone

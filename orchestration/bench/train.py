@@ -61,7 +61,7 @@ def main(
     dev = resolve_device(cfg.device)
     train = random_clips(cfg.data, identities=max(cfg.reid.p, 4), per_identity=max(cfg.reid.k, 2))
     val = random_clips(cfg.data, identities=2, per_identity=2, seed=1)
-    photos = torch.rand(train.num_classes, 1, *cfg.identity.crop_hw)
+    photos = torch.rand(train.num_classes, 1, 1, *cfg.identity.crop_hw)  # (classes, days, 1, h, w)
     app_cfg = AttackerCfg.from_config(cfg).appearance
     appearance = create_model(app_cfg.model, in_bins=1, embed_dim=app_cfg.embed_dim, crop_hw=app_cfg.crop_hw).eval()
     with tempfile.TemporaryDirectory() as tmp:
