@@ -149,10 +149,11 @@ def batch_photos(photos: torch.Tensor, labels: torch.Tensor, rng: np.random.Gene
     without, of the first day (``identity.enrollment_day``)."""
     uniq = torch.unique(labels)
     per_day = photos[uniq.to(photos.device)]
-    drawn = rng is not None and per_day.shape[1] > 1  # (one day: no draw, so the augmentation's stream is as before)
-    day = (torch.from_numpy(rng.integers(0, per_day.shape[1], len(uniq))) if drawn  # type: ignore[union-attr]
-           else torch.zeros(len(uniq), dtype=torch.long)).to(per_day.device)
-    crops = per_day[torch.arange(len(uniq), device=per_day.device), day].to(labels.device)
+    if rng is not None and per_day.shape[1] > 1:  # (one day: no draw, so the augmentation's stream is as before)
+        day = torch.from_numpy(rng.integers(0, per_day.shape[1], len(uniq))).to(per_day.device)
+        crops = per_day[torch.arange(len(uniq), device=per_day.device), day].to(labels.device)
+    else:
+        crops = per_day[:, 0].to(labels.device)
     if augment and rng is not None:
         from anonreid.models.evaluation.attacks import augment_crops
 
