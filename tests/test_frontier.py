@@ -233,6 +233,19 @@ def test_runs_attacked_with_photos_of_another_day_are_a_frontier_of_their_own() 
         frontier_point(bad, "bad", "runs/bad/results.json")
 
 
+def test_a_shown_breach_is_the_strongest_attack_over_one_that_could_not_be_tested() -> None:
+    """An attack whose control failed may reach further (a wide interval) than one that clearly breaks
+    privacy; the point reports the breach, not "not testable"."""
+    res = _results(beta=1.0, anon=0.60, raw=0.62, retrieval={
+        "enrollment->reference": _ret(0.06, 0.01, 0.12, 0.025),  # this direction's control: not clearly over
+        "reference->enrollment": _ret(0.5, 0.4, 0.6, 0.025),  # that direction's: clearly over
+        "enrollment->adaptive": _ret(0.10, 0.02, 0.30, 0.025),  # not testable, upper bound 30
+        "adaptive->enrollment": _ret(0.20, 0.15, 0.26, 0.025)})  # a breach, upper bound 26
+    point = frontier_point(res, "breached")
+    assert point.attacker is not None and point.attacker.state == "breach" and point.attacker.control == ""
+    assert point.targets[0].met is False
+
+
 def test_a_strongest_attack_that_fails_its_positive_control_is_not_judged() -> None:
     """An attacker not clearly over the limit even on clean reference frames: its rank-1 under the limit
     is no privacy, so the target is not judged and the run does not meet every target."""
