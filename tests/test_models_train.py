@@ -118,6 +118,16 @@ def test_resume_continues_with_the_same_batches(ctx: Context, tmp_path: Path) ->
     assert len((tmp_path / "stages" / "rec" / "log.jsonl").read_text().splitlines()) == 4
 
 
+def _reid_loss_of(model: torch.nn.Module, crops: torch.Tensor, labels: torch.Tensor) -> float:
+    """The ReId loss of ``model`` on fixed crops (train mode, a fixed seed, no gradient)."""
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model(crops)
+    assert isinstance(out, ReidOutput)
+    return float(reid_loss(out, labels)[0])
+
+
 def test_stage2_lowers_the_reid_loss(ctx: Context) -> None:
     ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 0})})
     seed_everything(0)
@@ -126,19 +136,11 @@ def test_stage2_lowers_the_reid_loss(ctx: Context) -> None:
 
     crops = crop_boxes(batch.voxels[:, -1], batch.boxes, tuple(ctx.cfg.data.crop_hw))
 
-    def loss_of(model: torch.nn.Module) -> float:
-        model.train()
-        torch.manual_seed(0)
-        with torch.no_grad():
-            out = model(crops)
-        assert isinstance(out, ReidOutput)
-        return float(reid_loss(out, batch.labels)[0])
-
     untrained = train_reid(ctx)
-    before = loss_of(untrained)
+    before = _reid_loss_of(untrained, crops, batch.labels)
     ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 40, "lr": 1e-3})})
     trained = train_reid(ctx)
-    assert loss_of(trained) < before
+    assert _reid_loss_of(trained, crops, batch.labels) < before
 
 
 def test_reid_anon_trains_a_reid_on_the_frozen_anonymizer_and_leaves_it_untouched(ctx: Context, tmp_path: Path) -> None:
@@ -162,20 +164,12 @@ def test_reid_anon_trains_a_reid_on_the_frozen_anonymizer_and_leaves_it_untouche
     with torch.no_grad():
         crops = crop_boxes(anonymizer.eval()(batch.voxels[:, -1]), batch.boxes, tuple(ctx.cfg.data.crop_hw))
 
-    def loss_of(model: torch.nn.Module) -> float:
-        model.train()
-        torch.manual_seed(0)
-        with torch.no_grad():
-            out = model(crops)
-        assert isinstance(out, ReidOutput)
-        return float(reid_loss(out, batch.labels)[0])
-
     ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 0})})
-    untrained = loss_of(train_reid(ctx, ctx.load("anonymizer")))
+    untrained = _reid_loss_of(train_reid(ctx, ctx.load("anonymizer")), crops, batch.labels)
     shutil.rmtree(ctx.run_dir / "stages" / "reid_anon")
     ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 40, "lr": 1e-3})})
     trained = train_reid(ctx, anonymizer)
-    assert loss_of(trained) < untrained
+    assert _reid_loss_of(trained, crops, batch.labels) < untrained
     assert all(torch.equal(v, anonymizer.state_dict()[k]) for k, v in before.items())
     assert (ctx.ckpt_dir / "anonymizer.safetensors").read_bytes() == saved
     meta = read_sidecar(ctx.ckpt_dir / "reid")["metadata"]
