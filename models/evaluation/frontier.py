@@ -6,10 +6,11 @@ minmax --set joint.beta=B`` for several B) and makes one point per run:
   * x: the strongest identity attack's rank-1 with its 95 % interval and chance level. The candidates
     are every rank-1 privacy check of the run (retrieval on every attack view, from enrollment photos
     and from raw reconstructions, and the direct identity attack); the strongest is the one whose
-    interval's upper bound reaches furthest over its limit, chance + 5 points
-    (:func:`~anonreid.models.evaluation.report.strongest_checks`, the rule of results.md's "Strongest
-    attack per metric"), except that a shown breach comes first and an attack that could not be tested
-    (its positive control failed) second: privacy is judged on the upper bound, not on the point estimate;
+    interval's upper bound reaches furthest over its limit, chance + 5 points, except that a shown breach
+    comes first, then an attack over its limit on the upper bound, then one that could not be tested (its
+    positive control failed) (:func:`~anonreid.models.evaluation.report.attack_strength`, the rule of
+    results.md's "Strongest attack per metric" too): privacy is judged on the upper bound, not on the
+    point estimate;
   * y: anonymized ReId rank-1 (ground-truth boxes) with its interval, beside raw ReId rank-1;
   * the run's privacy weight ``joint.beta`` (recorded in results.json by ``anonreid evaluate``; older
     results do not record it and are shown under their name only);
@@ -39,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from anonreid.models.evaluation.intervals import (
-    BREACH,
     Estimate,
     pass_probability_at_chance,
     upper_bound_at_chance,
@@ -50,6 +50,7 @@ from anonreid.models.evaluation.report import (
     NOT_ATTACKS,
     POWER,
     _save,
+    attack_strength,
     strongest_checks,
     table,
 )
@@ -264,9 +265,7 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     rank1 = [c for c in best.values() if c.metric == "rank-1"]
     attacker = None
     if rank1:
-        # a shown breach first (an attack whose control failed cannot hide one that did not), then an
-        # attack that could not be tested, then strongest_checks' rule across queries
-        c = max(rank1, key=lambda c: (c.state == BREACH, bool(c.control), c.estimate.ci_high - c.limit))
+        c = max(rank1, key=attack_strength)
         attacker = StrongestAttack(c.what, c.estimate, round(c.limit - MARGIN, 12), c.state, c.control)
     face = best.get("AUC")
     face_auc = face.estimate if face else None
@@ -405,8 +404,9 @@ def frontier_markdown(fr: Frontier) -> str:
     out = ["# Privacy–utility frontier", "", "Command:", "", "```", fr.command or "(library call)", "```", "",
            "Percentages with 95% intervals (from each run's results.json). Strongest attack: of every identity attack "
            "of the run (retrieval on every attack view from enrollment photos and from raw reconstructions, and the "
-           "direct identity attack), a shown breach first, then one that could not be tested (its positive control "
-           "failed), then the one whose rank-1 upper bound reaches furthest over its chance + "
+           "direct identity attack), a shown breach first, then one whose upper bound is over its limit, then one that "
+           "could not be tested (its positive control failed), then the one whose rank-1 upper bound reaches furthest "
+           "over its chance + "
            f"{100 * fr.margin:g} points limit. Targets of issue #16: the privacy ones on the upper bound (withheld "
            "where the evaluation refused a privacy verdict), the utility ones on point estimates. On frontier: no "
            "other run attacked with enrollment photos of the same day has both a strongest-attacker upper bound at "

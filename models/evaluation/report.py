@@ -509,18 +509,28 @@ def verdicts(s: Scores) -> Verdicts:
     return Verdicts(given, reason, privacy_checks(s) if given else [], story_checks(s))
 
 
+def attack_strength(c: PrivacyCheck) -> tuple[bool, bool, bool, float]:
+    """How strong an attack's showing is, to rank privacy checks (larger is stronger): a shown breach
+    first; then an attack whose upper bound is over its limit (with its positive control passed, so the
+    claim fails on the upper bound); then one that could not be tested (``control`` set: the claim is open,
+    whatever its own upper bound); then how far the upper bound reaches over the limit (rank-1 limits
+    differ by chance, so this is how far over chance + MARGIN). An attack that could not be tested never
+    hides one that shows more."""
+    over = c.estimate.ci_high - c.limit
+    return c.state == BREACH, not c.control and over > 0, bool(c.control), over
+
+
 def strongest_checks(s: Scores) -> dict[str, PrivacyCheck]:
     """The strongest attack per privacy metric: ``{key: check}``, keys ``rank-1 (<query> queries)``, ``AUC``
-    and ``SSIM``; strongest = the highest upper bound over its limit (rank-1 limits differ by chance, so
-    this is how far the upper bound reaches over chance + MARGIN; among attacks with one chance level,
-    simply the highest upper bound). Checks without a finite upper bound are left out. The numbers only:
-    the protocol's permission is the caller's."""
+    and ``SSIM``; strongest by :func:`attack_strength` (among passing attacks with one chance level, simply
+    the highest upper bound). Checks without a finite upper bound are left out. The numbers only: the
+    protocol's permission is the caller's."""
     best: dict[str, PrivacyCheck] = {}
     for c in privacy_checks(s):
         if not np.isfinite(c.estimate.ci_high):
             continue
         key = f"{c.metric} ({c.what.split(' queries')[0]} queries)" if c.metric == "rank-1" else c.metric
-        if key not in best or c.estimate.ci_high - c.limit > best[key].estimate.ci_high - best[key].limit:
+        if key not in best or attack_strength(c) > attack_strength(best[key]):
             best[key] = c
     return best
 
