@@ -314,7 +314,8 @@ def test_training_photos_are_those_of_the_configured_enrollment_day(tiny_run: Ti
 
 def test_attacker_nets_train_on_photos_of_several_days(tiny_run: TinyRun, tmp_path: Path) -> None:
     """identity.photo_days: the evaluation's appearance and face nets see every training identity's photos
-    of that many days (and are retrained when a run asks for another count)."""
+    of that many days (and are retrained when a run asks for another count). Every training identity: the
+    run's held-out validation identity too (the run's model selection is not the attacker's)."""
     from anonreid.events.world import WorldDataset
     from anonreid.models.checkpoint import read_sidecar
     from anonreid.models.config import load_train_config
@@ -328,13 +329,16 @@ def test_attacker_nets_train_on_photos_of_several_days(tiny_run: TinyRun, tmp_pa
     cfg = cfg.model_copy(update={"identity": cfg.identity.model_copy(update={"enrollment_day": 1, "photo_days": 2})})
     acfg = AttackerCfg.from_config(cfg)
     attacker_networks(run, tiny_run.world, cfg, acfg, torch.device("cpu"), progress=False)
-    n_train = len(WorldDataset(tiny_run.world).identities("train")) - cfg.data.val_identities
+    n_train = len(WorldDataset(tiny_run.world).identities("train"))
+    assert cfg.data.val_identities == 1
     for net in (acfg.appearance, acfg.face):
         meta = read_sidecar(run / "attacker" / net.name)["metadata"]
         assert (meta["enrollment_day"], meta["photo_days"], meta["identities"]) == (1, 2, n_train)
         assert "days 1-2" in meta["trained_on"]
         assert load_attacker_net(run / "attacker", net, enrollment_day=1, photo_days=2) is not None
+        assert load_attacker_net(run / "attacker", net, enrollment_day=1, photo_days=2, identities=n_train) is not None
         assert load_attacker_net(run / "attacker", net, enrollment_day=1) is None
+        assert load_attacker_net(run / "attacker", net, enrollment_day=1, photo_days=2, identities=n_train - 1) is None
 
 
 def test_batch_photos_draw_one_of_each_identitys_days() -> None:

@@ -519,11 +519,11 @@ def train_attacker_net(
 
 def load_attacker_net(
     out_dir: Path, cfg: AttackerNetCfg, device: torch.device | None = None, data_fingerprint: str | None = None,
-    enrollment_day: int = 0, photo_days: int = 1,
+    enrollment_day: int = 0, photo_days: int = 1, identities: int | None = None,
 ) -> nn.Module | None:
     """The checkpoint ``out_dir/<name>`` when it exists and matches ``cfg`` (crop size, embedding, steps),
-    the enrollment photos' first day and count of days and, when given, the dataset it was trained on;
-    ``None`` otherwise (the caller trains a new one)."""
+    the enrollment photos' first day and count of days and, when given, the dataset it was trained on and
+    the count of people it learned from; ``None`` otherwise (the caller trains a new one)."""
     from anonreid.models.checkpoint import load_checkpoint, read_sidecar
 
     path = out_dir / cfg.name
@@ -536,5 +536,7 @@ def load_attacker_net(
     if data_fingerprint is not None and meta.get("data_fingerprint") != data_fingerprint:
         return None
     if meta.get("enrollment_day", 0) != enrollment_day or meta.get("photo_days", 1) != photo_days:
+        return None
+    if identities is not None and meta.get("identities") != identities:
         return None
     return load_checkpoint(path, device=device or "cpu").model.eval()

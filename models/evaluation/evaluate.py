@@ -129,24 +129,30 @@ def attacker_networks(
     run_dir: Path, data_dir: Path | None, run_cfg: Any, acfg: AttackerCfg, device: torch.device, progress: bool = True,
 ) -> tuple[nn.Module | None, nn.Module | None]:
     """The attacker's appearance ReId and face nets from ``RUN_DIR/attacker/``, trained there first when
-    missing (on the world's *training* identities: reference-frame crops and enrollment photos of the day
-    ``run_cfg.identity.enrollment_day`` and the ``identity.photo_days - 1`` days after it)."""
-    from anonreid.models.data import build_clips, dataset_fingerprint, split_identities
+    missing (on every *training* identity of the world: reference-frame crops and enrollment photos of the
+    day ``run_cfg.identity.enrollment_day`` and the ``identity.photo_days - 1`` days after it). The run's
+    ``data.val_identities`` do not apply: they hold people out of the run's own training for its model
+    selection, and the attacker is not the run (it learns from every person it may, none of the test
+    split); a checkpoint trained on another count of people is trained again."""
+    from anonreid.models.data import build_clips, dataset_fingerprint
 
     out_dir = run_dir / "attacker"
     fingerprint = dataset_fingerprint(data_dir) if data_dir is not None else None
     day, days = run_cfg.identity.enrollment_day, run_cfg.identity.photo_days
-    app = load_attacker_net(out_dir, acfg.appearance, device, fingerprint, day, days)
-    face = load_attacker_net(out_dir, acfg.face, device, fingerprint, day, days)
+    ds, train_ids = None, None
+    if data_dir is not None and fingerprint is not None:
+        from anonreid.events.world import WorldDataset
+
+        ds = WorldDataset(data_dir)
+        train_ids = sorted(ds.identities("train"))
+    people = None if train_ids is None else len(train_ids)
+    app = load_attacker_net(out_dir, acfg.appearance, device, fingerprint, day, days, people)
+    face = load_attacker_net(out_dir, acfg.face, device, fingerprint, day, days, people)
     if app is not None and face is not None:
         return app, face
-    if data_dir is None or fingerprint is None:
+    if ds is None or train_ids is None or fingerprint is None:
         log.warning("no attacker nets under %s and no world (--data) to train them on", out_dir)
         return app, face
-    from anonreid.events.world import WorldDataset
-
-    ds = WorldDataset(data_dir)
-    train_ids, _ = split_identities(ds, run_cfg.data)
     clips = build_clips(ds, train_ids, run_cfg.data, run_dir / "cache", fingerprint, progress=progress)
     head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
     photos = [ds.enrollment(i, d) for d in range(day, day + days) for i in clips.identities]
@@ -155,7 +161,7 @@ def attacker_networks(
     labels = np.r_[np.asarray(clips.labels), np.tile(np.arange(len(clips.identities)), days)]
     ratios = np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32)
     meta = {"data_fingerprint": fingerprint, "enrollment_day": day, "photo_days": days,
-            "trained_on": "reference frames + enrollment photos of the training identities"
+            "trained_on": f"reference frames + enrollment photos of the world's {len(train_ids)} training identities"
                           + (f" (days {day}-{day + days - 1})" if days > 1 else "")}
     if app is None:
         hw = acfg.appearance.crop_hw
