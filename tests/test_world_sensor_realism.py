@@ -35,15 +35,27 @@ def _digest(ev: np.ndarray) -> str:
     return hashlib.sha256(b"".join(ev[f].astype(ev[f].dtype.newbyteorder("<")).tobytes() for f in "txyp")).hexdigest()
 
 
-# (events, sha256 prefix) of one pass per camera, computed with the simulator as it was before realism existed
-BEFORE = {0: (50218, "26942020b136a0ad"), 1: (25604, "a91c0ae685568665"), 2: (4213, "2c67bd8e76b28eed"),
-          3: (12168, "cc41977043728e9c")}
+def _summary(ev: np.ndarray) -> tuple[int, int, int, int, int]:
+    """(events, sum of t, sum of x, sum of y, ON events) of a pass."""
+    return (len(ev), int(ev["t"].astype(np.int64).sum()), int(ev["x"].astype(np.int64).sum()),
+            int(ev["y"].astype(np.int64).sum()), int((ev["p"] > 0).sum()))
+
+
+# one pass per camera from the simulator as it was before realism existed: its event count (exact), and
+# the sums of t, x, y and the ON count, compared within 0.1 % (t: 0.01 %). The stream's exact bytes are not
+# portable: the same code gave the same counts but other SHA-256 digests on an Intel Xeon and an AMD EPYC
+# machine (numpy's SIMD paths round the log-intensity crossings differently), so a digest failed on one.
+BEFORE = {0: (50218, 24770967200, 3170432, 3244622, 25529), 1: (25604, 11953846038, 1648043, 1593121, 13121),
+          2: (4213, 2092129327, 279323, 211717, 2397), 3: (12168, 6236935876, 760069, 619023, 6226)}
 
 
 @pytest.mark.parametrize("cam", [0, 1, 2, 3])
 def test_realism_off_gives_the_events_of_before(cam: int) -> None:
-    ev = _pass(CFG, cam)
-    assert (len(ev), _digest(ev)[:16]) == BEFORE[cam]
+    n, t, x, y, on = _summary(_pass(CFG, cam))
+    n0, t0, x0, y0, on0 = BEFORE[cam]
+    assert n == n0
+    assert t == pytest.approx(t0, rel=1e-4)
+    assert (x, y, on) == (pytest.approx(x0, rel=1e-3), pytest.approx(y0, rel=1e-3), pytest.approx(on0, rel=1e-3))
 
 
 def test_realism_off_changes_neither_the_cameras_nor_what_world_json_records() -> None:
@@ -86,7 +98,7 @@ def test_each_camera_draws_its_sensor_from_the_ranges_deterministically() -> Non
                                                                      base.max_fps)
     on = CFG.model_copy(update={"realism": SensorRealismConfig(enabled=True)})
     first, again = _pass(on, 1), _pass(on, 1)
-    assert _digest(first) == _digest(again) and _digest(first)[:16] != BEFORE[1][1]
+    assert _digest(first) == _digest(again) and _summary(first) != BEFORE[1]
 
 
 def test_realism_is_configured_with_checked_ranges() -> None:
