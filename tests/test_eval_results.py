@@ -263,6 +263,16 @@ def test_rejudge_rewrites_only_the_verdicts_with_this_versions_rules(tmp_path: P
     assert result.exit_code == 2 and "results.md: missing" in result.output
 
 
+def _untestable_adaptive_beside(direct: RetrievalScore) -> Scores:
+    """Enrollment queries (chance 25 %, limit 30 %): an adaptive attacker that cannot be tested (its
+    reference-frame control is not clearly over the limit) whose interval reaches 95 %, beside a direct
+    identity attack scoring ``direct`` whose raw-event control is clearly over."""
+    s = _scores()
+    rows = {"enrollment->reference": _ret(0.30, 0.20, 0.80, 0.25), "enrollment->adaptive": _ret(0.40, 0.05, 0.95, 0.25),
+            "enrollment->identity_raw": _ret(0.95, 0.85, 1.0, 0.25), "enrollment->identity": direct}
+    return Scores(s.reconstruction, s.reid, RetrievalTable(rows), s.face, s.protocol)
+
+
 def test_the_strongest_attack_of_a_query_kind_is_a_shown_breach_over_one_that_could_not_be_tested() -> None:
     """Enrollment queries: the adaptive attacker's control (clean reference frames) is not clearly over its
     limit, so it cannot be tested though its wide interval reaches furthest; the direct identity attack's
@@ -270,12 +280,7 @@ def test_the_strongest_attack_of_a_query_kind_is_a_shown_breach_over_one_that_co
     as the frontier's (one rule: ``attack_strength``)."""
     from anonreid.models.evaluation.report import attack_strength, privacy_checks, strongest_checks
 
-    s = _scores()
-    rows = {"enrollment->reference": _ret(0.30, 0.20, 0.80, 0.25),  # not clearly over 30 %
-            "enrollment->adaptive": _ret(0.40, 0.05, 0.95, 0.25),  # not testable, upper bound 95
-            "enrollment->identity_raw": _ret(0.95, 0.85, 1.0, 0.25),  # the direct attack's control: over
-            "enrollment->identity": _ret(0.80, 0.70, 0.90, 0.25)}  # a breach, upper bound 90
-    s = Scores(s.reconstruction, s.reid, RetrievalTable(rows), s.face, s.protocol)
+    s = _untestable_adaptive_beside(_ret(0.80, 0.70, 0.90, 0.25))  # a breach, upper bound 90
     checks = {c.what: c for c in privacy_checks(s) if c.metric == "rank-1"}
     adaptive, direct = checks["enrollment queries → adaptive attacker"], checks["enrollment queries → direct identity attack"]
     assert adaptive.control and adaptive.estimate.ci_high > direct.estimate.ci_high
@@ -289,12 +294,7 @@ def test_an_attack_over_its_limit_is_stronger_than_one_that_could_not_be_tested(
     and its interval reaches further: the strongest is the one that shows the claim fails."""
     from anonreid.models.evaluation.report import privacy_checks, strongest_checks
 
-    s = _scores()
-    rows = {"enrollment->reference": _ret(0.30, 0.20, 0.80, 0.25),  # not clearly over 30 %
-            "enrollment->adaptive": _ret(0.40, 0.05, 0.95, 0.25),  # not testable, upper bound 95
-            "enrollment->identity_raw": _ret(0.95, 0.85, 1.0, 0.25),  # the direct attack's control: over
-            "enrollment->identity": _ret(0.30, 0.10, 0.60, 0.25)}  # over its limit (30) on the upper bound
-    s = Scores(s.reconstruction, s.reid, RetrievalTable(rows), s.face, s.protocol)
+    s = _untestable_adaptive_beside(_ret(0.30, 0.10, 0.60, 0.25))  # over its limit (30) on the upper bound
     direct = next(c for c in privacy_checks(s) if c.what == "enrollment queries → direct identity attack")
     assert direct.state == "insufficient evidence" and not direct.control
     assert strongest_checks(s)["rank-1 (enrollment queries)"] == direct

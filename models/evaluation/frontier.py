@@ -39,11 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from anonreid.models.evaluation.intervals import (
-    Estimate,
-    pass_probability_at_chance,
-    upper_bound_at_chance,
-)
+from anonreid.models.evaluation.intervals import Estimate, pass_probability_at_chance, upper_bound_at_chance
 from anonreid.models.evaluation.report import (
     FACE_AUC_MAX,
     MARGIN,
