@@ -44,7 +44,8 @@ typecheck: $(STAMP)
 # Bytecode caching stays on for the tests even where the environment turns it off (PYTHONDONTWRITEBYTECODE):
 # the suite starts many Python processes (CLI subprocesses, Ray workers, pytest workers) that each import
 # the package and its test modules, and without the __pycache__ files each compiles them again.
-PARALLEL_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n 2 --dist loadgroup -m "$(1)not alone"
+TEST_WORKERS ?= 2
+PARALLEL_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "$(1)not alone"
 ALONE_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -m "$(1)alone"
 
 unit: $(STAMP)

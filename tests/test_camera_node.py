@@ -152,6 +152,46 @@ def _world_sensor() -> Any:
     return SensorSize.parse(WorldConfig().resolution)
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_final_stats_count_every_audit_sample_the_tap_has_taken(redis_service: Any, durable: bool,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """At the end of a stream the audit tap may still be anonymizing (it runs at nice 19; on a loaded host
+    the last samples of a run came after its final stats). A durable stream waits for the tap, so its stats
+    count every sample written; a live one waits ``timeout``, reports what is still to write
+    (``audit_pending``) and logs it, and ``close`` writes it."""
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.camera import CameraNode
+    from anonreid.nodes.camera.audit_tap import AuditWindow
+
+    client = redis_service.client()
+    node = CameraNode(CAMERA, _world_sensor(), CameraConfig(audit_burst=2), models=load_model_bundle(), redis=client)
+    assert node.audit is not None
+    gate = threading.Event()
+    node.audit._anonymize = lambda voxel: (gate.wait(30), -voxel)[1]  # held until the gate opens
+    node.audit_waits = durable
+    shape = (node.inference.num_bins, 24, 32)
+    assert node.audit.begin_burst(2, wait=False)
+    for i in range(2):
+        node.audit.put(AuditWindow(i * 33_333, (i + 1) * 33_333, [], voxel=np.full(shape, i, np.float32)))
+    opener = threading.Timer(1.0, gate.set)
+    opener.start()
+    try:
+        node.finish(timeout=0.1)
+        stats = node.stats()
+        if durable:
+            assert (stats["audit_samples"], stats["audit_pending"]) == (2, 0)
+            assert client.xlen(f"audit:{CAMERA}") == 2
+        else:
+            assert (stats["audit_samples"], stats["audit_pending"]) == (0, 2)
+            assert "the audit tap still has 2 sample(s) to write" in caplog.text
+    finally:
+        gate.set()
+        opener.join()
+        node.close()
+    stats = node.stats()
+    assert (stats["audit_samples"], stats["audit_pending"]) == (2, 0) and client.xlen(f"audit:{CAMERA}") == 2
+
+
 def test_queue_drops_oldest_and_counts() -> None:
     """An overloaded node drops the oldest windows, counts them, and memory stays bounded."""
     from anonreid.events.types import make_events
@@ -272,7 +312,18 @@ def test_redis_stream_ingest_resumes_after_restart(redis_service: Any, gallery_a
     assert REGISTRY.get_sample_value("anonreid_camera_bad_input_total", labels) == bad_before + 1
 
 
-def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, tmp_path: Path) -> None:
+@pytest.fixture
+def audit_redis(tmp_path: Path) -> Iterator[Any]:
+    """A second embedded Redis for a camera's audit tap alone (stopped also when the test fails)."""
+    from anonreid.orchestration.config import RedisConfig
+    from anonreid.orchestration.redis_service import RedisService
+
+    service = RedisService(RedisConfig(embedded_dir=str(tmp_path / "audit-redis"))).start()
+    yield service
+    service.stop()
+
+
+def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, audit_redis: Any) -> None:
     """Capture every Redis command (MONITOR) and every gRPC message the node sends; none carries raw data.
 
     The camera's audit tap gets a Redis of its own here, so MONITOR sees the camera's commands only
@@ -283,11 +334,8 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
     from anonreid.events.voxel import events_to_voxel
     from anonreid.models.bundle import load_model_bundle
     from anonreid.nodes.actors import CameraService
-    from anonreid.orchestration.config import RedisConfig
-    from anonreid.orchestration.redis_service import RedisService
     from anonreid.proto.v1 import audit_pb2
 
-    audit_redis = RedisService(RedisConfig(embedded_dir=str(tmp_path / "audit-redis"))).start()
     commands: list[str] = []
     ready = threading.Event()
 
@@ -360,7 +408,6 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, t
     for msg in sent:  # sightings: ids, spans, a box summary, a 256-d embedding; no event bytes
         assert len(msg) < 2000
         assert raw_bytes[:130] not in msg
-    audit_redis.stop()
 
 
 def _packets(seconds: float) -> Iterator[np.ndarray]:

@@ -466,8 +466,11 @@ class CameraNode:
         self.finish()
         return self.stats()
 
-    def finish(self, timeout: float = 10.0) -> list[Sighting]:
-        """End every live tracklet (publishing its final sighting) and wait for the acks."""
+    def finish(self, timeout: float = 10.0, audit_timeout: float = 300.0) -> list[Sighting]:
+        """End every live tracklet (publishing its final sighting) and wait for the acks, and for the audit
+        tap to write what it has taken: ``timeout`` on a live stream, ``audit_timeout`` on a stream that
+        buffers durably (its audit must not depend on timing). What is still unwritten then is counted in
+        the stats (``audit_pending``) and logged; :meth:`close` writes it."""
         # every batch's embeddings are in: the final segments take all of them
         clock = BatchClock.none()
         now = time.time()
@@ -477,8 +480,9 @@ class CameraNode:
             self.publisher.submit(sightings)
         if self.publisher is not None:
             self.publisher.drain(timeout)
-        if self.audit is not None:
-            self.audit.drain(timeout)
+        if self.audit is not None and not self.audit.drain(audit_timeout if self.audit_waits else timeout):
+            log.warning("camera %s: the audit tap still has %d sample(s) to write at the end of the stream",
+                        self.camera_id, self.audit.pending())
         return sightings
 
     def close(self) -> None:
@@ -497,7 +501,8 @@ class CameraNode:
             "sightings_acked": pub.acked if pub else 0,
             "sightings_rejected": pub.rejected if pub else 0,
             "sightings_pending": pub.pending() if pub else 0,
-            "audit_samples": self.audit.samples if self.audit else 0,
+            "audit_samples": self.audit.samples if self.audit else 0,  # written to audit:<camera>
+            "audit_pending": self.audit.pending() if self.audit else 0,  # taken, not written yet
             "audit_skipped_bursts": self.audit.skipped_bursts if self.audit else 0,
             "audit_cpu_s": self.audit.cpu_s if self.audit else 0.0,
             "failed_batches": self.failed_batches,
