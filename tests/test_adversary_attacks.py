@@ -63,7 +63,7 @@ def _enrollment() -> dict[str, np.ndarray]:
     return photos
 
 
-def _node(client: Any, attackers: Any, **kw: Any) -> tuple[Any, CollectorRegistry]:
+def _node(client: Any, attackers: Any, raw_windows: Any = None, **kw: Any) -> tuple[Any, CollectorRegistry]:
     from anonreid.models.evaluation.privacy_policy import PrivacyPolicy
     from anonreid.nodes.adversary.metrics import AdversaryMetrics
     from anonreid.nodes.adversary.node import AdversaryNode
@@ -72,17 +72,18 @@ def _node(client: Any, attackers: Any, **kw: Any) -> tuple[Any, CollectorRegistr
     cfg = AdversaryConfig(**{"cameras": [CAMERA], "min_samples": 3, "enrollment": "", "crop_hw": (32, 16),
                              "tile_hw": (32, 24), "max_new_clips": 100, "adaptive_every_s": 3600, **kw})
     node = AdversaryNode(cfg, client, attackers=attackers, enrollment=_enrollment(), policy=PrivacyPolicy.load(),
-                         metrics=AdversaryMetrics(registry))
+                         metrics=AdversaryMetrics(registry), raw_windows=raw_windows)
     return node, registry
 
 
-def _weights(root: Path) -> Path:
+def _weights(root: Path, raw_towers: bool = False) -> Path:
     """A flat attacker weight set (the shipped layout) with every network of the suite but E_inv and the
-    offline adaptive E_rec': tiny untrained networks, saved as the attack stages save them."""
+    offline adaptive E_rec' (and, unless ``raw_towers``, the identity attack's raw-event control): tiny
+    untrained networks, saved as the attack stages save them."""
     from anonreid.models.budget import Budget
     from anonreid.models.checkpoint import save_checkpoint
     from anonreid.models.config import IdentityCfg
-    from anonreid.models.identity_attack import PHOTO_TOWER, VOXEL_TOWER, build_identity_attacker
+    from anonreid.models.identity_attack import PHOTO_TOWER, VOXEL_TOWER, build_identity_attacker, tower_names
     from anonreid.models.registry import create_model
 
     torch.manual_seed(0)
@@ -99,6 +100,11 @@ def _weights(root: Path) -> Path:
     identity = {**meta, "stage": "identity", "crop_hw": [32, 16], "budget": Budget(VOXEL_TOWER, "identity", 20, 8).as_dict()}
     save_checkpoint(root / VOXEL_TOWER, towers.voxel, identity)
     save_checkpoint(root / PHOTO_TOWER, towers.photo, identity)
+    if raw_towers:
+        raw = build_identity_attacker(icfg, BINS, len(PEOPLE))
+        voxel_name, photo_name = tower_names(raw=True)
+        save_checkpoint(root / voxel_name, raw.voxel, {**identity, "stage": "identity_raw"})
+        save_checkpoint(root / photo_name, raw.photo, {**identity, "stage": "identity_raw"})
     app = create_model("reid_resnet18", in_bins=1, embed_dim=16, num_classes=len(PEOPLE), crop_hw=(32, 16))
     save_checkpoint(root / "attacker" / "appearance", app,
                     {**meta, "attacker_cfg": {"steps": 40, "p": 3, "k": 2, "crop_hw": [32, 16]}, "identities": 3})
@@ -116,7 +122,9 @@ def test_every_attack_of_the_run_is_run_scored_with_intervals_and_its_budget_rep
     assert attackers.side is not None and attackers.side.e_rec_finetuned is not None and attackers.side.e_lin is not None
     assert attackers.identity is not None and attackers.identity.crop_hw == (32, 16)
     # the shipped set's networks are "missing" when absent, the others only a full run trains are not
-    assert any("e_inv.json" in m for m in attackers.missing) and not attackers.absent
+    assert any("e_inv.json" in m for m in attackers.missing) and attackers.identity_raw is None
+    assert attackers.absent == [f"{tmp_path / 'weights' / 'attack_id_raw_voxel'}.json: no stage identity_raw in this "
+                                "run: the direct identity attack runs without its positive control"]
     client = redis_service.client()
     _write(client, "an-v1", 0, 9, 0.1)
     node, registry = _node(client, attackers, adaptive_steps=2)
@@ -224,3 +232,90 @@ def test_the_fleet_version_is_what_most_cameras_run() -> None:
     assert fleet_version(newest("v1", "v2", "v2", "v2"), "v1") == "v2"
     assert fleet_version(newest("v2", "v1", "v1", "v1"), "v2") == "v1"  # a rollback
     assert fleet_version(newest("v1", "v2"), None) == "v2"  # no current: the most recently read
+
+
+def test_the_identity_attack_carries_its_raw_event_control_where_the_raw_windows_can_be_rendered(
+    redis_service: Any, tmp_path: Path
+) -> None:
+    """With stage identity_raw's towers and a renderer of raw windows, each identity score carries the same
+    ranking from the raw voxels of the same windows as its positive control (control_low), computed from the
+    windows the scored clips end with; the policy never passes a score whose control is not clearly over
+    the limit. Without a renderer (not a simulated world) the attack runs without it."""
+    from anonreid.models.evaluation import attacks as suite
+    from anonreid.models.evaluation.results import ENROLLMENT_CAMERA
+    from anonreid.nodes.adversary.attackers import load_attackers
+    from anonreid.nodes.adversary.report import report_data
+
+    attackers = load_attackers(_weights(tmp_path / "weights", raw_towers=True))
+    assert attackers.identity_raw is not None and not attackers.absent
+    assert "attack_id_raw_voxel" in {a["name"] for a in attackers.described}
+    rendered: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def raw_windows(camera: str, start_us: int, end_us: int, shape: tuple[int, int, int]) -> np.ndarray:
+        voxel = np.random.default_rng(start_us).normal(0, 0.3, shape).astype(np.float32)
+        rendered[(camera, start_us, end_us)] = voxel
+        return voxel
+
+    client = redis_service.client()
+    _write(client, "an-v1", 0, 9, 0.1)
+    node, _registry = _node(client, attackers, adaptive_steps=0, raw_windows=raw_windows)
+    node.poll()
+    by = {(r.attack, r.metric): r for r in node.attack_round()}
+    # the clips end with windows 2, 5 and 8: each rendered once, at its span, in the samples' shape
+    assert sorted(rendered) == [(CAMERA, k * WINDOW_US, (k + 1) * WINDOW_US) for k in (2, 5, 8)]
+    assert {v.shape for v in rendered.values()} == {(BINS, H, W)}
+    # the control: the raw towers' ranking of the enrolled photos from the same people in those windows
+    towers = attackers.identity_raw
+    q, ids = [], []
+    for k in (2, 5, 8):
+        people = ((k // 3) % 3, (k // 3 + 1) % 3)
+        boxes = np.asarray([_box(p) for p in people], np.float32)
+        voxel = rendered[(CAMERA, k * WINDOW_US, (k + 1) * WINDOW_US)]
+        q.append(towers.voxel_embeddings(np.repeat(voxel[None], 2, axis=0), boxes).numpy())
+        ids += [PEOPLE[p] for p in people]
+    g = towers.photo_embeddings([_enrollment()[p] for p in PEOPLE]).numpy()
+    expected = suite.retrieval_scores(np.concatenate(q), ids, [CAMERA] * len(ids), g, list(PEOPLE),
+                                      [ENROLLMENT_CAMERA] * len(PEOPLE))
+    for metric, est in (("rank1", expected.rank1), ("map", expected.mAP)):
+        record = by[("identity", metric)]
+        assert record.HasField("control_low") and record.control_low == pytest.approx(est.ci_low, abs=1e-6)
+    verdict = next(v for v in report_data(client, node.policy, [CAMERA]).verdicts
+                   if (v.attack, v.metric) == ("identity", "rank1"))
+    assert verdict.status != "pass" or by[("identity", "rank1")].control_low > verdict.threshold, verdict
+
+    # without a renderer of raw windows (no simulated world) the same towers give no control
+    client.delete("audit:records")
+    node, _registry = _node(client, attackers, adaptive_steps=0)
+    node.poll()
+    by = {(r.attack, r.metric): r for r in node.attack_round()}
+    assert not by[("identity", "rank1")].HasField("control_low")
+
+
+def test_raw_windows_render_the_scene_the_camera_films(tmp_path: Path) -> None:
+    """The adversary's own raw windows of the live world: the same people as the camera's stream in that
+    window (its voxel grid correlates with the camera's; a window a second away does not), and a world
+    that does not match the samples is refused by name."""
+    from anonreid.events.voxel import events_to_voxel
+    from anonreid.events.world.live import LiveWorld
+    from anonreid.nodes.adversary.raw_windows import RawWindows
+    from anonreid.orchestration.config import WorldConfig
+
+    cfg = WorldConfig()
+    w = cfg.window_us
+    packets = LiveWorld(cfg).camera_stream("cam3", 0, realtime=False, packet_us=w)
+    camera = np.concatenate([next(packets) for _ in range(46)])  # 1.5 s: person 032 crosses cam3 from 0.5 s
+    shape = (5, 240, 320)
+
+    def camera_voxel(k: int) -> np.ndarray:
+        s, e = k * w, (k + 1) * w
+        return events_to_voxel(camera[(camera["t"] >= s) & (camera["t"] < e)], 5, 240, 320, normalize=True,
+                               t_range=(s, e))
+
+    raw = RawWindows(cfg)
+    for k in (30, 45):
+        mine = raw.voxel("cam3", k * w, (k + 1) * w, shape)
+        same = float(np.corrcoef(mine.ravel(), camera_voxel(k).ravel())[0, 1])
+        other = float(np.corrcoef(mine.ravel(), camera_voxel(k - 15 if k == 45 else k + 15).ravel())[0, 1])
+        assert same > 0.3 and other < 0.15, (k, same, other)
+    with pytest.raises(ValueError, match=r"\(world\.resolution\)"):
+        raw.voxel("cam3", 0, w, (5, 480, 640))

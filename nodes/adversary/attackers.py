@@ -5,8 +5,9 @@ Every attack network of the evaluation suite is loaded when the run (or weight s
 optional: E_rec and the networks of the suite's other reconstruction views
 (:data:`~anonreid.models.evaluation.attacks.ATTACK_VIEWS`: E_inv, the linear inverse, the adaptive and
 the fine-tuned E_rec), the direct identity attack's two towers
-(:func:`~anonreid.models.identity_attack.load_identity_towers`) and the retrieval attacker's appearance
-net. A network the shipped weight set carries (:data:`~anonreid.models.bundle.ATTACKER_WEIGHTS`) is
+(:func:`~anonreid.models.identity_attack.load_identity_towers`), their counterparts trained on raw
+events (stage ``identity_raw``: the attack's positive control, :mod:`~anonreid.nodes.adversary.raw_windows`)
+and the retrieval attacker's appearance net. A network the shipped weight set carries (:data:`~anonreid.models.bundle.ATTACKER_WEIGHTS`) is
 *missing* when absent (logged as a warning); the others only a full training run has are *absent*.
 
 Every attacker network carries a JSON sidecar (:mod:`anonreid.models.checkpoint`); its budget is read
@@ -41,6 +42,8 @@ ATTACKER_ROLES = {
     "e_lin": "linear inverse before E_rec (closed-form least squares: the floor)",
     "attack_id_voxel": "direct identity attack (voxel tower on anonymized crops + photo tower on enrollment "
                        "photos, no reconstruction)",
+    "attack_id_raw_voxel": "the direct identity attack on raw events (its positive control: the same towers "
+                           "trained and run without the anonymizer)",
     "appearance": "retrieval (appearance ReId on reconstructions vs enrollment photos)",
 }
 
@@ -56,6 +59,7 @@ class Attackers:
     version: str = "none"
     missing: list[str] = field(default_factory=list)  # what could not be loaded, and why
     identity: IdentityTowers | None = None
+    identity_raw: IdentityTowers | None = None  # stage identity_raw's towers: the identity attack's control
     absent: list[str] = field(default_factory=list)  # optional attacks this run did not train
     described: list[dict[str, Any]] = field(default_factory=list)  # name, role, budget per loaded network
     #: the raw voxels' per-channel (mean, std) an attack stage standardised its input to (None: not recorded)
@@ -114,7 +118,7 @@ def load_attackers(model_dir: str | Path | None) -> Attackers:
     from anonreid.models.bundle import ATTACKER_WEIGHTS, DEFAULT_WEIGHTS
     from anonreid.models.checkpoint import CheckpointError, load_checkpoint, read_sidecar
     from anonreid.models.evaluation.attacks import ATTACK_VIEWS, AttackerSide
-    from anonreid.models.identity_attack import VOXEL_TOWER, load_identity_towers
+    from anonreid.models.identity_attack import RAW_VOXEL_TOWER, VOXEL_TOWER, load_identity_towers
 
     run = Path(model_dir) if model_dir else DEFAULT_WEIGHTS
     ckpt = run / "checkpoints" if (run / "checkpoints").is_dir() else run  # a run directory or a flat weights set
@@ -140,14 +144,24 @@ def load_attackers(model_dir: str | Path | None) -> Attackers:
         out.side = AttackerSide(**nets)
         meta = read_sidecar(ckpt / "e_rec")["metadata"]
         out.version = f"{meta.get('preset', run.name)}-{str(meta.get('data_fingerprint', ''))[:8]}"
-    try:
-        out.identity = load_identity_towers(ckpt)
-        if out.identity is None:
-            not_there(ckpt / VOXEL_TOWER, VOXEL_TOWER, "no direct identity attack in this run")
+
+    def towers(raw: bool) -> IdentityTowers | None:
+        name = RAW_VOXEL_TOWER if raw else VOXEL_TOWER
+        try:
+            loaded = load_identity_towers(ckpt, raw=raw)
+        except (CheckpointError, OSError, ValueError) as exc:
+            out.missing.append(f"{ckpt / name}: cannot be loaded ({exc})")
+            return None
+        if loaded is None:
+            not_there(ckpt / name, name, "no stage identity_raw in this run: the direct identity attack runs without "
+                      "its positive control" if raw else "no direct identity attack in this run")
         else:
-            out.described.append(describe_attacker(VOXEL_TOWER, ckpt / VOXEL_TOWER, out.identity.metadata))
-    except (CheckpointError, OSError, ValueError) as exc:
-        out.missing.append(f"{ckpt / VOXEL_TOWER}: cannot be loaded ({exc})")
+            out.described.append(describe_attacker(name, ckpt / name, loaded.metadata))
+        return loaded
+
+    out.identity = towers(raw=False)
+    if out.identity is not None:
+        out.identity_raw = towers(raw=True)
     app = run / "attacker" / "appearance"
     if app.with_suffix(".json").exists():
         out.appearance = load_checkpoint(app).model.eval()

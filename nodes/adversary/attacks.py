@@ -14,7 +14,10 @@ newest), the rest of the window scored from the cached outputs:
   ``retrieval`` for the plain reconstruction, by the view otherwise);
 * the direct identity attack (:class:`anonreid.models.identity_attack.IdentityTowers`, no
   reconstruction): each anonymized person crop of the clip's last window ranks the enrollment photos
-  (``identity`` rank-1 and mAP against chance).
+  (``identity`` rank-1 and mAP against chance). Its positive control, where the attacker has stage
+  ``identity_raw``'s towers and the raw windows (``raw_windows``: rendered by the adversary from the
+  simulated world it attacks, :mod:`~anonreid.nodes.adversary.raw_windows`), is the same ranking from
+  the raw voxels of the same windows and people.
 
 An attacker whose person crops hardly vary (spread under 10 % of the reference crops',
 :func:`anonreid.models.evaluation.collapse.collapse_check`, the offline suite's check) collapsed: its
@@ -43,8 +46,12 @@ if TYPE_CHECKING:
 
     from anonreid.models.evaluation.intervals import Estimate
     from anonreid.models.evaluation.results import RetrievalScore
+    from anonreid.models.identity_attack import IdentityTowers
 
 IDENTITY = "identity"
+IDENTITY_RAW = "identity_raw"  # the identity attack's positive control (cached like an attack, never recorded)
+#: ``(camera, start_us, end_us, (bins, height, width)) -> raw voxel grid`` of one window
+RawWindowFn = Callable[[str, int, int, tuple[int, int, int]], np.ndarray]
 #: the suite's name of a view -> the node's attack name (the policy's and the records')
 NODE_NAMES = {"anonymized": "reconstruction"}
 
@@ -88,15 +95,16 @@ class AttackStage:
 
     def __init__(
         self, attackers: Attackers, enrollment: Mapping[str, np.ndarray], record: Recorder, *,
-        clip_windows: int, max_new_clips: int, crop_hw: tuple[int, int],
+        clip_windows: int, max_new_clips: int, crop_hw: tuple[int, int], raw_windows: RawWindowFn | None = None,
     ) -> None:
         self.attackers, self.enrollment, self.record = attackers, enrollment, record
+        self.raw_windows = raw_windows
         self.clip_windows, self.max_new_clips, self.crop_hw = clip_windows, max_new_clips, crop_hw
         # the attackers are fixed between rounds (a live one until it is retrained: :meth:`forget`), so a
         # round reconstructs only new clips
         self.views: dict[ViewKey, np.ndarray] = {}
         self._enrolled: tuple[list[str], torch.Tensor] | None = None
-        self._enrolled_identity: tuple[list[str], np.ndarray] | None = None
+        self._enrolled_identity: dict[bool, tuple[list[str], np.ndarray]] = {}  # by raw towers or not
         #: this round's positive controls, by the clips scored (the offline attacks all score the same clips)
         self._controls: dict[tuple[tuple[int, int], ...], RetrievalScore | None] = {}
 
@@ -127,6 +135,8 @@ class AttackStage:
         frames = list(outputs)  # the attacks whose outputs are frames (the rest: identity embeddings)
         if self.attackers.identity is not None:
             outputs[IDENTITY] = self._identity_embeddings
+            if self.attackers.identity_raw is not None and self.raw_windows is not None:
+                outputs[IDENTITY_RAW] = self._identity_raw_embeddings
 
         def key(attack: str, clip: Clip) -> ViewKey:
             return attack, output_range, clip.first.seq, len(clip.samples)
@@ -146,8 +156,13 @@ class AttackStage:
         self._controls = {}
         for attack in outputs:
             use = [c for c in scored if attack not in held_out or held_out[attack].may_score(c)]
-            score = self._score if attack in frames else self._score_identity
-            out.records += score(camera, attack, use, [self.views[key(attack, c)] for c in use], window_us, version)
+            if attack in frames:
+                out.records += self._score(camera, attack, use, [self.views[key(attack, c)] for c in use], window_us,
+                                           version)
+            elif attack == IDENTITY:
+                control = [self.views[key(IDENTITY_RAW, c)] for c in use] if IDENTITY_RAW in outputs else None
+                out.records += self._score_identity(camera, use, [self.views[key(attack, c)] for c in use], control,
+                                                    window_us, version)
         if scored:
             out.grid = scored[-1], {a: self.views[key(a, scored[-1])][-1] for a in frames}
         return out
@@ -164,35 +179,63 @@ class AttackStage:
     def _identity_embeddings(self, clip: Clip) -> np.ndarray:
         """The identity attack's embedding of each ground-truth person in the clip's last window."""
         assert self.attackers.identity is not None
-        boxes = np.asarray([box for box, _identity in clip.last.truth], np.float32).reshape(-1, 4)
-        tiles = np.repeat(clip.last.anonymized[None], len(boxes), axis=0)
-        return self.attackers.identity.voxel_embeddings(tiles, boxes).numpy()
+        return self._tower_embeddings(self.attackers.identity, clip.last.anonymized, clip.last.truth)
+
+    def _identity_raw_embeddings(self, clip: Clip) -> np.ndarray:
+        """The control's embedding of the same people: stage identity_raw's towers on the raw window."""
+        assert self.attackers.identity_raw is not None and self.raw_windows is not None
+        last = clip.last
+        raw = self.raw_windows(last.camera, last.start_us, last.end_us, last.anonymized.shape)
+        return self._tower_embeddings(self.attackers.identity_raw, raw, last.truth)
+
+    @staticmethod
+    def _tower_embeddings(towers: IdentityTowers, voxel: np.ndarray, truth: list[tuple[Any, str]]) -> np.ndarray:
+        boxes = np.asarray([box for box, _identity in truth], np.float32).reshape(-1, 4)
+        return towers.voxel_embeddings(np.repeat(voxel[None], len(boxes), axis=0), boxes).numpy()
 
     def _score_identity(
-        self, camera: str, attack: str, clips: list[Clip], embeddings: list[np.ndarray], window_us: tuple[int, int],
-        version: str,
+        self, camera: str, clips: list[Clip], embeddings: list[np.ndarray], controls: list[np.ndarray] | None,
+        window_us: tuple[int, int], version: str,
     ) -> list[audit_pb2.AuditRecord]:
-        """Each anonymized person crop ranks the enrollment photos (chance ~ 1 / enrolled)."""
+        """Each anonymized person crop ranks the enrollment photos (chance ~ 1 / enrolled); with ``controls``
+        (the raw towers' embeddings of the same people) each record carries the same ranking without the
+        anonymizer as its positive control."""
+        if self.attackers.identity is None:
+            return []
+        scored = self._identity_retrieval(camera, clips, embeddings, raw=False)
+        if scored is None:
+            return []
+        r, people = scored
+        control = self._identity_retrieval(camera, clips, controls, raw=True) if controls is not None else None
+        c = control[0] if control is not None else None
+        return [self.record(camera, IDENTITY, "rank1", r.rank1, r.chance["rank1"], window_us, r.num_queries, version,
+                            people, "", c.rank1 if c else None),
+                self.record(camera, IDENTITY, "map", r.mAP, r.chance["mAP"], window_us, r.num_queries, version,
+                            people, "", c.mAP if c else None)]
+
+    def _identity_retrieval(self, camera: str, clips: list[Clip], embeddings: list[np.ndarray], raw: bool,
+                            ) -> tuple[RetrievalScore, int] | None:
+        """The enrolled people's photos ranked for each person crop of the clips' last windows, by the
+        identity attack's towers (``raw``: those of stage identity_raw), and how many people the crops
+        show; None without an enrolled person."""
         from anonreid.models.evaluation import attacks as suite
 
-        towers = self.attackers.identity
+        towers = self.attackers.identity_raw if raw else self.attackers.identity
+        assert towers is not None
         q_emb, q_ids = [], []
         for clip, emb in zip(clips, embeddings, strict=True):
             for (_box, identity), e in zip(clip.last.truth, emb, strict=True):
                 if identity in self.enrollment:
                     q_emb.append(e)
                     q_ids.append(identity)
-        if towers is None or not q_ids:
-            return []
-        if self._enrolled_identity is None:
+        if not q_ids:
+            return None
+        if raw not in self._enrolled_identity:
             ids = sorted(self.enrollment)
-            self._enrolled_identity = ids, towers.photo_embeddings([self.enrollment[i] for i in ids]).numpy()
-        g_ids, g_emb = self._enrolled_identity
-        r = suite.retrieval_scores(np.stack(q_emb), q_ids, [camera] * len(q_ids), g_emb, g_ids,
-                                   [ENROLLMENT_CAMERA] * len(g_ids))
-        n, people = r.num_queries, len(set(q_ids))
-        return [self.record(camera, attack, "rank1", r.rank1, r.chance["rank1"], window_us, n, version, people),
-                self.record(camera, attack, "map", r.mAP, r.chance["mAP"], window_us, n, version, people)]
+            self._enrolled_identity[raw] = ids, towers.photo_embeddings([self.enrollment[i] for i in ids]).numpy()
+        g_ids, g_emb = self._enrolled_identity[raw]
+        return suite.retrieval_scores(np.stack(q_emb), q_ids, [camera] * len(q_ids), g_emb, g_ids,
+                                      [ENROLLMENT_CAMERA] * len(g_ids)), len(set(q_ids))
 
     def _score(
         self, camera: str, attack: str, clips: list[Clip], frames: list[np.ndarray], window_us: tuple[int, int],

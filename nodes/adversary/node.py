@@ -12,7 +12,10 @@ the evaluation suite's attacks (:mod:`anonreid.models.evaluation.attacks`) on it
 * **inversion**, **linear**, **finetuned**: the same on the suite's other reconstruction views, when
   the attacker run has their networks (E_inv, the linear inverse, the fine-tuned E_rec);
 * **identity**: the direct identity attack (no reconstruction) ranks the enrollment photos for each
-  anonymized person crop, when the run has its two towers;
+  anonymized person crop, when the run has its two towers; with the towers of stage ``identity_raw``
+  and a simulated world (``adversary.enrollment=world``), each score carries its positive control: the
+  same ranking from the raw events of the same windows, which the node renders from the world itself
+  (:mod:`~anonreid.nodes.adversary.raw_windows`; the cameras never send raw data);
 * **adaptive**: a copy of E_rec (E_rec' when trained offline) fine-tuned every ``adaptive_every_s`` on
   the (anonymized, reference) pairs collected from the stream, a few steps in bounded time, and scored
   only on samples read after its last refresh (held out). It is trained through the anonymizer version
@@ -50,9 +53,10 @@ from redis import Redis
 from anonreid.models.evaluation.intervals import BREACH, Estimate
 from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, record_control
 from anonreid.nodes.adversary.attackers import Attackers, enrollment_day, load_attackers, load_enrollment
-from anonreid.nodes.adversary.attacks import AttackStage, ViewKey
+from anonreid.nodes.adversary.attacks import AttackStage, RawWindowFn, ViewKey
 from anonreid.nodes.adversary.grids import grid_png, keep_grid
 from anonreid.nodes.adversary.metrics import AdversaryMetrics
+from anonreid.nodes.adversary.raw_windows import RawWindows
 from anonreid.nodes.adversary.samples import Clip, Sample, fleet_version
 from anonreid.nodes.adversary.training import AdaptiveAttacker
 from anonreid.nodes.priority import lower_cpu_priority
@@ -84,6 +88,7 @@ class AdversaryNode:
         policy: PrivacyPolicy | None = None,
         metrics: AdversaryMetrics | None = None,
         world: WorldConfig | None = None,
+        raw_windows: RawWindowFn | None = None,
     ) -> None:
         import torch
 
@@ -106,8 +111,14 @@ class AdversaryNode:
             cfg.enrollment, world, enrollment_day(self.attackers))
         self.windows: dict[str, deque[Sample]] = {c: deque(maxlen=cfg.window_samples) for c in cfg.cameras}
         self.cursors = {f"audit:{c}": "0" for c in cfg.cameras}
+        if raw_windows is None and self.attackers.identity_raw is not None:
+            if cfg.enrollment == "world":
+                raw_windows = RawWindows(world or WorldConfig()).voxel
+            else:
+                log.info("adversary: the direct identity attack runs without its positive control: its raw windows "
+                         "are rendered from the simulated world only (adversary.enrollment=world)")
         self.attacks = AttackStage(self.attackers, self.enrollment, self._emit, clip_windows=cfg.clip_windows,
-                                   max_new_clips=cfg.max_new_clips, crop_hw=cfg.crop_hw)
+                                   max_new_clips=cfg.max_new_clips, crop_hw=cfg.crop_hw, raw_windows=raw_windows)
         self.adaptive: AdaptiveAttacker | None = None
         side = self.attackers.side
         if cfg.adaptive_steps and side is not None:
