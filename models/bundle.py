@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from anonreid.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from anonreid.models.identity_attack import PHOTO_TOWER, VOXEL_TOWER
+from anonreid.models.identity_attack import PHOTO_TOWER, RAW_PHOTO_TOWER, RAW_VOXEL_TOWER, VOXEL_TOWER
 from anonreid.models.registry import create_model, model_cfg
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default"
@@ -138,9 +138,10 @@ def random_model_bundle(
 #: run's checkpoint directory, or to the run directory for ``attacker/``): the reconstruction attacker,
 #: the inversion net, the adaptive attacker and the retrieval attacker's appearance net
 ATTACKER_WEIGHTS = ("e_rec", "e_inv", "e_rec_adaptive", "attacker/appearance")
-#: the stronger post-hoc attacks (stages finetune, linear, identity of ``anonreid train``), shipped when the
-#: run trained them, so that the adversary node runs the suite's strongest attacks on the shipped set too
-STRONG_ATTACK_WEIGHTS = ("e_rec_finetuned", "e_lin", VOXEL_TOWER, PHOTO_TOWER)
+#: the stronger post-hoc attacks (stages finetune, linear, identity of ``anonreid train``, and identity_raw:
+#: the identity attack's positive control), shipped when the run trained them, so that the adversary node
+#: runs the suite's strongest attacks on the shipped set too
+STRONG_ATTACK_WEIGHTS = ("e_rec_finetuned", "e_lin", VOXEL_TOWER, PHOTO_TOWER, RAW_VOXEL_TOWER, RAW_PHOTO_TOWER)
 #: shipped beside them when the run has it: the raw-event ReId baseline, for raw vs anonymized ReId
 BASELINE_WEIGHTS = ("reid_raw",)
 

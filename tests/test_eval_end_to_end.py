@@ -170,7 +170,7 @@ def test_shipped_weights_serve_the_cameras_and_the_adversary(tiny_run: TinyRun, 
     assert attackers.missing == [] and attackers.appearance is not None and attackers.appearance_hw == (32, 16)
     assert attackers.side.e_inv is not None and attackers.side.e_rec_adaptive is not None
     assert attackers.side.e_rec_finetuned is not None and attackers.side.e_lin is not None
-    assert attackers.identity is not None and attackers.absent == []
+    assert attackers.identity is not None and attackers.identity_raw is not None and attackers.absent == []
 
 
 @pytest.mark.slow
