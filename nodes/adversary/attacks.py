@@ -200,8 +200,6 @@ class AttackStage:
         """Each anonymized person crop ranks the enrollment photos (chance ~ 1 / enrolled); with ``controls``
         (the raw towers' embeddings of the same people) each record carries the same ranking without the
         anonymizer as its positive control."""
-        if self.attackers.identity is None:
-            return []
         scored = self._identity_retrieval(camera, clips, embeddings, raw=False)
         if scored is None:
             return []
