@@ -82,6 +82,10 @@ class ReidCfg(OptimCfg):
     smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing")
     margin: float = Field(0.3, gt=0, description="triplet margin")
     flip: bool = Field(True, description="random horizontal flips")
+    init: str = Field("", description="a ReId checkpoint (path with or without its suffix) to fine-tune instead of "
+                      "starting afresh (stage reid) or from reid_raw (stage reid_anon), e.g. the shipped reid on new "
+                      "data; same architecture, and its classifier is kept only when the number of training "
+                      "identities matches; empty = off")
     box_jitter: float = Field(0.0, ge=0, lt=0.5, description="ReId crops: each box's width and height scaled by up "
                               "to 1 +- this and its centre shifted by up to this fraction of its size, at random "
                               "(the camera crops the detector's boxes, not the ground truth); 0 = off")

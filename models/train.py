@@ -365,6 +365,24 @@ def _reid_eval(ctx: Context, reid: nn.Module, transform: Callable[[torch.Tensor]
     return cross_camera_rank1(torch.cat(embs), torch.cat(labels), torch.cat(cams))
 
 
+def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
+    """Start ``reid`` from the checkpoint at ``path`` (``reid.init``): the same architecture (model, bins,
+    embedding size, crop); the classifier is kept only when its number of classes matches."""
+    loaded = load_checkpoint(path, device=device)
+    want, got = model_cfg(reid), loaded.cfg
+    differs = {k: (v, dict(got.params).get(k)) for k, v in want.params if k != "num_classes" and dict(got.params).get(k) != v}
+    if want.name != got.name or differs:
+        raise ValueError(f"reid.init: {path} is a {got.name} {dict(got.params)}, this run trains a {want.name}; "
+                         f"differs: {differs or 'the model'}")
+    state = loaded.model.state_dict()
+    own = reid.state_dict()
+    kept = {k: v for k, v in state.items() if v.shape == own[k].shape}
+    if set(state) - set(kept) - {"classifier.weight"}:
+        raise ValueError(f"reid.init: {path}: tensors of another shape {sorted(set(state) - set(kept))[:5]}")
+    reid.load_state_dict(kept, strict=False)
+    log.info("reid.init: started from %s%s", path, "" if len(kept) == len(state) else " (a new classifier)")
+
+
 def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
     """Stage ``reid``: the no-privacy ReId baseline on raw event crops (``reid_raw``). With ``anonymizer``,
     stage ``reid_anon``: E_reid alone on the frozen anonymizer's output (``reid``), from ``reid_raw``
@@ -377,8 +395,10 @@ def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
     reid = _new_reid(ctx)
     if anonymizer is not None:
         anonymizer.requires_grad_(False).eval()
-        if ctx.cfg.joint.init_reid_from_raw and (ctx.ckpt_dir / "reid_raw.json").exists():
-            reid.load_state_dict(ctx.load("reid_raw").state_dict())
+    if rc.init:
+        _init_reid(reid, Path(rc.init), ctx.device)
+    elif anonymizer is not None and ctx.cfg.joint.init_reid_from_raw and (ctx.ckpt_dir / "reid_raw.json").exists():
+        reid.load_state_dict(ctx.load("reid_raw").state_dict())
     crop_hw = ctx.crop_hw
 
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:

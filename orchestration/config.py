@@ -310,6 +310,9 @@ class SensorRealismConfig(Section):
     enabled: bool = Field(False, description="randomise each camera's sensor from these ranges (off = the fixed world)")
     per_pass: bool = Field(False, description="with enabled: a simulated dataset draws a new sensor for every pass "
                            "(training data that spans many sensors); the live world keeps each camera's own draw")
+    fixed_share: float = Field(0.0, ge=0.0, le=1.0, description="with per_pass: the share of passes that keep "
+                               "their camera's fixed sensor (the world with realism off) instead of a draw, so "
+                               "training data spans both the fixed world and drawn sensors")
     # DAVIS346: ON 14.3 %, OFF 22.5 % contrast = ln 1.143 = 0.134 and ln 1.225 = 0.203; v2e --pos_thres and
     # --neg_thres default 0.2 (v2e_args.py; 0.2 in both presets too); upper end: the fixed world's least
     # sensitive camera (0.28), the project's own

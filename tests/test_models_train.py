@@ -177,6 +177,31 @@ def test_reid_anon_trains_a_reid_on_the_frozen_anonymizer_and_leaves_it_untouche
     assert _done(ctx, "reid_anon")
 
 
+def test_reid_init_fine_tunes_a_given_checkpoint_and_refuses_another_architecture(ctx: Context, tmp_path: Path) -> None:
+    """``reid.init``: the stage starts from the given checkpoint's weights (a new classifier when the
+    number of training identities differs, the trunk and the BNNeck kept), and a checkpoint of another
+    architecture is an error naming the file and what differs."""
+    from anonreid.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(3)
+    other = create_model(ctx.cfg.reid.model, in_bins=ctx.cfg.data.num_bins, embed_dim=ctx.cfg.reid.embed_dim,
+                         num_classes=ctx.train.num_classes + 5, crop_hw=ctx.crop_hw)
+    save_checkpoint(tmp_path / "given", other, {"stage": "reid"})
+    ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"steps": 0, "init": str(tmp_path / "given")})})
+    started = train_reid(ctx)
+    given, got = other.state_dict(), started.state_dict()
+    assert got["classifier.weight"].shape[0] == ctx.train.num_classes  # a new head for this world's people
+    assert all(torch.equal(v, got[k]) for k, v in given.items() if k != "classifier.weight")
+
+    shutil.rmtree(ctx.run_dir / "stages" / "reid")
+    narrow = create_model(ctx.cfg.reid.model, in_bins=ctx.cfg.data.num_bins, embed_dim=ctx.cfg.reid.embed_dim // 2,
+                          num_classes=ctx.train.num_classes, crop_hw=ctx.crop_hw)
+    save_checkpoint(tmp_path / "narrow", narrow, {"stage": "reid"})
+    ctx.cfg = ctx.cfg.model_copy(update={"reid": ctx.cfg.reid.model_copy(update={"init": str(tmp_path / "narrow")})})
+    with pytest.raises(ValueError, match=r"reid.init: .*narrow.*embed_dim"):
+        train_reid(ctx)
+
+
 @pytest.fixture(scope="module")
 def fitted_attacker() -> torch.nn.Module:
     """A FireNet briefly fitted on the synthetic clips, so the attacker term has something to lose."""

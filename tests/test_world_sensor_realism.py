@@ -81,6 +81,10 @@ def test_world_json_leaves_later_settings_out_at_their_neutral_values() -> None:
     assert both["realism"]["per_pass"] is True and both["first_identity"] == 151
     assert WorldConfig(**both) == CFG.model_copy(update={"realism": SensorRealismConfig(enabled=True, per_pass=True),
                                                          "first_identity": 151, "workers": CFG.workers})
+    assert "fixed_share" not in both["realism"] and "fixed_share" not in on["realism"]
+    mixed = recorded_config(CFG.model_copy(update={"realism": SensorRealismConfig(enabled=True, per_pass=True,
+                                                                                  fixed_share=0.5)}))
+    assert mixed["realism"]["fixed_share"] == 0.5
 
 
 def test_each_camera_draws_its_sensor_from_the_ranges_deterministically() -> None:
@@ -227,3 +231,26 @@ def test_per_pass_draws_give_every_dataset_pass_its_own_recorded_sensor(tmp_path
     assert np.array_equal(stored["t"], again.events["t"]) and np.array_equal(stored["x"], again.events["x"])
     off = simulate_pass(per_camera, pass_id, pi, ci, rep)  # per camera: the camera's own sensor, other events
     assert off.sensor is None and not np.array_equal(off.events["t"], again.events["t"])
+
+
+def test_fixed_share_keeps_that_share_of_passes_on_their_cameras_fixed_sensor() -> None:
+    """``realism.fixed_share``: a per-pass world where a share of the passes (drawn from each pass's seed,
+    the same every time) keeps its camera's sensor of the fixed world (realism off) and the rest draw
+    their own as before, so one training world spans both."""
+    from anonreid.events.world.dataset import pass_plan, pass_sensor
+
+    draws = SensorRealismConfig(enabled=True, per_pass=True)
+    cfg = WorldConfig(identities=40, train_identities=30, resolution="64x48", seed=4, realism=draws)
+    fixed_world, drawn = build_world(cfg.model_copy(update={"realism": SensorRealismConfig()})), build_world(cfg)
+    mixed = build_world(cfg.model_copy(update={"realism": draws.model_copy(update={"fixed_share": 0.5})}))
+    plan = pass_plan(drawn)
+    kept = 0
+    for _, pi, ci, rep in plan:
+        got, own = pass_sensor(mixed, pi, ci, rep), pass_sensor(drawn, pi, ci, rep)
+        assert got == pass_sensor(mixed, pi, ci, rep)
+        if got == fixed_world.cameras[ci].sensor:
+            kept += 1
+        else:
+            assert got == own  # the others are the very draws of the world without fixed_share
+    assert all(pass_sensor(drawn, pi, ci, rep) != fixed_world.cameras[ci].sensor for _, pi, ci, rep in plan)
+    assert abs(kept / len(plan) - 0.5) < 4 * np.sqrt(0.25 / len(plan))

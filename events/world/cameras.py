@@ -224,6 +224,14 @@ def drawn_sensor(base: SensorParams, realism: SensorRealismConfig, seed: int, ca
     return replace(s, shot_noise_hz=s.shot_noise_hz * (2.0 if camera_index == 2 else 1.0))
 
 
+def fixed_sensor(base: SensorParams, camera_index: int) -> SensorParams:
+    """Camera ``camera_index``'s sensor in the fixed world (realism off): ``base`` with the camera's own
+    threshold (0.22 / 0.25 / 0.28 / 0.24 scaled by ``base.threshold / 0.25``); the dim third camera gets
+    twice the shot noise."""
+    return replace(base, threshold=base.threshold * _THRESHOLDS[camera_index] / 0.25,
+                   shot_noise_hz=base.shot_noise_hz * (2.0 if camera_index == 2 else 1.0))
+
+
 def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
                     lamp_flicker: bool = False, realism: SensorRealismConfig | None = None) -> list[Camera]:
     """The world's four cameras at ``width x height``; ``sensor`` gives the defaults that each camera
@@ -233,7 +241,7 @@ def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
     camera still gets twice the shot noise). With ``lamp_flicker`` the second camera's lamp
     flickers at 9 Hz with 20 % amplitude (a failing fluorescent tube)."""
     cams = []
-    for i, (layout, th) in enumerate(zip(_LAYOUTS, _THRESHOLDS, strict=True)):
+    for i, layout in enumerate(_LAYOUTS):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA3, i]))
         jit = dict(layout)
         jit["light_level"] = float(layout["light_level"] * rng.uniform(0.9, 1.1))
@@ -242,8 +250,7 @@ def default_cameras(width: int, height: int, seed: int, sensor: SensorParams,
         if realism is not None and realism.enabled:
             cam_sensor = drawn_sensor(sensor, realism, seed, i)
         else:
-            cam_sensor = replace(sensor, threshold=sensor.threshold * th / 0.25,
-                                 shot_noise_hz=sensor.shot_noise_hz * (2.0 if i == 2 else 1.0))
+            cam_sensor = fixed_sensor(sensor, i)
         cams.append(Camera(
             name=CAMERA_NAMES[i], width=width, height=height,
             flicker_hz=9.0 if (lamp_flicker and i == 1) else 0.0,

@@ -12,7 +12,8 @@ Every identity passes through every camera ``passes_per_camera`` times; each pas
 its own seed (world seed, identity, camera, pass), so passes are independent and the file is
 byte-identical for the same configuration (HDF5 object timestamps are switched off). With
 ``realism.enabled`` and ``realism.per_pass`` every pass also draws its own sensor (recorded with the
-pass in ``world.json``), so that models trained on the world see as many sensors as passes.
+pass in ``world.json``), so that models trained on the world see as many sensors as passes; with
+``realism.fixed_share`` that share of the passes keeps its camera's fixed sensor instead.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ import h5py
 import numpy as np
 
 from anonreid.events.types import EventFormatError, SensorSize, concat_events, make_events
-from anonreid.events.world.build import World, build_world
-from anonreid.events.world.cameras import drawn_sensor
+from anonreid.events.world.build import World, build_world, sensor_params
+from anonreid.events.world.cameras import drawn_sensor, fixed_sensor
 from anonreid.events.world.people import Person
 from anonreid.events.world.render import render_enrollment
 from anonreid.events.world.scene import CameraSimulation
 from anonreid.events.world.schedule import pass_walk
+from anonreid.events.world.simulator import SensorParams
 from anonreid.orchestration.config import WorldConfig
 
 log = logging.getLogger(__name__)
@@ -85,13 +87,23 @@ def pass_plan(world: World) -> list[tuple[str, int, int, int]]:
     return plan
 
 
+def pass_sensor(world: World, person_index: int, camera_index: int, rep: int) -> SensorParams:
+    """The sensor of one pass of a ``realism.per_pass`` world: a draw of its own, or, for a share
+    ``realism.fixed_share`` of the passes (chosen from the pass's seed), the camera's fixed sensor."""
+    cfg = world.config
+    keep = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xF1ED, person_index, camera_index, rep]))
+    if cfg.realism.fixed_share > 0 and keep.random() < cfg.realism.fixed_share:
+        return fixed_sensor(sensor_params(cfg), camera_index)
+    return drawn_sensor(world.cameras[camera_index].sensor, cfg.realism, cfg.seed, camera_index, (person_index, rep))
+
+
 def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: int, rep: int) -> SimulatedPass:
     """Simulate one pass: the person crosses the camera once in ``pass_seconds``."""
     cfg = world.config
     person, cam = world.person(person_index), world.cameras[camera_index]
     per_pass = cfg.realism.enabled and cfg.realism.per_pass
     if per_pass:
-        cam = replace(cam, sensor=drawn_sensor(cam.sensor, cfg.realism, cfg.seed, camera_index, (person_index, rep)))
+        cam = replace(cam, sensor=pass_sensor(world, person_index, camera_index, rep))
     ss = np.random.SeedSequence([cfg.seed, 0x5A55, person_index, camera_index, rep])
     walk_seed, sim_seed = ss.spawn(2)
     window = cfg.window_us
@@ -122,7 +134,9 @@ def recorded_config(config: WorldConfig) -> dict[str, Any]:
     if not config.realism.enabled:
         exclude["realism"] = True
     elif not config.realism.per_pass:
-        exclude["realism"] = {"per_pass": True}
+        exclude["realism"] = {"per_pass": True, "fixed_share": True}
+    elif config.realism.fixed_share == 0:
+        exclude["realism"] = {"fixed_share": True}
     if config.first_identity == 1:
         exclude["first_identity"] = True
     return config.model_dump(mode="json", exclude=exclude)
