@@ -116,6 +116,7 @@ def test_a_world_alias_stands_for_a_fingerprint_no_world_reproduces(worlds: dict
     cfg, test_ids = load_train_config(run / "config.yaml"), WorldDataset(large).identities("test")
     lost = check_protocol(run, cfg, "world", large, test_ids)
     assert not lost.verdict and "--world-alias a04d935382b28b09=DIR" in lost.reason
+    assert "trained on an unknown number of identities" in "".join(protocol_lines(lost))  # never "None"
     seen = check_protocol(run, cfg, "world", large, test_ids, aliases={"a04d935382b28b09": small})
     assert not seen.verdict and seen.seen_test_identities == ["003"]  # the small world's people, compared
     assert seen.asserted_worlds == {"a04d935382b28b09": str(small)}

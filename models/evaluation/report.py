@@ -554,8 +554,9 @@ def protocol_lines(proto: Protocol | None) -> list[str]:
         return []
     return ["## Protocol", "",
             f"Test identities: {proto.test_identities}; the run (its anonymizer, else its ReId) trained on "
-            f"{proto.train_identities} identities "
-            f"and validated on {proto.validation}; training worlds "
+            + (f"{proto.train_identities} identities " if proto.train_identities is not None
+               else "an unknown number of identities (a training world was not found: see the verdict) ")
+            + f"and validated on {proto.validation}; training worlds "
             f"{'; '.join(f'{fp} ({proto.worlds[fp]})' if fp in proto.worlds else fp for fp in proto.training_worlds)}. "
             f"ReId queries: {proto.reid_queries} (one per identity and camera); enrollment queries: "
             f"{proto.enrollment_queries}. "
