@@ -369,18 +369,17 @@ def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
     """Start ``reid`` from the checkpoint at ``path`` (``reid.init``): the same architecture (model, bins,
     embedding size, crop); the classifier is kept only when its number of classes matches."""
     loaded = load_checkpoint(path, device=device)
-    want, got = model_cfg(reid), loaded.cfg
-    differs = {k: (v, dict(got.params).get(k)) for k, v in want.params if k != "num_classes" and dict(got.params).get(k) != v}
-    if want.name != got.name or differs:
-        raise ValueError(f"reid.init: {path} is a {got.name} {dict(got.params)}, this run trains a {want.name}; "
-                         f"differs: {differs or 'the model'}")
+    want, theirs = dict(model_cfg(reid).params), dict(loaded.cfg.params)
+    differs = {k: (v, theirs.get(k)) for k, v in want.items() if k != "num_classes" and theirs.get(k) != v}
+    if model_cfg(reid).name != loaded.cfg.name or differs:
+        raise ValueError(f"reid.init: {path} is a {loaded.cfg.name} {theirs}, this run trains a "
+                         f"{model_cfg(reid).name}; differs: {differs or 'the model'}")
     state = loaded.model.state_dict()
-    own = reid.state_dict()
-    kept = {k: v for k, v in state.items() if v.shape == own[k].shape}
-    if set(state) - set(kept) - {"classifier.weight"}:
-        raise ValueError(f"reid.init: {path}: tensors of another shape {sorted(set(state) - set(kept))[:5]}")
-    reid.load_state_dict(kept, strict=False)
-    log.info("reid.init: started from %s%s", path, "" if len(kept) == len(state) else " (a new classifier)")
+    new_head = theirs.get("num_classes") != want.get("num_classes")
+    if new_head:
+        del state["classifier.weight"]  # other people: this run's own (fresh) classifier
+    reid.load_state_dict(state, strict=not new_head)
+    log.info("reid.init: started from %s%s", path, " (a new classifier)" if new_head else "")
 
 
 def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
