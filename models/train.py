@@ -369,11 +369,12 @@ def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
     """Start ``reid`` from the checkpoint at ``path`` (``reid.init``): the same architecture (model, bins,
     embedding size, crop); the classifier is kept only when its number of classes matches."""
     loaded = load_checkpoint(path, device=device)
-    want, theirs = dict(model_cfg(reid).params), dict(loaded.cfg.params)
+    mine = model_cfg(reid)
+    want, theirs = dict(mine.params), dict(loaded.cfg.params)
     differs = {k: (v, theirs.get(k)) for k, v in want.items() if k != "num_classes" and theirs.get(k) != v}
-    if model_cfg(reid).name != loaded.cfg.name or differs:
-        raise ValueError(f"reid.init: {path} is a {loaded.cfg.name} {theirs}, this run trains a "
-                         f"{model_cfg(reid).name}; differs: {differs or 'the model'}")
+    if mine.name != loaded.cfg.name or differs:
+        raise ValueError(f"reid.init: {path} is a {loaded.cfg.name} {theirs}, this run trains a {mine.name}; "
+                         f"differs: {differs or 'the model'}")
     state = loaded.model.state_dict()
     new_head = theirs.get("num_classes") != want.get("num_classes")
     if new_head:
