@@ -21,6 +21,7 @@ ReId on a user's data: :func:`run_view` presents a shipped set as the run direct
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from torch import nn
 
 from anonreid.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from anonreid.models.identity_attack import PHOTO_TOWER, RAW_PHOTO_TOWER, RAW_VOXEL_TOWER, VOXEL_TOWER
-from anonreid.models.registry import create_model, model_cfg
+from anonreid.models.registry import ModelCfg, create_model, model_cfg
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default"
 RANDOM_VERSION = "random-init"
@@ -72,10 +73,14 @@ def _stride(path: Path, metadata: dict[str, Any]) -> int:
     return stride
 
 
-def _version(ckpt_dir: Path, metadata: dict[str, Any]) -> str:
+def _version(ckpt_dir: Path, metadata: dict[str, Any], *cfgs: ModelCfg) -> str:
+    """Names the embedding a bundle produces: its weights and the builder arguments that change what they
+    compute (flip test-time augmentation), so a gallery never mixes the embeddings of two of them."""
     h = hashlib.sha256()
     for name in ("anonymizer", "reid"):
         h.update((ckpt_dir / f"{name}.safetensors").read_bytes())
+    for cfg in cfgs:
+        h.update(json.dumps(cfg.to_json(), sort_keys=True).encode())
     preset = metadata.get("preset", "custom")
     return f"{preset}-{metadata.get('data_fingerprint', 'unknown')[:8]}-{h.hexdigest()[:8]}"
 
@@ -107,7 +112,7 @@ def load_model_bundle(
             raise ValueError(f"{ckpt_dir}: anonymizer takes {an.cfg.in_bins} bins but reid {re.cfg.in_bins}")
         crop_hw = re.cfg.input_hw or (128, 64)
         return ModelBundle(
-            an.model, re.model, _version(ckpt_dir, re.metadata), (int(crop_hw[0]), int(crop_hw[1])),
+            an.model, re.model, _version(ckpt_dir, re.metadata, an.cfg, re.cfg), (int(crop_hw[0]), int(crop_hw[1])),
             an.cfg.in_bins, int(re.cfg.embed_dim or 256), {"anonymizer": an.metadata, "reid": re.metadata},
             stride=_stride(ckpt_dir / "anonymizer", an.metadata),
         )

@@ -12,7 +12,10 @@ ResNet with
     bias-free classifier. The triplet loss sees the pre-BN embedding, cross-entropy the logits.
 
 ``forward`` returns ``ReidOutput(logits, features)`` in training mode and the L2-normalised post-BN
-256-d embedding in eval mode, which is what the camera node publishes and the gallery indexes.
+256-d embedding in eval mode, which is what the camera node publishes and the gallery indexes. With
+``flip_test`` (a builder argument, so the checkpoint records it and every consumer embeds alike) the
+eval-mode embedding is that of the mean post-BN feature of the crop and its horizontal mirror (flip
+test-time augmentation as fast-reid's ``TEST.FLIP``), both run as one batch.
 
 Losses (label-smoothing cross-entropy + batch-hard triplet) are in :mod:`anonreid.models.losses`;
 :func:`reid_loss` combines them. The paper's reference code fed ``argmax`` indices to the
@@ -74,8 +77,10 @@ class ReidNet(nn.Module):
         num_classes: int,
         crop_hw: tuple[int, int],
         pretrained: str | None,
+        flip_test: bool = False,
     ) -> None:
         super().__init__()
+        self.flip_test = flip_test
         self.conventions = {
             "in_bins": in_bins,
             "out_channels": embed_dim,
@@ -108,11 +113,13 @@ class ReidNet(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.001)
 
     def forward(self, x: torch.Tensor) -> ReidOutput | torch.Tensor:
-        feat = self.embed(self.backbone(x))
-        neck = self.bnneck(feat)
         if self.training:
-            return ReidOutput(self.classifier(neck), feat)
-        return F.normalize(neck, dim=1)
+            feat = self.embed(self.backbone(x))
+            return ReidOutput(self.classifier(self.bnneck(feat)), feat)
+        if self.flip_test:
+            neck = self.bnneck(self.embed(self.backbone(torch.cat([x, x.flip(-1)]))))
+            return F.normalize(neck[: len(x)] + neck[len(x) :], dim=1)
+        return F.normalize(self.bnneck(self.embed(self.backbone(x))), dim=1)
 
 
 def reid_loss(
@@ -171,9 +178,10 @@ def reid_resnet50(
     num_classes: int = 22,
     crop_hw: tuple[int, int] = (384, 192),
     pretrained: str | None = None,
+    flip_test: bool = False,
 ) -> nn.Module:
     """The paper's E_reid: ResNet-50, 384x192 crops."""
-    return ReidNet(50, in_bins, embed_dim, num_classes, crop_hw, pretrained)
+    return ReidNet(50, in_bins, embed_dim, num_classes, crop_hw, pretrained, flip_test)
 
 
 @register_model("reid_resnet18", family="reid")
@@ -183,6 +191,7 @@ def reid_resnet18(
     num_classes: int = 22,
     crop_hw: tuple[int, int] = (128, 64),
     pretrained: str | None = None,
+    flip_test: bool = False,
 ) -> nn.Module:
     """The CPU-sized E_reid: ResNet-18, 128x64 crops."""
-    return ReidNet(18, in_bins, embed_dim, num_classes, crop_hw, pretrained)
+    return ReidNet(18, in_bins, embed_dim, num_classes, crop_hw, pretrained, flip_test)

@@ -351,7 +351,7 @@ def _new_reid(ctx: Context) -> nn.Module:
     rc = ctx.cfg.reid
     return create_model(
         rc.model, in_bins=ctx.cfg.data.num_bins, embed_dim=rc.embed_dim, num_classes=ctx.train.num_classes,
-        crop_hw=ctx.crop_hw, pretrained=rc.pretrained,
+        crop_hw=ctx.crop_hw, pretrained=rc.pretrained, flip_test=rc.flip_test,
     ).to(ctx.device)
 
 
@@ -371,7 +371,8 @@ def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
     loaded = load_checkpoint(path, device=device)
     mine = model_cfg(reid)
     want, theirs = dict(mine.params), dict(loaded.cfg.params)
-    differs = {k: (v, theirs.get(k)) for k, v in want.items() if k != "num_classes" and theirs.get(k) != v}
+    differs = {k: (v, theirs.get(k)) for k, v in want.items()
+               if k not in ("num_classes", "flip_test") and theirs.get(k) != v}  # neither changes the weights
     if mine.name != loaded.cfg.name or differs:
         raise ValueError(f"reid.init: {path} is a {loaded.cfg.name} {theirs}, this run trains a {mine.name}; "
                          f"differs: {differs or 'the model'}")

@@ -87,6 +87,47 @@ def test_reid_eval_embedding_is_l2_normalised(name: str) -> None:
     assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
+def test_reid_flip_test_embeds_a_crop_and_its_mirror_alike() -> None:
+    """``flip_test``: the eval embedding is the normalised mean of the post-BN features of the crop and of
+    its horizontal mirror, so a mirrored crop embeds exactly as the crop; training mode is untouched and
+    a checkpoint records the setting (so does the bundle's version: another embedding, another name)."""
+    torch.manual_seed(0)
+    plain = create_model("reid_resnet18", crop_hw=(32, 16), embed_dim=16)
+    flipped = create_model("reid_resnet18", crop_hw=(32, 16), embed_dim=16, flip_test=True)
+    plain.bnneck.running_mean.normal_()  # a BNNeck with statistics of its own: the post-BN mean is not trivial
+    plain.bnneck.running_var.uniform_(0.5, 2)
+    flipped.load_state_dict(plain.state_dict())
+    plain.eval(), flipped.eval()
+    x = torch.randn(3, 5, 32, 16)
+    with torch.no_grad():
+        emb, mirrored = flipped(x), flipped(x.flip(-1))
+        neck = lambda t: plain.bnneck(plain.embed(plain.backbone(t)))  # noqa: E731
+        expected = torch.nn.functional.normalize(neck(x) + neck(x.flip(-1)), dim=1)
+        assert torch.allclose(emb, expected, atol=1e-5)
+        assert torch.allclose(emb, mirrored, atol=1e-5)
+        assert not torch.allclose(plain(x), plain(x.flip(-1)), atol=1e-3)  # the network alone is not symmetric
+    flipped.train()
+    assert isinstance(flipped(x), ReidOutput)
+    assert flipped.cfg.kwargs()["flip_test"] is True and plain.cfg.kwargs()["flip_test"] is False
+
+
+def test_bundle_version_names_the_flip_test_setting(tmp_path: Path) -> None:
+    from anonreid.models.bundle import load_model_bundle
+
+    ckpt = tmp_path / "run" / "checkpoints"
+    torch.manual_seed(0)
+    reid = create_model("reid_resnet18", embed_dim=32, crop_hw=(32, 16))
+    save_checkpoint(ckpt / "anonymizer", create_model("anonymizer_paper"))
+    save_checkpoint(ckpt / "reid", reid)
+    before = load_model_bundle(tmp_path / "run")
+    flipped = create_model("reid_resnet18", embed_dim=32, crop_hw=(32, 16), flip_test=True)
+    flipped.load_state_dict(reid.state_dict())
+    save_checkpoint(ckpt / "reid", flipped)  # the same weights, another embedding
+    after = load_model_bundle(tmp_path / "run")
+    assert after.reid.flip_test and not before.reid.flip_test
+    assert after.version != before.version
+
+
 def test_reid_last_stride_is_one() -> None:
     model = create_model("reid_resnet18", crop_hw=(64, 32)).eval()
     feats: dict[str, tuple[int, ...]] = {}

@@ -192,6 +192,7 @@ def test_reid_init_fine_tunes_a_given_checkpoint_and_refuses_another_architectur
     given, got = other.state_dict(), started.state_dict()
     assert got["classifier.weight"].shape[0] == ctx.train.num_classes  # a new head for this world's people
     assert all(torch.equal(v, got[k]) for k, v in given.items() if k != "classifier.weight")
+    assert started.cfg.kwargs()["flip_test"] is ctx.cfg.reid.flip_test is True  # the run's setting, not the file's
 
     shutil.rmtree(ctx.run_dir / "stages" / "reid")
     narrow = create_model(ctx.cfg.reid.model, in_bins=ctx.cfg.data.num_bins, embed_dim=ctx.cfg.reid.embed_dim // 2,
