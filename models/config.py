@@ -83,8 +83,8 @@ class ReidCfg(OptimCfg):
     margin: float = Field(0.3, gt=0, description="triplet margin")
     flip: bool = Field(True, description="random horizontal flips")
     flip_test: bool = Field(True, description="embed a crop as the mean of its and its mirror's features (flip "
-                            "test-time augmentation); recorded in the checkpoint, so the camera, the gallery's "
-                            "evaluation and training's validation all embed alike")
+                            "test-time augmentation); recorded in the checkpoint, so the camera, `anonreid evaluate` "
+                            "and training's validation all embed alike")
     init: str = Field("", description="a ReId checkpoint (path with or without its suffix) to fine-tune instead of "
                       "starting afresh (stage reid) or from reid_raw (stage reid_anon), e.g. the shipped reid on new "
                       "data; same architecture, and its classifier is kept only when the number of training "
