@@ -389,13 +389,13 @@ def _target_cell(t: Target) -> str:
 
 def frontier_markdown(fr: Frontier) -> str:
     rows = []
-    for p in fr.points:
+    for number, p in enumerate(fr.points, 1):  # the number that marks the run's point in frontier.png
         a = p.attacker
-        rows.append([p.name, "n/a" if p.beta is None else f"{p.beta:g}", p.photos, _est(p.reid), _est(p.reid_raw),
+        rows.append([str(number), p.name, "n/a" if p.beta is None else f"{p.beta:g}", p.photos, _est(p.reid), _est(p.reid_raw),
                      a.what if a else "none", _est(a.rank1) if a else "n/a", _pct(a.chance) if a else "n/a",
                      _est(p.face_auc, percent=False), *(_target_cell(t) for t in p.targets),
                      "yes" if p.meets_targets else "no", "yes" if p.on_frontier else ""])
-    header = ["run", "β", "enrollment photos", "anonymized ReId rank-1", "raw ReId rank-1", "strongest attack", "its rank-1", "chance",
+    header = ["#", "run", "β", "enrollment photos", "anonymized ReId rank-1", "raw ReId rank-1", "strongest attack", "its rank-1", "chance",
               "face AUC", *(f"{t.name}: {t.rule}" for t in fr.points[0].targets), "all targets", "on frontier"]
     out = ["# Privacy–utility frontier", "", "Command:", "", "```", fr.command or "(library call)", "```", "",
            "Percentages with 95% intervals (from each run's results.json). Strongest attack: of every identity attack "
@@ -446,6 +446,7 @@ def frontier_figure(fr: Frontier, path: Path) -> str:
             ax.plot([100 * p.attacker.rank1.value for p in edge if p.attacker], [100 * p.reid.value for p in edge],
                     color="#4477aa", alpha=0.5, lw=1.5, ls="-" if day == 0 else "--",
                     label="frontier (Pareto-efficient runs)" if i == 0 else None)
+    numbers = {id(p): n for n, p in enumerate(fr.points, 1)}  # the table's numbers: run names are too long to print
     for p in plotted:
         a = p.attacker
         assert a is not None
@@ -453,7 +454,7 @@ def frontier_figure(fr: Frontier, path: Path) -> str:
         ax.errorbar(x, y, xerr=[[x - 100 * a.rank1.ci_low], [100 * a.rank1.ci_high - x]],
                     yerr=[[y - 100 * p.reid.ci_low], [100 * p.reid.ci_high - y]], fmt="o", capsize=3,
                     color="#228833" if p.meets_targets else "#4477aa", mfc="white" if p.enrollment_day else None)
-        ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        ax.annotate(str(numbers[id(p)]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     xmax = max([100 * p.attacker.rank1.ci_high for p in plotted if p.attacker] + [0.0])
     if fr.paper is not None:
         pp = fr.paper
@@ -467,11 +468,11 @@ def frontier_figure(fr: Frontier, path: Path) -> str:
             xmax = max(xmax, 100 * pp.attacker_rank1)
     ax.set_xlim(0, min(100.0, xmax + 10))
     ax.set_ylim(0, 100)
-    ax.set_xlabel("strongest attacker rank-1 (%; each run's own strongest attack, named in frontier.md), "
-                  "lower = more private", fontsize=9)
+    ax.set_xlabel("strongest attacker rank-1 (%; each run's own strongest attack, named in frontier.md),\n"
+                  "lower = more private; numbers: the runs of frontier.md's table", fontsize=9)
     ax.set_ylabel("anonymized ReId rank-1 (%)")
-    ax.set_title("Privacy–utility frontier (95% intervals; green = meets every target; hollow = enrollment photos "
-                 "of another day)", fontsize=9)
+    ax.set_title("Privacy–utility frontier (95% intervals; green = meets every target;\n"
+                 "hollow = enrollment photos of another day)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
