@@ -90,7 +90,7 @@ def test_reid_eval_embedding_is_l2_normalised(name: str) -> None:
 def test_reid_flip_test_embeds_a_crop_and_its_mirror_alike() -> None:
     """``flip_test``: the eval embedding is the normalised mean of the post-BN features of the crop and of
     its horizontal mirror, so a mirrored crop embeds exactly as the crop; training mode is untouched and
-    a checkpoint records the setting (so does the bundle's version: another embedding, another name)."""
+    the model's config records the setting (the bundle's version names it: the test below)."""
     torch.manual_seed(0)
     plain = create_model("reid_resnet18", crop_hw=(32, 16), embed_dim=16)
     flipped = create_model("reid_resnet18", crop_hw=(32, 16), embed_dim=16, flip_test=True)
