@@ -265,6 +265,16 @@ class Associator:
         cost = self.fit(track, obs)
         return None if cost[0] is not None else (cost[1], cost[2])
 
+    def mergeable(self, into: IdentityTrack, other: IdentityTrack) -> bool:
+        """Whether every tracklet of ``other`` could join ``into`` (a merge pass): never in two places at
+        once, and each walk to and from ``into``'s neighbouring sightings possible (:meth:`fit`'s rules,
+        tracklet by tracklet)."""
+        for (camera_id, tracklet_id), rows in other.by_tracklet.items():
+            obs = Observation(camera_id, tracklet_id, min(r.start_us for r in rows), max(r.end_us for r in rows))
+            if self.fit(into, obs)[0] is None:
+                return False
+        return True
+
     def fit(self, track: IdentityTrack, obs: Observation) -> tuple[float | None, str, str, tuple[tuple[str, str, int], ...]]:
         """What joining ``track`` costs ``obs``'s tracklet in similarity (transit to the identity's
         sighting before it and from the one after it, its own sightings left out): (cost, reason, detail,

@@ -11,6 +11,9 @@ and a failure changes nothing:
    embedding (:mod:`~anonreid.gallery.tracklets`) and the learned transit times
    (:mod:`~anonreid.gallery.transit`); within the correction horizon it may move the tracklet to another
    identity: a correction, recorded in Redis with the identities and shown in their trajectories);
+   each time stream time crosses a multiple of ``gallery.merge_every_s``, a merge pass joins identities
+   seen lately that look alike as a whole and could be one person (:meth:`Gallery._merge_pass_locked`:
+   corrections of kind merge, in the same transaction);
 4. apply it to FAISS and the in-memory tables, and write it to Redis in one transaction (a batch of a
    publish stream goes in one transaction); a decision that splits an identity (a tracklet update that
    reveals a wrong merge, see :mod:`~anonreid.gallery.association`) relabels the moved sightings in the
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import heapq
 import logging
 import threading
 import time
@@ -266,6 +270,7 @@ class Gallery(IdentityTables):
             counters = (self._next_fid, self._next_identity, self._latest_us)
             learned = {link: list(gaps) for link, gaps in self.transit.gaps.items()}
             corrections: list[Correction] = []
+            merged: list[Correction] = []  # of the merge passes the batch ran
             indexed = False
             try:
                 if checked:
@@ -274,12 +279,16 @@ class Gallery(IdentityTables):
                                                self.config.association_k)
                     self._prefetch_tracklets(checked, near)
                 for n, (s, emb) in enumerate(checked):
+                    latest = self._latest_us
                     ack, row = self._associate_locked(s, emb, splits, near, n)
                     acks.append(ack)
                     if ack.decision is not None:
                         corrections.extend(self._corrections(ack.decision, s.end_us))
                     if row is not None:
                         staged[row.sighting_id] = (s, emb)
+                    if self._merge_due(latest):
+                        merged.extend(self._merge_pass_locked(splits))
+                corrections.extend(merged)
                 if staged:
                     # rows as they are now: a split later in the batch may have moved one of them
                     rows = [(self._sightings[sid], s, emb) for sid, (s, emb) in staged.items()]
@@ -313,7 +322,75 @@ class Gallery(IdentityTables):
         persist_s = 0.0 if t_persist is None else t_end - t_persist
         for (s, _), ack in zip(checked, acks, strict=True):
             self.metrics.record_ack(s.camera_id, ack, associate_s, persist_s)
+        for c in merged:
+            self.metrics.corrections.labels(kind=c.kind).inc()
         return acks, error
+
+    def _merge_due(self, latest_before_us: int) -> bool:
+        """Whether the sighting just associated moved stream time across a multiple of
+        ``merge_every_s`` (a function of stream time alone: a restarted gallery passes where it would have)."""
+        every = int(self.config.merge_every_s * 1e6)
+        return every > 0 and self._latest_us // every > latest_before_us // every
+
+    def _merge_pass_locked(self, applied: list[Split]) -> list[Correction]:
+        """One merge pass over the identities seen in the last ``merge_window_s`` of stream time: the most
+        alike pair (cosine of the normalised sums of their tracklets' mean embeddings) at or above
+        ``merge_threshold`` that could be one person (:meth:`Associator.mergeable`) becomes one, the
+        identity first seen later moving tracklet by tracklet to the other (each a :class:`Split` of kind
+        "merge", logged in ``applied`` before it is made, for the rollback), then the next most alike
+        pair (a merged identity is scored again), until no such pair is left. Returns the corrections.
+
+        Pairs over the bar are found block by block (memory linear in the identities) and taken from a
+        heap, so a pair found impossible costs one check, not a new scan."""
+        since = self._latest_us - int(self.config.merge_window_s * 1e6)
+        recent: set[str] = set()
+        for ends in self._ends.values():
+            recent.update(self._sightings[sid].identity_id for _, sid in ends[bisect.bisect_left(ends, (since, "")):])
+        tracks = sorted((self._tracks[i] for i in recent if i in self._tracks),
+                        key=lambda t: (t.sightings[0].start_us, t.identity_id))
+        if len(tracks) < 2:
+            return []
+        bar = self.config.merge_threshold
+        sums = np.stack([np.sum(self.tracklets.prototypes(list(t.by_tracklet), self._tracklet_ids), axis=0)
+                         for t in tracks])
+        units = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        heap: list[tuple[float, int, int, int, int]] = []  # (-similarity, a, b, version of a, of b), a < b
+        for lo in range(0, len(tracks), 1024):
+            block = units[lo:lo + 1024] @ units.T
+            rows, cols = np.nonzero(block >= bar)
+            heap.extend((-float(block[r, c]), lo + r, c, 0, 0) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+                        if c > lo + r)
+        heapq.heapify(heap)
+        alive = np.ones(len(tracks), bool)
+        version = [0] * len(tracks)
+        out: list[Correction] = []
+        now = time.time_ns() // 1000
+        while heap:
+            neg, a, b, va, vb = heapq.heappop(heap)
+            if not (alive[a] and alive[b] and version[a] == va and version[b] == vb):
+                continue  # merged away, or scored again since
+            into, other = tracks[a], tracks[b]
+            if not self.associator.mergeable(into, other):
+                continue
+            for (camera_id, tracklet_id), rows_ in list(other.by_tracklet.items()):
+                sp = Split(other.identity_id, camera_id, tracklet_id, into.identity_id,
+                           tuple(r.sighting_id for r in rows_), "merge", -neg)
+                applied.append(sp)
+                self._relabel(sp.sighting_ids, into.identity_id)
+                out.append(Correction("merge", camera_id, tracklet_id, other.identity_id, into.identity_id,
+                                      len(rows_), round(-neg, 4), self._latest_us, now))
+            log.info("merge pass: identity %s (%d tracklet(s)) joined %s (appearance %.3f)", other.identity_id,
+                     len(other.by_tracklet), into.identity_id, -neg)
+            alive[b] = False
+            version[a] += 1
+            sums[a] += sums[b]
+            units[a] = sums[a] / max(float(np.linalg.norm(sums[a])), 1e-12)
+            sim = units @ units[a]
+            for c in np.nonzero(alive & (sim >= bar))[0].tolist():
+                if c != a:
+                    x, y = min(a, c), max(a, c)
+                    heapq.heappush(heap, (-float(sim[c]), x, y, version[x], version[y]))
+        return out
 
     def _apply_splits(self, decision: Decision, applied: list[Split]) -> None:
         """Move the tracklets the decision splits off to their new identities; each is logged in

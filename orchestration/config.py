@@ -90,6 +90,14 @@ class GalleryConfig(Section):
                                         "with or move to an identity")
     identity_prototypes: int = Field(2, gt=0, description="a tracklet is compared with an identity through the mean "
                                      "of its best N similarities to the identity's tracklet mean embeddings")
+    merge_every_s: float = Field(10.0, ge=0, description="stream seconds between identity merge passes: identities "
+                                 "that look alike as a whole and could be one person become one (recorded "
+                                 "corrections of kind merge); 0 = never")
+    merge_threshold: float = Field(0.6, ge=-1, le=1, description="similarity of two identities' mean appearance (the "
+                                   "normalised sum of their tracklets' mean embeddings) from which a merge pass "
+                                   "joins them")
+    merge_window_s: float = Field(300.0, gt=0, description="stream seconds back a merge pass looks: identities seen "
+                                  "since then take part (bounds its cost in a large gallery)")
     transit_bonus: float = Field(0.1, ge=0, description="similarity added when the walk from/to the identity's "
                                  "neighbouring sighting fits the link's (learned) transit window")
     reentry_penalty: float = Field(0.1, ge=0, description="similarity taken off a walk no transit window covers "

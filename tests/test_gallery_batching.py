@@ -72,6 +72,30 @@ def test_batched_association_equals_one_by_one_on_a_recorded_stream(client):
     assert in_batch >= 5, in_batch
 
 
+def test_batched_association_equals_one_by_one_with_merge_passes(client):
+    """A stricter join bar (0.8) leaves people split that the merge pass (every 10 s of stream time) joins
+    again: in a batch, the pass runs after the same sighting as one by one, so the decisions, the merges
+    and the identities are the same."""
+    stream = recorded_stream()
+    strict = {"similarity_threshold": 0.8, "correction_threshold": 0.8}
+    one = Gallery(config(**strict), GalleryStore(client, "one", dim=DIM))
+    many = Gallery(config(**strict), GalleryStore(client, "many", dim=DIM))
+    never = Gallery(config(**strict, merge_every_s=0), GalleryStore(client, "never", dim=DIM))
+    singles = [one.ingest(s) for s in stream]
+    batched = [a for b in batches(stream) for a in many.ingest_many(b)[0]]
+    for s in stream:
+        never.ingest(s)
+    same_decisions(batched, singles)
+    merges = [g.metrics.value("anonreid_gallery_identity_corrections_total", kind="merge") for g in (one, many, never)]
+    assert merges[0] == merges[1] > merges[2] + 10, merges  # the passes' merges on top of the horizon's
+    for sid in {s.sighting_id for s in stream}:
+        assert one.sighting(sid).identity_id == many.sighting(sid).identity_id
+    assert one.store.identity_ids() == many.store.identity_ids()
+    assert len(one.store.identity_ids()) < len(never.store.identity_ids())
+    for identity_id, track in many._tracks.items():
+        assert set(many.store.identity_sighting_ids(identity_id)) == {r.sighting_id for r in track.sightings}
+
+
 def test_batched_association_equals_one_by_one_with_an_ivf_that_probes_few_lists(client):
     """An IVF search finds a vector only in the lists it probes: a vector stored earlier in the batch
     counts for a later sighting only when it lies in one of them, as it would have one by one."""

@@ -512,11 +512,13 @@ def test_update_of_the_later_joined_tracklet_moves_it_out(store):
 
 def test_an_update_splits_off_every_later_tracklet_it_overlaps(store):
     """cam4 (4-5 s) and then cam1 (7-8 s) join cam3's identity while cam3 is published up to 2 s; cam3's
-    update to 10 s overlaps both: each leaves, into an identity of its own (they were not seen together)."""
+    update to 10 s overlaps both: each leaves, into an identity of its own (they were not seen together;
+    the merge pass that 10 s of stream time would run, which joins the two again, is off here: see
+    tests/test_gallery_merge.py)."""
     cam3_a, cam4_a, _ = _demo_case(27)
     rng = np.random.default_rng(27)
     cam1_a = sighting("c1-a", "cam1", "t1", 7 * S, 8 * S, cam4_a.embedding)
-    g = gallery(store)
+    g = gallery(store, merge_every_s=0)
     acks, _ = g.ingest_many([cam3_a, cam4_a, cam1_a])
     assert len({a.identity_id for a in acks}) == 1
     update = g.ingest(sighting("c3-b", "cam3", "t3", 2 * S, 10 * S, noisy(cam3_a.embedding, 0.2, rng)))

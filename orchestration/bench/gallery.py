@@ -191,8 +191,12 @@ def run_size(n: int, *, index_type: str, nprobe: int, seconds: float, k: int, se
     from anonreid.orchestration.config import GalleryConfig
 
     snap_dir = work / f"snapshot-{n}"
+    # merge passes off: the synthetic stream advances stream time 1 s a sighting, so a pass every 10 s of
+    # stream time would run every 10 sightings, thousands of times more often than on a real stream (one
+    # pass per 10 s of wall time); docs/BENCHMARKS.md measures the pass's own cost
     cfg = GalleryConfig(port=0, metrics_port=0, index_type=index_type, index_device="auto",  # type: ignore[arg-type]
-                        ivf_nprobe=nprobe, max_workers=4, snapshot_dir=str(snap_dir), snapshot_interval_s=3600)
+                        ivf_nprobe=nprobe, max_workers=4, snapshot_dir=str(snap_dir), snapshot_interval_s=3600,
+                        merge_every_s=0)
     rng = np.random.default_rng(seed)
     client = redis_client(redis_url)
     client.flushdb()
