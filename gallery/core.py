@@ -287,7 +287,9 @@ class Gallery(IdentityTables):
                     if row is not None:
                         staged[row.sighting_id] = (s, emb)
                     if self._merge_due(latest):
+                        t_merge = time.perf_counter()
                         merged.extend(self._merge_pass_locked(splits))
+                        self.metrics.merge_pass.observe(time.perf_counter() - t_merge)
                 corrections.extend(merged)
                 if staged:
                     # rows as they are now: a split later in the batch may have moved one of them

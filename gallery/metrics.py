@@ -43,6 +43,9 @@ class GalleryMetrics:
         self.search_latency = Histogram("anonreid_gallery_search_latency_seconds",
                                         "FAISS search time per query (association and query-by-example)",
                                         buckets=SEARCH_BUCKETS, registry=r)
+        self.merge_pass = Histogram("anonreid_gallery_merge_pass_seconds",
+                                    "Time one identity merge pass (gallery.merge_every_s) held the gallery's lock",
+                                    buckets=SEARCH_BUCKETS, registry=r)
         self.decisions = Counter("anonreid_gallery_association_decisions_total",
                                  "Association decisions for new sightings", ["decision"], registry=r)
         self.splits = Counter("anonreid_gallery_identity_splits_total",

@@ -55,6 +55,7 @@ def test_a_merge_pass_joins_two_identities_of_one_person_and_records_it(store):
     assert c.similarity == pytest.approx(0.8, abs=1e-3)
     assert g.metrics.value("anonreid_gallery_identity_corrections_total", kind="merge") == 1
     assert g.metrics.value("anonreid_gallery_identities") == 1
+    assert g.metrics.value("anonreid_gallery_merge_pass_seconds_count") == 1  # the one boundary crossed
 
     # a restart keeps the merge and its record; the emptied identity is gone from Redis
     again = make_gallery(store)
@@ -74,8 +75,10 @@ def test_the_pass_runs_where_stream_time_crosses_a_multiple_of_its_period(store)
     g.ingest(sighting("a1", "cam1", "t1", 0, 3 * S, a))
     g.ingest(sighting("a2", "cam2", "t2", 12 * S, 14 * S, looks_like(a, b, 0.8)))
     assert g.metrics.value("anonreid_gallery_identities") == 2  # 14 s: no multiple of 20 s crossed yet
+    assert g.metrics.value("anonreid_gallery_merge_pass_seconds_count") == 0
     g.ingest(sighting("b1", "cam3", "t3", 19 * S, 21 * S, b))
     assert g.sighting("a2").identity_id == g.sighting("a1").identity_id != g.sighting("b1").identity_id
+    assert g.metrics.value("anonreid_gallery_merge_pass_seconds_count") == 1
 
 
 @pytest.mark.parametrize("second", [
