@@ -54,7 +54,6 @@ from anonreid.gallery.types import (
     Ack,
     CameraOccupancy,
     Correction,
-    Decision,
     IdentitySummary,
     Match,
     Sighting,
@@ -283,7 +282,7 @@ class Gallery(IdentityTables):
                     ack, row = self._associate_locked(s, emb, splits, near, n)
                     acks.append(ack)
                     if ack.decision is not None:
-                        corrections.extend(self._corrections(ack.decision, s.end_us))
+                        corrections.extend(self._corrections(ack.decision.splits, s.end_us))
                     if row is not None:
                         staged[row.sighting_id] = (s, emb)
                     if self._merge_due(latest):
@@ -366,7 +365,6 @@ class Gallery(IdentityTables):
         alive = np.ones(len(tracks), bool)
         version = [0] * len(tracks)
         out: list[Correction] = []
-        now = time.time_ns() // 1000
         while heap:
             neg, a, b, va, vb = heapq.heappop(heap)
             if not (alive[a] and alive[b] and version[a] == va and version[b] == vb):
@@ -374,15 +372,11 @@ class Gallery(IdentityTables):
             into, other = tracks[a], tracks[b]
             if not self.associator.mergeable(into, other):
                 continue
-            for (camera_id, tracklet_id), rows_ in list(other.by_tracklet.items()):
-                sp = Split(other.identity_id, camera_id, tracklet_id, into.identity_id,
-                           tuple(r.sighting_id for r in rows_), "merge", -neg)
-                applied.append(sp)
-                self._relabel(sp.sighting_ids, into.identity_id)
-                out.append(Correction("merge", camera_id, tracklet_id, other.identity_id, into.identity_id,
-                                      len(rows_), round(-neg, 4), self._latest_us, now))
-            log.info("merge pass: identity %s (%d tracklet(s)) joined %s (appearance %.3f)", other.identity_id,
-                     len(other.by_tracklet), into.identity_id, -neg)
+            moves = [Split(other.identity_id, camera_id, tracklet_id, into.identity_id,
+                           tuple(r.sighting_id for r in rows), "merge", -neg)
+                     for (camera_id, tracklet_id), rows in other.by_tracklet.items()]
+            self._apply_splits(moves, applied)
+            out.extend(self._corrections(moves, self._latest_us))
             alive[b] = False
             version[a] += 1
             sums[a] += sums[b]
@@ -394,20 +388,21 @@ class Gallery(IdentityTables):
                     heapq.heappush(heap, (-float(sim[c]), x, y, version[x], version[y]))
         return out
 
-    def _apply_splits(self, decision: Decision, applied: list[Split]) -> None:
-        """Move the tracklets the decision splits off to their new identities; each is logged in
-        ``applied`` before it is made, for the rollback."""
-        for sp in decision.splits:
+    def _apply_splits(self, splits: Sequence[Split], applied: list[Split]) -> None:
+        """Move tracklets to their new identities (a decision's splits, a merge pass's moves); each is
+        logged in ``applied`` before it is made, for the rollback."""
+        for sp in splits:
             applied.append(sp)
             self._relabel(sp.sighting_ids, sp.new_identity_id)
             log.info("%s: tracklet %s on %s (%d sighting(s)) moved from identity %s to %s", sp.kind, sp.tracklet_id,
                      sp.camera_id, len(sp.sighting_ids), sp.identity_id, sp.new_identity_id)
 
-    def _corrections(self, decision: Decision, at_us: int) -> list[Correction]:
-        """The decision's moves as recorded corrections (Redis keeps them with the identities)."""
+    def _corrections(self, splits: Sequence[Split], at_us: int) -> list[Correction]:
+        """Moves (a decision's splits, a merge pass's) as recorded corrections (Redis keeps them with the
+        identities)."""
         now = time.time_ns() // 1000
         return [Correction(sp.kind, sp.camera_id, sp.tracklet_id, sp.identity_id, sp.new_identity_id,
-                           len(sp.sighting_ids), round(sp.similarity, 4), at_us, now) for sp in decision.splits]
+                           len(sp.sighting_ids), round(sp.similarity, 4), at_us, now) for sp in splits]
 
     def _associate_locked(self, s: Sighting, emb: np.ndarray, splits: list[Split], near: BatchNeighbours,
                           n: int) -> tuple[Ack, StoredSighting | None]:
@@ -437,7 +432,7 @@ class Gallery(IdentityTables):
         decision = self.associator.decide(obs, neighbours, self._tracks, self._tracklets.get(key), new_identity,
                                           TrackletScorer(self.tracklets, key, self._tracklet_ids,
                                                          self.config.identity_prototypes))
-        self._apply_splits(decision, splits)
+        self._apply_splits(decision.splits, splits)
         for src, dst, gap in decision.walks:
             self.transit.observe(src, dst, gap)
         row = StoredSighting(s.sighting_id, self._next_fid, s.camera_id, s.tracklet_id, s.start_us, s.end_us,
