@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import ray
 
@@ -54,6 +54,8 @@ def start_ray(config: RayConfig, **kwargs: Any) -> dict[str, Any]:
 #: what Ray 2.60 raises when a local node's raylet has not registered with its GCS within 30 s
 RAYLET_START_TIMEOUT = "timed out during startup"
 
+T = TypeVar("T")
+
 
 def _init_local(**init_kwargs: Any) -> None:
     """``ray.init`` of a local instance, tried once more when its raylet did not come up.
@@ -68,14 +70,21 @@ def _init_local(**init_kwargs: Any) -> None:
     the start without anything being wrong. The failed attempt's processes end with this process (Ray's
     reaper); the retry is logged, so a recurring failure shows and its session's logs (Ray's temp dir,
     ``session_*/logs``) can be read."""
+    started_once_more(lambda: ray.init(**init_kwargs), ray.shutdown)
+
+
+def started_once_more(start: Callable[[], T], undo: Callable[[], None] = lambda: None) -> T:
+    """``start()`` of a local Ray node (``ray.init``, a ``ray.cluster_utils.Cluster`` head or node), called
+    once more, after ``undo()``, when its raylet did not come up in time (:data:`RAYLET_START_TIMEOUT`; why a
+    loaded machine does that: :func:`_init_local`); any other error, or a second timeout, is raised."""
     try:
-        ray.init(**init_kwargs)
+        return start()
     except Exception as exc:
         if RAYLET_START_TIMEOUT not in str(exc):
             raise
         log.warning("Ray: the local instance did not start (%s); starting it again", exc)
-        ray.shutdown()
-        ray.init(**init_kwargs)
+        undo()
+        return start()
 
 
 @contextlib.contextmanager

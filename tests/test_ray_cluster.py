@@ -44,9 +44,12 @@ def test_cameras_on_two_labelled_nodes_reach_the_gallery(redis_service: Any, gal
     from ray.cluster_utils import Cluster
 
     from anonreid.gallery.client import GalleryClient
+    from anonreid.orchestration.ray_cluster import started_once_more
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"zone-a": 1}})
-    worker = cluster.add_node(num_cpus=1, resources={"zone-b": 1})
+    # each node's start gets the one retry a local start gets when its raylet is late (ray_cluster._init_local)
+    cluster = started_once_more(lambda: Cluster(initialize_head=True,
+                                                head_node_args={"num_cpus": 1, "resources": {"zone-a": 1}}))
+    worker = started_once_more(lambda: cluster.add_node(num_cpus=1, resources={"zone-b": 1}))
     cluster.wait_for_nodes()
     head_id, worker_id = cluster.head_node.node_id, worker.node_id
     host, port = gallery_address.rsplit(":", 1)
