@@ -269,7 +269,7 @@ class Gallery(IdentityTables):
             counters = (self._next_fid, self._next_identity, self._latest_us)
             learned = {link: list(gaps) for link, gaps in self.transit.gaps.items()}
             corrections: list[Correction] = []
-            merged: list[Correction] = []  # of the merge passes the batch ran
+            merged: list[Correction] = []  # of them, the merge passes' (counted after the commit)
             indexed = False
             try:
                 if checked:
@@ -287,9 +287,10 @@ class Gallery(IdentityTables):
                         staged[row.sighting_id] = (s, emb)
                     if self._merge_due(latest):
                         t_merge = time.perf_counter()
-                        merged.extend(self._merge_pass_locked(splits))
+                        passed = self._merge_pass_locked(splits)
                         self.metrics.merge_pass.observe(time.perf_counter() - t_merge)
-                corrections.extend(merged)
+                        corrections.extend(passed)  # in order with the decisions', as one by one
+                        merged.extend(passed)
                 if staged:
                     # rows as they are now: a split later in the batch may have moved one of them
                     rows = [(self._sightings[sid], s, emb) for sid, (s, emb) in staged.items()]

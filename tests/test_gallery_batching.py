@@ -4,6 +4,7 @@ association gives, on a recorded stream (real Redis, the gallery's own index lay
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import numpy as np
 import pytest
@@ -92,6 +93,10 @@ def test_batched_association_equals_one_by_one_with_merge_passes(client):
         assert one.sighting(sid).identity_id == many.sighting(sid).identity_id
     assert one.store.identity_ids() == many.store.identity_ids()
     assert len(one.store.identity_ids()) < len(never.store.identity_ids())
+    # the same corrections in the same order in every trajectory (the wall-clock time of recording aside)
+    for identity_id in one.store.identity_ids():
+        assert [dataclasses.replace(c, recorded_at_us=0) for c in one.trajectory(identity_id).corrections] == \
+            [dataclasses.replace(c, recorded_at_us=0) for c in many.trajectory(identity_id).corrections]
     for identity_id, track in many._tracks.items():
         assert set(many.store.identity_sighting_ids(identity_id)) == {r.sighting_id for r in track.sightings}
 
