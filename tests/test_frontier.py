@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from anonreid.models.evaluation.frontier import (
     Frontier,
     FrontierInputError,
     build_frontier,
+    frontier_markdown,
     frontier_point,
     load_results,
     mark_frontier,
@@ -258,3 +260,49 @@ def test_a_strongest_attack_that_fails_its_positive_control_is_not_judged() -> N
     assert not point.meets_targets and point.attacker is not None and point.attacker.control
     res["retrieval"]["enrollment->reference"] = _ret(0.5, 0.34, 0.66, 0.025)  # the attacker sees: judged
     assert frontier_point(res, "sees").targets[0].met is True
+
+
+def test_runs_of_one_anonymizer_share_the_strongest_attack_trained_for_it(tmp_path: Path) -> None:
+    """Two evaluations of the same anonymizer on the same test clips, one with a weaker training of the
+    attacks: the weaker one is judged on the stronger attack (which names the run that trained it), so it
+    cannot dominate the other on the frontier; another anonymizer, other test clips or another threat keep
+    their own attacks."""
+    def run(anon: float, hit: float, hi: float, created: str = "2026-11-26T11:39:54Z", data: str = "data/world_xl",
+            day: int = 0) -> dict[str, Any]:
+        res = _results(beta=1.0, anon=anon, raw=anon, retrieval={
+            "enrollment->reference": _ret(0.5, 0.4, 0.6, 0.025),  # the control: clearly over the limit
+            "enrollment->identity": _ret(hit, 0.01, hi, 0.025)})
+        res["models"] = {"anonymizer": {"created": created, "code_version": "anonreid 0.1.0 git 351e228",
+                                        "data_fingerprint": "a04d935382b28b09", "stage": "joint"}}
+        res["data"], res["test"] = data, {"identities": 40, "clips": 320, "clips_per_pass": 2}
+        res["attacker"] = {"enrollment_day": day}
+        return res
+
+    strong = _write(tmp_path / "strong", run(0.61, 0.16, 0.25))
+    weak = _write(tmp_path / "weak", run(0.63, 0.02, 0.07))  # passes on its own (7.0 <= 7.5)
+    other = _write(tmp_path / "other", run(0.40, 0.02, 0.07, created="2026-12-03T12:28:27Z"))
+    elsewhere = _write(tmp_path / "elsewhere", run(0.50, 0.02, 0.07, data="data/world_default"))
+    later = _write(tmp_path / "later", run(0.55, 0.02, 0.07, day=1))
+    alone = frontier_point(load_results(weak), "weak")
+    assert alone.targets[0].met is True and alone.attacker is not None and alone.attacker.run == ""
+    fr = build_frontier([("strong", strong), ("weak", weak), ("other", other), ("elsewhere", elsewhere),
+                         ("later", later)])
+    p = {q.name: q for q in fr.points}
+    assert p["weak"].attacker == replace(p["strong"].attacker, run="strong")
+    assert p["weak"].targets[0].met is False and p["weak"].targets[0].value == 0.25
+    assert p["weak"].reid.value == 0.63 and p["weak"].targets[2:] == alone.targets[2:]  # its own ReId
+    assert p["strong"].attacker is not None and p["strong"].attacker.run == ""
+    for name in ("other", "elsewhere", "later"):
+        assert p[name].attacker is not None and p[name].attacker.rank1.ci_high == 0.07 and p[name].attacker.run == ""
+    assert p["weak"].on_frontier and not p["strong"].on_frontier  # now a like-for-like comparison of ReId
+    assert Frontier.from_dict(json.loads(json.dumps(fr.as_dict()))) == fr
+    assert "(trained in the evaluation of: strong)" in frontier_markdown(fr)
+
+
+def test_an_upper_bound_computed_twice_is_not_more_private_by_its_last_bit() -> None:
+    """The same 19/100 upper bound computed by two evaluations may differ by 1e-16; the run with the higher
+    ReId still dominates."""
+    a = _results(anon=0.63, retrieval={"enrollment->identity": _ret(0.19, 0.118, 0.28122225556119795, 0.01)})
+    b = _results(anon=0.57, retrieval={"enrollment->identity": _ret(0.19, 0.118, 0.28122225556119784, 0.01)})
+    marked = {p.name: p for p in mark_frontier([frontier_point(a, "a"), frontier_point(b, "b")])}
+    assert marked["a"].on_frontier and not marked["b"].on_frontier

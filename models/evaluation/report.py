@@ -516,8 +516,14 @@ def attack_strength(c: PrivacyCheck) -> tuple[bool, bool, bool, float]:
     whatever its own upper bound); then how far the upper bound reaches over the limit (rank-1 limits
     differ by chance, so this is how far over chance + MARGIN). An attack that could not be tested never
     hides one that shows more."""
-    over = c.estimate.ci_high - c.limit
-    return c.state == BREACH, not c.control and over > 0, bool(c.control), over
+    return strength(c.state, c.control, c.estimate.ci_high, c.limit)
+
+
+def strength(state: str, control: str, ci_high: float, limit: float) -> tuple[bool, bool, bool, float]:
+    """:func:`attack_strength` of an attack in privacy state ``state``, failed positive control ``control``
+    ("" none) and rank-1 upper bound ``ci_high`` against ``limit``."""
+    over = ci_high - limit
+    return state == BREACH, not control and over > 0, bool(control), over
 
 
 def strongest_checks(s: Scores) -> dict[str, PrivacyCheck]:
