@@ -375,19 +375,19 @@ def strongest_per_anonymizer(points: Sequence[FrontierPoint]) -> tuple[FrontierP
     def group(p: FrontierPoint) -> tuple[str, str, int, int]:
         return p.anonymizer, p.test_set, p.enrollment_day, p.photo_days
 
-    best: dict[tuple[str, str, int, int], FrontierPoint] = {}
+    best: dict[tuple[str, str, int, int], tuple[StrongestAttack, str]] = {}  # the strongest attack, its run
     for p in points:
         if p.anonymizer and p.attacker is not None:
-            q = best.get(group(p))
-            if q is None or q.attacker is None or p.attacker.strength > q.attacker.strength:
-                best[group(p)] = p
+            held = best.get(group(p))
+            if held is None or p.attacker.strength > held[0].strength:
+                best[group(p)] = p.attacker, p.name
     out = []
     for p in points:
-        q = best.get(group(p)) if p.anonymizer else None
-        if q is None or q is p or q.attacker is None or p.attacker is None or q.attacker.strength <= p.attacker.strength:
+        held = best.get(group(p)) if p.anonymizer else None
+        if held is None or p.attacker is None or held[0].strength <= p.attacker.strength:
             out.append(p)
             continue
-        attacker = replace(q.attacker, run=q.name)
+        attacker = replace(held[0], run=held[1])
         face = p.targets[1]  # the run's own face-verification target, kept as judged
         x = shipping_targets(p.reid, p.reid_raw, attacker, None, p.verdict_given)[0]
         out.append(replace(p, attacker=attacker, targets=(x, face, *p.targets[2:])))
