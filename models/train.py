@@ -365,6 +365,18 @@ def _reid_eval(ctx: Context, reid: nn.Module, transform: Callable[[torch.Tensor]
     return cross_camera_rank1(torch.cat(embs), torch.cat(labels), torch.cat(cams))
 
 
+def start_reid_from(reid: nn.Module, source: nn.Module) -> bool:
+    """Copy ``source``'s weights into ``reid`` (the same architecture); the classifier only when both
+    have the same number of people, else ``reid`` keeps its own fresh one. Returns whether the
+    classifier is new."""
+    state = source.state_dict()
+    new_head = state["classifier.weight"].shape != reid.state_dict()["classifier.weight"].shape
+    if new_head:
+        del state["classifier.weight"]  # other people: this run's own (fresh) classifier
+    reid.load_state_dict(state, strict=not new_head)
+    return new_head
+
+
 def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
     """Start ``reid`` from the checkpoint at ``path`` (``reid.init``): the same architecture (model, bins,
     embedding size, crop); the classifier is kept only when its number of classes matches."""
@@ -376,11 +388,7 @@ def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
     if mine.name != loaded.cfg.name or differs:
         raise ValueError(f"reid.init: {path} is a {loaded.cfg.name} {theirs}, this run trains a {mine.name}; "
                          f"differs: {differs or 'the model'}")
-    state = loaded.model.state_dict()
-    new_head = theirs.get("num_classes") != want.get("num_classes")
-    if new_head:
-        del state["classifier.weight"]  # other people: this run's own (fresh) classifier
-    reid.load_state_dict(state, strict=not new_head)
+    new_head = start_reid_from(reid, loaded.model)
     log.info("reid.init: started from %s%s", path, " (a new classifier)" if new_head else "")
 
 
@@ -399,7 +407,7 @@ def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
     if rc.init:
         _init_reid(reid, Path(rc.init), ctx.device)
     elif anonymizer is not None and ctx.cfg.joint.init_reid_from_raw and (ctx.ckpt_dir / "reid_raw.json").exists():
-        reid.load_state_dict(ctx.load("reid_raw").state_dict())
+        start_reid_from(reid, ctx.load("reid_raw"))
     crop_hw = ctx.crop_hw
 
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -39,6 +39,7 @@ from anonreid.models.train import (
     _run,
     _val_batches,
     rec_budget,
+    start_reid_from,
 )
 
 
@@ -146,7 +147,7 @@ def train_joint(
     anonymizer = create_model(jc.anonymizer, in_bins=ctx.cfg.data.num_bins, **jc.anonymizer_args).to(ctx.device)
     reid = _new_reid(ctx)
     if jc.init_reid_from_raw and reid_raw is not None:
-        reid.load_state_dict(reid_raw.state_dict())
+        start_reid_from(reid, reid_raw)  # a raw ReId of other people gives its trunk, not its classifier
     rec.requires_grad_(False).eval()
     pool = _attacker_pool(ctx, rec) if jc.minmax.enabled else None
     m = JointModels(anonymizer, reid, rec, pool)

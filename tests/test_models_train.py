@@ -203,6 +203,30 @@ def test_reid_init_fine_tunes_a_given_checkpoint_and_refuses_another_architectur
         train_reid(ctx)
 
 
+def test_joint_and_reid_anon_start_from_a_raw_reid_of_other_people(
+    ctx: Context, fitted_attacker: torch.nn.Module
+) -> None:
+    """``joint.init_reid_from_raw`` with a raw ReId trained on another number of people (a wider world's
+    baseline beside an anonymizer trained on a few): both the joint stage and reid_anon take its trunk and
+    BNNeck and give this run's people a fresh classifier, instead of failing on the classifier's shape."""
+    from anonreid.models.train_joint import train_joint
+
+    torch.manual_seed(5)
+    wider = create_model(ctx.cfg.reid.model, in_bins=ctx.cfg.data.num_bins, embed_dim=ctx.cfg.reid.embed_dim,
+                         num_classes=ctx.train.num_classes + 7, crop_hw=ctx.crop_hw)
+    assert ctx.cfg.joint.init_reid_from_raw
+    ctx.cfg = ctx.cfg.model_copy(update={"joint": ctx.cfg.joint.model_copy(update={"steps": 0}),
+                                         "reid": ctx.cfg.reid.model_copy(update={"steps": 0})})
+    given = wider.state_dict()
+    joint = train_joint(ctx, copy.deepcopy(fitted_attacker), wider)
+    ctx.save(ctx.ckpt_dir / "reid_raw", wider, {"stage": "reid"})
+    anon = train_reid(ctx, joint.anonymizer)
+    for started in (joint.reid, anon):
+        got = started.state_dict()
+        assert got["classifier.weight"].shape[0] == ctx.train.num_classes
+        assert all(torch.equal(v, got[k]) for k, v in given.items() if k != "classifier.weight")
+
+
 @pytest.fixture(scope="module")
 def fitted_attacker() -> torch.nn.Module:
     """A FireNet briefly fitted on the synthetic clips, so the attacker term has something to lose."""
