@@ -192,11 +192,18 @@ def reproduce_line(run: Path, meta: dict[str, Any]) -> str:
     from anonreid.orchestration.config import WorldConfig
 
     simulate = ["anonreid", "simulate", "--out", "WORLD"]
-    try:  # env.json records the world's path as the training command was given it
-        data_dir = Path(json.loads((run / "env.json").read_text())["data_dir"])
-        world = json.loads((data_dir / "world.json").read_text())["config"]
-    except (OSError, KeyError, TypeError, ValueError):
-        world = None  # the world is gone, or the run trained on real events: the fingerprint names the data
+    given = shlex.split(meta.get("command") or f"anonreid train --data WORLD --config {meta.get('preset', 'cpu')}")
+    world = None  # the world is gone, or the run trained on real events: the fingerprint names the data
+    # the world of the command that trained this checkpoint; else env.json's, the run's last command's (a
+    # run may train its stages on several worlds)
+    own = [given[i + 1] for i, arg in enumerate(given[:-1]) if arg == "--data"]
+    for where in [*own, "env.json"]:
+        try:
+            data_dir = Path(json.loads((run / "env.json").read_text())["data_dir"]) if where == "env.json" else Path(where)
+            world = json.loads((data_dir / "world.json").read_text())["config"]
+            break
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
     if world is not None:
         defaults = WorldConfig().model_dump(mode="json")
         for key, value in world.items():
@@ -205,7 +212,6 @@ def reproduce_line(run: Path, meta: dict[str, Any]) -> str:
                 default = defaults.get(key, {}).get(sub) if sub is not None else defaults.get(key)
                 if v != default:
                     simulate += ["--set", f"world.{key}{'.' + sub if sub else ''}={json.dumps(v)}"]
-    given = shlex.split(meta.get("command") or f"anonreid train --data WORLD --config {meta.get('preset', 'cpu')}")
     train: list[str] = []
     paths = {"--data": "WORLD", "--out": "RUN", "--root": "ROOT"}
     it = iter(given)

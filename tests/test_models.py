@@ -380,7 +380,8 @@ def test_a_bundle_loaded_from_disk_carries_the_stride_its_checkpoint_records(tmp
 
 
 def test_shipped_weights_record_the_world_and_the_command_that_made_them(tmp_path: Path) -> None:
-    """A shipped set's ``reproduce`` line: the world's non-default settings (realism too) and every stage
+    """A shipped set's ``reproduce`` line: the non-default settings (realism too) of the world the
+    checkpoint's own command trained on, even when the run's later stages used another, and every stage
     of the run in one command, with WORLD and RUN for the paths."""
     from anonreid.models.bundle import reproduce_line
     from anonreid.orchestration.config import SensorRealismConfig, WorldConfig
@@ -398,6 +399,13 @@ def test_shipped_weights_record_the_world_and_the_command_that_made_them(tmp_pat
         "anonreid simulate --out WORLD --set world.identities=100 --set world.first_identity=34 "
         "--set world.train_identities=90 --set world.realism.enabled=true --set world.realism.per_pass=true && "
         "anonreid train --data WORLD --config cpu --out RUN --set reid.steps=900 (world fingerprint abc)")
+    # the run's last command trained on another world (attacks on a wider one): the checkpoint's own counts
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "world.json").write_text(json.dumps({"config": WorldConfig(identities=300).model_dump(mode="json")}))
+    (run / "env.json").write_text(json.dumps({"data_dir": str(other)}))
+    assert reproduce_line(run, meta).startswith("anonreid simulate --out WORLD --set world.identities=100 ")
+    assert reproduce_line(run, {"preset": "tiny"}).startswith("anonreid simulate --out WORLD --set world.identities=300 ")
     (run / "env.json").write_text(json.dumps({"data_dir": str(tmp_path / "gone")}))  # the world is not there
     assert reproduce_line(run, {"preset": "tiny"}).startswith(
         "anonreid simulate --out WORLD && anonreid train --data WORLD --config tiny")
