@@ -186,6 +186,7 @@ def reproduce_line(run: Path, meta: dict[str, Any]) -> str:
     """How to make a run's weights again: the world it trained on (``anonreid simulate`` with every
     setting of the run's ``world.json`` that differs from the defaults) and its training command, with
     the paths as WORLD and RUN."""
+    import contextlib
     import json
     import shlex
 
@@ -193,13 +194,14 @@ def reproduce_line(run: Path, meta: dict[str, Any]) -> str:
 
     simulate = ["anonreid", "simulate", "--out", "WORLD"]
     given = shlex.split(meta.get("command") or f"anonreid train --data WORLD --config {meta.get('preset', 'cpu')}")
-    world = None  # the world is gone, or the run trained on real events: the fingerprint names the data
-    # the world of the command that trained this checkpoint; else env.json's, the run's last command's (a
+    # the world of the command that trained this checkpoint, else env.json's: the run's last command's (a
     # run may train its stages on several worlds)
-    own = [given[i + 1] for i, arg in enumerate(given[:-1]) if arg == "--data"]
-    for where in [*own, "env.json"]:
+    worlds = [Path(given[i + 1]) for i, arg in enumerate(given[:-1]) if arg == "--data"]
+    with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+        worlds.append(Path(json.loads((run / "env.json").read_text())["data_dir"]))
+    world = None  # the world is gone, or the run trained on real events: the fingerprint names the data
+    for data_dir in worlds:
         try:
-            data_dir = Path(json.loads((run / "env.json").read_text())["data_dir"]) if where == "env.json" else Path(where)
             world = json.loads((data_dir / "world.json").read_text())["config"]
             break
         except (OSError, KeyError, TypeError, ValueError):
