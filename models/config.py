@@ -86,9 +86,9 @@ class ReidCfg(OptimCfg):
                             "test-time augmentation); recorded in the checkpoint, so the camera, `anonreid evaluate` "
                             "and training's validation all embed alike")
     init: str = Field("", description="a ReId checkpoint (path with or without its suffix) to fine-tune instead of "
-                      "starting afresh (stage reid) or from reid_raw (stage reid_anon), e.g. the shipped reid on new "
-                      "data; same architecture, and its classifier is kept only when the number of training "
-                      "identities matches; empty = off")
+                      "starting afresh (stage reid) or from reid_raw (stages reid_anon and joint), e.g. the shipped "
+                      "reid on new data; same architecture, and its classifier is kept only when the number of "
+                      "training identities matches; empty = off")
     box_jitter: float = Field(0.0, ge=0, lt=0.5, description="ReId crops: each box's width and height scaled by up "
                               "to 1 +- this and its centre shifted by up to this fraction of its size, at random "
                               "(the camera crops the detector's boxes, not the ground truth); 0 = off")
@@ -148,6 +148,9 @@ class JointCfg(OptimCfg):
     gamma: float = Field(1.0, ge=0, description="ReId weight: gamma * L_reid")
     reid_lr: float = Field(3.5e-4, gt=0, description="E_reid learning rate in the joint stage")
     init_reid_from_raw: bool = Field(True, description="start E_reid from the stage-2 raw-event model")
+    init: str = Field("", description="an anonymizer checkpoint (path with or without its suffix) to fine-tune "
+                      "instead of starting afresh, e.g. the shipped anonymizer on new sensors; the same "
+                      "architecture and bins; empty = off")
     privacy_windows: int = Field(2, ge=1, description="last windows of each clip scored by the frozen attacker")
     privacy_clips: int = Field(0, ge=0, description="clips per batch scored by the attacker (0 = all; CPU: fewer)")
     minmax: MinmaxCfg = MinmaxCfg()

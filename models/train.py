@@ -377,19 +377,34 @@ def start_reid_from(reid: nn.Module, source: nn.Module) -> bool:
     return new_head
 
 
+def _load_init(model: nn.Module, path: Path, key: str, device: torch.device,
+               free: tuple[str, ...] = ()) -> nn.Module:
+    """The checkpoint at ``path`` (config key ``key``, named in the error) for ``model`` to start from: the
+    same architecture and parameters, but for those in ``free`` (which do not change the weights' shapes
+    that are kept)."""
+    loaded = load_checkpoint(path, device=device)
+    mine = model_cfg(model)
+    want, theirs = dict(mine.params), dict(loaded.cfg.params)
+    differs = {k: (v, theirs.get(k)) for k, v in want.items() if k not in free and theirs.get(k) != v}
+    if mine.name != loaded.cfg.name or differs:
+        raise ValueError(f"{key}: {path} is a {loaded.cfg.name} {theirs}, this run trains a {mine.name} {want}; "
+                         f"differs: {differs or 'the model'}")
+    return loaded.model
+
+
 def _init_reid(reid: nn.Module, path: Path, device: torch.device) -> None:
     """Start ``reid`` from the checkpoint at ``path`` (``reid.init``): the same architecture (model, bins,
     embedding size, crop); the classifier is kept only when its number of classes matches."""
-    loaded = load_checkpoint(path, device=device)
-    mine = model_cfg(reid)
-    want, theirs = dict(mine.params), dict(loaded.cfg.params)
-    differs = {k: (v, theirs.get(k)) for k, v in want.items()
-               if k not in ("num_classes", "flip_test") and theirs.get(k) != v}  # neither changes the weights
-    if mine.name != loaded.cfg.name or differs:
-        raise ValueError(f"reid.init: {path} is a {loaded.cfg.name} {theirs}, this run trains a {mine.name}; "
-                         f"differs: {differs or 'the model'}")
-    new_head = start_reid_from(reid, loaded.model)
+    # neither the number of classes nor flip_test changes the trunk's weights
+    source = _load_init(reid, path, "reid.init", device, free=("num_classes", "flip_test"))
+    new_head = start_reid_from(reid, source)
     log.info("reid.init: started from %s%s", path, " (a new classifier)" if new_head else "")
+
+
+def init_anonymizer(anonymizer: nn.Module, path: Path, device: torch.device) -> None:
+    """Start ``anonymizer`` from the checkpoint at ``path`` (``joint.init``): the same architecture."""
+    anonymizer.load_state_dict(_load_init(anonymizer, path, "joint.init", device).state_dict())
+    log.info("joint.init: E_an started from %s", path)
 
 
 def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:

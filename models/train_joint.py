@@ -33,11 +33,13 @@ from anonreid.models.registry import create_model, model_cfg
 from anonreid.models.reid import ReidOutput, reid_loss
 from anonreid.models.train import (
     Context,
+    _init_reid,
     _new_reid,
     _optimizer,
     _reid_eval,
     _run,
     _val_batches,
+    init_anonymizer,
     rec_budget,
     start_reid_from,
 )
@@ -145,8 +147,12 @@ def train_joint(
     alpha, beta, gamma = weights if weights is not None else (jc.alpha, jc.beta, jc.gamma)
     seed_everything(ctx.cfg.seed + STAGES.index("joint"))
     anonymizer = create_model(jc.anonymizer, in_bins=ctx.cfg.data.num_bins, **jc.anonymizer_args).to(ctx.device)
+    if jc.init:
+        init_anonymizer(anonymizer, Path(jc.init), ctx.device)
     reid = _new_reid(ctx)
-    if jc.init_reid_from_raw and reid_raw is not None:
+    if rc.init:
+        _init_reid(reid, Path(rc.init), ctx.device)
+    elif jc.init_reid_from_raw and reid_raw is not None:
         start_reid_from(reid, reid_raw)  # a raw ReId of other people gives its trunk, not its classifier
     rec.requires_grad_(False).eval()
     pool = _attacker_pool(ctx, rec) if jc.minmax.enabled else None

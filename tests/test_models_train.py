@@ -227,6 +227,38 @@ def test_joint_and_reid_anon_start_from_a_raw_reid_of_other_people(
         assert all(torch.equal(v, got[k]) for k, v in given.items() if k != "classifier.weight")
 
 
+def test_joint_fine_tunes_a_given_anonymizer_and_reid(ctx: Context, fitted_attacker: torch.nn.Module, tmp_path: Path) -> None:
+    """``joint.init`` starts E_an from a trained anonymizer (fine-tuning it on new sensors) and ``reid.init``
+    starts the joint stage's E_reid from a given ReId (over the raw one); an anonymizer of other bins is an
+    error naming the key, the file and what differs."""
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.train_joint import train_joint
+
+    torch.manual_seed(7)
+    trained = create_model(ctx.cfg.joint.anonymizer, in_bins=ctx.cfg.data.num_bins)
+    save_checkpoint(tmp_path / "anonymizer", trained, {"stage": "joint"})
+    given_reid = create_model(ctx.cfg.reid.model, in_bins=ctx.cfg.data.num_bins, embed_dim=ctx.cfg.reid.embed_dim,
+                              num_classes=ctx.train.num_classes + 3, crop_hw=ctx.crop_hw)
+    save_checkpoint(tmp_path / "reid", given_reid, {"stage": "reid_anon"})
+    raw = create_model(ctx.cfg.reid.model, in_bins=ctx.cfg.data.num_bins, embed_dim=ctx.cfg.reid.embed_dim,
+                       num_classes=ctx.train.num_classes, crop_hw=ctx.crop_hw)
+    ctx.cfg = ctx.cfg.model_copy(update={
+        "joint": ctx.cfg.joint.model_copy(update={"steps": 0, "init": str(tmp_path / "anonymizer")}),
+        "reid": ctx.cfg.reid.model_copy(update={"init": str(tmp_path / "reid")})})
+    joint = train_joint(ctx, copy.deepcopy(fitted_attacker), raw)
+    assert all(torch.equal(v, joint.anonymizer.state_dict()[k]) for k, v in trained.state_dict().items())
+    got = joint.reid.state_dict()
+    assert all(torch.equal(v, got[k]) for k, v in given_reid.state_dict().items() if k != "classifier.weight")
+    assert not torch.equal(raw.state_dict()["classifier.weight"], got["classifier.weight"])  # not the raw one's
+
+    shutil.rmtree(ctx.run_dir / "stages" / "joint")
+    other = create_model(ctx.cfg.joint.anonymizer, in_bins=ctx.cfg.data.num_bins + 2)
+    save_checkpoint(tmp_path / "other", other, {"stage": "joint"})
+    ctx.cfg = ctx.cfg.model_copy(update={"joint": ctx.cfg.joint.model_copy(update={"init": str(tmp_path / "other")})})
+    with pytest.raises(ValueError, match=r"joint.init: .*other.*in_bins"):
+        train_joint(ctx, copy.deepcopy(fitted_attacker), raw)
+
+
 @pytest.fixture(scope="module")
 def fitted_attacker() -> torch.nn.Module:
     """A FireNet briefly fitted on the synthetic clips, so the attacker term has something to lose."""
