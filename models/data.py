@@ -40,6 +40,7 @@ class Batch:
     boxes: torch.Tensor  # (N, 4) float32 x1, y1, x2, y2 of the last window, tile pixels
     labels: torch.Tensor  # (N,) int64 class index
     cameras: torch.Tensor  # (N,) int64
+    index: np.ndarray | None = None  # each sample's row in its ClipSet; None once the clips are altered (flipped)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class ClipSet:
             boxes=torch.from_numpy(self.boxes[idx]).to(device),
             labels=torch.from_numpy(self.labels[idx]).to(device),
             cameras=torch.from_numpy(self.cameras[idx]).to(device),
+            index=idx,
         )
 
 

@@ -71,6 +71,7 @@ from anonreid.models.engine import (
     resolve_device,
     seed_everything,
 )
+from anonreid.models.frozen_output import anonymized_last_windows, cache_path
 from anonreid.models.layers import ChannelAffine, fit_channel_affine
 from anonreid.models.losses import reconstruction_loss, ssim
 from anonreid.models.reconstruction import run_sequence, with_input_affine
@@ -166,6 +167,35 @@ class Context:
         model = load_checkpoint(path, device=self.device).model
         model.requires_grad_(False)
         return model.eval()
+
+    def frozen_input(self, anonymizer: nn.Module | None) -> Callable[[Batch], torch.Tensor]:
+        """The input tiles of a stage on a frozen anonymizer: each training sample's last window, through
+        ``anonymizer`` when there is one; with ``cache_frozen_anonymizer`` read from its output computed
+        once per clip (models/frozen_output.py), so a batch must be plain rows of ``self.train``."""
+        if anonymizer is None:
+            return lambda b: b.voxels[:, -1]
+        frozen = anonymizer.requires_grad_(False).eval()
+        if not self.cfg.cache_frozen_anonymizer:
+            def forward(b: Batch) -> torch.Tensor:
+                with torch.no_grad():
+                    return frozen(b.voxels[:, -1])
+            return forward
+        key = f"{self.fingerprint}:train:{self.cfg.data.model_dump_json()}"
+        path = cache_path(self.run_dir / "cache", self.train, key, frozen)
+        for turn in ((0,) if self.world == 1 else (0, 1)):  # rank 0 writes it, the others read it
+            if self.is_main == (turn == 0):
+                table = anonymized_last_windows(self.train, frozen, path, self.device)
+            _barrier(self)
+
+        def cached(b: Batch) -> torch.Tensor:
+            if b.index is None:
+                raise ValueError("cache_frozen_anonymizer: this batch is not plain rows of the training clips "
+                                 "(flipped?), so the anonymizer's cached output does not apply to it")
+            order = np.argsort(b.index, kind="stable")  # sorted reads, as ClipSet.batch
+            rows = np.empty((len(order), *table.shape[1:]), np.float32)
+            rows[order] = table[b.index[order]]
+            return torch.from_numpy(rows).to(self.device)
+        return cached
 
 
 def _barrier(ctx: Context) -> None:
@@ -417,8 +447,7 @@ def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
     rc = ctx.cfg.reid
     seed_everything(ctx.cfg.seed + STAGES.index(stage))
     reid = _new_reid(ctx)
-    if anonymizer is not None:
-        anonymizer.requires_grad_(False).eval()
+    tiles_of = ctx.frozen_input(anonymizer)
     if rc.init:
         _init_reid(reid, Path(rc.init), ctx.device)
     elif anonymizer is not None and ctx.cfg.joint.init_reid_from_raw and (ctx.ckpt_dir / "reid_raw.json").exists():
@@ -429,11 +458,7 @@ def train_reid(ctx: Context, anonymizer: nn.Module | None = None) -> nn.Module:
         rng = ctx.rng(stage, i)
         b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
         boxes = jitter_boxes(b.boxes, rc.box_jitter, rng, b.voxels.shape[-2:])
-        tiles = b.voxels[:, -1]
-        if anonymizer is not None:
-            with torch.no_grad():
-                tiles = anonymizer(tiles)
-        out = reid(crop_boxes(tiles, boxes, crop_hw, flip))
+        out = reid(crop_boxes(tiles_of(b), boxes, crop_hw, flip))
         assert isinstance(out, ReidOutput)
         return reid_loss(out, b.labels, rc.smoothing, rc.margin)
 

@@ -288,16 +288,14 @@ def train_identity(ctx: Context, anonymizer: nn.Module | None) -> nn.Module:
         raise ValueError(f"stage {stage} needs the training identities' enrollment photos (a world with enrollment/)")
     seed_everything(ctx.cfg.seed + STAGES.index("identity"))
     att = build_identity_attacker(ic, ctx.cfg.data.num_bins, ctx.train.num_classes).to(ctx.device)
-    if anonymizer is not None:
-        anonymizer.requires_grad_(False).eval()
+    tiles_of = ctx.frozen_input(anonymizer)
     photos_all = ctx.photos.to(ctx.device)
     hw = (ic.crop_hw[0], ic.crop_hw[1])
 
     def step(i: int) -> tuple[torch.Tensor, dict[str, float]]:
         rng = ctx.rng("identity", i)
         b, _ = ctx.sample(rng, pk_index(rng, ctx.train.labels, ic.p, ic.k), False)
-        with torch.no_grad():
-            tiles = anonymizer(b.voxels[:, -1]) if anonymizer is not None else b.voxels[:, -1]
+        tiles = tiles_of(b)
         clean = augment_crops(crop_boxes(b.frames[:, -1], b.boxes, hw).cpu(), rng).to(ctx.device)
         photos, photo_labels = batch_photos(photos_all, b.labels, rng)
         return identity_loss(att, crop_boxes(tiles, b.boxes, hw), b.labels, photos, photo_labels, clean, b.labels)

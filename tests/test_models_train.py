@@ -177,6 +177,47 @@ def test_reid_anon_trains_a_reid_on_the_frozen_anonymizer_and_leaves_it_untouche
     assert _done(ctx, "reid_anon")
 
 
+def test_a_frozen_anonymizer_runs_once_per_clip_and_gives_what_it_gives_per_step(ctx: Context) -> None:
+    """``cache_frozen_anonymizer``: a stage on a frozen E_an reads its output on each training clip from the
+    run's cache, computed once, equal to running E_an on the batch; another anonymizer gets its own cache;
+    an altered (flipped) batch is refused; and reid_anon trains the same with the cache as without it."""
+    import json
+
+    from anonreid.models.train import flip_clips
+
+    def anonymizer(seed: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return create_model(ctx.cfg.joint.anonymizer, in_bins=ctx.cfg.data.num_bins, **ctx.cfg.joint.anonymizer_args).eval()
+
+    an, other = anonymizer(0), anonymizer(1)
+    batch = ctx.train.batch(pk_index(np.random.default_rng(5), ctx.train.labels, 4, 2))
+    with torch.no_grad():
+        direct = an(batch.voxels[:, -1])
+    assert ctx.cfg.cache_frozen_anonymizer  # the default
+    assert torch.allclose(ctx.frozen_input(an)(batch), direct, atol=1e-6)
+    cached = sorted((ctx.run_dir / "cache" / "anonymized").glob("*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (len(ctx.train), *direct.shape[1:])
+    written = cached[0].stat().st_mtime_ns
+    assert torch.allclose(ctx.frozen_input(an)(batch), direct, atol=1e-6)
+    assert cached[0].stat().st_mtime_ns == written  # read, not computed again
+    with torch.no_grad():
+        assert torch.allclose(ctx.frozen_input(other)(batch), other(batch.voxels[:, -1]), atol=1e-6)
+    assert len(list((ctx.run_dir / "cache" / "anonymized").glob("*.npy"))) == 2
+    with pytest.raises(ValueError, match="not plain rows"):
+        ctx.frozen_input(an)(flip_clips(batch, torch.ones(len(batch.labels), dtype=torch.bool)))
+
+    def reid_anon_losses(cache: bool) -> list[float]:
+        ctx.cfg = ctx.cfg.model_copy(update={"cache_frozen_anonymizer": cache,
+                                             "reid": ctx.cfg.reid.model_copy(update={"steps": 6, "lr": 1e-3})})
+        shutil.rmtree(ctx.run_dir / "stages" / "reid_anon", ignore_errors=True)
+        train_reid(ctx, an)
+        log = (ctx.run_dir / "stages" / "reid_anon" / "log.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in log]
+
+    without = reid_anon_losses(False)
+    assert len(without) == 6 and np.allclose(reid_anon_losses(True), without, rtol=1e-4, atol=1e-5)
+
+
 def test_reid_init_fine_tunes_a_given_checkpoint_and_refuses_another_architecture(ctx: Context, tmp_path: Path) -> None:
     """``reid.init``: the stage starts from the given checkpoint's weights (a new classifier when the
     number of training identities differs, the trunk and the BNNeck kept), and a checkpoint of another
