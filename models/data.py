@@ -43,6 +43,14 @@ class Batch:
     index: np.ndarray | None = None  # each sample's row in its ClipSet; None once the clips are altered (flipped)
 
 
+def read_rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``array[idx]`` (in ``idx``'s order), read in sorted order: friendlier to memory maps."""
+    order = np.argsort(idx, kind="stable")
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    return np.asarray(array[idx[order]])[inv]
+
+
 @dataclass
 class ClipSet:
     """Clips of one identity set; arrays may be memory-mapped ``.npy`` files."""
@@ -64,11 +72,7 @@ class ClipSet:
 
     def batch(self, index: Sequence[int] | np.ndarray, device: torch.device | str = "cpu") -> Batch:
         idx = np.asarray(index, dtype=np.int64)
-        order = np.argsort(idx, kind="stable")  # sorted reads are friendlier to memory maps
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        vox = np.asarray(self.voxels[idx[order]])[inv]
-        frm = np.asarray(self.frames[idx[order]])[inv]
+        vox, frm = read_rows(self.voxels, idx), read_rows(self.frames, idx)
         return Batch(
             voxels=torch.from_numpy(vox.astype(np.float32)).to(device),
             frames=torch.from_numpy(frm).to(device).float().div_(255.0).unsqueeze(2),

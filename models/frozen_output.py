@@ -56,11 +56,12 @@ def anonymized_last_windows(clips: ClipSet, anonymizer: nn.Module, path: Path, d
     out = None
     with torch.no_grad():
         for start in range(0, m, batch):
-            rows = np.arange(start, min(start + batch, m))
-            a = anonymizer(clips.batch(rows, device).voxels[:, -1]).float().cpu().numpy()
+            stop = min(start + batch, m)
+            last = torch.from_numpy(np.asarray(clips.voxels[start:stop, -1]).astype(np.float32)).to(device)
+            a = anonymizer(last).float().cpu().numpy()
             if out is None:
                 out = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=(m, *a.shape[1:]))
-            out[rows] = a
+            out[start:stop] = a
     if out is None:
         raise ValueError(f"{path}: no clips to anonymize")
     out.flush()

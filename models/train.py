@@ -57,6 +57,7 @@ from anonreid.models.data import (
     crop_boxes,
     jitter_boxes,
     pk_index,
+    read_rows,
     uniform_index,
 )
 from anonreid.models.engine import (
@@ -191,10 +192,7 @@ class Context:
             if b.index is None:
                 raise ValueError("cache_frozen_anonymizer: this batch is not plain rows of the training clips "
                                  "(flipped?), so the anonymizer's cached output does not apply to it")
-            order = np.argsort(b.index, kind="stable")  # sorted reads, as ClipSet.batch
-            rows = np.empty((len(order), *table.shape[1:]), np.float32)
-            rows[order] = table[b.index[order]]
-            return torch.from_numpy(rows).to(self.device)
+            return torch.from_numpy(read_rows(table, b.index)).to(self.device)
         return cached
 
 
