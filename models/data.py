@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,33 @@ def read_rows(array: np.ndarray, idx: np.ndarray) -> np.ndarray:
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
     return np.asarray(array[idx[order]])[inv]
+
+
+def per_clip_array(path: Path, n: int, rows: Callable[[int, int], np.ndarray], batch: int) -> np.ndarray:
+    """An array with one row per clip, derived from the clips by a frozen model and cached at ``path``:
+    memory-mapped from there when it exists, else ``rows(start, stop)`` in order over ``range(n)`` in
+    steps of ``batch``, written to a partial file that replaces ``path`` only when it is complete (a
+    run cut mid-way leaves no half array to read)."""
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f"{path.stem}.partial-{os.getpid()}.npy")
+    out = None
+    try:
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            a = rows(start, stop)
+            if out is None:
+                out = np.lib.format.open_memmap(part, mode="w+", dtype=a.dtype, shape=(n, *a.shape[1:]))
+            out[start:stop] = a
+        if out is None:
+            raise ValueError(f"{path}: no clips to derive it from")
+        out.flush()
+        del out
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return np.load(path, mmap_mode="r")
 
 
 @dataclass

@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from anonreid.models.data import ClipSet
+from anonreid.models.data import ClipSet, per_clip_array
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +46,14 @@ def cache_path(cache_dir: Path, clips: ClipSet, clips_key: str, anonymizer: nn.M
 def anonymized_last_windows(clips: ClipSet, anonymizer: nn.Module, path: Path, device: torch.device,
                             batch: int = 32) -> np.ndarray:
     """``anonymizer`` (frozen, eval mode) on every clip's last window, ``(M, B, h, w)`` float32, read from
-    ``path`` when it is there, else computed in order and written there first (atomically)."""
-    if path.exists():
-        return np.load(path, mmap_mode="r")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f"{path.stem}.partial-{os.getpid()}.npy")
-    m = len(clips)
-    out = None
-    with torch.no_grad():
-        for start in range(0, m, batch):
-            stop = min(start + batch, m)
-            last = torch.from_numpy(np.asarray(clips.voxels[start:stop, -1]).astype(np.float32)).to(device)
-            a = anonymizer(last).float().cpu().numpy()
-            if out is None:
-                out = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=(m, *a.shape[1:]))
-            out[start:stop] = a
-    if out is None:
-        raise ValueError(f"{path}: no clips to anonymize")
-    out.flush()
-    del out
-    os.replace(part, path)
-    log.info("anonymized %d clips once for the frozen anonymizer's stages: %s", m, path)
-    return np.load(path, mmap_mode="r")
+    ``path`` when it is there, else computed in order and written there first."""
+    def rows(start: int, stop: int) -> np.ndarray:
+        last = torch.from_numpy(np.asarray(clips.voxels[start:stop, -1]).astype(np.float32)).to(device)
+        with torch.no_grad():
+            return anonymizer(last).float().cpu().numpy()
+
+    fresh = not path.exists()
+    out = per_clip_array(path, len(clips), rows, batch)
+    if fresh:
+        log.info("anonymized %d clips once for the frozen anonymizer's stages: %s", len(clips), path)
+    return out

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from anonreid.models.config import TrainConfig
-from anonreid.models.data import ClipSet
+from anonreid.models.data import ClipSet, per_clip_array
 
 log = logging.getLogger(__name__)
 
@@ -348,16 +348,14 @@ def pseudo_reference(clips: ClipSet, rec: Path, cache: Path, fingerprint: str, d
                           "shape": list(clips.voxels.shape), "passes": hashlib.sha256(np.asarray(clips.passes).tobytes())
                           .hexdigest()}, sort_keys=True)
     path = cache / "reference" / f"{hashlib.sha256(key_src.encode()).hexdigest()[:16]}.npy"
-    if path.is_file():
-        return np.load(path, mmap_mode="r")
-    model = load_checkpoint(rec, device=device).model.eval()
-    out = np.zeros(clips.frames.shape, np.uint8)
-    for i in range(0, len(clips), batch):
-        x = torch.from_numpy(np.asarray(clips.voxels[i : i + batch], np.float32)).to(device)
+    model = None
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        nonlocal model
+        if model is None:
+            model = load_checkpoint(rec, device=device).model.eval()
+        x = torch.from_numpy(np.asarray(clips.voxels[start:stop], np.float32)).to(device)
         pred, _ = run_sequence(model, x)
-        out[i : i + batch] = (pred[:, :, 0].float().clamp(0, 1) * 255).round().byte().cpu().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
-    return np.load(path, mmap_mode="r")
+        return (pred[:, :, 0].float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+    return per_clip_array(path, len(clips), rows, batch)

@@ -39,7 +39,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -84,6 +84,8 @@ if TYPE_CHECKING:
     from anonreid.models.sources import RealSource
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: final checkpoint names per stage
 OUTPUTS = {
@@ -183,10 +185,7 @@ class Context:
             return forward
         key = f"{self.fingerprint}:train:{self.cfg.data.model_dump_json()}"
         path = cache_path(self.run_dir / "cache", self.train, key, frozen)
-        for turn in ((0,) if self.world == 1 else (0, 1)):  # rank 0 writes it, the others read it
-            if self.is_main == (turn == 0):
-                table = anonymized_last_windows(self.train, frozen, path, self.device)
-            _barrier(self)
+        table = _rank0_first(self, lambda: anonymized_last_windows(self.train, frozen, path, self.device))
 
         def cached(b: Batch) -> torch.Tensor:
             if b.index is None:
@@ -201,6 +200,16 @@ def _barrier(ctx: Context) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def _rank0_first(ctx: Context, build: Callable[[], T]) -> T:
+    """``build()`` on rank 0 first and then on the other data-parallel ranks: rank 0 writes a cache that
+    the others then read."""
+    for turn in ((0,) if ctx.world == 1 else (0, 1)):
+        if ctx.is_main == (turn == 0):
+            out = build()
+        _barrier(ctx)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ samplers
@@ -517,14 +526,15 @@ def prepare_context(
     ctx = Context(cfg, run_dir, None, None, np.zeros(0, np.int64), data.fingerprint, device, resume,  # type: ignore[arg-type]
                   progress and rank == 0, command or " ".join(sys.argv), rank, world)
     key = {s: f"{data.fingerprint}:{split}" for s, split in data.splits.items()}
-    for turn in ((0,) if world == 1 else (0, 1)):
-        if (rank == 0) == (turn == 0):
-            train = build_clips(data.train_set, data.train_ids, cfg.data, cache, key.get("train", data.fingerprint),
-                                progress=ctx.progress)
-            val = build_clips(data.val_set, data.val_ids, cfg.data, cache, key.get("val", data.fingerprint),
-                              max_clips_per_pass=per_pass, progress=ctx.progress)
-            ctx.train, ctx.val = data.with_reference(train, cache, device), data.with_reference(val, cache, device)
-        _barrier(ctx)
+
+    def clips() -> tuple[ClipSet, ClipSet]:
+        train = build_clips(data.train_set, data.train_ids, cfg.data, cache, key.get("train", data.fingerprint),
+                            progress=ctx.progress)
+        val = build_clips(data.val_set, data.val_ids, cfg.data, cache, key.get("val", data.fingerprint),
+                          max_clips_per_pass=per_pass, progress=ctx.progress)
+        return data.with_reference(train, cache, device), data.with_reference(val, cache, device)
+
+    ctx.train, ctx.val = _rank0_first(ctx, clips)
     ctx.val_index = np.unique(np.linspace(0, len(ctx.val) - 1, min(cfg.data.val_clips, len(ctx.val))).round().astype(int))
     ctx.data_dir = data.path if data.world is not None else None
     ctx.identity_split = data.identity_split()

@@ -218,6 +218,29 @@ def test_a_frozen_anonymizer_runs_once_per_clip_and_gives_what_it_gives_per_step
     assert len(without) == 6 and np.allclose(reid_anon_losses(True), without, rtol=1e-4, atol=1e-5)
 
 
+def test_a_per_clip_cache_cut_mid_way_leaves_nothing_to_read(tmp_path: Path) -> None:
+    """``per_clip_array`` (the frozen anonymizer's output, the pseudo-reference): a computation that fails
+    half-way leaves neither the array nor its partial file, and the next call computes it whole."""
+    from anonreid.models.data import per_clip_array
+
+    path = tmp_path / "cache" / "x.npy"
+    calls: list[int] = []
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        calls.append(start)
+        if start >= 4 and len(calls) < 4:
+            raise RuntimeError("cut")
+        return np.arange(start, stop, dtype=np.uint8)[:, None].repeat(3, axis=1)
+
+    with pytest.raises(RuntimeError, match="cut"):
+        per_clip_array(path, 10, rows, batch=4)
+    assert list(path.parent.iterdir()) == []
+    got = per_clip_array(path, 10, rows, batch=4)
+    assert got.dtype == np.uint8 and np.array_equal(got[:, 0], np.arange(10)) and got.shape == (10, 3)
+    calls.clear()
+    assert np.array_equal(per_clip_array(path, 10, rows, batch=4), got) and calls == []  # read, not computed
+
+
 def test_reid_init_fine_tunes_a_given_checkpoint_and_refuses_another_architecture(ctx: Context, tmp_path: Path) -> None:
     """``reid.init``: the stage starts from the given checkpoint's weights (a new classifier when the
     number of training identities differs, the trunk and the BNNeck kept), and a checkpoint of another
