@@ -373,6 +373,9 @@ class WorldConfig(Section):
     seed: int = Field(0, ge=0, description="world seed: same seed, byte-identical dataset")
     pass_seconds: float = Field(3.5, gt=0.2, le=60, description="length of one dataset pass (one person, one camera)")
     passes_per_camera: int = Field(1, ge=1, le=20, description="passes of every identity through every camera")
+    outfit_days: int = Field(1, ge=1, le=64, description="days a person's passes are filmed on, each pass drawing "
+                             "one: on day d >= 1 the person wears that day's outfit (the same body, gait, hair and "
+                             "face; Person.on_another_day). 1: every pass on day 0, as the cameras film")
     window_us: int = Field(DEFAULT_WINDOW_US, gt=0, description="ground-truth window (boxes, reference frames) in us")
     threshold: float = Field(0.25, gt=0.01, le=2, description="mean contrast threshold (log intensity)")
     threshold_sigma: float = Field(0.03, ge=0, description="per-pixel threshold mismatch (std)")

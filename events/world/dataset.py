@@ -13,7 +13,9 @@ its own seed (world seed, identity, camera, pass), so passes are independent and
 byte-identical for the same configuration (HDF5 object timestamps are switched off). With
 ``realism.enabled`` and ``realism.per_pass`` every pass also draws its own sensor (recorded with the
 pass in ``world.json``), so that models trained on the world see as many sensors as passes; with
-``realism.fixed_share`` that share of the passes keeps its camera's fixed sensor instead.
+``realism.fixed_share`` that share of the passes keeps its camera's fixed sensor instead. With
+``outfit_days`` > 1 every pass also draws the day it is filmed on (recorded with the pass), and the
+person wears that day's outfit: a world for ReId that must not rely on clothing.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class SimulatedPass:
     boxes: np.ndarray
     stats: dict[str, float]
     sensor: dict[str, Any] | None = None  # the pass's own sensor draw (``realism.per_pass``)
+    day: int = 0  # the day it was filmed on (``outfit_days``)
 
 
 def pass_plan(world: World) -> list[tuple[str, int, int, int]]:
@@ -97,10 +100,22 @@ def pass_sensor(world: World, person_index: int, camera_index: int, rep: int) ->
     return drawn_sensor(world.cameras[camera_index].sensor, cfg.realism, cfg.seed, camera_index, (person_index, rep))
 
 
-def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: int, rep: int) -> SimulatedPass:
-    """Simulate one pass: the person crosses the camera once in ``pass_seconds``."""
+def pass_day(world: World, person_index: int, camera_index: int, rep: int) -> int:
+    """The day one pass is filmed on: 0 in a world of ``outfit_days`` 1, else a draw from the pass's own
+    seed in ``[0, outfit_days)``, so the other passes and their days do not depend on it."""
     cfg = world.config
-    person, cam = world.person(person_index), world.cameras[camera_index]
+    if cfg.outfit_days == 1:
+        return 0
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xDA75, person_index, camera_index, rep]))
+    return int(rng.integers(0, cfg.outfit_days))
+
+
+def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: int, rep: int) -> SimulatedPass:
+    """Simulate one pass: the person crosses the camera once in ``pass_seconds``, wearing the outfit of
+    the pass's day (:func:`pass_day`)."""
+    cfg = world.config
+    day = pass_day(world, person_index, camera_index, rep)
+    person, cam = world.person(person_index).on_another_day(day), world.cameras[camera_index]
     per_pass = cfg.realism.enabled and cfg.realism.per_pass
     if per_pass:
         cam = replace(cam, sensor=pass_sensor(world, person_index, camera_index, rep))
@@ -122,13 +137,13 @@ def simulate_pass(world: World, pass_id: str, person_index: int, camera_index: i
     stats = {"frames": st.frames, "capped_slots": st.capped_slots, "max_log_step": st.max_log_step,
              "events": st.events}
     return SimulatedPass(info, concat_events(chunks), frames, np.arange(n_win, dtype=np.int64) * window, boxes,
-                         stats, cam.sensor.to_json() if per_pass else None)
+                         stats, cam.sensor.to_json() if per_pass else None, day)
 
 
 def recorded_config(config: WorldConfig) -> dict[str, Any]:
     """The world's settings as ``world.json`` records them: how it ran (``workers``) is not what it is, and
     settings added later are left out at their neutral value (realism off, ``realism.per_pass`` off,
-    ``first_identity`` 1), so a world simulated before they existed keeps its ``world.json`` byte for
+    ``first_identity`` 1, ``outfit_days`` 1), so a world simulated before they existed keeps its ``world.json`` byte for
     byte, and with it its data fingerprint."""
     exclude: dict[str, Any] = {"workers": True}
     if not config.realism.enabled:
@@ -139,6 +154,8 @@ def recorded_config(config: WorldConfig) -> dict[str, Any]:
         exclude["realism"] = {"fixed_share": True}
     if config.first_identity == 1:
         exclude["first_identity"] = True
+    if config.outfit_days == 1:
+        exclude["outfit_days"] = True
     return config.model_dump(mode="json", exclude=exclude)
 
 
@@ -210,7 +227,8 @@ def simulate_dataset(out_dir: str | Path, config: WorldConfig, progress: bool = 
                 _write_pass(h5, sp, world.sensor)
                 passes.append({"pass_id": sp.info.pass_id, "identity": sp.info.identity, "camera": sp.info.camera,
                                "split": sp.info.split, "num_windows": sp.info.num_windows,
-                               "num_events": len(sp.events), **({"sensor": sp.sensor} if sp.sensor else {})})
+                               "num_events": len(sp.events), **({"sensor": sp.sensor} if sp.sensor else {}),
+                               **({"day": sp.day} if config.outfit_days > 1 else {})})
                 stats.append(sp.stats)
                 if bar is not None:
                     bar.advance(task)
