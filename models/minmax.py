@@ -79,11 +79,12 @@ class AttackerPool:
     """Live attackers, their optimizers and the pool of frozen snapshots (see the module docstring)."""
 
     def __init__(self, cfg: MinmaxCfg, raw_rec: nn.Module, live_rec: nn.Module, live_id: IdentityAttacker,
-                 id_cfg: IdentityCfg, photos: torch.Tensor) -> None:
+                 id_cfg: IdentityCfg, photos: torch.Tensor, identities: int | None = None) -> None:
         self.cfg, self.id_cfg = cfg, id_cfg
+        self.identities = len(photos) if identities is None else identities  # (several photos each: outfit days)
         self.raw_rec = raw_rec.requires_grad_(False).eval()
         self.live_rec, self.live_id = live_rec, live_id
-        self.photos = photos  # (num_classes, 1, h, w) enrollment-photo crops in [0, 1], by class index
+        self.photos = photos  # (photo classes, days, 1, h, w) enrollment-photo crops in [0, 1], by class index
         self.rec_opt = torch.optim.Adam(live_rec.parameters(), lr=cfg.rec_lr)
         self.id_opt = torch.optim.Adam(live_id.parameters(), lr=cfg.id_lr)
         self.rec_snaps: list[nn.Module] = []
@@ -175,7 +176,7 @@ class AttackerPool:
 
     def budgets(self, steps: int, rec_budget: Budget | None) -> list[Budget]:
         """The live attackers' total training budgets over ``steps`` E_an steps (:func:`pool_budgets`)."""
-        return pool_budgets(self.cfg, steps, rec_budget, len(self.photos))
+        return pool_budgets(self.cfg, steps, rec_budget, self.identities)
 
     def state_dict(self) -> dict[str, Any]:
         return {

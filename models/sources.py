@@ -150,6 +150,24 @@ class TrainingData:
         return torch.stack([photo_crops([self.world.enrollment(i, d) for d in range(day, day + days)], hw)
                             for i in identities]) if len(identities) else torch.zeros((0, days, 1, *hw))
 
+    def outfit_photos(self, identities: Sequence[str], hw: tuple[int, int], clips: ClipSet,
+                      day: int, days: int) -> tuple[torch.Tensor, np.ndarray] | None:
+        """In a world filmed on several days (``world.outfit_days`` D > 1): the enrollment-photo crops of
+        every identity on every day ``(len(identities) * D, 1, 1, h, w)``, row ``class * D + day``, and the
+        day each clip of ``clips`` was filmed on, so that an identity attacker matches every clip to the
+        photo of its own outfit (the same-day threat); None in a world filmed on one day. ``day`` and
+        ``days`` (``identity.enrollment_day`` and ``identity.photo_days``) must keep their defaults there."""
+        if self.world is None or self.world.outfit_days == 1:
+            return None
+        n_days = self.world.outfit_days
+        if (day, days) != (0, 1):
+            raise TrainingDataError(f"{self.path}: a world filmed on {n_days} days (world.outfit_days) matches each "
+                                    "clip to the photo of its own day; leave identity.enrollment_day (0) and "
+                                    f"identity.photo_days (1) at their defaults, got {day} and {days}")
+        photos = self.photos(identities, hw, 0, n_days)
+        assert photos is not None
+        return photos.flatten(0, 1).unsqueeze(1), self.world.pass_days()[np.asarray(clips.passes)]
+
     def with_reference(self, clips: ClipSet, cache: Path, device: torch.device) -> ClipSet:
         """``clips`` with their reference frames: the world's own, or E_rec(X) on real events."""
         if self.rec is None:

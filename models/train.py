@@ -120,7 +120,8 @@ class Context:
     world: int = 1
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_dir: Path | None = None  # the world (the attack stages train the attacker's nets on it)
-    photos: torch.Tensor | None = None  # (num_classes, photo_days, 1, h, w) enrollment-photo crops of the training ids
+    photos: torch.Tensor | None = None  # (photo classes, photo_days, 1, h, w) enrollment-photo crops of the training ids
+    clip_days: np.ndarray | None = None  # a world filmed on several days: the day of every training clip
     identity_split: dict[str, list[str]] = field(default_factory=dict)  # real events: recorded in the checkpoints
 
     @property
@@ -133,6 +134,17 @@ class Context:
         part = slice(self.rank, None, self.world)
         batch = self.train.batch(index[part], self.device)
         return batch, (torch.from_numpy(flips[part]).to(self.device) if flips is not None else None)
+
+    def photo_labels(self, b: Batch) -> torch.Tensor:
+        """The row of ``photos`` that shows each clip's person: its identity's, or in a world filmed on
+        several days (``clip_days``) its identity's on the clip's own day (the outfit it wears)."""
+        if self.clip_days is None:
+            return b.labels
+        if b.index is None:
+            raise ValueError("photo_labels needs the batch's clip rows (Batch.index)")
+        assert self.photos is not None
+        days = len(self.photos) // self.train.num_classes
+        return b.labels * days + torch.from_numpy(self.clip_days[b.index]).to(b.labels.device)
 
     def save(self, name: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
         if self.is_main:
@@ -538,8 +550,13 @@ def prepare_context(
     ctx.val_index = np.unique(np.linspace(0, len(ctx.val) - 1, min(cfg.data.val_clips, len(ctx.val))).round().astype(int))
     ctx.data_dir = data.path if data.world is not None else None
     ctx.identity_split = data.identity_split()
-    ctx.photos = data.photos(ctx.train.identities, (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1]),
-                             cfg.identity.enrollment_day, cfg.identity.photo_days)
+    photo_hw = (cfg.identity.crop_hw[0], cfg.identity.crop_hw[1])
+    outfits = data.outfit_photos(ctx.train.identities, photo_hw, ctx.train, cfg.identity.enrollment_day,
+                                 cfg.identity.photo_days)
+    if outfits is not None:
+        ctx.photos, ctx.clip_days = outfits
+    else:
+        ctx.photos = data.photos(ctx.train.identities, photo_hw, cfg.identity.enrollment_day, cfg.identity.photo_days)
     if ctx.is_main:
         _write_run_files(run_dir, cfg, device, data.path, ctx.command)
         install_frozen(data, ctx.ckpt_dir)

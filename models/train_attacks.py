@@ -112,7 +112,7 @@ def check_budgets_up_front(ctx: Context, attacks: Sequence[str], joint_pending: 
         against = [rec]
         mc = ctx.cfg.joint.minmax
         if mc.enabled and ctx.photos is not None:
-            against += pool_budgets(mc, ctx.cfg.joint.steps, rec, len(ctx.photos))
+            against += pool_budgets(mc, ctx.cfg.joint.steps, rec, ctx.train.num_classes)
     elif (ctx.ckpt_dir / "anonymizer.json").exists():
         against = anonymizer_budgets(ctx)
     else:
@@ -287,7 +287,7 @@ def train_identity(ctx: Context, anonymizer: nn.Module | None) -> nn.Module:
     if ctx.photos is None:
         raise ValueError(f"stage {stage} needs the training identities' enrollment photos (a world with enrollment/)")
     seed_everything(ctx.cfg.seed + STAGES.index("identity"))
-    att = build_identity_attacker(ic, ctx.cfg.data.num_bins, ctx.train.num_classes).to(ctx.device)
+    att = build_identity_attacker(ic, ctx.cfg.data.num_bins, len(ctx.photos)).to(ctx.device)
     tiles_of = ctx.frozen_input(anonymizer)
     photos_all = ctx.photos.to(ctx.device)
     hw = (ic.crop_hw[0], ic.crop_hw[1])
@@ -297,8 +297,9 @@ def train_identity(ctx: Context, anonymizer: nn.Module | None) -> nn.Module:
         b, _ = ctx.sample(rng, pk_index(rng, ctx.train.labels, ic.p, ic.k), False)
         tiles = tiles_of(b)
         clean = augment_crops(crop_boxes(b.frames[:, -1], b.boxes, hw).cpu(), rng).to(ctx.device)
-        photos, photo_labels = batch_photos(photos_all, b.labels, rng)
-        return identity_loss(att, crop_boxes(tiles, b.boxes, hw), b.labels, photos, photo_labels, clean, b.labels)
+        labels = ctx.photo_labels(b)
+        photos, photo_labels = batch_photos(photos_all, labels, rng)
+        return identity_loss(att, crop_boxes(tiles, b.boxes, hw), labels, photos, photo_labels, clean, labels)
 
     _run(ctx, stage, {"voxel": att.voxel, "photo": att.photo}, _optimizer([{"params": att.parameters()}], ic),
          step, lambda: {}, ic, batch)

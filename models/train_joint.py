@@ -56,7 +56,7 @@ class JointModels:
 def joint_loss(
     m: JointModels, b: Batch, alpha: float, beta: float, gamma: float, crop_hw: tuple[int, int],
     smoothing: float, margin: float, privacy_windows: int, flip: torch.Tensor | None = None,
-    privacy_clips: int = 0, reid_boxes: torch.Tensor | None = None,
+    privacy_clips: int = 0, reid_boxes: torch.Tensor | None = None, photo_labels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """alpha (1 - SSIM(E_an(X), X)) + beta privacy + gamma L_reid on one batch of clips.
 
@@ -67,7 +67,9 @@ def joint_loss(
     jittered, ``reid.box_jitter``); the reconstruction attackers unroll over the
     last ``privacy_windows`` windows (from a zero state) of ``privacy_clips`` clips spread over the
     batch (0 = all), and the utility term covers every window E_an ran on. Scoring a subset keeps the
-    CPU step affordable; every term still gets a gradient through E_an at each step.
+    CPU step affordable; every term still gets a gradient through E_an at each step. The identity
+    attackers match each clip to the enrollment photo of row ``photo_labels`` (default: the clip's
+    identity; in a world filmed on several days the photo of the clip's own outfit, Context.photo_labels).
     """
     n, length = b.voxels.shape[:2]
     w = min(privacy_windows, length)
@@ -91,7 +93,7 @@ def joint_loss(
         if m.pool.cfg.standardise:
             seq, tiles = standardise_like(seq, b.voxels[sel, length - w :]), standardise_like(tiles, x_last)
         rec_term, plogs = m.pool.rec_privacy(seq, frames, b.boxes[sel])
-        id_term, id_logs = m.pool.id_privacy(tiles, b.boxes, b.labels)
+        id_term, id_logs = m.pool.id_privacy(tiles, b.boxes, b.labels if photo_labels is None else photo_labels)
         privacy = rec_term + m.pool.cfg.id_weight * id_term
         plogs.update(id_logs)
     out = m.reid(crop_boxes(a_last, b.boxes if reid_boxes is None else reid_boxes, crop_hw, flip))
@@ -112,8 +114,8 @@ def _attacker_pool(ctx: Context, rec: nn.Module) -> AttackerPool:
         live_rec = copy.deepcopy(rec).requires_grad_(True)
     else:
         live_rec = create_model(model_cfg(rec).name, **model_cfg(rec).kwargs()).to(ctx.device)
-    live_id = build_identity_attacker(ctx.cfg.identity, ctx.cfg.data.num_bins, ctx.train.num_classes).to(ctx.device)
-    return AttackerPool(mc, rec, live_rec, live_id, ctx.cfg.identity, ctx.photos.to(ctx.device))
+    live_id = build_identity_attacker(ctx.cfg.identity, ctx.cfg.data.num_bins, len(ctx.photos)).to(ctx.device)
+    return AttackerPool(mc, rec, live_rec, live_id, ctx.cfg.identity, ctx.photos.to(ctx.device), ctx.train.num_classes)
 
 
 def _update_attackers(ctx: Context, pool: AttackerPool, anonymizer: nn.Module, step: int) -> dict[str, float]:
@@ -133,7 +135,7 @@ def _update_attackers(ctx: Context, pool: AttackerPool, anonymizer: nn.Module, s
             tiles = anonymizer(b.voxels[:, -1])
             tiles = standardise_like(tiles, b.voxels[:, -1]) if mc.standardise else tiles
         clean = crop_boxes(b.frames[:, -1], b.boxes, (ic.crop_hw[0], ic.crop_hw[1]))
-        logs.update(pool.update_id(tiles, b.boxes, b.labels, clean, rng))
+        logs.update(pool.update_id(tiles, b.boxes, ctx.photo_labels(b), clean, rng))
     return logs
 
 
@@ -164,7 +166,8 @@ def train_joint(
         b, flip = ctx.sample(rng, pk_index(rng, ctx.train.labels, rc.p, rc.k), rc.flip)
         logs = _update_attackers(ctx, pool, anonymizer, i) if pool is not None else {}
         loss, more = joint_loss(m, b, alpha, beta, gamma, crop_hw, rc.smoothing, rc.margin, jc.privacy_windows, flip,
-                                jc.privacy_clips, jitter_boxes(b.boxes, rc.box_jitter, rng, b.voxels.shape[-2:]))
+                                jc.privacy_clips, jitter_boxes(b.boxes, rc.box_jitter, rng, b.voxels.shape[-2:]),
+                                ctx.photo_labels(b) if pool is not None else None)
         return loss, {**more, **logs}
 
     def evaluate() -> dict[str, float]:

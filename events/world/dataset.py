@@ -285,6 +285,15 @@ class WorldDataset:
         self._by_id = {p.pass_id: p for p in self.passes}
         self._split = {p["identity"]: p["split"] for p in self.meta["identities"]}
 
+    @property
+    def outfit_days(self) -> int:
+        """The days the world's passes were filmed on (``world.outfit_days``; 1 for worlds before it)."""
+        return int(self.meta.get("config", {}).get("outfit_days", 1))
+
+    def pass_days(self) -> np.ndarray:
+        """The day each pass (in :attr:`passes` order) was filmed on, each in its day's outfit."""
+        return np.asarray([int(p.get("day", 0)) for p in self.meta["passes"]], np.int64)
+
     def identities(self, split: str | None = None) -> list[str]:
         if split not in (None, "train", "test"):
             raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
