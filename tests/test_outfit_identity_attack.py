@@ -26,8 +26,8 @@ DAYS = 3
 
 @pytest.fixture(scope="module")
 def outfit_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = WorldConfig(identities=5, train_identities=4, pass_seconds=1.0, resolution="128x96", seed=0,
-                      passes_per_camera=2, outfit_days=DAYS)
+    cfg = WorldConfig(identities=4, train_identities=3, pass_seconds=0.8, resolution="128x96", seed=0,
+                      outfit_days=DAYS)
     return simulate_dataset(tmp_path_factory.mktemp("outfit-world") / "world", cfg, progress=False)
 
 
