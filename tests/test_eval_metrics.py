@@ -116,7 +116,7 @@ def monte_carlo_chance(q, g, qc, gc, trials, seed=0):
     return {k: v / trials for k, v in totals.items()}
 
 
-def enumerated_chance(q, g, qc, gc):
+def enumerated_chance(q, g, qc, gc, qd=None, gd=None):
     """Exact expectation by enumerating every ordering of the gallery (small galleries only)."""
     import itertools
 
@@ -125,7 +125,7 @@ def enumerated_chance(q, g, qc, gc):
     for perm in perms:
         dist = np.empty((len(q), len(g)))
         dist[:] = np.argsort(perm)  # gallery entry j at position perm.index(j)
-        res = cmc_map(dist, q, g, qc, gc)
+        res = cmc_map(dist, q, g, qc, gc, q_outfits=qd, g_outfits=gd)
         for k in (1, 5, 10):
             totals[f"rank{k}"] += res.rank(k)
         totals["mAP"] += res.mAP
@@ -161,6 +161,35 @@ def test_exact_chance_agrees_with_monte_carlo_on_the_reid_protocol():
     assert enroll["rank1"] == pytest.approx(1 / 11) and enroll["rank10"] == pytest.approx(10 / 11)
     assert enroll["mAP"] == pytest.approx(np.mean(1 / np.arange(1, 12)))
     assert np.isnan(chance_cmc_map([5], [1, 2])["rank1"])  # no query with a match: nothing to expect
+
+
+def test_cloth_changing_protocol_counts_only_another_outfit_as_a_match():
+    """With outfits (the day each clip was filmed on), a gallery clip of the query's person in the query's
+    outfit leaves the ranking (LTCC / PRCC's cloth-changing setting): a ReId that matches by clothing
+    ranks the same outfit first under Market-1501 and fails here; the exact chance follows the exclusions."""
+    ids, cams, days = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2]), np.array([0, 0, 1, 0, 0, 1])
+    # clothing embeddings: same outfit close, another outfit of the same person as far as a stranger
+    emb = np.array([[1, 0, 0], [0.99, 0.1, 0], [0, 0, 1], [0, 1, 0], [0.1, 0.99, 0], [0, 0, 1]], float)
+    q = np.array([0, 3])
+    dist = cosine_distance(emb[q], emb)
+    market = cmc_map(dist, ids[q], ids, cams[q], cams)
+    changing = cmc_map(dist, ids[q], ids, cams[q], cams, q_outfits=days[q], g_outfits=days)
+    assert market.rank(1) == 1.0 and changing.rank(1) < 1.0
+    assert changing.num_queries - changing.num_queries_without_match == 2  # each query keeps one match
+    # queries whose person was filmed in one outfit only have no match left
+    only = cmc_map(dist, ids[q], ids, cams[q], cams, q_outfits=days[q], g_outfits=np.zeros(6, int))
+    assert only.num_queries_without_match == 2
+    # the exact chance equals the enumeration over every ordering of the remaining gallery
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        g, gc, gd = rng.integers(0, 3, 7), rng.integers(0, 2, 7), rng.integers(0, 2, 7)
+        qi, qc, qd = np.array([0, 1, 2, 0]), np.array([0, 1, 0, 1]), np.array([0, 1, 1, 0])
+        exact = chance_cmc_map(qi, g, qc, gc, q_outfits=qd, g_outfits=gd)
+        oracle = enumerated_chance(qi, g, qc, gc, qd, gd)
+        if np.isnan(oracle["mAP"]):
+            assert np.isnan(exact["mAP"])
+            continue
+        assert exact == pytest.approx(oracle, abs=1e-12)
 
 
 def test_person_region_scores_and_floors():

@@ -26,7 +26,7 @@ DAYS = 3
 
 @pytest.fixture(scope="module")
 def outfit_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = WorldConfig(identities=4, train_identities=3, pass_seconds=0.8, resolution="128x96", seed=0,
+    cfg = WorldConfig(identities=6, train_identities=3, pass_seconds=0.8, resolution="128x96", seed=0,
                       outfit_days=DAYS)
     return simulate_dataset(tmp_path_factory.mktemp("outfit-world") / "world", cfg, progress=False)
 
@@ -84,3 +84,37 @@ def test_another_days_photos_in_an_outfit_world_are_refused_naming_the_keys(
         outfit_world: Path, tmp_path: Path, identity: dict[str, int]) -> None:
     with pytest.raises(TrainingDataError, match=r"identity\.enrollment_day .* identity\.photo_days"):
         prepare_context(outfit_world, _cfg(**identity), tmp_path / "run", progress=False)
+
+
+def test_evaluation_scores_reid_across_outfits_on_a_world_filmed_on_several_days(
+        outfit_world: Path, tiny_world: Path, tmp_path: Path) -> None:
+    """Table 4 gains a cloth-changing row (ground-truth boxes, only another outfit of the person counts)
+    on a test world filmed on several days, kept through results.json and written in results.md."""
+    from types import SimpleNamespace
+
+    from anonreid.models.evaluation.report import reid_lines
+    from anonreid.models.evaluation.results import ReidTable
+    from anonreid.models.evaluation.tables import reid_table
+    from anonreid.models.evaluation.testset import open_test_set
+
+    cfg = _cfg()
+    test = open_test_set("world", outfit_world, None, cfg.data, tmp_path / "cache", 2, False)
+    assert test.days is not None
+    assert np.array_equal(test.days, WorldDataset(outfit_world).pass_days()[np.asarray(test.clips.passes)])
+    assert open_test_set("world", tiny_world, None, cfg.data, tmp_path / "cache", 2, False).days is None
+
+    torch.manual_seed(0)
+    reid = create_model("reid_resnet18", in_bins=cfg.data.num_bins, embed_dim=16, num_classes=4, crop_hw=(32, 16)).eval()
+    ctx = SimpleNamespace(test=test, models={"reid_raw": reid, "reid": reid}, crop_hw=(32, 16), seed=0,
+                          anon_last=test.clips.voxels[:, -1])
+    table = reid_table(ctx, detection=False)  # type: ignore[arg-type]
+    assert set(table.boxes) == {"gt", "cloth_changing"}
+    market, changing = table.row("gt", "raw"), table.row("cloth_changing", "raw")
+    assert market is not None and changing is not None and table.row("cloth_changing", "anonymized") is not None
+    assert changing.num_queries == market.num_queries  # the same queries; fewer of them keep a match
+    assert changing.num_queries_without_match >= market.num_queries_without_match
+    assert changing.chance["rank1"] != market.chance["rank1"]
+    again = ReidTable.from_json(table.to_json())
+    assert again.row("cloth_changing", "raw") == changing
+    lines = "\n".join(reid_lines(SimpleNamespace(reid=again), "test"))  # type: ignore[arg-type]
+    assert "raw (ground-truth boxes, another outfit only)" in lines and "cloth-changing protocol" in lines

@@ -301,25 +301,29 @@ def embed(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], crops: torc
 def retrieval_scores(
     q_emb: np.ndarray, q_ids: Sequence | np.ndarray, q_cams: Sequence | np.ndarray,
     g_emb: np.ndarray, g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray,
-    seed: int = 0,
+    seed: int = 0, outfits: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> RetrievalScore:
     """Market-1501 CMC/mAP of cosine-distance rankings: rank-1 with its Clopper–Pearson interval (design
-    effect over query identities), mAP with the identity bootstrap, and the exact chance levels."""
+    effect over query identities), mAP with the identity bootstrap, and the exact chance levels; with
+    ``outfits`` (query's, gallery's) the cloth-changing protocol (:func:`cmc_map`)."""
     q_ids = np.asarray(q_ids)
-    return ranking_scores(cmc_map(cosine_distance(q_emb, g_emb), q_ids, np.asarray(g_ids), q_cams, g_cams),
-                          q_ids, q_cams, g_ids, g_cams, seed)
+    qo, go = outfits if outfits is not None else (None, None)
+    res = cmc_map(cosine_distance(q_emb, g_emb), q_ids, np.asarray(g_ids), q_cams, g_cams, q_outfits=qo, g_outfits=go)
+    return ranking_scores(res, q_ids, q_cams, g_ids, g_cams, seed, outfits)
 
 
 def ranking_scores(res: RetrievalResult, q_ids: np.ndarray, q_cams: Sequence | np.ndarray,
-                   g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray, seed: int = 0) -> RetrievalScore:
+                   g_ids: Sequence | np.ndarray, g_cams: Sequence | np.ndarray, seed: int = 0,
+                   outfits: tuple[np.ndarray, np.ndarray] | None = None) -> RetrievalScore:
     """:func:`retrieval_scores` of rankings already scored (``res``, of queries ``q_ids``)."""
     g_ids = np.asarray(g_ids)
     groups = q_ids[res.valid_query_index]
+    qo, go = outfits if outfits is not None else (None, None)
     return RetrievalScore(
         rank1=proportion_ci(res.rank1_hit, groups),
         rank5=res.rank(5), rank10=res.rank(10),
         mAP=bootstrap_ci(res.ap, groups, seed=seed, bounds=(0.0, 1.0)),
-        chance=chance_cmc_map(q_ids, g_ids, q_cams, g_cams),
+        chance=chance_cmc_map(q_ids, g_ids, q_cams, g_cams, q_outfits=qo, g_outfits=go),
         num_queries=res.num_queries, num_queries_without_match=res.num_queries_without_match,
         num_gallery=len(g_ids),
     )

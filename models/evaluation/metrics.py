@@ -58,11 +58,16 @@ def cmc_map(
     g_cams: Sequence | np.ndarray | None = None,
     max_rank: int = 50,
     exclude_same_camera: bool = True,
+    q_outfits: Sequence | np.ndarray | None = None,
+    g_outfits: Sequence | np.ndarray | None = None,
 ) -> RetrievalResult:
     """CMC and mAP from a (num_query, num_gallery) *distance* matrix (smaller = more similar).
 
     With cameras given and ``exclude_same_camera``, gallery entries sharing both identity and camera
-    with the query are removed (Market-1501). Ties are broken by gallery order (stable sort).
+    with the query are removed (Market-1501). With outfits given (the day a clip was filmed on, each in
+    its day's outfit), so are those sharing identity and outfit: the cloth-changing protocol of LTCC and
+    PRCC, where only another outfit of the person counts as a match. Ties are broken by gallery order
+    (stable sort).
     """
     distmat = np.asarray(distmat, dtype=np.float64)
     q_ids, g_ids = np.asarray(q_ids), np.asarray(g_ids)
@@ -78,6 +83,8 @@ def cmc_map(
         keep = ~((g_ids[order] == q_ids[:, None]) & (g_cams[order] == q_cams[:, None]))
     else:
         keep = np.ones_like(matches, dtype=bool)
+    if q_outfits is not None and g_outfits is not None:
+        keep &= ~(matches & (np.asarray(g_outfits)[order] == np.asarray(q_outfits)[:, None]))
     max_rank = min(max_rank, ng)
     cmcs, aps, valid = [], [], []
     for i in range(nq):
@@ -123,11 +130,13 @@ def chance_cmc_map(
     g_cams: Sequence | np.ndarray | None = None,
     max_rank: int = 50,
     ranks: Sequence[int] = (1, 5, 10),
+    q_outfits: Sequence | np.ndarray | None = None,
+    g_outfits: Sequence | np.ndarray | None = None,
 ) -> dict[str, float]:
     """Exact expected rank-k and mAP of a uniformly random ranking, as :func:`cmc_map` scores it.
 
     Per query: the gallery left after the exclusions (same identity *and* camera, when cameras are
-    given) has ``N`` entries, ``m`` of them true matches; queries with ``m = 0`` are left out, as
+    given; same identity and outfit, when outfits are) has ``N`` entries, ``m`` of them true matches; queries with ``m = 0`` are left out, as
     :func:`cmc_map` leaves them out. A random order puts a match in the first ``k`` with probability
     ``1 - C(N - m, k) / C(N, k)`` (``k`` capped at ``min(max_rank, len(gallery))`` as the CMC is), and
     its expected average precision is ``(H_N + (m - 1) / (N - 1) * (N - H_N)) / N`` (``H_N`` the N-th
@@ -140,6 +149,8 @@ def chance_cmc_map(
         excluded = same & (np.asarray(g_cams)[None, :] == np.asarray(q_cams)[:, None])
     else:
         excluded = np.zeros_like(same)
+    if q_outfits is not None and g_outfits is not None:
+        excluded = excluded | (same & (np.asarray(g_outfits)[None, :] == np.asarray(q_outfits)[:, None]))
     n = (len(g) - excluded.sum(1)).astype(np.float64)
     m = (same & ~excluded).sum(1).astype(np.float64)
     valid = m > 0

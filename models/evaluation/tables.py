@@ -84,17 +84,20 @@ def reid_embeddings(reid: nn.Module, tiles: np.ndarray, boxes: np.ndarray, crop_
 
 def reid_scores(
     emb: np.ndarray, ids: np.ndarray, cams: np.ndarray, seed: int,
-    query: np.ndarray | None = None, gallery: np.ndarray | None = None,
+    query: np.ndarray | None = None, gallery: np.ndarray | None = None, days: np.ndarray | None = None,
 ) -> RetrievalScore:
     """Market-1501: one query per (identity, camera), the gallery every clip (same id+camera excluded);
-    or the official ``query`` and ``gallery`` clips (boolean masks) where the dataset lists them."""
+    or the official ``query`` and ``gallery`` clips (boolean masks) where the dataset lists them. With
+    ``days`` (per clip, the day it was filmed on in that day's outfit) the cloth-changing protocol: the
+    clips of the query's person in the query's outfit leave the gallery too."""
     found = np.isfinite(emb).all(1)
     if query is not None and gallery is not None:
         q, g = np.flatnonzero(found & query), np.flatnonzero(found & gallery)
     else:
         g = np.flatnonzero(found)
         q = g[one_per_identity_camera(ids[g], cams[g])]
-    return retrieval_scores(emb[q], ids[q], cams[q], emb[g], ids[g], cams[g], seed=seed)
+    return retrieval_scores(emb[q], ids[q], cams[q], emb[g], ids[g], cams[g], seed=seed,
+                            outfits=(days[q], days[g]) if days is not None else None)
 
 
 def photo_crops(photos: Sequence[np.ndarray], boxes: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
@@ -199,21 +202,28 @@ def reconstruction_table(ctx: EvalContext) -> ReconstructionTable:
 
 def reid_table(ctx: EvalContext, detection: bool = True) -> ReidTable:
     """Table 4: raw-event E_reid on raw voxels and E_reid on anonymized ones, on ground-truth boxes and
-    (``detection``) on the event-activity detector's."""
+    (``detection``) on the event-activity detector's; on a test world filmed on several days also across
+    outfits (``cloth_changing``: ground-truth boxes, the cloth-changing protocol of :func:`reid_scores`)."""
     test, models = ctx.test, ctx.models
     last_raw = test.clips.voxels[:, -1]
+    gt = np.asarray(test.clips.boxes)
     det = detected_boxes(test) if detection else None
+    sources = [("gt", gt, None), ("detected", det, None), ("cloth_changing", gt, test.days)]
+    inputs = {"raw": ("reid_raw", last_raw), "anonymized": ("reid", ctx.anon_last)}
+    embedded: dict[tuple[str, int], np.ndarray] = {}  # (view, boxes): the ground-truth boxes serve twice
     parts: dict[str, dict[str, RetrievalScore]] = {}
-    for tag, bx in (("gt", np.asarray(test.clips.boxes)), ("detected", det)):
-        if bx is None:
+    for tag, bx, days in sources:
+        if bx is None or (tag == "cloth_changing" and days is None):
             continue
         part: dict[str, RetrievalScore] = {}
-        if models["reid_raw"] is not None:
-            part["raw"] = reid_scores(reid_embeddings(models["reid_raw"], last_raw, bx, ctx.crop_hw), test.ids, test.cams,
-                                      ctx.seed, test.query, test.gallery)
-        if models["reid"] is not None and ctx.anon_last is not None:
-            part["anonymized"] = reid_scores(reid_embeddings(models["reid"], ctx.anon_last, bx, ctx.crop_hw), test.ids,
-                                             test.cams, ctx.seed, test.query, test.gallery)
+        for view, (name, tiles) in inputs.items():
+            model = models[name]
+            if model is None or tiles is None:
+                continue
+            if (view, id(bx)) not in embedded:
+                embedded[view, id(bx)] = reid_embeddings(model, tiles, bx, ctx.crop_hw)
+            part[view] = reid_scores(embedded[view, id(bx)], test.ids, test.cams, ctx.seed, test.query, test.gallery,
+                                     days)
         parts[tag] = part
     raw_missing = "" if models["reid_raw"] is not None else (
         f"{ctx.run_dir} has no raw-event ReId baseline (checkpoints/reid_raw, stage reid)")

@@ -34,6 +34,7 @@ class TestSet:
     clips_per_pass: int
     query: np.ndarray | None = None  # per clip: an official query (Event-ReId lists); None: one per id+camera
     gallery: np.ndarray | None = None  # per clip: in the official gallery; None: every clip
+    days: np.ndarray | None = None  # per clip: the day it was filmed on, in that day's outfit; None: one day
 
 
 def _camera_names(dataset: Any, clips: Any) -> np.ndarray:
@@ -81,8 +82,11 @@ def open_test_set(
     if dataset == "event-reid" and ds.layout == "lists":
         roles = np.asarray([ds.passes[int(i)].split for i in clips.passes])
         query, gallery = roles == "query", roles == "gallery"
+    days = None
+    if dataset == "world" and ds.outfit_days > 1:
+        days = ds.pass_days()[np.asarray(clips.passes)]
     return TestSet(dataset, clips, clip_ids, _camera_names(ds, clips), has_reference, enrollment, head, ds, data_cfg,
-                   fingerprint, cache, clips_per_pass, query, gallery)
+                   fingerprint, cache, clips_per_pass, query, gallery, days)
 
 
 def detected_boxes(test: TestSet, min_iou: float = 0.3) -> np.ndarray:
