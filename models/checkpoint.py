@@ -94,9 +94,17 @@ def save_checkpoint(
         "model_cfg": cfg.to_json(),
         "metadata": meta,
     }
+    # each file written beside its name and renamed over it: never half-written, and where the name is a
+    # link (a view of a shipped set, models.bundle.run_view) the link is replaced, never the file it
+    # points at
     weights = stem.with_suffix(".safetensors")
-    save_file(tensors, str(weights), metadata={"model": cfg.name, "format": str(FORMAT_VERSION)})
-    stem.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n")
+    partial = weights.with_name(weights.name + ".partial")
+    save_file(tensors, str(partial), metadata={"model": cfg.name, "format": str(FORMAT_VERSION)})
+    partial.replace(weights)
+    sidecar_path = stem.with_suffix(".json")
+    partial = sidecar_path.with_name(sidecar_path.name + ".partial")
+    partial.write_text(json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n")
+    partial.replace(sidecar_path)
     return weights
 
 

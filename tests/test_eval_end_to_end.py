@@ -248,6 +248,20 @@ def test_evaluate_reads_a_shipped_set_as_a_run(tmp_path: Path) -> None:
         link = view / "checkpoints" / f"{name}.safetensors"
         assert link.is_symlink() and link.resolve() == (DEFAULT_WEIGHTS / f"{name}.safetensors").resolve()
     assert (view / "attacker" / "appearance.json").is_symlink()
+    # what the evaluator trains into the view (its attacker nets) replaces the links, never the shipped
+    # files behind them (the sidecar was once written through its link into the package)
+    from anonreid.models.checkpoint import save_checkpoint
+    from anonreid.models.registry import create_model
+
+    shipped = [DEFAULT_WEIGHTS / "attacker" / f"appearance{ext}" for ext in (".json", ".safetensors")]
+    before = [f.read_bytes() for f in shipped]
+    save_checkpoint(view / "attacker" / "appearance", create_model("reid_resnet18", embed_dim=8, num_classes=2),
+                    {"stage": "attacker_appearance"})
+    assert [f.read_bytes() for f in shipped] == before
+    for ext in (".json", ".safetensors"):
+        written = view / "attacker" / f"appearance{ext}"
+        assert not written.is_symlink() and written.read_bytes() != before[ext == ".safetensors"]
+    assert not list((view / "attacker").glob("*.partial"))
     with pytest.raises(FileNotFoundError, match="neither a training run"):
         run_view(tmp_path / "nothing", tmp_path)
 
