@@ -166,7 +166,7 @@ class TrainingData:
                                     f"identity.photo_days (1) at their defaults, got {day} and {days}")
         photos = self.photos(identities, hw, 0, n_days)
         assert photos is not None
-        return photos.flatten(0, 1).unsqueeze(1), self.world.pass_days()[np.asarray(clips.passes)]
+        return photos.flatten(0, 1).unsqueeze(1), self.world.clip_days(clips.passes)
 
     def with_reference(self, clips: ClipSet, cache: Path, device: torch.device) -> ClipSet:
         """``clips`` with their reference frames: the world's own, or E_rec(X) on real events."""

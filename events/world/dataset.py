@@ -294,6 +294,10 @@ class WorldDataset:
         """The day each pass (in :attr:`passes` order) was filmed on, each in its day's outfit."""
         return np.asarray([int(p.get("day", 0)) for p in self.meta["passes"]], np.int64)
 
+    def clip_days(self, passes: np.ndarray) -> np.ndarray:
+        """The day of each clip, from its pass's index (``ClipSet.passes``)."""
+        return self.pass_days()[np.asarray(passes)]
+
     def identities(self, split: str | None = None) -> list[str]:
         if split not in (None, "train", "test"):
             raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")

@@ -84,7 +84,7 @@ def open_test_set(
         query, gallery = roles == "query", roles == "gallery"
     days = None
     if dataset == "world" and ds.outfit_days > 1:
-        days = ds.pass_days()[np.asarray(clips.passes)]
+        days = ds.clip_days(clips.passes)
     return TestSet(dataset, clips, clip_ids, _camera_names(ds, clips), has_reference, enrollment, head, ds, data_cfg,
                    fingerprint, cache, clips_per_pass, query, gallery, days)
 
