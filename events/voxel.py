@@ -190,7 +190,9 @@ def _normalize_numpy(voxel: np.ndarray) -> np.ndarray:
     for i in range(0, flat.size, _NORM_CHUNK):
         chunk = flat[i : i + _NORM_CHUNK].astype(np.float64)
         total += float(chunk.sum())
-        total_sq += float(np.dot(chunk, chunk))
+        # einsum, not np.dot: OpenBLAS threads its dot product, and with the other core busy those threads
+        # spin: 2.9 ms a chunk against 30 us (docs/BENCHMARKS.md, "Voxel normalisation without BLAS")
+        total_sq += float(np.einsum("i,i->", chunk, chunk))
     mean = total / count
     var = max(total_sq / count - mean * mean, 0.0)
     inv_std = 1.0 / np.sqrt(var) if var > 0 else 1.0

@@ -160,7 +160,26 @@ def stop_cameras(actors: dict[str, Any], timeout_s: float = 30.0) -> dict[str, d
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
             log.warning("camera %s did not stop cleanly: %s", cam, exc)
         ray.kill(actor, no_restart=True)
+    _wait_names_released([actor_name(cam) for cam in actors], timeout_s)
     return final
+
+
+def _wait_names_released(names: list[str], timeout_s: float) -> None:
+    """Wait until Ray has released every actor name in ``names``: ``ray.kill`` only asks the GCS to
+    kill, so a camera placed again at once could otherwise find the dying actor by its name."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        while True:
+            try:
+                ray.get_actor(name)
+            except ValueError:
+                break  # released
+            if time.monotonic() > deadline:
+                log.warning("actor %s still holds its name %.0f s after it was killed", name, timeout_s)
+                return
+            time.sleep(0.05)
 
 
 def place_cameras_cmd(
