@@ -104,7 +104,7 @@ def _estimate(hits: np.ndarray, people: np.ndarray) -> dict[str, float]:
 
     e = proportion_ci(hits.astype(float), people)
     return {"rank1": round(100 * e.value, 2), "ci95": [round(100 * e.ci_low, 2), round(100 * e.ci_high, 2)],
-            "queries": int(len(hits)), "people": int(len(np.unique(people))), "n_eff": round(float(e.n_eff), 1)}
+            "queries": len(hits), "people": len(np.unique(people)), "n_eff": round(float(e.n_eff), 1)}
 
 
 def score(crops_path: str, out: str, steps: int, kind: str) -> None:
@@ -132,7 +132,7 @@ def score(crops_path: str, out: str, steps: int, kind: str) -> None:
     frames1 = te & (cam >= 0) & (day == 1)
     res: dict[str, object] = {"kind": kind, "crop_hw": list(hw), "resolution": str(z["resolution"]),
                               "steps": steps, "batch": cfg.p * cfg.k, "train_s": round(train_s, 1),
-                              "train_people": int(len(np.unique(person[tr]))),
+                              "train_people": len(np.unique(person[tr])),
                               "train_crops": int(tr.sum()), "days": int(z["days"])}
     n_test = len(np.unique(person[te]))
     res["chance"] = round(100 / n_test, 2)
