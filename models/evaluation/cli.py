@@ -45,6 +45,10 @@ def evaluate(
                                        "validated on a test identity); --no-verdict: only the numbers")] = True,
     train_data: Annotated[Path | None, typer.Option(
         "--train-data", help="the world the run was trained on, when it is not --data (to check its identities)")] = None,
+    attacker_data: Annotated[Path | None, typer.Option(
+        "--attacker-data", help="world whose training people the attacker's nets learn from (default: --data's), "
+                                "e.g. one filmed on several days (world.outfit_days) so that the outfit is no cue "
+                                "to them; none of its training people may be a test identity")] = None,
     world_alias: Annotated[list[str] | None, typer.Option(
         "--world-alias", help="FINGERPRINT=DIR: the run's checkpoints recording world FINGERPRINT were trained on "
                               "a world that DIR re-simulates (same seed and settings; its world.json has gained "
@@ -68,6 +72,7 @@ def evaluate(
     parts += [f"--face-weights {face_weights}"] * bool(face_weights) + ["--no-encryption"] * (not encryption)
     parts += ["--no-detection"] * (not detection) + ["--no-verdict"] * (not verdict)
     parts += [f"--train-data {train_data}"] * bool(train_data) + [f"--world-alias {a}" for a in world_alias or []]
+    parts += [f"--attacker-data {attacker_data}"] * bool(attacker_data)
     aliases = dict(_named_paths(world_alias, "--world-alias", "FINGERPRINT=DIR"))
     if dataset == "world" and data is None:
         typer.echo("error: --data DIR (the world dataset) is required with --dataset world", err=True)
@@ -86,7 +91,7 @@ def evaluate(
         run_dir = run_view(run, out)
         opts = EvalOptions(clips_per_pass=clips_per_pass, face_weights=face_weights, encryption=encryption,
                            detection=detection, progress=progress, attacker=_attacker_cfg(run_dir, attacker_steps),
-                           verdict=verdict, train_data=train_data, world_aliases=aliases,
+                           verdict=verdict, train_data=train_data, world_aliases=aliases, attacker_data=attacker_data,
                            time_unit=time_unit or None, sensor=sensor)
         res = evaluate_run(run_dir, out, data, dataset, root, opts, command=" ".join(parts))
     except (FileNotFoundError, ValueError) as exc:

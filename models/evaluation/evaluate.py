@@ -95,6 +95,9 @@ class EvalOptions:
     verdict: bool = True  # False (--no-verdict): the numbers without privacy verdicts, even on seen identities
     train_data: Path | None = None  # the world the run trained on, when it is not the evaluated one
     world_aliases: dict[str, Path] = field(default_factory=dict)  # fingerprint -> a re-simulation of that world
+    # the world whose training identities the attacker's nets learn from (default: the evaluated world's):
+    # e.g. one filmed on several days, so that an outfit is no cue to them (docs/results/biometric)
+    attacker_data: Path | None = None
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -123,6 +126,18 @@ def _model_versions(run_dir: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------- attacker networks
+
+
+def check_attacker_world(world: Path, test_identities: set[str]) -> None:
+    """Refuse an attacker world (``--attacker-data``) whose training people include a test identity: the
+    attacker's nets would have learnt the very people they are asked to identify."""
+    from anonreid.events.world import WorldDataset
+
+    seen = sorted(set(WorldDataset(world).identities("train")) & test_identities)
+    if seen:
+        raise ValueError(f"--attacker-data {world}: its training identities include {len(seen)} test identities "
+                         f"of the evaluated world ({', '.join(seen[:5])}{', ...' if len(seen) > 5 else ''}); give a "
+                         "world of other people (e.g. simulate it with --first-identity after the test world's last)")
 
 
 def attacker_networks(
@@ -213,7 +228,10 @@ def evaluate_run(
 
     seed_everything(opts.seed)  # a stochastic anonymizer (anonymizer_noisy) draws its noise from torch's RNG
     views, anon_last = attacker_views(test.clips.voxels, attacker, models["anonymizer"])
-    app, face_net = attacker_networks(run_dir, data_path, run_cfg, opts.attacker, device, opts.progress)
+    attacker_data = opts.attacker_data or data_path
+    if opts.attacker_data is not None:
+        check_attacker_world(opts.attacker_data, {str(i) for i in test.ids})
+    app, face_net = attacker_networks(run_dir, attacker_data, run_cfg, opts.attacker, device, opts.progress)
     face: Any = load_face_embedder(opts.face_weights) if opts.face_weights else face_net
     attacks = Attacks(test, app, face, opts.attacker.appearance.crop_hw, opts.attacker.face.crop_hw, opts.seed)
     ctx = EvalContext(run_dir, run_cfg, test, models, attacker, attacks, views, anon_last,
