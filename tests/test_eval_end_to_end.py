@@ -377,36 +377,36 @@ def test_batch_photos_draw_one_of_each_identitys_days() -> None:
 
 def test_attacker_nets_learn_from_another_world_of_other_people(tiny_run: TinyRun, tmp_path: Path) -> None:
     """--attacker-data: the attacker's nets learn from another world's training people (here one filmed on
-    two days, the biometric probe's set-up: docs/results/biometric); a world whose training people include a
-    test identity is refused before anything is trained, naming them."""
+    two days, the biometric probe's set-up: docs/results/biometric); `evaluate` refuses a world whose
+    training people include a test identity before it computes anything, naming them."""
     from anonreid.events.world.dataset import simulate_dataset
     from anonreid.models.checkpoint import read_sidecar
+    from anonreid.models.config import load_train_config
     from anonreid.models.data import dataset_fingerprint
+    from anonreid.models.evaluation.attacks import AttackerCfg
+    from anonreid.models.evaluation.evaluate import attacker_networks
     from anonreid.orchestration.config import WorldConfig
-
-    run = tmp_path / "run"  # the tiny run's models; the attacker's nets of its own (the tiny run keeps its own)
-    (run / "attacker").mkdir(parents=True)
-    for name in ("checkpoints", "cache", "config.yaml"):
-        (run / name).symlink_to(tiny_run.run / name)
 
     def world(first: int, days: int) -> Path:
         cfg = WorldConfig(identities=6, train_identities=4, pass_seconds=1.0, resolution="128x96", seed=0,
                           first_identity=first, outfit_days=days)
         return simulate_dataset(tmp_path / f"world-{first}", cfg, progress=False)
 
-    base = ["evaluate", "--run", str(run), "--data", str(tiny_run.world), "--clips-per-pass", "1", "--no-progress",
-            "--no-encryption", "--no-detection", "--attacker-steps", "2"]
     overlap = world(3, 1)  # trains on 003-006, and the tiny world's test people are 005 and 006
-    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "refused"), "--attacker-data", str(overlap)])
+    out = tmp_path / "refused"
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(tiny_run.run), "--data", str(tiny_run.world), "--out",
+                                      str(out), "--no-progress", "--attacker-data", str(overlap)])
     assert result.exit_code == 2, result.output
     assert f"--attacker-data {overlap}" in result.output and "2 test identities" in result.output
-    assert "005, 006" in result.output and not list((run / "attacker").iterdir())
+    assert "005, 006" in result.output and not (out / "results.json").exists()
 
-    other = world(7, 2)
-    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "out"), "--attacker-data", str(other)])
-    assert result.exit_code == 0, result.output
-    for net in ("appearance", "face"):
-        meta = read_sidecar(run / "attacker" / net)["metadata"]
+    other, run = world(7, 2), tmp_path / "run"  # the tiny run keeps its own attacker nets
+    run.mkdir()
+    (run / "cache").symlink_to(tiny_run.run / "cache")
+    cfg = load_train_config(tiny_run.run / "config.yaml")
+    acfg = AttackerCfg.from_config(cfg, steps=2)
+    attacker_networks(run, other, cfg, acfg, torch.device("cpu"), progress=False)
+    for net in (acfg.appearance, acfg.face):
+        meta = read_sidecar(run / "attacker" / net.name)["metadata"]
         assert meta["data_fingerprint"] == dataset_fingerprint(other) != dataset_fingerprint(tiny_run.world)
         assert meta["identities"] == 4
-    assert f"--attacker-data {other}" in (tmp_path / "out" / "results.md").read_text()

@@ -224,14 +224,14 @@ def evaluate_run(
     day = run_cfg.identity.enrollment_day
     test = open_test_set(dataset, data_path, Path(root) if root else None, run_cfg.data, run_dir / "cache" / "eval",
                          opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor, day)
+    if opts.attacker_data is not None:  # before anything is computed
+        check_attacker_world(opts.attacker_data, {str(i) for i in test.ids})
     log.info("evaluating %d clips of %d identities", len(test.clips), len(set(test.ids.tolist())))
 
     seed_everything(opts.seed)  # a stochastic anonymizer (anonymizer_noisy) draws its noise from torch's RNG
     views, anon_last = attacker_views(test.clips.voxels, attacker, models["anonymizer"])
-    attacker_data = opts.attacker_data or data_path
-    if opts.attacker_data is not None:
-        check_attacker_world(opts.attacker_data, {str(i) for i in test.ids})
-    app, face_net = attacker_networks(run_dir, attacker_data, run_cfg, opts.attacker, device, opts.progress)
+    app, face_net = attacker_networks(run_dir, opts.attacker_data or data_path, run_cfg, opts.attacker, device,
+                                      opts.progress)
     face: Any = load_face_embedder(opts.face_weights) if opts.face_weights else face_net
     attacks = Attacks(test, app, face, opts.attacker.appearance.crop_hw, opts.attacker.face.crop_hw, opts.seed)
     ctx = EvalContext(run_dir, run_cfg, test, models, attacker, attacks, views, anon_last,
