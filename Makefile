@@ -44,9 +44,13 @@ typecheck: $(STAMP)
 # Bytecode caching stays on for the tests even where the environment turns it off (PYTHONDONTWRITEBYTECODE):
 # the suite starts many Python processes (CLI subprocesses, Ray workers, pytest workers) that each import
 # the package and its test modules, and without the __pycache__ files each compiles them again.
+# numpy's OpenBLAS runs one thread in the tests (OPENBLAS_NUM_THREADS=1, as Ray gives its actors through
+# OMP_NUM_THREADS): the suite keeps both cores busy, and the threads of a BLAS call spin on the core the other
+# worker needs (docs/BENCHMARKS.md, "Normalisation without BLAS"; the product's code avoids BLAS where it hurt).
 TEST_WORKERS ?= 2
-PARALLEL_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "$(1)not alone"
-ALONE_PHASE = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -m "$(1)alone"
+TEST_ENV = env -u PYTHONDONTWRITEBYTECODE OPENBLAS_NUM_THREADS=1
+PARALLEL_PHASE = $(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "$(1)not alone"
+ALONE_PHASE = $(TEST_ENV) $(PY) -m pytest -m "$(1)alone"
 
 unit: $(STAMP)
 	@$(call PARALLEL_PHASE,); parallel=$$?; $(call ALONE_PHASE,); alone=$$?; [ $$parallel -eq 0 ] && [ $$alone -eq 0 ]
