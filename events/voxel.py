@@ -191,7 +191,7 @@ def _normalize_numpy(voxel: np.ndarray) -> np.ndarray:
         chunk = flat[i : i + _NORM_CHUNK].astype(np.float64)
         total += float(chunk.sum())
         # einsum, not np.dot: OpenBLAS threads its dot product, and with the other core busy those threads
-        # spin: 2.9 ms a chunk against 30 us (docs/BENCHMARKS.md, "Voxel normalisation without BLAS")
+        # spin: 2.9 ms a chunk against 30 us (docs/BENCHMARKS.md, "Normalisation without BLAS")
         total_sq += float(np.einsum("i,i->", chunk, chunk))
     mean = total / count
     var = max(total_sq / count - mean * mean, 0.0)
