@@ -90,7 +90,7 @@ def test_console_and_cli_show_times_on_each_sightings_clock(redis_service: Any, 
                                          ("unix-1", unix, (UNIX_US, UNIX_US + 6 * S))):
             result = runner.invoke(app, ["trajectory", ids[sid], "--json", "--address", address])
             assert result.exit_code == 0, result.output
-            (step,) = json.loads(result.output)["steps"]
+            (step,) = json.loads(result.stdout)["steps"]
             assert (step["start"], step["end"]) == (describe_time(start, clock), describe_time(end, clock))
         assert describe_time(36 * S, rec) == "+0:00:36.000 (recording)"
         assert describe_time(36 * S, wall).startswith(time.strftime("%Y-%m-%d", time.localtime((anchor_us + 36 * S) / S)))
