@@ -134,6 +134,9 @@ class MinmaxCfg(Section):
     id_k: int = Field(2, ge=1, description="clips per identity per live identity-attacker update")
     id_lr: float = Field(3e-4, gt=0, description="live identity attacker learning rate (Adam)")
     id_weight: float = Field(1.0, ge=0, description="identity privacy score weight (relative to reconstruction)")
+    face_weight: float = Field(0.0, ge=0, description="weight of the face region's reconstruction score beside the "
+                                                      "person region's (the head box of each person box, as the "
+                                                      "evaluation's face crops); 0 = person region only")
     standardise: bool = Field(True, description="the pool's attackers see E_an's output with each channel given the "
                                                 "raw voxels' batch mean and spread, so E_an cannot beat them with "
                                                 "per-channel gains or offsets that saturate them")

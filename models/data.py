@@ -126,6 +126,19 @@ def crop_boxes(tiles: torch.Tensor, boxes: torch.Tensor, crop_hw: tuple[int, int
     return crops
 
 
+#: the head (face + hair) as a fraction of the person box height when the world gives none
+DEFAULT_HEAD_RATIO = 0.13
+
+
+def face_boxes(person_boxes: np.ndarray, head_ratio: np.ndarray | float = DEFAULT_HEAD_RATIO) -> np.ndarray:
+    """Face (head) boxes: the top ``1.15 * head_ratio`` of each person box, square, centred in x (the
+    evaluation's face crops and the min-max stage's face region)."""
+    b = np.asarray(person_boxes, np.float32).reshape(-1, 4)
+    side = np.maximum((b[:, 3] - b[:, 1]) * 1.15 * np.asarray(head_ratio, np.float32), 2.0)
+    cx = (b[:, 0] + b[:, 2]) / 2
+    return np.stack([cx - side / 2, b[:, 1], cx + side / 2, b[:, 1] + side], axis=1)
+
+
 def jitter_boxes(boxes: torch.Tensor, amount: float, rng: np.random.Generator, hw: Sequence[int]) -> torch.Tensor:
     """Boxes (x1, y1, x2, y2) with width and height scaled by a factor in [1 - amount, 1 + amount] and the
     centre moved by up to ``amount`` of the box's size, each drawn per box from ``rng``, kept on the

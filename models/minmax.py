@@ -17,7 +17,10 @@ to its floor, per attacker kind, then summed with ``id_weight``:
 
   * reconstruction: person-region SSIM of the attacker's frames minus that of a flat grey image at the
     reference's mean (the floor), clamped at 0: beating the floor is all a reconstruction attacker
-    gains;
+    gains; with ``face_weight`` w > 0, plus w x the same score on the face region (the head box of
+    each person box, :func:`~anonreid.models.data.face_boxes`, where the evaluation cuts its face
+    crops): the biometric cue that survives a change of clothes is the face, a tenth of the person
+    region, so the person-region score alone barely weighs it;
   * identity: :func:`~anonreid.models.identity_attack.identity_advantage`, the attacker's matching
     cross-entropy below chance (log P), as a fraction of chance, clamped at 0.
 
@@ -41,6 +44,7 @@ from torch import nn
 
 from anonreid.models.budget import Budget
 from anonreid.models.config import IdentityCfg, MinmaxCfg
+from anonreid.models.data import face_boxes
 from anonreid.models.engine import Hook, Trainer
 from anonreid.models.identity_attack import (
     IdentityAttacker,
@@ -138,24 +142,48 @@ class AttackerPool:
 
     # --------------------------------------------------------------------------------------- privacy term
 
+    def rec_regions(self, frames: torch.Tensor, boxes: torch.Tensor) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
+        """(weight, masks ``(k * w, 1, h, w)``, floor) of each scored region: the person boxes ``(k, 4)``,
+        and with ``face_weight`` > 0 their face boxes."""
+        flat, hw, per_clip = frames.flatten(0, 1), tuple(frames.shape[-2:]), frames.shape[1]
+        region_boxes = [(1.0, boxes)]
+        if self.cfg.face_weight > 0:
+            faces = torch.from_numpy(face_boxes(boxes.detach().cpu().numpy())).to(boxes.device)
+            region_boxes.append((self.cfg.face_weight, faces))
+        out = []
+        for weight, b in region_boxes:
+            masks = box_masks(b, hw).repeat_interleave(per_clip, 0)  # type: ignore[arg-type]
+            out.append((weight, masks, floor_region_ssim(flat, masks).mean()))
+        return out
+
     def rec_privacy(self, attacker_seq: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Worst reconstruction score over the pool on attacker-input clips ``(k, w, B, h, w)`` (with the
-        gradient to E_an) against ``frames`` ``(k, w, 1, h, w)``; ``boxes`` ``(k, 4)`` of the last window."""
+        gradient to E_an) against ``frames`` ``(k, w, 1, h, w)``; ``boxes`` ``(k, 4)`` of the last window.
+        A member's score is the sum over :meth:`rec_regions` of weight x (its region SSIM above the
+        floor, clamped at 0); ties (all at 0) go to the member closest to the floor."""
         flat = frames.flatten(0, 1)
-        masks = box_masks(boxes, tuple(frames.shape[-2:])).repeat_interleave(frames.shape[1], 0)  # type: ignore[arg-type]
-        floor = floor_region_ssim(flat, masks).mean()
+        regions = self.rec_regions(frames, boxes)
         members = self.rec_members()
 
-        def score(model: nn.Module, seq: torch.Tensor) -> torch.Tensor:
-            pred, _ = run_sequence(model, seq)
-            return region_ssim(pred.flatten(0, 1), flat, masks).mean() - floor
+        def score(model: nn.Module, seq: torch.Tensor) -> list[torch.Tensor]:
+            pred = run_sequence(model, seq)[0].flatten(0, 1)
+            return [region_ssim(pred, flat, masks).mean() - floor for _, masks, floor in regions]
+
+        def total(parts: list[torch.Tensor], clamp: bool = True) -> torch.Tensor:
+            return sum((w * (torch.relu(p) if clamp else p) for (w, _, _), p in zip(regions, parts, strict=True)),
+                       torch.zeros((), device=flat.device))
 
         with torch.no_grad():
-            scores = [float(score(m, attacker_seq.detach())) for _, m in members]
-        worst = int(np.argmax(scores))
+            ranked = [(float(total(p)), float(total(p, clamp=False)))
+                      for p in (score(m, attacker_seq.detach()) for _, m in members)]
+        worst = max(range(len(members)), key=ranked.__getitem__)
         with frozen(members[worst][1]) as model:
-            term = torch.relu(score(model, attacker_seq))
-        return term, {"privacy_rec": float(term.detach()), "rec_worst": float(worst), "rec_pool": float(len(members))}
+            parts = score(model, attacker_seq)
+            term = total(parts)
+        logs = {"privacy_rec": float(term.detach()), "rec_worst": float(worst), "rec_pool": float(len(members))}
+        if len(parts) > 1:
+            logs["privacy_face"] = float(torch.relu(parts[1]).detach())
+        return term, logs
 
     def id_privacy(self, tiles: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Worst identity advantage over the pool on anonymized tiles ``(N, B, h, w)`` (with gradient)."""

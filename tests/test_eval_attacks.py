@@ -12,12 +12,12 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from anonreid.models.config import load_train_config
+from anonreid.models.data import face_boxes
 from anonreid.models.evaluation.attacks import (
     ENROLLMENT_WALL,
     AttackerCfg,
     AttackerSide,
     attacker_views,
-    face_boxes,
     face_verification_attack,
     image_crops,
     load_attacker_net,

@@ -478,3 +478,42 @@ def test_privacy_term_is_the_worst_member_of_the_pool(ctx: Context, fitted_attac
         term.backward()
         assert seq.grad is not None and float(seq.grad.abs().sum()) > 0
         assert all(p.grad is None for p in pool.live_rec.parameters())  # the attacker is not trained by E_an's loss
+
+
+def test_face_weight_adds_the_face_region_of_the_worst_member(ctx: Context, fitted_attacker: torch.nn.Module) -> None:
+    """``joint.minmax.face_weight`` w: a member scores relu(person-region score) + w relu(face-region score),
+    the face region being the evaluation's face box of each person box (inside it, a small part of it);
+    the term is the largest member score and logs the worst member's face part."""
+    from anonreid.models.data import face_boxes
+    from anonreid.models.identity_attack import build_identity_attacker
+    from anonreid.models.losses import box_masks, region_ssim
+    from anonreid.models.minmax import AttackerPool, floor_region_ssim
+
+    torch.manual_seed(0)
+    blind = create_model("firenet")
+    ident = build_identity_attacker(ctx.cfg.identity, 5, ctx.train.num_classes)
+    assert ctx.photos is not None
+    live = copy.deepcopy(fitted_attacker).requires_grad_(True)
+    cfg = ctx.cfg.joint.minmax.model_copy(update={"face_weight": 2.0})
+    pool = AttackerPool(cfg, blind, live, ident, ctx.cfg.identity, ctx.photos)
+    b = ctx.train.batch(np.arange(6))
+    term, logs = pool.rec_privacy(b.voxels, b.frames, b.boxes)
+
+    flat = b.frames.flatten(0, 1)
+    hw, per_clip = tuple(flat.shape[-2:]), b.frames.shape[1]
+    person = box_masks(b.boxes, hw).repeat_interleave(per_clip, 0)  # type: ignore[arg-type]
+    face = box_masks(torch.from_numpy(face_boxes(b.boxes.numpy())), hw).repeat_interleave(per_clip, 0)  # type: ignore[arg-type]
+    assert bool((face <= person).all()) and 0 < face.sum() < 0.25 * person.sum()
+    with torch.no_grad():
+        parts = [[max(0.0, float(region_ssim(run_sequence(m, b.voxels)[0].flatten(0, 1), flat, mask).mean()
+                                 - floor_region_ssim(flat, mask).mean())) for mask in (person, face)]
+                 for m in (blind, pool.live_rec)]
+    scores = [p + 2.0 * f for p, f in parts]
+    worst = int(np.argmax(scores))
+    assert logs["rec_worst"] == worst and float(term) == pytest.approx(scores[worst], abs=1e-5)
+    assert logs["privacy_face"] == pytest.approx(parts[worst][1], abs=1e-5)
+    assert max(f for _, f in parts) > 0  # the fitted attacker reconstructs faces above the floor: the term is live
+    # without the weight the term is the person region's alone, and no face part is logged
+    plain, plain_logs = AttackerPool(ctx.cfg.joint.minmax, blind, live, ident, ctx.cfg.identity, ctx.photos).rec_privacy(
+        b.voxels, b.frames, b.boxes)
+    assert float(plain) == pytest.approx(max(p for p, _ in parts), abs=1e-5) and "privacy_face" not in plain_logs

@@ -62,8 +62,6 @@ from anonreid.models.evaluation.results import FaceScore, ReconstructionScore, R
 if TYPE_CHECKING:
     from anonreid.models.config import TrainConfig
 
-#: the head (face + hair) as a fraction of the person box height when the world gives none
-DEFAULT_HEAD_RATIO = 0.13
 #: enrollment photos are shot against a plain wall of this grey level (render_enrollment: 0.72 linear)
 ENROLLMENT_WALL = round(0.72 ** (1 / 2.2) * 255)
 
@@ -263,14 +261,6 @@ def photo_person_box(photo: np.ndarray, tolerance: int = 10) -> np.ndarray:
         return np.array([0, 0, photo.shape[1], photo.shape[0]], np.float32)
     ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     return np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], np.float32)
-
-
-def face_boxes(person_boxes: np.ndarray, head_ratio: np.ndarray | float = DEFAULT_HEAD_RATIO) -> np.ndarray:
-    """Face (head) boxes: the top ``1.15 * head_ratio`` of each person box, square, centred in x."""
-    b = np.asarray(person_boxes, np.float32).reshape(-1, 4)
-    side = np.maximum((b[:, 3] - b[:, 1]) * 1.15 * np.asarray(head_ratio, np.float32), 2.0)
-    cx = (b[:, 0] + b[:, 2]) / 2
-    return np.stack([cx - side / 2, b[:, 1], cx + side / 2, b[:, 1] + side], axis=1)
 
 
 def normalise_images(crops: torch.Tensor) -> torch.Tensor:

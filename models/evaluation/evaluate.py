@@ -41,12 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from anonreid.models.data import DEFAULT_HEAD_RATIO, face_boxes
 from anonreid.models.engine import seed_everything
 from anonreid.models.evaluation.attacks import (
-    DEFAULT_HEAD_RATIO,
     AttackerCfg,
     attacker_views,
-    face_boxes,
     image_crops,
     load_attacker_net,
     load_attacker_side,

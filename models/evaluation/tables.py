@@ -29,14 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from anonreid.models.data import DEFAULT_HEAD_RATIO, face_boxes
 from anonreid.models.evaluation.attacks import (
     ATTACK_VIEWS,
-    DEFAULT_HEAD_RATIO,
     AttackerSide,
     Views,
     attacker_views,
     embed,
-    face_boxes,
     face_verification_attack,
     image_crops,
     one_per_identity_camera,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from anonreid.models.evaluation.attacks import DEFAULT_HEAD_RATIO
+from anonreid.models.data import DEFAULT_HEAD_RATIO
 
 
 @dataclass

@@ -56,7 +56,8 @@ def render(out: str, resolution: str, identities: int, train: int, seed: int, da
     from anonreid.events.world.render import render_enrollment
     from anonreid.events.world.scene import CameraView, to_uint8
     from anonreid.events.world.schedule import pass_walk
-    from anonreid.models.evaluation.attacks import face_boxes, image_crops, photo_person_box
+    from anonreid.models.data import face_boxes
+    from anonreid.models.evaluation.attacks import image_crops, photo_person_box
     from anonreid.orchestration.config import WorldConfig
 
     torch.set_num_threads(1)
