@@ -87,7 +87,7 @@ def test_cli_certs_and_tokens(tmp_path):
     res = runner.invoke(app, ["tokens", "create", "--name", "cam1", "--role", "camera", "--camera", "cam1,cam2",
                               "--file", str(tmp_path / "t.yaml")])
     assert res.exit_code == 0, res.output
-    principal = TokenStore.load(tmp_path / "t.yaml").authenticate(res.output.strip())
+    principal = TokenStore.load(tmp_path / "t.yaml").authenticate(res.stdout.strip())  # (not stderr)
     assert principal is not None and principal.role is Role.CAMERA and principal.cameras == ("cam1", "cam2")
     unbound = runner.invoke(app, ["tokens", "create", "--name", "cam3", "--role", "camera", "--file",
                                   str(tmp_path / "t.yaml")])
