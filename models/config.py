@@ -137,6 +137,11 @@ class MinmaxCfg(Section):
     face_weight: float = Field(0.0, ge=0, description="weight of the face region's reconstruction score beside the "
                                                       "person region's (the head box of each person box, as the "
                                                       "evaluation's face crops); 0 = person region only")
+    face_id_weight: float = Field(0.0, ge=0, description="weight of the face-identity score: how much closer a "
+                                                         "reconstruction's face embedding is to its own reference "
+                                                         "face than to other people's, under the defender's face "
+                                                         "net (checkpoints/face_guard, trained on the run's world "
+                                                         "first; the attacker.face architecture); 0 = off")
     standardise: bool = Field(True, description="the pool's attackers see E_an's output with each channel given the "
                                                 "raw voxels' batch mean and spread, so E_an cannot beat them with "
                                                 "per-channel gains or offsets that saturate them")

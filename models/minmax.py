@@ -20,7 +20,11 @@ to its floor, per attacker kind, then summed with ``id_weight``:
     gains; with ``face_weight`` w > 0, plus w x the same score on the face region (the head box of
     each person box, :func:`~anonreid.models.data.face_boxes`, where the evaluation cuts its face
     crops): the biometric cue that survives a change of clothes is the face, a tenth of the person
-    region, so the person-region score alone barely weighs it;
+    region, so the person-region score alone barely weighs it; with ``face_id_weight`` > 0, plus that
+    weight x the *face-identity* score under the defender's frozen face net (``face_guard``): the mean
+    cosine similarity of each reconstructed face crop's embedding to its own reference face minus its
+    mean similarity to the reference faces of the batch's other people, which is 0 in expectation for a
+    reconstruction that says nothing about who it shows (SSIM measures pixels, not identity);
   * identity: :func:`~anonreid.models.identity_attack.identity_advantage`, the attacker's matching
     cross-entropy below chance (log P), as a fraction of chance, clamped at 0.
 
@@ -33,18 +37,19 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from anonreid.models.budget import Budget
 from anonreid.models.config import IdentityCfg, MinmaxCfg
-from anonreid.models.data import face_boxes
+from anonreid.models.data import crop_boxes, face_boxes
 from anonreid.models.engine import Hook, Trainer
 from anonreid.models.identity_attack import (
     IdentityAttacker,
@@ -83,8 +88,12 @@ class AttackerPool:
     """Live attackers, their optimizers and the pool of frozen snapshots (see the module docstring)."""
 
     def __init__(self, cfg: MinmaxCfg, raw_rec: nn.Module, live_rec: nn.Module, live_id: IdentityAttacker,
-                 id_cfg: IdentityCfg, photos: torch.Tensor, identities: int | None = None) -> None:
+                 id_cfg: IdentityCfg, photos: torch.Tensor, identities: int | None = None,
+                 face_net: tuple[nn.Module, tuple[int, int]] | None = None) -> None:
         self.cfg, self.id_cfg = cfg, id_cfg
+        if cfg.face_id_weight > 0 and face_net is None:
+            raise ValueError("joint.minmax.face_id_weight needs the defender's face net (face_net=)")
+        self.face_net = (face_net[0].requires_grad_(False).eval(), face_net[1]) if face_net is not None else None
         self.identities = len(photos) if identities is None else identities  # (several photos each: outfit days)
         self.raw_rec = raw_rec.requires_grad_(False).eval()
         self.live_rec, self.live_id = live_rec, live_id
@@ -142,35 +151,75 @@ class AttackerPool:
 
     # --------------------------------------------------------------------------------------- privacy term
 
-    def rec_regions(self, frames: torch.Tensor, boxes: torch.Tensor) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
-        """(weight, masks ``(k * w, 1, h, w)``, floor) of each scored region: the person boxes ``(k, 4)``,
-        and with ``face_weight`` > 0 their face boxes."""
+    def rec_scores(self, frames: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor | None = None,
+                   ) -> list[tuple[str, float, Callable[[torch.Tensor], torch.Tensor]]]:
+        """(name, weight, score) of each part of a reconstruction's privacy score: score maps the attacker's
+        frames ``(k * w, 1, h, w)`` to how far they beat the part's floor. Parts: ``person`` (region SSIM
+        over the person boxes ``(k, 4)``), with ``face_weight`` > 0 ``face`` (the same over their face
+        boxes) and with ``face_id_weight`` > 0 ``face_id`` (:meth:`face_identity_score`; needs the clips'
+        ``labels`` ``(k,)``)."""
         flat, hw, per_clip = frames.flatten(0, 1), tuple(frames.shape[-2:]), frames.shape[1]
-        region_boxes = [(1.0, boxes)]
-        if self.cfg.face_weight > 0:
-            faces = torch.from_numpy(face_boxes(boxes.detach().cpu().numpy())).to(boxes.device)
-            region_boxes.append((self.cfg.face_weight, faces))
-        out = []
-        for weight, b in region_boxes:
-            masks = box_masks(b, hw).repeat_interleave(per_clip, 0)  # type: ignore[arg-type]
-            out.append((weight, masks, floor_region_ssim(flat, masks).mean()))
-        return out
+        faces = torch.from_numpy(face_boxes(boxes.detach().cpu().numpy())).to(boxes.device)
 
-    def rec_privacy(self, attacker_seq: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        def region(b: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+            masks = box_masks(b, hw).repeat_interleave(per_clip, 0)  # type: ignore[arg-type]
+            floor = floor_region_ssim(flat, masks).mean()
+            return lambda pred: region_ssim(pred, flat, masks).mean() - floor
+
+        parts: list[tuple[str, float, Callable[[torch.Tensor], torch.Tensor]]] = [("person", 1.0, region(boxes))]
+        if self.cfg.face_weight > 0:
+            parts.append(("face", self.cfg.face_weight, region(faces)))
+        if self.cfg.face_id_weight > 0:
+            if labels is None:
+                raise ValueError("joint.minmax.face_id_weight: the privacy term needs the clips' labels")
+            parts.append(("face_id", self.cfg.face_id_weight,
+                          self.face_identity_score(flat, faces.repeat_interleave(per_clip, 0),
+                                                   labels.repeat_interleave(per_clip, 0))))
+        return parts
+
+    def face_identity_score(self, frames: torch.Tensor, faces: torch.Tensor, labels: torch.Tensor,
+                            ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Frames ``(N, 1, h, w)`` -> mean over crops of (cosine similarity of the face embedding of a
+        frame to that of its reference frame) - (its mean similarity to the reference faces of other
+        people), under the defender's face net; 0 when the batch holds one person only."""
+        from anonreid.models.evaluation.attacks import normalise_images
+
+        assert self.face_net is not None
+        net, hw = self.face_net
+
+        def embed(images: torch.Tensor) -> torch.Tensor:
+            return F.normalize(net(normalise_images(crop_boxes(images, faces, hw))).float(), dim=1)
+
+        with torch.no_grad():
+            ref = embed(frames)
+        other = (labels[:, None] != labels[None, :]).float()
+        if not bool(other.any()):
+            return lambda pred: torch.zeros((), device=frames.device)
+
+        def score(pred: torch.Tensor) -> torch.Tensor:
+            sim = embed(pred) @ ref.t()
+            strangers = (sim * other).sum(1) / other.sum(1).clamp_min(1.0)
+            return (sim.diagonal() - strangers)[other.any(1)].mean()
+
+        return score
+
+    def rec_privacy(self, attacker_seq: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor,
+                    labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Worst reconstruction score over the pool on attacker-input clips ``(k, w, B, h, w)`` (with the
-        gradient to E_an) against ``frames`` ``(k, w, 1, h, w)``; ``boxes`` ``(k, 4)`` of the last window.
-        A member's score is the sum over :meth:`rec_regions` of weight x (its region SSIM above the
-        floor, clamped at 0); ties (all at 0) go to the member closest to the floor."""
+        gradient to E_an) against ``frames`` ``(k, w, 1, h, w)``; ``boxes`` ``(k, 4)`` of the last window,
+        ``labels`` ``(k,)`` the clips' identities. A member's score is the sum over :meth:`rec_scores` of
+        weight x (the part's score above its floor, clamped at 0); ties (all at 0) go to the member
+        closest to the floor."""
         flat = frames.flatten(0, 1)
-        regions = self.rec_regions(frames, boxes)
+        regions = self.rec_scores(frames, boxes, labels)
         members = self.rec_members()
 
         def score(model: nn.Module, seq: torch.Tensor) -> list[torch.Tensor]:
             pred = run_sequence(model, seq)[0].flatten(0, 1)
-            return [region_ssim(pred, flat, masks).mean() - floor for _, masks, floor in regions]
+            return [part(pred) for _, _, part in regions]
 
         def total(parts: list[torch.Tensor], clamp: bool = True) -> torch.Tensor:
-            return sum((w * (torch.relu(p) if clamp else p) for (w, _, _), p in zip(regions, parts, strict=True)),
+            return sum((w * (torch.relu(p) if clamp else p) for (_, w, _), p in zip(regions, parts, strict=True)),
                        torch.zeros((), device=flat.device))
 
         with torch.no_grad():
@@ -181,8 +230,8 @@ class AttackerPool:
             parts = score(model, attacker_seq)
             term = total(parts)
         logs = {"privacy_rec": float(term.detach()), "rec_worst": float(worst), "rec_pool": float(len(members))}
-        if len(parts) > 1:
-            logs["privacy_face"] = float(torch.relu(parts[1]).detach())
+        for (name, _, _), p in list(zip(regions, parts, strict=True))[1:]:
+            logs[f"privacy_{name}"] = float(torch.relu(p).detach())
         return term, logs
 
     def id_privacy(self, tiles: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -12,6 +12,7 @@ was trained against with its budget (``attackers_in_training``), which the attac
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def joint_loss(
         seq, tiles = attacker_input(a_seq, cfg), a_last
         if m.pool.cfg.standardise:
             seq, tiles = standardise_like(seq, b.voxels[sel, length - w :]), standardise_like(tiles, x_last)
-        rec_term, plogs = m.pool.rec_privacy(seq, frames, b.boxes[sel])
+        rec_term, plogs = m.pool.rec_privacy(seq, frames, b.boxes[sel], b.labels[sel])
         id_term, id_logs = m.pool.id_privacy(tiles, b.boxes, b.labels if photo_labels is None else photo_labels)
         privacy = rec_term + m.pool.cfg.id_weight * id_term
         plogs.update(id_logs)
@@ -115,7 +116,33 @@ def _attacker_pool(ctx: Context, rec: nn.Module) -> AttackerPool:
     else:
         live_rec = create_model(model_cfg(rec).name, **model_cfg(rec).kwargs()).to(ctx.device)
     live_id = build_identity_attacker(ctx.cfg.identity, ctx.cfg.data.num_bins, len(ctx.photos)).to(ctx.device)
-    return AttackerPool(mc, rec, live_rec, live_id, ctx.cfg.identity, ctx.photos.to(ctx.device), ctx.train.num_classes)
+    face = face_guard(ctx) if mc.face_id_weight > 0 else None
+    return AttackerPool(mc, rec, live_rec, live_id, ctx.cfg.identity, ctx.photos.to(ctx.device), ctx.train.num_classes,
+                        face)
+
+
+def face_guard(ctx: Context) -> tuple[nn.Module, tuple[int, int]]:
+    """The defender's face net of ``joint.minmax.face_id_weight`` and its crop size: ``checkpoints/face_guard``,
+    trained first when missing (or made for other data) on the run's training clips and its people's
+    enrollment photos of days ``identity.enrollment_day`` .. + ``photo_days`` - 1, with the ``attacker.face``
+    recipe and seed + 1. The evaluation's face net is another one (its own seed, and with
+    ``--attacker-data`` another world's people): E_an is never judged by the net it was trained against."""
+    from anonreid.events.world import WorldDataset
+    from anonreid.models.evaluation.attacks import AttackerCfg, load_attacker_net, train_attacker_net
+    from anonreid.models.evaluation.evaluate import attacker_net_metadata, attacker_training_crops
+
+    if ctx.data_dir is None:
+        raise ValueError("joint.minmax.face_id_weight needs a world (--data) to train the defender's face net on")
+    face = AttackerCfg.from_config(ctx.cfg).face
+    cfg = dataclasses.replace(face, name="face_guard", seed=face.seed + 1)
+    day, days = ctx.cfg.identity.enrollment_day, ctx.cfg.identity.photo_days
+    net = load_attacker_net(ctx.ckpt_dir, cfg, ctx.device, ctx.fingerprint, day, days, ctx.train.num_classes)
+    if net is None:
+        crops, labels = attacker_training_crops(WorldDataset(ctx.data_dir), ctx.train, day, days, cfg.crop_hw, faces=True)
+        meta = attacker_net_metadata(ctx.fingerprint, day, days, ctx.train.num_classes)
+        net = train_attacker_net(crops, labels, cfg, ctx.ckpt_dir, ctx.device, ctx.progress,
+                                 {**meta, "role": "defender (min-max face_id)"})
+    return net.eval(), cfg.crop_hw
 
 
 def _update_attackers(ctx: Context, pool: AttackerPool, anonymizer: nn.Module, step: int) -> dict[str, float]:

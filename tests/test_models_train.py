@@ -517,3 +517,38 @@ def test_face_weight_adds_the_face_region_of_the_worst_member(ctx: Context, fitt
     plain, plain_logs = AttackerPool(ctx.cfg.joint.minmax, blind, live, ident, ctx.cfg.identity, ctx.photos).rec_privacy(
         b.voxels, b.frames, b.boxes)
     assert float(plain) == pytest.approx(max(p for p, _ in parts), abs=1e-5) and "privacy_face" not in plain_logs
+
+
+def test_face_identity_score_is_high_for_the_reference_and_zero_for_a_stranger_or_flat_face(ctx: Context) -> None:
+    """The face-identity part of the min-max term (``face_id_weight``): under the defender's face net a
+    reconstruction equal to its reference scores its full margin over strangers, the same frames shuffled
+    between people score below 0, and one flat image for all scores 0; its gradient reaches the frames."""
+    from anonreid.models.identity_attack import build_identity_attacker
+    from anonreid.models.minmax import AttackerPool
+
+    torch.manual_seed(0)
+    net = create_model("reid_resnet18", in_bins=1, embed_dim=32, num_classes=4, crop_hw=(16, 16))
+    cfg = ctx.cfg.joint.minmax.model_copy(update={"face_id_weight": 1.0})
+    assert ctx.photos is not None
+    ident = build_identity_attacker(ctx.cfg.identity, 5, ctx.train.num_classes)
+    with pytest.raises(ValueError, match="face_id_weight needs the defender's face net"):
+        AttackerPool(cfg, create_model("firenet"), create_model("firenet"), ident, ctx.cfg.identity, ctx.photos)
+    pool = AttackerPool(cfg, create_model("firenet"), create_model("firenet"), ident, ctx.cfg.identity, ctx.photos,
+                        face_net=(net, (16, 16)))
+    b = ctx.train.batch(np.arange(len(ctx.train)))
+    keep = np.flatnonzero(np.r_[True, b.labels.numpy()[1:] != b.labels.numpy()[:-1]])[:6]  # one clip a person
+    frames, boxes, labels = b.frames[keep, -1:], b.boxes[keep], b.labels[keep]
+    assert len(set(labels.tolist())) == len(keep) >= 3
+    parts = {name: fn for name, _, fn in pool.rec_scores(frames, boxes, labels)}
+    score = parts["face_id"]
+    flat = frames.flatten(0, 1)
+    same = score(flat)
+    assert float(same) > 0.05
+    shuffled = float(score(flat.roll(1, 0)))  # everyone reconstructed as the next person
+    assert shuffled < float(same) and shuffled < 0.02
+    assert abs(float(score(torch.full_like(flat, 0.5)))) < 1e-5  # one grey face for all: says nothing
+    pred = flat.clone().requires_grad_(True)
+    score(pred).backward()
+    assert pred.grad is not None and float(pred.grad.abs().sum()) > 0 and all(p.grad is None for p in net.parameters())
+    with pytest.raises(ValueError, match="needs the clips' labels"):
+        pool.rec_scores(frames, boxes)

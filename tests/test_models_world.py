@@ -78,3 +78,33 @@ def test_train_refuses_an_attack_below_the_budget_rule(tiny_world: Path, tmp_pat
     assert result.exit_code == 2, result.output
     assert "error: attack 'e_rec_adaptive'" in result.output and "3x the 8000" in result.output
     assert not (run / "checkpoints" / "e_rec_adaptive.json").exists()
+
+
+def test_minmax_face_terms_train_the_defenders_face_net_once(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """``joint.minmax.face_weight`` and ``face_id_weight`` on the tiny world: the joint stage trains the
+    defender's face net (checkpoints/face_guard: the attacker.face recipe with seed + 1, on the run's
+    training people) before its first step, logs both face parts of the privacy term, and a second run
+    reuses the net instead of training it again."""
+    import shutil
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("e_rec", "reid_raw"):
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(tiny_run.run / "checkpoints" / f"{name}{suffix}", run / "checkpoints")
+    shutil.copytree(tiny_run.run / "cache", run / "cache")
+    args = ["train", "--data", str(tiny_run.world), "--config", "tiny", "--out", str(run), "--stage", "joint",
+            "--no-progress", "--set", "threads=1", "--set", "data.val_identities=1",
+            "--set", "joint.minmax.face_weight=1", "--set", "joint.minmax.face_id_weight=1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    guard = json.loads((run / "checkpoints" / "face_guard.json").read_text())["metadata"]
+    assert guard["role"] == "defender (min-max face_id)" and guard["attacker_cfg"]["seed"] == 1
+    assert guard["attacker_cfg"]["crop_hw"] == [16, 16] and guard["identities"] == 3  # 4 training people, 1 held out
+    log = [json.loads(line) for line in (run / "stages" / "joint" / "log.jsonl").read_text().splitlines()]
+    assert log and all("privacy_face" in e and "privacy_face_id" in e for e in log)
+    made = (run / "checkpoints" / "face_guard.safetensors").stat().st_mtime_ns
+    shutil.rmtree(run / "stages" / "joint")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (run / "checkpoints" / "face_guard.safetensors").stat().st_mtime_ns == made

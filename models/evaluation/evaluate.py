@@ -168,26 +168,38 @@ def attacker_networks(
         log.warning("no attacker nets under %s and no world (--data) to train them on", out_dir)
         return app, face
     clips = build_clips(ds, train_ids, run_cfg.data, run_dir / "cache", fingerprint, progress=progress)
+    meta = attacker_net_metadata(fingerprint, day, days, len(train_ids))
+    if app is None:
+        crops, labels = attacker_training_crops(ds, clips, day, days, acfg.appearance.crop_hw, faces=False)
+        app = train_attacker_net(crops, labels, acfg.appearance, out_dir, device, progress, meta)
+    if face is None:
+        crops, labels = attacker_training_crops(ds, clips, day, days, acfg.face.crop_hw, faces=True)
+        face = train_attacker_net(crops, labels, acfg.face, out_dir, device, progress, meta)
+    return app, face
+
+
+def attacker_net_metadata(fingerprint: str, day: int, days: int, people: int) -> dict[str, Any]:
+    """What :func:`load_attacker_net` checks of a net trained by :func:`attacker_training_crops`'s data."""
+    return {"data_fingerprint": fingerprint, "enrollment_day": day, "photo_days": days,
+            "trained_on": f"reference frames + enrollment photos of the world's {people} training identities"
+                          + (f" (days {day}-{day + days - 1})" if days > 1 else "")}
+
+
+def attacker_training_crops(ds: Any, clips: Any, day: int, days: int, hw: tuple[int, int],
+                            faces: bool) -> tuple[torch.Tensor, np.ndarray]:
+    """The training data of an attacker embedding net: [0, 1] crops ``(M, 1, h, w)`` of the last reference
+    frame of every clip of ``clips`` and of its identities' enrollment photos of days ``day`` ..
+    ``day + days - 1`` of world ``ds``, with their labels (the clips' identity indices); person boxes, or
+    with ``faces`` their face boxes (each person's head ratio)."""
     head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
     photos = [ds.enrollment(i, d) for d in range(day, day + days) for i in clips.identities]
     photo_boxes = np.stack([photo_person_box(p) for p in photos])
     frames, boxes = np.asarray(clips.frames[:, -1]), np.asarray(clips.boxes)
     labels = np.r_[np.asarray(clips.labels), np.tile(np.arange(len(clips.identities)), days)]
-    ratios = np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32)
-    meta = {"data_fingerprint": fingerprint, "enrollment_day": day, "photo_days": days,
-            "trained_on": f"reference frames + enrollment photos of the world's {len(train_ids)} training identities"
-                          + (f" (days {day}-{day + days - 1})" if days > 1 else "")}
-    if app is None:
-        hw = acfg.appearance.crop_hw
-        crops = torch.cat([image_crops(frames, boxes, hw), photo_crops(photos, photo_boxes, hw)])
-        app = train_attacker_net(crops, labels, acfg.appearance, out_dir, device, progress, meta)
-    if face is None:
-        hw = acfg.face.crop_hw
-        n = len(frames)
-        crops = torch.cat([image_crops(frames, face_boxes(boxes, ratios[:n]), hw),
-                           photo_crops(photos, face_boxes(photo_boxes, ratios[n:]), hw)])
-        face = train_attacker_net(crops, labels, acfg.face, out_dir, device, progress, meta)
-    return app, face
+    if faces:
+        ratios = np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32)
+        boxes, photo_boxes = face_boxes(boxes, ratios[: len(frames)]), face_boxes(photo_boxes, ratios[len(frames) :])
+    return torch.cat([image_crops(frames, boxes, hw), photo_crops(photos, photo_boxes, hw)]), labels
 
 
 # ------------------------------------------------------------------------------------------------- driver
