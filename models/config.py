@@ -208,11 +208,18 @@ class AttackerNetSection(Section):
     augment: bool = Field(True, description="contrast, brightness, blur and flips (photos -> reconstructions)")
 
 
+class FaceNetSection(AttackerNetSection):
+    """The face net: square face crops. Its own class, not ``AttackerNetSection(crop_hw=...)`` as the field's
+    default, so that overriding one of its keys (``--set attacker.face.steps=N``) keeps the others' defaults."""
+
+    crop_hw: tuple[int, int] = Field((32, 32), description="face crops resized to (h, w)")
+
+
 class AttackerSection(Section):
     """The attacker's nets. A run whose config.yaml predates this section gets its preset's."""
 
     appearance: AttackerNetSection = AttackerNetSection()
-    face: AttackerNetSection = AttackerNetSection(crop_hw=(32, 32))
+    face: FaceNetSection = FaceNetSection()
 
 
 class AblationCfg(Section):
