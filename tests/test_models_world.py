@@ -95,7 +95,7 @@ def test_minmax_face_terms_train_the_defenders_face_net_once(tiny_run: TinyRun, 
     shutil.copytree(tiny_run.run / "cache", run / "cache")
     args = ["train", "--data", str(tiny_run.world), "--config", "tiny", "--out", str(run), "--stage", "joint",
             "--no-progress", "--set", "threads=1", "--set", "data.val_identities=1",
-            "--set", "joint.minmax.face_weight=1", "--set", "joint.minmax.face_id_weight=1"]
+            "--set", "joint.minmax.face_weight=1", "--set", "joint.minmax.face_id_weight=1", "--set", "joint.steps=2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     guard = json.loads((run / "checkpoints" / "face_guard.json").read_text())["metadata"]
