@@ -159,7 +159,8 @@ class AttackerPool:
         boxes) and with ``face_id_weight`` > 0 ``face_id`` (:meth:`face_identity_score`; needs the clips'
         ``labels`` ``(k,)``)."""
         flat, hw, per_clip = frames.flatten(0, 1), tuple(frames.shape[-2:]), frames.shape[1]
-        faces = torch.from_numpy(face_boxes(boxes.detach().cpu().numpy())).to(boxes.device)
+        if self.cfg.face_weight > 0 or self.cfg.face_id_weight > 0:
+            faces = torch.from_numpy(face_boxes(boxes.detach().cpu().numpy())).to(boxes.device)
 
         def region(b: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
             masks = box_masks(b, hw).repeat_interleave(per_clip, 0)  # type: ignore[arg-type]
