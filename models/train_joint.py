@@ -129,7 +129,7 @@ def face_guard(ctx: Context) -> tuple[nn.Module, tuple[int, int]]:
     ``--attacker-data`` another world's people): E_an is never judged by the net it was trained against."""
     from anonreid.events.world import WorldDataset
     from anonreid.models.evaluation.attacks import AttackerCfg, load_attacker_net, train_attacker_net
-    from anonreid.models.evaluation.evaluate import attacker_net_metadata, attacker_training_crops
+    from anonreid.models.evaluation.evaluate import AttackerTrainingData, attacker_net_metadata
 
     if ctx.data_dir is None:
         raise ValueError("joint.minmax.face_id_weight needs a world (--data) to train the defender's face net on")
@@ -138,9 +138,9 @@ def face_guard(ctx: Context) -> tuple[nn.Module, tuple[int, int]]:
     day, days = ctx.cfg.identity.enrollment_day, ctx.cfg.identity.photo_days
     net = load_attacker_net(ctx.ckpt_dir, cfg, ctx.device, ctx.fingerprint, day, days, ctx.train.num_classes)
     if net is None:
-        crops, labels = attacker_training_crops(WorldDataset(ctx.data_dir), ctx.train, day, days, cfg.crop_hw, faces=True)
+        data = AttackerTrainingData.of(WorldDataset(ctx.data_dir), ctx.train, day, days)
         meta = attacker_net_metadata(ctx.fingerprint, day, days, ctx.train.num_classes)
-        net = train_attacker_net(crops, labels, cfg, ctx.ckpt_dir, ctx.device, ctx.progress,
+        net = train_attacker_net(data.crops(cfg.crop_hw, faces=True), data.labels, cfg, ctx.ckpt_dir, ctx.device, ctx.progress,
                                  {**meta, "role": "defender (min-max face_id)"})
     return net.eval(), cfg.crop_hw
 

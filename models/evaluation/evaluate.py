@@ -169,37 +169,52 @@ def attacker_networks(
         return app, face
     clips = build_clips(ds, train_ids, run_cfg.data, run_dir / "cache", fingerprint, progress=progress)
     meta = attacker_net_metadata(fingerprint, day, days, len(train_ids))
+    data = AttackerTrainingData.of(ds, clips, day, days)  # the photos are read once for both nets
     if app is None:
-        crops, labels = attacker_training_crops(ds, clips, day, days, acfg.appearance.crop_hw, faces=False)
-        app = train_attacker_net(crops, labels, acfg.appearance, out_dir, device, progress, meta)
+        app = train_attacker_net(data.crops(acfg.appearance.crop_hw, faces=False), data.labels, acfg.appearance,
+                                 out_dir, device, progress, meta)
     if face is None:
-        crops, labels = attacker_training_crops(ds, clips, day, days, acfg.face.crop_hw, faces=True)
-        face = train_attacker_net(crops, labels, acfg.face, out_dir, device, progress, meta)
+        face = train_attacker_net(data.crops(acfg.face.crop_hw, faces=True), data.labels, acfg.face, out_dir,
+                                  device, progress, meta)
     return app, face
 
 
 def attacker_net_metadata(fingerprint: str, day: int, days: int, people: int) -> dict[str, Any]:
-    """What :func:`load_attacker_net` checks of a net trained by :func:`attacker_training_crops`'s data."""
+    """What :func:`load_attacker_net` checks of a net trained on :class:`AttackerTrainingData`."""
     return {"data_fingerprint": fingerprint, "enrollment_day": day, "photo_days": days,
             "trained_on": f"reference frames + enrollment photos of the world's {people} training identities"
                           + (f" (days {day}-{day + days - 1})" if days > 1 else "")}
 
 
-def attacker_training_crops(ds: Any, clips: Any, day: int, days: int, hw: tuple[int, int],
-                            faces: bool) -> tuple[torch.Tensor, np.ndarray]:
-    """The training data of an attacker embedding net: [0, 1] crops ``(M, 1, h, w)`` of the last reference
-    frame of every clip of ``clips`` and of its identities' enrollment photos of days ``day`` ..
-    ``day + days - 1`` of world ``ds``, with their labels (the clips' identity indices); person boxes, or
-    with ``faces`` their face boxes (each person's head ratio)."""
-    head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
-    photos = [ds.enrollment(i, d) for d in range(day, day + days) for i in clips.identities]
-    photo_boxes = np.stack([photo_person_box(p) for p in photos])
-    frames, boxes = np.asarray(clips.frames[:, -1]), np.asarray(clips.boxes)
-    labels = np.r_[np.asarray(clips.labels), np.tile(np.arange(len(clips.identities)), days)]
-    if faces:
-        ratios = np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32)
-        boxes, photo_boxes = face_boxes(boxes, ratios[: len(frames)]), face_boxes(photo_boxes, ratios[len(frames) :])
-    return torch.cat([image_crops(frames, boxes, hw), photo_crops(photos, photo_boxes, hw)]), labels
+@dataclass
+class AttackerTrainingData:
+    """The training data of the attacker's embedding nets: the last reference frame of every clip of a
+    clip set and its identities' enrollment photos of days ``day`` .. ``day + days - 1``, labelled with
+    the clips' identity indices (frames first, then the photos day by day)."""
+
+    frames: np.ndarray  # (N, H, W)
+    boxes: np.ndarray  # (N, 4) person boxes
+    photos: list[np.ndarray]
+    photo_boxes: np.ndarray  # (P, 4)
+    labels: np.ndarray  # (N + P,)
+    head_ratios: np.ndarray  # (N + P,) each one's person's
+
+    @classmethod
+    def of(cls, ds: Any, clips: Any, day: int, days: int) -> AttackerTrainingData:
+        head = {p["identity"]: float(p.get("head_ratio", DEFAULT_HEAD_RATIO)) for p in ds.meta["identities"]}
+        photos = [ds.enrollment(i, d) for d in range(day, day + days) for i in clips.identities]
+        labels = np.r_[np.asarray(clips.labels), np.tile(np.arange(len(clips.identities)), days)]
+        return cls(np.asarray(clips.frames[:, -1]), np.asarray(clips.boxes), photos,
+                   np.stack([photo_person_box(p) for p in photos]), labels,
+                   np.asarray([head[clips.identities[int(i)]] for i in labels], np.float32))
+
+    def crops(self, hw: tuple[int, int], faces: bool) -> torch.Tensor:
+        """[0, 1] crops ``(N + P, 1, h, w)`` of the person boxes, or with ``faces`` of their face boxes."""
+        boxes, photo_boxes = self.boxes, self.photo_boxes
+        if faces:
+            n = len(self.frames)
+            boxes, photo_boxes = face_boxes(boxes, self.head_ratios[:n]), face_boxes(photo_boxes, self.head_ratios[n:])
+        return torch.cat([image_crops(self.frames, boxes, hw), photo_crops(self.photos, photo_boxes, hw)])
 
 
 # ------------------------------------------------------------------------------------------------- driver
