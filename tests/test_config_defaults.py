@@ -56,7 +56,7 @@ def test_overriding_one_key_of_a_nested_section_keeps_the_others_defaults() -> N
     """`--set attacker.face.steps=N` kept the step count and reset the face crops to the appearance net's
     64 x 32 (a defender face net was trained on them, 34th session): every nested section's defaults hold
     whichever of its keys is overridden."""
-    from pydantic import BaseModel
+    from functools import reduce
 
     from anonreid.models.config import load_train_config
 
@@ -64,13 +64,7 @@ def test_overriding_one_key_of_a_nested_section_keeps_the_others_defaults() -> N
     for key, value in (("attacker.face.steps", 1000), ("attacker.appearance.steps", 7), ("joint.minmax.id_p", 3)):
         over = load_train_config("cpu", [f"{key}={value}"])
         section, field = key.rsplit(".", 1)
-
-        def get(cfg: BaseModel, path: str) -> BaseModel:
-            for part in path.split("."):
-                cfg = getattr(cfg, part)
-            return cfg
-
-        got, want = get(over, section), get(base, section)
+        got, want = (reduce(getattr, section.split("."), cfg) for cfg in (over, base))
         assert getattr(got, field) == value
         assert got.model_dump(exclude={field}) == want.model_dump(exclude={field}), key
     assert load_train_config("cpu", ["attacker.face.steps=1000"]).attacker.face.crop_hw == (32, 32)
