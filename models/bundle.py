@@ -42,6 +42,9 @@ DEFAULT_STRIDE = 8
 #: the anonymizer checkpoint's metadata key that records the bundle's stride (``anonreid train`` writes it;
 #: checkpoints written before it was recorded load with :data:`DEFAULT_STRIDE`)
 STRIDE_KEY = "region_stride"
+#: the anonymizer checkpoint's metadata key that records the head redaction its input had in training
+#: (``{"head": fraction, "margin": fraction}``, events/redaction.py); the camera redacts alike. Absent: none
+REDACTION_KEY = "head_redaction"
 
 
 @dataclass
@@ -56,6 +59,9 @@ class ModelBundle:
     #: alignment (px) of the regions the camera anonymizes (:data:`DEFAULT_STRIDE`); recorded in the
     #: anonymizer checkpoint's metadata (:data:`STRIDE_KEY`)
     stride: int = DEFAULT_STRIDE
+    #: ``(head, margin)`` of the head redaction the anonymizer was trained behind (:data:`REDACTION_KEY`):
+    #: the camera drops the events in each person's head band before voxelising; None: no redaction
+    redaction: tuple[float, float] | None = None
 
 
 def _checkpoint_dir(run_dir: Path) -> Path | None:
@@ -71,6 +77,22 @@ def _stride(path: Path, metadata: dict[str, Any]) -> int:
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise CheckpointError(f"{path}.json: metadata.{STRIDE_KEY} must be a positive integer, got {stride!r}")
     return stride
+
+
+def _redaction(path: Path, metadata: dict[str, Any]) -> tuple[float, float] | None:
+    """The ``(head, margin)`` an anonymizer checkpoint records under :data:`REDACTION_KEY`, None when absent."""
+    spec = metadata.get(REDACTION_KEY)
+    if spec is None:
+        return None
+    try:
+        head, margin = float(spec["head"]), float(spec["margin"])
+    except (TypeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}.json: metadata.{REDACTION_KEY} must be {{head: float, margin: float}}, "
+                              f"got {spec!r}") from err
+    if not (0 < head <= 1 and 0 <= margin <= 0.5):
+        raise CheckpointError(f"{path}.json: metadata.{REDACTION_KEY} needs 0 < head <= 1 and 0 <= margin <= 0.5, "
+                              f"got head {head}, margin {margin}")
+    return head, margin
 
 
 def _version(ckpt_dir: Path, metadata: dict[str, Any], *cfgs: ModelCfg) -> str:
@@ -115,6 +137,7 @@ def load_model_bundle(
             an.model, re.model, _version(ckpt_dir, re.metadata, an.cfg, re.cfg), (int(crop_hw[0]), int(crop_hw[1])),
             an.cfg.in_bins, int(re.cfg.embed_dim or 256), {"anonymizer": an.metadata, "reid": re.metadata},
             stride=_stride(ckpt_dir / "anonymizer", an.metadata),
+            redaction=_redaction(ckpt_dir / "anonymizer", an.metadata),
         )
     return random_model_bundle(anonymizer, reid, device)
 

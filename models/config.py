@@ -53,6 +53,15 @@ class DataCfg(Section):
     )
     crop_hw: tuple[int, int] = Field((128, 64), description="ReId crop size (h, w), resized from the box")
     min_box_hw: tuple[int, int] = Field((16, 8), description="skip windows whose box is smaller than this")
+    redact_head: float = Field(0.0, ge=0, le=1, description="head redaction (events/redaction.py): the top fraction "
+                               "of each person box whose events are dropped before voxelising, as the camera does "
+                               "with its detector's boxes; recorded in the anonymizer checkpoint so the camera "
+                               "redacts alike; 0 = off")
+    redact_margin: float = Field(0.1, ge=0, le=0.5, description="head redaction: the band widened by this fraction "
+                                 "of the box's width on each side and of its height above and below")
+    redact_jitter: float = Field(0.1, ge=0, lt=0.5, description="head redaction in clips: the world's boxes "
+                                 "jittered like a detector's (models.data.jitter_boxes) before the band is cut, so the "
+                                 "redaction is measured on imperfect boxes, never on the truth")
     val_identities: int = Field(0, ge=0, description="train identities held out for validation (0: use the test split)")
     val_clips: int = Field(64, ge=4, description="clips in the fixed validation set")
 

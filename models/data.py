@@ -235,6 +235,8 @@ def build_clips(
         win = np.array([k + j for k in starts for j in range(cfg.clip_len)])
         uniq = np.unique(win)  # windows shared by overlapping clips are voxelised once
         events = data.events if event_transform is None else event_transform(data.events)
+        if cfg.redact_head > 0:
+            events = _redact_heads(events, data.frame_ts, boxes, cfg, pass_idx, sensor)
         vox = voxelize_windows_torch(
             events, np.asarray(data.frame_ts)[uniq], cfg.window_us, cfg.num_bins, sensor.height, sensor.width
         ).numpy()[np.searchsorted(uniq, win)]
@@ -268,6 +270,17 @@ def build_clips(
         arrays = {n: np.load(cache / f"{n}.npy", mmap_mode="r") for n in _ARRAYS}
     log.info("built %d clips of %d identities (tile %dx%d)", len(arrays["labels"]), len(identities), th, tw)
     return ClipSet(**arrays, identities=identities)
+
+
+def _redact_heads(events: np.ndarray, frame_ts: Any, boxes: np.ndarray, cfg: DataCfg, pass_idx: int,
+                  sensor: Any) -> np.ndarray:
+    """A pass's events without its head bands (:func:`anonreid.events.redaction.redact_pass`), cut from
+    the world's boxes jittered like a detector's (seeded by the pass, so a cache rebuild is identical)."""
+    from anonreid.events.redaction import redact_pass
+
+    rng = np.random.default_rng([2024, pass_idx])
+    detected = jitter_boxes(torch.from_numpy(boxes), cfg.redact_jitter, rng, (sensor.height, sensor.width)).numpy()
+    return redact_pass(events, np.asarray(frame_ts), cfg.window_us, detected, cfg.redact_head, cfg.redact_margin)
 
 
 def _camera_index(camera: str) -> int:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from anonreid.models.anonymizer import attacker_input, to_unit
-from anonreid.models.bundle import DEFAULT_STRIDE, STRIDE_KEY
+from anonreid.models.bundle import DEFAULT_STRIDE, REDACTION_KEY, STRIDE_KEY
 from anonreid.models.config import STAGES
 from anonreid.models.data import Batch, crop_boxes, jitter_boxes, pk_index, uniform_index
 from anonreid.models.engine import Hook, seed_everything
@@ -234,6 +234,9 @@ def train_joint(
                         attacker=model_cfg(rec).name, attackers_in_training=[b.as_dict() for b in against],
                         **({"pool": {"snapshots_taken": pool.snapshots_taken, "attacker_updates": pool.updates}}
                            if pool is not None else {}))
-    ctx.save(out_dir / "anonymizer", anonymizer, {**meta, STRIDE_KEY: DEFAULT_STRIDE})  # the camera's region grid
+    dc = ctx.cfg.data
+    redaction = {REDACTION_KEY: {"head": dc.redact_head, "margin": dc.redact_margin}} if dc.redact_head > 0 else {}
+    # the camera's region grid, and the head redaction the camera must apply before E_an
+    ctx.save(out_dir / "anonymizer", anonymizer, {**meta, STRIDE_KEY: DEFAULT_STRIDE, **redaction})
     ctx.save(out_dir / "reid", reid, {**meta, "trained_on": f"anonymized by {model_cfg(anonymizer).name}"})
     return JointModels(anonymizer.eval(), reid.eval(), rec, pool)

@@ -392,6 +392,8 @@ def test_minmax_joint_trains_against_a_pool_and_resumes_exactly(
     from anonreid.models.train_joint import train_joint
 
     _minmax_cfg(ctx, 4)
+    # the head redaction the data config names is recorded for the camera (the clips are the fixture's)
+    ctx.cfg = ctx.cfg.model_copy(update={"data": ctx.cfg.data.model_copy(update={"redact_head": 0.2})})
     full = train_joint(ctx, copy.deepcopy(fitted_attacker), None)
     pool = full.pool
     assert pool is not None and pool.updates == 4 and pool.snapshots_taken == 4
@@ -404,10 +406,11 @@ def test_minmax_joint_trains_against_a_pool_and_resumes_exactly(
     assert budgets["live_rec"]["init_from"] == "e_rec" and budgets["live_rec"]["samples"] == 4 * 1 * 2
     assert budgets["live_identity"]["samples"] == 4 * 1 * min(2, ctx.train.num_classes) * 2
     assert meta["pool"] == {"snapshots_taken": 4, "attacker_updates": 4}
-    # the camera's bundle, loaded from the run, carries the region stride the stage recorded
-    from anonreid.models.bundle import DEFAULT_STRIDE, STRIDE_KEY, load_model_bundle
+    # the camera's bundle, loaded from the run, carries the region stride and head redaction the stage recorded
+    from anonreid.models.bundle import DEFAULT_STRIDE, REDACTION_KEY, STRIDE_KEY, load_model_bundle
 
     assert meta[STRIDE_KEY] == DEFAULT_STRIDE and load_model_bundle(tmp_path).stride == DEFAULT_STRIDE
+    assert meta[REDACTION_KEY] == {"head": 0.2, "margin": 0.1} and load_model_bundle(tmp_path).redaction == (0.2, 0.1)
 
     # stochastic anonymization: fresh noise at every call, in eval mode too (documented, intended)
     anonymizer = full.anonymizer.eval()

@@ -58,14 +58,26 @@ class Inference:
         self.width, self.height = sensor.width, sensor.height
         self.halo_px = halo_px
         self.full_frame = full_frame
+        self.redaction = models.redaction  # (head, margin) of events/redaction.py, or None
 
-    def voxelize(self, batch: list[WindowItem], positions: set[int]) -> dict[int, np.ndarray]:
+    def voxelize(self, batch: list[WindowItem], positions: set[int],
+                 people: dict[int, list[Box]] | None = None) -> dict[int, np.ndarray]:
         """Stage 2: the voxel grids of the windows at ``positions`` of the batch, normalised over the whole
-        frame (as E_an was trained)."""
+        frame (as E_an was trained). When the bundle's anonymizer was trained behind a head redaction, the
+        events in the head band of each of ``people[pos]`` (the window's detections and tracks) are dropped
+        first: nothing downstream (E_an, the embedding, the audit tap, the console tile) sees them."""
+        from anonreid.events.redaction import redact_window
         from anonreid.events.voxel import events_to_voxel
 
+        def events(pos: int) -> np.ndarray:
+            ev = batch[pos].events
+            if self.redaction is None:
+                return ev
+            boxes = np.asarray((people or {}).get(pos, []), np.float32).reshape(-1, 4)
+            return redact_window(ev, boxes, *self.redaction)
+
         return {
-            pos: events_to_voxel(batch[pos].events, self.num_bins, self.height, self.width, normalize=True,
+            pos: events_to_voxel(events(pos), self.num_bins, self.height, self.width, normalize=True,
                                  t_range=(batch[pos].start_us, batch[pos].end_us))
             for pos in sorted(positions)
         }

@@ -14,7 +14,9 @@ Each stage is an object of its own module, and this class only wires them and ke
 
 - ``windows``: the window queue between the source's reader thread and the pipeline;
 - ``segments``: the segment book (which tracked windows are embedded, where a sighting closes; pure);
-- ``inference``: voxelize, E_an and E_reid, shaped by the model bundle (bins, crop, embedding, stride);
+- ``inference``: voxelize, E_an and E_reid, shaped by the model bundle (bins, crop, embedding, stride,
+  head redaction: when the anonymizer was trained behind one, the events of each detected or tracked
+  person's head band are dropped before voxelising, events/redaction.py);
 - ``publisher``: sightings to the gallery on a background thread; ``audit_tap`` the same for the audit
   stream (both on ``background.BackgroundQueue``), ``audit_schedule`` which windows it samples;
 - ``tiles``: the console tile writer; ``ground_truth``: scoring against the world (simulation only).
@@ -63,7 +65,7 @@ from anonreid.nodes.camera.tiles import TileWriter, TrackView
 from anonreid.nodes.camera.windows import WindowItem, WindowQueue
 from anonreid.nodes.latency import BatchClock, SightingTiming
 from anonreid.nodes.metrics import CameraMetrics
-from anonreid.nodes.tracking import Tracker
+from anonreid.nodes.tracking import Box, Tracker
 from anonreid.orchestration.config import CameraConfig, EventsConfig
 from anonreid.proto.console_tiles import LATENCY_WINDOW_S
 
@@ -84,6 +86,9 @@ class BatchPlan:
     closed: list[Segment] = field(default_factory=list)
     audit_pos: list[int] = field(default_factory=list)
     audit_boxes: dict[int, AuditBoxes] = field(default_factory=dict)
+    #: window position -> every person box of the window (detections and active tracks): the head
+    #: redaction's boxes, filled only when the models redact
+    people: dict[int, list[Box]] = field(default_factory=dict)
 
 
 class CameraNode:
@@ -278,6 +283,8 @@ class CameraNode:
             update = self.tracker.update(detections, item.start_us, item.end_us, observed=len(item.events) > 0)
             track_s += time.perf_counter() - t1
             detect_s += t1 - t0
+            if self.inference.redaction is not None:  # a coasting track still covers a missed detection
+                plan.people[pos] = [d.box for d in detections] + [tr.box for tr in update.active]
             event_wall = self._event_wall(item)
             plan.jobs += self.segments.observe(pos, item.index, item.start_us, update.active, event_wall)
             if gts is not None:  # (before the segments close: this window's boxes belong to them)
@@ -297,7 +304,7 @@ class CameraNode:
     def _voxelize(self, batch: list[WindowItem], plan: BatchPlan, clock: BatchClock) -> dict[int, np.ndarray]:
         """Stage 2, only for the windows that feed an embedding or the audit tap; the others were fully
         served by detection and tracking."""
-        voxels = self.inference.voxelize(batch, {job.pos for job in plan.jobs} | set(plan.audit_pos))
+        voxels = self.inference.voxelize(batch, {job.pos for job in plan.jobs} | set(plan.audit_pos), plan.people)
         self.metrics.observe_stage("voxelize", clock.mark("voxelize"), len(batch))
         return voxels
 

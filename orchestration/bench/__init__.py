@@ -35,3 +35,7 @@ app.command("association")(association.main)
 from anonreid.orchestration.bench import event_stats  # noqa: E402
 
 app.command("event-stats")(event_stats.main)
+
+from anonreid.orchestration.bench import redaction  # noqa: E402
+
+app.command("redaction")(redaction.main)

@@ -1,0 +1,116 @@
+"""Head redaction (events/redaction.py): the camera drops the events of each person's head band before
+voxelising, training and evaluation cut the same band from detector-like boxes, and the anonymizer
+checkpoint tells the camera to do it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anonreid.events.redaction import head_bands, redact_pass, redact_window
+from anonreid.events.types import make_events
+
+
+def _grid_events(t0: int, t1: int, width: int = 40, height: int = 60) -> np.ndarray:
+    """One event on every pixel of a ``width`` x ``height`` patch, at times spread over [t0, t1)."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    n = xs.size
+    t = np.linspace(t0, t1 - 1, n).astype(np.int64)
+    return make_events(t, xs.ravel(), ys.ravel(), np.ones(n, np.int8))
+
+
+def test_head_band_is_the_top_of_the_box_widened_by_the_margin() -> None:
+    band = head_bands(np.array([[10.0, 20.0, 30.0, 120.0]]), head=0.2, margin=0.1)
+    np.testing.assert_allclose(band, [[8.0, 10.0, 32.0, 50.0]])  # width 20, height 100
+    with pytest.raises(ValueError, match="head must be a fraction"):
+        head_bands(np.zeros((1, 4)), head=0.0, margin=0.1)
+
+
+def test_redact_window_drops_exactly_the_events_in_any_band() -> None:
+    ev = _grid_events(0, 33_333)
+    boxes = np.array([[0.0, 0.0, 20.0, 50.0], [25.0, 10.0, 35.0, 60.0]], np.float32)
+    kept = redact_window(ev, boxes, head=0.2, margin=0.0)
+    gone = np.ones(len(ev), bool)
+    gone &= ~(((ev["x"] < 20) & (ev["y"] < 10)) | ((ev["x"] >= 25) & (ev["x"] < 35) & (ev["y"] >= 10) & (ev["y"] < 20)))
+    np.testing.assert_array_equal(kept, ev[gone])
+    assert len(redact_window(ev, np.zeros((0, 4)), 0.2, 0.1)) == len(ev)  # no person: nothing to redact
+
+
+def test_redact_pass_uses_each_windows_own_box_and_keeps_windows_without_one() -> None:
+    """Window k redacts with box k; a NaN box (person out of view) and events outside every window are kept."""
+    ev = np.concatenate([_grid_events(k * 40_000, k * 40_000 + 33_333) for k in range(3)]
+                        + [_grid_events(35_000, 39_000)])  # between windows 0 and 1: in no window
+    ev = ev[np.argsort(ev["t"], kind="stable")]
+    starts = np.array([0, 40_000, 80_000])
+    boxes = np.array([[0, 0, 40, 50], [0, 10, 40, 60], [np.nan] * 4], np.float32)
+    kept = redact_pass(ev, starts, 33_333, boxes, head=0.2, margin=0.0)
+    for k, (y0, y1) in enumerate([(0, 10), (10, 20)]):
+        w = kept[(kept["t"] >= starts[k]) & (kept["t"] < starts[k] + 33_333)]
+        assert len(w) == 40 * 60 - 40 * 10 and not ((w["y"] >= y0) & (w["y"] < y1)).any()
+    assert len(kept[kept["t"] >= 80_000]) == 40 * 60
+    assert len(kept[(kept["t"] >= 35_000) & (kept["t"] < 40_000)]) == 40 * 60
+    with pytest.raises(ValueError, match="3 windows but 2 boxes"):
+        redact_pass(ev, starts, 33_333, boxes[:2], 0.2, 0.0)
+
+
+def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path) -> None:
+    """Clips built with ``data.redact_head`` from the world's boxes jittered like a detector's: the face
+    crops the evaluation cuts are empty in almost every clip, the body keeps its events."""
+    from anonreid.events.world.dataset import WorldDataset
+    from anonreid.models.config import DataCfg
+    from anonreid.models.data import build_clips, face_boxes
+
+    world = WorldDataset(tiny_world)
+    ids = sorted(world.identities("train"))
+
+    def activity(redact: float) -> tuple[np.ndarray, np.ndarray]:
+        clips = build_clips(world, ids, DataCfg(tile_hw=None, min_box_hw=(8, 4), redact_head=redact), progress=False)
+        vox, boxes = np.abs(np.asarray(clips.voxels[:, -1], np.float32)), np.asarray(clips.boxes)
+        face, body = [], []
+        for v, fb, b in zip(vox, face_boxes(boxes).round().astype(int).clip(0), boxes.round().astype(int), strict=True):
+            face.append(v[:, fb[1] : fb[3], fb[0] : fb[2]].sum())
+            body.append(v[:, (b[1] + b[3]) // 2 : b[3], b[0] : b[2]].sum())
+        return np.array(face), np.array(body)
+
+    face, body = activity(0.0)
+    red_face, red_body = activity(0.2)
+    assert (face > 0).mean() > 0.95  # without redaction the faces fire
+    assert (red_face == 0).mean() > 0.9, (red_face == 0).mean()  # jittered boxes miss a few, not most
+    assert red_body.mean() > 0.5 * body.mean()  # the legs and lower body are still there
+
+
+def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None:
+    """``anonreid bench redaction``: with a head redaction the camera drops the events of the head band of
+    every person it detects or tracks before voxelising, so in the live world the true face boxes of the
+    windows it voxelises are empty, where the same windows without redaction fire."""
+    from typer.testing import CliRunner
+
+    from anonreid.orchestration.cli import app
+
+    out = tmp_path / "redaction.json"
+    res = CliRunner().invoke(app, ["bench", "redaction", "--cameras", "cam3", "--seconds", "3", "--json", str(out),
+                                   "--set", "camera.torch_threads=1", "--set", "camera.embed_every=2"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["faces"] >= 10 and r["firing_without_redaction"] >= 0.9 * r["faces"], r
+    assert r["fully_redacted"] >= 0.9 * r["faces"] and r["faces_over_25pct_left"] == 0, r
+    assert [c["camera"] for c in r["cameras"]] == ["cam3"] and (r["head"], r["margin"]) == (0.2, 0.1)
+
+
+def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -> None:
+    from anonreid.models.bundle import REDACTION_KEY, load_model_bundle
+    from anonreid.models.checkpoint import CheckpointError, save_checkpoint
+    from anonreid.models.registry import create_model
+
+    ckpt = tmp_path / "checkpoints"
+    save_checkpoint(ckpt / "reid", create_model("reid_resnet18", embed_dim=16), {})
+    save_checkpoint(ckpt / "anonymizer", create_model("anonymizer_paper"), {})
+    assert load_model_bundle(tmp_path).redaction is None
+    save_checkpoint(ckpt / "anonymizer", create_model("anonymizer_paper"), {REDACTION_KEY: {"head": 0.2, "margin": 0.1}})
+    assert load_model_bundle(tmp_path).redaction == (0.2, 0.1)
+    save_checkpoint(ckpt / "anonymizer", create_model("anonymizer_paper"), {REDACTION_KEY: {"head": 0.2}})
+    with pytest.raises(CheckpointError, match=rf"anonymizer\.json: metadata\.{REDACTION_KEY} must be"):
+        load_model_bundle(tmp_path)
