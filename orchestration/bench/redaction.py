@@ -29,7 +29,8 @@ from anonreid.orchestration import cli_common
 def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float, float],
                   run: Path | None = None) -> dict[str, Any]:
     """One camera's count of true faces in the windows it voxelises: firing without the redaction, fully
-    redacted with it, the mean share of face pixels still firing, and how many keep over a quarter."""
+    redacted with it (all of them, and of those that fired), the share of the firing face pixels still
+    firing, the mean share of face pixels still firing, and how many keep over a quarter."""
     from anonreid.models.bundle import load_model_bundle
     from anonreid.models.data import face_boxes
     from anonreid.nodes.camera import CameraNode
@@ -62,7 +63,9 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
         node.close()
     p, a = np.array(plain), np.array(left)
     return {"camera": camera, "faces": len(a), "firing_without_redaction": int((p > 0).sum()),
-            "fully_redacted": int((a == 0).sum()), "faces_over_25pct_left": int((a > 0.25).sum()),
+            "fully_redacted": int((a == 0).sum()), "firing_faces_fully_redacted": int(((p > 0) & (a == 0)).sum()),
+            "faces_over_25pct_left": int((a > 0.25).sum()),
+            "face_pixels_left_of_firing": float(a.sum() / p.sum()) if p.sum() else None,
             "mean_share_left": float(a.mean()) if len(a) else None,
             "mean_share_firing_without": float(p.mean()) if len(p) else None}
 
@@ -87,6 +90,7 @@ def main(
     result = {"benchmark": "redaction", "head": head, "margin": margin, "seconds_per_camera": seconds,
               "faces": faces, "firing_without_redaction": sum(p["firing_without_redaction"] for p in per),
               "fully_redacted": done, "fully_redacted_pct": round(100 * done / faces, 2) if faces else None,
+              "firing_faces_fully_redacted": sum(p["firing_faces_fully_redacted"] for p in per),
               "faces_over_25pct_left": sum(p["faces_over_25pct_left"] for p in per), "cameras": per,
               "wall_s": round(time.perf_counter() - t0, 1)}
     text = json.dumps(result, indent=2)
