@@ -91,7 +91,7 @@ def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None
     from anonreid.orchestration.cli import app
 
     out = tmp_path / "redaction.json"
-    res = CliRunner().invoke(app, ["bench", "redaction", "--cameras", "cam3", "--seconds", "3", "--json", str(out),
+    res = CliRunner().invoke(app, ["bench", "redaction", "--cameras", "cam3", "--seconds", "2", "--json", str(out),
                                    "--set", "camera.torch_threads=1", "--set", "camera.embed_every=2"])
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
