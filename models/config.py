@@ -65,6 +65,11 @@ class DataCfg(Section):
     val_identities: int = Field(0, ge=0, description="train identities held out for validation (0: use the test split)")
     val_clips: int = Field(64, ge=4, description="clips in the fixed validation set")
 
+    def cache_exclude(self) -> set[str]:
+        """Fields left out of the keys of caches derived from clips: the redaction's when it is off, so
+        the caches of configs without one keep the keys they had before it existed."""
+        return {"redact_head", "redact_margin", "redact_jitter"} if self.redact_head == 0 else set()
+
 
 class OptimCfg(Section):
     steps: int = Field(100, ge=0, description="optimizer steps of this stage")

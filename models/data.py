@@ -209,7 +209,7 @@ def build_clips(
     if max_clips_per_pass is not None:
         cfg = cfg.model_copy(update={"max_clips_per_pass": max_clips_per_pass})
     key_src = json.dumps(
-        {"data": cfg.model_dump(mode="json"), "ids": identities, "world": fingerprint,
+        {"data": cfg.model_dump(mode="json", exclude=cfg.cache_exclude()), "ids": identities, "world": fingerprint,
          **({"transform": repr(event_transform)} if event_transform is not None else {})}, sort_keys=True
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]

@@ -195,7 +195,7 @@ class Context:
                 with torch.no_grad():
                     return frozen(b.voxels[:, -1])
             return forward
-        key = f"{self.fingerprint}:train:{self.cfg.data.model_dump_json()}"
+        key = f"{self.fingerprint}:train:{self.cfg.data.model_dump_json(exclude=self.cfg.data.cache_exclude())}"
         path = cache_path(self.run_dir / "cache", self.train, key, frozen)
         table = _rank0_first(self, lambda: anonymized_last_windows(self.train, frozen, path, self.device))
 

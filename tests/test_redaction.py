@@ -56,9 +56,10 @@ def test_redact_pass_uses_each_windows_own_box_and_keeps_windows_without_one() -
         redact_pass(ev, starts, 33_333, boxes[:2], 0.2, 0.0)
 
 
-def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path) -> None:
+def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path, tmp_path: Path) -> None:
     """Clips built with ``data.redact_head`` from the world's boxes jittered like a detector's: the face
-    crops the evaluation cuts are empty in almost every clip, the body keeps its events."""
+    crops the evaluation cuts are empty in almost every clip, the body keeps its events. The cache keys
+    them apart, and a config without redaction keys its clips as before the redaction existed."""
     from anonreid.events.world.dataset import WorldDataset
     from anonreid.models.config import DataCfg
     from anonreid.models.data import build_clips, face_boxes
@@ -67,7 +68,8 @@ def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path) -> N
     ids = sorted(world.identities("train"))
 
     def activity(redact: float) -> tuple[np.ndarray, np.ndarray]:
-        clips = build_clips(world, ids, DataCfg(tile_hw=None, min_box_hw=(8, 4), redact_head=redact), progress=False)
+        clips = build_clips(world, ids, DataCfg(tile_hw=None, min_box_hw=(8, 4), redact_head=redact), tmp_path,
+                            progress=False)
         vox, boxes = np.abs(np.asarray(clips.voxels[:, -1], np.float32)), np.asarray(clips.boxes)
         face, body = [], []
         for v, fb, b in zip(vox, face_boxes(boxes).round().astype(int).clip(0), boxes.round().astype(int), strict=True):
@@ -80,6 +82,8 @@ def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path) -> N
     assert (face > 0).mean() > 0.95  # without redaction the faces fire
     assert (red_face == 0).mean() > 0.9, (red_face == 0).mean()  # jittered boxes miss a few, not most
     assert red_body.mean() > 0.5 * body.mean()  # the legs and lower body are still there
+    keys = sorted(p.read_text() for p in tmp_path.glob("*/done"))
+    assert len(keys) == 2 and sum("redact" in k for k in keys) == 1
 
 
 def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None:
