@@ -35,13 +35,16 @@ def head_bands(person_boxes: np.ndarray, head: float, margin: float) -> np.ndarr
                      b[:, 1] + (head + margin) * h], axis=1).astype(np.float32)
 
 
+def _within(x: np.ndarray, y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels ``(x, y)`` inside boxes ``b[..., 4]`` (broadcast; a NaN box holds none)."""
+    return np.asarray((x >= b[..., 0]) & (x < b[..., 2]) & (y >= b[..., 1]) & (y < b[..., 3]))
+
+
 def inside(events: np.ndarray, bands: np.ndarray) -> np.ndarray:
     """Boolean mask: the events whose pixel lies in any of ``bands`` (one window's, ``(K, 4)``)."""
     x = events["x"].astype(np.float32)[:, None]
     y = events["y"].astype(np.float32)[:, None]
-    b = np.asarray(bands, np.float32).reshape(1, -1, 4)
-    hit = (x >= b[..., 0]) & (x < b[..., 2]) & (y >= b[..., 1]) & (y < b[..., 3])
-    return np.asarray(hit.any(axis=1))
+    return np.asarray(_within(x, y, np.asarray(bands, np.float32).reshape(1, -1, 4)).any(axis=1))
 
 
 def redact_window(events: np.ndarray, person_boxes: np.ndarray, head: float, margin: float) -> np.ndarray:
@@ -65,9 +68,6 @@ def redact_pass(events: np.ndarray, window_starts_us: np.ndarray, window_us: int
         return events
     k = np.searchsorted(starts, events["t"], side="right") - 1
     in_window = (k >= 0) & (events["t"] < starts[np.clip(k, 0, None)] + window_us)
-    bands = head_bands(np.nan_to_num(boxes, nan=-1.0), head, margin)
-    bands[~np.isfinite(boxes).all(1)] = -1.0  # no box: an empty band
-    b = bands[np.clip(k, 0, len(bands) - 1)]
-    x, y = events["x"].astype(np.float32), events["y"].astype(np.float32)
-    hit = in_window & (x >= b[:, 0]) & (x < b[:, 2]) & (y >= b[:, 1]) & (y < b[:, 3])
+    bands = head_bands(boxes, head, margin)[np.clip(k, 0, len(boxes) - 1)]  # a NaN box gives a NaN band
+    hit = in_window & _within(events["x"].astype(np.float32), events["y"].astype(np.float32), bands)
     return events[~hit]
