@@ -126,6 +126,7 @@ class Runner:
         self.deadline = started + budget_s
         self.started, self.budget_s = started, budget_s
         self.log = work / "log.txt"
+        self._packed: list[tuple[str, int, int]] = []  # the checkpoints in OUT's weights.tar.NN (_weights)
         self.summary: dict[str, Any] = {"mode": mode, "budget_s": budget_s, "plan": asdict(self.plan),
                                         "world": str(self.world), "phases": {}, "carried_world": data is not None}
 
@@ -192,10 +193,7 @@ class Runner:
 
     def package(self) -> None:
         """Refresh ``OUT``: summary, log, results and the checkpoints (module docstring)."""
-        for old in self.out.glob("weights.tar.*"):
-            old.unlink()
-        names = self._weights()
-        self.summary["weights"] = names
+        self.summary["weights"] = self._weights()
         if self.log.exists():
             text = self.log.read_bytes()[-PART_BYTES:]
             (self.out / "log.txt").write_bytes(text)
@@ -207,19 +205,26 @@ class Runner:
         (self.out / "summary.json").write_text(json.dumps(self.summary, indent=2))
 
     def _weights(self) -> list[str]:
-        """The run's checkpoints as float16 in ``weights.tar.NN`` parts; the names packed."""
+        """The run's checkpoints as float16 in ``weights.tar.NN`` parts; the names packed. Packed again only
+        when a checkpoint changed since the last time (a phase that trains nothing leaves the parts)."""
         ckpt = self.run_dir / "checkpoints"
-        if not (ckpt / "anonymizer.json").exists() or not (ckpt / "reid.json").exists():
+        names = [n for n in BROUGHT_BACK if (ckpt / f"{n}.json").exists()]
+        signature = [(n, (ckpt / f"{n}.safetensors").stat().st_mtime_ns, (ckpt / f"{n}.json").stat().st_mtime_ns)
+                     for n in names]
+        if signature and signature == self._packed:
+            return names
+        for old in self.out.glob("weights.tar.*"):
+            old.unlink()
+        if not {"anonymizer", "reid"} <= set(names):
             return []
-        from anonreid.models.bundle import ship_default_weights
+        from anonreid.models.bundle import ship_checkpoint
 
         shipped = self.work / "weights"
         shutil.rmtree(shipped, ignore_errors=True)
-        ship_default_weights(self.run_dir, shipped)
-        names = [n for n in BROUGHT_BACK if (shipped / f"{n}.json").exists()]
         tar_path = self.work / "weights.tar"
         with tarfile.open(tar_path, "w") as tar:
             for n in names:
+                ship_checkpoint(self.run_dir, ckpt / n, shipped / n)
                 for suffix in (".json", ".safetensors"):
                     tar.add(shipped / f"{n}{suffix}", arcname=f"weights/{n}{suffix}")
         data = tar_path.read_bytes()
@@ -229,6 +234,7 @@ class Runner:
             return []
         for i in range(parts):
             (self.out / f"weights.tar.{i:02d}").write_bytes(data[i * PART_BYTES : (i + 1) * PART_BYTES])
+        self._packed = signature
         return names
 
 
