@@ -71,6 +71,8 @@ def test_dry_run_stops_at_its_budget_then_resumes_and_brings_the_checkpoint_back
         assert "results/results.json" in tar.getnames()
     parts = sorted(out.glob("weights.tar.*"))
     assert parts and summary["weights"][:2] == ["anonymizer", "reid"]
+    # packed after the attacks and left alone by the evaluation, which changes no checkpoint
+    assert max(p.stat().st_mtime_ns for p in parts) < (work / "results" / "results.json").stat().st_mtime_ns
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
         tar.extractall(tmp_path / "back", filter="data")
     anonymizer = load_checkpoint(tmp_path / "back" / "weights" / "anonymizer")
