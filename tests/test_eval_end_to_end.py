@@ -5,6 +5,7 @@ on a tiny directory in Event-ReId's layout."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -132,6 +133,41 @@ def test_evaluate_reports_every_attack_with_its_budget_and_none_collapsed(tiny_r
     assert (point["name"], point["beta"]) == ("out", 1.0)
     assert [point["reid"][k] for k in ("value", "ci_low", "ci_high")] == [reid[k] for k in ("value", "ci_low", "ci_high")]
     assert point["attacker"]["what"].startswith(("enrollment queries", "raw queries")) and len(point["targets"]) == 4
+
+
+@pytest.mark.slow
+def test_a_redacting_run_is_measured_against_raw_reid_without_the_redaction(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """A run trained behind a head redaction: every input is redacted as its camera redacts, and Table 4
+    adds the raw-event ReId on the same clips without the redaction, the no-privacy baseline of the ReId
+    drop (results.md's story and the frontier). It is exactly the raw row of the same run evaluated
+    without redaction; the redacted raw row is another measurement."""
+    import shutil
+
+    import yaml
+
+    from anonreid.models.evaluation.frontier import build_frontier
+
+    run = tmp_path / "run"  # the tiny run's weights and attacker nets, linked; its config redacts
+    shutil.copytree(tiny_run.run, run, copy_function=os.link, ignore=shutil.ignore_patterns("cache"))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").unlink()  # a link: the tiny run's own config stays as it is
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "data": {**cfg["data"], "redact_head": 0.4}}))
+    outs = {}
+    for name, run_dir in (("plain", tiny_run.run), ("redacted", run)):
+        outs[name] = tmp_path / name
+        result = CliRunner().invoke(app, ["evaluate", "--run", str(run_dir), "--data", str(tiny_run.world), "--out",
+                                          str(outs[name]), "--clips-per-pass", "1", "--no-progress", "--no-encryption",
+                                          "--no-detection"])
+        assert result.exit_code == 0, result.output
+    plain, redacted = (json.loads((outs[n] / "results.json").read_text())["reid"]["gt"] for n in ("plain", "redacted"))
+    assert "raw_unredacted" not in plain
+    assert redacted["raw_unredacted"]["rank1"] == plain["raw"]["rank1"]
+    assert redacted["raw_unredacted"]["mAP"] == plain["raw"]["mAP"]
+    assert redacted["raw"]["mAP"] != plain["raw"]["mAP"]  # the redacted raw events are other inputs
+    md = (outs["redacted"] / "results.md").read_text()
+    assert "raw, no head redaction (ground-truth boxes)" in md and "(raw without the head redaction)" in md
+    point = build_frontier([("redacted", outs["redacted"])]).points[0]
+    assert point.reid_raw is not None and point.reid_raw.value == redacted["raw_unredacted"]["rank1"]["value"]
 
 
 @pytest.mark.slow

@@ -250,6 +250,8 @@ def evaluate_run(
     day = run_cfg.identity.enrollment_day
     test = open_test_set(dataset, data_path, Path(root) if root else None, run_cfg.data, run_dir / "cache" / "eval",
                          opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor, day)
+    unredacted = _unredacted_last(test, dataset, data_path, Path(root) if root else None, run_cfg.data,
+                                  run_dir / "cache" / "eval", opts)
     if opts.attacker_data is not None:  # before anything is computed
         check_attacker_world(opts.attacker_data, {str(i) for i in test.ids})
     log.info("evaluating %d clips of %d identities", len(test.clips), len(set(test.ids.tolist())))
@@ -262,7 +264,7 @@ def evaluate_run(
     attacks = Attacks(test, app, face, opts.attacker.appearance.crop_hw, opts.attacker.face.crop_hw, opts.seed)
     ctx = EvalContext(run_dir, run_cfg, test, models, attacker, attacks, views, anon_last,
                       reference_frames(test) if test.has_reference else None,
-                      (run_cfg.data.crop_hw[0], run_cfg.data.crop_hw[1]), opts.seed, device)
+                      (run_cfg.data.crop_hw[0], run_cfg.data.crop_hw[1]), opts.seed, device, unredacted)
     info = _run_info(command, run_dir, dataset, str(data_path or root), run_cfg, device, test, opts)
 
     # one evaluator per table, in this order (a stochastic anonymizer in the ablation draws from torch's RNG)
@@ -292,6 +294,20 @@ def evaluate_run(
     (out_dir / "results.json").write_text(json.dumps(results.to_json(), indent=1) + "\n")
     (out_dir / "results.md").write_text(write_markdown(results))
     return results
+
+
+def _unredacted_last(test: TestSet, dataset: str, data_path: Path | None, root: Path | None, data_cfg: Any,
+                     cache: Path, opts: EvalOptions) -> np.ndarray | None:
+    """The raw last window of each test clip without the head redaction the run trained behind (None when it
+    redacts nothing): the clips are chosen from the boxes alone, so they are the same clips, and the raw
+    ReId on them is the no-privacy baseline that anonymization's cost is measured from."""
+    if data_cfg.redact_head <= 0:
+        return None
+    plain = open_test_set(dataset, data_path, root, data_cfg.model_copy(update={"redact_head": 0.0}), cache,
+                          opts.clips_per_pass, opts.progress, opts.time_unit, opts.sensor, 0)
+    if not np.array_equal(np.asarray(plain.clips.boxes), np.asarray(test.clips.boxes), equal_nan=True):
+        raise RuntimeError("the test clips without the head redaction are not those with it (their boxes differ)")
+    return np.asarray(plain.clips.voxels[:, -1])
 
 
 def _run_info(command: str, run_dir: Path, dataset: str, data: str, run_cfg: Any, device: torch.device,

@@ -53,7 +53,7 @@ from anonreid.models.evaluation.report import (
     strongest_checks,
     table,
 )
-from anonreid.models.evaluation.results import Scores
+from anonreid.models.evaluation.results import UNREDACTED, Scores
 
 #: the utility target: anonymized ReId rank-1 at least this
 REID_MIN = 0.50
@@ -114,7 +114,8 @@ class FrontierPoint:
     source: str  # the results.json it came from
     beta: float | None  # joint.beta, None where results.json does not record it
     reid: Estimate  # anonymized ReId rank-1 (ground-truth boxes)
-    reid_raw: Estimate | None  # raw-event ReId rank-1, None where the run has no raw baseline
+    reid_raw: Estimate | None  # raw-event ReId rank-1 (without the head redaction where the run redacts), None
+    # where the run has no raw baseline
     attacker: StrongestAttack | None  # None: the run has no identity attack
     face_auc: Estimate | None  # the strongest face-verification attack's AUC
     face_what: str
@@ -264,7 +265,8 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     """One run's point (``res`` as :func:`load_results` returns it)."""
     path = Path(source)
     reid = _finite_estimate(res, path, "reid", "gt", "anonymized", "rank1")
-    reid_raw = _estimate_at(res, path, "reid", "gt", "raw", "rank1", finite=False) if res["reid"]["gt"].get("raw") else None
+    base = UNREDACTED if res["reid"]["gt"].get(UNREDACTED) else "raw"  # ReidTable.no_privacy, on the JSON
+    reid_raw = _estimate_at(res, path, "reid", "gt", base, "rank1", finite=False) if res["reid"]["gt"].get(base) else None
     try:
         best = strongest_checks(Scores.from_json(res))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

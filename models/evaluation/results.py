@@ -152,6 +152,11 @@ class ReconstructionTable:
         return cls({v: ReconstructionScore.from_dict(s) for v, s in d.items()})
 
 
+#: Table 4's view of the raw events *without* the camera's head redaction (events/redaction.py): the
+#: no-privacy ReId baseline of a run that redacts, whose ``raw`` row is on the redacted events E_an sees
+UNREDACTED = "raw_unredacted"
+
+
 @dataclass(frozen=True)
 class ReidTable:
     """Table 4: Market-1501 ReId per box source (``gt``, ``detected``; ``cloth_changing``: ground-truth
@@ -163,6 +168,11 @@ class ReidTable:
 
     def row(self, boxes: str, view: str) -> RetrievalScore | None:
         return self.boxes.get(boxes, {}).get(view)
+
+    def no_privacy(self, boxes: str) -> RetrievalScore | None:
+        """The no-privacy ReId row that anonymization's cost is measured from: the raw events without the
+        head redaction where the run redacts (:data:`UNREDACTED`), else the raw events."""
+        return self.row(boxes, UNREDACTED) or self.row(boxes, "raw")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {b: {v: s.as_dict() for v, s in part.items()} for b, part in self.boxes.items()}

@@ -48,6 +48,7 @@ from anonreid.models.evaluation.attacks import (
 from anonreid.models.evaluation.intervals import Estimate
 from anonreid.models.evaluation.results import (
     ENROLLMENT_CAMERA,
+    UNREDACTED,
     AblationRow,
     AblationTable,
     EncryptionRow,
@@ -185,6 +186,8 @@ class EvalContext:
     crop_hw: tuple[int, int]
     seed: int
     device: torch.device
+    #: the raw last window of each clip without the head redaction, where the run redacts (else None)
+    unredacted_last: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------- evaluators
@@ -202,13 +205,16 @@ def reconstruction_table(ctx: EvalContext) -> ReconstructionTable:
 def reid_table(ctx: EvalContext, detection: bool = True) -> ReidTable:
     """Table 4: raw-event E_reid on raw voxels and E_reid on anonymized ones, on ground-truth boxes and
     (``detection``) on the event-activity detector's; on a test world filmed on several days also across
-    outfits (``cloth_changing``: ground-truth boxes, the cloth-changing protocol of :func:`reid_scores`)."""
+    outfits (``cloth_changing``: ground-truth boxes, the cloth-changing protocol of :func:`reid_scores`).
+    Where the run redacts heads, raw-event E_reid also on the same clips without the redaction
+    (:data:`~anonreid.models.evaluation.results.UNREDACTED`: the no-privacy baseline)."""
     test, models = ctx.test, ctx.models
     last_raw = test.clips.voxels[:, -1]
     gt = np.asarray(test.clips.boxes)
     det = detected_boxes(test) if detection else None
     sources = [("gt", gt, None), ("detected", det, None), ("cloth_changing", gt, test.days)]
-    inputs = {"raw": ("reid_raw", last_raw), "anonymized": ("reid", ctx.anon_last)}
+    inputs = {"raw": ("reid_raw", last_raw), UNREDACTED: ("reid_raw", ctx.unredacted_last),
+              "anonymized": ("reid", ctx.anon_last)}
     embedded: dict[tuple[str, int], np.ndarray] = {}  # (view, boxes): the ground-truth boxes serve twice
     parts: dict[str, dict[str, RetrievalScore]] = {}
     for tag, bx, days in sources:
