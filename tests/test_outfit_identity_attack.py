@@ -106,7 +106,7 @@ def test_evaluation_scores_reid_across_outfits_on_a_world_filmed_on_several_days
     torch.manual_seed(0)
     reid = create_model("reid_resnet18", in_bins=cfg.data.num_bins, embed_dim=16, num_classes=4, crop_hw=(32, 16)).eval()
     ctx = SimpleNamespace(test=test, models={"reid_raw": reid, "reid": reid}, crop_hw=(32, 16), seed=0,
-                          anon_last=test.clips.voxels[:, -1])
+                          anon_last=test.clips.voxels[:, -1], unredacted_last=None)
     table = reid_table(ctx, detection=False)  # type: ignore[arg-type]
     assert set(table.boxes) == {"gt", "cloth_changing"}
     market, changing = table.row("gt", "raw"), table.row("cloth_changing", "raw")
