@@ -53,7 +53,7 @@ from anonreid.models.evaluation.report import (
     strongest_checks,
     table,
 )
-from anonreid.models.evaluation.results import UNREDACTED, Scores
+from anonreid.models.evaluation.results import Scores, no_privacy_view
 
 #: the utility target: anonymized ReId rank-1 at least this
 REID_MIN = 0.50
@@ -265,7 +265,7 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
     """One run's point (``res`` as :func:`load_results` returns it)."""
     path = Path(source)
     reid = _finite_estimate(res, path, "reid", "gt", "anonymized", "rank1")
-    base = UNREDACTED if res["reid"]["gt"].get(UNREDACTED) else "raw"  # ReidTable.no_privacy, on the JSON
+    base = no_privacy_view(res["reid"]["gt"])
     reid_raw = _estimate_at(res, path, "reid", "gt", base, "rank1", finite=False) if res["reid"]["gt"].get(base) else None
     try:
         best = strongest_checks(Scores.from_json(res))

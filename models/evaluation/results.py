@@ -157,6 +157,13 @@ class ReconstructionTable:
 UNREDACTED = "raw_unredacted"
 
 
+def no_privacy_view(views: Mapping[str, Any]) -> str:
+    """Of one box source's ReId views (a :class:`ReidTable` part, or its JSON), the no-privacy one that
+    anonymization's cost is measured from: the raw events without the head redaction where the run
+    redacts (:data:`UNREDACTED`), else the raw events."""
+    return UNREDACTED if views.get(UNREDACTED) else "raw"
+
+
 @dataclass(frozen=True)
 class ReidTable:
     """Table 4: Market-1501 ReId per box source (``gt``, ``detected``; ``cloth_changing``: ground-truth
@@ -170,9 +177,8 @@ class ReidTable:
         return self.boxes.get(boxes, {}).get(view)
 
     def no_privacy(self, boxes: str) -> RetrievalScore | None:
-        """The no-privacy ReId row that anonymization's cost is measured from: the raw events without the
-        head redaction where the run redacts (:data:`UNREDACTED`), else the raw events."""
-        return self.row(boxes, UNREDACTED) or self.row(boxes, "raw")
+        """The no-privacy ReId row (:func:`no_privacy_view`)."""
+        return self.row(boxes, no_privacy_view(self.boxes.get(boxes, {})))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {b: {v: s.as_dict() for v, s in part.items()} for b, part in self.boxes.items()}
