@@ -77,12 +77,15 @@ PLANS = {
               "joint.minmax.snapshot_every=50", "identity.p=16", "identity.k=4"),
         attack_batches={"inv": 16, "adaptive": 16, "finetune": 16, "identity": 4},
     ),
-    # the same phases in about a minute on a CPU (CI): the tiny preset on a 6-identity world
+    # the same phases in about a minute on a CPU (CI): the tiny preset on a 6-identity world, with E_rec
+    # and the joint stage shortened so that the 3x rule asks the attacks for few clips (E_rec's 6 x 2 + the
+    # live attacker's 2 x 1 x 2 = 16 -> 48 clips, 6 steps of 8), and every attack at that minimum
     "dry": Plan(
         config="tiny", device="cpu",
         world={"identities": 6, "train-identities": 4, "seconds": 1.0, "resolution": "128x96", "seed": 0},
-        sets=("device=cpu", "threads=1", "data.val_identities=1"),
-        attack_batches={"inv": 24, "adaptive": 8, "finetune": 24, "identity": 4},
+        sets=("device=cpu", "threads=1", "data.val_identities=1", "rec.steps=6", "joint.steps=2",
+              "inv.steps=1", "adaptive.steps=1", "finetune.steps=1", "identity.steps=1"),
+        attack_batches={"inv": 8, "adaptive": 8, "finetune": 8, "identity": 4},
         evaluate=("--clips-per-pass", "1", "--no-encryption", "--no-detection"),
     ),
 }
