@@ -1,8 +1,8 @@
 """E_reid, the person re-identification network on event voxel crops.
 
 The strong ReId baseline of Luo et al. ("Bag of Tricks and A Strong Baseline for Deep Person
-Re-identification", CVPRW 2019), as the ICCV 2023 event-anonymization paper uses it: a torchvision
-ResNet with
+Re-identification", CVPRW 2019), as the ICCV 2023 event-anonymization paper uses it: a ResNet
+(torchvision's layout and parameter names, :mod:`anonreid.models.resnet`) with
 
   * a first convolution taking B = 5 voxel bins; with user-supplied ImageNet weights (a local
     ``.pth`` of a torchvision state dict; nothing is downloaded) its 5 input channels start from the
@@ -33,11 +33,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from anonreid.models.losses import batch_hard_triplet, label_smoothing_ce
 from anonreid.models.registry import register_model
+from anonreid.models.resnet import BasicBlock, Bottleneck, ResNet, resnet
 
 
 class ReidOutput(NamedTuple):
@@ -54,13 +54,13 @@ def inflate_first_conv(weight: torch.Tensor, in_bins: int) -> torch.Tensor:
     return mean.repeat(1, in_bins, 1, 1) * (3.0 / in_bins)
 
 
-def _set_last_stride_one(backbone: torchvision.models.ResNet) -> None:
+def _set_last_stride_one(backbone: ResNet) -> None:
     block = backbone.layer4[0]
-    for conv in (getattr(block, "conv1", None), getattr(block, "conv2", None)):
-        if conv is not None and conv.stride != (1, 1):
-            conv.stride = (1, 1)
-    if block.downsample is not None:
-        block.downsample[0].stride = (1, 1)
+    assert isinstance(block, BasicBlock | Bottleneck)
+    shortcut = [] if block.downsample is None else [block.downsample[0]]
+    for conv in (block.conv1, block.conv2, *shortcut):  # the 3x3 of a bottleneck holds its stride
+        assert isinstance(conv, nn.Conv2d)
+        conv.stride = (1, 1)
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -88,8 +88,7 @@ class ReidNet(nn.Module):
             "input_hw": tuple(crop_hw),
             "output_range": "unit",
         }
-        ctor = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[depth]
-        backbone = ctor(weights=None)
+        backbone = resnet(depth)
         if pretrained:
             state = torch.load(Path(pretrained), map_location="cpu", weights_only=True)
             missing = [k for k in ("conv1.weight", "layer4.0.conv1.weight") if k not in state]
