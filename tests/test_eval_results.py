@@ -298,3 +298,19 @@ def test_an_attack_over_its_limit_is_stronger_than_one_that_could_not_be_tested(
     direct = next(c for c in privacy_checks(s) if c.what == "enrollment queries → direct identity attack")
     assert direct.state == "insufficient evidence" and not direct.control
     assert strongest_checks(s)["rank-1 (enrollment queries)"] == direct
+
+
+def test_a_reid_drop_of_exactly_five_points_is_within_the_rule_in_the_story_and_the_frontier() -> None:
+    """55.0 -> 50.0 is a drop of 5 points, within "at most 5" (0.55 - 0.50 is 0.05000000000000004 in
+    floating point: the story once said DOES NOT HOLD where the frontier said yes); 55.0 -> 49.75 is not."""
+    from anonreid.models.evaluation import frontier
+    from anonreid.models.evaluation.report import reid_drop_within, story_checks
+
+    assert reid_drop_within(0.55, 0.50) and reid_drop_within(0.60, 0.55) and not reid_drop_within(0.55, 0.4975)
+    s = _scores()
+    for anonymized, word in ((0.50, "holds"), (0.4975, "DOES NOT HOLD")):
+        reid = ReidTable({"gt": {"raw": _ret(0.55, 0.49, 0.61), "anonymized": _ret(anonymized, 0.43, 0.57)}}, "", 0.5)
+        story = story_checks(Scores(s.reconstruction, reid, s.retrieval, s.face, s.protocol))
+        line = next(x for x in story if x.startswith("ReId rank-1 drops by at most 5 points"))
+        assert line.endswith(f"): {word}"), line
+    assert frontier.reid_drop_within is reid_drop_within  # the frontier's target is the same rule
