@@ -320,6 +320,11 @@ def test_an_attack_that_cannot_identify_people_without_the_anonymizer_cannot_sho
     lines = verdicts(Scores.from_json(res)).lines
     assert any(ln.startswith("stream queries (E_rec(anonymized))") and "(not testable: the same attack without" in ln
                for ln in lines)
+    # no raw-event reference for the direct identity attack (stage identity_raw not trained): it cannot pass
+    del res["retrieval"]["identity_raw->enrollment"]
+    alone = {c["what"]: c for c in verdicts(Scores.from_json(res)).to_json()["privacy_checks"]}
+    unproven = alone["stream queries (direct identity attack) → enrollment photos"]
+    assert unproven["state"] == "insufficient evidence" and "stage identity_raw" in unproven["failed_control"]
     # a control that identifies people: the same score now shows privacy
     res["retrieval"]["reference->enrollment"] = {**row, "rank1": _est(0.08, 0.061, 0.10, n_eff=800)}
     res["face"]["reference"] = {"auc": _est(0.65, 0.61, 0.69, "clustered delong, logit")}

@@ -270,7 +270,8 @@ def test_runs_of_one_anonymizer_share_the_strongest_attack_trained_for_it(tmp_pa
     def run(anon: float, hit: float, hi: float, created: str = "2026-11-26T11:39:54Z", data: str = "data/world_xl",
             day: int = 0) -> dict[str, Any]:
         res = _results(beta=1.0, anon=anon, raw=anon, retrieval={
-            "enrollment->reference": _ret(0.5, 0.4, 0.6, 0.025),  # the control: clearly over the limit
+            "enrollment->reference": _ret(0.5, 0.4, 0.6, 0.025),  # the controls: clearly over the limit
+            "enrollment->identity_raw": _ret(0.5, 0.4, 0.6, 0.025),
             "enrollment->identity": _ret(hit, 0.01, hi, 0.025)})
         res["models"] = {"anonymizer": {"created": created, "code_version": "anonreid 0.1.0 git 351e228",
                                         "data_fingerprint": "a04d935382b28b09", "stage": "joint"}}

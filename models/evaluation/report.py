@@ -400,9 +400,14 @@ def control_key(key: str) -> str:
 def failed_control(s: Scores, key: str, limit: float) -> str:
     """Why retrieval row ``key`` cannot show privacy: its positive control (:func:`control_key`) is not
     clearly over the check's ``limit`` (rank-1 lower bound at or under it), so the check would hold even
-    with no anonymizer at all; "" when the control breaches the limit, or was not measured."""
+    with no anonymizer at all; "" when the control breaches the limit, or was not measured, except the
+    direct identity attack's: its control is a stage of its own (``identity_raw``), and without it an
+    attack that learned nothing (its matching loss at chance) would pass."""
     ctrl_key = control_key(key)
     ctrl = s.retrieval.get(ctrl_key)
+    if ctrl is None and "identity_raw" in ctrl_key.split("->"):
+        return ("its no-privacy reference, the same attack trained on raw events (stage identity_raw), was not "
+                "trained, so nothing shows that it identifies anyone without the anonymizer")
     if ctrl is None or not np.isfinite(ctrl.rank1.ci_low) or ctrl.rank1.ci_low > limit:
         return ""
     return (f"the same attack without the anonymizer ({retrieval_what(ctrl_key)}) is not clearly over the "
