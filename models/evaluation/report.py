@@ -336,14 +336,14 @@ POWER = 0.95
 #: slack of the utility comparisons on point estimates (differences of fractions: 0.55 - 0.50 is
 #: 0.05000000000000004, 0.60 - 0.55 is 0.04999999999999993)
 TOLERANCE = 1e-9
+STATE_WORDS = {PASS: "holds", BREACH: "DOES NOT HOLD", INSUFFICIENT: "not shown (insufficient evidence)"}
+NOT_ATTACKS = ("raw", "reference", "identity_raw")  # views that are baselines, not attacks on the anonymized stream
 
 
 def reid_drop_within(raw: float, anonymized: float, margin: float = MARGIN) -> bool:
     """The utility rule of issue #16 on point estimates: anonymized ReId rank-1 at most ``margin`` under the
     no-privacy baseline (one rule for results.md's story and ``anonreid frontier``)."""
     return raw - anonymized <= margin + TOLERANCE
-STATE_WORDS = {PASS: "holds", BREACH: "DOES NOT HOLD", INSUFFICIENT: "not shown (insufficient evidence)"}
-NOT_ATTACKS = ("raw", "reference", "identity_raw")  # views that are baselines, not attacks on the anonymized stream
 
 
 def _attacked(key: str) -> tuple[str, str] | None:
