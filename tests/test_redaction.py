@@ -96,13 +96,31 @@ def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None
 
     out = tmp_path / "redaction.json"
     res = CliRunner().invoke(app, ["bench", "redaction", "--cameras", "cam3", "--seconds", "2", "--json", str(out),
-                                   "--set", "camera.torch_threads=1", "--set", "camera.embed_every=2"])
+                                   "--clip-jitter", "0", "--set", "camera.torch_threads=1", "--set", "camera.embed_every=2"])
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
     assert r["faces"] >= 10 and r["firing_without_redaction"] >= 0.9 * r["faces"], r
     assert r["firing_faces_fully_redacted"] >= 0.85 * r["firing_without_redaction"], r
     assert r["faces_over_25pct_left"] == 0 and r["cameras"][0]["face_pixels_left_of_firing"] < 0.05, r
     assert [c["camera"] for c in r["cameras"]] == ["cam3"] and (r["head"], r["margin"]) == (0.2, 0.1)
+    # the leaks are told apart by whether the camera boxed the person; the clips' boxes, here unjittered
+    # (the true boxes), cover every firing face and have no edge error
+    assert r["leaking_faces_with_a_box"] + r["leaking_faces_without_a_box"] == (
+        r["firing_without_redaction"] - r["firing_faces_fully_redacted"]), r
+    assert r["clip_boxes"]["firing_faces_fully_redacted"] == r["firing_without_redaction"], r
+    errors = r["box_errors"]
+    assert errors["camera_boxes"] >= 0.9 * r["faces"] and errors["clips"]["top"] == [0.0] * 5, errors
+    # the camera's boxes are the detector's: not the truth, but close to it
+    assert 0 < max(abs(q) for edge in errors["camera"].values() for q in edge) < 0.5, errors
+
+
+def test_box_edge_errors_are_fractions_of_the_true_size() -> None:
+    """A box 10 % of the true width to the left and 20 % of the true height taller at the top."""
+    from anonreid.orchestration.bench.redaction import edge_errors, error_summary
+
+    e = edge_errors(np.array([[8, 60, 28, 200]]), np.array([[10, 80, 30, 180]]))
+    assert np.allclose(e, [[-0.1, -0.2, -0.1, 0.2]])
+    assert error_summary(e)["top"] == [-0.2] * 5 and error_summary(np.zeros((0, 4)))["left"] == []
 
 
 def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -> None:
