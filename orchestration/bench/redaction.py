@@ -55,7 +55,7 @@ def error_summary(errors: np.ndarray) -> dict[str, list[float]]:
 
 
 def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float, float],
-                  run: Path | None = None, clip_jitter: float = DataCfg().redact_jitter,
+                  run: Path | None = None, clip_jitter: float | None = DataCfg().redact_jitter,
                   seed: int = 0) -> dict[str, Any]:
     """One camera's count of true faces in the windows it voxelises: firing without the redaction, fully
     redacted with it (all of them, and of those that fired), the share of the firing face pixels still
@@ -63,7 +63,7 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
     boxes' edge errors against the true person boxes (:func:`edge_errors`), with the true boxes and
     the faces left firing split by whether a camera box covered the person at all. The same windows are
     also redacted as the clips are, around the true boxes jittered by ``clip_jitter`` (drawn from
-    ``seed``), so the two coverages compare like for like."""
+    ``seed``), so the two coverages compare like for like (None: not done, no ``clip_boxes``)."""
     import torch
 
     from anonreid.events.detection import box_iou
@@ -98,9 +98,11 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
             iou = box_iou(gt, cam) if len(cam) and len(gt) else np.zeros((len(gt), 0))
             best = iou.argmax(1) if iou.shape[1] else np.zeros(len(gt), int)
             has_box = iou.max(1) >= MIN_IOU if iou.shape[1] else np.zeros(len(gt), bool)
-            clip = jitter_boxes(torch.from_numpy(gt), clip_jitter, rng, (node.sensor.height, node.sensor.width)).numpy()
-            clip_errors.append(edge_errors(clip, gt))
-            as_clip = voxelize([batch[pos]], {0}, {0: [tuple(b) for b in clip.astype(np.float32)]})[0] if len(gt) else unredacted[pos]
+            as_clip = unredacted[pos]
+            if clip_jitter is not None and len(gt):
+                clip = jitter_boxes(torch.from_numpy(gt), clip_jitter, rng, (node.sensor.height, node.sensor.width)).numpy()
+                clip_errors.append(edge_errors(clip, gt))
+                as_clip = voxelize([batch[pos]], {0}, {0: [tuple(b) for b in clip.astype(np.float32)]})[0]
             if has_box.any():
                 errors.append(edge_errors(cam[best[has_box]], gt[has_box]))
             for i, (x1, y1, x2, y2) in enumerate(face_boxes(gt).round().astype(int).clip(0)):
@@ -118,6 +120,9 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
         node.close()
     p, a, c, k = np.array(plain), np.array(left), np.array(left_clip), np.array(boxed, bool)
     leaking = (p > 0) & (a > 0)
+    clip_boxes = {} if clip_jitter is None else {"clip_boxes": {
+        "firing_faces_fully_redacted": int(((p > 0) & (c == 0)).sum()), "faces_over_25pct_left": int((c > 0.25).sum()),
+        "face_pixels_left_of_firing": float(c.sum() / p.sum()) if p.sum() else None}}
     return {"camera": camera, "faces": len(a), "firing_without_redaction": int((p > 0).sum()),
             "fully_redacted": int((a == 0).sum()), "firing_faces_fully_redacted": int(((p > 0) & (a == 0)).sum()),
             "faces_over_25pct_left": int((a > 0.25).sum()),
@@ -125,9 +130,7 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
             "mean_share_left": float(a.mean()) if len(a) else None,
             "mean_share_firing_without": float(p.mean()) if len(p) else None,
             "leaking_faces_with_a_box": int((leaking & k).sum()), "leaking_faces_without_a_box": int((leaking & ~k).sum()),
-            "clip_boxes": {"firing_faces_fully_redacted": int(((p > 0) & (c == 0)).sum()),
-                           "faces_over_25pct_left": int((c > 0.25).sum()),
-                           "face_pixels_left_of_firing": float(c.sum() / p.sum()) if p.sum() else None},
+            **clip_boxes,
             "_errors": np.concatenate(errors) if errors else np.zeros((0, 4)),
             "_clip_errors": np.concatenate(clip_errors) if clip_errors else np.zeros((0, 4))}
 
