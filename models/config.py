@@ -62,13 +62,19 @@ class DataCfg(Section):
     redact_jitter: float = Field(0.1, ge=0, lt=0.5, description="head redaction in clips: the world's boxes "
                                  "jittered like a detector's (models.data.jitter_boxes) before the band is cut, so the "
                                  "redaction is measured on imperfect boxes, never on the truth")
+    redact_box_errors: str = Field("", description="head redaction in clips: an .npy of (N, 4) box-edge errors "
+                                   "measured on a camera (anonreid bench redaction --save-errors); each window's box is "
+                                   "the world's moved by one row drawn from it (models.data.resample_box_errors), "
+                                   "instead of redact_jitter, so the clips face the camera's real boxes; '' = jitter")
     val_identities: int = Field(0, ge=0, description="train identities held out for validation (0: use the test split)")
     val_clips: int = Field(64, ge=4, description="clips in the fixed validation set")
 
     def cache_exclude(self) -> set[str]:
-        """Fields left out of the keys of caches derived from clips: the redaction's when it is off, so
-        the caches of configs without one keep the keys they had before it existed."""
-        return {"redact_head", "redact_margin", "redact_jitter"} if self.redact_head == 0 else set()
+        """Fields left out of the keys of caches derived from clips: the redaction's when it is off, and
+        its box-error file when none is given, so the caches of configs without them keep the keys they had
+        before they existed (a given file's content is keyed by :func:`models.data.build_clips`)."""
+        off = {"redact_head", "redact_margin", "redact_jitter", "redact_box_errors"} if self.redact_head == 0 else set()
+        return off | ({"redact_box_errors"} if not self.redact_box_errors else set())
 
 
 class OptimCfg(Section):

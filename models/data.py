@@ -156,6 +156,37 @@ def jitter_boxes(boxes: torch.Tensor, amount: float, rng: np.random.Generator, h
     return torch.cat([lo, hi], 1).to(device=boxes.device, dtype=boxes.dtype)
 
 
+def load_box_errors(path: str | Path) -> np.ndarray:
+    """The ``(N, 4)`` box-edge errors of an .npy written by ``anonreid bench redaction --save-errors``
+    (left, top, right, bottom, as fractions of the true box's width and height); a clear error naming the
+    file when it is missing, empty, of another shape or not finite."""
+    path = Path(path)
+    try:
+        errors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: data.redact_box_errors cannot be read as an .npy ({exc})") from None
+    if errors.ndim != 2 or errors.shape[1] != 4 or len(errors) == 0:
+        raise ValueError(f"{path}: data.redact_box_errors must hold (N, 4) box-edge errors, got shape {errors.shape}")
+    if not np.issubdtype(errors.dtype, np.floating) or not np.isfinite(errors).all():
+        raise ValueError(f"{path}: data.redact_box_errors must be finite floats, got {errors.dtype} with non-finite rows")
+    return errors.astype(np.float64)
+
+
+def resample_box_errors(boxes: np.ndarray, errors: np.ndarray, rng: np.random.Generator,
+                        hw: Sequence[int]) -> np.ndarray:
+    """Boxes ``(N, 4)`` each moved by one row of measured edge ``errors`` (:func:`load_box_errors`), drawn
+    from ``rng``: a detector's own boxes, its tail included (boxes that span a neighbour, or start below
+    the head), where :func:`jitter_boxes` draws a bounded uniform error. Kept on the ``hw`` grid and at
+    least 2 pixels wide and high; a NaN box stays NaN."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    size = np.concatenate([b[:, 2:] - b[:, :2]] * 2, axis=1)
+    moved = b + errors[rng.integers(0, len(errors), len(b))] * size
+    limit = np.array([hw[1], hw[0]], np.float64)
+    lo = np.minimum(moved[:, :2].clip(min=0), limit - 2)
+    hi = np.maximum(np.minimum(moved[:, 2:], limit), lo + 2)
+    return np.concatenate([lo, hi], axis=1).astype(np.asarray(boxes).dtype)
+
+
 def dataset_fingerprint(data_dir: str | Path) -> str:
     """sha256 over world.json and the size of world.h5: identifies the dataset a model was trained on."""
     data_dir = Path(data_dir)
@@ -208,8 +239,10 @@ def build_clips(
     identities = sorted(identities)
     if max_clips_per_pass is not None:
         cfg = cfg.model_copy(update={"max_clips_per_pass": max_clips_per_pass})
+    box_errors = load_box_errors(cfg.redact_box_errors) if cfg.redact_head > 0 and cfg.redact_box_errors else None
     key_src = json.dumps(
         {"data": cfg.model_dump(mode="json", exclude=cfg.cache_exclude()), "ids": identities, "world": fingerprint,
+         **({"box_errors": hashlib.sha256(box_errors.tobytes()).hexdigest()} if box_errors is not None else {}),
          **({"transform": repr(event_transform)} if event_transform is not None else {})}, sort_keys=True
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -236,7 +269,7 @@ def build_clips(
         uniq = np.unique(win)  # windows shared by overlapping clips are voxelised once
         events = data.events if event_transform is None else event_transform(data.events)
         if cfg.redact_head > 0:
-            events = _redact_heads(events, data.frame_ts, boxes, cfg, pass_idx, sensor)
+            events = _redact_heads(events, data.frame_ts, boxes, cfg, pass_idx, sensor, box_errors)
         vox = voxelize_windows_torch(
             events, np.asarray(data.frame_ts)[uniq], cfg.window_us, cfg.num_bins, sensor.height, sensor.width
         ).numpy()[np.searchsorted(uniq, win)]
@@ -273,13 +306,16 @@ def build_clips(
 
 
 def _redact_heads(events: np.ndarray, frame_ts: Any, boxes: np.ndarray, cfg: DataCfg, pass_idx: int,
-                  sensor: Any) -> np.ndarray:
+                  sensor: Any, box_errors: np.ndarray | None = None) -> np.ndarray:
     """A pass's events without its head bands (:func:`anonreid.events.redaction.redact_pass`), cut from
-    the world's boxes jittered like a detector's (seeded by the pass, so a cache rebuild is identical)."""
+    the world's boxes moved like a detector's: by rows of a camera's measured ``box_errors`` when given,
+    else jittered (seeded by the pass, so a cache rebuild is identical)."""
     from anonreid.events.redaction import redact_pass
 
     rng = np.random.default_rng([2024, pass_idx])
-    detected = jitter_boxes(torch.from_numpy(boxes), cfg.redact_jitter, rng, (sensor.height, sensor.width)).numpy()
+    hw = (sensor.height, sensor.width)
+    detected = (resample_box_errors(boxes, box_errors, rng, hw) if box_errors is not None
+                else jitter_boxes(torch.from_numpy(boxes), cfg.redact_jitter, rng, hw).numpy())
     return redact_pass(events, np.asarray(frame_ts), cfg.window_us, detected, cfg.redact_head, cfg.redact_margin)
 
 

@@ -59,7 +59,8 @@ def test_redact_pass_uses_each_windows_own_box_and_keeps_windows_without_one() -
 def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path, tmp_path: Path) -> None:
     """Clips built with ``data.redact_head`` from the world's boxes jittered like a detector's: the face
     crops the evaluation cuts are empty in almost every clip, the body keeps its events. The cache keys
-    them apart, and a config without redaction keys its clips as before the redaction existed."""
+    them apart, and a config without redaction keys its clips as before the redaction existed. With
+    ``data.redact_box_errors`` the boxes move by a camera's measured errors instead."""
     from anonreid.events.world.dataset import WorldDataset
     from anonreid.models.config import DataCfg
     from anonreid.models.data import build_clips, face_boxes
@@ -67,9 +68,9 @@ def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path, tmp_
     world = WorldDataset(tiny_world)
     ids = sorted(world.identities("train"))
 
-    def activity(redact: float) -> tuple[np.ndarray, np.ndarray]:
-        clips = build_clips(world, ids, DataCfg(tile_hw=None, min_box_hw=(8, 4), redact_head=redact), tmp_path,
-                            progress=False)
+    def activity(redact: float, box_errors: str = "", people: int = len(ids)) -> tuple[np.ndarray, np.ndarray]:
+        cfg = DataCfg(tile_hw=None, min_box_hw=(8, 4), redact_head=redact, redact_box_errors=box_errors)
+        clips = build_clips(world, ids[:people], cfg, tmp_path, progress=False)
         vox, boxes = np.abs(np.asarray(clips.voxels[:, -1], np.float32)), np.asarray(clips.boxes)
         face, body = [], []
         for v, fb, b in zip(vox, face_boxes(boxes).round().astype(int).clip(0), boxes.round().astype(int), strict=True):
@@ -84,6 +85,41 @@ def test_clips_with_redaction_have_no_events_in_the_faces(tiny_world: Path, tmp_
     assert red_body.mean() > 0.5 * body.mean()  # the legs and lower body are still there
     keys = sorted(p.read_text() for p in tmp_path.glob("*/done"))
     assert len(keys) == 2 and sum("redact" in k for k in keys) == 1
+    assert not any("redact_box_errors" in k for k in keys)  # no file given: the keys of before it existed
+
+    # boxes drawn from a camera's measured errors: a camera whose every box starts half the height below
+    # the head redacts the neck, not the face; the file's content, not only its name, keys the clips
+    below = tmp_path / "errors.npy"
+    np.save(below, np.array([[0.0, 0.5, 0.0, 0.0]]))
+    low_face, _ = activity(0.2, str(below), people=2)
+    assert (low_face > 0).mean() > 0.9, (low_face > 0).mean()
+    np.save(below, np.zeros((3, 4)))  # a perfect camera: the true boxes
+    exact_face, _ = activity(0.2, str(below), people=2)
+    assert (exact_face == 0).all()
+    assert len(list(tmp_path.glob("*/done"))) == 4
+
+
+def test_box_errors_move_each_box_by_a_drawn_row_and_bad_files_are_named(tmp_path: Path) -> None:
+    from anonreid.models.data import load_box_errors, resample_box_errors
+
+    boxes = np.array([[10, 20, 30, 120], [np.nan] * 4, [0, 0, 10, 50]], np.float32)
+    moved = resample_box_errors(boxes, np.array([[-0.1, 0.2, 1.0, 0.0]]), np.random.default_rng(0), (100, 40))
+    np.testing.assert_allclose(moved[0], [8, 40, 40, 100])  # width 20, height 100; kept on the 40 x 100 grid
+    assert np.isnan(moved[1]).all() and moved.dtype == np.float32  # out of view stays out of view
+    np.testing.assert_allclose(moved[2], [0, 10, 20, 50])
+    rows = resample_box_errors(np.repeat(boxes[:1], 400, 0), np.array([[0, 0, 0, 0], [0, 0.1, 0, 0]]),
+                               np.random.default_rng(1), (200, 200))[:, 1]
+    assert set(np.unique(rows)) == {20.0, 30.0} and 150 < (rows == 30).sum() < 250  # rows drawn uniformly
+
+    for name, content, match in (("missing.npy", None, "cannot be read"),
+                                 ("flat.npy", np.zeros(4), r"\(N, 4\) box-edge errors, got shape \(4,\)"),
+                                 ("nan.npy", np.array([[0, np.nan, 0, 0]]), "finite")):
+        path = tmp_path / name
+        if content is not None:
+            np.save(path, content)
+        with pytest.raises(ValueError, match=match) as info:
+            load_box_errors(path)
+        assert str(path) in str(info.value)
 
 
 def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None:
@@ -96,7 +132,7 @@ def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None
 
     out = tmp_path / "redaction.json"
     res = CliRunner().invoke(app, ["bench", "redaction", "--cameras", "cam3", "--seconds", "2", "--json", str(out),
-                                   "--clip-jitter", "0", "--set", "camera.torch_threads=1", "--set", "camera.embed_every=2"])
+                                   "--clip-jitter", "0", "--save-errors", str(tmp_path / "errors.npy"), "--set", "camera.torch_threads=1", "--set", "camera.embed_every=2"])
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
     assert r["faces"] >= 10 and r["firing_without_redaction"] >= 0.9 * r["faces"], r
@@ -112,6 +148,11 @@ def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None
     assert errors["camera_boxes"] >= 0.9 * r["faces"] and errors["clips"]["top"] == [0.0] * 5, errors
     # the camera's boxes are the detector's: not the truth, but close to it
     assert 0 < max(abs(q) for edge in errors["camera"].values() for q in edge) < 0.5, errors
+    # the camera's errors, saved for data.redact_box_errors: one row per camera box, the summary's quantiles
+    from anonreid.models.data import load_box_errors
+    saved = load_box_errors(tmp_path / "errors.npy")
+    assert len(saved) == errors["camera_boxes"]
+    assert np.allclose(np.quantile(saved[:, 1], 0.5), errors["camera"]["top"][2], atol=1e-4)
 
 
 def test_box_edge_errors_are_fractions_of_the_true_size() -> None:

@@ -14,7 +14,8 @@ the camera box (detection or live track) that overlaps it most, and its edges' e
 the true box's size, beside the same errors of the boxes the training and evaluation clips cut their
 band from (the world's boxes jittered by ``data.redact_jitter``, models.data.jitter_boxes). A clip
 jitter that is milder than the camera's real errors makes the evaluation's coverage look better than
-the live camera's.
+the live camera's. ``--save-errors FILE.npy`` keeps the camera's errors, one row per box, for the clips
+to draw their boxes from (``data.redact_box_errors``, models.data.resample_box_errors).
 
 Faces of consecutive windows of one crossing are not independent, so the counts carry no interval.
 """
@@ -144,6 +145,8 @@ def main(
     cameras: Annotated[str, typer.Option(help="comma-separated cameras (default: the demo's)")] = "",
     run: Annotated[Path | None, typer.Option(help="training run whose models the camera runs (default: shipped)")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the JSON result to this file")] = None,
+    save_errors: Annotated[Path | None, typer.Option(help="write the camera boxes' edge errors to this .npy, for the "
+                                                          "clips' data.redact_box_errors")] = None,
     config: cli_common.ConfigOption = None,
     set_: cli_common.SetOption = None,
 ) -> None:
@@ -169,6 +172,8 @@ def main(
                              "camera_boxes": len(camera_err), "clips": error_summary(clip_err)},
               "cameras": per,
               "wall_s": round(time.perf_counter() - t0, 1)}
+    if save_errors is not None:
+        np.save(save_errors, camera_err.astype(np.float32))
     text = json.dumps(result, indent=2)
     typer.echo(text)
     if json_path is not None:
