@@ -178,3 +178,25 @@ def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -
     save_checkpoint(ckpt / "anonymizer", create_model("anonymizer_paper"), {REDACTION_KEY: {"head": 0.2}})
     with pytest.raises(CheckpointError, match=rf"anonymizer\.json: metadata\.{REDACTION_KEY} must be"):
         load_model_bundle(tmp_path)
+
+
+def test_the_narrow_band_candidate_is_a_whole_redacting_set() -> None:
+    """models/weights/candidate_head015 (not shipped): the cameras that run it redact as its anonymizer
+    was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind that anonymizer, and the
+    adversary finds its attackers (the raw E_rec, the linear inverse trained on its output, the
+    appearance net) and names the two it lacks."""
+    import json
+
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.adversary.attackers import load_attackers
+
+    weights = Path(__file__).resolve().parents[1] / "models" / "weights" / "candidate_head015"
+    bundle = load_model_bundle(weights)
+    assert bundle.redaction == (0.15, 0.05)
+    meta = {n: json.loads((weights / f"{n}.json").read_text())["metadata"] for n in ("anonymizer", "reid", "e_lin")}
+    assert [meta[n]["stage"] for n in ("anonymizer", "reid", "e_lin")] == ["joint", "reid_anon", "linear"]
+    assert meta["anonymizer"]["data_fingerprint"] == meta["reid"]["data_fingerprint"] == meta["e_lin"]["data_fingerprint"]
+    assert all(m["reproduce"].startswith("anonreid simulate") for m in meta.values())
+    attackers = load_attackers(weights)
+    assert attackers.side is not None and attackers.side.e_lin is not None and attackers.appearance is not None
+    assert sorted(Path(m.split(":")[0]).stem for m in attackers.missing) == ["e_inv", "e_rec_adaptive"]
