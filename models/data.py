@@ -172,15 +172,28 @@ def load_box_errors(path: str | Path) -> np.ndarray:
     return errors.astype(np.float64)
 
 
+def _edge_scale(boxes: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` (width, height, width, height) of boxes ``(N, 4)``: what each edge's error is a fraction of."""
+    return np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+
+
+def edge_errors(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` errors of ``boxes`` against ``truth`` (both ``(N, 4)`` x1, y1, x2, y2): left and right
+    edges as fractions of the true width, top and bottom of the true height; positive is right / down.
+    :func:`resample_box_errors` applies them."""
+    b, g = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(truth, np.float64).reshape(-1, 4)
+    return (b - g) / np.maximum(_edge_scale(g), 1e-9)
+
+
 def resample_box_errors(boxes: np.ndarray, errors: np.ndarray, rng: np.random.Generator,
                         hw: Sequence[int]) -> np.ndarray:
-    """Boxes ``(N, 4)`` each moved by one row of measured edge ``errors`` (:func:`load_box_errors`), drawn
+    """Boxes ``(N, 4)`` each moved by one row of measured edge ``errors`` (:func:`edge_errors`, read by
+    :func:`load_box_errors`), drawn
     from ``rng``: a detector's own boxes, its tail included (boxes that span a neighbour, or start below
     the head), where :func:`jitter_boxes` draws a bounded uniform error. Kept on the ``hw`` grid and at
     least 2 pixels wide and high; a NaN box stays NaN."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    size = np.concatenate([b[:, 2:] - b[:, :2]] * 2, axis=1)
-    moved = b + errors[rng.integers(0, len(errors), len(b))] * size
+    moved = b + errors[rng.integers(0, len(errors), len(b))] * _edge_scale(b)
     limit = np.array([hw[1], hw[0]], np.float64)
     lo = np.minimum(moved[:, :2].clip(min=0), limit - 2)
     hi = np.maximum(np.minimum(moved[:, 2:], limit), lo + 2)

@@ -157,11 +157,15 @@ def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None
 
 def test_box_edge_errors_are_fractions_of_the_true_size() -> None:
     """A box 10 % of the true width to the left and 20 % of the true height taller at the top."""
-    from anonreid.orchestration.bench.redaction import edge_errors, error_summary
+    from anonreid.models.data import edge_errors, resample_box_errors
+    from anonreid.orchestration.bench.redaction import error_summary
 
     e = edge_errors(np.array([[8, 60, 28, 200]]), np.array([[10, 80, 30, 180]]))
     assert np.allclose(e, [[-0.1, -0.2, -0.1, 0.2]])
     assert error_summary(e)["top"] == [-0.2] * 5 and error_summary(np.zeros((0, 4)))["left"] == []
+    # resampling applies what edge_errors measures
+    np.testing.assert_allclose(resample_box_errors(np.array([[10, 80, 30, 180]]), e, np.random.default_rng(0), (300, 300)),
+                               [[8, 60, 28, 200]])
 
 
 def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -> None:

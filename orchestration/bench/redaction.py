@@ -40,16 +40,8 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 MIN_IOU = 0.1
 
 
-def edge_errors(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """``(N, 4)`` errors of ``boxes`` against ``truth`` (both ``(N, 4)`` x1, y1, x2, y2): left and right
-    edges as fractions of the true width, top and bottom of the true height; positive is right / down."""
-    b, g = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(truth, np.float64).reshape(-1, 4)
-    size = np.concatenate([g[:, 2:] - g[:, :2]] * 2, axis=1)[:, [0, 1, 0, 1]]
-    return (b - g) / np.maximum(size, 1e-9)
-
-
 def error_summary(errors: np.ndarray) -> dict[str, list[float]]:
-    """The :data:`QUANTILES` of each edge's error (``errors`` as :func:`edge_errors` gives them)."""
+    """The :data:`QUANTILES` of each edge's error (``errors`` as models.data.edge_errors gives them)."""
     e = np.asarray(errors, np.float64).reshape(-1, 4)
     return {edge: [round(float(q), 4) for q in np.quantile(e[:, i], QUANTILES)] if len(e) else []
             for i, edge in enumerate(("left", "top", "right", "bottom"))}
@@ -61,7 +53,7 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
     """One camera's count of true faces in the windows it voxelises: firing without the redaction, fully
     redacted with it (all of them, and of those that fired), the share of the firing face pixels still
     firing, the mean share of face pixels still firing, and how many keep over a quarter; and the camera
-    boxes' edge errors against the true person boxes (:func:`edge_errors`), with the true boxes and
+    boxes' edge errors against the true person boxes (models.data.edge_errors), with the true boxes and
     the faces left firing split by whether a camera box covered the person at all. The same windows are
     also redacted as the clips are, around the true boxes jittered by ``clip_jitter`` (drawn from
     ``seed``), so the two coverages compare like for like (None: not done, no ``clip_boxes``)."""
@@ -69,7 +61,7 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
 
     from anonreid.events.detection import box_iou
     from anonreid.models.bundle import load_model_bundle
-    from anonreid.models.data import face_boxes, jitter_boxes
+    from anonreid.models.data import edge_errors, face_boxes, jitter_boxes
     from anonreid.nodes.camera import CameraNode
     from anonreid.nodes.sources import SourceSpec, open_source
 
