@@ -47,6 +47,11 @@ def error_summary(errors: np.ndarray) -> dict[str, list[float]]:
             for i, edge in enumerate(("left", "top", "right", "bottom"))}
 
 
+def firing_share(voxels: np.ndarray) -> float:
+    """The share of the pixels of a voxel grid ``(bins, H, W)`` with any event."""
+    return float((np.abs(voxels).sum(0) > 0).mean())
+
+
 def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float, float],
                   run: Path | None = None, clip_jitter: float | None = DataCfg().redact_jitter,
                   seed: int = 0) -> dict[str, Any]:
@@ -100,9 +105,10 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
                 errors.append(edge_errors(cam[best[has_box]], gt[has_box]))
             for i, (x1, y1, x2, y2) in enumerate(face_boxes(gt).round().astype(int).clip(0)):
                 if x2 > x1 and y2 > y1:
-                    plain.append(float((np.abs(unredacted[pos][:, y1:y2, x1:x2]).sum(0) > 0).mean()))
-                    left.append(float((np.abs(out[pos][:, y1:y2, x1:x2]).sum(0) > 0).mean()))
-                    left_clip.append(float((np.abs(as_clip[:, y1:y2, x1:x2]).sum(0) > 0).mean()))
+                    face = (slice(None), slice(y1, y2), slice(x1, x2))
+                    plain.append(firing_share(unredacted[pos][face]))
+                    left.append(firing_share(out[pos][face]))
+                    left_clip.append(firing_share(as_clip[face]))
                     boxed.append(bool(has_box[i]))
         return out
 
