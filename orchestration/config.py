@@ -219,6 +219,12 @@ class CameraConfig(Section):
         "boxes", description="boxes: run E_an on the boxes plus its receptive field (same output); full: whole frame"
     )
     halo_px: int = Field(8, ge=0, description="context around a box for E_an (>= its receptive-field radius)")
+    redact_columns_min_aspect: float | None = Field(
+        0.6, ge=0, description="when the models redact the head band: a box at least this wide for its height (a "
+        "detection or track spanning two people; the world's true person boxes are 0.29-0.71, 5th-95th percentile) "
+        "also loses, per pixel column, the band below the column's topmost event (events/redaction.py); null = the "
+        "box's band only"
+    )
     audit_every_s: float = Field(
         10.0, gt=0, description="stream seconds between audit-tap samples (each costs a full-frame E_an pass)"
     )

@@ -39,6 +39,70 @@ def test_redact_window_drops_exactly_the_events_in_any_band() -> None:
     assert len(redact_window(ev, np.zeros((0, 4)), 0.2, 0.1)) == len(ev)  # no person: nothing to redact
 
 
+def _people(*people: tuple[int, int, int, int]) -> np.ndarray:
+    """Events on every pixel of each ``(x1, y1, x2, y2)`` person rectangle, spread over a window, a third
+    of them OFF."""
+    parts = []
+    for x1, y1, x2, y2 in people:
+        ys, xs = np.mgrid[y1:y2, x1:x2]
+        parts.append(make_events(np.linspace(0, 33_332, xs.size).astype(np.int64), xs.ravel(), ys.ravel(),
+                                 np.where(np.arange(xs.size) % 3, 1, -1).astype(np.int8)))
+    return np.concatenate(parts)
+
+
+#: two people side by side, 20 x 50 each, the short one 20 px lower; a box spanning both (50 x 70: 0.71
+#: as wide as high, a box of one person is 0.29-0.71) has the tall one's top
+TALL, SHORT, BOTH = (10, 10, 30, 60), (40, 30, 60, 80), (10.0, 10.0, 60.0, 80.0)
+SHORT_HEAD = (slice(30, 40), slice(40, 60))  # rows, columns: the top 0.15 of the box's height below its top
+
+
+def test_a_box_too_wide_for_one_person_also_redacts_below_each_columns_top() -> None:
+    """A box spanning two people has the taller one's top, so its band passes over the shorter one's head;
+    with ``columns_min_aspect`` the band of such a box follows each column's topmost event too. A box of
+    one person (narrower than the aspect) is redacted as before, and None turns the column rule off."""
+    ev = _people(TALL, SHORT)
+    wide = np.array([BOTH], np.float32)
+    short_head = (ev["x"] >= 40) & (ev["y"] >= 30) & (ev["y"] < 40)
+    plain = redact_window(ev, wide, head=0.15, margin=0.0)  # the band: y < 10 + 0.15 * 70
+    assert len(plain) == len(redact_window(ev, wide, 0.15, 0.0, columns_min_aspect=None)) == len(ev) - 20 * 11
+    assert np.isin(ev[short_head], plain).all()  # the band misses the short one's head
+    cols = redact_window(ev, wide, head=0.15, margin=0.0, columns_min_aspect=0.6)
+    assert not np.isin(ev[short_head], cols).any()
+    # nothing more goes: each person loses the rows from its own top to 0.15 of the box height below it
+    assert len(cols) == len(ev) - 2 * 20 * 11 and np.isin(ev[(ev["x"] >= 40) & (ev["y"] >= 41)], cols).all()
+    # a one-person box is narrower than the aspect: the column rule leaves it alone
+    one = np.array([SHORT], np.float32)
+    np.testing.assert_array_equal(redact_window(ev, one, 0.15, 0.05, columns_min_aspect=0.6),
+                                  redact_window(ev, one, 0.15, 0.05))
+    with pytest.raises(ValueError, match="columns_min_aspect must be >= 0"):
+        redact_window(ev, wide, 0.15, 0.0, columns_min_aspect=-1.0)
+
+
+def test_the_camera_applies_the_column_rule_of_its_config() -> None:
+    """The camera's voxeliser (nodes/camera/inference.py) redacts a wide box's columns with
+    ``camera.redact_columns_min_aspect`` (on by default), and only the boxes' bands when it is null."""
+    import dataclasses
+
+    import torch
+
+    from anonreid.events.types import SensorSize
+    from anonreid.models.bundle import load_model_bundle
+    from anonreid.nodes.camera.inference import Inference
+    from anonreid.nodes.camera.windows import WindowItem
+    from anonreid.orchestration.config import CameraConfig
+
+    bundle = dataclasses.replace(load_model_bundle(), redaction=(0.15, 0.0))
+    window = WindowItem(0, 0, 33_333, _people(TALL, SHORT), 0.0)
+
+    def voxels(aspect: float | None) -> np.ndarray:
+        inference = Inference(bundle, SensorSize(80, 100), torch.device("cpu"), halo_px=8, full_frame=False,
+                              columns_min_aspect=aspect)
+        return inference.voxelize([window], {0}, {0: [BOTH]})[0]
+
+    assert np.abs(voxels(None)[(slice(None), *SHORT_HEAD)]).sum() > 0  # the box's band alone leaves the head
+    assert np.abs(voxels(CameraConfig().redact_columns_min_aspect)[(slice(None), *SHORT_HEAD)]).sum() == 0
+
+
 def test_redact_pass_uses_each_windows_own_box_and_keeps_windows_without_one() -> None:
     """Window k redacts with box k; a NaN box (person out of view) and events outside every window are kept."""
     ev = np.concatenate([_grid_events(k * 40_000, k * 40_000 + 33_333) for k in range(3)]

@@ -44,7 +44,7 @@ class Inference:
     """One camera's networks on ``device``, for a ``sensor``-sized frame."""
 
     def __init__(self, models: ModelBundle, sensor: SensorSize, device: torch.device, *, halo_px: int,
-                 full_frame: bool) -> None:
+                 full_frame: bool, columns_min_aspect: float | None = None) -> None:
         import torch
 
         # channels-last runs these convolutions ~3x (E_an) and ~1.1x (ReId) faster on CPU (oneDNN)
@@ -59,13 +59,16 @@ class Inference:
         self.halo_px = halo_px
         self.full_frame = full_frame
         self.redaction = models.redaction  # (head, margin) of events/redaction.py, or None
+        self.columns_min_aspect = columns_min_aspect  # boxes this wide also lose their column bands
 
     def voxelize(self, batch: list[WindowItem], positions: set[int],
                  people: dict[int, list[Box]] | None = None) -> dict[int, np.ndarray]:
         """Stage 2: the voxel grids of the windows at ``positions`` of the batch, normalised over the whole
         frame (as E_an was trained). When the bundle's anonymizer was trained behind a head redaction, the
         events in the head band of each of ``people[pos]`` (the window's detections and tracks) are dropped
-        first: nothing downstream (E_an, the embedding, the audit tap, the console tile) sees them."""
+        first (and, for a box too wide to be one person, the band under each column's topmost event:
+        ``columns_min_aspect``): nothing downstream (E_an, the embedding, the audit tap, the console tile)
+        sees them."""
         from anonreid.events.redaction import redact_window
         from anonreid.events.voxel import events_to_voxel
 
@@ -74,7 +77,7 @@ class Inference:
             if self.redaction is None:
                 return ev
             boxes = np.asarray((people or {}).get(pos, []), np.float32).reshape(-1, 4)
-            return redact_window(ev, boxes, *self.redaction)
+            return redact_window(ev, boxes, *self.redaction, columns_min_aspect=self.columns_min_aspect)
 
         return {
             pos: events_to_voxel(events(pos), self.num_bins, self.height, self.width, normalize=True,

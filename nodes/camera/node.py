@@ -135,7 +135,8 @@ class CameraNode:
         self.models = models
         self.model_version = str(models.version)
         self.inference = Inference(models, sensor, self.device, halo_px=cfg.halo_px,
-                                   full_frame=cfg.anonymize_region == "full")
+                                   full_frame=cfg.anonymize_region == "full",
+                                   columns_min_aspect=cfg.redact_columns_min_aspect)
         if self.events_config.num_bins != self.inference.num_bins:
             log.warning("camera %s: the model bundle %s takes %d voxel bins; events.num_bins (%d) is not used here",
                         camera_id, self.model_version, self.inference.num_bins, self.events_config.num_bins)

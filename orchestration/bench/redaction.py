@@ -100,7 +100,11 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
             if clip_jitter is not None and len(gt):
                 clip = jitter_boxes(torch.from_numpy(gt), clip_jitter, rng, (node.sensor.height, node.sensor.width)).numpy()
                 clip_errors.append(edge_errors(clip, gt))
-                as_clip = voxelize([batch[pos]], {0}, {0: [tuple(b) for b in clip.astype(np.float32)]})[0]
+                columns, node.inference.columns_min_aspect = node.inference.columns_min_aspect, None
+                try:  # the clips' band: the boxes' own band only (no column rule, as training cuts it)
+                    as_clip = voxelize([batch[pos]], {0}, {0: [tuple(b) for b in clip.astype(np.float32)]})[0]
+                finally:
+                    node.inference.columns_min_aspect = columns
             if has_box.any():
                 errors.append(edge_errors(cam[best[has_box]], gt[has_box]))
             for i, (x1, y1, x2, y2) in enumerate(face_boxes(gt).round().astype(int).clip(0)):
@@ -157,7 +161,8 @@ def main(
     clip_err = np.concatenate([p.pop("_clip_errors") for p in per])
     faces = sum(p["faces"] for p in per)
     done = sum(p["fully_redacted"] for p in per)
-    result = {"benchmark": "redaction", "head": head, "margin": margin, "seconds_per_camera": seconds,
+    result = {"benchmark": "redaction", "head": head, "margin": margin,
+              "columns_min_aspect": cfg.camera.redact_columns_min_aspect, "seconds_per_camera": seconds,
               "faces": faces, "firing_without_redaction": sum(p["firing_without_redaction"] for p in per),
               "fully_redacted": done, "fully_redacted_pct": round(100 * done / faces, 2) if faces else None,
               "firing_faces_fully_redacted": sum(p["firing_faces_fully_redacted"] for p in per),
