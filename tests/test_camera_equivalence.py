@@ -5,7 +5,8 @@ coordinator) in issue 20; the refactor was to change no behaviour. This harness 
 :class:`CameraNode` in process on the first seconds of the live world's cam3 (deterministic: the world is
 seeded and rendered as fast as it goes, windows are pushed and processed in fixed batches on this thread,
 the audit tap waits for room instead of skipping), with a real embedded Redis for the audit tap and the
-console tile, the shipped default weights and one torch thread, and collects everything the node emits:
+console tile, the weights shipped until the 39th session (``RECORDED_WITH``) and one torch thread, and
+collects everything the node emits:
 its sightings (every field but wall-clock stamps, and the embedding), its ground-truth observations and
 detection counts, the audit stream's samples (window, detections, ground truth, a summary of the
 anonymized voxel) and the console tile's tracks.
@@ -31,6 +32,9 @@ from anonreid.orchestration.config import CameraConfig, WorldConfig
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EXPECTED = Path(__file__).with_name("camera_equivalence_expected.json")
+#: the weights the expected values were recorded with: the default set until the 39th session (the
+#: narrow head band's set, shipped since, redacts: another output by design, not by the refactor)
+RECORDED_WITH = Path(__file__).resolve().parents[1] / "models" / "weights" / "previous_default"
 CAMERA = "cam3"  # person 032 walks through it from 0.5 s
 
 #: scenario -> (stream seconds, camera settings): the default path (E_an on boxes + halo, audit on the tap's
@@ -81,7 +85,7 @@ def camera_output(redis_client: Any, scenario: str) -> dict[str, Any]:
                       end_us=int(seconds * 1e6))
     src = open_source(spec)
     cfg = CameraConfig(**{"metrics_port": 0, "torch_threads": 1, **settings})
-    node = CameraNode(CAMERA, src.sensor, cfg, models=load_model_bundle(), redis=redis_client,
+    node = CameraNode(CAMERA, src.sensor, cfg, models=load_model_bundle(RECORDED_WITH), redis=redis_client,
                       ground_truth=src.ground_truth, window_t0_us=src.window_t0_us)
     sightings: list[Any] = []
     tiles: list[Any] = []

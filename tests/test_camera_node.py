@@ -327,7 +327,9 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, a
     """Capture every Redis command (MONITOR) and every gRPC message the node sends; none carries raw data.
 
     The camera's audit tap gets a Redis of its own here, so MONITOR sees the camera's commands only
-    (the gallery writes its store to ``redis_service``).
+    (the gallery writes its store to ``redis_service``). The camera runs the set shipped until the 39th
+    session, which redacts nothing, so each audit voxel can be recomputed from the raw window alone (the
+    shipped set's head band: tests/test_redaction.py).
     """
     import torch
 
@@ -350,8 +352,9 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, a
 
     threading.Thread(target=monitor, daemon=True).start()
     assert ready.wait(5)
-    service = CameraService(_live_spec(seconds=3.0), gallery_address, audit_redis.url, None, _camera_config(),
-                            EventsConfig())
+    unredacted = Path(__file__).resolve().parents[1] / "models" / "weights" / "previous_default"
+    service = CameraService(_live_spec(seconds=3.0), gallery_address, audit_redis.url, None,
+                            _camera_config(model_dir=str(unredacted)), EventsConfig())
     sent: list[bytes] = []
     inner = service.node.publisher.client  # type: ignore[union-attr]
 
@@ -390,7 +393,7 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, a
     from anonreid.events.types import concat_events
 
     events = concat_events(packets)
-    bundle = load_model_bundle()
+    bundle = load_model_bundle(unredacted)
     raw_bytes = events.tobytes()
     for _eid, fields in entries:
         sample = audit_pb2.AuditSample.FromString(fields[b"sample"])

@@ -248,23 +248,26 @@ def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -
         load_model_bundle(tmp_path)
 
 
-def test_the_narrow_band_candidate_is_a_whole_redacting_set() -> None:
-    """models/weights/candidate_head015 (not shipped): the cameras that run it redact as its anonymizer
-    was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind that anonymizer, and the
-    adversary finds its attackers (the raw E_rec, the linear inverse trained on its output, the
-    appearance net) and names the two it lacks."""
+def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None:
+    """models/weights/default (the narrow band's set, shipped since the 39th session): the cameras that
+    run it redact as its anonymizer was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind
+    that anonymizer, and the adversary finds the attackers trained against it (the raw E_rec, the
+    adaptive E_rec and the linear inverse trained on its output, the appearance net) and names the one it
+    lacks. The set shipped before it is kept, unredacted, in models/weights/previous_default."""
     import json
 
-    from anonreid.models.bundle import load_model_bundle
+    from anonreid.models.bundle import DEFAULT_WEIGHTS, load_model_bundle
     from anonreid.nodes.adversary.attackers import load_attackers
 
-    weights = Path(__file__).resolve().parents[1] / "models" / "weights" / "candidate_head015"
-    bundle = load_model_bundle(weights)
+    bundle = load_model_bundle()
     assert bundle.redaction == (0.15, 0.05)
-    meta = {n: json.loads((weights / f"{n}.json").read_text())["metadata"] for n in ("anonymizer", "reid", "e_lin")}
-    assert [meta[n]["stage"] for n in ("anonymizer", "reid", "e_lin")] == ["joint", "reid_anon", "linear"]
-    assert meta["anonymizer"]["data_fingerprint"] == meta["reid"]["data_fingerprint"] == meta["e_lin"]["data_fingerprint"]
+    names = ("anonymizer", "reid", "e_lin", "e_rec_adaptive")
+    meta = {n: json.loads((DEFAULT_WEIGHTS / f"{n}.json").read_text())["metadata"] for n in names}
+    assert [meta[n]["stage"] for n in names] == ["joint", "reid_anon", "linear", "adaptive"]
+    assert len({meta[n]["data_fingerprint"] for n in names}) == 1  # all of them on the anonymizer's world
     assert all(m["reproduce"].startswith("anonreid simulate") for m in meta.values())
-    attackers = load_attackers(weights)
+    attackers = load_attackers(DEFAULT_WEIGHTS)
     assert attackers.side is not None and attackers.side.e_lin is not None and attackers.appearance is not None
-    assert sorted(Path(m.split(":")[0]).stem for m in attackers.missing) == ["e_inv", "e_rec_adaptive"]
+    assert attackers.side.e_rec_adaptive is not None
+    assert load_model_bundle(DEFAULT_WEIGHTS.parent / "previous_default").redaction is None
+    assert sorted(Path(m.split(":")[0]).stem for m in attackers.missing) == ["e_inv"]
