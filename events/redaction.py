@@ -20,10 +20,9 @@ neighbour) has the top of whoever is tallest, so its band can pass over another 
 8 of the narrow band's 9 faces left over a quarter firing were in boxes over half a person width too wide
 (docs/results/biometric/redaction/README.md). For such a box (``columns_min_aspect``: its width at least
 that share of its height; the world's true person boxes are 0.29-0.71 of their height wide, 5th to 95th
-percentile, 0.79 at the 99th) the band also follows the events: in each
-pixel column it spans from ``margin`` of the box's height above the column's topmost event to ``head +
-margin`` below it, the tops min-filtered over +-``reach`` of the height so a column beside a head takes
-the head's top.
+percentile, 0.79 at the 99th) the band also follows the events: in each pixel column it spans from
+``margin`` of the box's height above the column's topmost event to ``head + margin`` below it, the tops
+min-filtered over +-``reach`` of the height so a column beside a head takes the head's top.
 """
 
 from __future__ import annotations
