@@ -188,10 +188,9 @@ def edge_errors(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def resample_box_errors(boxes: np.ndarray, errors: np.ndarray, rng: np.random.Generator,
                         hw: Sequence[int]) -> np.ndarray:
     """Boxes ``(N, 4)`` each moved by one row of measured edge ``errors`` (:func:`edge_errors`, read by
-    :func:`load_box_errors`), drawn
-    from ``rng``: a detector's own boxes, its tail included (boxes that span a neighbour, or start below
-    the head), where :func:`jitter_boxes` draws a bounded uniform error. Kept on the ``hw`` grid and at
-    least 2 pixels wide and high; a NaN box stays NaN."""
+    :func:`load_box_errors`), drawn from ``rng``: a detector's own boxes, its tail included (boxes that span
+    a neighbour, or start below the head), where :func:`jitter_boxes` draws a bounded uniform error. Kept
+    on the ``hw`` grid and at least 2 pixels wide and high; a NaN box stays NaN."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     moved = b + errors[rng.integers(0, len(errors), len(b))] * _edge_scale(b)
     limit = np.array([hw[1], hw[0]], np.float64)

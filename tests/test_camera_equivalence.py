@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import PREVIOUS_WEIGHTS
 
 from anonreid.orchestration.config import CameraConfig, WorldConfig
 
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EXPECTED = Path(__file__).with_name("camera_equivalence_expected.json")
 #: the weights the expected values were recorded with: the default set until the 39th session (the
 #: narrow head band's set, shipped since, redacts: another output by design, not by the refactor)
-RECORDED_WITH = Path(__file__).resolve().parents[1] / "models" / "weights" / "previous_default"
+RECORDED_WITH = PREVIOUS_WEIGHTS
 CAMERA = "cam3"  # person 032 walks through it from 0.5 s
 
 #: scenario -> (stream seconds, camera settings): the default path (E_an on boxes + halo, audit on the tap's

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import PREVIOUS_WEIGHTS
 
 from anonreid.orchestration.config import CameraConfig, EventsConfig, TrackerConfig, WorldConfig
 
@@ -352,9 +353,8 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, a
 
     threading.Thread(target=monitor, daemon=True).start()
     assert ready.wait(5)
-    unredacted = Path(__file__).resolve().parents[1] / "models" / "weights" / "previous_default"
     service = CameraService(_live_spec(seconds=3.0), gallery_address, audit_redis.url, None,
-                            _camera_config(model_dir=str(unredacted)), EventsConfig())
+                            _camera_config(model_dir=str(PREVIOUS_WEIGHTS)), EventsConfig())
     sent: list[bytes] = []
     inner = service.node.publisher.client  # type: ignore[union-attr]
 
@@ -393,7 +393,7 @@ def test_nothing_raw_leaves_the_node(redis_service: Any, gallery_address: str, a
     from anonreid.events.types import concat_events
 
     events = concat_events(packets)
-    bundle = load_model_bundle(unredacted)
+    bundle = load_model_bundle(PREVIOUS_WEIGHTS)
     raw_bytes = events.tobytes()
     for _eid, fields in entries:
         sample = audit_pb2.AuditSample.FromString(fields[b"sample"])

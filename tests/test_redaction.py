@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PREVIOUS_WEIGHTS
 
 from anonreid.events.redaction import head_bands, redact_pass, redact_window
 from anonreid.events.types import make_events
@@ -269,5 +270,5 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     attackers = load_attackers(DEFAULT_WEIGHTS)
     assert attackers.side is not None and attackers.side.e_lin is not None and attackers.appearance is not None
     assert attackers.side.e_rec_adaptive is not None
-    assert load_model_bundle(DEFAULT_WEIGHTS.parent / "previous_default").redaction is None
+    assert load_model_bundle(PREVIOUS_WEIGHTS).redaction is None
     assert sorted(Path(m.split(":")[0]).stem for m in attackers.missing) == ["e_inv"]
