@@ -203,6 +203,7 @@ def test_the_camera_redacts_the_heads_its_detector_finds(tmp_path: Path) -> None
     assert r["faces"] >= 10 and r["firing_without_redaction"] >= 0.9 * r["faces"], r
     assert r["firing_faces_fully_redacted"] >= 0.85 * r["firing_without_redaction"], r
     assert r["faces_over_25pct_left"] == 0 and r["cameras"][0]["face_pixels_left_of_firing"] < 0.05, r
+    assert r["cameras"][0]["heavy_leaks"] == [] and r["heavy_leaks_without_a_box"] == 0, r
     assert [c["camera"] for c in r["cameras"]] == ["cam3"] and (r["head"], r["margin"]) == (0.2, 0.1)
     # the leaks are told apart by whether the camera boxed the person; the clips' boxes, here unjittered
     # (the true boxes), cover every firing face and have no edge error
@@ -231,6 +232,22 @@ def test_box_edge_errors_are_fractions_of_the_true_size() -> None:
     # resampling applies what edge_errors measures
     np.testing.assert_allclose(resample_box_errors(np.array([[10, 80, 30, 180]]), e, np.random.default_rng(0), (300, 300)),
                                [[8, 60, 28, 200]])
+
+
+def test_a_heavy_leak_names_its_window_and_the_box_the_camera_had() -> None:
+    """Each face the redaction leaves over a quarter firing is listed with the camera box that overlapped
+    its person most (its aspect, which decides the column rule, and its edge errors), or None for a
+    person the camera missed."""
+    from anonreid.orchestration.bench.redaction import heavy_leak
+
+    truth = np.array([10.0, 80.0, 30.0, 180.0])
+    leak = heavy_leak(5_000, truth, np.array([8.0, 60.0, 28.0, 200.0]), 0.62, 0.4, 0.3)
+    assert leak["window_start_us"] == 5_000 and leak["camera_box"] == [8.0, 60.0, 28.0, 200.0]
+    assert leak["aspect"] == round(20 / 140, 3) and leak["edge_errors"] == [-0.1, -0.2, -0.1, 0.2]
+    assert (leak["iou"], leak["face_firing_without"], leak["face_left"]) == (0.62, 0.4, 0.3)
+    missed = heavy_leak(5_000, truth, None, 0.0, 0.4, 0.4)
+    assert missed["camera_box"] is None and missed["aspect"] is None and missed["edge_errors"] is None
+    json.dumps([leak, missed])  # the bench writes them as they are
 
 
 def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -> None:

@@ -38,6 +38,26 @@ from anonreid.orchestration import cli_common
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 #: a camera box overlapping a true person less than this is no box for it (a missed person)
 MIN_IOU = 0.1
+#: a face with more than this share of its pixels still firing after the redaction is a heavy leak
+HEAVY = 0.25
+
+
+def heavy_leak(start_us: int, true_box: np.ndarray, camera_box: np.ndarray | None, iou: float,
+               firing_without: float, left: float) -> dict[str, Any]:
+    """One heavy leak as the JSON lists it: the window, the true person box and the camera box that
+    overlapped it most (None: no camera box reached :data:`MIN_IOU`, a missed person), their overlap, the
+    camera box's width over height (the column rule's ``camera.redact_columns_min_aspect`` applies from
+    its value up) and the camera box's edge errors as fractions of the true box (+ is right or down)."""
+    from anonreid.models.data import edge_errors
+
+    out: dict[str, Any] = {"window_start_us": int(start_us), "true_box": [round(float(v), 1) for v in true_box],
+                           "camera_box": None, "iou": round(iou, 3), "aspect": None, "edge_errors": None,
+                           "face_firing_without": round(firing_without, 3), "face_left": round(left, 3)}
+    if camera_box is not None:
+        x1, y1, x2, y2 = (float(v) for v in camera_box)
+        out.update(camera_box=[round(v, 1) for v in (x1, y1, x2, y2)], aspect=round((x2 - x1) / max(y2 - y1, 1e-6), 3),
+                   edge_errors=[round(float(v), 3) for v in edge_errors(camera_box[None], true_box[None])[0]])
+    return out
 
 
 def error_summary(errors: np.ndarray) -> dict[str, list[float]]:
@@ -83,6 +103,7 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
     clip_errors: list[np.ndarray] = []  # per true person: the edge errors of its clip box
     rng = np.random.default_rng(seed)
     boxed: list[bool] = []  # per true face: whether a camera box overlapped its person
+    heavy: list[dict[str, Any]] = []  # per face left over a quarter firing: where, and the box it had
 
     def measured(batch: list[Any], positions: set[int], people: Any = None) -> dict[int, np.ndarray]:
         out = voxelize(batch, positions, people)
@@ -114,6 +135,9 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
                     left.append(firing_share(out[pos][face]))
                     left_clip.append(firing_share(as_clip[face]))
                     boxed.append(bool(has_box[i]))
+                    if left[-1] > HEAVY:
+                        heavy.append(heavy_leak(batch[pos].start_us, gt[i], cam[best[i]] if has_box[i] else None,
+                                                float(iou[i].max()) if iou.shape[1] else 0.0, plain[-1], left[-1]))
         return out
 
     node.inference.voxelize = measured  # type: ignore[method-assign]
@@ -124,11 +148,11 @@ def face_coverage(cfg: Any, camera: str, seconds: float, redaction: tuple[float,
     p, a, c, k = np.array(plain), np.array(left), np.array(left_clip), np.array(boxed, bool)
     leaking = (p > 0) & (a > 0)
     clip_boxes = {} if clip_jitter is None else {"clip_boxes": {
-        "firing_faces_fully_redacted": int(((p > 0) & (c == 0)).sum()), "faces_over_25pct_left": int((c > 0.25).sum()),
+        "firing_faces_fully_redacted": int(((p > 0) & (c == 0)).sum()), "faces_over_25pct_left": int((c > HEAVY).sum()),
         "face_pixels_left_of_firing": float(c.sum() / p.sum()) if p.sum() else None}}
     return {"camera": camera, "faces": len(a), "firing_without_redaction": int((p > 0).sum()),
             "fully_redacted": int((a == 0).sum()), "firing_faces_fully_redacted": int(((p > 0) & (a == 0)).sum()),
-            "faces_over_25pct_left": int((a > 0.25).sum()),
+            "faces_over_25pct_left": int((a > HEAVY).sum()), "heavy_leaks": heavy,
             "face_pixels_left_of_firing": float(a.sum() / p.sum()) if p.sum() else None,
             "mean_share_left": float(a.mean()) if len(a) else None,
             "mean_share_firing_without": float(p.mean()) if len(p) else None,
@@ -169,6 +193,7 @@ def main(
               "faces_over_25pct_left": sum(p["faces_over_25pct_left"] for p in per),
               "leaking_faces_with_a_box": sum(p["leaking_faces_with_a_box"] for p in per),
               "leaking_faces_without_a_box": sum(p["leaking_faces_without_a_box"] for p in per),
+              "heavy_leaks_without_a_box": sum(h["camera_box"] is None for p in per for h in p["heavy_leaks"]),
               "clip_boxes": {"clip_jitter": clip_jitter, **{
                   k: sum(p["clip_boxes"][k] for p in per) for k in ("firing_faces_fully_redacted", "faces_over_25pct_left")}},
               "box_errors": {"quantiles": list(QUANTILES), "camera": error_summary(camera_err),
