@@ -22,7 +22,9 @@ neighbour) has the top of whoever is tallest, so its band can pass over another 
 that share of its height; the world's true person boxes are 0.29-0.71 of their height wide, 5th to 95th
 percentile, 0.79 at the 99th) the band also follows the events: in each pixel column it spans from
 ``margin`` of the box's height above the column's topmost event to ``head + margin`` below it, the tops
-min-filtered over +-``reach`` of the height so a column beside a head takes the head's top.
+min-filtered over +-``reach`` of the height so a column beside a head takes the head's top. A column's top
+is its highest event with ``TOP_SUPPORT`` events around it, so that sensor noise above a head does not
+lift the band off the face.
 """
 
 from __future__ import annotations
@@ -56,9 +58,31 @@ def inside(events: np.ndarray, bands: np.ndarray) -> np.ndarray:
     return np.asarray(_within(x, y, np.asarray(bands, np.float32).reshape(1, -1, 4)).any(axis=1))
 
 
+#: an event marks a column's top only where at least this many events fire in its 3x3 pixel neighbourhood
+#: (itself included): a lone background-activity event above a head would otherwise lift the band of
+#: every column within ``reach`` of it off the face (three of the narrow band's four heavy live leaks)
+TOP_SUPPORT = 3
+
+
+def column_tops(x: np.ndarray, y: np.ndarray, lo: int, width: int, support: int = TOP_SUPPORT) -> np.ndarray:
+    """Per pixel column ``lo .. lo + width - 1``: the smallest ``y`` of an event with at least ``support``
+    events in its 3x3 neighbourhood, or a huge number where none is (``x``, ``y``: the events' integer
+    pixels, every ``x`` in that range)."""
+    none = np.full(width, np.iinfo(np.int64).max // 2)
+    if len(y) == 0:
+        return none
+    y0, height = int(y.min()), int(y.max() - y.min()) + 1
+    counts = np.bincount((y - y0 + 1) * (width + 2) + (x - lo + 1), minlength=(height + 2) * (width + 2))
+    counts = counts.reshape(height + 2, width + 2)
+    near = sum(counts[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    ok = (counts[1:-1, 1:-1] > 0) & (near >= support)
+    return np.where(ok.any(0), ok.argmax(0) + y0, none)
+
+
 def column_bands(events: np.ndarray, box: np.ndarray, head: float, margin: float, reach: float) -> np.ndarray:
-    """Boolean mask: the events in the band that follows the topmost event of each pixel column of
-    ``box`` (widened by ``margin``; module docstring), for a box too wide to be one person."""
+    """Boolean mask: the events in the band that follows the topmost supported event (:func:`column_tops`)
+    of each pixel column of ``box`` (widened by ``margin``; module docstring), for a box too wide to be
+    one person."""
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
     x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
@@ -66,8 +90,7 @@ def column_bands(events: np.ndarray, box: np.ndarray, head: float, margin: float
     sel = (x >= lo) & (x < hi) & (y >= y1 - margin * h) & (y < y2)
     if hi <= lo or not sel.any():
         return sel
-    top = np.full(hi - lo, np.iinfo(np.int64).max // 2)
-    np.minimum.at(top, x[sel] - lo, y[sel])
+    top = column_tops(x[sel], y[sel], lo, hi - lo)
     r = max(1, round(reach * h))
     top = np.lib.stride_tricks.sliding_window_view(np.pad(top, r, mode="edge"), 2 * r + 1).min(axis=1)
     t = top[np.clip(x - lo, 0, hi - lo - 1)]

@@ -79,6 +79,28 @@ def test_a_box_too_wide_for_one_person_also_redacts_below_each_columns_top() -> 
         redact_window(ev, wide, 0.15, 0.0, columns_min_aspect=-1.0)
 
 
+def test_a_lone_event_above_a_head_does_not_lift_the_column_band() -> None:
+    """Background activity: single events above the short person's head (and beside it, within the tops'
+    reach) are not a top; a column's top is its highest event with neighbours (column_tops), so the band
+    still covers the short one's head. Without that support rule the band would start at the lone events."""
+    from anonreid.events.redaction import column_tops
+
+    noise = make_events(np.array([100, 200, 300], np.int64), np.array([45, 52, 38]), np.array([22, 25, 24]),
+                        np.ones(3, np.int8))
+    ev = np.concatenate([_people(TALL, SHORT), noise])
+    short_head = (ev["x"] >= 40) & (ev["y"] >= 30) & (ev["y"] < 40)
+    cols = redact_window(ev, np.array([BOTH], np.float32), head=0.15, margin=0.0, columns_min_aspect=0.6)
+    assert not np.isin(ev[short_head], cols).any()
+    assert np.isin(noise, cols).all()  # above every band: kept
+    # the tops themselves: lone events (1, 0) and (3, 9) are skipped; (1, 5), (2, 5), (2, 6) support each other
+    x, y = np.array([1, 1, 2, 2, 3]), np.array([0, 5, 5, 6, 9])
+    tops = column_tops(x, y, 0, 5)
+    np.testing.assert_array_equal(tops[1:3], [5, 5])
+    assert min(tops[0], tops[3], tops[4]) > 10**9
+    np.testing.assert_array_equal(column_tops(x, y, 0, 5, support=1)[1:4], [0, 5, 9])
+    assert column_tops(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 3).min() > 10**9
+
+
 def test_the_camera_applies_the_column_rule_of_its_config() -> None:
     """The camera's voxeliser (nodes/camera/inference.py) redacts a wide box's columns with
     ``camera.redact_columns_min_aspect`` (on by default), and only the boxes' bands when it is null."""
