@@ -291,9 +291,9 @@ def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -
 def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None:
     """models/weights/default (the narrow band's set, shipped since the 39th session): the cameras that
     run it redact as its anonymizer was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind
-    that anonymizer, and the adversary finds the attackers trained against it (the raw E_rec, the
-    adaptive E_rec and the linear inverse trained on its output, the appearance net) and names the one it
-    lacks. The set shipped before it is kept, unredacted, in models/weights/previous_default."""
+    that anonymizer, and the adversary finds every attacker the set carries trained against it (the raw
+    E_rec, the adaptive E_rec, the linear inverse and the end-to-end inversion trained on its output, the
+    appearance net). The set shipped before it is kept, unredacted, in models/weights/previous_default."""
     import json
 
     from anonreid.models.bundle import DEFAULT_WEIGHTS, load_model_bundle
@@ -310,4 +310,6 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     assert attackers.side is not None and attackers.side.e_lin is not None and attackers.appearance is not None
     assert attackers.side.e_rec_adaptive is not None
     assert load_model_bundle(PREVIOUS_WEIGHTS).redaction is None
-    assert sorted(Path(m.split(":")[0]).stem for m in attackers.missing) == ["e_inv"]
+    assert attackers.side.e_inv is not None and attackers.missing == []  # every attack the shipped set carries
+    e_inv = json.loads((DEFAULT_WEIGHTS / "e_inv.json").read_text())["metadata"]
+    assert e_inv["stage"] == "inv" and e_inv["budget_rule"]["ok"] and e_inv["appearance_loss"]
