@@ -60,7 +60,7 @@ def inside(events: np.ndarray, bands: np.ndarray) -> np.ndarray:
 
 #: an event marks a column's top only where at least this many events fire in its 3x3 pixel neighbourhood
 #: (itself included): a lone background-activity event above a head would otherwise lift the band of
-#: every column within ``reach`` of it off the face (three of the narrow band's four heavy live leaks)
+#: every column within ``reach`` of it off the face (two of the narrow band's four heavy live leaks)
 TOP_SUPPORT = 3
 
 
