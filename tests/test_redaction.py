@@ -292,8 +292,9 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     """models/weights/default (the narrow band's set, shipped since the 39th session): the cameras that
     run it redact as its anonymizer was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind
     that anonymizer, and the adversary finds every attacker the set carries trained against it (the raw
-    E_rec, the adaptive E_rec, the linear inverse and the end-to-end inversion trained on its output, the
-    appearance net). The set shipped before it is kept, unredacted, in models/weights/previous_default."""
+    E_rec, the adaptive E_rec, the raw E_rec fine-tuned on its output, the linear inverse and the end-to-end
+    inversion, the appearance net). The set shipped before it is kept, unredacted, in
+    models/weights/previous_default."""
     import json
 
     from anonreid.models.bundle import DEFAULT_WEIGHTS, load_model_bundle
@@ -313,3 +314,8 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     assert attackers.side.e_inv is not None and attackers.missing == []  # every attack the shipped set carries
     e_inv = json.loads((DEFAULT_WEIGHTS / "e_inv.json").read_text())["metadata"]
     assert e_inv["stage"] == "inv" and e_inv["budget_rule"]["ok"] and e_inv["appearance_loss"]
+    # the raw E_rec fine-tuned on the output (41st session): from the shipped raw E_rec, 3x the in-loop budget
+    assert attackers.side.e_rec_finetuned is not None
+    finetuned = json.loads((DEFAULT_WEIGHTS / "e_rec_finetuned.json").read_text())["metadata"]
+    assert finetuned["stage"] == "finetune" and finetuned["budget_rule"]["ok"]
+    assert finetuned["budget"]["init_from"] == "e_rec" and finetuned["budget"]["samples"] >= 9600
