@@ -193,6 +193,10 @@ class InvCfg(OptimCfg):
     w_l1: float = Field(1.0, ge=0, description="L1 of E_rec(E_inv(E_an X)) vs the reference frames")
     w_ssim: float = Field(1.0, ge=0, description="(1 - SSIM) of the same")
     w_emb: float = Field(1.0, ge=0, description="(1 - cosine) of the appearance embeddings of the person crops")
+    region: Literal["person", "frame"] = Field(
+        "person", description="where the frame loss (L1 and SSIM) is taken: person = each clip's box grown by 10 %, "
+        "the region the evaluation scores; frame = the whole tile, whose static background made E_inv answer with "
+        "flat grey (the 40th session's shipped E_inv, under the linear inverse)")
 
 
 class LinearCfg(Section):

@@ -5,7 +5,8 @@ budget of any attacker of its kind that E_an was trained against (:mod:`anonreid
 checked before it trains, refused with :class:`~anonreid.models.budget.AttackBudgetError`):
 
   ``inv``       E_inv trained end to end *through the frozen raw E_rec*: E_rec(E_inv(E_an(X))) against
-                the reference frames (L1 + 1 - SSIM) and against the retrieval attacker's appearance
+                the reference frames (L1 + 1 - SSIM on the person region, ``inv.region``) and against
+                the retrieval attacker's appearance
                 embedding of the person crop (its appearance net, frozen; trained first when the run
                 has none, exactly as ``anonreid evaluate`` trains it) -> ``e_inv``
   ``adaptive``  a fresh E_rec trained on E_an(X) -> I                          -> ``e_rec_adaptive``
@@ -49,7 +50,7 @@ from anonreid.models.identity_attack import (
 )
 from anonreid.models.inversion import fit_linear_inverse
 from anonreid.models.layers import ChannelAffine, fit_channel_affine
-from anonreid.models.losses import ssim
+from anonreid.models.losses import box_masks, region_ssim, ssim
 from anonreid.models.minmax import pool_budgets
 from anonreid.models.reconstruction import run_sequence
 from anonreid.models.registry import builder_args, create_model, model_cfg
@@ -165,6 +166,20 @@ def appearance_net(ctx: Context) -> nn.Module:
     return app
 
 
+def frame_scores(pred: torch.Tensor, frames: torch.Tensor, boxes: torch.Tensor, region: str = "person"
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1, SSIM) of an attack's frames against the reference frames, clips ``(N, T, 1, H, W)`` with one
+    box ``(N, 4)`` each: on the person region (the box grown by 10 % on each side, every window of the
+    clip; :func:`~anonreid.models.losses.box_masks`, as the min–max stage scores its attackers) with
+    ``region="person"``, else over the whole tile (``"frame"``)."""
+    p, f = pred.flatten(0, 1), frames.flatten(0, 1)
+    if region == "frame":
+        return F.l1_loss(p, f), ssim(p, f)
+    masks = box_masks(boxes, (p.shape[-2], p.shape[-1])).repeat_interleave(pred.shape[1], 0)
+    m = masks.expand_as(p).float()
+    return (m * (p - f).abs()).sum() / m.sum().clamp_min(1.0), region_ssim(p, f, masks).mean()
+
+
 def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appearance: nn.Module | None = None) -> nn.Module:
     """Stage ``inv``: E_inv trained through the frozen raw E_rec (frames + appearance embedding)."""
     from anonreid.models.evaluation.attacks import normalise_images
@@ -205,8 +220,7 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
         rng = ctx.rng("inv", i)
         b, _ = ctx.sample(rng, uniform_index(rng, len(ctx.train), ic.batch_size), False)
         pred = frames_of(b.voxels)
-        l1 = F.l1_loss(pred, b.frames)
-        s = ssim(pred.flatten(0, 1), b.frames.flatten(0, 1))
+        l1, s = frame_scores(pred, b.frames, b.boxes, ic.region)
         loss = ic.w_l1 * l1 + ic.w_ssim * (1 - s)
         logs = {"l1": float(l1.detach()), "ssim": float(s.detach())}
         if appearance is not None and ic.w_emb > 0:
@@ -218,15 +232,16 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
         return loss, logs
 
     def evaluate() -> dict[str, float]:
-        s = spread = target = 0.0
+        s = person = spread = target = 0.0
         n = 0
         for b in _val_batches(ctx):
             pred = frames_of(b.voxels)
             s += float(ssim(pred.flatten(0, 1), b.frames.flatten(0, 1))) * len(b.labels)
+            person += float(frame_scores(pred, b.frames, b.boxes, "person")[1]) * len(b.labels)
             spread += float(pred.flatten(2).std(2).mean()) * len(b.labels)
             target += float(b.frames.flatten(2).std(2).mean()) * len(b.labels)
             n += len(b.labels)
-        return {"attacker_ssim": s / n, "spread_ratio": spread / max(target, 1e-12)}
+        return {"attacker_ssim": s / n, "attacker_person_ssim": person / n, "spread_ratio": spread / max(target, 1e-12)}
 
     _run(ctx, "inv", {"inv": inv}, _optimizer([{"params": inv.parameters()}], ic), step, evaluate, ic, ic.batch_size)
     ctx.save(ctx.ckpt_dir / "e_inv", inv, ctx.metadata(

@@ -258,6 +258,29 @@ def test_region_ssim_scores_the_masked_region_only() -> None:
     assert torch.allclose(region_ssim(pred, ref, none), ssim(pred, ref, reduction="none"))
 
 
+def test_the_inversion_is_scored_on_the_person_not_on_the_static_background() -> None:
+    """Stage inv's frame loss (``inv.region``): on the whole tile, a flat grey answer that gets the static
+    background right beats a reconstruction of the person that is wrong elsewhere, and E_inv learned to
+    answer grey (the 40th session's, under the linear inverse); on the person region (each clip's box
+    grown by 10 %, every window) only the person counts."""
+    from anonreid.models.train_attacks import frame_scores
+
+    torch.manual_seed(0)
+    frames = torch.full((2, 3, 1, 48, 32), 0.5)
+    frames[..., 8:40, 10:22] = torch.rand(2, 3, 1, 32, 12)  # the person: texture on a grey background
+    boxes = torch.tensor([[10.0, 8.0, 22.0, 40.0]] * 2)
+    grey = torch.full_like(frames, 0.5)
+    person = torch.rand_like(frames)  # everything wrong ...
+    person[..., 5:43, 9:23] = frames[..., 5:43, 9:23]  # ... but the person region (the box grown by 10 %)
+    l1_grey, ssim_grey = frame_scores(grey, frames, boxes, "frame")
+    l1_person, ssim_person = frame_scores(person, frames, boxes, "frame")
+    assert float(l1_grey) < float(l1_person)  # the tile's loss prefers grey
+    l1_grey, ssim_grey = frame_scores(grey, frames, boxes, "person")
+    l1_person, ssim_person = frame_scores(person, frames, boxes, "person")
+    assert float(l1_person) == pytest.approx(0.0, abs=1e-6) and float(l1_grey) > 0.1
+    assert float(ssim_person) > 0.8 > 0.5 > float(ssim_grey)  # (windows at the region edge see the rest)
+
+
 def test_batch_hard_triplet_and_label_smoothing_ce() -> None:
     labels = torch.tensor([0, 0, 1, 1])
     separated = torch.tensor([[0.0, 0], [0.0, 0.1], [5.0, 0], [5.0, 0.1]])
