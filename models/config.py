@@ -197,6 +197,10 @@ class InvCfg(OptimCfg):
         "person", description="where the frame loss (L1 and SSIM) is taken: person = each clip's box grown by 10 %, "
         "the region the evaluation scores; frame = the whole tile, whose static background made E_inv answer with "
         "flat grey (the 40th session's shipped E_inv, under the linear inverse)")
+    init: Literal["linear", "identity"] = Field(
+        "linear", description="what E_inv starts as (its residual head starts at zero): linear = the run's "
+        "closed-form linear inverse (checkpoint e_lin, fitted first when the run has none), the floor it must "
+        "beat; identity = E_an's output in the voxel range (the plain E_rec-on-anonymized attack)")
 
 
 class LinearCfg(Section):

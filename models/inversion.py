@@ -2,13 +2,16 @@
 strong), each feeding the raw-trained E_rec: the attack's frames are ``E_rec(E_inv(E_an(X)))``.
 
 * ``inversion_residual`` (stage ``inv``, :mod:`anonreid.models.train_attacks`): a U-shaped conv net
-  whose output is E_an's output mapped into the voxel range (``to_voxel_range``, the logit of a
-  unit-range anonymizer) plus a learned residual with a zero-initialised head. It is trained *end to
-  end through the frozen raw E_rec*: the loss is on the frames E_rec makes of its output (L1 + 1 - SSIM
-  against the reference frames) and on the retrieval attacker's appearance embedding of the person,
-  not on voxels. So it starts as the plain "E_rec on anonymized events" attack and can only learn to
-  do better; the earlier voxel-L1 E_inv collapsed to ~zeros (raw voxels are ~96 % zeros) and
-  reconstructed flat grey.
+  whose output is a base estimate of the raw voxels plus a learned residual with a zero-initialised
+  head. The base is either E_an's output mapped into the voxel range (``to_voxel_range``, the logit of
+  a unit-range anonymizer), or, with ``linear_kernel`` > 0, a ``linear_inverse`` the training starts
+  from the run's closed-form fit (``inv.init=linear``, the default). It is trained *end to end through
+  the frozen raw E_rec*: the loss is on the frames E_rec makes of its output (L1 + 1 - SSIM against
+  the reference frames, on the person region) and on the retrieval attacker's appearance embedding of
+  the person, not on voxels. So it starts as the linear floor (or as the plain "E_rec on anonymized
+  events" attack) and can only learn to do better. The earlier voxel-L1 E_inv collapsed to ~zeros
+  (raw voxels are ~96 % zeros) and reconstructed flat grey; so did one started from E_an's output with
+  its frame loss on the whole tile (the 40th session's).
 * ``inversion``: the earlier plain U-net (no skip, linear voxel-range head); kept so checkpoints made
   with it still load.
 * ``linear_inverse`` (stage ``linear``): the closed-form floor. A ``k x k x B`` neighbourhood of
@@ -44,15 +47,18 @@ class InversionNet(nn.Module):
 
 
 class ResidualInversionNet(nn.Module):
-    """``to_voxel_range(a) + head(trunk(to_voxel_range(a)))``, the head initialised to zero."""
+    """``z + head(trunk(z))``, the head initialised to zero, where ``z`` is ``to_voxel_range(a)`` (per
+    channel standardised with ``input_affine``) or, with ``linear_kernel`` > 0, a :class:`LinearInverse`
+    of ``a`` (its weights loaded from the closed-form fit before training)."""
 
     def __init__(self, in_bins: int = 5, base: int = 32, num_res: int = 2, input_range: str = "unit",
-                 input_affine: bool = False) -> None:
+                 input_affine: bool = False, linear_kernel: int = 0) -> None:
         super().__init__()
         self.conventions = {"in_bins": in_bins, "out_channels": in_bins, "output_range": "voxel",
                             "input_range": input_range}
         self.input_range = input_range
-        self.input_affine = ChannelAffine(in_bins) if input_affine else None
+        self.linear = LinearInverse(in_bins, linear_kernel, input_range) if linear_kernel > 0 else None
+        self.input_affine = ChannelAffine(in_bins) if input_affine and self.linear is None else None
         self.trunk = SmallUNet(in_bins, base, 4 * base, num_res)
         self.head = nn.Conv2d(base, in_bins, 3, padding=1)
         nn.init.zeros_(self.head.weight)
@@ -60,9 +66,12 @@ class ResidualInversionNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        z = to_voxel_range(a, self.input_range)
-        if self.input_affine is not None:  # fitted by the inv stage: each channel gets the raw voxels' statistics
-            z = self.input_affine(z)
+        if self.linear is not None:  # starts as the closed-form linear inverse (the floor)
+            z = self.linear(a)
+        else:
+            z = to_voxel_range(a, self.input_range)
+            if self.input_affine is not None:  # fitted by the inv stage: each channel gets the raw voxels' statistics
+                z = self.input_affine(z)
         return z + self.head(self.trunk(z))
 
 
@@ -126,9 +135,10 @@ def inversion(in_bins: int = 5, base: int = 32, num_res: int = 2) -> nn.Module:
 
 @register_model("inversion_residual", family="inversion")
 def inversion_residual(in_bins: int = 5, base: int = 32, num_res: int = 2, input_range: str = "unit",
-                       input_affine: bool = False) -> nn.Module:
-    """E_inv trained end to end through the frozen E_rec: voxel-range skip + learned residual."""
-    return ResidualInversionNet(in_bins, base, num_res, input_range, input_affine)
+                       input_affine: bool = False, linear_kernel: int = 0) -> nn.Module:
+    """E_inv trained end to end through the frozen E_rec: a base (voxel range, or a linear inverse with
+    ``linear_kernel`` > 0) + learned residual."""
+    return ResidualInversionNet(in_bins, base, num_res, input_range, input_affine, linear_kernel)
 
 
 @register_model("linear_inverse", family="inversion")

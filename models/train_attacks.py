@@ -192,9 +192,15 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
     seed_everything(ctx.cfg.seed + STAGES.index("inv"))
     an_cfg = model_cfg(anonymizer)
     args: dict[str, Any] = {"input_range": an_cfg.output_range} if ic.model == "inversion_residual" else {}
-    if "input_affine" in builder_args(ic.model):
+    linear: nn.Module | None = None
+    if ic.init == "linear" and "linear_kernel" in builder_args(ic.model):
+        linear = _linear_inverse(ctx, anonymizer, rec)
+        args["linear_kernel"] = int(linear.conv.kernel_size[0])  # type: ignore[union-attr,index]
+    elif "input_affine" in builder_args(ic.model):
         args["input_affine"] = True
     inv = create_model(ic.model, in_bins=ctx.cfg.data.num_bins, **args).to(ctx.device)
+    if linear is not None:  # E_inv starts as the floor: the residual head is zero
+        inv.linear.load_state_dict(linear.state_dict())  # type: ignore[union-attr]
     for m in (anonymizer, rec, *([appearance] if appearance is not None else [])):
         m.requires_grad_(False).eval()
     fitted: dict[str, Any] = {}
@@ -246,6 +252,7 @@ def train_inversion(ctx: Context, anonymizer: nn.Module, rec: nn.Module, appeara
     _run(ctx, "inv", {"inv": inv}, _optimizer([{"params": inv.parameters()}], ic), step, evaluate, ic, ic.batch_size)
     ctx.save(ctx.ckpt_dir / "e_inv", inv, ctx.metadata(
         "inv", ctx.results["inv"]["metrics"], trained_on=_trained_on(anonymizer), through="e_rec (frozen, raw)",
+        started_from="the linear inverse (e_lin)" if linear is not None else "E_an's output in the voxel range",
         appearance_loss=appearance is not None and ic.w_emb > 0, **({"input_affine": fitted} if fitted else {}), **meta))
     return inv.eval()
 
@@ -255,6 +262,14 @@ def _pairs(ctx: Context, anonymizer: nn.Module, index: np.ndarray, batch: int = 
         x = ctx.train.batch(index[i : i + batch], ctx.device).voxels.flatten(0, 1)
         with torch.no_grad():
             yield anonymizer(x).cpu(), x.cpu()
+
+
+def _linear_inverse(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Module:
+    """The run's closed-form linear inverse (``e_lin``), fitted by stage ``linear`` now when the run has
+    none (stage ``inv`` starts from it and runs before ``linear`` in the default order)."""
+    if (ctx.ckpt_dir / "e_lin.json").exists():
+        return ctx.load("e_lin")
+    return train_linear(ctx, anonymizer, rec)
 
 
 def train_linear(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Module:

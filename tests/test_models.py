@@ -221,6 +221,27 @@ def test_residual_inversion_starts_as_the_plain_attack() -> None:
     assert torch.allclose(model(a), attacker_input(a, create_model("anonymizer_paper").cfg), atol=1e-5)
 
 
+def test_residual_inversion_can_start_as_the_linear_floor() -> None:
+    """With ``linear_kernel`` (stage inv's default ``inv.init=linear``) E_inv starts exactly as the run's
+    closed-form linear inverse, the floor every trained attack must beat, and learns a residual on top;
+    its checkpoint builds the same network again (the builder argument is recorded)."""
+    from anonreid.models.inversion import fit_linear_inverse
+
+    torch.manual_seed(0)
+    truth = torch.nn.Conv2d(5, 5, 5, padding=2)
+    with torch.no_grad():
+        pairs = [(torch.sigmoid(z), truth(z)) for z in (torch.randn(4, 5, 20, 16) for _ in range(2))]
+    linear = create_model("linear_inverse", kernel=5, input_range="unit")
+    fit_linear_inverse(linear, pairs, ridge=0.0)
+    model = create_model("inversion_residual", input_range="unit", linear_kernel=5)
+    model.linear.load_state_dict(linear.state_dict())
+    a = torch.rand(2, 5, 24, 16) * 0.98 + 0.01
+    with torch.no_grad():
+        assert torch.allclose(model(a), linear(a), atol=1e-6)
+    assert dict(model.cfg.params)["linear_kernel"] == 5 and model.input_affine is None
+    assert create_model("inversion_residual", input_range="unit").linear is None  # earlier checkpoints
+
+
 def test_range_adapters_invert_the_paper_sigmoid() -> None:
     x = torch.randn(2, 5, 8, 8)
     unit = torch.sigmoid(x)
