@@ -67,7 +67,8 @@ from anonreid.models.train import (
 
 log = logging.getLogger(__name__)
 
-ATTACK_STAGES = ("inv", "adaptive", "finetune", "linear", "identity", "identity_raw")
+#: the order they train in: the closed-form linear inverse first, the inversion starts from it
+ATTACK_STAGES = ("linear", "inv", "adaptive", "finetune", "identity", "identity_raw")
 
 
 def anonymizer_budgets(ctx: Context) -> list[Budget]:
@@ -265,8 +266,8 @@ def _pairs(ctx: Context, anonymizer: nn.Module, index: np.ndarray, batch: int = 
 
 
 def _linear_inverse(ctx: Context, anonymizer: nn.Module, rec: nn.Module) -> nn.Module:
-    """The run's closed-form linear inverse (``e_lin``), fitted by stage ``linear`` now when the run has
-    none (stage ``inv`` starts from it and runs before ``linear`` in the default order)."""
+    """The run's closed-form linear inverse (``e_lin``; stage ``linear`` runs before ``inv``), fitted by
+    stage ``linear`` now when the run has none (``--stage inv`` alone on a run without it)."""
     if (ctx.ckpt_dir / "e_lin.json").exists():
         return ctx.load("e_lin")
     return train_linear(ctx, anonymizer, rec)

@@ -90,7 +90,7 @@ PLANS = {
     ),
 }
 TRAIN_STAGES = ("rec", "reid", "joint")
-ATTACK_STAGES = ("inv", "adaptive", "finetune", "linear", "identity")
+ATTACK_STAGES = ("linear", "inv", "adaptive", "finetune", "identity")
 
 
 def attack_overrides(run_dir: Path, world: Path, plan: Plan) -> list[str]:
