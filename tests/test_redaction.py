@@ -314,6 +314,10 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     assert attackers.side.e_inv is not None and attackers.missing == []  # every attack the shipped set carries
     e_inv = json.loads((DEFAULT_WEIGHTS / "e_inv.json").read_text())["metadata"]
     assert e_inv["stage"] == "inv" and e_inv["budget_rule"]["ok"] and e_inv["appearance_loss"]
+    # retrained in the 42nd session with the fix for the flat-grey collapse: the loss on the person region,
+    # starting from the closed-form linear inverse (the floor it must beat)
+    assert e_inv["config"]["inv"]["region"] == "person" and e_inv["config"]["inv"]["init"] == "linear"
+    assert e_inv["started_from"].startswith("the linear inverse")
     # the raw E_rec fine-tuned on the output (41st session): from the shipped raw E_rec, 3x the in-loop budget
     assert attackers.side.e_rec_finetuned is not None
     finetuned = json.loads((DEFAULT_WEIGHTS / "e_rec_finetuned.json").read_text())["metadata"]
