@@ -207,7 +207,7 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
 
 
 def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """With the trained attacker, the identity 'anonymizer' leaks: an alert, a WARNING line, the counter."""
+    """With the trained attackers, the identity 'anonymizer' leaks: alerts, a WARNING line, the counters."""
     from anonreid.nodes.adversary.attackers import load_attackers
     from anonreid.orchestration.infra.audit_log import AuditLog
 
@@ -230,7 +230,41 @@ def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pyte
     line = next(r.getMessage() for r in caplog.records if "reconstruction attack ssim" in r.getMessage())
     assert CAMERA in line and f"{alert.record.value:.4f}" in line and f"{alert.threshold:.4f}" in line
     assert (_gauge(registry, "anonreid_privacy_alerts_total", "reconstruction") or 0) >= 1
-    assert _gauge(registry, "anonreid_privacy_alerts_total", "inversion") == 0  # exported at 0, not absent
+    # the shipped end-to-end inversion (trained again in the 42nd session, over the linear floor) sees through
+    # a camera that anonymizes nothing as well (its reconstructions find the people: rank-1); the 40th
+    # session's, flat grey, never did
+    assert any(attack == "inversion" for attack, _ in breached), [(r.attack, r.metric, r.value, r.chance) for r in records]
+    # an attack the node cannot run (the shipped set carries no identity towers) is exported at 0, not absent
+    assert _gauge(registry, "anonreid_privacy_alerts_total", "identity") == 0
+
+
+def test_a_stop_ends_a_round_before_its_next_reconstruction(identity_tap: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Told to stop during a round, the node ends it before the next reconstruction instead of finishing every
+    attack on every camera first (a round of the shipped set's attacks took ~40 s in the demo on two cores,
+    over Kubernetes' 30 s grace period): nothing is scored, the round is not counted, the reconstruction
+    already made stays cached."""
+    from anonreid.models.evaluation import attacks as suite
+    from anonreid.nodes.adversary.attackers import load_attackers
+
+    client, _url = identity_tap
+    run = _checkpoint("e_rec")
+    assert run is not None, "the shipped set carries e_rec"
+    node, _registry = _adversary(client, load_attackers(run), [CAMERA], adaptive_steps=0)
+    assert node.poll() >= node.config.min_samples
+    made = []
+    reconstruct = suite.reconstruct
+
+    def reconstruct_then_stop(*args: Any, **kwargs: Any) -> np.ndarray:
+        made.append(1)
+        node._stop.set()  # what stop() does, from inside the first reconstruction of the round
+        return reconstruct(*args, **kwargs)
+
+    monkeypatch.setattr(suite, "reconstruct", reconstruct_then_stop)
+    assert node.attack_round() == [] and node.rounds == 0
+    assert len(made) == 1 and len(node.attacks.views) == 1  # several attacks were due: only the first ran
+    node._stop.clear()
+    monkeypatch.setattr(suite, "reconstruct", reconstruct)
+    assert node.attack_round() and node.rounds == 1  # not told to stop: the whole round, scored
 
 
 def test_trained_anonymizer_does_not_breach(redis_service: Any) -> None:
