@@ -93,9 +93,9 @@ class GalleryConfig(Section):
     merge_every_s: float = Field(10.0, ge=0, description="stream seconds between identity merge passes: identities "
                                  "that look alike as a whole and could be one person become one (recorded "
                                  "corrections of kind merge); 0 = never")
-    merge_threshold: float = Field(0.6, ge=-1, le=1, description="similarity of two identities' mean appearance (the "
+    merge_threshold: float = Field(0.5, ge=-1, le=1, description="similarity of two identities' mean appearance (the "
                                    "normalised sum of their tracklets' mean embeddings) from which a merge pass "
-                                   "joins them")
+                                   "joins them (0.5: docs/BENCHMARKS.md, 'The merge bar at 0.5')")
     merge_window_s: float = Field(300.0, gt=0, description="stream seconds back a merge pass looks: identities seen "
                                   "since then take part (bounds its cost in a large gallery)")
     transit_bonus: float = Field(0.1, ge=0, description="similarity added when the walk from/to the identity's "
