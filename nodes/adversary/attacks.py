@@ -112,14 +112,9 @@ class AttackStage:
         """Drop the cached outputs of ``attack`` (a retrained attacker is a new attacker)."""
         self.views = {k: v for k, v in self.views.items() if k[0] != attack}
 
-    def run(
-        self, camera: str, samples: list[Sample], live: Sequence[LiveAttacker], live_seqs: set[int],
-        stopping: Callable[[], bool] = lambda: False,
-    ) -> CameraRound:
+    def run(self, camera: str, samples: list[Sample], live: Sequence[LiveAttacker], live_seqs: set[int]) -> CameraRound:
         """Every attack the camera's samples allow; ``live_seqs`` are the samples still in some window
-        (outputs of clips that left every window are dropped from the cache). ``stopping`` is asked before
-        each reconstruction: once it says yes the round ends there, unscored (what was reconstructed stays
-        cached), so a node that is told to stop does not finish a round of several attacks first."""
+        (outputs of clips that left every window are dropped from the cache)."""
         import torch
 
         from anonreid.models.evaluation import attacks as suite
@@ -152,8 +147,6 @@ class AttackStage:
             for clip in new[-self.max_new_clips:]:
                 for attack, run in outputs.items():
                     if key(attack, clip) not in self.views:
-                        if stopping():
-                            return CameraRound(clips=clips)
                         self.views[key(attack, clip)] = run(clip)
         self.views = {k: v for k, v in self.views.items() if k[2] in live_seqs}
         scored = [c for c in clips if all(key(a, c) in self.views for a in outputs)]

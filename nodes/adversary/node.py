@@ -164,19 +164,15 @@ class AdversaryNode:
 
     def attack_round(self) -> list[audit_pb2.AuditRecord]:
         """Follow the cameras' anonymizer version, refresh the adaptive attacker when due, then attack every
-        camera with enough samples. A :meth:`stop` ends the round before the next camera or reconstruction
-        (a round a stop came during is not counted), so stopping never waits out a round of every attack."""
+        camera with enough samples."""
         self.follow_version()
         if self.adaptive is not None and self.adaptive.due():
             self.refresh_adaptive()
-        records: list[audit_pb2.AuditRecord] = []
+        records = []
         for camera, window in self.windows.items():
-            if self._stop.is_set():  # told to stop: the round ends here, not after every camera's attacks
-                return records
             if len(window) >= self.config.min_samples:
                 records.extend(self.attack_camera(camera))
-        if not self._stop.is_set():
-            self.rounds += 1
+        self.rounds += 1
         return records
 
     def attack_camera(self, camera: str) -> list[audit_pb2.AuditRecord]:
@@ -184,7 +180,7 @@ class AdversaryNode:
         self.follow_version()
         live = [self.adaptive] if self.adaptive is not None else []
         seqs = {s.seq for w in self.windows.values() for s in w}
-        done = self.attacks.run(camera, list(self.windows[camera]), live, seqs, stopping=self._stop.is_set)
+        done = self.attacks.run(camera, list(self.windows[camera]), live, seqs)
         if self.adaptive is not None:
             self.adaptive.collect(done.clips)
         if done.grid is not None:
