@@ -220,6 +220,26 @@ def _merge_boxes(
     return merged
 
 
+def merge_overlapping_boxes(boxes: list[list[int]]) -> list[list[int]]:
+    """Overlapping integer boxes [x0, y0, x1, y1] (ends exclusive) merged into their bounding box until none
+    overlap, sorted (the simulator's event-rendering regions, the adversary's reconstruction tiles)."""
+    boxes = [b[:] for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return sorted(boxes)
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of boxes ``a`` (N,4) and ``b`` (M,4), xyxy -> (N, M)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)

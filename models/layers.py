@@ -124,6 +124,9 @@ class SmallUNet(nn.Module):
 
     def __init__(self, cin: int, base: int, mid: int, num_res: int) -> None:
         super().__init__()
+        #: an input whose sides are multiples of this is halved exactly at both levels (a tile of a frame
+        #: aligned to it sees the frame's own sampling grid: nodes/adversary/tiles.py)
+        self.multiple = 4
         self.inc = ConvLayer(cin, base, 3)
         self.down1 = ConvLayer(base, 2 * base, 3, stride=2)
         self.down2 = ConvLayer(2 * base, mid, 3, stride=2)

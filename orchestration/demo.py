@@ -372,8 +372,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     privacy = summary.get("privacy")
     if privacy is not None:
         adv = privacy["adversary"]
+        took = adv.get("round_s")
         console.print(f"privacy: {privacy['overall']} ({privacy['num_records']} audit records, "
-                      f"{adv['rounds']} attack rounds)")
+                      f"{adv['rounds']} attack rounds" + (f" of {took['mean']:.1f} s on average)" if took else ")"))
         for v in privacy["verdicts"]:
             if v["status"] != "not checked":
                 console.print(f"  {v['camera']} {v['attack']} {v['metric']}: {_num(v['value'])} "

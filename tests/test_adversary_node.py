@@ -157,6 +157,11 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     repeat = {(r.camera_id, r.attack, r.metric): r.value for r in node.attack_round()}
     hook.remove()
     assert calls == [] and repeat == pytest.approx({k: r.value for k, r in by.items()})
+    # the rounds' wall time: a histogram for ops, the mean and max in the stats
+    assert registry.get_sample_value("anonreid_adversary_round_seconds_count") == 2
+    assert registry.get_sample_value("anonreid_adversary_round_seconds_sum") == pytest.approx(sum(node.round_seconds))
+    took = node.stats()["round_s"]
+    assert 0 < took["mean"] <= took["max"] == max(node.round_seconds)
 
     # the adaptive attacker trains on the collected pairs and is then scored only on samples it has not seen
     info = node.refresh_adaptive()
@@ -177,12 +182,14 @@ def test_adversary_records_gauges_grids_and_report(identity_tap: Any, tmp_path: 
     assert "adaptive (live)" in attackers and "2 steps x batch 4" in attackers
 
 
-def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: Any) -> None:
+def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The CPU bound of a round: ``max_new_clips`` new clips per camera, the newest first; older ones
     follow in later rounds; an unrefreshed adaptive attacker (a copy of E_rec) is not run twice."""
     from anonreid.models.evaluation.attacks import AttackerSide
     from anonreid.models.registry import create_model
     from anonreid.nodes.adversary.attackers import Attackers
+    from anonreid.nodes.adversary.attacks import AttackStage
 
     identity_tap, _url = identity_tap
     _fresh(identity_tap)
@@ -190,16 +197,22 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
     node, _registry = _adversary(identity_tap, Attackers(AttackerSide(rec)), [CAMERA], max_new_clips=1,
                                  adaptive_steps=2)
     assert node.poll() >= 9  # bursts of 3 windows: three clips or more
-    windows = []
-    hook = rec.register_forward_hook(lambda _m, args, _o: windows.append(args[0].shape[0]))
+    reconstructed: list[tuple[str, int, int]] = []  # (attack, first window, windows) of each clip reconstructed
+    plain = AttackStage._reconstructs
+
+    def counted(self: AttackStage, attack: str, rec: Any, transform: Any) -> Any:
+        run = plain(self, attack, rec, transform)
+        return lambda clip: reconstructed.append((attack, clip.first.seq, len(clip.samples))) or run(clip)
+
+    monkeypatch.setattr(AttackStage, "_reconstructs", counted)
     counts, scored = [], []
     for _ in range(3):
-        before = len(windows)
+        before = len(reconstructed)
         records = node.attack_round()
-        counts.append(len(windows) - before)
+        counts.append(sum(n for _attack, _seq, n in reconstructed[before:]))
         assert not any(r.attack == "adaptive" for r in records)
         scored.append(len({k[2] for k in node._views}))
-    hook.remove()
+    assert {attack for attack, _seq, _n in reconstructed} == {"reconstruction"}
     assert counts == [3, 3, 3]  # one 3-window clip per round, not the whole window at once
     assert scored == [1, 2, 3]  # each round scores every clip reconstructed so far
     newest = max(s.seq for s in node.windows[CAMERA])

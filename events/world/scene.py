@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from anonreid.events.detection import merge_overlapping_boxes
 from anonreid.events.types import SensorSize, concat_events, empty_events
 from anonreid.events.windowing import DEFAULT_WINDOW_US
 from anonreid.events.world.cameras import Camera
@@ -64,25 +65,6 @@ def torch_threads(n: int = 1) -> Iterator[None]:
 def to_uint8(radiance: np.ndarray, white: float = 1.0) -> np.ndarray:
     """Linear radiance -> gamma-encoded 8-bit image (the reference camera's response)."""
     return (np.clip(radiance / white, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8)
-
-
-def _merge_boxes(boxes: list[list[int]]) -> list[list[int]]:
-    """Merge overlapping integer boxes [x0, y0, x1, y1] until none overlap."""
-    boxes = [b[:] for b in boxes]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return sorted(boxes)
 
 
 class CameraView:
@@ -217,7 +199,7 @@ class CameraSimulation:
                 boxes.append(box)
         if self.camera.flicker_hz > 0:
             boxes = [[0, 0, w_img, h_img]]
-        for x0, y0, x1, y1 in _merge_boxes(boxes):
+        for x0, y0, x1, y1 in merge_overlapping_boxes(boxes):
             refl = self.view.bg_refl[y0:y1, x0:x1].expand(n, -1, -1)
             refl = rasterize(insts, geoms, refl, y0, x0)
             rad = (refl * self.view.light[y0:y1, x0:x1] * gain).numpy()

@@ -8,8 +8,9 @@ newest), the rest of the window scored from the cached outputs:
   (:func:`anonreid.models.evaluation.attacks.view_models`: E_rec on the anonymized stream, named
   ``reconstruction`` here, and the inversion, linear-inverse, adaptive and fine-tuned attacks), with the
   live attackers the node trains itself in place of their offline counterpart, is scored on the people
-  (ground truth needed): SSIM / PSNR of person crops of the clip's last frame against the reference
-  frame beside the flat-grey floor, and retrieval, where the attacker's appearance model ranks the
+  (ground truth needed; reconstructed in tiles around them, :mod:`~anonreid.nodes.adversary.tiles`,
+  the full frame's values inside their boxes): SSIM / PSNR of person crops of the clip's last frame
+  against the reference frame beside the flat-grey floor, and retrieval, where the attacker's appearance model ranks the
   enrollment photos for each person crop (rank-1 and mAP against the chance of a random ranking; named
   ``retrieval`` for the plain reconstruction, by the view otherwise);
 * the direct identity attack (:class:`anonreid.models.identity_attack.IdentityTowers`, no
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from anonreid.models.evaluation.results import ENROLLMENT_CAMERA
+from anonreid.nodes.adversary import tiles
 from anonreid.nodes.adversary.attackers import Attackers
 from anonreid.nodes.adversary.samples import Clip, Sample, output_range_of, split_clips
 from anonreid.proto.v1 import audit_pb2
@@ -107,10 +109,13 @@ class AttackStage:
         self._enrolled_identity: dict[bool, tuple[list[str], np.ndarray]] = {}  # by raw towers or not
         #: this round's positive controls, by the clips scored (the offline attacks all score the same clips)
         self._controls: dict[tuple[tuple[int, int], ...], RetrievalScore | None] = {}
+        #: each attack's receptive radius by clip length (:func:`~anonreid.nodes.adversary.tiles.receptive_radius`)
+        self._radius: dict[tuple[str, int], int] = {}
 
     def forget(self, attack: str) -> None:
         """Drop the cached outputs of ``attack`` (a retrained attacker is a new attacker)."""
         self.views = {k: v for k, v in self.views.items() if k[0] != attack}
+        self._radius = {k: v for k, v in self._radius.items() if k[0] != attack}
 
     def run(self, camera: str, samples: list[Sample], live: Sequence[LiveAttacker], live_seqs: set[int]) -> CameraRound:
         """Every attack the camera's samples allow; ``live_seqs`` are the samples still in some window
@@ -130,7 +135,8 @@ class AttackStage:
         own: dict[str, Any] = {ATTACK_VIEWS[a.name]: (a.model if a.worth_running() else None) for a in live}
         views = suite.view_models(replace(side, **own), output_range)
         outputs: dict[str, Callable[[Clip], np.ndarray]] = {
-            NODE_NAMES.get(view, view): self._reconstructs(rec, transform) for view, (rec, transform) in views.items()
+            NODE_NAMES.get(view, view): self._reconstructs(NODE_NAMES.get(view, view), rec, transform)
+            for view, (rec, transform) in views.items()
         }
         frames = list(outputs)  # the attacks whose outputs are frames (the rest: identity embeddings)
         if self.attackers.identity is not None:
@@ -164,15 +170,29 @@ class AttackStage:
                 out.records += self._score_identity(camera, use, [self.views[key(attack, c)] for c in use], control,
                                                     window_us, version)
         if scored:
-            out.grid = scored[-1], {a: self.views[key(a, scored[-1])][-1] for a in frames}
+            shown = next((c for c in reversed(scored) if c.last.truth), scored[-1])  # the newest with people
+            out.grid = shown, {a: self.views[key(a, shown)][-1] for a in frames}
         return out
 
-    @staticmethod
-    def _reconstructs(rec: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[Clip], np.ndarray]:
+    def _reconstructs(self, attack: str, rec: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor],
+                      ) -> Callable[[Clip], np.ndarray]:
+        """One clip's frames by ``attack``: in tiles around the people of its last window where the clip has
+        ground truth (:mod:`~anonreid.nodes.adversary.tiles`: the same values inside their boxes, which are
+        all that is scored), else the full frame."""
         from anonreid.models.evaluation import attacks as suite
 
         def run(clip: Clip) -> np.ndarray:
-            return suite.reconstruct(rec, np.stack([s.anonymized for s in clip.samples])[None], transform)[0]
+            voxels = np.stack([s.anonymized for s in clip.samples])
+            if clip.last.reference is not None:
+                radius_key = (attack, len(clip.samples))
+                if radius_key not in self._radius:
+                    self._radius[radius_key] = tiles.receptive_radius(rec, transform, voxels.shape[1], len(clip.samples))
+                radius, multiple = self._radius[radius_key], tiles.stride_multiple(transform, rec)
+                if radius <= tiles.MAX_RADIUS and not any(side % multiple for side in voxels.shape[-2:]):
+                    boxes = [box for box, _identity in clip.last.truth]
+                    cut = tiles.person_tiles(boxes, radius, voxels.shape[-2:], multiple)
+                    return tiles.reconstruct_in_tiles(rec, transform, voxels, cut)
+            return suite.reconstruct(rec, voxels[None], transform)[0]
 
         return run
 

@@ -1,5 +1,6 @@
 """Prometheus collectors of the adversary node (labels ``camera`` and ``attack``, plus ``metric`` on the
-interval bound: all three from fixed small sets).
+interval bound: all three from fixed small sets), and ``anonreid_adversary_round_seconds``, how long its
+attack rounds take.
 
 ``anonreid_privacy_state`` is the verdict of the latest scores of a camera's attack: 0 pass,
 1 insufficient evidence, 2 breach (the worst over the attack's metrics); ``anonreid_privacy_upper_bound``
@@ -8,7 +9,7 @@ the 95% upper bound each verdict was judged by.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from anonreid.models.evaluation.intervals import STATES
 from anonreid.proto.v1 import audit_pb2
@@ -41,6 +42,10 @@ class AdversaryMetrics:
                            "1 insufficient evidence, 2 breach (worst over the attack's metrics)", labels, registry=reg)
         self.upper = Gauge("anonreid_privacy_upper_bound", "95% upper bound of the latest score (what the verdict "
                            "compares with the threshold)", [*labels, "metric"], registry=reg)
+        self.round_seconds = Histogram(
+            "anonreid_adversary_round_seconds", "wall time of one attack round over every camera (a round due "
+            "every adversary.interval_s: one taking longer delays the next)", registry=reg,
+            buckets=(0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320))
         self._states: dict[tuple[str, str], dict[str, float]] = {}
 
     def start_counting(self, cameras: list[str], attacks: list[str]) -> None:

@@ -126,6 +126,7 @@ class AdversaryNode:
             self.adaptive = AdaptiveAttacker.from_config(cfg, base, name, self.attackers.voxel_stats)
         self._seq = 0
         self.rounds = 0
+        self.round_seconds: deque[float] = deque(maxlen=100)  # wall time of the latest rounds (the stats')
         self.bad_samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,6 +166,7 @@ class AdversaryNode:
     def attack_round(self) -> list[audit_pb2.AuditRecord]:
         """Follow the cameras' anonymizer version, refresh the adaptive attacker when due, then attack every
         camera with enough samples."""
+        started = time.perf_counter()
         self.follow_version()
         if self.adaptive is not None and self.adaptive.due():
             self.refresh_adaptive()
@@ -173,6 +175,8 @@ class AdversaryNode:
             if len(window) >= self.config.min_samples:
                 records.extend(self.attack_camera(camera))
         self.rounds += 1
+        self.round_seconds.append(time.perf_counter() - started)
+        self.metrics.round_seconds.observe(self.round_seconds[-1])
         return records
 
     def attack_camera(self, camera: str) -> list[audit_pb2.AuditRecord]:
@@ -287,6 +291,8 @@ class AdversaryNode:
     def stats(self) -> dict[str, Any]:
         return {
             "rounds": self.rounds,
+            "round_s": ({"mean": float(np.mean(self.round_seconds)), "max": max(self.round_seconds)}
+                        if self.round_seconds else None),
             "samples": {c: len(w) for c, w in self.windows.items()},
             "bad_samples": self.bad_samples,
             "adaptive_refreshes": self.adaptive.refreshes if self.adaptive is not None else 0,

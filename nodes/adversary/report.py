@@ -165,7 +165,8 @@ def render_html(data: ReportData, title: str = "anonreid privacy audit") -> str:
             trends.append(f"<figure>{_img(png, f'trend of {metric}')}<figcaption>{metric}</figcaption></figure>")
     grids = "".join(
         f"<figure>{_img(png, f'attacker reconstructions, {cam}')}<figcaption>{html.escape(cam)}: reference | "
-        "reconstruction from the anonymized stream</figcaption></figure>"
+        "each attack's reconstruction from the anonymized stream (in simulation reconstructed around the people only: "
+        "the flat grey beyond them was not reconstructed)</figcaption></figure>"
         for cam, png in sorted(data.grids.items())
     )
     versions = sorted({r.model_version for r in data.records if r.model_version})
