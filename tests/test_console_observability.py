@@ -93,7 +93,8 @@ def test_every_dashboard_metric_is_exported(running_demo: Any) -> None:
     # labelled histograms appear with their first observation: make the gallery answer a unary query
     with urllib.request.urlopen(f"{running_demo['console']}/api/identities", timeout=10) as r:
         assert r.status == 200
-    pages = _scrape(ports["gallery_metrics"]) + "".join(_scrape(ports["camera"] + i) for i in range(len(CAMERAS)))
+    pages = _scrape(ports["gallery_metrics"]) + _scrape(ports["adversary"]) + "".join(
+        _scrape(ports["camera"] + i) for i in range(len(CAMERAS)))
     exported = _metric_names(pages)
     # the privacy gauges carry (camera, attack) labels: they appear with the adversary's first scores
     missing = sorted(n for n in dashboard_metric_names() if n not in exported and not n.startswith("anonreid_privacy"))

@@ -61,7 +61,7 @@ CONTRACT_METRICS = {
     "anonreid_gallery_merge_pass_seconds",
     "anonreid_grpc_requests_total", "anonreid_grpc_request_latency_seconds",
     "anonreid_privacy_ssim", "anonreid_privacy_psnr_db", "anonreid_privacy_rank1",
-    "anonreid_privacy_rank1_chance", "anonreid_privacy_alerts_total",
+    "anonreid_privacy_rank1_chance", "anonreid_privacy_alerts_total", "anonreid_adversary_round_seconds",
 }
 
 EXTERNAL_REDIS = "redis://redis.data.svc:6379/2"
