@@ -190,6 +190,7 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
     from anonreid.models.registry import create_model
     from anonreid.nodes.adversary.attackers import Attackers
     from anonreid.nodes.adversary.attacks import AttackStage
+    from anonreid.nodes.adversary.grids import grids_key
 
     identity_tap, _url = identity_tap
     _fresh(identity_tap)
@@ -217,6 +218,16 @@ def test_a_round_reconstructs_at_most_max_new_clips_newest_first(identity_tap: A
     assert scored == [1, 2, 3]  # each round scores every clip reconstructed so far
     newest = max(s.seq for s in node.windows[CAMERA])
     assert max(k[2] for k in node._views) > newest - 3  # the newest clip came first
+
+    # a camera without ground truth has nothing scored: only its newest clip is reconstructed (the grid's),
+    # however many new clips the bound would allow, and nothing again until a newer one arrives
+    real, _registry = _adversary(identity_tap, Attackers(AttackerSide(rec)), [NO_GT_CAMERA], max_new_clips=100)
+    assert real.poll() >= 9
+    del reconstructed[:]
+    assert real.attack_round() == [] and real.attack_round() == []
+    newest_clip = max(s.seq for s in real.windows[NO_GT_CAMERA]) - 2  # its last clip: one burst of 3 windows
+    assert reconstructed == [("reconstruction", newest_clip, 3)]
+    assert identity_tap.llen(grids_key(NO_GT_CAMERA)) >= 1
 
 
 def test_identity_anonymizer_breaches_the_policy(identity_tap: Any, caplog: pytest.LogCaptureFixture) -> None:

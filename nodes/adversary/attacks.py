@@ -2,7 +2,8 @@
 
 The camera's samples are cut into clips (:func:`~anonreid.nodes.adversary.samples.split_clips`). Every
 attack the attacker side has runs on each clip, at most ``max_new_clips`` new ones per round (the
-newest), the rest of the window scored from the cached outputs:
+newest), the rest of the window scored from the cached outputs (a camera without ground truth, a real
+sensor's, has nothing scored: only its newest clip is reconstructed, for the auditor's image grid):
 
 * each reconstruction view of the evaluation suite
   (:func:`anonreid.models.evaluation.attacks.view_models`: E_rec on the anonymized stream, named
@@ -149,6 +150,8 @@ class AttackStage:
 
         # per attack and clip: frames (T, H, W) in [0, 1] or identity embeddings; at most `max_new_clips` new clips
         new = [c for c in clips if any(key(a, c) not in self.views for a in outputs)]
+        if all(c.last.reference is None for c in clips):  # a real sensor: nothing is scored, the grid shows the newest
+            new = [c for c in clips[-1:] if c in new]
         with torch.inference_mode():
             for clip in new[-self.max_new_clips:]:
                 for attack, run in outputs.items():
