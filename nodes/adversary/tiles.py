@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 OUTSIDE = 0.5
 #: a view reaching this far (px) is reconstructed on the full frame
 MAX_RADIUS = 64
+#: pixels added to a measured receptive radius
+SLACK = 2
 
 Tile = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
 
@@ -46,8 +48,8 @@ def receptive_radius(
 ) -> int:
     """How far (px, Chebyshev) from an output pixel of the last frame the inputs of any of the ``frames``
     windows reach it, for ``transform`` then ``rec`` unrolled; over :data:`MAX_RADIUS` means "too far to
-    tile". Measured by back-propagation from the centre pixel of a random clip: the farthest input with a
-    non-zero gradient (plus one pixel, for a path a dead unit happens to cut at the edge)."""
+    tile". Measured by back-propagation from the centre pixel of two random clips: the farthest input with a
+    non-zero gradient in either, plus :data:`SLACK` pixels (a path a dead unit happens to cut at the edge)."""
     import torch
 
     from anonreid.models.reconstruction import run_sequence
@@ -56,16 +58,16 @@ def receptive_radius(
     gen = torch.Generator().manual_seed(seed)
     device = next(rec.parameters()).device
     with torch.inference_mode(False), torch.enable_grad():  # the attack stage reconstructs in inference mode
-        x = torch.rand((1, frames, bins, side, side), generator=gen).requires_grad_(True)
+        x = torch.rand((2, frames, bins, side, side), generator=gen).requires_grad_(True)
         inp = x.to(device)
-        inp = transform(inp.flatten(0, 1)).view(1, frames, -1, side, side)
+        inp = transform(inp.flatten(0, 1)).view(2, frames, -1, side, side)
         out, _ = run_sequence(rec, inp)
         # autograd.grad, not backward: the attacker's own parameter gradients stay untouched
-        (grad,) = torch.autograd.grad(out[0, -1, 0, MAX_RADIUS, MAX_RADIUS], x)
-    reach = torch.nonzero(grad[0].abs().sum(dim=(0, 1)) > 0)
+        (grad,) = torch.autograd.grad(out[:, -1, 0, MAX_RADIUS, MAX_RADIUS].sum(), x)
+    reach = torch.nonzero(grad.abs().sum(dim=(0, 1, 2)) > 0)
     if len(reach) == 0:
         return 0
-    return int((reach - MAX_RADIUS).abs().max()) + 1
+    return int((reach - MAX_RADIUS).abs().max()) + SLACK
 
 
 def stride_multiple(*parts: object) -> int:
