@@ -11,8 +11,8 @@ sensor's, has nothing scored: only its newest clip is reconstructed, for the aud
   live attackers the node trains itself in place of their offline counterpart, is scored on the people
   (ground truth needed; reconstructed in tiles around them, :mod:`~anonreid.nodes.adversary.tiles`,
   the full frame's values inside their boxes): SSIM / PSNR of person crops of the clip's last frame
-  against the reference frame beside the flat-grey floor, and retrieval, where the attacker's appearance model ranks the
-  enrollment photos for each person crop (rank-1 and mAP against the chance of a random ranking; named
+  against the reference frame beside the flat-grey floor, and retrieval, where the attacker's
+  appearance model ranks the enrollment photos for each person crop (rank-1 and mAP against the chance of a random ranking; named
   ``retrieval`` for the plain reconstruction, by the view otherwise);
 * the direct identity attack (:class:`anonreid.models.identity_attack.IdentityTowers`, no
   reconstruction): each anonymized person crop of the clip's last window ranks the enrollment photos
@@ -110,13 +110,13 @@ class AttackStage:
         self._enrolled_identity: dict[bool, tuple[list[str], np.ndarray]] = {}  # by raw towers or not
         #: this round's positive controls, by the clips scored (the offline attacks all score the same clips)
         self._controls: dict[tuple[tuple[int, int], ...], RetrievalScore | None] = {}
-        #: each attack's receptive radius by clip length (:func:`~anonreid.nodes.adversary.tiles.receptive_radius`)
-        self._radius: dict[tuple[str, int], int] = {}
+        #: each attack's receptive radius and stride multiple by clip length (:mod:`~anonreid.nodes.adversary.tiles`)
+        self._reach: dict[tuple[str, int], tuple[int, int]] = {}
 
     def forget(self, attack: str) -> None:
         """Drop the cached outputs of ``attack`` (a retrained attacker is a new attacker)."""
         self.views = {k: v for k, v in self.views.items() if k[0] != attack}
-        self._radius = {k: v for k, v in self._radius.items() if k[0] != attack}
+        self._reach = {k: v for k, v in self._reach.items() if k[0] != attack}
 
     def run(self, camera: str, samples: list[Sample], live: Sequence[LiveAttacker], live_seqs: set[int]) -> CameraRound:
         """Every attack the camera's samples allow; ``live_seqs`` are the samples still in some window
@@ -187,10 +187,11 @@ class AttackStage:
         def run(clip: Clip) -> np.ndarray:
             voxels = np.stack([s.anonymized for s in clip.samples])
             if clip.last.reference is not None:
-                radius_key = (attack, len(clip.samples))
-                if radius_key not in self._radius:
-                    self._radius[radius_key] = tiles.receptive_radius(rec, transform, voxels.shape[1], len(clip.samples))
-                radius, multiple = self._radius[radius_key], tiles.stride_multiple(transform, rec)
+                reach = (attack, len(clip.samples))
+                if reach not in self._reach:
+                    self._reach[reach] = (tiles.receptive_radius(rec, transform, voxels.shape[1], len(clip.samples)),
+                                          tiles.stride_multiple(transform, rec))
+                radius, multiple = self._reach[reach]
                 if radius <= tiles.MAX_RADIUS and not any(side % multiple for side in voxels.shape[-2:]):
                     boxes = [box for box, _identity in clip.last.truth]
                     cut = tiles.person_tiles(boxes, radius, voxels.shape[-2:], multiple)

@@ -9,8 +9,9 @@ values the full frame gives, provided the tile sits on the frame's sampling grid
 :func:`receptive_radius` measures the radius of a view by back-propagation from one output pixel (once
 per view and clip length); :func:`person_tiles` grows the boxes by it, aligns both ends of each tile to
 the stride multiple, clips them to the frame and merges the ones that overlap (a pixel of a box is then
-only ever written by a tile in which it is exact); :func:`reconstruct_in_tiles` reconstructs each tile and pastes it into a frame filled with
-:data:`OUTSIDE` (mid-grey: what lies outside every tile was not reconstructed).
+only ever written by a tile in which it is exact); :func:`reconstruct_in_tiles` reconstructs each tile
+and pastes it into a frame filled with :data:`OUTSIDE` (mid-grey: what lies outside every tile was not
+reconstructed).
 
 A view whose radius is over :data:`MAX_RADIUS` (a tile would be most of the frame), a frame whose sides
 are not multiples of the stride multiple (its own grid is not a tile's), or a clip without
