@@ -426,7 +426,7 @@ class AdversaryConfig(Section):
     interval_s: float = Field(30.0, gt=0, description="seconds between attack rounds")
     min_samples: int = Field(4, gt=0, description="samples a camera needs before it is attacked")
     clip_windows: int = Field(3, gt=0, description="consecutive windows unrolled per E_rec clip (audit bursts)")
-    max_new_clips: int = Field(2, gt=0, description="clips a round newly reconstructs per camera (the newest; "
+    max_new_clips: int = Field(3, gt=0, description="clips a round newly reconstructs per camera (the newest; "
                                "the rest of the window is scored from cached reconstructions): bounds a round's CPU")
     crop_hw: tuple[int, int] = Field((128, 64), description="person crop (h, w) on which SSIM / PSNR are computed")
     tile_hw: tuple[int, int] = Field((160, 96), description="tile (h, w) around a person the adaptive attacker trains on")

@@ -68,3 +68,13 @@ def test_overriding_one_key_of_a_nested_section_keeps_the_others_defaults() -> N
         assert getattr(got, field) == value
         assert got.model_dump(exclude={field}) == want.model_dump(exclude={field}), key
     assert load_train_config("cpu", ["attacker.face.steps=1000"]).attacker.face.crop_hw == (32, 32)
+
+
+def test_at_the_defaults_the_adversary_attacks_every_clip_the_audit_tap_sends() -> None:
+    """A camera sends one clip (a burst of ``camera.audit_burst`` windows, what the adversary unrolls) every
+    ``camera.audit_every_s``; a round comes every ``adversary.interval_s`` and newly reconstructs at most
+    ``adversary.max_new_clips`` clips a camera: at the defaults a round takes every clip sent since the last
+    one (at 2, the 42nd session's, it fell one clip behind a round and never attacked a third of them)."""
+    cfg = Config()
+    assert cfg.camera.audit_burst == cfg.adversary.clip_windows
+    assert cfg.adversary.max_new_clips * cfg.camera.audit_every_s >= cfg.adversary.interval_s
