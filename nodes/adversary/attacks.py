@@ -12,8 +12,8 @@ sensor's, has nothing scored: only its newest clip is reconstructed, for the aud
   (ground truth needed; reconstructed in tiles around them, :mod:`~anonreid.nodes.adversary.tiles`,
   the full frame's values inside their boxes): SSIM / PSNR of person crops of the clip's last frame
   against the reference frame beside the flat-grey floor, and retrieval, where the attacker's
-  appearance model ranks the enrollment photos for each person crop (rank-1 and mAP against the chance of a random ranking; named
-  ``retrieval`` for the plain reconstruction, by the view otherwise);
+  appearance model ranks the enrollment photos for each person crop (rank-1 and mAP against the chance
+  of a random ranking; named ``retrieval`` for the plain reconstruction, by the view otherwise);
 * the direct identity attack (:class:`anonreid.models.identity_attack.IdentityTowers`, no
   reconstruction): each anonymized person crop of the clip's last window ranks the enrollment photos
   (``identity`` rank-1 and mAP against chance). Its positive control, where the attacker has stage
@@ -151,7 +151,7 @@ class AttackStage:
         # per attack and clip: frames (T, H, W) in [0, 1] or identity embeddings; at most `max_new_clips` new clips
         new = [c for c in clips if any(key(a, c) not in self.views for a in outputs)]
         if all(c.last.reference is None for c in clips):  # a real sensor: nothing is scored, the grid shows the newest
-            new = [c for c in clips[-1:] if c in new]
+            new = [c for c in new if c is clips[-1]]
         with torch.inference_mode():
             for clip in new[-self.max_new_clips:]:
                 for attack, run in outputs.items():
