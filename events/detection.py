@@ -240,8 +240,8 @@ def merge_overlapping_boxes(boxes: list[list[int]]) -> list[list[int]]:
     return sorted(boxes)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes ``a`` (N,4) and ``b`` (M,4), xyxy -> (N, M)."""
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairwise intersection areas of boxes ``a`` (N,4) and ``b`` (M,4), xyxy -> (N, M), and their areas."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -251,5 +251,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
     area_a = (a[:, 2] - a[:, 0]).clip(0) * (a[:, 3] - a[:, 1]).clip(0)
     area_b = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes ``a`` (N,4) and ``b`` (M,4), xyxy -> (N, M)."""
+    inter, area_a, area_b = _intersections(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def box_cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise share of each box of ``a`` (N,4) that lies inside each box of ``b`` (M,4) -> (N, M)
+    (0 for an empty box of ``a``)."""
+    inter, area_a, _ = _intersections(a, b)
+    return np.where(area_a[:, None] > 0, inter / np.where(area_a > 0, area_a, 1)[:, None], 0.0)

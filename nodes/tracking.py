@@ -7,6 +7,15 @@ has been matched ``min_hits`` times (one-off noise blobs never become tracklets)
 survives ``max_misses`` unmatched windows on its prediction (a person briefly producing few events, or
 occluded, keeps their tracklet) before it ends.
 
+Two people who walk close together become one blob, so one detection, which would continue one of
+their tracks (whoever is still visible when the blob shrinks) while the other ends: an identity switch
+and a fragment. A detection that covers at least ``hold_overlap`` of the predicted boxes of two or more
+confirmed tracks is a *blob*: it continues none of them and starts no track; each of them is *held*,
+its box predicted at its own velocity and kept inside the blob, the windows held not counting against
+``max_misses`` (for up to ``max_hold_windows``). When the blob splits or shrinks, the detections match
+the held boxes as any others, so each person gets their own tracklet back. Nothing is embedded from a
+blob, whose box mixes two people's appearance (the camera embeds matched tracks only).
+
 A window in which the sensor reported nothing at all is a gap in the recording, not an absence: a real
 sensor always fires some noise, so an empty window means no data (a recording with missing chunks, or
 a list that takes every Nth window). :meth:`Tracker.update` with ``observed=False`` leaves the tracks as
@@ -25,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from anonreid.events.detection import Detection, box_iou
+from anonreid.events.detection import Detection, box_cover, box_iou
 from anonreid.orchestration.config import TrackerConfig
 
 Box = tuple[float, float, float, float]
@@ -45,7 +54,8 @@ class Track:
     score: float
     velocity: tuple[float, float] = (0.0, 0.0)  # box-centre velocity, px per window
     hits: int = 1
-    misses: int = 0
+    misses: int = 0  # unmatched windows in a row
+    held: int = 0  # of those, windows held inside a blob (module docstring)
     confirmed: bool = False
     matched: bool = True  # matched in the latest window
     num_boxes: int = 1
@@ -91,6 +101,19 @@ def _shift(box: Box, dx: float, dy: float) -> Box:
     return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
 
+def _inside_box(box: Box, host: np.ndarray) -> Box:
+    """``box`` moved the least distance that puts it inside ``host`` (per axis; centred on the host where
+    it is the longer)."""
+
+    def shift(lo: float, hi: float, host_lo: float, host_hi: float) -> float:
+        if hi - lo >= host_hi - host_lo:
+            return (host_lo + host_hi - lo - hi) / 2.0
+        return max(host_lo - lo, 0.0) + min(host_hi - hi, 0.0)
+
+    x0, y0, x1, y1 = (float(v) for v in host)
+    return _shift(box, shift(box[0], box[2], x0, x1), shift(box[1], box[3], y0, y1))
+
+
 class Tracker:
     """Stateful per-camera tracker: call :meth:`update` once per window, in time order.
 
@@ -107,6 +130,8 @@ class Tracker:
         velocity_smoothing: float = DEFAULTS.velocity_smoothing,
         max_tracks: int = DEFAULTS.max_tracks,
         max_gap_windows: int = DEFAULTS.max_gap_windows,
+        hold_overlap: float = DEFAULTS.hold_overlap,
+        max_hold_windows: int = DEFAULTS.max_hold_windows,
     ) -> None:
         self.iou_threshold = iou_threshold
         self.min_hits = min_hits
@@ -114,6 +139,8 @@ class Tracker:
         self.velocity_smoothing = velocity_smoothing
         self.max_tracks = max_tracks
         self.max_gap_windows = max_gap_windows
+        self.hold_overlap = hold_overlap
+        self.max_hold_windows = max_hold_windows
         self.tracks: list[Track] = []
         self.gap_windows = 0  # consecutive windows without data so far
 
@@ -140,15 +167,18 @@ class Tracker:
         self.gap_windows = 0
         predicted = self.predicted_boxes()
         det_boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
+        blobs = self._blobs(predicted, det_boxes)
         matches: list[tuple[int, int]] = []
         if len(self.tracks) and len(detections):
             iou = box_iou(predicted, det_boxes)
+            iou[list(blobs)] = 0.0  # a held track and a blob take no part in the matching
+            iou[:, list(set(blobs.values()))] = 0.0
             # confirmed tracks win ties against tentative ones
             bonus = np.array([0.01 if t.confirmed else 0.0 for t in self.tracks])[:, None]
             rows, cols = linear_sum_assignment(-(iou + bonus * (iou > 0)))
             matches = [(r, c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= self.iou_threshold]
         matched_tracks = {r for r, _ in matches}
-        matched_dets = {c for _, c in matches}
+        matched_dets = {c for _, c in matches} | set(blobs.values())
         for r, c in matches:
             self._observe(self.tracks[r], detections[c], window_end_us)
         ended: list[Track] = []
@@ -158,8 +188,11 @@ class Tracker:
                 track.matched = False
                 track.misses += 1
                 track.box = tuple(predicted[i])  # type: ignore[assignment]
+                if i in blobs:  # held: its own prediction, kept inside the blob
+                    track.held += 1
+                    track.box = _inside_box(track.box, det_boxes[blobs[i]])
                 limit = self.max_misses if track.confirmed else 0
-                if track.misses > limit:
+                if track.misses - track.held > limit or track.held > self.max_hold_windows:
                     if track.confirmed:
                         ended.append(track)
                     continue
@@ -178,6 +211,20 @@ class Tracker:
         ended = [t for t in self.tracks if t.confirmed]
         self.tracks = []
         return ended
+
+    def _blobs(self, predicted: np.ndarray, det_boxes: np.ndarray) -> dict[int, int]:
+        """The blobs of this window: detections that cover at least ``hold_overlap`` of the predicted boxes
+        of two or more confirmed tracks. Returns held track index -> its blob's detection index."""
+        if self.max_hold_windows <= 0 or not len(det_boxes):
+            return {}
+        confirmed = [i for i, t in enumerate(self.tracks) if t.confirmed]
+        if len(confirmed) < 2:
+            return {}
+        cover = box_cover(predicted[confirmed], det_boxes)  # share of each predicted box inside each detection
+        best = cover.argmax(1)
+        inside = cover[np.arange(len(confirmed)), best] >= self.hold_overlap
+        counts = np.bincount(best[inside], minlength=len(det_boxes))
+        return {confirmed[k]: int(best[k]) for k in range(len(confirmed)) if inside[k] and counts[best[k]] >= 2}
 
     def _birth(self, det: Detection, start_us: int, end_us: int, k: int) -> Track:
         centre = _centre(det.box)
@@ -210,7 +257,7 @@ class Tracker:
         track.box = det.box
         track.score = det.score
         track.hits += 1
-        track.misses = 0
+        track.misses = track.held = 0
         track.matched = True
         track.last_us = end_us
         track.num_boxes += 1

@@ -199,6 +199,12 @@ class TrackerConfig(Section):
     max_tracks: int = Field(64, ge=1, description="live tracks at most (memory stays bounded on pathological input)")
     max_gap_windows: int = Field(30, ge=0, description="windows without any event (gaps in a recording) that are "
                                  "bridged; a longer gap ends every track")
+    hold_overlap: float = Field(0.5, gt=0, le=1, description="share of a confirmed track's predicted box that a "
+                                "detection must cover to hold it; a detection holding two or more is a blob (two "
+                                "people seen as one), which continues none of them: each is held inside it, the "
+                                "windows not counting against max_misses")
+    max_hold_windows: int = Field(150, ge=0, description="windows a track may be held inside a blob (5 s); "
+                                  "0 = never held (a blob continues one track, the others coast out)")
 
 
 class CameraConfig(Section):

@@ -32,25 +32,29 @@ OLD_DETECTOR = {"cell": 4, "decay": 0.5, "threshold": 0.08, "close_iterations": 
 NEW_DETECTOR = {"noise_factor": 3.0}
 OLD_TRACKER = {"iou_threshold": 0.15, "min_hits": 3, "max_misses": 8, "velocity_smoothing": 0.5, "max_tracks": 64,
                "max_gap_windows": 30}
+#: settings added since (two people in one blob are held, not lost: nodes/tracking.py)
+NEW_TRACKER = {"hold_overlap": 0.5, "max_hold_windows": 150}
 #: a valid value other than the default for every setting
 DETECTOR = {"cell": 8, "decay": 0.25, "threshold": 0.1, "close_iterations": 1, "min_height": 20.0, "min_area": 200.0,
             "min_aspect": 0.8, "max_aspect": 6.0, "min_fill": 0.2, "merge_gap": 4.0, "merge_overlap": 0.7,
             "hot_pixel_rate": 0.9, "hot_pixel_halflife": 30.0, "noise_factor": 2.0}
 TRACKER = {"iou_threshold": 0.3, "min_hits": 2, "max_misses": 5, "velocity_smoothing": 0.25, "max_tracks": 16,
-           "max_gap_windows": 12}
+           "max_gap_windows": 12, "hold_overlap": 0.6, "max_hold_windows": 90}
 SENSOR = SensorSize(320, 240)
 
 
 def _settings(detector: ActivityDetector, tracker: Tracker) -> tuple[dict[str, Any], dict[str, Any]]:
-    return ({k: getattr(detector, k) for k in (*OLD_DETECTOR, *NEW_DETECTOR)}, {k: getattr(tracker, k) for k in OLD_TRACKER})
+    return ({k: getattr(detector, k) for k in (*OLD_DETECTOR, *NEW_DETECTOR)},
+            {k: getattr(tracker, k) for k in (*OLD_TRACKER, *NEW_TRACKER)})
 
 
 def test_defaults_are_the_previous_values() -> None:
     cfg = CameraConfig()
-    assert (cfg.detector.model_dump(), cfg.tracker.model_dump()) == (OLD_DETECTOR | NEW_DETECTOR, OLD_TRACKER)
+    assert (cfg.detector.model_dump(), cfg.tracker.model_dump()) == (OLD_DETECTOR | NEW_DETECTOR,
+                                                                     OLD_TRACKER | NEW_TRACKER)
     assert cfg.publish_backoff_max_s == 30.0
     # a detector / tracker built without a config (models/evaluation, tests) takes the same values
-    assert _settings(ActivityDetector(SENSOR), Tracker()) == (OLD_DETECTOR | NEW_DETECTOR, OLD_TRACKER)
+    assert _settings(ActivityDetector(SENSOR), Tracker()) == (OLD_DETECTOR | NEW_DETECTOR, OLD_TRACKER | NEW_TRACKER)
 
 
 def _dead_address() -> str:
