@@ -214,7 +214,9 @@ class CameraConfig(Section):
     queue_windows: int = Field(60, gt=0, description="windows buffered before the oldest are dropped (2 s)")
     max_batch: int = Field(8, gt=0, description="windows processed per batch (inference is batched across them)")
     embed_every: int = Field(20, gt=0, description="embed each tracked person every N windows (1.5 per second)")
-    min_embeddings: int = Field(2, gt=0, description="embeddings a tracklet needs before its first sighting")
+    min_embeddings: int = Field(2, gt=0, description="embeddings a tracklet needs before its first sighting (one "
+                                "missed or ended with fewer makes none: on a noisy sensor such short tracks are "
+                                "mostly noise)")
     publish_every: int = Field(60, gt=0, description="windows between sighting updates of a live tracklet (2 s)")
     close_after_misses: int = Field(
         1, ge=0, description="publish a tracklet's open segment once the tracker has missed it this many windows in "

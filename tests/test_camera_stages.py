@@ -42,20 +42,39 @@ def test_segment_book_schedules_embeddings_and_closes_segments_where_they_fall_d
     np.testing.assert_allclose(book.embedding(tr), np.full(4, 0.5))  # all four once the batch is in
     # a segment that needs none of the batch's jobs can go out before the batch's inference
     other = _track((0.0, 0.0, 5.0, 5.0))
-    book.state(other).emb_count = book.state(other).seg_windows = 1
+    book.state(other).emb_count, book.state(other).seg_windows = 2, 1
     (ended,) = book.close_due([], [other], len(jobs), 0.0, 0.0)
     assert SegmentBook.ready([seg0, ended], jobs) == [ended]
 
 
 def test_a_missed_track_closes_its_segment_at_once_when_asked() -> None:
-    book = SegmentBook("camX", 2, SegmentPolicy(embed_every=1, min_embeddings=5, publish_every=100, close_after_misses=1))
+    book = SegmentBook("camX", 2, SegmentPolicy(embed_every=1, min_embeddings=2, publish_every=100, close_after_misses=1))
     tr = _track()
-    book.observe(0, 0, 0, [tr], 0.0)
-    assert book.close_due([tr], [], 1, 0.0, 0.0) == []
+    for k in range(2):
+        book.observe(k, k, k * W, [tr], 0.0)
+    (first,) = book.close_due([tr], [], 2, 0.0, 0.0)  # its first sighting, at two embeddings
+    book.observe(2, 2, 2 * W, [tr], 0.0)
+    assert book.close_due([tr], [], 1, 0.0, 0.0) == []  # the next one is due after 100 windows...
     tr.matched, tr.misses = False, 1
-    assert book.observe(1, 1, W, [tr], 0.0) == []  # an unmatched track adds nothing
-    (seg,) = book.close_due([tr], [], 1, 0.0, 0.0)
-    assert (seg.seq, seg.num_boxes) == (0, 1)
+    assert book.observe(3, 3, 3 * W, [tr], 0.0) == []  # an unmatched track adds nothing
+    (seg,) = book.close_due([tr], [], 1, 0.0, 0.0)  # ...or at once, when the track is missed
+    assert (first.seq, seg.seq, seg.num_boxes) == (0, 1, 1)
+
+
+def test_a_tracklet_with_fewer_than_min_embeddings_is_never_published() -> None:
+    """Missed or ended before its ``min_embeddings``-th embedding, a tracklet makes no sighting: on a noisy
+    sensor such short tracks are mostly noise, each of which became an identity of its own."""
+    book = SegmentBook("camX", 2, SegmentPolicy(embed_every=1, min_embeddings=3, publish_every=100, close_after_misses=1))
+    tr = _track()
+    for k in range(2):
+        book.observe(k, k, k * W, [tr], 0.0)
+    tr.matched, tr.misses = False, 1
+    assert book.close_due([tr], [], 2, 0.0, 0.0) == []  # missed with two of three
+    assert book.close_due([], [tr], 2, 0.0, 0.0) == []  # and ended so
+    tr.matched, tr.misses = True, 0  # (had it come back, its third embedding makes its first sighting)
+    book.observe(2, 2, 2 * W, [tr], 0.0)
+    (seg,) = book.close_due([tr], [], 3, 0.0, 0.0)
+    assert (seg.seq, seg.num_boxes) == (0, 3)
 
 
 def test_audit_schedule_takes_bursts_on_stream_time_and_moves_on_when_one_is_skipped() -> None:

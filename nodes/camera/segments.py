@@ -126,19 +126,24 @@ class SegmentBook:
         ``min_embeddings`` embeddings scheduled) or its update (every ``publish_every`` seen windows);
         the open segment of a tracklet missed for ``close_after_misses`` windows in a row, as soon as that
         is known (what the track does after starts its next segment); and the final sighting of every
-        tracklet that ended here with an open segment. O(tracks) per window."""
+        tracklet that ended here with an open segment. A tracklet with fewer than ``min_embeddings``
+        embeddings makes no sighting, missed or ended. O(tracks) per window."""
         p = self.policy
+
+        def enough(st: TrackState) -> bool:
+            return st.published > 0 or st.emb_count >= p.min_embeddings
+
         out = []
         for tr in active:
             st = self.state(tr)
-            first_due = st.published == 0 and st.emb_count >= p.min_embeddings
+            first_due = st.published == 0 and enough(st)
             update_due = st.published > 0 and st.seg_windows >= p.publish_every and st.seg_emb_count > 0
-            missed_due = 0 < p.close_after_misses <= tr.misses and st.emb_count > 0 and st.seg_windows > 0
+            missed_due = 0 < p.close_after_misses <= tr.misses and enough(st) and st.seg_windows > 0
             if first_due or update_due or missed_due:
                 out.append(self._close(tr, st, jobs_before, close_wall, queued_wall))
         for tr in ended:
             st = self.state(tr)
-            if st.emb_count > 0 and st.seg_windows > 0:
+            if enough(st) and st.seg_windows > 0:
                 out.append(self._close(tr, st, jobs_before, close_wall, queued_wall))
         return out
 
