@@ -56,6 +56,7 @@ class Track:
     hits: int = 1
     misses: int = 0  # unmatched windows in a row
     held: int = 0  # of those, windows held inside a blob (module docstring)
+    in_blob: bool = False  # held inside a blob in the latest window
     confirmed: bool = False
     matched: bool = True  # matched in the latest window
     num_boxes: int = 1
@@ -162,7 +163,7 @@ class Tracker:
             if self.gap_windows > self.max_gap_windows:
                 return TrackerUpdate([], self.flush())
             for track in self.tracks:
-                track.matched = False
+                track.matched = track.in_blob = False
             return TrackerUpdate([t for t in self.tracks if t.confirmed], [])
         self.gap_windows = 0
         predicted = self.predicted_boxes()
@@ -184,6 +185,7 @@ class Tracker:
         ended: list[Track] = []
         survivors: list[Track] = []
         for i, track in enumerate(self.tracks):
+            track.in_blob = i in blobs
             if i not in matched_tracks:
                 track.matched = False
                 track.misses += 1

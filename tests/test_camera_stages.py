@@ -77,6 +77,29 @@ def test_a_tracklet_with_fewer_than_min_embeddings_is_never_published() -> None:
     assert (seg.seq, seg.num_boxes) == (0, 3)
 
 
+def test_a_track_held_inside_a_blob_keeps_its_segment_open_and_is_scored_there() -> None:
+    """Windows held inside a blob are not misses for the segment (the person is there, one of a blob's
+    two), and the ground truth credits the held box to the tracklet's sighting where it fits the person."""
+    from types import SimpleNamespace
+
+    from anonreid.nodes.camera.ground_truth import GroundTruth
+
+    book = SegmentBook("camX", 2, SegmentPolicy(embed_every=1, min_embeddings=1, publish_every=100, close_after_misses=1))
+    tr = _track()
+    book.observe(0, 0, 0, [tr], 0.0)
+    assert len(book.close_due([tr], [], 1, 0.0, 0.0)) == 1  # its first sighting
+    book.observe(1, 1, W, [tr], 0.0)
+    tr.matched, tr.misses, tr.held, tr.in_blob = False, 3, 3, True  # three windows inside a blob
+    assert book.close_due([tr], [], 0, 0.0, 0.0) == []
+    truth = GroundTruth("camX", None)
+    person = SimpleNamespace(boxes=np.array([[10.0, 22.0, 40.0, 100.0]]), identities=["p1"])
+    truth.score_window([], [tr], person, book.current_id)  # type: ignore[arg-type]
+    assert list(truth.observations) == [("p1", "camX-1000.0-1")]
+    tr.misses, tr.in_blob = 4, False  # out of the blob and missed: the segment closes at once
+    (seg,) = book.close_due([tr], [], 0, 0.0, 0.0)
+    assert seg.seq == 1
+
+
 def test_audit_schedule_takes_bursts_on_stream_time_and_moves_on_when_one_is_skipped() -> None:
     answers = iter([True, False, True, True])
     asked: list[int] = []

@@ -265,9 +265,9 @@ def test_a_held_track_ends_after_max_hold_windows() -> None:
     for k in range(5, 5 + 10):
         upd = tracker.update(blob, k * WINDOW_US, (k + 1) * WINDOW_US)
         assert len(upd.active) == 2 and upd.ended == [] and len(tracker.tracks) == 2
-        assert all(not t.matched and t.held == k - 4 for t in upd.active)
+        assert all(not t.matched and t.in_blob and t.held == k - 4 for t in upd.active)
     upd = tracker.update(blob, 15 * WINDOW_US, 16 * WINDOW_US)
     assert len(upd.ended) == 2 and upd.active == [] and tracker.tracks == []
     # from the next window the blob is a detection like any other and starts a track of its own
     tracker.update(blob, 16 * WINDOW_US, 17 * WINDOW_US)
-    assert [t.box for t in tracker.tracks] == [blob[0].box]
+    assert [(t.box, t.in_blob) for t in tracker.tracks] == [(blob[0].box, False)]

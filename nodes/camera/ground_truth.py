@@ -106,7 +106,7 @@ class GroundTruth:
         self.counts.detections += len(det_boxes)
         if len(gt_boxes) and len(det_boxes):
             self.counts.matched += len(_match_pairs(box_iou(gt_boxes, det_boxes), MATCH_IOU))
-        tracks = [t for t in active if t.matched]
+        tracks = [t for t in active if t.matched or t.in_blob]  # a held box is the camera's claim too
         tr_boxes = np.array([t.box for t in tracks], np.float64).reshape(-1, 4)
         pairs: dict[int, int] = {}
         if len(gt_boxes) and len(tracks):

@@ -138,7 +138,8 @@ class SegmentBook:
             st = self.state(tr)
             first_due = st.published == 0 and enough(st)
             update_due = st.published > 0 and st.seg_windows >= p.publish_every and st.seg_emb_count > 0
-            missed_due = 0 < p.close_after_misses <= tr.misses and enough(st) and st.seg_windows > 0
+            # (windows held inside a blob are not missed: the person is there, seen as part of it)
+            missed_due = 0 < p.close_after_misses <= tr.misses - tr.held and enough(st) and st.seg_windows > 0
             if first_due or update_due or missed_due:
                 out.append(self._close(tr, st, jobs_before, close_wall, queued_wall))
         for tr in ended:
