@@ -221,7 +221,7 @@ class CameraConfig(Section):
     close_after_misses: int = Field(
         1, ge=0, description="publish a tracklet's open segment once the tracker has missed it this many windows in "
         "a row (what follows starts its next segment) instead of when the track ends, max_misses windows later; "
-        "0 = only at the end"
+        "windows held inside a blob are not misses; 0 = only at the end"
     )
     anonymize_region: Literal["boxes", "full"] = Field(
         "boxes", description="boxes: run E_an on the boxes plus its receptive field (same output); full: whole frame"
