@@ -291,9 +291,9 @@ def test_the_bundle_reads_the_redaction_its_anonymizer_records(tmp_path: Path) -
 def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None:
     """models/weights/default (the narrow band's set, shipped since the 39th session): the cameras that
     run it redact as its anonymizer was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind
-    that anonymizer and that redaction (on 580 people since the 46th session), and the adversary finds every attacker the set carries trained against it (the raw
-    E_rec, the adaptive E_rec, the raw E_rec fine-tuned on its output, the linear inverse and the end-to-end
-    inversion, the appearance net). The set shipped before it is kept, unredacted, in
+    that anonymizer and that redaction (on 580 people since the 46th session), and the adversary finds
+    every attacker the set carries trained against it (the raw E_rec, the adaptive E_rec, the raw E_rec
+    fine-tuned on its output, the linear inverse and the end-to-end inversion, the appearance net). The set shipped before it is kept, unredacted, in
     models/weights/previous_default."""
     import json
 
