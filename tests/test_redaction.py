@@ -293,8 +293,8 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     run it redact as its anonymizer was trained (head 0.15, margin 0.05), its ReId was fine-tuned behind
     that anonymizer and that redaction (on 580 people since the 46th session), and the adversary finds
     every attacker the set carries trained against it (the raw E_rec, the adaptive E_rec, the raw E_rec
-    fine-tuned on its output, the linear inverse and the end-to-end inversion, the appearance net). The set shipped before it is kept, unredacted, in
-    models/weights/previous_default."""
+    fine-tuned on its output, the linear inverse and the end-to-end inversion, the appearance net). The set
+    shipped before it is kept, unredacted, in models/weights/previous_default."""
     import json
 
     from anonreid.models.bundle import DEFAULT_WEIGHTS, load_model_bundle
@@ -309,7 +309,8 @@ def test_the_shipped_set_redacts_the_head_band_and_ships_its_attackers() -> None
     assert len({meta[n]["data_fingerprint"] for n in names if n != "reid"}) == 1
     assert meta["reid"]["data_fingerprint"] != meta["anonymizer"]["data_fingerprint"]
     assert "580 training people" in meta["reid"]["note"]
-    assert meta["reid"]["config"]["data"]["redact_head"] == 0.15 and meta["reid"]["config"]["data"]["redact_margin"] == 0.05
+    reid_data = meta["reid"]["config"]["data"]
+    assert (reid_data["redact_head"], reid_data["redact_margin"]) == bundle.redaction == (0.15, 0.05)
     assert all(m["reproduce"].startswith("anonreid simulate") for m in meta.values())
     attackers = load_attackers(DEFAULT_WEIGHTS)
     assert attackers.side is not None and attackers.side.e_lin is not None and attackers.appearance is not None
