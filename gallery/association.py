@@ -379,7 +379,7 @@ class Associator:
         tracklets and every other candidate; a different answer moves the tracklet (module doc)."""
         own = sorted(track.by_tracklet.get(obs.key, []), key=lambda r: r.fid)
         moved = tuple(s.sighting_id for s in own)
-        alone = all(key == obs.key for key in track.by_tracklet)
+        alone = track.by_tracklet.keys() <= {obs.key}  # no other tracklet (a size check first)
         others = {k: v for k, v in best.items() if k != track.identity_id}
         chosen, considered = self._choose(obs, others, tracks, appearance,
                                           extra=None if alone else track.identity_id,

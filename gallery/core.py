@@ -353,8 +353,7 @@ class Gallery(IdentityTables):
         if len(tracks) < 2:
             return []
         bar = self.config.merge_threshold
-        sums = np.stack([np.sum(self.tracklets.prototypes(list(t.by_tracklet), self._tracklet_ids), axis=0)
-                         for t in tracks])
+        sums = np.stack([self.tracklets.prototype_sum(t.by_tracklet, self._tracklet_ids) for t in tracks])
         units = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
         heap: list[tuple[float, int, int, int, int]] = []  # (-similarity, a, b, version of a, of b), a < b
         for lo in range(0, len(tracks), 1024):
@@ -461,7 +460,12 @@ class Gallery(IdentityTables):
         ``association_candidates`` + 1 with the most similar neighbours: a tracklet's own identity is
         left out of them), the ones not held fetched from Redis in one pipeline (after a restart the
         book is empty). One missed here (brought in by a sighting earlier in the batch) is fetched when
-        scored."""
+        scored. A book that holds as many tracklets as the gallery has holds them all (it holds none the
+        gallery lacks: forgetting or rolling back rows drops their tracklets from both), so it skips the
+        walk over the candidates' tracklets (about a tenth of a warm gallery's batch)."""
+        book = self.tracklets
+        if len(book) >= len(self._tracklets):
+            return
         by_fid, top = self._by_fid, self.associator.candidates + 1
         wanted = {i for s, _ in checked if (i := self._tracklets.get((s.camera_id, s.tracklet_id))) is not None}
         for n in range(len(checked)):
@@ -470,7 +474,6 @@ class Gallery(IdentityTables):
                 if (row := by_fid.get(fid)) is not None and sim > best.get(row.identity_id, -2.0):
                     best[row.identity_id] = sim
             wanted.update(i for i, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
-        book = self.tracklets
         book.prefetch({key: [r.sighting_id for r in track.by_tracklet[key]] for identity_id in wanted
                        if (track := self._tracks.get(identity_id)) is not None
                        for key in book.missing(track.by_tracklet)})

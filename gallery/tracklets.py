@@ -29,12 +29,19 @@ Fetch = Callable[[Sequence[str]], Sequence[tuple[np.ndarray, float] | None]]
 
 
 class TrackletBook:
-    """Quality-weighted embedding sums per tracklet (see the module doc)."""
+    """Quality-weighted embedding sums per tracklet (see the module doc).
+
+    The normalised sums (the prototypes) live in the rows of one matrix, computed when first asked for
+    and again after the tracklet changes, so a decision scores an identity's prototypes with one gather
+    and one matrix-vector product (:meth:`similarities`) instead of a dot product each."""
 
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
         self._sums: dict[Key, np.ndarray] = {}
-        self._units: dict[Key, np.ndarray] = {}  # the normalised sums, computed when first asked for
+        self._rows: dict[Key, int] = {}  # key -> its row of ``_table`` (its prototype there is current)
+        self._table = np.zeros((0, 0))
+        self._free: list[int] = []  # rows of forgotten or changed tracklets
+        self._used = 0  # rows ever handed out
 
     def add(self, key: Key, embedding: np.ndarray, quality: float, stored: Callable[[], Sequence[str]]) -> None:
         """Add one new sighting of ``key``; ``stored``: the ids of its sightings stored before this one
@@ -44,35 +51,81 @@ class TrackletBook:
             total = self._rebuild(key, stored())
         part = max(float(quality), MIN_WEIGHT) * np.asarray(embedding, np.float64)
         self._sums[key] = total + part if total.size else part
-        self._units.pop(key, None)
+        self._drop_row(key)
 
-    def prototype(self, key: Key, stored: Callable[[], Sequence[str]]) -> np.ndarray:
-        """The tracklet's L2-normalised mean embedding (zeros when nothing is stored)."""
-        unit = self._units.get(key)
-        if unit is not None:
-            return unit
+    def _row(self, key: Key, stored: Callable[[], Sequence[str]]) -> int | None:
+        """The row holding ``key``'s current prototype, computed first if needed (None: nothing stored)."""
+        row = self._rows.get(key)
+        if row is not None:
+            return row
         total = self._sums.get(key)
         if total is None:
             total = self._sums[key] = self._rebuild(key, stored())
+        if not total.size:
+            return None
+        if self._free:
+            row = self._free.pop()
+        else:
+            if self._used == len(self._table):
+                grown = np.zeros((max(64, len(self._table) * 3 // 2), total.size))
+                if self._used:
+                    grown[: self._used] = self._table[: self._used]
+                self._table = grown
+            row, self._used = self._used, self._used + 1
         norm = math.sqrt(float(total.dot(total)))  # np.linalg.norm's own formula for a vector, without its overhead
-        unit = self._units[key] = total / norm if norm > 0 else total
-        return unit
+        np.divide(total, norm if norm > 0 else 1.0, out=self._table[row])
+        self._rows[key] = row
+        return row
 
-    def prototypes(self, keys: Iterable[Key], stored: Callable[[Key], Sequence[str]]) -> list[np.ndarray]:
-        """:meth:`prototype` of each key (``stored``: a key's stored sighting ids), the held ones looked up
-        directly (a decision scores a few identities of up to ``recent`` tracklets each)."""
-        units = self._units
-        return [u if (u := units.get(k)) is not None else self.prototype(k, partial(stored, k)) for k in keys]
+    def _drop_row(self, key: Key) -> None:
+        row = self._rows.pop(key, None)
+        if row is not None:
+            self._free.append(row)
+
+    def prototype(self, key: Key, stored: Callable[[], Sequence[str]]) -> np.ndarray:
+        """The tracklet's L2-normalised mean embedding (an empty array when nothing is stored)."""
+        row = self._row(key, stored)
+        return np.zeros(0) if row is None else self._table[row].copy()
+
+    def _rows_of(self, keys: Iterable[Key], stored: Callable[[Key], Sequence[str]]) -> list[int]:
+        """The current rows of ``keys`` (the held ones looked up directly), leaving out empty tracklets."""
+        rows = self._rows
+        out = []
+        for k in keys:
+            row = rows.get(k)
+            if row is None:
+                row = self._row(k, partial(stored, k))
+                if row is None:
+                    continue
+            out.append(row)
+        return out
+
+    def similarities(self, query: np.ndarray, keys: Iterable[Key], stored: Callable[[Key], Sequence[str]]) -> np.ndarray:
+        """Cosine similarity of the unit vector ``query`` to each non-empty tracklet of ``keys`` (``stored``:
+        a key's stored sighting ids), in their order."""
+        rows = self._rows_of(keys, stored)  # before reading the table: computing a row may grow it
+        return np.take(self._table, rows, axis=0).dot(query) if rows else np.zeros(0)
+
+    def prototype_sum(self, keys: Iterable[Key], stored: Callable[[Key], Sequence[str]]) -> np.ndarray:
+        """The sum of the prototypes of ``keys`` (an identity's appearance as a whole: the merge pass)."""
+        rows = self._rows_of(keys, stored)  # before reading the table: computing a row may grow it
+        return np.sum(np.take(self._table, rows, axis=0), axis=0)
 
     def forget(self, keys: Iterable[Key]) -> None:
         """Drop tracklets (their sightings changed: rebuilt from the store when next needed)."""
         for key in keys:
             self._sums.pop(key, None)
-            self._units.pop(key, None)
+            self._drop_row(key)
 
     def clear(self) -> None:
         self._sums.clear()
-        self._units.clear()
+        self._rows.clear()
+        self._free.clear()
+        self._table, self._used = np.zeros((0, 0)), 0
+
+    def __len__(self) -> int:
+        """Tracklets held."""
+        return len(self._sums)
 
     def __contains__(self, key: Key) -> bool:
         return key in self._sums
@@ -107,12 +160,10 @@ def _weighted_sum(found: Iterable[tuple[np.ndarray, float] | None]) -> np.ndarra
     return total if total is not None else np.zeros(0)
 
 
-def identity_similarity(query: np.ndarray, prototypes: Sequence[np.ndarray], best: int) -> float | None:
-    """Mean of the ``best`` highest cosine similarities of ``query`` to ``prototypes`` (None when none)."""
-    if not query.size:
-        return None
-    # ndarray.dot: the same BLAS dot product as ``@`` for two vectors, without the matmul ufunc's overhead
-    sims = [float(p.dot(query)) for p in prototypes if p.size == query.size]
+def identity_similarity(similarities: np.ndarray, best: int) -> float | None:
+    """Mean of the ``best`` highest of a query's ``similarities`` to an identity's prototypes (None when
+    there are none)."""
+    sims = similarities.tolist()
     sims.sort(reverse=True)
     del sims[best:]
     return sum(sims) / len(sims) if sims else None
@@ -146,4 +197,6 @@ class TrackletScorer:
         keys = list(track.by_tracklet)
         if self.key in track.by_tracklet:
             keys.remove(self.key)
-        return identity_similarity(self.query, self.book.prototypes(keys[-self.recent:], self.stored), self.best)
+        if not self.query.size:
+            return None
+        return identity_similarity(self.book.similarities(self.query, keys[-self.recent:], self.stored), self.best)
