@@ -156,6 +156,8 @@ def test_bench_association_replays_the_gallery_between_its_bounds(tmp_path: Path
         scores = row.get("scores", row)  # maximise IDTP: no partition of the sightings beats them
         assert scores["idf1"] <= oracle["idf1"] + 1e-9, row
     assert r["tracklet_oracle"]["idf1"] <= oracle["idf1"] + 1e-9  # whole tracklets: never more than per sighting
+    per_cut = r["hindsight"]["idf1_per_cut"]  # the reference is the best of its cuts, each kept
+    assert len(per_cut) == 7 and max(per_cut.values()) == r["hindsight"]["scores"]["idf1"] == per_cut[str(r["hindsight"]["cut"])]
     for row in r["thresholds"]:  # where each replay loses IDF1: relabelled sightings, bounded by the oracle too,
         losses = row["losses"]  # and every junction between tracklets names a camera pair
         assert min(losses["idf1_no_fragmentation"], losses["idf1_no_false_merges"]) >= 0, row

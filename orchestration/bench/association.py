@@ -15,7 +15,8 @@
    tracklets offline (average linkage over their box-weighted mean embeddings, no constraints) at the
    cosine cut that scores best, i.e. chosen with the ground truth: what the embeddings allow when every
    tracklet is complete, an optimistic reference for online association, which decides on a
-   tracklet's first sighting; ``tracklet_oracle`` gives each whole tracklet its majority person (the
+   tracklet's first sighting (``idf1_per_cut`` keeps every cut's IDF1, so one cut fixed for every world can be
+   compared too); ``tracklet_oracle`` gives each whole tracklet its majority person (the
    most linking tracklets can reach). Each replay row breaks its loss down (``losses``: IDF1 without
    fragmentation, without false merges, and both per camera pair:
    :mod:`~anonreid.orchestration.bench.association_losses`).
@@ -259,8 +260,13 @@ def evaluate(cfg: Any, recording: dict[str, Any], thresholds: list[float]) -> di
     return out
 
 
+#: the cosine distances (1 - similarity) at which the hindsight reference cuts its tree
+HINDSIGHT_CUTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+
+
 def _hindsight(sightings: list[Any], tracklet: dict[str, str], scores: Any) -> dict[str, Any]:
-    """Offline average-linkage clustering of tracklets at the best of a few cosine cuts (module doc)."""
+    """Offline average-linkage clustering of tracklets at the best of a few cosine cuts (module doc), with
+    the IDF1 at every cut (``idf1_per_cut``: what one cut fixed for every world gives)."""
     import numpy as np
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -274,11 +280,13 @@ def _hindsight(sightings: list[Any], tracklet: dict[str, str], scores: Any) -> d
     sums /= np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
     tree = linkage(sums, method="average", metric="cosine")
     best: dict[str, Any] | None = None
-    for cut in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8):  # cosine distance = 1 - similarity
+    per_cut: dict[str, float] = {}
+    for cut in HINDSIGHT_CUTS:
         labels = fcluster(tree, cut, criterion="distance")
         cluster = {sid: f"c{labels[row[t]]}" for sid, t in tracklet.items()}
         candidate = {"cut": cut, "clusters": len(set(labels)), "scores": scores(cluster)}
+        per_cut[str(cut)] = candidate["scores"]["idf1"]
         if best is None or candidate["scores"]["idf1"] > best["scores"]["idf1"]:
             best = candidate
     assert best is not None
-    return best
+    return {**best, "idf1_per_cut": per_cut}
