@@ -104,12 +104,12 @@ class TrackletBook:
         """Cosine similarity of the unit vector ``query`` to each non-empty tracklet of ``keys`` (``stored``:
         a key's stored sighting ids), in their order."""
         rows = self._rows_of(keys, stored)  # before reading the table: computing a row may grow it
-        return np.take(self._table, rows, axis=0).dot(query) if rows else np.zeros(0)
+        return self._table.take(rows, axis=0).dot(query) if rows else np.zeros(0)
 
     def prototype_sum(self, keys: Iterable[Key], stored: Callable[[Key], Sequence[str]]) -> np.ndarray:
         """The sum of the prototypes of ``keys`` (an identity's appearance as a whole: the merge pass)."""
         rows = self._rows_of(keys, stored)  # before reading the table: computing a row may grow it
-        return np.sum(np.take(self._table, rows, axis=0), axis=0)
+        return np.sum(self._table.take(rows, axis=0), axis=0)
 
     def forget(self, keys: Iterable[Key]) -> None:
         """Drop tracklets (their sightings changed: rebuilt from the store when next needed)."""
