@@ -17,6 +17,7 @@ from anonreid.models.evaluation.intervals import (
     auc_ci,
     auc_variance,
     best_rank1_upper,
+    binomial_width_at,
     bootstrap_ci,
     clopper_pearson,
     privacy_state,
@@ -176,3 +177,25 @@ def test_bootstrap_bca_covers_a_skewed_mean() -> None:
 )
 def test_privacy_state_uses_the_interval_not_the_point(low: float, high: float, can_pass: bool, state: str) -> None:
     assert privacy_state(low, high, threshold=0.14, resolution=0.05, can_pass=can_pass) == state
+
+
+def test_a_stronger_attacker_never_reads_better_on_the_same_queries() -> None:
+    """More hits in the same 400 queries never move a rank-1 check back from breach to insufficient
+    evidence: whether the sample decides is its interval's width at the limit, not at the score. Judged by
+    its own width, 19 hits read breach ([2.9, 7.3] is narrower than 5 points) and 28 hits insufficient
+    evidence ([4.7, 10.0] is wider), the stronger attacker the better verdict."""
+    limit, n = 0.058, 400
+    at_limit = binomial_width_at(limit, n)
+    lo, hi = clopper_pearson(limit * n, n)
+    assert at_limit == pytest.approx(hi - lo) and 0.04 < at_limit < 0.05
+    order = {PASS: 0, INSUFFICIENT: 1, BREACH: 2}
+    states = [privacy_state(*clopper_pearson(k, n), limit, 0.05, width_at_threshold=at_limit) for k in range(80)]
+    assert [order[s] for s in states] == sorted(order[s] for s in states)
+    assert states[13] == PASS and states[19] == states[28] == BREACH
+    by_own_width = [privacy_state(*clopper_pearson(k, n), limit, 0.05) for k in (19, 28)]
+    assert by_own_width == [BREACH, INSUFFICIENT]  # what the interval's own width gave
+    # a sample too small to resolve the limit leaves a straddling score undecided at any hit count
+    small = binomial_width_at(limit, 60)
+    assert small > 0.05
+    assert {privacy_state(*clopper_pearson(k, 60), limit, 0.05, width_at_threshold=small) for k in (2, 4, 6)} == {INSUFFICIENT}
+    assert np.isnan(binomial_width_at(limit, 0))

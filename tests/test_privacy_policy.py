@@ -122,3 +122,35 @@ def test_a_score_whose_positive_control_cannot_fail_the_check_never_passes():
     assert v.status == "insufficient evidence"
     [v] = [v for v in compute_verdicts([plain], policy, ["cam1"]) if (v.attack, v.metric) == ("retrieval", "rank1")]
     assert v.status == "pass"
+
+
+def test_a_stronger_live_attacker_never_reads_better_on_the_same_sample():
+    """Whether a straddling rank-1 score is a breach or insufficient evidence depends on the sample (its
+    effective size, which the adversary's records carry), not on the score: 19 and 28 hits in 400 queries
+    are both breaches at a threshold of 5.8 %; judged by their own interval widths, 28 read insufficient
+    evidence and 19 a breach. A sample too small to bound rank-1 at the threshold leaves both undecided."""
+    from anonreid.models.evaluation.intervals import clopper_pearson
+    from anonreid.models.evaluation.privacy_policy import compute_verdicts, record_effective_samples
+    from anonreid.orchestration.infra.audit_log import make_record
+
+    policy = PrivacyPolicy.load()  # rank-1 at most chance + 5 points
+    chance, n = 0.008, 400
+
+    def state(k: int, samples: float = math.nan) -> str:
+        [j] = policy.judge("cam1", "retrieval", "rank1", k / n, clopper_pearson(k, n), chance, n, 100,
+                           effective_samples=samples)
+        return j.state
+
+    assert [state(k) for k in (19, 28)] == ["breach", "insufficient evidence"]  # the interval's own width
+    assert [state(k, n) for k in (5, 19, 28, 40)] == ["pass", "breach", "breach", "breach"]
+    [few] = policy.judge("cam1", "retrieval", "rank1", 0.06, clopper_pearson(6, 100), chance, 100, 50, effective_samples=100)
+    assert few.state == "insufficient evidence" and "100 effective queries" in few.why
+    # the adversary's records carry the effective size, and the report judges them alike
+    rec = make_record("retrieval", "cam1", "rank1", 28 / n, chance, clopper_pearson(28, n), (0, 1), n, "v", True, 100,
+                      "clopper-pearson", "", None, float(n))
+    old = make_record("retrieval", "cam1", "rank1", 28 / n, chance, clopper_pearson(28, n), (0, 1), n, "v", True, 100)
+    assert record_effective_samples(rec) == n and math.isnan(record_effective_samples(old))
+    assert not old.HasField("effective_samples")
+    for record, want in ((rec, "breach"), (old, "insufficient evidence")):
+        [v] = [v for v in compute_verdicts([record], policy, ["cam1"]) if (v.attack, v.metric) == ("retrieval", "rank1")]
+        assert v.status == want

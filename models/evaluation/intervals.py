@@ -274,7 +274,8 @@ def _bca(boot: np.ndarray, theta: float, sums: np.ndarray, sizes: np.ndarray, al
 # ------------------------------------------------------------------------------------------------- verdicts
 
 
-def privacy_state(ci_low: float, ci_high: float, threshold: float, resolution: float, can_pass: bool = True) -> str:
+def privacy_state(ci_low: float, ci_high: float, threshold: float, resolution: float, can_pass: bool = True,
+                  width_at_threshold: float | None = None) -> str:
     """The verdict of a score whose 95% interval is ``[ci_low, ci_high]`` against ``threshold`` (the most
     an attacker may score), in this order:
 
@@ -284,10 +285,18 @@ def privacy_state(ci_low: float, ci_high: float, threshold: float, resolution: f
        caller's rule: e.g. too few identities, or even 0 hits in ``n`` queries would not bring the
        Clopper–Pearson upper bound under the threshold);
     3. ``pass`` when ``ci_high <= threshold``: the upper bound, not the point estimate, is under it;
-    4. ``insufficient evidence`` when the interval straddles the threshold and is wider than
-       ``resolution`` (the rule's margin, e.g. 5 points of rank-1): more samples would decide;
-    5. ``breach`` otherwise: an interval narrower than the margin that still reaches over the threshold,
-       i.e. the score sits at the threshold and privacy is not shown.
+    4. ``insufficient evidence`` when the interval straddles the threshold and the sample is too small to
+       bound a score at the threshold within ``resolution`` (the rule's margin, e.g. 5 points of rank-1):
+       more samples would decide;
+    5. ``breach`` otherwise: the sample could bound the score and its upper bound still reaches over the
+       threshold, i.e. the score sits at the threshold and privacy is not shown.
+
+    Steps 4-5 judge the sample, not the score: ``width_at_threshold`` is the width this sample's interval
+    would have at the threshold (:func:`binomial_width_at` for a proportion). Without it the interval's own
+    width stands in, which suits metrics whose interval width hardly depends on the value (SSIM, AUC). For a
+    proportion it does not: a Clopper–Pearson interval is wider at 7 % than at 5 %, so judging by its own
+    width made 19 hits in 400 queries read ``breach`` and a stronger attacker's 28 read ``insufficient
+    evidence``.
     """
     values = (ci_low, ci_high, threshold)
     if any(v is None or not np.isfinite(v) for v in values):
@@ -298,7 +307,17 @@ def privacy_state(ci_low: float, ci_high: float, threshold: float, resolution: f
         return INSUFFICIENT
     if ci_high <= threshold:
         return PASS
-    return INSUFFICIENT if ci_high - ci_low > resolution else BREACH
+    width = ci_high - ci_low if width_at_threshold is None or not np.isfinite(width_at_threshold) else width_at_threshold
+    return INSUFFICIENT if width > resolution else BREACH
+
+
+def binomial_width_at(p: float, n: float, alpha: float = 0.05) -> float:
+    """The width of the Clopper–Pearson interval of a proportion ``p`` on ``n`` (effective) trials: what a
+    sample of that size can resolve at ``p`` (NaN for no trials)."""
+    if not n > 0 or not np.isfinite(p):
+        return float("nan")
+    lo, hi = clopper_pearson(min(max(p, 0.0), 1.0) * n, n, alpha)
+    return hi - lo
 
 
 def best_rank1_upper(n: int, alpha: float = 0.05) -> float:

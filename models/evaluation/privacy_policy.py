@@ -29,7 +29,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from anonreid.models.evaluation.intervals import BREACH, INSUFFICIENT, PASS, best_rank1_upper, privacy_state
+from anonreid.models.evaluation.intervals import (
+    BREACH,
+    INSUFFICIENT,
+    PASS,
+    best_rank1_upper,
+    binomial_width_at,
+    privacy_state,
+)
 from anonreid.orchestration.infra.files import load_yaml
 from anonreid.proto.v1 import audit_pb2
 
@@ -123,14 +130,16 @@ class PrivacyPolicy(BaseModel):
     def judge(
         self, camera: str, attack: str, metric: str, value: float, ci: tuple[float, float],
         chance: float = math.nan, num_samples: int = 0, num_identities: int = 0, collapsed: str = "",
-        control_low: float = math.nan,
+        control_low: float = math.nan, effective_samples: float = math.nan,
     ) -> list[Judgement]:
         """The state of the score under every rule that covers it (empty when none does); see the module
         docstring for the rule. ``ci`` is the score's 95% interval, ``num_samples`` its sample size (queries
         for rank-1), ``num_identities`` the distinct people it covers, ``collapsed`` why the attacker that
         made it collapsed (empty: it did not), ``control_low`` the lower bound of the same attack's score
         without the anonymizer (NaN: not measured; at or under the threshold the check could not fail, so
-        it cannot pass)."""
+        it cannot pass), ``effective_samples`` a rank-1 score's effective sample size: whether a sample this
+        size bounds rank-1 at the threshold decides between insufficient evidence and breach for a score
+        whose interval straddles it (NaN: the interval's own width decides)."""
         out = []
         for rule in self.rules_for(attack, metric):
             threshold = rule.threshold(chance)
@@ -144,9 +153,13 @@ class PrivacyPolicy(BaseModel):
                 why = f"{num_identities} identities, a pass needs {self.min_identities}"
             elif metric == "rank1" and best_rank1_upper(num_samples) > threshold:
                 why = f"{num_samples} queries cannot bound rank-1 under {threshold:.3f} even with no hit"
-            state = privacy_state(ci[0], ci[1], threshold, rule.decisive_width, can_pass=not why)
+            at = (binomial_width_at(threshold, effective_samples)
+                  if metric == "rank1" and math.isfinite(effective_samples) and effective_samples > 0 else None)
+            state = privacy_state(ci[0], ci[1], threshold, rule.decisive_width, can_pass=not why, width_at_threshold=at)
             if state != BREACH and not why and ci[1] > threshold:
-                why = f"interval wider than {rule.decisive_width:g} straddles the threshold"
+                why = (f"interval straddles the threshold; {effective_samples:.0f} effective queries resolve rank-1 "
+                       f"at it to {at:.3f}, wider than {rule.decisive_width:g}" if at is not None else
+                       f"interval wider than {rule.decisive_width:g} straddles the threshold")
             out.append(Judgement(camera, attack, metric, state, float(value), (float(ci[0]), float(ci[1])),
                                  float(threshold), rule, why if state != BREACH else ""))
         return out
@@ -158,6 +171,11 @@ GROUND_TRUTH_METRICS = {"ssim", "psnr"}
 def record_control(record: audit_pb2.AuditRecord) -> float:
     """The record's positive-control lower bound (``control_low``), NaN when it was not measured."""
     return record.control_low if record.HasField("control_low") else math.nan
+
+
+def record_effective_samples(record: audit_pb2.AuditRecord) -> float:
+    """The record's effective sample size (``effective_samples``), NaN when it has none."""
+    return record.effective_samples if record.HasField("effective_samples") else math.nan
 
 
 def _finite_or_none(v: Any) -> Any:
@@ -220,7 +238,7 @@ def compute_verdicts(
                 continue
             [j] = [j for j in policy.judge(camera, rule.attack, rule.metric, rec.value, (rec.ci_low, rec.ci_high),
                                            rec.chance, rec.num_samples, rec.num_identities, rec.collapsed,
-                                           record_control(rec))
+                                           record_control(rec), record_effective_samples(rec))
                   if j.rule == rule]
             verdicts.append(
                 Verdict(

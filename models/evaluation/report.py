@@ -15,6 +15,7 @@ from anonreid.models.evaluation.intervals import (
     INSUFFICIENT,
     PASS,
     Estimate,
+    binomial_width_at,
     pass_probability_at_chance,
     privacy_state,
     upper_bound_at_chance,
@@ -366,7 +367,9 @@ def retrieval_what(key: str) -> str:
 
 def check_state(metric: str, e: Estimate, limit: float) -> str:
     resolution = SSIM_RESOLUTION if metric == "SSIM" else MARGIN
-    return privacy_state(e.ci_low, e.ci_high, limit, resolution)
+    # a proportion (rank-1): whether the sample can decide is its interval's width at the limit, not at the score
+    at_limit = binomial_width_at(limit, e.n_eff) if e.n_eff > 0 else None
+    return privacy_state(e.ci_low, e.ci_high, limit, resolution, width_at_threshold=at_limit)
 
 
 def _check(what: str, metric: str, e: Estimate, limit: float, chance: float | None = None,

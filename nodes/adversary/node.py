@@ -51,7 +51,7 @@ import numpy as np
 from redis import Redis
 
 from anonreid.models.evaluation.intervals import BREACH, Estimate
-from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, record_control
+from anonreid.models.evaluation.privacy_policy import PrivacyPolicy, record_control, record_effective_samples
 from anonreid.nodes.adversary.attackers import Attackers, enrollment_day, load_attackers, load_enrollment
 from anonreid.nodes.adversary.attacks import AttackStage, RawWindowFn, ViewKey
 from anonreid.nodes.adversary.grids import grid_png, keep_grid
@@ -201,10 +201,12 @@ class AdversaryNode:
         the same attack's score without the anonymizer (the positive control; never a pass when its lower
         bound is not over the threshold)."""
         record = make_record(attack, camera, metric, est.value, chance, (est.ci_low, est.ci_high), window_us, n,
-                             version, True, people, est.method, collapsed, None if control is None else control.ci_low)
+                             version, True, people, est.method, collapsed, None if control is None else control.ci_low,
+                             est.n_eff or None)
         self.log.append(record)
         judgements = self.policy.judge(camera, attack, metric, record.value, (record.ci_low, record.ci_high),
-                                       record.chance, n, people, collapsed, record_control(record))
+                                       record.chance, n, people, collapsed, record_control(record),
+                                       record_effective_samples(record))
         self.metrics.observe(record, [j.state for j in judgements])
         for b in (j for j in judgements if j.state == BREACH):
             self.log.alert(audit_pb2.PrivacyAlert(record=record, threshold=b.threshold, comparison="<=", message=b.message))

@@ -44,9 +44,11 @@ def make_record(
     interval_method: str = "",
     collapsed: str = "",
     control_low: float | None = None,
+    effective_samples: float | None = None,
 ) -> audit_pb2.AuditRecord:
     """One score as an audit record; ``control_low``: the positive control's lower bound (None: not
-    measured, the field stays unset)."""
+    measured, the field stays unset); ``effective_samples``: a proportion's effective sample size (None or
+    0: not a proportion, unset)."""
     return audit_pb2.AuditRecord(
         record_id=uuid.uuid4().hex,
         attack=attack,
@@ -65,6 +67,7 @@ def make_record(
         interval_method=interval_method,
         collapsed=collapsed,
         **({} if control_low is None else {"control_low": float(control_low)}),
+        **({"effective_samples": float(effective_samples)} if effective_samples else {}),
     )
 
 

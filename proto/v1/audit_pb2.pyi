@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditRecord(_message.Message):
-    __slots__ = ("record_id", "attack", "camera_id", "metric", "value", "chance", "ci_low", "ci_high", "window", "num_samples", "model_version", "needs_ground_truth", "created_at_us", "num_identities", "interval_method", "collapsed", "control_low")
+    __slots__ = ("record_id", "attack", "camera_id", "metric", "value", "chance", "ci_low", "ci_high", "window", "num_samples", "model_version", "needs_ground_truth", "created_at_us", "num_identities", "interval_method", "collapsed", "control_low", "effective_samples")
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     ATTACK_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class AuditRecord(_message.Message):
     INTERVAL_METHOD_FIELD_NUMBER: _ClassVar[int]
     COLLAPSED_FIELD_NUMBER: _ClassVar[int]
     CONTROL_LOW_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     record_id: str
     attack: str
     camera_id: str
@@ -43,7 +44,8 @@ class AuditRecord(_message.Message):
     interval_method: str
     collapsed: str
     control_low: float
-    def __init__(self, record_id: _Optional[str] = ..., attack: _Optional[str] = ..., camera_id: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., chance: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., window: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., num_samples: _Optional[int] = ..., model_version: _Optional[str] = ..., needs_ground_truth: _Optional[bool] = ..., created_at_us: _Optional[int] = ..., num_identities: _Optional[int] = ..., interval_method: _Optional[str] = ..., collapsed: _Optional[str] = ..., control_low: _Optional[float] = ...) -> None: ...
+    effective_samples: float
+    def __init__(self, record_id: _Optional[str] = ..., attack: _Optional[str] = ..., camera_id: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., chance: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., window: _Optional[_Union[_sighting_pb2.TimeSpan, _Mapping]] = ..., num_samples: _Optional[int] = ..., model_version: _Optional[str] = ..., needs_ground_truth: _Optional[bool] = ..., created_at_us: _Optional[int] = ..., num_identities: _Optional[int] = ..., interval_method: _Optional[str] = ..., collapsed: _Optional[str] = ..., control_low: _Optional[float] = ..., effective_samples: _Optional[float] = ...) -> None: ...
 
 class PrivacyAlert(_message.Message):
     __slots__ = ("record", "threshold", "comparison", "message")
