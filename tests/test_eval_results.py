@@ -314,3 +314,25 @@ def test_a_reid_drop_of_exactly_five_points_is_within_the_rule_in_the_story_and_
         line = next(x for x in story if x.startswith("ReId rank-1 drops by at most 5 points"))
         assert line.endswith(f"): {word}"), line
     assert frontier.reid_drop_within is reid_drop_within  # the frontier's target is the same rule
+
+
+def test_every_committed_evaluation_carries_this_versions_verdicts(tmp_path: Path) -> None:
+    """The evaluations under docs/results are judged by the rules in this checkout: judging a copy of
+    each again (`anonreid.models.evaluation.report.rejudge`) changes no byte of its results.json or
+    results.md. A change to the rules has to come with `anonreid rejudge` of every committed run, or the
+    documents claim verdicts the code no longer gives."""
+    from anonreid.models.evaluation.report import rejudge
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "results"
+    runs = sorted(p.parent for p in root.rglob("results.json"))
+    assert len(runs) >= 20
+    stale = []
+    for run in runs:
+        copy = tmp_path / run.relative_to(root)
+        copy.mkdir(parents=True, exist_ok=True)
+        for name in ("results.json", "results.md"):
+            (copy / name).write_bytes((run / name).read_bytes())
+        rejudge(copy)
+        stale += [f"{run.relative_to(root)}/{name}" for name in ("results.json", "results.md")
+                  if (copy / name).read_bytes() != (run / name).read_bytes()]
+    assert not stale, f"verdicts out of date (run `anonreid rejudge` on them): {stale}"
