@@ -262,6 +262,17 @@ def test_a_strongest_attack_that_fails_its_positive_control_is_not_judged() -> N
     assert frontier_point(res, "sees").targets[0].met is True
 
 
+def test_a_strongest_attack_over_the_limit_misses_the_target_even_when_it_cannot_be_tested() -> None:
+    """The control only stops a pass: an attack whose upper bound is over the limit misses the target on the
+    upper bound whether or not its control shows it could see anyone; the note keeps why it is untestable."""
+    res = _results(beta=3.0, anon=0.60, raw=0.62, retrieval={
+        "enrollment->reference": _ret(0.06, 0.01, 0.12, 0.025),  # the control: not clearly over 7.5
+        "enrollment->adaptive": _ret(0.05, 0.02, 0.11, 0.025)})  # upper bound 11 over 7.5
+    target = frontier_point(res, "weak but over").targets[0]
+    assert target.met is False and target.value == 0.11
+    assert target.note.startswith("not testable: the same attack without the anonymizer")
+
+
 def test_runs_of_one_anonymizer_share_the_strongest_attack_trained_for_it(tmp_path: Path) -> None:
     """Two evaluations of the same anonymizer on the same test clips, one with a weaker training of the
     attacks: the weaker one is judged on the stronger attack (which names the run that trained it), so it

@@ -299,11 +299,22 @@ def frontier_point(res: dict[str, Any], name: str, source: str | Path = "") -> F
         enrollment_day=day, photo_days=days, anonymizer=anonymizer, test_set=test_set)
 
 
+def _privacy_met(upper: float, limit: float, no_verdict: str, untestable: str) -> bool | None:
+    """A privacy target on the upper bound: missed when it is over the limit, even for an attack that could
+    not be tested (a weak attack over the limit is still over it); met only when it is under and testable."""
+    if no_verdict:
+        return None
+    if upper > limit:
+        return False
+    return None if untestable else True
+
+
 def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: StrongestAttack | None,
                      face_auc: Estimate | None, verdict_given: bool = True, face_control: str = "") -> tuple[Target, ...]:
     """Issue #16's four targets. Privacy on the upper bound (as every privacy check; ``met`` None without a
-    verdict or a score, or when the attack failed its positive control: ``attacker.control``, ``face_control``),
-    utility on point estimates with :data:`TOLERANCE`."""
+    verdict or a score, or when an upper bound under the limit comes from an attack that failed its positive
+    control, ``attacker.control`` or ``face_control``, which cannot show privacy; an upper bound over the
+    limit misses the target whatever the control), utility on point estimates with :data:`TOLERANCE`."""
     no_verdict = "" if verdict_given else "no privacy verdict (the protocol refused it)"
     rule_x = f"upper bound <= chance + {100 * MARGIN:g} points"
     if attacker is None:
@@ -318,7 +329,7 @@ def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: Strong
             power = f"low power: an attacker exactly at chance passes with probability {passes:.2f}"
         untestable = f"not testable: {attacker.control}" if attacker.control else ""
         x = Target("strongest attacker rank-1", rule_x, attacker.rank1.ci_high, attacker.limit,
-                   None if no_verdict or untestable else attacker.rank1.ci_high <= attacker.limit,
+                   _privacy_met(attacker.rank1.ci_high, attacker.limit, no_verdict, untestable),
                    note="; ".join(n for n in (no_verdict, untestable, power) if n))
     rule_f = f"upper bound <= {FACE_AUC_MAX:.2f}"
     if face_auc is None:
@@ -326,7 +337,7 @@ def shipping_targets(reid: Estimate, reid_raw: Estimate | None, attacker: Strong
     else:
         untestable = f"not testable: {face_control}" if face_control else ""
         f = Target("face AUC", rule_f, face_auc.ci_high, FACE_AUC_MAX,
-                   None if no_verdict or untestable else face_auc.ci_high <= FACE_AUC_MAX, percent=False,
+                   _privacy_met(face_auc.ci_high, FACE_AUC_MAX, no_verdict, untestable), percent=False,
                    note="; ".join(n for n in (no_verdict, untestable) if n))
     rule_d = f"raw - anonymized <= {100 * MARGIN:g} points"
     if reid_raw is None:
